@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+import { renderError, exitCodeOf, isCsLlmError } from '../core/errors.js';
+import { buildProgram, translateCommanderError } from './program.js';
+
+// The one place that turns errors into what a person sees and an exit code.
+async function main(argv: string[]): Promise<number> {
+  const verbose = argv.includes('--verbose') || /(^|,)cs-llm:/.test(process.env.DEBUG ?? '');
+  try {
+    await buildProgram().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (raw) {
+    const err = translateCommanderError(raw);
+    if (err === null) return 0;
+    // commander prints its own usage message; print only the next step for those.
+    if (isCsLlmError(err) && raw !== err) {
+      if (err.next) process.stderr.write(`next: ${err.next}\n`);
+    } else {
+      process.stderr.write(`${renderError(err, { verbose })}\n`);
+    }
+    return exitCodeOf(err);
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`${renderError(err, { verbose: true })}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,72 @@
+/**
+ * How the CLI shows things: a table when stdout is a terminal, plain tab-free lines otherwise, JSON on
+ * request. Color only on a TTY and never with NO_COLOR (https://no-color.org).
+ */
+export interface Output {
+  isTTY: boolean;
+  color: boolean;
+  columns: number;
+  out(text: string): void;
+  err(text: string): void;
+  json(value: unknown): void;
+}
+
+export function createOutput(
+  stdout: NodeJS.WriteStream = process.stdout,
+  stderr: NodeJS.WriteStream = process.stderr,
+  env: NodeJS.ProcessEnv = process.env,
+): Output {
+  const isTTY = Boolean(stdout.isTTY);
+  const color = isTTY && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+  return {
+    isTTY,
+    color,
+    columns: stdout.columns ?? 100,
+    out: (text) => stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    err: (text) => stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+    json: (value) => stdout.write(`${JSON.stringify(value, null, 2)}\n`),
+  };
+}
+
+const codes = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1, cyan: 36 } as const;
+export type Style = keyof typeof codes;
+
+export function paint(output: Pick<Output, 'color'>, style: Style, text: string): string {
+  return output.color ? `\u001b[${codes[style]}m${text}\u001b[0m` : text;
+}
+
+/**
+ * A fixed-width table. Columns shrink from the widest when the terminal is narrow, so a row never wraps;
+ * cut cells end in '…'. Without a TTY there is no width limit and cells are separated by two spaces.
+ */
+export function formatTable(headers: string[], rows: string[][], maxWidth = Infinity): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const gap = 2;
+  let total = widths.reduce((a, b) => a + b, 0) + gap * (widths.length - 1);
+  while (total > maxWidth) {
+    const widest = widths.indexOf(Math.max(...widths));
+    if (widths[widest]! <= 4) break;
+    widths[widest]!--;
+    total--;
+  }
+  const cell = (text: string, width: number) =>
+    text.length > width ? `${text.slice(0, Math.max(0, width - 1))}…` : text.padEnd(width);
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => cell(c, widths[i]!))
+      .join(' '.repeat(gap))
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}

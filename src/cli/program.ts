@@ -1,0 +1,36 @@
+import { Command, CommanderError } from 'commander';
+import { UsageError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
+import * as configCommand from './commands/config.js';
+
+/** Every command module exports register(program). One line per command, in help order. */
+const commands: Array<{ register(program: Command): void }> = [
+  // commands: keep this list sorted by the order a newcomer meets them
+  configCommand,
+];
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('cs-llm')
+    .description('Private LLM inference on your own GPU box: detect GPUs, pick a model that fits, run the engine, serve multi-turn chat.')
+    .version(VERSION, '-V, --version')
+    .option('--config <file>', 'config file to read instead of $CS_LLM_HOME/config.json')
+    .option('--verbose', 'show causes and stack traces of errors', false)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  // exitOverride is inherited by commands created after it: they throw, and main.ts renders.
+  for (const command of commands) command.register(program);
+  return program;
+}
+
+/** Commander reports usage problems as CommanderError; turn them into our UsageError (help/version are not errors). */
+export function translateCommanderError(err: unknown): unknown {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return null;
+    if (err.exitCode === 0) return null;
+    // commander already printed its message to stderr
+    return new UsageError(err.message.replace(/^error: /, ''), { next: 'Run cs-llm --help, or cs-llm <command> --help.' });
+  }
+  return err;
+}

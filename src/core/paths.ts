@@ -1,0 +1,32 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Where cs-llm keeps its files. CS_LLM_HOME relocates everything (config and state), so tests and
+ * side-by-side installs never touch the real home. Without it: config under XDG config, state (database,
+ * daemon log and state file) under XDG state.
+ */
+export interface Paths {
+  home: string;
+  configFile: string;
+  stateDir: string;
+  dbFile: string;
+  daemonLog: string;
+  daemonStateFile: string;
+}
+
+export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
+  const explicitHome = env.CS_LLM_HOME;
+  const home = explicitHome ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'cs-llm');
+  const stateDir = explicitHome
+    ? join(explicitHome, 'state')
+    : join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'cs-llm');
+  return {
+    home,
+    configFile: join(home, 'config.json'),
+    stateDir,
+    dbFile: join(stateDir, 'cs-llm.db'),
+    daemonLog: join(stateDir, 'daemon.log'),
+    daemonStateFile: join(stateDir, 'daemon.json'),
+  };
+}
