@@ -49,6 +49,14 @@ export const configSchema = z
         allowedHosts: z.array(z.string()).default([]),
         upstreamTimeoutMs: z.number().int().min(100).default(120_000),
         logContent: z.boolean().default(false),
+        /** Key the daemon sends to the upstream engine (never the client's key). */
+        upstreamApiKey: z.string().min(1).optional(),
+        /** Pooled keep-alive connections to the upstream. */
+        upstreamConnections: z.number().int().min(1).max(1024).default(128),
+        /** How long a request waits for another request on the same session before 409. */
+        sessionWaitMs: z.number().int().min(0).default(30_000),
+        /** On SIGTERM/SIGINT/SIGHUP, how long in-flight requests may finish before connections are cut. */
+        shutdownTimeoutMs: z.number().int().min(0).default(10_000),
       })
       .strict()
       .prefault({}),
@@ -56,6 +64,11 @@ export const configSchema = z
       .object({
         path: z.string().optional(),
         synchronous: z.enum(['NORMAL', 'FULL']).default('NORMAL'),
+        busyTimeoutMs: z.number().int().min(0).default(5000),
+        /** WAL checkpoint interval (checkpoints run on this timer, never inside a request). */
+        checkpointIntervalMs: z.number().int().min(100).default(10_000),
+        /** Expired-session sweep interval. */
+        sweepIntervalMs: z.number().int().min(100).default(60_000),
       })
       .strict()
       .prefault({}),

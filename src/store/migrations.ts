@@ -1,0 +1,77 @@
+import type { Database } from 'better-sqlite3';
+import { ConfigError } from '../core/errors.js';
+
+/**
+ * Versioned schema changes, applied in order inside one transaction each. The version lives in SQLite's own
+ * `PRAGMA user_version`, so there is no extra table to keep in step. Append new migrations; never edit one
+ * that has shipped.
+ */
+export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; sql: string }> = [
+  {
+    version: 1,
+    description: 'sessions, messages, api keys',
+    sql: `
+      -- Small rows keyed by a text id: WITHOUT ROWID keeps them in the primary-key b-tree itself.
+      CREATE TABLE sessions (
+        id          TEXT PRIMARY KEY,
+        profile     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        turns       INTEGER NOT NULL DEFAULT 0,
+        next_seq    INTEGER NOT NULL DEFAULT 0
+      ) WITHOUT ROWID;
+      CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+      CREATE INDEX sessions_by_update ON sessions (updated_at, id);
+
+      -- One row per message. turn groups the messages stored by one request (the new messages and the
+      -- reply); seq orders messages within a session. The unique index (session_id, turn, seq) is in seq
+      -- order too (turn only grows with seq), so both "the last N turns" and "the whole session in order"
+      -- are one index range scan: O(log n + k) at any table size.
+      CREATE TABLE messages (
+        session_id    TEXT NOT NULL,
+        seq           INTEGER NOT NULL,
+        turn          INTEGER NOT NULL,
+        role          TEXT NOT NULL,
+        content       TEXT,
+        content_parts INTEGER NOT NULL DEFAULT 0,
+        tool_calls    TEXT,
+        tool_call_id  TEXT,
+        name          TEXT,
+        created_at    INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX messages_by_session ON messages (session_id, turn, seq);
+
+      CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        prefix      TEXT NOT NULL,
+        hash        BLOB NOT NULL,
+        created_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+      ) WITHOUT ROWID;
+      CREATE INDEX api_keys_by_prefix ON api_keys (prefix);
+    `,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Brings the database up to SCHEMA_VERSION; refuses a database written by a newer cs-llm. */
+export function migrate(db: Database, file: string): { from: number; to: number } {
+  const from = db.pragma('user_version', { simple: true }) as number;
+  if (from > SCHEMA_VERSION) {
+    throw new ConfigError(
+      `database ${file} has schema version ${from}, newer than this cs-llm understands (${SCHEMA_VERSION})`,
+      { next: 'Upgrade cs-llm, or point --db / store.path at another file.' },
+    );
+  }
+  for (const migration of MIGRATIONS) {
+    if (migration.version <= from) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      db.pragma(`user_version = ${migration.version}`);
+    })();
+  }
+  return { from, to: SCHEMA_VERSION };
+}
