@@ -1,0 +1,427 @@
+/**
+ * The vLLM-compatible simulator: a real HTTP server (node:http only) that answers like vLLM's
+ * OpenAI-compatible server with a model loaded, with knobs for timing, concurrency and injected faults.
+ * Importable by tests (`startSimulator({port: 0})`) and run by main.ts and `cs-llm sim`.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createFaultPicker, type FaultKind } from './faults.js';
+import { accessLine, crashLines, loadedLines, preambleLines, shardProgressLine, SHARD_COUNT, uvicornRunningLine, SIM_VERSION } from './logs.js';
+import { SimulatorMetrics } from './metrics.js';
+import { resolveSimulatorOptions, type ResolvedSimulatorOptions, type SimulatorOptions } from './options.js';
+import { completionReply, decideChatReply, promptTokenCount } from './replies.js';
+import { contextProblem, parseChatRequest, parseCompletionRequest, parseJsonBody, type RequestProblem } from './requests.js';
+import { SequenceSlots } from './slots.js';
+import { countTokens } from './tokenizer.js';
+import { chatTextPlan, chatToolCallPlan, completionPlan, errorBody, type GenerationPlan } from './wire.js';
+
+export type { SimulatorOptions } from './options.js';
+export { parseSimulatorArgs, resolveSimulatorOptions, SimOptionsError, simulatorFlagsHelp } from './options.js';
+
+export interface SimulatorStats {
+  loaded: boolean;
+  /** Completion requests received (chat and legacy), including ones answered with a fault. */
+  requests: number;
+  completed: number;
+  /** Requests whose client went away before the reply ended. */
+  aborted: number;
+  running: number;
+  waiting: number;
+  /** Requests accepted by the hang fault and still open. */
+  hanging: number;
+  promptTokens: number;
+  generationTokens: number;
+  faults: Record<FaultKind, number>;
+}
+
+export interface RunningSimulator {
+  /** http://127.0.0.1:PORT (loopback even when bound to a wildcard address). */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+  stats(): SimulatorStats;
+}
+
+/** Start-up failed on purpose (--crash-at-start). `lines` is what vLLM would print to stderr. */
+export class SimulatedCrash extends Error {
+  constructor(readonly lines: string[]) {
+    super(lines[lines.length - 1]);
+    this.name = 'SimulatedCrash';
+  }
+}
+
+/** The port could not be bound. */
+export class SimulatorListenError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = 'SimulatorListenError';
+  }
+}
+
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** The simulated KV cache holds this many full contexts; usage = tokens held by running sequences / capacity. */
+const KV_CACHE_CONTEXTS = 4;
+
+export async function startSimulator(input: SimulatorOptions = {}, ignoredFlags: string[] = []): Promise<RunningSimulator> {
+  const options = resolveSimulatorOptions(input);
+  const { log } = options;
+  for (const line of preambleLines({ ...options, ignored: ignoredFlags })) log(line);
+  if (options.crashAtStart) throw new SimulatedCrash(crashLines(options.crashAtStart));
+
+  const state = new SimulatorState(options);
+  const server = createServer((req, res) => {
+    state.handle(req, res).catch((err: unknown) => {
+      // A bug in the simulator: answer 500 rather than leave the client hanging.
+      if (!res.headersSent) sendJson(res, 500, errorBody(500, `simulator error: ${(err as Error).message}`));
+      else res.destroy();
+    });
+  });
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'the address is already in use' : err.message;
+      reject(new SimulatorListenError(`Cannot listen on ${options.host}:${options.port}: ${why}`, err.code));
+    });
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const url = `http://${urlHost(options.host)}:${port}`;
+  const advertised = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+  state.startLoading(advertised);
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    stats: () => state.stats(),
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        state.shutdown();
+        server.close(() => resolve());
+        // Hung requests and keep-alive connections would hold close() open forever.
+        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
+      });
+      return closing;
+    },
+  };
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sendProblem(res: ServerResponse, problem: RequestProblem): void {
+  sendJson(res, problem.status, errorBody(problem.status, problem.message, problem.param));
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+
+class AbortedByClient extends Error {}
+
+class SimulatorState {
+  private loaded = false;
+  private readonly loadingTimers: NodeJS.Timeout[] = [];
+  private readonly metrics: SimulatorMetrics;
+  private readonly slots: SequenceSlots;
+  private readonly pickFault: () => FaultKind | undefined;
+  /** Every in-flight generation, so shutdown can stop their timers. */
+  private readonly inFlight = new Set<AbortController>();
+  /** Tokens (prompt + generated) held by each running sequence, for the KV cache gauge. */
+  private readonly kvTokens = new Map<AbortController, number>();
+  private readonly hanging = new Set<ServerResponse>();
+  private readonly counts = { requests: 0, completed: 0, aborted: 0 };
+  private readonly faults: Record<FaultKind, number> = { fail429: 0, fail503: 0, fail500: 0, hang: 0, dieMidStream: 0 };
+  private readonly routes: Record<string, Record<string, Handler>>;
+
+  constructor(private readonly options: ResolvedSimulatorOptions) {
+    this.metrics = new SimulatorMetrics(options.servedModelNames[0]!);
+    this.slots = new SequenceSlots(options.maxNumSeqs);
+    this.pickFault = createFaultPicker(
+      { fail429: options.fail429Rate, fail503: options.fail503Rate, fail500: options.fail500Rate, hang: options.hangRate, dieMidStream: options.dieMidStreamRate },
+      options.seed,
+    );
+    this.routes = {
+      '/health': { GET: (_req, res) => this.health(res) },
+      '/ping': { GET: (_req, res) => this.health(res) },
+      '/version': { GET: (_req, res) => sendJson(res, 200, { version: SIM_VERSION }) },
+      '/metrics': { GET: (_req, res) => this.serveMetrics(res) },
+      '/v1/models': { GET: (_req, res) => this.models(res) },
+      '/v1/chat/completions': { POST: (req, res) => this.completion(req, res, 'chat') },
+      '/v1/completions': { POST: (req, res) => this.completion(req, res, 'text') },
+    };
+  }
+
+  startLoading(url: string): void {
+    const { log, loadTimeMs, maxModelLen } = this.options;
+    const started = Date.now();
+    const finish = () => {
+      this.loaded = true;
+      for (const line of loadedLines({ loadSeconds: (Date.now() - started) / 1000, maxModelLen, kvCacheTokens: maxModelLen * KV_CACHE_CONTEXTS, url })) log(line);
+      log(uvicornRunningLine(url));
+    };
+    log(shardProgressLine(0, 0));
+    if (loadTimeMs <= 0) {
+      for (let done = 1; done <= SHARD_COUNT; done++) log(shardProgressLine(done, 0));
+      finish();
+      return;
+    }
+    for (let done = 1; done <= SHARD_COUNT; done++) {
+      const timer = setTimeout(() => {
+        log(shardProgressLine(done, (Date.now() - started) / 1000));
+        if (done === SHARD_COUNT) finish();
+      }, (loadTimeMs * done) / SHARD_COUNT);
+      this.loadingTimers.push(timer);
+    }
+  }
+
+  shutdown(): void {
+    for (const timer of this.loadingTimers) clearTimeout(timer);
+    for (const controller of this.inFlight) controller.abort(new AbortedByClient('simulator closed'));
+    for (const res of this.hanging) res.destroy();
+    this.hanging.clear();
+  }
+
+  stats(): SimulatorStats {
+    return {
+      loaded: this.loaded,
+      ...this.counts,
+      running: this.slots.running,
+      waiting: this.slots.waiting,
+      hanging: this.hanging.size,
+      promptTokens: this.metrics.promptTokens,
+      generationTokens: this.metrics.generationTokens,
+      faults: { ...this.faults },
+    };
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const method = req.method ?? 'GET';
+    if (this.options.accessLog) {
+      res.once('finish', () => this.options.log(accessLine(`${req.socket.remoteAddress ?? '-'}:${req.socket.remotePort ?? 0}`, method, req.url ?? '/', res.statusCode)));
+    }
+
+    if (!this.loaded) {
+      // vLLM is not serving yet; /health is the endpoint readiness checks poll.
+      if (path === '/health') {
+        res.writeHead(503, { 'content-length': 0 });
+        res.end();
+      } else sendJson(res, 503, errorBody(503, 'The model is still loading.'), { 'retry-after': '1' });
+      return;
+    }
+
+    const route = this.routes[path];
+    if (!route) return sendJson(res, 404, errorBody(404, `Not Found: ${method} ${path}`));
+    const handler = route[method];
+    if (!handler) {
+      return sendJson(res, 405, errorBody(405, `Method Not Allowed: ${method} ${path} (use ${Object.keys(route).join(', ')})`), { allow: Object.keys(route).join(', ') });
+    }
+    if (path.startsWith('/v1/') && this.options.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.options.apiKey}`) {
+      // vLLM's exact answer to a missing or wrong key.
+      return sendJson(res, 401, { error: 'Unauthorized' });
+    }
+    await handler(req, res);
+  }
+
+  private health(res: ServerResponse): void {
+    res.writeHead(200, { 'content-length': 0 });
+    res.end();
+  }
+
+  private models(res: ServerResponse): void {
+    const created = Math.floor(Date.now() / 1000);
+    sendJson(res, 200, {
+      object: 'list',
+      data: this.options.servedModelNames.map((name) => ({
+        id: name,
+        object: 'model',
+        created,
+        owned_by: 'vllm',
+        root: this.options.model,
+        parent: null,
+        max_model_len: this.options.maxModelLen,
+        permission: [],
+      })),
+    });
+  }
+
+  private serveMetrics(res: ServerResponse): void {
+    const capacity = this.options.maxModelLen * KV_CACHE_CONTEXTS;
+    const held = [...this.kvTokens.values()].reduce((a, b) => a + b, 0);
+    const text = this.metrics.render({ running: this.slots.running, waiting: this.slots.waiting, kvCacheUsage: Math.min(1, held / capacity) });
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private async completion(req: IncomingMessage, res: ServerResponse, kind: 'chat' | 'text'): Promise<void> {
+    const arrived = Date.now();
+    this.counts.requests++;
+    const text = await readBody(req).catch(() => undefined);
+    if (text === undefined) return sendProblem(res, { status: 413, message: `The request body is larger than ${MAX_BODY_BYTES} bytes.`, param: null });
+    const json = parseJsonBody(text);
+    if (!json.ok) return sendProblem(res, json.problem);
+
+    const envelope = { id: '', created: Math.floor(arrived / 1000), model: '' };
+    let plan: GenerationPlan;
+    let stream: boolean;
+    let includeUsage: boolean;
+    if (kind === 'chat') {
+      const parsed = parseChatRequest(json.value, this.options.servedModelNames);
+      if (!parsed.ok) return sendProblem(res, parsed.problem);
+      const request = parsed.value;
+      const promptTokens = promptTokenCount(request.messages, request.tools);
+      const tooLong = contextProblem(promptTokens, request.maxTokens, this.options.maxModelLen, 'messages');
+      if (tooLong) return sendProblem(res, tooLong);
+      Object.assign(envelope, { id: `chatcmpl-${randomUUID().replace(/-/g, '')}`, model: request.model });
+      const reply = decideChatReply({ messages: request.messages, tools: request.tools, tool_choice: request.toolChoice });
+      const budget = request.maxTokens ?? this.options.maxModelLen - promptTokens;
+      plan = reply.kind === 'text' ? chatTextPlan(envelope, promptTokens, reply.text, budget) : chatToolCallPlan(envelope, promptTokens, reply.calls);
+      ({ stream, includeUsage } = request);
+    } else {
+      const parsed = parseCompletionRequest(json.value, this.options.servedModelNames);
+      if (!parsed.ok) return sendProblem(res, parsed.problem);
+      const request = parsed.value;
+      const promptTokens = countTokens(request.prompt);
+      const tooLong = contextProblem(promptTokens, request.maxTokens, this.options.maxModelLen, 'prompt');
+      if (tooLong) return sendProblem(res, tooLong);
+      Object.assign(envelope, { id: `cmpl-${randomUUID().replace(/-/g, '')}`, model: request.model });
+      plan = completionPlan(envelope, promptTokens, completionReply(request.prompt), request.maxTokens ?? 16);
+      ({ stream, includeUsage } = request);
+    }
+
+    const fault = this.pickFault();
+    if (fault) this.faults[fault]++;
+    switch (fault) {
+      case 'fail429':
+        return sendJson(res, 429, errorBody(429, 'Too many requests (simulated): retry after 1 second.'), { 'retry-after': '1' });
+      case 'fail503':
+        return sendJson(res, 503, errorBody(503, 'Service unavailable (simulated): retry after 1 second.'), { 'retry-after': '1' });
+      case 'fail500':
+        return sendJson(res, 500, errorBody(500, 'Internal server error (simulated).'));
+      case 'hang':
+        // Accept and never answer; the entry goes when the client gives up or the simulator closes.
+        this.hanging.add(res);
+        res.once('close', () => this.hanging.delete(res));
+        return;
+      default:
+        break;
+    }
+    await this.generate(res, plan, { stream, includeUsage, arrived, dieMidStream: fault === 'dieMidStream' });
+  }
+
+  /** Holds a sequence slot, paces the steps, and writes the reply; stops at once when the client goes away. */
+  private async generate(
+    res: ServerResponse,
+    plan: GenerationPlan,
+    how: { stream: boolean; includeUsage: boolean; arrived: number; dieMidStream: boolean },
+  ): Promise<void> {
+    const controller = new AbortController();
+    const { signal } = controller;
+    this.inFlight.add(controller);
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new AbortedByClient('client went away'));
+    };
+    res.once('close', onClose);
+    let release: (() => void) | undefined;
+    const steps = plan.stepTokens.length;
+    // Die after half the reply (at least the first step when streaming, so the client sees some chunks).
+    const dieAfter = how.dieMidStream ? Math.max(how.stream ? 1 : 0, Math.floor(steps / 2)) : Infinity;
+    try {
+      release = await this.slots.acquire(signal);
+      const started = Date.now();
+      this.metrics.promptTokens += plan.promptTokens;
+      this.kvTokens.set(controller, plan.promptTokens);
+      const { ttftMs, tokensPerSecond } = this.options;
+      const waitForStep = async (i: number) => {
+        const due = started + ttftMs + (tokensPerSecond > 0 ? (i * 1000) / tokensPerSecond : 0);
+        const delay = due - Date.now();
+        if (delay > 0) await sleep(delay, undefined, { signal });
+        else if (signal.aborted) throw signal.reason;
+      };
+      const generated = (i: number) => {
+        const tokens = plan.stepTokens[i]!;
+        this.metrics.generationTokens += tokens;
+        this.kvTokens.set(controller, (this.kvTokens.get(controller) ?? 0) + tokens);
+        if (i === 0) this.metrics.observeTimeToFirstToken((Date.now() - how.arrived) / 1000);
+      };
+
+      if (how.stream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+        res.flushHeaders();
+        for (let i = 0; i < steps; i++) {
+          if (i >= dieAfter) return this.die(res, controller);
+          await waitForStep(i);
+          generated(i);
+          for (const chunk of plan.chunksForStep(i)) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        }
+        for (const chunk of plan.finalChunks(how.includeUsage)) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        res.end('data: [DONE]\n\n');
+      } else {
+        for (let i = 0; i < steps; i++) {
+          if (i >= dieAfter) return this.die(res, controller);
+          await waitForStep(i);
+          generated(i);
+        }
+        if (dieAfter <= steps) return this.die(res, controller);
+        sendJson(res, 200, plan.body());
+      }
+      this.counts.completed++;
+      this.metrics.finished[plan.finishReason === 'length' ? 'length' : 'stop']++;
+      this.metrics.observeEndToEnd((Date.now() - how.arrived) / 1000);
+    } catch (err) {
+      if (!(err instanceof AbortedByClient) && !signal.aborted) throw err;
+      this.counts.aborted++;
+      this.metrics.finished.abort++;
+    } finally {
+      res.off('close', onClose);
+      this.inFlight.delete(controller);
+      this.kvTokens.delete(controller);
+      release?.();
+    }
+  }
+
+  /** The die-mid-stream fault: drop the connection without finishing the reply. */
+  private die(res: ServerResponse, controller: AbortController): void {
+    controller.abort(new AbortedByClient('simulated connection drop'));
+    res.destroy();
+    this.counts.aborted++;
+    this.metrics.finished.abort++;
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error('body too large'));
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
+}
