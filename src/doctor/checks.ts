@@ -1,0 +1,301 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import type Docker from 'dockerode';
+import type { Config } from '../core/config.js';
+import type { Paths } from '../core/paths.js';
+import { createDockerClient, probeDocker, type DockerProbe } from '../engine/docker.js';
+import { detectGpus, type GpuReport } from '../gpu/detect.js';
+import { loadCatalog } from '../models/catalog.js';
+import { formatGiB } from '../models/fit.js';
+import type { Catalog } from '../models/schema.js';
+import { probePort } from './ports.js';
+
+export { isPortFree, probePort } from './ports.js';
+
+/**
+ * The doctor's checks: what `up` needs from this host, each with what was found and how to fix it. Checks
+ * never throw for a host problem; they report it. `neededByUp` marks the checks whose failure stops `up`.
+ */
+export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  name: CheckName;
+  status: CheckStatus;
+  detail: string;
+  fix: string | null;
+  neededByUp: boolean;
+}
+
+export const CHECK_NAMES = ['node', 'docker', 'docker-api', 'nvidia-runtime', 'gpu', 'disk', 'engine-port', 'daemon-port'] as const;
+export type CheckName = (typeof CHECK_NAMES)[number];
+
+export const MIN_NODE_VERSION = '20.18.0';
+/** DeviceRequests (the --gpus of the API) arrived in 1.40; 1.41 is Docker 20.10, the oldest we test on. */
+export const MIN_DOCKER_API = '1.40';
+export const GOOD_DOCKER_API = '1.41';
+/** Below this the host is about full: state, logs and image layers fail to write. */
+export const MIN_FREE_DISK_BYTES = 1024 ** 3;
+export const CDI_DIRS = ['/etc/cdi', '/var/run/cdi'];
+/** Executables that make Docker's `--gpus` / DeviceRequests work (FACTS.md section 1). */
+export const NVIDIA_RUNTIME_EXECUTABLES = ['nvidia-container-runtime-hook', 'nvidia-ctk', 'nvidia-container-runtime'];
+
+export interface RunChecksOptions {
+  config: Config;
+  paths: Paths;
+  docker?: Docker;
+  env?: NodeJS.ProcessEnv;
+  /** A report already taken (up detects once and passes it). */
+  gpuReport?: GpuReport;
+  /** Run only these checks, by name. */
+  only?: string[];
+  /** For tests: where CDI specs are looked for. */
+  cdiDirs?: string[];
+  catalog?: Catalog;
+  nodeVersion?: string;
+}
+
+/** Compares dotted versions numerically: "1.41" > "1.9". */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.replace(/^v/, '').split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const pb = b.replace(/^v/, '').split('.').map((n) => Number.parseInt(n, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+export function checkNode(version: string): Check {
+  const ok = compareVersions(version, MIN_NODE_VERSION) >= 0;
+  return {
+    name: 'node',
+    status: ok ? 'ok' : 'fail',
+    detail: `Node.js ${version.replace(/^v/, '')}${ok ? '' : `; cs-llm needs ${MIN_NODE_VERSION} or newer`}`,
+    fix: ok ? null : `Install Node.js ${MIN_NODE_VERSION} or newer (e.g. the current 20.x or 22.x LTS).`,
+    neededByUp: true,
+  };
+}
+
+export function checkDocker(probe: DockerProbe): Check {
+  return {
+    name: 'docker',
+    status: probe.reachable ? 'ok' : 'fail',
+    detail: probe.detail,
+    fix: probe.reachable ? null : (probe.fix ?? 'Start the Docker daemon.'),
+    neededByUp: true,
+  };
+}
+
+export function checkDockerApi(probe: DockerProbe): Check {
+  if (!probe.reachable || !probe.apiVersion) {
+    return { name: 'docker-api', status: 'warn', detail: 'not checked: the Docker Engine did not answer', fix: null, neededByUp: true };
+  }
+  const v = probe.apiVersion;
+  if (compareVersions(v, MIN_DOCKER_API) < 0) {
+    return {
+      name: 'docker-api',
+      status: 'fail',
+      detail: `Docker Engine API ${v}; GPU device requests need API ${MIN_DOCKER_API} (Docker 19.03) or newer`,
+      fix: 'Upgrade Docker Engine (20.10 or newer).',
+      neededByUp: true,
+    };
+  }
+  const old = compareVersions(v, GOOD_DOCKER_API) < 0;
+  return {
+    name: 'docker-api',
+    status: old ? 'warn' : 'ok',
+    detail: `Docker Engine API ${v}${probe.serverVersion ? ` (Docker ${probe.serverVersion})` : ''}${old ? `; cs-llm is tested on ${GOOD_DOCKER_API} and newer` : ''}`,
+    fix: old ? 'Upgrade Docker Engine to 20.10 or newer.' : null,
+    neededByUp: true,
+  };
+}
+
+function findOnPath(names: string[], env: NodeJS.ProcessEnv): string | null {
+  const dirs = [...(env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin', '/usr/sbin', '/sbin', '/bin'].filter(Boolean);
+  for (const name of names) {
+    for (const dir of dirs) {
+      const file = join(dir, name);
+      try {
+        if (statSync(file).isFile()) return file;
+      } catch {
+        // not in this directory
+      }
+    }
+  }
+  return null;
+}
+
+function findNvidiaCdiSpec(dirs: string[]): string | null {
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names.filter((n) => /\.(ya?ml|json)$/.test(n)).sort()) {
+      const file = join(dir, name);
+      try {
+        if (readFileSync(file, 'utf8').includes('nvidia.com/gpu')) return file;
+      } catch {
+        // unreadable spec: look at the next
+      }
+    }
+  }
+  return null;
+}
+
+export function checkNvidiaRuntime(options: { probe: DockerProbe | null; gpuReport: GpuReport; env: NodeJS.ProcessEnv; cdiDirs: string[] }): Check {
+  const { probe, gpuReport, env } = options;
+  const base = { name: 'nvidia-runtime' as const, neededByUp: false };
+  const runtimes = probe?.runtimes ?? [];
+  if (runtimes.includes('nvidia')) {
+    return { ...base, status: 'ok', detail: 'the nvidia runtime is registered with Docker', fix: null };
+  }
+  const hook = findOnPath(NVIDIA_RUNTIME_EXECUTABLES, env);
+  if (hook) {
+    return { ...base, status: 'ok', detail: `NVIDIA Container Toolkit found (${hook}); Docker's GPU device requests use it`, fix: null };
+  }
+  const cdi = findNvidiaCdiSpec(options.cdiDirs);
+  if (cdi) {
+    return { ...base, status: 'ok', detail: `NVIDIA CDI spec found (${cdi}); needs Docker 25+ with CDI enabled`, fix: null };
+  }
+  if (gpuReport.gpus.length === 0) {
+    return { ...base, status: 'ok', detail: 'not needed: no NVIDIA GPU detected', fix: null };
+  }
+  return {
+    ...base,
+    status: 'warn',
+    detail: `${gpuReport.gpus.length} GPU(s) present, but no NVIDIA container runtime: no nvidia runtime in Docker, no ${NVIDIA_RUNTIME_EXECUTABLES[0]} or nvidia-ctk on PATH, no CDI spec in ${options.cdiDirs.join(' or ')}`,
+    fix: 'Install the NVIDIA Container Toolkit (apt-get install nvidia-container-toolkit), then sudo nvidia-ctk runtime configure --runtime=docker and restart Docker.',
+  };
+}
+
+export function checkGpu(report: GpuReport): Check {
+  const base = { name: 'gpu' as const, neededByUp: false };
+  if (!report.usable || report.gpus.length === 0) {
+    const seen = report.gpus.length ? ` (seen by ${report.source}: ${report.gpus.map((g) => g.name).join(', ')})` : '';
+    return {
+      ...base,
+      status: 'warn',
+      detail: `no GPU usable by the NVIDIA engine${seen}: ${report.problem ?? 'nothing found'}`,
+      fix: report.fix ?? 'Without a GPU, cs-llm up --engine cpu or --engine sim still works.',
+    };
+  }
+  const names = report.gpus.map((g) => {
+    const mem = g.memoryTotalMiB !== null ? ` ${formatGiB(g.memoryTotalMiB * 1024 ** 2)}` : '';
+    const display = g.displayActive ? ', drives a display' : '';
+    return `GPU ${g.index} ${g.name}${mem}${g.computeCapability ? ` (compute ${g.computeCapability}${display})` : display ? ` (${display.slice(2)})` : ''}`;
+  });
+  const driver = report.driverVersion ? `; driver ${report.driverVersion}` : '';
+  if (report.problem) {
+    return { ...base, status: 'warn', detail: `${names.join('; ')}${driver}; ${report.problem}`, fix: report.fix ?? null };
+  }
+  return { ...base, status: 'ok', detail: `${names.join('; ')}${driver}`, fix: null };
+}
+
+/** Where the engine's model downloads go: the config's hfCacheDir, else HF_HOME's hub, else ~/.cache/huggingface. */
+export function modelCacheDir(config: Config, env: NodeJS.ProcessEnv): string {
+  if (config.engine.hfCacheDir) return resolve(config.engine.hfCacheDir);
+  if (env.HF_HOME) return resolve(env.HF_HOME);
+  return join(env.HOME ?? homedir(), '.cache', 'huggingface');
+}
+
+function nearestExisting(path: string): string {
+  let current = path;
+  while (!existsSync(current)) {
+    const parent = dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  return current;
+}
+
+export async function checkDisk(dir: string, catalog: Catalog | null): Promise<Check> {
+  const base = { name: 'disk' as const, neededByUp: true };
+  const at = nearestExisting(dir);
+  let freeBytes: number;
+  try {
+    const stats = await statfs(at);
+    freeBytes = Number(stats.bavail) * Number(stats.bsize);
+  } catch (err) {
+    return { ...base, status: 'warn', detail: `cannot read free space at ${at}: ${(err as Error).message}`, fix: null };
+  }
+  const where = at === dir ? dir : `${dir} (on the file system of ${at})`;
+  const sizes = (catalog?.models ?? []).filter((m) => m.engines.includes('vllm')).map((m) => m.weightsBytes);
+  const largest = sizes.length ? Math.max(...sizes) : 0;
+  const fitting = (catalog?.models ?? []).filter((m) => m.engines.includes('vllm') && m.weightsBytes * 1.05 < freeBytes);
+  const detail = `${formatGiB(freeBytes)} free for the model cache at ${where}`;
+  if (freeBytes < MIN_FREE_DISK_BYTES) {
+    return { ...base, status: 'fail', detail: `${detail}; the disk is about full`, fix: `Free space on that disk, or set engine.hfCacheDir to a disk with room.` };
+  }
+  if (largest > 0 && freeBytes < largest * 1.05) {
+    const can = fitting.length ? `room for ${fitting.map((m) => m.id).join(', ')}` : 'room for no catalog model';
+    return {
+      ...base,
+      status: 'warn',
+      detail: `${detail}: ${can}, not for the largest (${formatGiB(largest)})`,
+      fix: 'Free space, or set engine.hfCacheDir (CS_LLM_ENGINE_HF_CACHE_DIR) to a larger disk.',
+    };
+  }
+  return { ...base, status: 'ok', detail, fix: null };
+}
+
+export async function checkPort(name: 'engine-port' | 'daemon-port', port: number, host = '127.0.0.1'): Promise<Check> {
+  const base = { name, neededByUp: true };
+  const what = name === 'engine-port' ? 'engine' : 'daemon';
+  const key = name === 'engine-port' ? 'engine.port' : 'daemon.port';
+  const probe = await probePort(port, host);
+  if (probe.free) return { ...base, status: 'ok', detail: `${what} port ${port} is free on ${host}`, fix: null };
+  if (probe.code === 'EADDRINUSE') {
+    return {
+      ...base,
+      status: 'fail',
+      detail: `${what} port ${port} is in use by another process on ${host}`,
+      fix: `Pick another port (--port, or ${key} in the config), or stop what listens there (ss -ltnp 'sport = :${port}').`,
+    };
+  }
+  return {
+    ...base,
+    status: 'fail',
+    detail: `cannot listen on ${host}:${port} for the ${what} (${probe.code})`,
+    fix: `Pick another port (${key} in the config)${probe.code === 'EACCES' ? '; ports below 1024 need root' : ''}.`,
+  };
+}
+
+/** Runs the checks (all, or `only` those named) in a fixed order. */
+export async function runChecks(options: RunChecksOptions): Promise<Check[]> {
+  const env = options.env ?? process.env;
+  const wanted = (name: CheckName) => !options.only || options.only.includes(name);
+  const needDocker = wanted('docker') || wanted('docker-api') || wanted('nvidia-runtime');
+  const needGpus = wanted('gpu') || wanted('nvidia-runtime');
+  const [probe, gpuReport] = await Promise.all([
+    needDocker ? probeDocker(options.docker ?? createDockerClient(env), env) : Promise.resolve(null),
+    needGpus ? (options.gpuReport ? Promise.resolve(options.gpuReport) : detectGpus({ env })) : Promise.resolve(null),
+  ]);
+  let catalog: Catalog | null = options.catalog ?? null;
+  if (!catalog && wanted('disk')) {
+    try {
+      catalog = loadCatalog({ userModels: options.config.models });
+    } catch {
+      catalog = null; // a bad user entry is reported by `cs-llm models`; the disk check goes on without it
+    }
+  }
+  const checks: Check[] = [];
+  if (wanted('node')) checks.push(checkNode(options.nodeVersion ?? process.versions.node));
+  if (wanted('docker')) checks.push(checkDocker(probe!));
+  if (wanted('docker-api')) checks.push(checkDockerApi(probe!));
+  if (wanted('nvidia-runtime')) checks.push(checkNvidiaRuntime({ probe, gpuReport: gpuReport!, env, cdiDirs: options.cdiDirs ?? CDI_DIRS }));
+  if (wanted('gpu')) checks.push(checkGpu(gpuReport!));
+  if (wanted('disk')) checks.push(await checkDisk(modelCacheDir(options.config, env), catalog));
+  if (wanted('engine-port')) checks.push(await checkPort('engine-port', options.config.engine.port));
+  if (wanted('daemon-port')) checks.push(await checkPort('daemon-port', options.config.daemon.port, options.config.daemon.host));
+  return checks;
+}
+
+/** True when a check that `up` needs failed. */
+export function blocksUp(checks: Check[]): boolean {
+  return checks.some((c) => c.neededByUp && c.status === 'fail');
+}
