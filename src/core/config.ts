@@ -30,12 +30,15 @@ export const configSchema = z
         model: z.string().min(1).optional(),
         image: z.string().min(1).optional(),
         port: port.default(8000),
-        gpus: z.string().default('all'),
+        /** "all", "none" or indexes ("0,1"); unset: the engine's default (all for vllm, none for sim). */
+        gpus: z.string().optional(),
         context: z.number().int().min(256).optional(),
         gpuMemoryUtilization: z.number().gt(0.1).max(0.99).default(0.9),
         pullPolicy: z.enum(['if-missing', 'always', 'never']).default('if-missing'),
         hfCacheDir: z.string().optional(),
         offline: z.boolean().default(false),
+        /** Limit for weights download + load (readiness "loading"); unset: the engine kind's default. */
+        loadTimeoutSeconds: z.number().int().min(1).optional(),
       })
       .strict()
       .prefault({}),

@@ -1,0 +1,153 @@
+/**
+ * Known engine failures, recognised from container log lines or Docker Engine errors and explained in
+ * plain words with the flag that fixes them. Pure: text in, a Diagnosis (or null) out, so every rule is
+ * unit-tested against the exact lines vLLM and dockerd print.
+ */
+export type DiagnosisKind =
+  | 'cuda-oom'
+  | 'kv-cache-too-small'
+  | 'free-memory-below-utilization'
+  | 'no-nvidia-runtime'
+  | 'port-in-use'
+  | 'image-not-found'
+  | 'registry-unreachable'
+  | 'gated-model';
+
+export interface Diagnosis {
+  kind: DiagnosisKind;
+  /** What went wrong, in plain words. */
+  summary: string;
+  /** What to do about it: usually the flag that fixes it. */
+  fix: string;
+  /** The line that matched, for the report. */
+  evidence: string;
+  /** Whether the host (not the engine or model choice) is at fault: maps to EnvironmentError. */
+  environment: boolean;
+  /** For kv-cache-too-small: the largest context the KV cache can hold. */
+  maxContext?: number;
+}
+
+interface Rule {
+  kind: DiagnosisKind;
+  test: RegExp;
+  explain(match: RegExpMatchArray, line: string): Omit<Diagnosis, 'kind' | 'evidence'>;
+}
+
+// Order matters: the more specific explanation wins when several lines match (the KV-cache line is
+// usually followed by a generic ValueError; a CUDA OOM can follow the free-memory check).
+const RULES: Rule[] = [
+  {
+    kind: 'kv-cache-too-small',
+    test: /max seq len \((\d+)\) is larger than the maximum number of tokens that can be stored in KV cache \((\d+)\)/i,
+    explain: (m) => {
+      const wanted = Number(m[1]);
+      const fits = Number(m[2]);
+      return {
+        summary: `the context length ${wanted} does not fit the KV cache, which holds ${fits} tokens on this GPU`,
+        fix: `Use --context ${fits} or less, or a smaller model (--model).`,
+        environment: false,
+        maxContext: fits,
+      };
+    },
+  },
+  {
+    kind: 'free-memory-below-utilization',
+    test: /free memory on device.*(less than|smaller than).*(desired )?gpu memory utilization/i,
+    explain: () => ({
+      summary: 'the GPU has less free memory than the requested GPU memory utilization (another process or a display uses it)',
+      fix: 'Free the GPU (nvidia-smi shows who uses it), or lower the utilization (CS_LLM_ENGINE_GPU_MEMORY_UTILIZATION=0.8) and pick a smaller --context or --model.',
+      environment: false,
+    }),
+  },
+  {
+    kind: 'cuda-oom',
+    test: /CUDA out of memory|torch\.OutOfMemoryError|OutOfMemoryError: CUDA|cudaErrorMemoryAllocation/i,
+    explain: () => ({
+      summary: 'the GPU ran out of memory while the engine started (weights, KV cache or CUDA-graph capture)',
+      fix: 'Use a smaller --context or a smaller --model, or lower the utilization (CS_LLM_ENGINE_GPU_MEMORY_UTILIZATION=0.85).',
+      environment: false,
+    }),
+  },
+  {
+    kind: 'no-nvidia-runtime',
+    test: /could not select device driver "nvidia"|unknown or invalid runtime name: nvidia|nvidia-container-cli: initialization error/i,
+    explain: () => ({
+      summary: 'Docker cannot give GPUs to containers: the NVIDIA Container Toolkit is missing or not configured',
+      fix: 'Install nvidia-container-toolkit and restart Docker (sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker), or run without a GPU: --engine sim --gpus none.',
+      environment: true,
+    }),
+  },
+  {
+    kind: 'port-in-use',
+    test: /address already in use|port is already allocated/i,
+    explain: () => ({
+      summary: 'the engine port on 127.0.0.1 is already taken by another process or container',
+      fix: 'Pick another port with --port, or stop what listens there (ss -ltnp).',
+      environment: true,
+    }),
+  },
+  {
+    kind: 'gated-model',
+    test: /gated repo|Access to model .* is restricted|401 Client Error|403 Client Error|GatedRepoError|Invalid credentials in Authorization header/i,
+    explain: () => ({
+      summary: 'the model is gated on Hugging Face and no valid token was given',
+      fix: 'Accept the model licence on huggingface.co, then export HF_TOKEN=<your token> and run cs-llm up again.',
+      environment: true,
+    }),
+  },
+  {
+    kind: 'image-not-found',
+    test: /manifest unknown|manifest for .* not found|No such image|pull access denied|repository does not exist/i,
+    explain: () => ({
+      summary: 'the engine image is not available: not in the registry and not loaded on this host',
+      fix: 'Check --image (name and tag), or on an air-gapped host load the offline bundle first (docker load -i <bundle>) and use --pull-policy never.',
+      environment: true,
+    }),
+  },
+  {
+    kind: 'registry-unreachable',
+    test: /dial tcp .*: (connect: connection refused|i\/o timeout|no such host)|Temporary failure in name resolution|TLS handshake timeout/i,
+    explain: () => ({
+      summary: 'the image registry cannot be reached from this host',
+      fix: 'Check the network or registry, or load the image beforehand (docker load -i <bundle>) and use --pull-policy never.',
+      environment: true,
+    }),
+  },
+];
+
+/** The first rule (in priority order) that matches any of the lines. */
+export function diagnose(lines: readonly string[]): Diagnosis | null {
+  for (const rule of RULES) {
+    for (const line of lines) {
+      const match = line.match(rule.test);
+      if (match) return { kind: rule.kind, evidence: line.trim(), ...rule.explain(match, line) };
+    }
+  }
+  return null;
+}
+
+/** A Docker Engine error (as dockerode reports it: statusCode + json.message or message). */
+export function diagnoseDockerError(err: unknown): Diagnosis | null {
+  return diagnose([dockerErrorMessage(err)]);
+}
+
+/** The message dockerd sent, without dockerode's "(HTTP code 500) server error -" prefix. */
+export function dockerErrorMessage(err: unknown): string {
+  const e = err as { json?: { message?: string } | null; message?: string; reason?: string };
+  if (e && typeof e === 'object') {
+    if (e.json && typeof e.json === 'object' && typeof e.json.message === 'string') return e.json.message;
+    if (typeof e.message === 'string') return e.message.replace(/^\(HTTP code \d+\)\s*[^-]*-\s*/, '');
+  }
+  return String(err);
+}
+
+/** Split a chunk of log text into lines, dropping the carriage-return redraws of progress bars. */
+export function splitLogLines(text: string): string[] {
+  return text
+    .split('\n')
+    .map((line) => {
+      const parts = line.split('\r').filter((p) => p.trim() !== '');
+      return (parts[parts.length - 1] ?? '').trimEnd();
+    })
+    .filter((line) => line !== '');
+}

@@ -1,0 +1,297 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { ConflictError, EnvironmentError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { PACKAGE_ROOT } from '../core/version.js';
+import { splitLogLines } from './diagnose.js';
+import { engineKindInfo, type StageTimeouts } from './kinds.js';
+import { completeOneToken, fetchServedModels, probeHealth } from './probes.js';
+import { realClock, waitForReady, type ReadinessEvent, type ReadinessTarget, type TargetState } from './readiness.js';
+import { configHashOf, engineArgs, type EngineSpecInput } from './spec.js';
+import { isPortFree, type EngineEndpoint } from './container.js';
+
+/**
+ * The simulator as a local process, for hosts without a Docker engine: `up --engine sim` still runs the
+ * whole main job. The process is detached (it outlives `up`), its output goes to a log file, and a state
+ * file records what `down`, `status` and `logs` need.
+ */
+const log = createLogger('engine');
+
+export interface LocalEngineState {
+  pid: number;
+  port: number;
+  model: string;
+  servedName: string;
+  configHash: string;
+  startedAt: string;
+  logFile: string;
+  command: string[];
+}
+
+export interface LocalPaths {
+  stateFile: string;
+  logFile: string;
+}
+
+export function localPaths(stateDir: string): LocalPaths {
+  return { stateFile: join(stateDir, 'engine-process.json'), logFile: join(stateDir, 'engine-process.log') };
+}
+
+export function readLocalState(paths: LocalPaths): LocalEngineState | null {
+  try {
+    return JSON.parse(readFileSync(paths.stateFile, 'utf8')) as LocalEngineState;
+  } catch {
+    return null;
+  }
+}
+
+function writeLocalState(paths: LocalPaths, state: LocalEngineState): void {
+  mkdirSync(dirname(paths.stateFile), { recursive: true });
+  const tmp = `${paths.stateFile}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, paths.stateFile);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie (exited, not yet reaped by its parent) still answers kill 0.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return true;
+  }
+}
+
+/** How to run the simulator from this install: the built dist, or the source through tsx in a checkout. */
+export function simulatorCommand(): string[] {
+  const dist = join(PACKAGE_ROOT, 'dist', 'sim', 'main.js');
+  const source = join(PACKAGE_ROOT, 'src', 'sim', 'main.ts');
+  const runningFromSource = fileURLToPath(import.meta.url).endsWith('.ts');
+  if (runningFromSource && existsSync(source)) return [process.execPath, '--import', 'tsx', source];
+  if (existsSync(dist)) return [process.execPath, dist];
+  if (existsSync(source)) return [process.execPath, '--import', 'tsx', source];
+  throw new EnvironmentError('the simulator is not part of this install (no dist/sim/main.js)', {
+    next: 'Run npm run build in the cs-llm checkout, or reinstall cs-llm.',
+  });
+}
+
+function tailFile(file: string, n: number): string[] {
+  try {
+    const size = statSync(file).size;
+    const length = Math.min(size, 256 * 1024);
+    const fd = openSync(file, 'r');
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, size - length);
+    closeSync(fd);
+    return splitLogLines(buffer.toString('utf8')).slice(-n);
+  } catch {
+    return [];
+  }
+}
+
+/** Reads what was appended to a file since the last call. */
+function fileFollower(file: string) {
+  let offset = 0;
+  let partial = '';
+  return (): string[] => {
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch {
+      return [];
+    }
+    if (size <= offset) return [];
+    const fd = openSync(file, 'r');
+    const buffer = Buffer.alloc(size - offset);
+    readSync(fd, buffer, 0, buffer.length, offset);
+    closeSync(fd);
+    offset = size;
+    const text = partial + buffer.toString('utf8');
+    const cut = Math.max(text.lastIndexOf('\n'), text.lastIndexOf('\r'));
+    partial = cut >= 0 ? text.slice(cut + 1) : text;
+    return cut >= 0 ? splitLogLines(text.slice(0, cut + 1)) : [];
+  };
+}
+
+async function stopPid(pid: number, graceMs = 5000): Promise<void> {
+  if (!isAlive(pid)) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return;
+    await realClock.sleep(100);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+export interface LocalUpOptions {
+  timeouts?: Partial<StageTimeouts>;
+  onProgress?: (event: ReadinessEvent) => void;
+  onNote?: (message: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface LocalUpResult extends EngineEndpoint {
+  mode: 'process';
+  pid: number;
+  logFile: string;
+  configHash: string;
+  reused: boolean;
+  replaced: boolean;
+  readyInMs: number;
+}
+
+function processTarget(pid: number, exitInfo: { code: number | null; exited: boolean }, logFile: string, baseUrl: string, servedName: string): ReadinessTarget {
+  const follow = fileFollower(logFile);
+  return {
+    inspect: async (): Promise<TargetState> => {
+      const running = !exitInfo.exited && isAlive(pid);
+      return { running, restartCount: 0, exitCode: exitInfo.code, status: running ? 'running' : 'exited' };
+    },
+    drainLogLines: follow,
+    lastLogLines: async (n) => tailFile(logFile, n),
+    health: () => probeHealth(baseUrl),
+    servedModels: () => fetchServedModels(baseUrl),
+    completeOneToken: () => completeOneToken(baseUrl, servedName),
+  };
+}
+
+export async function upLocalProcess(stateDir: string, input: EngineSpecInput, options: LocalUpOptions): Promise<LocalUpResult> {
+  const paths = localPaths(stateDir);
+  const configHash = configHashOf({ ...input, image: 'local-process' });
+  const baseUrl = `http://127.0.0.1:${input.port}`;
+  const endpoint = { mode: 'process' as const, baseUrl: `${baseUrl}/v1`, port: input.port, servedName: input.model.servedName };
+  const timeouts = { ...engineKindInfo('sim').timeouts, ...options.timeouts };
+  const previous = readLocalState(paths);
+
+  if (previous && isAlive(previous.pid) && previous.configHash === configHash) {
+    options.onNote?.(`reusing the running simulator process ${previous.pid} (same configuration)`);
+    const target = processTarget(previous.pid, { code: null, exited: false }, previous.logFile, baseUrl, input.model.servedName);
+    const ready = await waitForReady(target, { servedName: input.model.servedName, timeouts, label: `simulator process ${previous.pid}`, onProgress: options.onProgress, signal: options.signal }).catch(() => null);
+    if (ready) return { ...endpoint, pid: previous.pid, logFile: previous.logFile, configHash, reused: true, replaced: false, readyInMs: ready.elapsedMs };
+    options.onNote?.('the running simulator does not answer; replacing it');
+  }
+  if (previous) {
+    if (isAlive(previous.pid)) options.onNote?.(`stopping the previous simulator process ${previous.pid} (other configuration)`);
+    await stopPid(previous.pid);
+    rmSync(paths.stateFile, { force: true });
+  }
+  if (!(await isPortFree(input.port))) {
+    throw new ConflictError(`port ${input.port} on 127.0.0.1 is already in use, so the simulator cannot listen there`, {
+      next: `Pick another port with --port, or stop what listens on ${input.port} (ss -ltnp | grep :${input.port}).`,
+    });
+  }
+
+  // The same vLLM command line as the container, but bound to loopback on the chosen port.
+  const args = engineArgs({ ...input, kind: 'sim' });
+  args.splice(0, 4, '--host', '127.0.0.1', '--port', String(input.port));
+  const command = [...simulatorCommand(), ...args];
+  mkdirSync(stateDir, { recursive: true });
+  const logFd = openSync(paths.logFile, 'w', 0o600);
+  const env: NodeJS.ProcessEnv = { ...process.env, ...input.extraEnv };
+  if (input.offline) Object.assign(env, { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' });
+  const child = spawn(command[0]!, command.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env, cwd: PACKAGE_ROOT });
+  closeSync(logFd);
+  const exitInfo = { code: null as number | null, exited: false };
+  child.on('exit', (code) => {
+    exitInfo.exited = true;
+    exitInfo.code = code;
+  });
+  const spawned = await new Promise<Error | null>((resolve) => {
+    child.once('spawn', () => resolve(null));
+    child.once('error', (err) => resolve(err));
+  });
+  if (spawned || child.pid === undefined) {
+    throw new EnvironmentError(`cannot start the simulator process: ${spawned?.message ?? 'no pid'}`, { next: `Run ${command.join(' ')} by hand to see why.` });
+  }
+  const pid = child.pid;
+  log('simulator process %d: %s', pid, command.join(' '));
+  const state: LocalEngineState = { pid, port: input.port, model: input.model.id, servedName: input.model.servedName, configHash, startedAt: new Date().toISOString(), logFile: paths.logFile, command };
+  writeLocalState(paths, state);
+  const target = processTarget(pid, exitInfo, paths.logFile, baseUrl, input.model.servedName);
+  try {
+    const ready = await waitForReady(target, { servedName: input.model.servedName, timeouts, label: `simulator process ${pid}`, onProgress: options.onProgress, signal: options.signal });
+    child.unref();
+    return { ...endpoint, pid, logFile: paths.logFile, configHash, reused: false, replaced: previous !== null, readyInMs: ready.elapsedMs };
+  } catch (err) {
+    await stopPid(pid, 2000);
+    rmSync(paths.stateFile, { force: true });
+    throw err;
+  }
+}
+
+export interface LocalStatus {
+  mode: 'process';
+  pid: number;
+  state: 'running' | 'exited';
+  health: 'ok' | 'loading' | 'down';
+  model: string;
+  servedName: string;
+  port: number;
+  baseUrl: string;
+  startedAt: string;
+  uptimeSeconds: number | null;
+  logFile: string;
+}
+
+export async function localStatus(stateDir: string, now = Date.now()): Promise<LocalStatus | null> {
+  const state = readLocalState(localPaths(stateDir));
+  if (!state) return null;
+  const running = isAlive(state.pid);
+  return {
+    mode: 'process',
+    pid: state.pid,
+    state: running ? 'running' : 'exited',
+    health: running ? await probeHealth(`http://127.0.0.1:${state.port}`, 2000) : 'down',
+    model: state.model,
+    servedName: state.servedName,
+    port: state.port,
+    baseUrl: `http://127.0.0.1:${state.port}/v1`,
+    startedAt: state.startedAt,
+    uptimeSeconds: running ? Math.max(0, Math.round((now - Date.parse(state.startedAt)) / 1000)) : null,
+    logFile: state.logFile,
+  };
+}
+
+/** Stops the simulator process; true when there was one. */
+export async function downLocalProcess(stateDir: string, purge: boolean): Promise<{ pid: number } | null> {
+  const paths = localPaths(stateDir);
+  const state = readLocalState(paths);
+  if (!state) return null;
+  await stopPid(state.pid);
+  rmSync(paths.stateFile, { force: true });
+  if (purge) rmSync(paths.logFile, { force: true });
+  return { pid: state.pid };
+}
+
+export async function localLogs(stateDir: string, options: { follow: boolean; tail?: number; stdout: Writable; signal?: AbortSignal }): Promise<boolean> {
+  const state = readLocalState(localPaths(stateDir));
+  const file = state?.logFile ?? localPaths(stateDir).logFile;
+  if (!existsSync(file)) return false;
+  for (const line of tailFile(file, options.tail ?? 10_000)) options.stdout.write(`${line}\n`);
+  if (!options.follow) return true;
+  const follow = fileFollower(file);
+  follow(); // skip what was printed
+  while (!options.signal?.aborted) {
+    for (const line of follow()) options.stdout.write(`${line}\n`);
+    if (state && !isAlive(state.pid)) break;
+    await realClock.sleep(250, options.signal);
+  }
+  return true;
+}

@@ -1,0 +1,41 @@
+import type { HealthAnswer } from './readiness.js';
+
+/**
+ * The HTTP side of readiness, the same for every engine kind (all speak vLLM's OpenAI-compatible API).
+ * Each request has its own timeout so a hung server never hangs `up`.
+ */
+const REQUEST_TIMEOUT_MS = 5000;
+
+export async function probeHealth(baseUrl: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<HealthAnswer> {
+  try {
+    const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer().catch(() => undefined);
+    return res.status === 200 ? 'ok' : 'loading';
+  } catch {
+    return 'down';
+  }
+}
+
+export async function fetchServedModels(baseUrl: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<string[]> {
+  const res = await fetch(`${baseUrl}/v1/models`, { signal: AbortSignal.timeout(timeoutMs) });
+  if (res.status !== 200) {
+    await res.arrayBuffer().catch(() => undefined);
+    throw new Error(`/v1/models answered ${res.status}`);
+  }
+  const body = (await res.json()) as { data?: Array<{ id?: unknown }> };
+  return (body.data ?? []).map((m) => String(m.id));
+}
+
+/** A one-token chat completion: proves the engine really generates, not just that its HTTP server is up. */
+export async function completeOneToken(baseUrl: string, servedName: string, timeoutMs = 60_000): Promise<void> {
+  const res = await fetch(`${baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: servedName, messages: [{ role: 'user', content: 'ping' }], max_tokens: 1, temperature: 0 }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`one-token completion answered ${res.status}: ${text.slice(0, 200)}`);
+  const body = JSON.parse(text) as { choices?: unknown[] };
+  if (!Array.isArray(body.choices) || body.choices.length === 0) throw new Error('one-token completion returned no choices');
+}

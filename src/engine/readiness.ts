@@ -1,0 +1,219 @@
+import { EngineError, TimeoutError } from '../core/errors.js';
+import { diagnose, type Diagnosis } from './diagnose.js';
+import type { StageTimeouts } from './kinds.js';
+
+/**
+ * Readiness as a state machine an operator can watch:
+ *   starting -> loading -> healthy (/health 200) -> serving (/v1/models lists the served name AND a
+ *   one-token completion answers).
+ * Each stage has its own timeout (a TimeoutError); the engine dying or restarting at any point fails at
+ * once (an EngineError with its last log lines and a diagnosis). The target (container or process) and the
+ * clock are parameters, so the transitions are unit-tested with fakes and run for real against dockerd.
+ */
+export type ReadinessState = 'starting' | 'loading' | 'healthy' | 'serving';
+export type EngineState = 'pulling' | ReadinessState;
+
+export const READINESS_ORDER: readonly ReadinessState[] = ['starting', 'loading', 'healthy', 'serving'];
+
+export interface TargetState {
+  running: boolean;
+  restartCount: number;
+  exitCode?: number | null;
+  /** Docker's State.Status, or 'running'/'exited' for a process. */
+  status: string;
+}
+
+/** 'down': nothing answers; 'loading': the server answers but not 200; 'ok': 200. */
+export type HealthAnswer = 'down' | 'loading' | 'ok';
+
+export interface ReadinessTarget {
+  inspect(): Promise<TargetState>;
+  /** Log lines that arrived since the last call. */
+  drainLogLines(): string[];
+  /** The last n lines of the engine's log, for a failure report. */
+  lastLogLines(n: number): Promise<string[]>;
+  health(): Promise<HealthAnswer>;
+  servedModels(): Promise<string[]>;
+  /** Resolves when a one-token completion answers; rejects with the reason otherwise. */
+  completeOneToken(): Promise<void>;
+}
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    }),
+};
+
+export interface ReadinessEvent {
+  state: ReadinessState;
+  /** Milliseconds since readiness began. */
+  elapsedMs: number;
+  /** What the logs say about progress, e.g. "Loading safetensors checkpoint shards 1/2". */
+  detail?: string;
+  percent?: number;
+}
+
+export interface ReadinessOptions {
+  servedName: string;
+  timeouts: StageTimeouts;
+  pollMs?: number;
+  clock?: Clock;
+  onProgress?: (event: ReadinessEvent) => void;
+  signal?: AbortSignal;
+  /** Describes the engine in messages: "engine container cs-llm-engine-ab12". */
+  label?: string;
+}
+
+export interface ReadinessResult {
+  elapsedMs: number;
+  states: ReadinessState[];
+}
+
+/** Lines that show the engine has begun downloading or loading weights. */
+const LOADING_LINE =
+  /Loading safetensors|Loading (model )?weights|Starting to load model|load_model|Downloading|Fetching \d+ files|Loading pt checkpoint|Model loading took|init engine|Initializing (a V1 )?LLM engine|Loading checkpoint/i;
+
+export interface LogProgress {
+  loading: boolean;
+  detail?: string;
+  percent?: number;
+}
+
+/** Pure: what one log line says about loading progress. */
+export function progressFromLogLine(line: string): LogProgress {
+  const loading = LOADING_LINE.test(line);
+  const shards = line.match(/Loading (?:safetensors|pt) checkpoint shards:\s*(\d+)%.*?(\d+)\/(\d+)/i);
+  if (shards) {
+    return { loading: true, percent: Number(shards[1]), detail: `loading checkpoint shards ${shards[2]}/${shards[3]}` };
+  }
+  const download = line.match(/^(.*?(?:Downloading|Fetching)[^:]*?):\s*(\d+)%/i);
+  if (download) return { loading: true, percent: Number(download[2]), detail: download[1]!.trim().slice(0, 80) };
+  if (/Model loading took/i.test(line)) return { loading: true, detail: 'weights loaded' };
+  if (/Capturing CUDA graph/i.test(line)) return { loading: true, detail: 'capturing CUDA graphs' };
+  if (loading) return { loading: true, detail: line.replace(/^.*?\]\s*/, '').trim().slice(0, 80) };
+  return { loading: false };
+}
+
+export const FAILURE_LOG_LINES = 50;
+
+/** The error for an engine that died while starting: last log lines, and a diagnosis when one matches. */
+export function engineDiedError(headline: string, lines: string[], diagnosis: Diagnosis | null): EngineError {
+  const message = diagnosis ? `${headline}: ${diagnosis.summary}` : headline;
+  return new EngineError(message, {
+    next: diagnosis?.fix ?? 'Read the log lines above; cs-llm logs shows more while the engine runs.',
+    details: [`last ${lines.length} log line(s):`, ...lines.map((l) => `| ${l}`)],
+  });
+}
+
+export async function waitForReady(target: ReadinessTarget, options: ReadinessOptions): Promise<ReadinessResult> {
+  const clock = options.clock ?? realClock;
+  const pollMs = options.pollMs ?? 500;
+  const label = options.label ?? 'engine';
+  const began = clock.now();
+  const initial = await target.inspect();
+  const initialRestarts = initial.restartCount;
+  let state = 'starting' as ReadinessState;
+  let stageBegan = began;
+  const states: ReadinessState[] = ['starting'];
+  let detail: string | undefined;
+  let percent: number | undefined;
+  let lastCompletionError = '';
+  let lastModels: string[] = [];
+
+  const emit = () => options.onProgress?.({ state, elapsedMs: clock.now() - began, detail, percent });
+  const enter = (next: ReadinessState) => {
+    if (next === state) return;
+    state = next;
+    stageBegan = clock.now();
+    states.push(next);
+    if (next !== 'loading') {
+      detail = undefined;
+      percent = undefined;
+    }
+    emit();
+  };
+  const died = async (headline: string) => {
+    const lines = await target.lastLogLines(FAILURE_LOG_LINES).catch(() => [] as string[]);
+    return engineDiedError(headline, lines, diagnose(lines));
+  };
+  emit();
+
+  for (;;) {
+    if (options.signal?.aborted) throw new EngineError(`${label}: start cancelled while ${state}`);
+    const now = await target.inspect();
+    if (now.restartCount > initialRestarts) {
+      throw await died(`${label} crashed and was restarted (restart count ${now.restartCount}) while ${state}: a crash loop`);
+    }
+    if (!now.running) {
+      const code = now.exitCode === undefined || now.exitCode === null ? '' : ` with code ${now.exitCode}`;
+      throw await died(`${label} exited${code} while ${state}`);
+    }
+
+    let progressed = false;
+    for (const line of target.drainLogLines()) {
+      const p = progressFromLogLine(line);
+      if (!p.loading) continue;
+      if (state === 'starting') enter('loading');
+      if (state === 'loading' && (p.detail !== detail || p.percent !== percent)) {
+        detail = p.detail ?? detail;
+        percent = p.percent;
+        progressed = true;
+      }
+    }
+    if (progressed && state === 'loading') emit();
+
+    if (state === 'starting' || state === 'loading') {
+      const health = await target.health();
+      if (health === 'ok') enter('healthy');
+      else if (health === 'loading' && state === 'starting') enter('loading');
+    }
+    if (state === 'healthy') {
+      try {
+        lastModels = await target.servedModels();
+        if (lastModels.includes(options.servedName)) {
+          await target.completeOneToken();
+          enter('serving');
+          return { elapsedMs: clock.now() - began, states };
+        }
+      } catch (err) {
+        lastCompletionError = (err as Error).message;
+      }
+    }
+
+    const inStage = clock.now() - stageBegan;
+    const limit = state === 'starting' ? options.timeouts.startingMs : state === 'loading' ? options.timeouts.loadingMs : options.timeouts.servingMs;
+    if (inStage >= limit) {
+      const seconds = Math.round(limit / 1000);
+      const lines = await target.lastLogLines(FAILURE_LOG_LINES).catch(() => [] as string[]);
+      const why =
+        state === 'starting'
+          ? 'it showed no sign of loading'
+          : state === 'loading'
+            ? `/health did not answer 200${detail ? ` (last progress: ${detail})` : ''}`
+            : lastModels.includes(options.servedName)
+              ? `a one-token completion did not answer${lastCompletionError ? ` (${lastCompletionError})` : ''}`
+              : `/v1/models does not list "${options.servedName}" (it lists: ${lastModels.join(', ') || 'nothing'})`;
+      throw new TimeoutError(`${label} still ${state} after ${seconds} s: ${why}`, limit, {
+        next:
+          state === 'loading'
+            ? 'A first start downloads the weights; watch cs-llm logs -f, and raise the limit if the network is slow.'
+            : 'Watch cs-llm logs -f to see what the engine is doing.',
+        details: [`last ${lines.length} log line(s):`, ...lines.map((l) => `| ${l}`)],
+      });
+    }
+    await clock.sleep(pollMs, options.signal);
+  }
+}

@@ -1,0 +1,167 @@
+import { readdirSync, readFileSync, realpathSync, statSync, existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import { execa } from 'execa';
+import { EnvironmentError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { PACKAGE_ROOT, VERSION } from '../core/version.js';
+import { SIM_IMAGE_DEFAULT } from './kinds.js';
+import { createPullTracker, followPull } from './pull.js';
+
+/**
+ * Builds the simulator image from this install when the default one cannot be pulled (a fresh machine
+ * with Docker but without the project's registry): no base image and no network, just the node binary,
+ * the libraries ldd names for it, dist/sim and a package.json that makes its files ES modules, streamed as
+ * a tar archive into the engine's image import.
+ */
+const log = createLogger('engine');
+
+export function isDefaultSimImage(image: string): boolean {
+  return image === SIM_IMAGE_DEFAULT;
+}
+
+interface TarEntry {
+  path: string;
+  mode: number;
+  /** Omitted for directories. */
+  data?: Buffer;
+}
+
+function octal(value: number, width: number): string {
+  return `${value.toString(8).padStart(width - 1, '0')}\0`;
+}
+
+/** One ustar header block. Long paths are split into prefix/name at a slash. */
+export function tarHeader(entry: TarEntry, mtime: number): Buffer {
+  const header = Buffer.alloc(512);
+  const isDir = entry.data === undefined;
+  let name = isDir && !entry.path.endsWith('/') ? `${entry.path}/` : entry.path;
+  let prefix = '';
+  if (Buffer.byteLength(name) > 100) {
+    const trimmed = isDir ? name.slice(0, -1) : name;
+    const cut = trimmed.lastIndexOf('/');
+    prefix = trimmed.slice(0, cut);
+    name = name.slice(cut + 1);
+    if (Buffer.byteLength(name) > 100 || Buffer.byteLength(prefix) > 155) throw new Error(`path too long for tar: ${entry.path}`);
+  }
+  header.write(name, 0, 100, 'utf8');
+  header.write(octal(entry.mode & 0o7777, 8), 100, 8, 'ascii');
+  header.write(octal(0, 8), 108, 8, 'ascii');
+  header.write(octal(0, 8), 116, 8, 'ascii');
+  header.write(octal(entry.data?.length ?? 0, 12), 124, 12, 'ascii');
+  header.write(octal(mtime, 12), 136, 12, 'ascii');
+  header.write('        ', 148, 8, 'ascii');
+  header.write(isDir ? '5' : '0', 156, 1, 'ascii');
+  header.write('ustar\0', 257, 6, 'ascii');
+  header.write('00', 263, 2, 'ascii');
+  header.write('root', 265, 32, 'ascii');
+  header.write('root', 297, 32, 'ascii');
+  header.write(prefix, 345, 155, 'utf8');
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
+  return header;
+}
+
+/** A tar archive of the entries, as a stream of blocks. */
+export function tarStream(entries: TarEntry[], mtime = Math.floor(Date.now() / 1000)): Readable {
+  return Readable.from(
+    (function* () {
+      for (const entry of entries) {
+        yield tarHeader(entry, mtime);
+        if (entry.data && entry.data.length > 0) {
+          yield entry.data;
+          const pad = (512 - (entry.data.length % 512)) % 512;
+          if (pad) yield Buffer.alloc(pad);
+        }
+      }
+      yield Buffer.alloc(1024);
+    })(),
+  );
+}
+
+/** Library paths from `ldd` output, the dynamic loader included. */
+export function librariesFromLdd(output: string): string[] {
+  const libs: string[] = [];
+  for (const line of output.split('\n')) {
+    const arrow = line.match(/=>\s+(\/\S+)/);
+    if (arrow) libs.push(arrow[1]!);
+    else {
+      const bare = line.trim().match(/^(\/\S+)/);
+      if (bare) libs.push(bare[1]!);
+    }
+  }
+  return [...new Set(libs)];
+}
+
+function dirsOf(path: string): string[] {
+  const parts = path.split('/').filter(Boolean);
+  return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
+}
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) out.push(...walk(path));
+    else out.push(path);
+  }
+  return out;
+}
+
+export async function buildLocalSimImage(docker: Docker, ref: string = SIM_IMAGE_DEFAULT): Promise<void> {
+  const simDir = join(PACKAGE_ROOT, 'dist', 'sim');
+  if (!existsSync(join(simDir, 'main.js'))) {
+    throw new EnvironmentError(`cannot build the simulator image: ${simDir}/main.js is missing`, {
+      next: 'Run npm run build in the cs-llm checkout (or reinstall cs-llm), or pass --image with a simulator image you have.',
+    });
+  }
+  const node = realpathSync(process.execPath);
+  const ldd = await execa('ldd', [node], { reject: false, timeout: 10_000 });
+  if (ldd.exitCode !== 0 || /not found/.test(String(ldd.stdout))) {
+    throw new EnvironmentError(`cannot build the simulator image: ldd could not list the libraries of ${node}`, {
+      next: 'Pass --image with a simulator image you have, or run the simulator without Docker (--gpus none with dockerd stopped).',
+      details: [String(ldd.stdout || ldd.stderr || '').slice(0, 500)],
+    });
+  }
+  const files = new Map<string, TarEntry>();
+  const addFile = (path: string, data: Buffer, mode: number) => {
+    for (const dir of dirsOf(path)) if (!files.has(dir)) files.set(dir, { path: dir, mode: 0o755 });
+    files.set(path, { path, mode, data });
+  };
+  addFile('usr/local/bin/node', readFileSync(node), 0o755);
+  for (const lib of librariesFromLdd(String(ldd.stdout))) addFile(lib.replace(/^\//, ''), readFileSync(lib), 0o755);
+  addFile('etc/passwd', Buffer.from('root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n'), 0o644);
+  addFile('etc/group', Buffer.from('root:x:0:\nnogroup:x:65534:\n'), 0o644);
+  addFile('etc/hosts', Buffer.from('127.0.0.1\tlocalhost\n::1\tlocalhost\n'), 0o644);
+  addFile('etc/nsswitch.conf', Buffer.from('passwd: files\ngroup: files\nhosts: files dns\n'), 0o644);
+  files.set('tmp', { path: 'tmp', mode: 0o1777 });
+  for (const file of walk(simDir)) addFile(`app/dist/sim/${relative(simDir, file)}`, readFileSync(file), 0o644);
+  addFile('app/package.json', Buffer.from(`${JSON.stringify({ name: 'cs-llm-sim', version: VERSION, private: true, type: 'module' })}\n`), 0o644);
+
+  const colon = ref.lastIndexOf(':');
+  const slash = ref.lastIndexOf('/');
+  const [repo, tag] = colon > slash ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
+  log('importing %s (%d entries)', ref, files.size);
+  const stream = (await docker.importImage(tarStream([...files.values()]), {
+    repo,
+    tag,
+    changes: [
+      'ENTRYPOINT ["/usr/local/bin/node", "/app/dist/sim/main.js"]',
+      'CMD ["--host", "0.0.0.0", "--port", "8000"]',
+      'EXPOSE 8000',
+      'WORKDIR /app',
+      'USER 65534:65534',
+      `LABEL org.opencontainers.image.title=cs-llm-sim org.opencontainers.image.version=${VERSION}`,
+    ],
+  } as object)) as NodeJS.ReadableStream;
+  try {
+    await followPull(stream, createPullTracker(ref), undefined, 120_000);
+  } catch (err) {
+    throw new EnvironmentError(`building the simulator image ${ref} failed: ${(err as Error).message}`, {
+      next: 'Pass --image with a simulator image you have, or run with --verbose to see more.',
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import type Docker from 'dockerode';
+import { UsageError } from '../core/errors.js';
+import { engineKindInfo, type EngineKind } from './kinds.js';
+
+/**
+ * The engine container as data: model + GPU choice + port + options in, dockerode create options out.
+ * Pure, so the exact arguments, bindings and labels are unit-tested without a Docker engine.
+ */
+
+/** What the spec needs from a catalog entry (src/models); structurally compatible with it. */
+export interface EngineModel {
+  id: string;
+  hfRepo: string;
+  servedName: string;
+  toolCallParser?: string | null;
+  chatTemplate?: string | null;
+  engineArgs?: readonly string[];
+}
+
+export type GpuSelection = { mode: 'all' } | { mode: 'none' } | { mode: 'ids'; ids: string[] };
+
+export interface EngineSpecInput {
+  kind: EngineKind;
+  image: string;
+  model: EngineModel;
+  maxModelLen: number;
+  maxNumSeqs: number;
+  gpuMemoryUtilization: number;
+  gpus: GpuSelection;
+  /** GPUs one model is split across (vLLM's --tensor-parallel-size); 1 or unset: one GPU. */
+  tensorParallel?: number;
+  /** Host port, published on 127.0.0.1 only. */
+  port: number;
+  /** Host directory mounted as the container's Hugging Face cache (engines that download weights). */
+  hfCacheDir: string;
+  offline: boolean;
+  /** Passed into the container when set; never part of labels, hashes or logs. */
+  hfToken?: string;
+  /** Extra environment for the engine (e.g. VLLM_* tuning, or the simulator's SIM_* knobs). */
+  extraEnv?: Record<string, string>;
+  /** Identifies this cs-llm installation (its CS_LLM_HOME), so separate homes never touch each other's engine. */
+  instance: string;
+}
+
+export interface EngineSpec {
+  name: string;
+  configHash: string;
+  options: Docker.ContainerCreateOptions;
+}
+
+export const LABEL = {
+  managed: 'cs-llm.managed',
+  instance: 'cs-llm.instance',
+  engine: 'cs-llm.engine',
+  model: 'cs-llm.model',
+  servedName: 'cs-llm.served-name',
+  configHash: 'cs-llm.config-hash',
+  port: 'cs-llm.port',
+  gpus: 'cs-llm.gpus',
+} as const;
+
+export const CONTAINER_HF_CACHE = '/root/.cache/huggingface';
+export const RESTART_RETRIES = 2;
+
+/** "all" | "none" | "0,1" -> a GpuSelection; anything else is a usage error naming the flag. */
+export function parseGpuSelection(value: string): GpuSelection {
+  const text = value.trim().toLowerCase();
+  if (text === 'all') return { mode: 'all' };
+  if (text === 'none' || text === '') return { mode: 'none' };
+  const ids = text.split(',').map((s) => s.trim());
+  if (ids.every((id) => /^\d+$/.test(id)) && new Set(ids).size === ids.length) return { mode: 'ids', ids };
+  throw new UsageError(`--gpus must be "all", "none" or GPU indexes such as "0" or "0,1", got "${value}"`, {
+    next: 'Run cs-llm gpus (or nvidia-smi -L) to see the GPU indexes.',
+  });
+}
+
+export function formatGpuSelection(gpus: GpuSelection): string {
+  return gpus.mode === 'ids' ? gpus.ids.join(',') : gpus.mode;
+}
+
+/** vLLM's command line. The simulator accepts the same flags and ignores the ones it has no use for. */
+export function engineArgs(input: EngineSpecInput): string[] {
+  const port = String(engineKindInfo(input.kind).containerPort);
+  const args = [
+    '--host', '0.0.0.0',
+    '--port', port,
+    '--model', input.model.hfRepo,
+    '--served-model-name', input.model.servedName,
+    '--max-model-len', String(input.maxModelLen),
+    '--max-num-seqs', String(input.maxNumSeqs),
+    '--gpu-memory-utilization', String(input.gpuMemoryUtilization),
+  ];
+  if (input.tensorParallel && input.tensorParallel > 1) args.push('--tensor-parallel-size', String(input.tensorParallel));
+  if (input.model.toolCallParser) {
+    args.push('--enable-auto-tool-choice', '--tool-call-parser', input.model.toolCallParser);
+  }
+  if (input.model.chatTemplate) args.push('--chat-template', input.model.chatTemplate);
+  // Never force --quantization awq: vLLM picks awq_marlin on its own, and forcing awq costs ~5x throughput.
+  const extra = (input.model.engineArgs ?? []).filter((a, i, all) => {
+    if (a === '--quantization' && all[i + 1] === 'awq') return false;
+    if (a === 'awq' && all[i - 1] === '--quantization') return false;
+    return a !== '--quantization=awq';
+  });
+  args.push(...extra);
+  return args;
+}
+
+function engineEnv(input: EngineSpecInput, forHash: boolean): string[] {
+  const env: string[] = [];
+  if (input.hfToken) env.push(forHash ? 'HF_TOKEN=<set>' : `HF_TOKEN=${input.hfToken}`);
+  if (input.offline) env.push('HF_HUB_OFFLINE=1', 'TRANSFORMERS_OFFLINE=1');
+  for (const [key, value] of Object.entries(input.extraEnv ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+    env.push(`${key}=${value}`);
+  }
+  return env;
+}
+
+function deviceRequests(gpus: GpuSelection): Docker.DeviceRequest[] | undefined {
+  if (gpus.mode === 'none') return undefined;
+  if (gpus.mode === 'all') return [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }];
+  return [{ Driver: 'nvidia', DeviceIDs: [...gpus.ids], Capabilities: [['gpu']] }];
+}
+
+/** A short stable hash of everything that defines the engine (the token only as "set or not"). */
+export function configHashOf(input: EngineSpecInput): string {
+  const info = engineKindInfo(input.kind);
+  const canonical = JSON.stringify({
+    kind: input.kind,
+    image: input.image,
+    args: engineArgs(input),
+    env: engineEnv(input, true),
+    gpus: formatGpuSelection(input.gpus),
+    port: input.port,
+    hfCache: info.mountsHfCache ? input.hfCacheDir : null,
+  });
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+export function containerNameFor(instance: string): string {
+  return `cs-llm-engine-${instance}`;
+}
+
+/** The short id of an installation, from its CS_LLM_HOME path. */
+export function instanceIdFor(home: string): string {
+  return createHash('sha256').update(home).digest('hex').slice(0, 10);
+}
+
+export function buildEngineSpec(input: EngineSpecInput): EngineSpec {
+  if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535) {
+    throw new UsageError(`--port must be between 1 and 65535, got ${input.port}`);
+  }
+  const info = engineKindInfo(input.kind);
+  const containerPort = `${info.containerPort}/tcp`;
+  const configHash = configHashOf(input);
+  const devices = deviceRequests(input.gpus);
+  const hostConfig: Docker.HostConfig = {
+    IpcMode: 'host',
+    // Loopback only: vLLM's /metrics is not protected by --api-key, and the daemon is the public face.
+    PortBindings: { [containerPort]: [{ HostIp: '127.0.0.1', HostPort: String(input.port) }] },
+    // A small retry count: an init failure under unless-stopped can restart for ever and stall the host.
+    RestartPolicy: { Name: 'on-failure', MaximumRetryCount: RESTART_RETRIES },
+  };
+  if (devices) hostConfig.DeviceRequests = devices;
+  if (info.mountsHfCache) hostConfig.Binds = [`${input.hfCacheDir}:${CONTAINER_HF_CACHE}`];
+  return {
+    name: containerNameFor(input.instance),
+    configHash,
+    options: {
+      name: containerNameFor(input.instance),
+      Image: input.image,
+      Cmd: engineArgs(input),
+      Env: engineEnv(input, false),
+      ExposedPorts: { [containerPort]: {} },
+      Labels: {
+        [LABEL.managed]: 'true',
+        [LABEL.instance]: input.instance,
+        [LABEL.engine]: input.kind,
+        [LABEL.model]: input.model.id,
+        [LABEL.servedName]: input.model.servedName,
+        [LABEL.configHash]: configHash,
+        [LABEL.port]: String(input.port),
+        [LABEL.gpus]: formatGpuSelection(input.gpus),
+      },
+      HostConfig: hostConfig,
+    },
+  };
+}
