@@ -1,0 +1,367 @@
+import { performance } from 'node:perf_hooks';
+import type { ServerResponse } from 'node:http';
+import { profileFor } from '../../core/config.js';
+import type { ChatMessage } from '../../store/sessions.js';
+import { ApiError, sseErrorEvent } from '../api-error.js';
+import { readBody } from '../body.js';
+import type { RequestContext } from '../routes.js';
+import { SESSION_ID_PATTERN } from '../security.js';
+import type { DaemonServices } from '../services.js';
+import { SessionBusyError } from '../session-lock.js';
+import { SseSplitter, TurnAccumulator, replyMessage } from '../sse.js';
+import type { UpstreamResponse } from '../upstream.js';
+import { upstreamFailure } from '../upstream.js';
+import { validateChatRequest, type ChatRequest } from '../validate.js';
+import { completionReserve, estimateAllTokens, selectWindow } from '../window.js';
+
+/** Client headers worth passing on to the engine; Authorization and cookies never are. */
+const FORWARDED_REQUEST_HEADERS = ['user-agent', 'x-request-id', 'traceparent', 'tracestate'];
+/** Upstream reply headers worth passing back. */
+const FORWARDED_RESPONSE_HEADERS = ['retry-after', 'x-request-id'];
+const DONE = Buffer.from('data: [DONE]\n\n');
+
+function header(ctx: RequestContext, name: string): string | undefined {
+  const value = ctx.req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function upstreamHeaders(ctx: RequestContext, body: Buffer): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': String(body.length),
+    accept: header(ctx, 'accept') ?? 'application/json',
+  };
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = header(ctx, name);
+    if (value !== undefined) headers[name] = value;
+  }
+  return headers;
+}
+
+function replyHeaders(upstream: UpstreamResponse, extra: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = { ...extra };
+  for (const name of FORWARDED_RESPONSE_HEADERS) {
+    const value = upstream.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  return headers;
+}
+
+/** Writes, and waits for the socket to drain when the client reads slower than the engine writes. */
+function write(res: ServerResponse, chunk: Buffer): Promise<void> | null {
+  if (res.write(chunk)) return null;
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+interface Turn {
+  id: string;
+  profile: string;
+  ttlMs: number;
+  /** The request's own messages to store with the reply (system and developer messages are not stored). */
+  newMessages: ChatMessage[];
+}
+
+/**
+ * POST /v1/chat/completions. Without X-Session-Id: a stateless proxy that forwards the body's bytes as they
+ * came. With it: a turn of that session (lock, history window, upstream, store the turn, reply).
+ */
+export function chatCompletions(services: DaemonServices) {
+  const { config } = services;
+  return async (ctx: RequestContext): Promise<void> => {
+    const rawBody = await readBody(ctx.req, config.daemon.bodyLimitBytes);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(rawBody.toString('utf8'));
+    } catch (err) {
+      throw new ApiError(400, `the request body is not valid JSON: ${(err as Error).message}`, { code: 'invalid_json' });
+    }
+    const request = validateChatRequest(parsed);
+    const stream = request.stream === true;
+    ctx.record.stream = stream;
+
+    const sessionId = header(ctx, 'x-session-id');
+    if (sessionId === undefined) {
+      let body = rawBody;
+      if (request.model === undefined) {
+        const model = (await services.upstreamInfo.get())?.id;
+        if (model) body = Buffer.from(JSON.stringify({ ...request, model }));
+      }
+      await proxy(services, ctx, body, stream, null);
+      return;
+    }
+
+    if (!SESSION_ID_PATTERN.test(sessionId)) {
+      throw new ApiError(400, 'X-Session-Id must be 1-128 characters of letters, digits, ".", "_", ":" or "-"', {
+        param: 'X-Session-Id',
+        code: 'invalid_session_id',
+      });
+    }
+    const profileName = header(ctx, 'x-profile') ?? config.defaultProfile;
+    if (profileName !== config.defaultProfile && !(profileName in config.profiles)) {
+      throw new ApiError(400, `unknown profile "${profileName}"; configured: ${[config.defaultProfile, ...Object.keys(config.profiles)].join(', ')}`, {
+        param: 'X-Profile',
+        code: 'unknown_profile',
+      });
+    }
+    ctx.record.session = true;
+    const profile = profileFor(config, profileName);
+
+    let release: () => void;
+    try {
+      release = await services.locks.acquire(sessionId, config.daemon.sessionWaitMs);
+    } catch (err) {
+      if (err instanceof SessionBusyError) {
+        throw new ApiError(409, `${err.message}; send the next turn after the previous reply, or use another X-Session-Id`, {
+          code: 'session_busy',
+        });
+      }
+      throw err;
+    }
+    try {
+      if (ctx.res.destroyed) {
+        ctx.record.outcome = 'client_closed';
+        return;
+      }
+      const history = services.store.sessions.loadWindow(sessionId, profile.historyTurns, services.now());
+      const system: ChatMessage[] = profile.systemPrompt ? [{ role: 'system', content: profile.systemPrompt }] : [];
+      const newMessages: ChatMessage[] = [];
+      for (const m of request.messages as ChatMessage[]) {
+        if (m.role === 'system' || m.role === 'developer') system.push(m);
+        else newMessages.push(m);
+      }
+      let window: ChatMessage[] = [];
+      if (history.length > 0) {
+        const info = profile.contextTokens === null ? await services.upstreamInfo.get() : null;
+        const context = profile.contextTokens ?? info?.contextTokens ?? null;
+        const budget =
+          context === null
+            ? null
+            : Math.max(
+                0,
+                context -
+                  completionReserve(request.max_completion_tokens ?? request.max_tokens, context) -
+                  estimateAllTokens(system) -
+                  estimateAllTokens(newMessages),
+              );
+        window = selectWindow({ history, maxTurns: profile.historyTurns, tokenBudget: budget });
+      }
+      const outgoing: ChatRequest = { ...request, messages: [...system, ...window, ...newMessages] as ChatRequest['messages'] };
+      if (outgoing.model === undefined) {
+        const model = (await services.upstreamInfo.get())?.id;
+        if (model) outgoing.model = model;
+      }
+      await proxy(services, ctx, Buffer.from(JSON.stringify(outgoing)), stream, {
+        id: sessionId,
+        profile: profileName,
+        ttlMs: profile.ttlSeconds * 1000,
+        newMessages,
+      });
+    } finally {
+      release();
+    }
+  };
+}
+
+async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer, stream: boolean, turn: Turn | null): Promise<void> {
+  const { res } = ctx;
+  const controller = new AbortController();
+  let clientGone = false;
+  const onClose = () => {
+    if (!res.writableFinished) {
+      clientGone = true;
+      controller.abort();
+    }
+  };
+  res.on('close', onClose);
+  const timeoutMs = services.config.daemon.upstreamTimeoutMs;
+  const sessionHeader: Record<string, string> = turn ? { 'x-session-id': turn.id } : {};
+  const upstreamStart = performance.now();
+  let upstream: UpstreamResponse;
+  try {
+    upstream = await services.upstream.request({
+      method: 'POST',
+      path: '/v1/chat/completions',
+      headers: upstreamHeaders(ctx, body),
+      body,
+      signal: controller.signal,
+    });
+  } catch (err) {
+    ctx.record.upstreamMs = performance.now() - upstreamStart;
+    if (clientGone) {
+      ctx.record.outcome = 'client_closed';
+      return;
+    }
+    ctx.record.outcome = 'upstream_failed';
+    const failure = upstreamFailure(err, services.upstream.url, timeoutMs);
+    Object.assign(failure.headers, sessionHeader);
+    throw failure;
+  }
+
+  const isEventStream = String(upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
+  if (stream && upstream.statusCode === 200 && isEventStream) {
+    await relayStream(services, ctx, upstream, upstreamStart, turn, sessionHeader, () => clientGone);
+    return;
+  }
+
+  // A whole JSON reply (or an upstream error, which is passed through with its status and body).
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of upstream.body) chunks.push(chunk);
+  } catch (err) {
+    ctx.record.upstreamMs = performance.now() - upstreamStart;
+    if (clientGone) {
+      ctx.record.outcome = 'client_closed';
+      return;
+    }
+    ctx.record.outcome = 'upstream_failed';
+    throw upstreamFailure(err, services.upstream.url, timeoutMs);
+  }
+  const upstreamEnd = performance.now();
+  ctx.record.upstreamMs = upstreamEnd - upstreamStart;
+  if (clientGone) {
+    ctx.record.outcome = 'client_closed';
+    return;
+  }
+  const reply = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  if (upstream.statusCode >= 400) ctx.record.outcome = 'upstream_failed';
+
+  if (turn && upstream.statusCode === 200) {
+    let message: ChatMessage | null = null;
+    try {
+      message = replyMessage(JSON.parse(reply.toString('utf8')));
+    } catch {
+      message = null;
+    }
+    if (!message) {
+      ctx.record.outcome = 'upstream_failed';
+      throw new ApiError(502, 'the upstream engine answered without a chat completion message; nothing was stored', {
+        code: 'upstream_bad_reply',
+        headers: sessionHeader,
+      });
+    }
+    commitTurn(services, ctx, turn, message);
+  }
+  const overhead = performance.now() - ctx.startedAt - ctx.record.upstreamMs;
+  const headers = replyHeaders(upstream, sessionHeader);
+  headers['content-type'] = String(upstream.headers['content-type'] ?? 'application/json');
+  headers['content-length'] = String(reply.length);
+  headers['x-cs-llm-overhead-ms'] = overhead.toFixed(3);
+  res.writeHead(upstream.statusCode, headers);
+  res.end(reply);
+}
+
+/** Stores the turn; the caller sends the final bytes only after this returned. */
+function commitTurn(services: DaemonServices, ctx: RequestContext, turn: Turn, reply: ChatMessage): void {
+  try {
+    services.store.sessions.appendTurn(turn.id, turn.profile, [...turn.newMessages, reply], turn.ttlMs, services.now());
+  } catch (err) {
+    ctx.record.outcome = 'store_failed';
+    services.log('storing a turn failed', (err as Error).message);
+    throw new ApiError(500, 'the reply could not be stored in the session database; the turn was not saved, retry it', {
+      code: 'store_failed',
+      headers: { 'x-session-id': turn.id },
+    });
+  }
+}
+
+async function relayStream(
+  services: DaemonServices,
+  ctx: RequestContext,
+  upstream: UpstreamResponse,
+  upstreamStart: number,
+  turn: Turn | null,
+  sessionHeader: Record<string, string>,
+  clientGone: () => boolean,
+): Promise<void> {
+  const { res } = ctx;
+  res.writeHead(200, replyHeaders(upstream, { ...sessionHeader, 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }));
+  res.flushHeaders();
+  const timeoutMs = services.config.daemon.upstreamTimeoutMs;
+  let failure: ApiError | null = null;
+  let sawDone = false;
+
+  if (!turn) {
+    // Stateless: bytes pass through as they come, [DONE] included.
+    try {
+      for await (const chunk of upstream.body) {
+        const wait = write(res, chunk);
+        if (wait) await wait;
+      }
+    } catch (err) {
+      if (!clientGone()) failure = upstreamFailure(err, services.upstream.url, timeoutMs);
+    }
+    ctx.record.upstreamMs = performance.now() - upstreamStart;
+  } else {
+    const splitter = new SseSplitter();
+    const turnSoFar = new TurnAccumulator();
+    try {
+      for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+        const events = splitter.push(chunk);
+        let out: Buffer[] | null = null;
+        for (const event of events) {
+          if (sawDone) continue;
+          if (event.data === '[DONE]') {
+            // Held back until the turn is committed.
+            sawDone = true;
+            continue;
+          }
+          if (event.data !== null) {
+            try {
+              turnSoFar.add(JSON.parse(event.data));
+            } catch {
+              // not JSON: forwarded as it is, nothing to accumulate
+            }
+          }
+          (out ??= []).push(event.raw);
+        }
+        if (out) {
+          const wait = write(res, out.length === 1 ? out[0]! : Buffer.concat(out));
+          if (wait) await wait;
+        }
+      }
+    } catch (err) {
+      if (!clientGone()) failure = upstreamFailure(err, services.upstream.url, timeoutMs);
+    }
+    ctx.record.upstreamMs = performance.now() - upstreamStart;
+    if (!failure && !clientGone()) {
+      if (turnSoFar.error !== null) {
+        // The engine reported its own error in the stream, which the client already has; nothing to store.
+        ctx.record.outcome = 'upstream_failed';
+        res.end();
+        return;
+      }
+      if (!sawDone) {
+        failure = new ApiError(502, 'the upstream engine ended the stream before it finished; nothing was stored', {
+          code: 'upstream_stream_incomplete',
+        });
+      } else {
+        try {
+          commitTurn(services, ctx, turn, turnSoFar.message());
+        } catch (err) {
+          res.end(sseErrorEvent(err as ApiError));
+          return;
+        }
+        res.end(DONE);
+        return;
+      }
+    }
+  }
+  if (clientGone()) {
+    ctx.record.outcome = 'client_closed';
+    return;
+  }
+  if (failure) {
+    ctx.record.outcome = 'upstream_failed';
+    res.end(sseErrorEvent(failure));
+    return;
+  }
+  res.end();
+}

@@ -1,0 +1,76 @@
+import { ApiError, sendJson } from '../api-error.js';
+import type { RequestContext } from '../routes.js';
+import { SESSION_ID_PATTERN } from '../security.js';
+import type { DaemonServices } from '../services.js';
+import { InvalidCursorError, type SessionInfo } from '../../store/sessions.js';
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function summary(info: SessionInfo) {
+  return {
+    id: info.id,
+    profile: info.profile,
+    turns: info.turns,
+    createdAt: iso(info.createdAt),
+    updatedAt: iso(info.updatedAt),
+    expiresAt: iso(info.expiresAt),
+  };
+}
+
+function sessionIdParam(ctx: RequestContext): string {
+  const id = ctx.params.id ?? '';
+  if (!SESSION_ID_PATTERN.test(id)) {
+    throw new ApiError(400, 'a session id is 1-128 characters of letters, digits, ".", "_", ":" or "-"', { param: 'id', code: 'invalid_session_id' });
+  }
+  return id;
+}
+
+/** GET /v1/sessions?limit=50&cursor=...: live sessions, most recently used first. */
+export function listSessions(services: DaemonServices) {
+  return (ctx: RequestContext): void => {
+    const query = new URLSearchParams(ctx.query);
+    const limitText = query.get('limit');
+    const limit = limitText === null ? 50 : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new ApiError(400, 'limit must be a whole number from 1 to 1000', { param: 'limit', code: 'invalid_value' });
+    }
+    let page;
+    try {
+      page = services.store.sessions.list({ now: services.now(), limit, cursor: query.get('cursor') });
+    } catch (err) {
+      if (err instanceof InvalidCursorError) throw new ApiError(400, err.message, { param: 'cursor', code: 'invalid_value' });
+      throw err;
+    }
+    sendJson(ctx.res, 200, { object: 'list', data: page.sessions.map(summary), nextCursor: page.nextCursor });
+  };
+}
+
+/** GET /v1/sessions/:id: {"id", "messages", "createdAt", "updatedAt", "expiresAt"}; 404 when absent or expired. */
+export function getSession(services: DaemonServices) {
+  return (ctx: RequestContext): void => {
+    const id = sessionIdParam(ctx);
+    const session = services.store.sessions.get(id, services.now());
+    if (!session) throw new ApiError(404, `no session ${id} (it never existed, expired, or was deleted)`, { code: 'session_not_found' });
+    sendJson(ctx.res, 200, { ...summary(session), messages: session.messages });
+  };
+}
+
+/** DELETE /v1/sessions/:id. */
+export function deleteSession(services: DaemonServices) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const id = sessionIdParam(ctx);
+    // Wait for a turn in flight so it cannot re-create the session right after.
+    const release = await services.locks.acquire(id, services.config.daemon.sessionWaitMs).catch(() => {
+      throw new ApiError(409, `session ${id} is busy with a turn; try again when it has finished`, { code: 'session_busy' });
+    });
+    try {
+      const existed = services.store.sessions.delete(id);
+      if (!existed) throw new ApiError(404, `no session ${id}`, { code: 'session_not_found' });
+      sendJson(ctx.res, 200, { id, object: 'session', deleted: true });
+    } finally {
+      release();
+    }
+  };
+}

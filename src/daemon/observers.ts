@@ -1,0 +1,46 @@
+/**
+ * The hook metrics attach to: one record per finished request, emitted after the response ended. The daemon
+ * works without listeners; listeners must be cheap and must not throw (a throwing one is dropped from the call).
+ */
+export interface RequestRecord {
+  route: string;
+  method: string;
+  status: number;
+  stream: boolean;
+  /** true when the request was a turn of a session (X-Session-Id). */
+  session: boolean;
+  /** 'ok', or why not: the client left, the upstream failed, the request was refused. */
+  outcome: 'ok' | 'client_closed' | 'upstream_failed' | 'rejected' | 'store_failed';
+  totalMs: number;
+  /** From sending the upstream request to its last byte; 0 when none was made. */
+  upstreamMs: number;
+  /** What the daemon itself added: totalMs - upstreamMs. */
+  overheadMs: number;
+}
+
+export type RequestListener = (record: RequestRecord) => void;
+
+export class RequestObservers {
+  private listeners: RequestListener[] = [];
+
+  add(listener: RequestListener): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  get active(): boolean {
+    return this.listeners.length > 0;
+  }
+
+  emit(record: RequestRecord): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(record);
+      } catch {
+        // a metrics bug must never break serving
+      }
+    }
+  }
+}

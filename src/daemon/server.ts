@@ -1,0 +1,285 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Config } from '../core/config.js';
+import { ConfigError, EnvironmentError } from '../core/errors.js';
+import { createLogger, type Logger } from '../core/log.js';
+import type { Paths } from '../core/paths.js';
+import { startMaintenance } from '../store/maintenance.js';
+import { openStore, storeFile, type Store } from '../store/store.js';
+import { ApiError, sendError } from './api-error.js';
+import { chatCompletions } from './handlers/chat-completions.js';
+import { healthz, readyz } from './handlers/health.js';
+import { models } from './handlers/models.js';
+import { deleteSession, getSession, listSessions } from './handlers/sessions.js';
+import { RequestObservers, type RequestListener } from './observers.js';
+import { createRouter, type RequestContext, type Route } from './routes.js';
+import { allowedHostsFor, bearerToken, hostAllowed, isLoopbackHost } from './security.js';
+import type { DaemonServices } from './services.js';
+import { SessionLocks } from './session-lock.js';
+import { createPooledUpstream, type Upstream } from './upstream.js';
+import { UpstreamInfo } from './upstream-info.js';
+
+export interface StartDaemonOptions {
+  config: Config;
+  paths: Paths;
+  /** Overrides config.daemon.upstream. */
+  upstream?: string;
+  /** Overrides config.daemon.host. */
+  host?: string;
+  /** Overrides config.daemon.port; 0 picks a free port. */
+  port?: number;
+  /** An open store to use (the daemon then leaves closing it to the caller); else it opens its own. */
+  store?: Store;
+  /** Overrides store.path / the state directory's database file. */
+  dbFile?: string;
+  /** An Upstream implementation to use instead of the pooled HTTP one (tests, other engines). */
+  upstreamClient?: Upstream;
+  /** The clock for session TTLs. */
+  now?: () => number;
+  log?: Logger;
+}
+
+export interface Daemon {
+  url: string;
+  host: string;
+  port: number;
+  store: Store;
+  /** Called once per finished request with its timing (the metrics hook). Returns an unsubscribe function. */
+  onRequest(listener: RequestListener): () => void;
+  /** Requests being served right now. */
+  inFlight(): number;
+  /** Graceful stop: no new connections, in-flight requests finish (up to daemon.shutdownTimeoutMs), store closed. */
+  close(reason?: string): Promise<void>;
+}
+
+function routesFor(services: DaemonServices): Route[] {
+  return [
+    { method: 'POST', path: '/v1/chat/completions', handler: chatCompletions(services) },
+    { method: 'GET', path: '/v1/models', handler: models(services) },
+    { method: 'GET', path: '/v1/sessions', handler: listSessions(services) },
+    { method: 'GET', path: '/v1/sessions/:id', handler: getSession(services) },
+    { method: 'DELETE', path: '/v1/sessions/:id', handler: deleteSession(services) },
+    { method: 'GET', path: '/healthz', handler: healthz() },
+    { method: 'GET', path: '/readyz', handler: readyz(services) },
+  ];
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      if (err.code === 'EADDRINUSE') {
+        reject(new EnvironmentError(`port ${port} on ${host} is already in use`, {
+          next: `Stop what uses it (cs-llm daemon status; ss -ltnp | grep :${port}), or pick another port with --port.`,
+        }));
+      } else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') {
+        reject(new ConfigError(`cannot bind ${host}: no such address on this machine`, { next: 'Use --host 127.0.0.1 or an address of this machine.' }));
+      } else if (err.code === 'EACCES') {
+        reject(new EnvironmentError(`not allowed to bind ${host}:${port}`, { next: 'Use a port above 1023, or run with the needed privileges.' }));
+      } else reject(err);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}
+
+/**
+ * Starts the daemon: opens the store (unless given one), checks that a non-loopback bind has API keys,
+ * listens, and starts the store's background upkeep. Resolves once it accepts connections.
+ */
+export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> {
+  const { config } = options;
+  const log = options.log ?? createLogger('daemon');
+  const host = options.host ?? config.daemon.host;
+  const port = options.port ?? config.daemon.port;
+  const ownsStore = options.store === undefined;
+  const store =
+    options.store ??
+    openStore({
+      file: options.dbFile ?? storeFile(config, options.paths),
+      synchronous: config.store.synchronous,
+      busyTimeoutMs: config.store.busyTimeoutMs,
+    });
+  const loopbackOnly = isLoopbackHost(host);
+  if (!loopbackOnly && !store.keys.hasActiveKeys()) {
+    if (ownsStore) store.close();
+    throw new ConfigError(`refusing to listen on ${host} without API keys: anyone who can reach this address could use the engine`, {
+      next: "Create a key first (cs-llm keys create <name>), or bind to 127.0.0.1 (the default).",
+    });
+  }
+  const upstreamUrl = options.upstream ?? config.daemon.upstream;
+  const upstream =
+    options.upstreamClient ??
+    createPooledUpstream({
+      url: upstreamUrl,
+      timeoutMs: config.daemon.upstreamTimeoutMs,
+      connections: config.daemon.upstreamConnections,
+      apiKey: config.daemon.upstreamApiKey,
+    });
+  const observers = new RequestObservers();
+  const services: DaemonServices = {
+    config,
+    store,
+    upstream,
+    upstreamInfo: new UpstreamInfo(upstream),
+    locks: new SessionLocks(),
+    observers,
+    log,
+    now: options.now ?? Date.now,
+  };
+  const route = createRouter(routesFor(services));
+  const allowedHosts = allowedHostsFor(host, config.daemon.allowedHosts);
+
+  let inFlight = 0;
+  let draining = false;
+  let onDrained: (() => void) | null = null;
+
+  const fail = (ctx: RequestContext, err: unknown) => {
+    if (err instanceof ApiError) {
+      if (ctx.record.outcome === 'ok') ctx.record.outcome = 'rejected';
+      if (ctx.res.headersSent) ctx.res.end();
+      else sendError(ctx.res, err);
+      return;
+    }
+    // A bug: a plain 500 for the client, the details only in the debug log.
+    log('request failed', err);
+    ctx.record.outcome = 'upstream_failed';
+    if (ctx.res.headersSent) ctx.res.destroy();
+    else sendError(ctx.res, new ApiError(500, 'internal error in cs-llm daemon; rerun it with DEBUG=cs-llm:daemon for details', { code: 'internal_error' }));
+  };
+
+  const authorised = (req: IncomingMessage): boolean => {
+    if (loopbackOnly && !store.keys.hasActiveKeys()) return true;
+    const token = bearerToken(req.headers.authorization);
+    return token !== null && store.keys.verify(token);
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const startedAt = performance.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const pathname = q >= 0 ? url.slice(0, q) : url;
+    const ctx: RequestContext = {
+      req,
+      res,
+      params: {},
+      query: q >= 0 ? url.slice(q + 1) : '',
+      startedAt,
+      record: { route: 'unmatched', stream: false, session: false, upstreamMs: 0, outcome: 'ok' },
+    };
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (observers.active) {
+        const totalMs = performance.now() - startedAt;
+        observers.emit({
+          ...ctx.record,
+          method: req.method ?? '',
+          status: res.statusCode,
+          totalMs,
+          overheadMs: totalMs - ctx.record.upstreamMs,
+        });
+      }
+      if (inFlight === 0 && onDrained) onDrained();
+    });
+    try {
+      if (draining) {
+        res.shouldKeepAlive = false;
+        throw new ApiError(503, 'the daemon is shutting down', { code: 'shutting_down', headers: { connection: 'close' } });
+      }
+      if (!hostAllowed(req.headers.host, allowedHosts)) {
+        throw new ApiError(403, `Host "${req.headers.host ?? ''}" is not allowed; add it to daemon.allowedHosts in the config if it is this daemon's name`, {
+          code: 'host_not_allowed',
+        });
+      }
+      if (!authorised(req)) {
+        throw new ApiError(401, 'a valid API key is required: send Authorization: Bearer <key> (create one with cs-llm keys create)', {
+          code: 'invalid_api_key',
+          headers: { 'www-authenticate': 'Bearer' },
+        });
+      }
+      const match = route(req.method ?? 'GET', pathname);
+      if (match.kind === 'not-found') throw new ApiError(404, `no route ${req.method} ${pathname}`, { code: 'unknown_route' });
+      if (match.kind === 'method-not-allowed') {
+        throw new ApiError(405, `${req.method} is not allowed on ${pathname}; allowed: ${match.allow.join(', ')}`, {
+          code: 'method_not_allowed',
+          headers: { allow: match.allow.join(', ') },
+        });
+      }
+      ctx.params = match.params;
+      ctx.record.route = match.route;
+      const pending = match.handler(ctx);
+      if (pending) pending.catch((err: unknown) => fail(ctx, err));
+    } catch (err) {
+      fail(ctx, err);
+    }
+  };
+
+  const server = createServer({ keepAliveTimeout: 65_000 }, onRequest);
+  // A malformed request line or headers: answer 400 instead of dropping the socket silently.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  let address: AddressInfo;
+  try {
+    address = await listen(server, host, port);
+  } catch (err) {
+    if (ownsStore) store.close();
+    if (!options.upstreamClient) await upstream.close();
+    throw err;
+  }
+  const stopMaintenance = startMaintenance(store.db, store.sessions, {
+    checkpointIntervalMs: config.store.checkpointIntervalMs,
+    sweepIntervalMs: config.store.sweepIntervalMs,
+    now: services.now,
+    onError: (what, err) => log(`${what} failed`, (err as Error).message),
+    onSweep: (n) => log(`swept ${n} expired session(s)`),
+  });
+  // Learn the served model and its context early, so the first turn does not wait for it.
+  void services.upstreamInfo.get();
+
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const daemonUrl = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${address.port}`;
+  log(`listening on ${daemonUrl}, upstream ${upstream.url}, database ${store.file}`);
+
+  let closing: Promise<void> | null = null;
+  return {
+    url: daemonUrl,
+    host,
+    port: address.port,
+    store,
+    onRequest: (listener) => observers.add(listener),
+    inFlight: () => inFlight,
+    close(reason = 'close() called') {
+      closing ??= (async () => {
+        log(`shutting down: ${reason}; ${inFlight} request(s) in flight`);
+        draining = true;
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        if (inFlight > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, config.daemon.shutdownTimeoutMs);
+            onDrained = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        }
+        server.closeAllConnections();
+        await closed;
+        stopMaintenance();
+        if (!options.upstreamClient) await upstream.close();
+        if (ownsStore) store.close();
+        log(`stopped: ${reason}`);
+      })();
+      return closing;
+    },
+  };
+}

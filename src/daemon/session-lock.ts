@@ -1,0 +1,64 @@
+/**
+ * One lock per session id, so two requests on the same session run one after the other (the second sees
+ * the first's turn in its history) while other sessions never wait. Waiting is bounded: after waitMs the
+ * waiter gets SessionBusyError. Entries exist only while a session is held, so the map stays small.
+ */
+export class SessionBusyError extends Error {
+  constructor(
+    readonly sessionId: string,
+    readonly waitedMs: number,
+  ) {
+    super(`session ${sessionId} is busy: another request on it did not finish within ${waitedMs} ms`);
+  }
+}
+
+interface Waiter {
+  grant: () => void;
+  timer: NodeJS.Timeout | null;
+}
+
+export class SessionLocks {
+  private readonly held = new Map<string, Waiter[]>();
+
+  /** Resolves with a release function once the session is ours. Call release exactly once. */
+  acquire(id: string, waitMs: number): Promise<() => void> {
+    const queue = this.held.get(id);
+    if (!queue) {
+      this.held.set(id, []);
+      return Promise.resolve(this.releaser(id));
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        grant: () => resolve(this.releaser(id)),
+        timer: null,
+      };
+      waiter.timer = setTimeout(() => {
+        const i = queue.indexOf(waiter);
+        if (i >= 0) queue.splice(i, 1);
+        reject(new SessionBusyError(id, waitMs));
+      }, waitMs);
+      queue.push(waiter);
+    });
+  }
+
+  /** Sessions held right now (for shutdown logs and tests). */
+  get size(): number {
+    return this.held.size;
+  }
+
+  private releaser(id: string): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const queue = this.held.get(id);
+      const next = queue?.shift();
+      if (next) {
+        if (next.timer) clearTimeout(next.timer);
+        next.grant();
+      } else {
+        this.held.delete(id);
+      }
+    };
+  }
+}

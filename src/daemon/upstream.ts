@@ -1,0 +1,106 @@
+import { Pool } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { ApiError } from './api-error.js';
+
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>;
+  body: Readable & AsyncIterable<Buffer>;
+}
+
+export interface UpstreamRequest {
+  method: 'GET' | 'POST';
+  /** Path under the upstream's base, e.g. /v1/chat/completions. */
+  path: string;
+  headers?: Record<string, string>;
+  body?: Buffer | string;
+  signal?: AbortSignal;
+  /** Overrides the configured timeout (for readiness probes). */
+  timeoutMs?: number;
+}
+
+/** The engine behind the daemon (vLLM or the simulator), behind one small interface so tests can swap it. */
+export interface Upstream {
+  /** The base URL, for logs and errors. */
+  readonly url: string;
+  request(request: UpstreamRequest): Promise<UpstreamResponse>;
+  close(): Promise<void>;
+}
+
+export interface PooledUpstreamOptions {
+  url: string;
+  timeoutMs: number;
+  connections: number;
+  /** Sent as Authorization: Bearer to the upstream (the client's own key never is). */
+  apiKey?: string | undefined;
+}
+
+/**
+ * The upstream through one undici Pool: keep-alive connections reused across requests, a headers timeout
+ * (time to the first byte of the reply) and a body timeout (longest silence between chunks) both bounded by
+ * the configured upstream timeout.
+ */
+export function createPooledUpstream(options: PooledUpstreamOptions): Upstream {
+  const url = new URL(options.url);
+  // Accept http://host:8000, http://host:8000/ and http://host:8000/v1 alike.
+  const basePath = url.pathname.replace(/\/+$/, '').replace(/\/v1$/, '');
+  const pool = new Pool(url.origin, {
+    connections: options.connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+    connectTimeout: Math.min(options.timeoutMs, 10_000),
+  });
+  const auth = options.apiKey ? `Bearer ${options.apiKey}` : null;
+  return {
+    url: options.url,
+    async request(r) {
+      const headers: Record<string, string> = { ...r.headers };
+      if (auth) headers.authorization = auth;
+      const response = await pool.request({
+        origin: url.origin,
+        path: basePath + r.path,
+        method: r.method,
+        headers,
+        body: r.body ?? null,
+        signal: r.signal ?? null,
+        ...(r.timeoutMs !== undefined ? { headersTimeout: r.timeoutMs, bodyTimeout: r.timeoutMs } : {}),
+      });
+      return response as unknown as UpstreamResponse;
+    },
+    async close() {
+      await pool.close().catch(() => pool.destroy());
+    },
+  };
+}
+
+function errorCode(err: unknown): string {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return '';
+}
+
+export function isTimeout(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT';
+}
+
+/** 504 for a timeout, 502 for anything else that kept the upstream from answering. */
+export function upstreamFailure(err: unknown, upstreamUrl: string, timeoutMs: number): ApiError {
+  if (isTimeout(err)) {
+    return new ApiError(504, `the upstream engine at ${upstreamUrl} did not answer within ${timeoutMs} ms`, {
+      code: 'upstream_timeout',
+    });
+  }
+  const code = errorCode(err);
+  const why = code === 'ECONNREFUSED' ? 'refused the connection' : code ? `failed (${code})` : 'failed';
+  return new ApiError(502, `the upstream engine at ${upstreamUrl} ${why}; is it running? (cs-llm status)`, {
+    code: 'upstream_unavailable',
+  });
+}
