@@ -2,12 +2,18 @@ import { Command, CommanderError } from 'commander';
 import { UsageError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import * as configCommand from './commands/config.js';
+import * as gpuCommand from './commands/gpu.js';
+import * as doctorCommand from './commands/doctor.js';
+import * as modelsCommand from './commands/models.js';
 import * as simCommand from './commands/sim.js';
 
 /** Every command module exports register(program). One line per command, in help order. */
 const commands: Array<{ register(program: Command): void }> = [
   // commands: keep this list sorted by the order a newcomer meets them
   configCommand,
+  doctorCommand,
+  gpuCommand,
+  modelsCommand,
   simCommand,
 ];
 

@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { detectGpus } from '../../gpu/detect.js';
+import type { GpuInfo } from '../../gpu/parse.js';
+import { contextFor } from '../context.js';
+import { formatBytes, formatTable, paint } from '../output.js';
+
+const MiB = 1024 ** 2;
+
+function memory(gpu: GpuInfo): string {
+  if (gpu.memoryTotalMiB === null) return '-';
+  const used = gpu.memoryUsedMiB === null ? '?' : formatBytes(gpu.memoryUsedMiB * MiB);
+  return `${used} / ${formatBytes(gpu.memoryTotalMiB * MiB)}`;
+}
+
+function orDash(value: number | string | null, unit = ''): string {
+  return value === null ? '-' : `${value}${unit}`;
+}
+
+function notes(gpu: GpuInfo): string {
+  const out: string[] = [];
+  if (gpu.displayActive) out.push('drives a display');
+  if (gpu.migMode === 'enabled') out.push(`MIG on${gpu.migDevices.length ? `: ${gpu.migDevices.map((d) => d.profile).join(', ')}` : ''}`);
+  return out.join('; ');
+}
+
+export function register(program: Command): void {
+  program
+    .command('gpu')
+    .description('List the GPUs: memory, use, temperature, power, driver and compute capability (nvidia-smi)')
+    .option('--json', 'print {"source", "gpus": [...]} as JSON')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const { output } = contextFor(command);
+      const report = await detectGpus();
+      if (opts.json) {
+        output.json({
+          source: report.source,
+          gpus: report.gpus,
+          usable: report.usable,
+          driverVersion: report.driverVersion,
+          migEnabled: report.migEnabled ?? false,
+          problem: report.problem ?? null,
+          fix: report.fix ?? null,
+        });
+        return;
+      }
+      if (report.gpus.length > 0) {
+        const rows = report.gpus.map((g) => [
+          String(g.index),
+          g.name,
+          memory(g),
+          g.memoryFreeMiB === null ? '-' : formatBytes(g.memoryFreeMiB * MiB),
+          orDash(g.utilizationPct, '%'),
+          orDash(g.temperatureC, 'C'),
+          g.powerW === null ? '-' : `${g.powerW.toFixed(0)} W`,
+          orDash(g.computeCapability),
+          g.uuid ?? '-',
+          notes(g),
+        ]);
+        const headers = ['GPU', 'NAME', 'MEMORY USED', 'FREE', 'UTIL', 'TEMP', 'POWER', 'CC', 'UUID', 'NOTES'];
+        output.out(formatTable(headers, rows, output.isTTY ? output.columns : Infinity));
+      }
+      const driver = report.driverVersion ? `, driver ${report.driverVersion}` : '';
+      const usable = report.usable ? 'usable by the NVIDIA engine' : paint(output, 'yellow', 'not usable by the NVIDIA engine');
+      output.out(`source: ${report.source}${driver}; ${report.gpus.length} GPU(s), ${usable}`);
+      if (report.problem) output.out(`${paint(output, 'yellow', 'problem')}: ${report.problem}`);
+      if (report.fix) output.out(`fix: ${report.fix}`);
+    });
+}

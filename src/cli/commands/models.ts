@@ -1,0 +1,118 @@
+import type { Command } from 'commander';
+import { UsageError } from '../../core/errors.js';
+import { detectGpus } from '../../gpu/detect.js';
+import { selectGpus, selectorCount } from '../../gpu/select.js';
+import { loadCatalog } from '../../models/catalog.js';
+import { estimateCatalog, formatContext, formatGiB, recommendModel, type FitGpu } from '../../models/fit.js';
+import { contextFor, intFlag } from '../context.js';
+import { formatTable, paint, type Style } from '../output.js';
+
+const verdictStyle: Record<string, Style> = { fits: 'green', tight: 'yellow', no: 'red' };
+
+/**
+ * A VRAM size from --vram: "24GiB", "24GB", "24576MiB", "80G", or a bare number of GiB. GPU makers' "GB" on
+ * a card means GiB (a "24 GB" card has 24564 MiB), so GB, G and GiB all read as GiB here; the same for MB
+ * and TB.
+ */
+export function parseVramMiB(value: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(t|tb|tib|g|gb|gib|m|mb|mib)?\s*$/i.exec(value);
+  if (!match) {
+    throw new UsageError(`--vram "${value}" is not a memory size`, { next: 'Write it like 24GiB, 24GB, 80G or 24576MiB.' });
+  }
+  const n = Number(match[1]);
+  const unit = (match[2] ?? 'g').toLowerCase()[0];
+  const mib = unit === 't' ? n * 1024 * 1024 : unit === 'm' ? n : n * 1024;
+  if (mib < 256) throw new UsageError(`--vram ${value} is too small for any model`, { next: 'Give the card memory, e.g. --vram 24GiB.' });
+  return Math.round(mib);
+}
+
+export function register(program: Command): void {
+  program
+    .command('models')
+    .description('The model catalog with what fits: verdict, --max-model-len and --max-num-seqs for these GPUs (or a card given with --vram)')
+    .option('--json', 'print {"models": [...], "recommended": id|null} as JSON')
+    .option('--gpus <sel>', 'GPUs to plan for: all, or indexes/UUIDs like 0,1 (config engine.gpus)')
+    .option('--vram <size>', 'plan for a card that is not in this box, e.g. 24GiB (with --gpus 0,1: two such cards)')
+    .option('--context <n>', 'check this --max-model-len instead of proposing one', intFlag('--context'))
+    .option('--gpu-memory-utilization <f>', "vLLM's share of each GPU's memory (config engine.gpuMemoryUtilization)", Number)
+    .action(async (opts: { json?: boolean; gpus?: string; vram?: string; context?: number; gpuMemoryUtilization?: number }, command: Command) => {
+      const { loaded, output } = contextFor(command, {
+        engine: { gpus: opts.gpus, context: opts.context, gpuMemoryUtilization: opts.gpuMemoryUtilization },
+      });
+      const { config } = loaded;
+      const catalog = loadCatalog({ userModels: config.models });
+
+      let gpus: FitGpu[];
+      let planningFor: string;
+      let note: string | null = null;
+      if (opts.vram !== undefined) {
+        const mib = parseVramMiB(opts.vram);
+        const count = Math.max(1, selectorCount(opts.gpus ?? 'all'));
+        gpus = Array.from({ length: count }, (_, index) => ({ index, name: `${opts.vram!.trim()} card`, memoryTotalMiB: mib, memoryFreeMiB: null }));
+        planningFor = `${count} x ${formatGiB(mib * 1024 ** 2)} card (--vram; free memory at start not known)`;
+      } else {
+        const report = await detectGpus();
+        const usable = report.usable ? report.gpus : [];
+        gpus = selectGpus(usable, config.engine.gpus ?? 'all');
+        planningFor = gpus.length
+          ? gpus.map((g) => `GPU ${g.index} ${g.name} (${g.memoryTotalMiB === null ? '?' : formatGiB(g.memoryTotalMiB * 1024 ** 2)})`).join(', ')
+          : 'no usable NVIDIA GPU';
+        if (report.problem) note = `${report.problem}${report.fix ? `. ${report.fix}` : ''}`;
+      }
+      const fitOptions = { gpuMemoryUtilization: config.engine.gpuMemoryUtilization, context: config.engine.context };
+      const fits = estimateCatalog(catalog, gpus, fitOptions);
+      const recommended = recommendModel(catalog, gpus, fitOptions)?.model.id ?? null;
+
+      if (opts.json) {
+        output.json({
+          models: fits.map(({ model, fit }) => ({
+            id: model.id,
+            verdict: fit.verdict,
+            maxModelLen: fit.maxModelLen,
+            maxNumSeqs: fit.maxNumSeqs,
+            requiredBytes: fit.requiredBytes,
+            usableBytes: fit.usableBytes,
+            reason: fit.reason,
+          })),
+          recommended,
+        });
+        return;
+      }
+
+      output.out(`planning for: ${planningFor}, gpu-memory-utilization ${config.engine.gpuMemoryUtilization}`);
+      if (note) output.out(`${paint(output, 'yellow', 'note')}: ${note}`);
+      const headers = ['MODEL', 'WEIGHTS', 'VERDICT', 'CONTEXT', 'SEQS', 'TP', 'NEEDS', 'USABLE'];
+      const rows = fits.map(({ model, fit }) => [
+        model.id,
+        formatGiB(model.weightsBytes),
+        fit.verdict,
+        fit.maxModelLen === null ? '-' : formatContext(fit.maxModelLen),
+        fit.maxNumSeqs === null ? '-' : String(fit.maxNumSeqs),
+        String(fit.tensorParallel),
+        formatGiB(fit.requiredBytes),
+        formatGiB(fit.usableBytes),
+      ]);
+      if (output.isTTY) {
+        const table = formatTable(headers, rows, output.columns).split('\n');
+        const verdictAt = table[0]!.indexOf('VERDICT');
+        output.out(
+          [
+            table[0]!,
+            ...table.slice(1).map((line, i) => {
+              const verdict = fits[i]!.fit.verdict;
+              return line.slice(0, verdictAt) + paint(output, verdictStyle[verdict]!, verdict) + line.slice(verdictAt + verdict.length);
+            }),
+          ].join('\n'),
+        );
+        output.out('');
+        for (const { model, fit } of fits) output.out(`${model.id}: ${fit.reason}`);
+      } else {
+        for (const [i, row] of rows.entries()) output.out([...row, fits[i]!.fit.reason].join('  '));
+      }
+      output.out(
+        recommended
+          ? `recommended: ${recommended} (the largest model that fits with room)`
+          : 'recommended: none fits with room here; see the reasons above, or plan with --vram for another card',
+      );
+    });
+}
