@@ -6,6 +6,10 @@ import * as gpuCommand from './commands/gpu.js';
 import * as doctorCommand from './commands/doctor.js';
 import * as modelsCommand from './commands/models.js';
 import * as simCommand from './commands/sim.js';
+import * as upCommand from './commands/up.js';
+import * as statusCommand from './commands/status.js';
+import * as logsCommand from './commands/logs.js';
+import * as downCommand from './commands/down.js';
 
 /** Every command module exports register(program). One line per command, in help order. */
 const commands: Array<{ register(program: Command): void }> = [
@@ -14,6 +18,10 @@ const commands: Array<{ register(program: Command): void }> = [
   doctorCommand,
   gpuCommand,
   modelsCommand,
+  upCommand,
+  statusCommand,
+  logsCommand,
+  downCommand,
   simCommand,
 ];
 

@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { engineLogs } from '../../engine/manage.js';
+import { contextFor, intFlag } from '../context.js';
+
+export function register(program: Command): void {
+  program
+    .command('logs')
+    .description("Print the engine's logs (stdout and stderr as the engine wrote them)")
+    .option('-f, --follow', 'keep printing new lines until Ctrl-C or the engine stops')
+    .option('--tail <n>', 'only the last n lines', intFlag('--tail'))
+    .action(async (opts: { follow?: boolean; tail?: number }, command: Command) => {
+      const { loaded } = contextFor(command);
+      const abort = new AbortController();
+      const onSignal = () => abort.abort();
+      process.once('SIGINT', onSignal);
+      try {
+        await engineLogs({
+          paths: loaded.paths,
+          follow: Boolean(opts.follow),
+          tail: opts.tail,
+          stdout: process.stdout,
+          stderr: process.stderr,
+          signal: abort.signal,
+        });
+      } finally {
+        process.off('SIGINT', onSignal);
+      }
+    });
+}

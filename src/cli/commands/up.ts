@@ -1,0 +1,122 @@
+import type { Command } from 'commander';
+import { UsageError } from '../../core/errors.js';
+import { up, type UpResult } from '../../engine/up.js';
+import { contextFor, intFlag } from '../context.js';
+import { paint, type Output } from '../output.js';
+import { createProgressReporter } from '../progress.js';
+
+interface UpFlags {
+  model?: string;
+  engine?: string;
+  image?: string;
+  gpus?: string;
+  port?: number;
+  context?: number;
+  pullPolicy?: string;
+  offline?: boolean;
+  detach?: boolean;
+  json?: boolean;
+  engineEnv?: string[];
+}
+
+/** --engine-env KEY=VALUE (repeatable) -> {KEY: VALUE}. */
+export function parseEngineEnv(pairs: string[] = []): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const key = eq > 0 ? pair.slice(0, eq) : '';
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+      throw new UsageError(`--engine-env "${pair}" is not KEY=VALUE`, { next: 'Write it like --engine-env VLLM_LOGGING_LEVEL=DEBUG.' });
+    }
+    if (key === 'HF_TOKEN') throw new UsageError('pass HF_TOKEN through the environment, not on the command line', { next: 'export HF_TOKEN=... and run cs-llm up again.' });
+    env[key] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function curlExample(result: Pick<UpResult, 'baseUrl' | 'servedName'>): string {
+  const body = JSON.stringify({ model: result.servedName, messages: [{ role: 'user', content: 'Hello!' }] });
+  return `curl -s ${result.baseUrl}/chat/completions -H 'content-type: application/json' -d '${body}'`;
+}
+
+function printResult(output: Output, result: UpResult): void {
+  const where = result.mode === 'container' ? `container ${result.containerName}` : `local process ${result.pid}`;
+  const how = result.reused ? 'already running with this configuration (reused)' : `ready in ${(result.readyInMs / 1000).toFixed(1)} s`;
+  output.out(`${paint(output, 'green', 'engine serving')}: ${result.model} on the ${result.engine} engine (${where}), ${how}`);
+  output.out(`endpoint: ${result.baseUrl} (OpenAI-compatible, loopback only; model name "${result.servedName}")`);
+  output.out(`context: ${result.maxModelLen} tokens, ${result.maxNumSeqs} sequences, GPUs: ${result.gpuNames.join(', ') || 'none'}`);
+  output.out('try it:');
+  output.out(`  ${curlExample(result)}`);
+  output.out('status: cs-llm status    logs: cs-llm logs -f    stop: cs-llm down');
+}
+
+export function register(program: Command): void {
+  program
+    .command('up')
+    .description('Start the engine: checks, a model that fits, image pull, container, and readiness until it serves')
+    .option('--model <id>', 'catalog model id (default: the largest that fits the GPUs; config engine.model)')
+    .option('--engine <kind>', 'vllm or sim (the simulator; config engine.kind)')
+    .option('--image <ref>', 'engine image (default: the pinned vLLM image, or the simulator image)')
+    .option('--gpus <sel>', 'all, none, or GPU indexes like 0,1 (default: all for vllm, none for sim)')
+    .option('--port <n>', 'engine port on 127.0.0.1 (default 8000)', intFlag('--port'))
+    .option('--context <n>', 'max context length (vLLM --max-model-len); default from the fit estimate', intFlag('--context'))
+    .option('--pull-policy <policy>', 'if-missing (default), always or never')
+    .option('--offline', 'never contact Hugging Face from the engine (HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1)')
+    .option('--engine-env <KEY=VALUE>', 'extra environment for the engine (repeatable)', collect)
+    .option('--detach', 'return once the engine serves (what up does until the dashboard exists)')
+    .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
+    .action(async (opts: UpFlags, command: Command) => {
+      if (opts.engine !== undefined && !['vllm', 'sim', 'cpu', 'auto'].includes(opts.engine)) {
+        throw new UsageError(`--engine must be vllm or sim, got "${opts.engine}"`, { next: 'Use --engine vllm on a GPU host, or --engine sim to try cs-llm without a GPU.' });
+      }
+      if (opts.pullPolicy !== undefined && !['if-missing', 'always', 'never'].includes(opts.pullPolicy)) {
+        throw new UsageError(`--pull-policy must be if-missing, always or never, got "${opts.pullPolicy}"`);
+      }
+      const extraEnv = parseEngineEnv(opts.engineEnv);
+      const { loaded, output } = contextFor(command, {
+        engine: {
+          kind: opts.engine,
+          model: opts.model,
+          image: opts.image,
+          gpus: opts.gpus,
+          port: opts.port,
+          context: opts.context,
+          pullPolicy: opts.pullPolicy,
+          offline: opts.offline,
+        },
+      });
+      const reporter = await createProgressReporter(output, { json: Boolean(opts.json) });
+      // Ctrl-C while starting: cancel, and the failed start removes what it created.
+      const abort = new AbortController();
+      const onSignal = () => abort.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      let result: UpResult;
+      try {
+        result = await up({
+          engine: loaded.config.engine,
+          userModels: loaded.config.models,
+          paths: loaded.paths,
+          extraEnv,
+          signal: abort.signal,
+          onProgress: (event) => reporter.event(event),
+        });
+      } finally {
+        reporter.close();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      // Integration point (daemon issue): start the daemon in front of the engine here
+      // (startDaemonDetached with upstream result.baseUrl) and print its endpoint instead; in the
+      // foreground, end in the dashboard once it exists.
+      if (opts.json) {
+        output.json({ ...result, curl: curlExample(result) });
+        return;
+      }
+      printResult(output, result);
+    });
+}

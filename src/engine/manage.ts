@@ -1,0 +1,89 @@
+import type { Writable } from 'node:stream';
+import type Docker from 'dockerode';
+import { NotFoundError } from '../core/errors.js';
+import type { Paths } from '../core/paths.js';
+import { containerLogs, containerStatuses, downContainers, listEngineContainers, type ContainerStatus } from './container.js';
+import { createDockerClient, probeDocker } from './docker.js';
+import { downLocalProcess, localLogs, localStatus, type LocalStatus } from './local.js';
+import { instanceIdFor } from './spec.js';
+
+/**
+ * `down`, `status` and `logs` over both ways an engine runs: our containers (found by label) and the
+ * simulator as a local process (found by its state file). A missing Docker engine is not an error here:
+ * there is then simply no container of ours to act on.
+ */
+export interface ManageOptions {
+  paths: Paths;
+  env?: NodeJS.ProcessEnv;
+  docker?: Docker;
+}
+
+async function reachableDocker(options: ManageOptions): Promise<{ docker: Docker | null; problem: string | null }> {
+  const env = options.env ?? process.env;
+  const docker = options.docker ?? createDockerClient(env);
+  const probe = await probeDocker(docker, env);
+  return probe.reachable ? { docker, problem: null } : { docker: null, problem: probe.detail };
+}
+
+export type EngineStatus = ContainerStatus | LocalStatus;
+
+export interface StatusReport {
+  engines: EngineStatus[];
+  /** Why containers could not be listed (no Docker engine), or null. */
+  dockerProblem: string | null;
+}
+
+export async function engineStatus(options: ManageOptions): Promise<StatusReport> {
+  const { docker, problem } = await reachableDocker(options);
+  const engines: EngineStatus[] = [];
+  if (docker) engines.push(...(await containerStatuses(docker, instanceIdFor(options.paths.home))));
+  const local = await localStatus(options.paths.stateDir);
+  if (local) engines.push(local);
+  return { engines, dockerProblem: problem };
+}
+
+export interface DownReport {
+  containers: string[];
+  images: string[];
+  processes: number[];
+  dockerProblem: string | null;
+}
+
+export async function engineDown(options: ManageOptions & { purge: boolean }): Promise<DownReport> {
+  const { docker, problem } = await reachableDocker(options);
+  const report: DownReport = { containers: [], images: [], processes: [], dockerProblem: problem };
+  if (docker) {
+    const removed = await downContainers(docker, instanceIdFor(options.paths.home), options.purge);
+    report.containers = removed.removed.map((r) => r.name);
+    report.images = removed.imagesRemoved;
+  }
+  const local = await downLocalProcess(options.paths.stateDir, options.purge);
+  if (local) report.processes.push(local.pid);
+  // Integration point (daemon issue): stop the daemon here too, with stopDaemon(paths), once it exists.
+  return report;
+}
+
+export interface EngineLogsOptions extends ManageOptions {
+  follow: boolean;
+  tail?: number;
+  stdout: Writable;
+  stderr: Writable;
+  signal?: AbortSignal;
+}
+
+export async function engineLogs(options: EngineLogsOptions): Promise<void> {
+  const { docker, problem } = await reachableDocker(options);
+  if (docker) {
+    const containers = await listEngineContainers(docker, instanceIdFor(options.paths.home));
+    // The running one first; a stopped one still has the logs of why it stopped.
+    const chosen = containers.find((c) => c.State === 'running') ?? containers[0];
+    if (chosen) {
+      await containerLogs(docker, chosen.Id, options);
+      return;
+    }
+  }
+  if (await localLogs(options.paths.stateDir, options)) return;
+  throw new NotFoundError(`no engine to show logs of${problem ? ` (and no Docker engine: ${problem})` : ''}`, {
+    next: 'Start one with cs-llm up; a failed up prints the last log lines itself.',
+  });
+}
