@@ -174,7 +174,11 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       record: { route: 'unmatched', stream: false, session: false, upstreamMs: 0, outcome: 'ok' },
     };
     inFlight++;
-    res.once('close', () => {
+    // A request is over when its response has closed AND its handler has returned (a handler may still be
+    // recording why the client went away): only then is it counted out and reported.
+    let pendingParts = 2;
+    const partDone = () => {
+      if (--pendingParts > 0) return;
       inFlight--;
       if (observers.active) {
         const totalMs = performance.now() - startedAt;
@@ -187,7 +191,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         });
       }
       if (inFlight === 0 && onDrained) onDrained();
-    });
+    };
+    res.once('close', partDone);
     try {
       if (draining) {
         res.shouldKeepAlive = false;
@@ -215,10 +220,14 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       ctx.params = match.params;
       ctx.record.route = match.route;
       const pending = match.handler(ctx);
-      if (pending) pending.catch((err: unknown) => fail(ctx, err));
+      if (pending) {
+        pending.catch((err: unknown) => fail(ctx, err)).finally(partDone);
+        return;
+      }
     } catch (err) {
       fail(ctx, err);
     }
+    partDone();
   };
 
   const server = createServer({ keepAliveTimeout: 65_000 }, onRequest);

@@ -1,0 +1,59 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { deepMerge, loadConfig, type Config } from '../../src/core/config.js';
+import type { Paths } from '../../src/core/paths.js';
+import { startDaemon, type Daemon } from '../../src/daemon/server.js';
+import { startSimulator } from '../../src/sim/server.js';
+
+type SimOptions = Parameters<typeof startSimulator>[0];
+
+export interface Harness {
+  home: string;
+  config: Config;
+  paths: Paths;
+  sim: Awaited<ReturnType<typeof startSimulator>>;
+  daemon: Daemon;
+  /** The real openai client, pointed at the daemon. */
+  client(options?: { sessionId?: string; apiKey?: string; profile?: string }): OpenAI;
+}
+
+/**
+ * The simulator (zero delay unless asked) behind a daemon on an ephemeral port with its own CS_LLM_HOME, both
+ * closed after the test.
+ */
+export async function startHarness(
+  t: { after(fn: () => Promise<void> | void): void },
+  options: { sim?: SimOptions; config?: Record<string, unknown>; now?: () => number; beforeStart?: (paths: Paths, config: Config) => void } = {},
+): Promise<Harness> {
+  const home = mkdtempSync(join(tmpdir(), 'cs-llm-daemon-'));
+  const sim = await startSimulator({ port: 0, ...options.sim });
+  t.after(() => sim.close());
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home }, flags: deepMerge({ daemon: { upstream: sim.url } }, options.config ?? {}) });
+  options.beforeStart?.(paths, config);
+  const daemon = await startDaemon({ config, paths, port: 0, ...(options.now ? { now: options.now } : {}) });
+  t.after(() => daemon.close('test over'));
+  return {
+    home,
+    config,
+    paths,
+    sim,
+    daemon,
+    client: ({ sessionId, apiKey, profile } = {}) =>
+      new OpenAI({
+        baseURL: `${daemon.url}/v1`,
+        apiKey: apiKey ?? 'unused',
+        maxRetries: 0,
+        timeout: 30_000,
+        defaultHeaders: {
+          ...(sessionId ? { 'X-Session-Id': sessionId } : {}),
+          ...(profile ? { 'X-Profile': profile } : {}),
+        },
+      }),
+  };
+}
+
+export function text(completion: OpenAI.Chat.Completions.ChatCompletion): string {
+  return completion.choices[0]?.message.content ?? '';
+}

@@ -1,0 +1,159 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import { request } from 'undici';
+import type { RequestRecord } from '../../src/daemon/observers.js';
+import { startHarness, type Harness } from './harness.js';
+
+function storedCount(h: Harness, sessionId: string): number {
+  // A separate connection, as another process would read it.
+  const db = new Database(h.daemon.store.file, { readonly: true });
+  try {
+    return (db.prepare('SELECT COUNT(*) AS n FROM messages WHERE session_id = ?').get(sessionId) as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+function nextRecord(h: Harness, match: (r: RequestRecord) => boolean): Promise<RequestRecord> {
+  return new Promise((resolve) => {
+    const off = h.daemon.onRequest((r) => {
+      if (match(r)) {
+        off();
+        resolve(r);
+      }
+    });
+  });
+}
+
+test('a streamed turn arrives in pieces and is stored once complete', async (t) => {
+  const h = await startHarness(t);
+  const chat = h.client({ sessionId: 'stream-1' });
+  const stream = await chat.chat.completions.create({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'my name is Ada' }] });
+  let content = '';
+  let chunks = 0;
+  for await (const chunk of stream) {
+    content += chunk.choices[0]?.delta.content ?? '';
+    chunks++;
+  }
+  assert.ok(chunks > 3, `expected several chunks, got ${chunks}`);
+  assert.match(content, /Turn 1/);
+  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/stream-1`)).json()) as { messages: Array<{ role: string; content: string }> };
+  assert.deepEqual(stored.messages, [
+    { role: 'user', content: 'my name is Ada' },
+    { role: 'assistant', content },
+  ]);
+  const again = await chat.chat.completions.create({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'what is my name?' }] });
+  let answer = '';
+  for await (const chunk of again) answer += chunk.choices[0]?.delta.content ?? '';
+  assert.equal(answer, 'Your name is Ada.');
+});
+
+test('the turn is committed before [DONE] reaches the client', async (t) => {
+  const h = await startHarness(t);
+  const res = await request(`${h.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-session-id': 'done-order' },
+    body: JSON.stringify({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'count to 30' }] }),
+  });
+  assert.equal(res.statusCode, 200);
+  let received = '';
+  let countAtDone = -1;
+  for await (const chunk of res.body) {
+    received += chunk.toString();
+    if (countAtDone < 0 && received.includes('data: [DONE]')) countAtDone = storedCount(h, 'done-order');
+    else if (countAtDone < 0) assert.equal(storedCount(h, 'done-order'), 0, 'nothing is stored while the reply streams');
+  }
+  assert.equal(countAtDone, 2);
+  assert.ok(received.trimEnd().endsWith('data: [DONE]'));
+});
+
+test('a client that disconnects mid-stream aborts the upstream request and nothing is stored', async (t) => {
+  const h = await startHarness(t, { sim: { tokensPerSecond: 50 } });
+  const finished = nextRecord(h, (r) => r.route === '/v1/chat/completions');
+  const controller = new AbortController();
+  const res = await request(`${h.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-session-id': 'abort-me' },
+    body: JSON.stringify({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'count to 500' }] }),
+    signal: controller.signal,
+  });
+  const reader = res.body[Symbol.asyncIterator]();
+  await reader.next();
+  controller.abort();
+  await reader.next().catch(() => undefined);
+  const record = await finished;
+  assert.equal(record.outcome, 'client_closed');
+  while (h.sim.stats().aborted === 0) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(h.sim.stats().aborted, 1);
+  assert.equal(storedCount(h, 'abort-me'), 0);
+  assert.equal((await fetch(`${h.daemon.url}/v1/sessions/abort-me`)).status, 404);
+});
+
+test('an upstream that dies mid-stream gives the client an error event and stores nothing', async (t) => {
+  const h = await startHarness(t, { sim: { dieMidStreamRate: 1 } });
+  const chat = h.client({ sessionId: 'dies' });
+  const stream = await chat.chat.completions.create({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'count to 200' }] });
+  await assert.rejects(
+    (async () => {
+      for await (const _chunk of stream) {
+        // drain until the error event
+      }
+    })(),
+    (err: Error) => /upstream engine/.test(err.message),
+  );
+  assert.equal(storedCount(h, 'dies'), 0);
+});
+
+test('an upstream that dies mid-stream on a stateless request also ends in an error event', async (t) => {
+  const h = await startHarness(t, { sim: { dieMidStreamRate: 1 } });
+  const res = await request(`${h.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'count to 200' }] }),
+  });
+  const text = await res.body.text();
+  assert.match(text, /data: \{"error":\{"message":"the upstream engine/);
+  assert.doesNotMatch(text, /\[DONE\]/);
+});
+
+test('streamed tool calls are stored with their arguments and the tool result turn completes the loop', async (t) => {
+  const h = await startHarness(t);
+  const chat = h.client({ sessionId: 'tools' });
+  const tools = [
+    {
+      type: 'function' as const,
+      function: { name: 'track_order', description: 'Order status', parameters: { type: 'object', properties: { order_id: { type: 'string' } } } },
+    },
+  ];
+  const stream = await chat.chat.completions.create({
+    model: 'cs-llm-sim',
+    stream: true,
+    tools,
+    messages: [{ role: 'user', content: 'Where is order 12345?' }],
+  });
+  const calls = new Map<number, { id: string; name: string; args: string }>();
+  for await (const chunk of stream) {
+    for (const call of chunk.choices[0]?.delta.tool_calls ?? []) {
+      const c = calls.get(call.index) ?? { id: '', name: '', args: '' };
+      c.id ||= call.id ?? '';
+      c.name += call.function?.name ?? '';
+      c.args += call.function?.arguments ?? '';
+      calls.set(call.index, c);
+    }
+  }
+  const call = calls.get(0)!;
+  assert.equal(call.name, 'track_order');
+  assert.deepEqual(JSON.parse(call.args), { order_id: '12345' });
+
+  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/tools`)).json()) as { messages: Array<{ role: string; tool_calls?: unknown }> };
+  assert.deepEqual(stored.messages[1]!.tool_calls, [{ id: call.id, type: 'function', function: { name: 'track_order', arguments: call.args } }]);
+
+  // The next turn sends only the tool result; the engine sees the call in the history and names the tool.
+  const reply = await chat.chat.completions.create({
+    model: 'cs-llm-sim',
+    tools,
+    messages: [{ role: 'tool', tool_call_id: call.id, content: '{"status":"shipped"}' }],
+  });
+  assert.equal(reply.choices[0]!.message.content, 'According to track_order, status is shipped.');
+});
