@@ -112,8 +112,11 @@ export function checkDockerApi(probe: DockerProbe): Check {
   };
 }
 
-function findOnPath(names: string[], env: NodeJS.ProcessEnv): string | null {
-  const dirs = [...(env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin', '/usr/sbin', '/sbin', '/bin'].filter(Boolean);
+/** dockerd often runs with a wider PATH than the user's shell (sbin included), so these are searched too. */
+export const SYSTEM_BIN_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+function findOnPath(names: string[], env: NodeJS.ProcessEnv, extraDirs: string[]): string | null {
+  const dirs = [...(env.PATH ?? '').split(delimiter), ...extraDirs].filter(Boolean);
   for (const name of names) {
     for (const dir of dirs) {
       const file = join(dir, name);
@@ -147,14 +150,21 @@ function findNvidiaCdiSpec(dirs: string[]): string | null {
   return null;
 }
 
-export function checkNvidiaRuntime(options: { probe: DockerProbe | null; gpuReport: GpuReport; env: NodeJS.ProcessEnv; cdiDirs: string[] }): Check {
+export function checkNvidiaRuntime(options: {
+  probe: DockerProbe | null;
+  gpuReport: GpuReport;
+  env: NodeJS.ProcessEnv;
+  cdiDirs: string[];
+  /** Searched after PATH; default SYSTEM_BIN_DIRS. */
+  binDirs?: string[];
+}): Check {
   const { probe, gpuReport, env } = options;
   const base = { name: 'nvidia-runtime' as const, neededByUp: false };
   const runtimes = probe?.runtimes ?? [];
   if (runtimes.includes('nvidia')) {
     return { ...base, status: 'ok', detail: 'the nvidia runtime is registered with Docker', fix: null };
   }
-  const hook = findOnPath(NVIDIA_RUNTIME_EXECUTABLES, env);
+  const hook = findOnPath(NVIDIA_RUNTIME_EXECUTABLES, env, options.binDirs ?? SYSTEM_BIN_DIRS);
   if (hook) {
     return { ...base, status: 'ok', detail: `NVIDIA Container Toolkit found (${hook}); Docker's GPU device requests use it`, fix: null };
   }

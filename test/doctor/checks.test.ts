@@ -1,0 +1,178 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/core/config.js';
+import {
+  CHECK_NAMES,
+  blocksUp,
+  checkDisk,
+  checkDockerApi,
+  checkGpu,
+  checkNode,
+  checkNvidiaRuntime,
+  checkPort,
+  compareVersions,
+  isPortFree,
+  modelCacheDir,
+  runChecks,
+} from '../../src/doctor/checks.js';
+import type { DockerProbe } from '../../src/engine/docker.js';
+import { detectGpus, type GpuReport } from '../../src/gpu/detect.js';
+import { loadCatalog } from '../../src/models/catalog.js';
+import { envWithScenario } from '../gpu/fixtures.js';
+
+function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `cs-llm-doctor-${prefix}-`));
+}
+
+/** Listens on an ephemeral loopback port and returns it; closed after the test. */
+async function occupyPort(t: { after(fn: () => Promise<void> | void): void }): Promise<number> {
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as { port: number }).port;
+}
+
+const reachable: DockerProbe = { endpoint: 'unix:///var/run/docker.sock', reachable: true, detail: 'Docker Engine 20.10.24 (API 1.41)', apiVersion: '1.41', serverVersion: '20.10.24', runtimes: ['runc'] };
+const noGpu: GpuReport = { source: 'none', gpus: [], usable: false, driverVersion: null, problem: 'nvidia-smi was not found on PATH', fix: 'Install the NVIDIA driver.' };
+
+test('versions compare by number, not by text', () => {
+  assert.ok(compareVersions('1.41', '1.9') > 0);
+  assert.ok(compareVersions('v20.18.0', '20.18') === 0);
+  assert.ok(compareVersions('20.9.0', '20.18.0') < 0);
+});
+
+test('Node below 20.18 fails with an install fix, 20.18 and newer pass', () => {
+  const old = checkNode('20.17.0');
+  assert.equal(old.status, 'fail');
+  assert.match(old.fix!, /20\.18/);
+  assert.equal(checkNode('20.18.0').status, 'ok');
+  assert.equal(checkNode('v22.11.0').status, 'ok');
+});
+
+test('the engine API version: below 1.40 fails, 1.40 warns, 1.41 passes, no engine is not checked', () => {
+  assert.equal(checkDockerApi({ ...reachable, apiVersion: '1.39' }).status, 'fail');
+  assert.equal(checkDockerApi({ ...reachable, apiVersion: '1.40' }).status, 'warn');
+  assert.equal(checkDockerApi(reachable).status, 'ok');
+  const down = checkDockerApi({ endpoint: 'unix:///x', reachable: false, detail: 'refused' });
+  assert.equal(down.status, 'warn');
+  assert.match(down.detail, /not checked/);
+});
+
+test('the NVIDIA runtime is found as a Docker runtime, a hook on PATH, or a CDI spec', () => {
+  const gpus = { ...noGpu, gpus: [{ index: 0 } as never], usable: true };
+  const none = { env: { PATH: '' }, cdiDirs: [], binDirs: [] };
+  assert.equal(checkNvidiaRuntime({ ...none, probe: { ...reachable, runtimes: ['runc', 'nvidia'] }, gpuReport: gpus }).status, 'ok');
+
+  const bin = tempDir('bin');
+  writeFileSync(join(bin, 'nvidia-container-runtime-hook'), '#!/bin/sh\ncat >/dev/null\n');
+  chmodSync(join(bin, 'nvidia-container-runtime-hook'), 0o755);
+  const hook = checkNvidiaRuntime({ ...none, env: { PATH: bin }, probe: reachable, gpuReport: gpus });
+  assert.equal(hook.status, 'ok');
+  assert.ok(hook.detail.includes(join(bin, 'nvidia-container-runtime-hook')));
+
+  const cdi = tempDir('cdi');
+  writeFileSync(join(cdi, 'nvidia.yaml'), 'cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices: []\n');
+  const spec = checkNvidiaRuntime({ ...none, cdiDirs: ['/nonexistent-cdi', cdi], probe: reachable, gpuReport: gpus });
+  assert.equal(spec.status, 'ok');
+  assert.match(spec.detail, /CDI spec/);
+});
+
+test('GPUs without any NVIDIA runtime warn with the toolkit fix; no GPU means not needed', () => {
+  const base = { env: { PATH: '' }, cdiDirs: [], binDirs: [], probe: reachable };
+  const missing = checkNvidiaRuntime({ ...base, gpuReport: { ...noGpu, gpus: [{ index: 0 } as never], usable: true } });
+  assert.equal(missing.status, 'warn');
+  assert.match(missing.fix!, /nvidia-ctk runtime configure --runtime=docker/);
+  const notNeeded = checkNvidiaRuntime({ ...base, gpuReport: noGpu });
+  assert.equal(notNeeded.status, 'ok');
+  assert.match(notNeeded.detail, /not needed/);
+});
+
+test('the GPU check names the cards, the driver, a display in use and MIG', async () => {
+  const display = checkGpu(await detectGpus({ env: envWithScenario('rtx4090-display') }));
+  assert.equal(display.status, 'ok');
+  assert.match(display.detail, /GPU 0 NVIDIA GeForce RTX 4090 24\.0 GiB \(compute 8\.9, drives a display\); driver 550\.120/);
+  const mig = checkGpu(await detectGpus({ env: envWithScenario('mig') }));
+  assert.equal(mig.status, 'warn');
+  assert.match(mig.detail, /MIG is enabled/);
+  const broken = checkGpu(await detectGpus({ env: envWithScenario('driver-failure') }));
+  assert.equal(broken.status, 'warn');
+  assert.equal(broken.neededByUp, false);
+  assert.match(broken.detail, /couldn't communicate/);
+  assert.match(broken.fix!, /NVIDIA driver/);
+});
+
+test('free disk is read at the nearest existing parent of the model cache', async () => {
+  const root = tempDir('disk');
+  const check = await checkDisk(join(root, 'not', 'yet', 'huggingface'), loadCatalog());
+  assert.equal(check.name, 'disk');
+  assert.match(check.detail, /GiB free for the model cache at .*not\/yet\/huggingface \(on the file system of /);
+  assert.ok(check.detail.includes(root));
+  const huge = loadCatalog({ userModels: [{ ...loadCatalog().models[0]!, id: 'huge', weightsBytes: 1e15 }] });
+  const warn = await checkDisk(root, huge);
+  assert.equal(warn.status, 'warn');
+  assert.match(warn.detail, /not for the largest/);
+  assert.match(warn.fix!, /hfCacheDir/);
+});
+
+test('the model cache is the config hfCacheDir, else HF_HOME, else ~/.cache/huggingface', () => {
+  const home = tempDir('home');
+  const { config } = loadConfig({ env: { CS_LLM_HOME: home } });
+  assert.equal(modelCacheDir(config, { HOME: '/home/op' }), '/home/op/.cache/huggingface');
+  assert.equal(modelCacheDir(config, { HOME: '/home/op', HF_HOME: '/data/hf' }), '/data/hf');
+  const configured = loadConfig({ env: { CS_LLM_HOME: home, CS_LLM_ENGINE_HF_CACHE_DIR: '/models' } }).config;
+  assert.equal(modelCacheDir(configured, { HF_HOME: '/data/hf' }), '/models');
+});
+
+test('a port another process listens on fails the check with a --port fix; a free one passes', async (t) => {
+  const port = await occupyPort(t);
+  assert.equal(await isPortFree(port), false);
+  const busy = await checkPort('engine-port', port);
+  assert.equal(busy.status, 'fail');
+  assert.equal(busy.neededByUp, true);
+  assert.equal(busy.detail, `engine port ${port} is in use by another process on 127.0.0.1`);
+  assert.match(busy.fix!, /--port/);
+
+  const free = createServer();
+  await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+  const freePort = (free.address() as { port: number }).port;
+  await new Promise<void>((resolve) => free.close(() => resolve()));
+  assert.equal((await checkPort('daemon-port', freePort)).status, 'ok');
+});
+
+test('runChecks runs only the checks asked for, in order, and a busy port blocks up', async (t) => {
+  const port = await occupyPort(t);
+  const home = tempDir('home');
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home, CS_LLM_ENGINE_PORT: String(port) } });
+  const checks = await runChecks({ config, paths, only: ['engine-port', 'node'] });
+  assert.deepEqual(checks.map((c) => c.name), ['node', 'engine-port']);
+  assert.equal(checks[1]!.status, 'fail');
+  assert.equal(blocksUp(checks), true);
+});
+
+test('with no Docker engine at DOCKER_HOST the docker check fails with a fix and the rest still run', async () => {
+  const home = tempDir('home');
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home } });
+  const env = { ...process.env, DOCKER_HOST: `unix://${join(home, 'no-docker.sock')}`, PATH: envWithScenario('rtx4090-display').PATH };
+  const checks = await runChecks({ config, paths, env, cdiDirs: [] });
+  assert.deepEqual(checks.map((c) => c.name), [...CHECK_NAMES]);
+  const docker = checks.find((c) => c.name === 'docker')!;
+  assert.equal(docker.status, 'fail');
+  assert.match(docker.detail, /no-docker\.sock/);
+  assert.ok(docker.fix);
+  assert.equal(checks.find((c) => c.name === 'docker-api')!.status, 'warn');
+  assert.equal(checks.find((c) => c.name === 'gpu')!.status, 'ok');
+  assert.equal(blocksUp(checks), true);
+  for (const check of checks) assert.ok(['ok', 'warn', 'fail'].includes(check.status) && check.detail.length > 0);
+});
+
+test('a GPU report passed in is used instead of running nvidia-smi again', async () => {
+  const home = tempDir('home');
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home } });
+  const report = await detectGpus({ env: envWithScenario('two-gpus') });
+  const [gpu] = await runChecks({ config, paths, only: ['gpu'], gpuReport: report, env: { PATH: '/nonexistent' } });
+  assert.match(gpu!.detail, /GPU 1 NVIDIA GeForce RTX 3090/);
+});
