@@ -3,68 +3,15 @@ import assert from 'node:assert/strict';
 import type Docker from 'dockerode';
 import OpenAI from 'openai';
 import { REGISTRY, SIM_IMAGE, requireDocker } from '../helpers/docker.js';
+import { TEST_LABEL, lastLogLines, removeContainer, removeLabelledContainers } from './containers.js';
+import { pullImage, removeLocalImage } from './images.js';
 
 // The simulator image as CI builds it (scripts/ci/build-sim-image.sh): pulled from the loopback registry
 // for real, run with a published port, and spoken to by the real openai client.
 
-const TEST_LABEL = 'cs-llm.test';
 const TEST_LABEL_VALUE = 'sim-image';
 const SERVED_NAME = 'sim-image-test';
 const READY_TIMEOUT_MS = 60_000;
-
-function statusOf(err: unknown): number | undefined {
-  return (err as { statusCode?: number }).statusCode;
-}
-
-/** Pulls through dockerode; a failed pull rejects whether the engine reports it up front or in the stream. */
-async function pullImage(docker: Docker, ref: string): Promise<void> {
-  const stream = await docker.pull(ref);
-  await new Promise<void>((resolve, reject) => {
-    let failure: Error | undefined;
-    docker.modem.followProgress(
-      stream,
-      (err: Error | null) => {
-        if (err) reject(err);
-        else if (failure) reject(failure);
-        else resolve();
-      },
-      (event: { error?: string; errorDetail?: { message?: string } }) => {
-        if (event.error !== undefined && failure === undefined) failure = new Error(event.errorDetail?.message ?? event.error);
-      },
-    );
-  });
-}
-
-async function removeLocalImage(docker: Docker, ref: string): Promise<void> {
-  try {
-    await docker.getImage(ref).remove({ force: true });
-  } catch (err) {
-    if (statusOf(err) !== 404) throw err;
-  }
-}
-
-/** Containers left by an earlier run that was killed before its clean-up ran. */
-async function removeLeftoverContainers(docker: Docker): Promise<void> {
-  const leftovers = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${TEST_LABEL_VALUE}`] } });
-  await Promise.all(leftovers.map((info) => docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined)));
-}
-
-/** Container logs are multiplexed (8-byte frame headers) when the container has no TTY. */
-function demultiplexLogs(buffer: Buffer): string {
-  const parts: Buffer[] = [];
-  let offset = 0;
-  while (offset + 8 <= buffer.length) {
-    const size = buffer.readUInt32BE(offset + 4);
-    parts.push(buffer.subarray(offset + 8, offset + 8 + size));
-    offset += 8 + size;
-  }
-  return Buffer.concat(parts).toString('utf8');
-}
-
-async function lastLogLines(container: Docker.Container): Promise<string> {
-  const logs = (await container.logs({ stdout: true, stderr: true, tail: 50, follow: false })) as unknown as Buffer;
-  return demultiplexLogs(logs);
-}
 
 /**
  * GET with a per-request timeout on a ref'd timer. Not AbortSignal.timeout: before the container listens,
@@ -115,11 +62,7 @@ async function startSimContainer(t: TestContext, docker: Docker): Promise<string
     // HostPort '' lets dockerd pick a free port on loopback.
     HostConfig: { PortBindings: { '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] } },
   });
-  t.after(async () => {
-    await container.remove({ force: true, v: true }).catch((err: unknown) => {
-      if (statusOf(err) !== 404) throw err;
-    });
-  });
+  t.after(() => removeContainer(container));
   await container.start();
   const binding = (await container.inspect()).NetworkSettings.Ports['8000/tcp']?.[0];
   assert.ok(binding, 'dockerd published no host port for 8000/tcp');
@@ -132,7 +75,7 @@ async function startSimContainer(t: TestContext, docker: Docker): Promise<string
 test('the simulator image pulled from the loopback registry serves the openai client, streaming and not', { timeout: 180_000 }, async (t) => {
   const docker = await requireDocker(t);
   if (!docker) return;
-  await removeLeftoverContainers(docker);
+  await removeLabelledContainers(docker, TEST_LABEL_VALUE);
   await removeLocalImage(docker, SIM_IMAGE);
 
   await pullImage(docker, SIM_IMAGE);
