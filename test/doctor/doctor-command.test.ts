@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+import { CHECK_NAMES } from '../../src/doctor/checks.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+test('doctor --json prints exactly {"checks": [{name, status, detail, fix}]} and fails when the engine port is taken', async (t) => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const busyPort = (server.address() as { port: number }).port;
+
+  const result = await runCli(['doctor', '--json'], {
+    env: {
+      CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-doctor-cli-')),
+      CS_LLM_ENGINE_PORT: String(busyPort),
+      CS_LLM_DAEMON_PORT: String(await freePort()),
+    },
+  });
+  assert.equal(result.exitCode, 4, String(result.stderr));
+  const out = JSON.parse(String(result.stdout));
+  assert.deepEqual(Object.keys(out), ['checks']);
+  assert.deepEqual(out.checks.map((c: { name: string }) => c.name), [...CHECK_NAMES]);
+  for (const check of out.checks) {
+    assert.deepEqual(Object.keys(check), ['name', 'status', 'detail', 'fix']);
+    assert.ok(['ok', 'warn', 'fail'].includes(check.status));
+    assert.equal(typeof check.detail, 'string');
+    assert.ok(check.fix === null || typeof check.fix === 'string');
+    if (check.status === 'fail') assert.ok(check.fix, `${check.name} fails with a fix`);
+  }
+  const enginePort = out.checks.find((c: { name: string }) => c.name === 'engine-port');
+  assert.equal(enginePort.status, 'fail');
+  assert.equal(enginePort.detail, `engine port ${busyPort} is in use by another process on 127.0.0.1`);
+  assert.match(enginePort.fix, /--port/);
+  assert.equal(out.checks.find((c: { name: string }) => c.name === 'daemon-port').status, 'ok');
+});
+
+test('doctor without a terminal prints one plain line per check and what stops up', async (t) => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const busyPort = (server.address() as { port: number }).port;
+  const result = await runCli(['doctor'], {
+    env: { CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-doctor-cli-')), CS_LLM_DAEMON_PORT: String(busyPort), CS_LLM_ENGINE_PORT: String(await freePort()) },
+  });
+  assert.notEqual(result.exitCode, 0);
+  const stdout = String(result.stdout);
+  assert.match(stdout, /^ok {2}node {2}Node\.js \d+\.\d+\.\d+$/m);
+  assert.match(stdout, new RegExp(`^fail  daemon-port  daemon port ${busyPort} is in use by another process on 127\\.0\\.0\\.1$`, 'm'));
+  assert.match(stdout, /^fix daemon-port: Pick another port/m);
+  assert.match(stdout, /^cs-llm up cannot run yet: .*daemon-port.* failed$/m);
+});

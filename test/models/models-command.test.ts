@@ -1,0 +1,119 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+import { scenarioDir } from '../gpu/fixtures.js';
+
+const home = () => mkdtempSync(join(tmpdir(), 'cs-llm-models-cli-'));
+const NO_GPU_ENV = () => ({ CS_LLM_HOME: home(), PATH: '/nonexistent-cs-llm-bin' });
+
+interface ModelsJson {
+  models: Array<{ id: string; verdict: string; maxModelLen: number | null; maxNumSeqs: number | null; requiredBytes: number; usableBytes: number; reason: string }>;
+  recommended: string | null;
+}
+
+async function modelsJson(args: string[], env: Record<string, string>): Promise<ModelsJson> {
+  const result = await runCli(['models', '--json', ...args], { env });
+  assert.equal(result.exitCode, 0, String(result.stderr));
+  return JSON.parse(String(result.stdout)) as ModelsJson;
+}
+
+test('models --json --vram 24GiB plans for a 24 GiB card: 32B tight, 14B recommended, exact fields', async () => {
+  const out = await modelsJson(['--vram', '24GiB'], NO_GPU_ENV());
+  assert.deepEqual(Object.keys(out), ['models', 'recommended']);
+  for (const m of out.models) assert.deepEqual(Object.keys(m), ['id', 'verdict', 'maxModelLen', 'maxNumSeqs', 'requiredBytes', 'usableBytes', 'reason']);
+  const byId = new Map(out.models.map((m) => [m.id, m]));
+  assert.equal(byId.get('qwen2.5-32b-instruct-awq')!.verdict, 'tight');
+  assert.equal(byId.get('qwen2.5-32b-instruct-awq')!.maxModelLen, 8192);
+  assert.equal(byId.get('qwen2.5-14b-instruct-awq')!.verdict, 'fits');
+  assert.equal(byId.get('qwen2.5-7b-instruct-awq')!.verdict, 'fits');
+  assert.equal(byId.get('llama-3.1-8b-instruct-awq-int4')!.verdict, 'fits');
+  assert.equal(out.recommended, 'qwen2.5-14b-instruct-awq');
+  assert.equal(byId.get('qwen2.5-14b-instruct-awq')!.usableBytes, Math.floor(24 * 1024 ** 3 * 0.9));
+});
+
+test('models --json on the recorded RTX 4090 uses the detected card', async () => {
+  const out = await modelsJson([], { CS_LLM_HOME: home(), PATH: `${scenarioDir('rtx4090-display')}:${process.env.PATH}` });
+  assert.equal(out.recommended, 'qwen2.5-14b-instruct-awq');
+  assert.match(out.models.find((m) => m.id === 'qwen2.5-32b-instruct-awq')!.reason, /usable on GPU 0 \(NVIDIA GeForce RTX 4090\)/);
+});
+
+test('models --json with --context too large for a model gives "no" with what would fit', async () => {
+  const out = await modelsJson(['--vram', '24GB', '--context', '32768'], NO_GPU_ENV());
+  const big = out.models.find((m) => m.id === 'qwen2.5-32b-instruct-awq')!;
+  assert.equal(big.verdict, 'no');
+  assert.equal(big.maxModelLen, null);
+  assert.match(big.reason, /needs .* GiB at 32k context; .* GiB usable .*Fits at 8k/);
+});
+
+test('models with two planned cards splits the 32B model across them', async () => {
+  const out = await modelsJson(['--vram', '24GiB', '--gpus', '0,1'], NO_GPU_ENV());
+  const big = out.models.find((m) => m.id === 'qwen2.5-32b-instruct-awq')!;
+  assert.equal(big.verdict, 'fits');
+  assert.match(big.reason, /tensor parallel 2/);
+  assert.equal(out.recommended, 'qwen2.5-32b-instruct-awq');
+});
+
+test('models --json with no GPU and no --vram says nothing fits and why', async () => {
+  const out = await modelsJson([], NO_GPU_ENV());
+  assert.equal(out.recommended, null);
+  for (const m of out.models) {
+    assert.equal(m.verdict, 'no');
+    assert.match(m.reason, /--vram/);
+  }
+});
+
+test('a user model in the config is estimated too; a bad one is a config error', async () => {
+  const dir = home();
+  const entry = {
+    id: 'my-qwen-7b',
+    hfRepo: 'me/qwen-7b-awq',
+    servedName: 'mine',
+    family: 'qwen2.5',
+    parameters: 7.6e9,
+    quantization: 'awq',
+    weightsBytes: 5_600_000_000,
+    layers: 28,
+    attentionHeads: 28,
+    kvHeads: 4,
+    headDim: 128,
+    maxContext: 32768,
+    toolCallParser: 'hermes',
+    chatTemplate: null,
+    engineArgs: [],
+    minComputeCapability: 7.5,
+    license: 'Apache-2.0',
+    engines: ['vllm'],
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ models: [entry] }));
+  const out = await modelsJson(['--vram', '24GiB'], { CS_LLM_HOME: dir, PATH: '/nonexistent-cs-llm-bin' });
+  assert.equal(out.models.find((m) => m.id === 'my-qwen-7b')?.verdict, 'fits');
+
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ models: [{ ...entry, headDim: -1 }] }));
+  const bad = await runCli(['models', '--json', '--vram', '24GiB'], { env: { CS_LLM_HOME: dir, PATH: '/nonexistent-cs-llm-bin' } });
+  assert.equal(bad.exitCode, 3);
+  assert.match(String(bad.stderr), /models\[0\] \("my-qwen-7b"\): field "headDim"/);
+  assert.match(String(bad.stderr), /^next: /m);
+});
+
+test('a --vram that is not a size, or a GPU that is not there, is a usage error with the next step', async () => {
+  const vram = await runCli(['models', '--vram', 'lots'], { env: NO_GPU_ENV() });
+  assert.equal(vram.exitCode, 2);
+  assert.match(String(vram.stderr), /--vram "lots" is not a memory size/);
+  assert.match(String(vram.stderr), /next: Write it like 24GiB/);
+  const gpus = await runCli(['models', '--gpus', '3'], { env: { CS_LLM_HOME: home(), PATH: `${scenarioDir('two-gpus')}:${process.env.PATH}` } });
+  assert.equal(gpus.exitCode, 2);
+  assert.match(String(gpus.stderr), /there is no GPU "3"/);
+  assert.ok(!String(gpus.stderr).includes('    at '), 'no stack trace');
+});
+
+test('models without a terminal prints one plain line per model and the recommendation', async () => {
+  const result = await runCli(['models', '--vram', '80GiB'], { env: NO_GPU_ENV() });
+  assert.equal(result.exitCode, 0);
+  const lines = String(result.stdout).trim().split('\n');
+  assert.match(lines[0]!, /^planning for: 1 x 80\.0 GiB card/);
+  assert.ok(lines.some((l) => /^qwen2\.5-32b-instruct-awq\s+18\.0 GiB\s+fits\s+32k\s+\d+\s+1\s+/.test(l)));
+  assert.equal(lines.at(-1), 'recommended: qwen2.5-32b-instruct-awq (the largest model that fits with room)');
+});
