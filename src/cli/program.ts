@@ -10,6 +10,10 @@ import * as upCommand from './commands/up.js';
 import * as statusCommand from './commands/status.js';
 import * as logsCommand from './commands/logs.js';
 import * as downCommand from './commands/down.js';
+import * as daemonCommand from './commands/daemon.js';
+import * as chatCommand from './commands/chat.js';
+import * as sessionsCommand from './commands/sessions.js';
+import * as keysCommand from './commands/keys.js';
 
 /** Every command module exports register(program). One line per command, in help order. */
 const commands: Array<{ register(program: Command): void }> = [
@@ -22,6 +26,10 @@ const commands: Array<{ register(program: Command): void }> = [
   statusCommand,
   logsCommand,
   downCommand,
+  chatCommand,
+  daemonCommand,
+  sessionsCommand,
+  keysCommand,
   simCommand,
 ];
 

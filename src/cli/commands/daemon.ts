@@ -1,0 +1,148 @@
+import type { Command } from 'commander';
+import { redactSecrets, type Logger } from '../../core/log.js';
+import { cliCommand, daemonStatus, removeDaemonState, startDaemonDetached, stopDaemon, writeDaemonState } from '../../daemon/lifecycle.js';
+import { startDaemon } from '../../daemon/server.js';
+import { systemdUnit } from '../../daemon/unit.js';
+import { contextFor, intFlag } from '../context.js';
+
+interface RunFlags {
+  host?: string;
+  port?: number;
+  upstream?: string;
+  db?: string;
+}
+
+function configFlags(opts: RunFlags): Record<string, unknown> {
+  return { daemon: { host: opts.host, port: opts.port, upstream: opts.upstream }, store: { path: opts.db } };
+}
+
+function runArgs(opts: RunFlags): string[] {
+  const args: string[] = [];
+  if (opts.host !== undefined) args.push('--host', opts.host);
+  if (opts.port !== undefined) args.push('--port', String(opts.port));
+  if (opts.upstream !== undefined) args.push('--upstream', opts.upstream);
+  if (opts.db !== undefined) args.push('--db', opts.db);
+  return args;
+}
+
+/** Lifecycle lines for the foreground daemon: stderr (the journal, or the daemon log when detached). */
+function lifecycleLogger(): Logger {
+  const log = ((message: string, ...fields: unknown[]) => {
+    const text = [message, ...fields.map((f) => (f instanceof Error ? f.message : typeof f === 'string' ? f : JSON.stringify(f)))].join(' ');
+    process.stderr.write(`${new Date().toISOString()} cs-llm daemon: ${redactSecrets(text)}\n`);
+  }) as Logger;
+  log.enabled = true;
+  return log;
+}
+
+function withRunFlags(command: Command): Command {
+  return command
+    .option('--host <host>', 'address to bind (default 127.0.0.1; anything else needs API keys)')
+    .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)', intFlag('--port'))
+    .option('--upstream <url>', 'the engine to proxy to (default http://127.0.0.1:8000)')
+    .option('--db <path>', 'session database file (default: cs-llm.db in the state directory)');
+}
+
+async function runForeground(opts: RunFlags, command: Command): Promise<void> {
+  // port 0 (a free port) is valid here but not in the config schema, which describes fixed ports.
+  const { port, ...rest } = opts;
+  const { loaded } = contextFor(command, configFlags(port === 0 ? rest : opts));
+  const { config, paths } = loaded;
+  const log = lifecycleLogger();
+  const daemon = await startDaemon({ config, paths, log, ...(port === 0 ? { port: 0 } : {}) });
+  writeDaemonState(paths, {
+    pid: process.pid,
+    url: daemon.url,
+    startedAt: new Date().toISOString(),
+    upstream: opts.upstream ?? config.daemon.upstream,
+    db: daemon.store.file,
+  });
+  log(`listening on ${daemon.url} (upstream ${opts.upstream ?? config.daemon.upstream}, database ${daemon.store.file}, pid ${process.pid})`);
+
+  // The process belongs to the daemon now: a stray error is logged, never a crash of every session.
+  process.on('uncaughtException', (err) => log('uncaught exception (kept running)', err));
+  process.on('unhandledRejection', (err) => log('unhandled rejection (kept running)', err instanceof Error ? err : String(err)));
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const shutdown = (reason: string) => {
+      if (stopping) return;
+      stopping = true;
+      // The backstop: a drain that hangs past its deadline must not keep the process alive.
+      const force = setTimeout(() => {
+        log(`shutdown did not finish in time (${reason}); exiting`);
+        process.exit(1);
+      }, config.daemon.shutdownTimeoutMs + 5000);
+      force.unref();
+      daemon
+        .close(reason)
+        .catch((err: unknown) => log('shutdown failed', err as Error))
+        .finally(() => {
+          removeDaemonState(paths, process.pid);
+          log(`stopped (${reason})`);
+          resolve();
+        });
+    };
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => shutdown(signal));
+  });
+}
+
+export function register(program: Command): void {
+  const daemon = program.command('daemon').description('The chat daemon: OpenAI-compatible API with session memory in front of the engine');
+
+  withRunFlags(daemon.command('run'))
+    .description('Run the daemon in the foreground (for systemd); SIGINT/SIGTERM/SIGHUP stop it gracefully')
+    .action(runForeground);
+
+  withRunFlags(daemon.command('start'))
+    .description('Start the daemon in the background and wait until it answers')
+    .option('--json', 'print {"pid", "url"} as JSON')
+    .action(async (opts: RunFlags & { json?: boolean }, command: Command) => {
+      const { loaded, output } = contextFor(command, configFlags({ ...opts, port: opts.port === 0 ? undefined : opts.port }));
+      const started = await startDaemonDetached({ paths: loaded.paths, args: runArgs(opts) });
+      if (opts.json) output.json(started);
+      else output.out(output.isTTY ? `daemon running at ${started.url} (pid ${started.pid}); log: ${loaded.paths.daemonLog}` : `url=${started.url} pid=${started.pid}`);
+    });
+
+  daemon
+    .command('stop')
+    .description('Stop the background daemon (SIGTERM: in-flight requests finish, then it exits)')
+    .option('--json', 'print {"stopped", "pid", "forced"} as JSON')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const { loaded, output } = contextFor(command);
+      const result = await stopDaemon(loaded.paths, { timeoutMs: loaded.config.daemon.shutdownTimeoutMs + 5000 });
+      if (opts.json) output.json(result);
+      else if (!result.stopped) output.out('daemon not running');
+      else output.out(`daemon stopped (pid ${result.pid}${result.forced ? ', killed after the grace period' : ''})`);
+    });
+
+  daemon
+    .command('status')
+    .description('Is the background daemon running, where, and does it answer?')
+    .option('--json', 'print {"running", "pid", "url", "startedAt", "healthy"} as JSON')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const { loaded, output } = contextFor(command);
+      const status = await daemonStatus(loaded.paths);
+      if (opts.json) output.json(status);
+      else if (!status.running) output.out(status.stale ? `daemon not running (removed the state file of dead pid ${status.pid})` : 'daemon not running');
+      else if (output.isTTY) output.out(`daemon running at ${status.url} (pid ${status.pid}, since ${status.startedAt}), ${status.healthy ? 'healthy' : 'NOT answering /healthz'}`);
+      else output.out(`running=true url=${status.url} pid=${status.pid} healthy=${status.healthy} started_at=${status.startedAt}`);
+    });
+
+  daemon
+    .command('unit')
+    .description('Print a systemd unit that runs this cs-llm daemon')
+    .option('--user <name>', 'User= of the service')
+    .action((opts: { user?: string }, command: Command) => {
+      const { loaded, output } = contextFor(command);
+      const { command: node, args } = cliCommand();
+      output.out(
+        systemdUnit({
+          command: [node, ...args],
+          home: loaded.paths.home,
+          ...(opts.user ? { user: opts.user } : {}),
+          stopTimeoutSeconds: Math.ceil(loaded.config.daemon.shutdownTimeoutMs / 1000) + 10,
+        }),
+      );
+    });
+}

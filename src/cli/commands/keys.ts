@@ -1,0 +1,81 @@
+import type { Command } from 'commander';
+import { UsageError, NotFoundError } from '../../core/errors.js';
+import { openStore, storeFile } from '../../store/store.js';
+import { contextFor } from '../context.js';
+import { formatTable } from '../output.js';
+
+function openFor(command: Command, db?: string) {
+  const { loaded, output } = contextFor(command, { store: { path: db } });
+  const store = openStore({ file: storeFile(loaded.config, loaded.paths), synchronous: 'FULL', busyTimeoutMs: loaded.config.store.busyTimeoutMs });
+  return { store, output };
+}
+
+export function register(program: Command): void {
+  const keys = program
+    .command('keys')
+    .description('API keys for the daemon: once one exists, every request needs Authorization: Bearer <key>');
+
+  keys
+    .command('create')
+    .description('Create a key and print it once (only its hash is stored)')
+    .argument('<name>', 'what the key is for, e.g. the app that uses it')
+    .option('--db <path>', 'session database file')
+    .option('--json', 'print {"key", "id", "name", "prefix"} as JSON')
+    .action((name: string, opts: { db?: string; json?: boolean }, command: Command) => {
+      if (!/^[\w .:@-]{1,64}$/.test(name)) throw new UsageError(`key name "${name}" must be 1-64 letters, digits, spaces or . _ : @ -`);
+      const { store, output } = openFor(command, opts.db);
+      try {
+        const { key, info } = store.keys.create(name, Date.now());
+        if (opts.json) output.json({ key, id: info.id, name: info.name, prefix: info.prefix });
+        else {
+          output.out(key);
+          output.err(`created key "${name}" (${info.prefix}...); it is shown only now: store it safely. A running daemon requires keys from its next request on.`);
+        }
+      } finally {
+        store.close();
+      }
+    });
+
+  keys
+    .command('list')
+    .description('List keys (prefix, name, created, revoked); the keys themselves cannot be shown again')
+    .option('--db <path>', 'session database file')
+    .option('--json', 'print the keys as JSON')
+    .action((opts: { db?: string; json?: boolean }, command: Command) => {
+      const { store, output } = openFor(command, opts.db);
+      try {
+        const list = store.keys.list();
+        if (opts.json) output.json({ keys: list.map((k) => ({ ...k, createdAt: new Date(k.createdAt).toISOString(), revokedAt: k.revokedAt && new Date(k.revokedAt).toISOString() })) });
+        else if (list.length === 0) output.out(output.isTTY ? 'no keys: the daemon answers loopback clients without one' : '');
+        else if (output.isTTY) {
+          output.out(
+            formatTable(
+              ['PREFIX', 'NAME', 'CREATED', 'STATUS', 'ID'],
+              list.map((k) => [k.prefix, k.name, new Date(k.createdAt).toISOString(), k.revokedAt ? `revoked ${new Date(k.revokedAt).toISOString()}` : 'active', k.id]),
+              output.columns,
+            ),
+          );
+        } else {
+          for (const k of list) output.out(`prefix=${k.prefix} name=${JSON.stringify(k.name)} status=${k.revokedAt ? 'revoked' : 'active'} id=${k.id}`);
+        }
+      } finally {
+        store.close();
+      }
+    });
+
+  keys
+    .command('revoke')
+    .description('Revoke a key by its prefix or id; it stops working on the next request')
+    .argument('<prefix-or-id>')
+    .option('--db <path>', 'session database file')
+    .action((which: string, opts: { db?: string }, command: Command) => {
+      const { store, output } = openFor(command, opts.db);
+      try {
+        const revoked = store.keys.revoke(which, Date.now());
+        if (!revoked) throw new NotFoundError(`no active key with prefix or id "${which}" (or more than one matches)`, { next: 'See cs-llm keys list.' });
+        output.out(`revoked key "${revoked.name}" (${revoked.prefix}...)`);
+      } finally {
+        store.close();
+      }
+    });
+}

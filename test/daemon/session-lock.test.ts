@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SessionBusyError, SessionLocks } from '../../src/daemon/session-lock.js';
+
+test('a second holder of the same session waits for the first; other sessions do not', async () => {
+  const locks = new SessionLocks();
+  const order: string[] = [];
+  const releaseA = await locks.acquire('s', 1000);
+  const second = locks.acquire('s', 1000).then((release) => {
+    order.push('second got s');
+    return release;
+  });
+  const other = await locks.acquire('t', 1000);
+  order.push('t without waiting');
+  order.push('first releases s');
+  releaseA();
+  const releaseB = await second;
+  assert.deepEqual(order, ['t without waiting', 'first releases s', 'second got s']);
+  releaseB();
+  releaseB(); // a second call is harmless
+  other();
+  assert.equal(locks.size, 0);
+});
+
+test('a waiter that runs out of time gets SessionBusyError and leaves the queue', async () => {
+  const locks = new SessionLocks();
+  const release = await locks.acquire('s', 1000);
+  await assert.rejects(locks.acquire('s', 5), (err: unknown) => err instanceof SessionBusyError && err.sessionId === 's');
+  release();
+  assert.equal(locks.size, 0);
+  const again = await locks.acquire('s', 5);
+  again();
+});
