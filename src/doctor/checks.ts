@@ -6,6 +6,7 @@ import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
 import type { Paths } from '../core/paths.js';
 import { createDockerClient, probeDocker, type DockerProbe } from '../engine/docker.js';
+import { LABEL } from '../engine/spec.js';
 import { detectGpus, type GpuReport } from '../gpu/detect.js';
 import { loadCatalog } from '../models/catalog.js';
 import { formatGiB } from '../models/fit.js';
@@ -253,12 +254,23 @@ export async function checkDisk(dir: string, catalog: Catalog | null): Promise<C
   return { ...base, status: 'ok', detail, fix: null };
 }
 
-export async function checkPort(name: 'engine-port' | 'daemon-port', port: number, host = '127.0.0.1'): Promise<Check> {
+export async function checkPort(
+  name: 'engine-port' | 'daemon-port',
+  port: number,
+  host = '127.0.0.1',
+  /** Asked only when the port is taken: is it cs-llm's own engine or daemon? A description, or null. */
+  ourOwnUse: () => Promise<string | null> | string | null = () => null,
+): Promise<Check> {
   const base = { name, neededByUp: true };
   const what = name === 'engine-port' ? 'engine' : 'daemon';
   const key = name === 'engine-port' ? 'engine.port' : 'daemon.port';
   const probe = await probePort(port, host);
   if (probe.free) return { ...base, status: 'ok', detail: `${what} port ${port} is free on ${host}`, fix: null };
+  const ownUse = probe.code === 'EADDRINUSE' ? await ourOwnUse() : null;
+  if (ownUse) {
+    // Taken by cs-llm itself (a running engine or daemon): up reuses or replaces it.
+    return { ...base, status: 'ok', detail: `${what} port ${port} is in use by ${ownUse}`, fix: null };
+  }
   if (probe.code === 'EADDRINUSE') {
     return {
       ...base,
@@ -275,14 +287,54 @@ export async function checkPort(name: 'engine-port' | 'daemon-port', port: numbe
   };
 }
 
+/** A running engine container of ours that holds the port, described; null when none (or no Docker). */
+async function ownEngineOnPort(docker: Docker | null, port: number): Promise<string | null> {
+  if (!docker) return null;
+  try {
+    const containers = await Promise.race([
+      docker.listContainers({ filters: { label: [`${LABEL.managed}=true`, `${LABEL.port}=${port}`] } }),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 3000).unref()),
+    ]);
+    const running = containers.find((c) => c.State === 'running');
+    if (!running) return null;
+    const name = running.Names[0]?.replace(/^\//, '') ?? running.Id.slice(0, 12);
+    const model = running.Labels[LABEL.model];
+    return `cs-llm's running engine (container ${name}${model ? `, model ${model}` : ''}); up reuses or replaces it`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The running cs-llm daemon that holds the port, described; null when none. Reads the daemon's state file
+ * ({pid, url}, written by the daemon once it listens) and checks that the pid is alive.
+ */
+function ownDaemonOnPort(paths: Paths, port: number): string | null {
+  let state: { pid?: unknown; url?: unknown };
+  try {
+    state = JSON.parse(readFileSync(paths.daemonStateFile, 'utf8')) as { pid?: unknown; url?: unknown };
+  } catch {
+    return null;
+  }
+  if (typeof state.pid !== 'number' || typeof state.url !== 'string') return null;
+  try {
+    if (Number(new URL(state.url).port) !== port) return null;
+    process.kill(state.pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return null;
+  }
+  return `the running cs-llm daemon (pid ${state.pid}, ${state.url}); cs-llm daemon stop frees it`;
+}
+
 /** Runs the checks (all, or `only` those named) in a fixed order. */
 export async function runChecks(options: RunChecksOptions): Promise<Check[]> {
   const env = options.env ?? process.env;
   const wanted = (name: CheckName) => !options.only || options.only.includes(name);
   const needDocker = wanted('docker') || wanted('docker-api') || wanted('nvidia-runtime');
   const needGpus = wanted('gpu') || wanted('nvidia-runtime');
+  const docker = needDocker || wanted('engine-port') ? (options.docker ?? createDockerClient(env)) : null;
   const [probe, gpuReport] = await Promise.all([
-    needDocker ? probeDocker(options.docker ?? createDockerClient(env), env) : Promise.resolve(null),
+    needDocker ? probeDocker(docker!, env) : Promise.resolve(null),
     needGpus ? (options.gpuReport ? Promise.resolve(options.gpuReport) : detectGpus({ env })) : Promise.resolve(null),
   ]);
   let catalog: Catalog | null = options.catalog ?? null;
@@ -300,8 +352,15 @@ export async function runChecks(options: RunChecksOptions): Promise<Check[]> {
   if (wanted('nvidia-runtime')) checks.push(checkNvidiaRuntime({ probe, gpuReport: gpuReport!, env, cdiDirs: options.cdiDirs ?? CDI_DIRS }));
   if (wanted('gpu')) checks.push(checkGpu(gpuReport!));
   if (wanted('disk')) checks.push(await checkDisk(modelCacheDir(options.config, env), catalog));
-  if (wanted('engine-port')) checks.push(await checkPort('engine-port', options.config.engine.port));
-  if (wanted('daemon-port')) checks.push(await checkPort('daemon-port', options.config.daemon.port, options.config.daemon.host));
+  if (wanted('engine-port')) {
+    const port = options.config.engine.port;
+    const ours = () => (probe && !probe.reachable ? null : ownEngineOnPort(docker, port));
+    checks.push(await checkPort('engine-port', port, '127.0.0.1', ours));
+  }
+  if (wanted('daemon-port')) {
+    const { port, host } = options.config.daemon;
+    checks.push(await checkPort('daemon-port', port, host, () => ownDaemonOnPort(options.paths, port)));
+  }
   return checks;
 }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import type Docker from 'dockerode';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,4 +176,37 @@ test('a GPU report passed in is used instead of running nvidia-smi again', async
   const report = await detectGpus({ env: envWithScenario('two-gpus') });
   const [gpu] = await runChecks({ config, paths, only: ['gpu'], gpuReport: report, env: { PATH: '/nonexistent' } });
   assert.match(gpu!.detail, /GPU 1 NVIDIA GeForce RTX 3090/);
+});
+
+test("a port held by cs-llm's own running daemon passes; a stale daemon state file does not count", async (t) => {
+  const port = await occupyPort(t);
+  const home = tempDir('home');
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home, CS_LLM_DAEMON_PORT: String(port) } });
+  mkdirSync(paths.stateDir, { recursive: true });
+  writeFileSync(paths.daemonStateFile, JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString() }));
+  const [ours] = await runChecks({ config, paths, only: ['daemon-port'] });
+  assert.equal(ours!.status, 'ok');
+  assert.match(ours!.detail, new RegExp(`in use by the running cs-llm daemon \\(pid ${process.pid}`));
+
+  writeFileSync(paths.daemonStateFile, JSON.stringify({ pid: 2 ** 22 + 12345, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString() }));
+  const [stale] = await runChecks({ config, paths, only: ['daemon-port'] });
+  assert.equal(stale!.status, 'fail');
+});
+
+test("a port held by cs-llm's own engine container passes, found by its labels", async (t) => {
+  const port = await occupyPort(t);
+  const home = tempDir('home');
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home, CS_LLM_ENGINE_PORT: String(port) } });
+  const asked: unknown[] = [];
+  // The Docker boundary faked: one running container of ours publishing the port.
+  const docker = {
+    listContainers: async (opts: unknown) => {
+      asked.push(opts);
+      return [{ Id: 'abc123def4567890', Names: ['/cs-llm-engine'], State: 'running', Labels: { 'cs-llm.managed': 'true', 'cs-llm.port': String(port), 'cs-llm.model': 'qwen2.5-14b-instruct-awq' } }];
+    },
+  } as unknown as Docker;
+  const [check] = await runChecks({ config, paths, docker, only: ['engine-port'] });
+  assert.equal(check!.status, 'ok');
+  assert.match(check!.detail, /cs-llm's running engine \(container cs-llm-engine, model qwen2\.5-14b-instruct-awq\)/);
+  assert.deepEqual(asked, [{ filters: { label: ['cs-llm.managed=true', `cs-llm.port=${port}`] } }]);
 });
