@@ -1,0 +1,132 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { request } from 'undici';
+import OpenAI from 'openai';
+import { resolvePaths } from '../../src/core/paths.js';
+import { readDaemonState } from '../../src/daemon/lifecycle.js';
+import { openStore } from '../../src/store/store.js';
+import { startSimulator } from '../../src/sim/server.js';
+import { ROOT, runCli } from '../helpers/cli.js';
+
+function home(): string {
+  return mkdtempSync(join(tmpdir(), 'cs-llm-lifecycle-'));
+}
+
+test('daemon start runs it in the background, status finds it, stop ends it and the turns stay stored', async (t) => {
+  const sim = await startSimulator({ port: 0 });
+  t.after(() => sim.close());
+  const dir = home();
+  const env = { CS_LLM_HOME: dir };
+  t.after(() => runCli(['daemon', 'stop'], { env }));
+
+  const started = await runCli(['daemon', 'start', '--port', '0', '--upstream', sim.url], { env });
+  assert.equal(started.exitCode, 0, started.stderr);
+  const url = /url=(\S+)/.exec(started.stdout)?.[1];
+  assert.ok(url, started.stdout);
+
+  const status = await runCli(['daemon', 'status', '--json'], { env });
+  const parsed = JSON.parse(status.stdout) as { running: boolean; url: string; healthy: boolean; pid: number };
+  assert.equal(parsed.running, true);
+  assert.equal(parsed.healthy, true);
+  assert.equal(parsed.url, url);
+
+  const again = await runCli(['daemon', 'start', '--port', '0', '--upstream', sim.url], { env });
+  assert.equal(again.exitCode, 8, 'a second start is a conflict');
+  assert.match(again.stderr, /already running/);
+
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0, defaultHeaders: { 'X-Session-Id': 'bg' } });
+  await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'my name is Ada' }] });
+
+  const stopped = await runCli(['daemon', 'stop'], { env });
+  assert.equal(stopped.exitCode, 0, stopped.stderr);
+  assert.match(stopped.stdout, /daemon stopped/);
+  assert.equal(readDaemonState(resolvePaths(env)), null);
+  const after = await runCli(['daemon', 'status'], { env });
+  assert.match(after.stdout, /not running/);
+  const log = readFileSync(resolvePaths(env).daemonLog, 'utf8');
+  assert.match(log, /listening on/);
+  assert.match(log, /stopped \(SIGTERM\)/);
+
+  const store = openStore({ file: resolvePaths(env).dbFile });
+  t.after(() => store.close());
+  assert.equal(store.sessions.get('bg', Date.now())?.messages.length, 2);
+});
+
+test('SIGTERM during a streamed turn lets it finish, stores it, and the process exits cleanly', async (t) => {
+  const sim = await startSimulator({ port: 0, tokensPerSecond: 100 });
+  t.after(() => sim.close());
+  const dir = home();
+  const child = execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'daemon', 'run', '--port', '0', '--upstream', sim.url], {
+    cwd: ROOT,
+    env: { CS_LLM_HOME: dir, NO_COLOR: '1' },
+    reject: false,
+  });
+  t.after(() => {
+    child.kill('SIGKILL');
+  });
+  const paths = resolvePaths({ CS_LLM_HOME: dir });
+  let state = readDaemonState(paths);
+  while (!state) {
+    assert.equal(child.exitCode, null, 'the daemon exited before it listened');
+    await new Promise((r) => setTimeout(r, 50));
+    state = readDaemonState(paths);
+  }
+  const res = await request(`${state.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-session-id': 'drain' },
+    body: JSON.stringify({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'count to 60' }] }),
+  });
+  const chunks = res.body[Symbol.asyncIterator]();
+  let received = ((await chunks.next()).value as Buffer).toString();
+  child.kill('SIGTERM');
+  for (let next = await chunks.next(); !next.done; next = await chunks.next()) received += (next.value as Buffer).toString();
+  assert.ok(received.trimEnd().endsWith('data: [DONE]'), 'the in-flight stream completed');
+  assert.ok(received.includes('"content":" 60"'), 'the whole count arrived');
+
+  const result = await child;
+  assert.equal(result.exitCode, 0, result.stderr);
+  assert.match(result.stderr, /shutting down: SIGTERM; 1 request\(s\) in flight/);
+  assert.match(result.stderr, /stopped \(SIGTERM\)/);
+  assert.equal(existsSync(paths.daemonStateFile), false);
+  const store = openStore({ file: paths.dbFile });
+  t.after(() => store.close());
+  assert.equal(store.sessions.get('drain', Date.now())?.messages.length, 2);
+});
+
+test('a damaged database file stops the daemon at start with the file named, and the file is kept', async () => {
+  const dir = home();
+  const paths = resolvePaths({ CS_LLM_HOME: dir });
+  const garbage = 'definitely not sqlite\n'.repeat(200);
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(paths.stateDir, { recursive: true });
+  writeFileSync(paths.dbFile, garbage);
+  const result = await runCli(['daemon', 'run', '--port', '0'], { env: { CS_LLM_HOME: dir } });
+  assert.equal(result.exitCode, 4);
+  assert.ok(result.stderr.includes(paths.dbFile), result.stderr);
+  assert.match(result.stderr, /next: .*move the file aside/);
+  assert.doesNotMatch(result.stderr, /\n\s+at /);
+  assert.equal(readFileSync(paths.dbFile, 'utf8'), garbage);
+});
+
+test('daemon run refuses a non-loopback address until a key exists', async () => {
+  const dir = home();
+  const result = await runCli(['daemon', 'run', '--host', '0.0.0.0', '--port', '0'], { env: { CS_LLM_HOME: dir } });
+  assert.equal(result.exitCode, 3);
+  assert.match(result.stderr, /refusing to listen on 0\.0\.0\.0 without API keys/);
+  assert.match(result.stderr, /next: Create a key first/);
+});
+
+test('daemon unit prints a systemd service that runs daemon run with this CS_LLM_HOME', async () => {
+  const dir = home();
+  const result = await runCli(['daemon', 'unit', '--user', 'cs-llm'], { env: { CS_LLM_HOME: dir } });
+  assert.equal(result.exitCode, 0, result.stderr);
+  assert.match(result.stdout, /^\[Unit\]/);
+  assert.match(result.stdout, /ExecStart=\S+node\S* .* daemon run\n/);
+  assert.ok(result.stdout.includes(`Environment=CS_LLM_HOME=${dir}`));
+  assert.match(result.stdout, /User=cs-llm/);
+  assert.match(result.stdout, /KillSignal=SIGTERM/);
+});
