@@ -5,8 +5,13 @@ import type { HealthAnswer } from './readiness.js';
  * Each request has its own timeout so a hung server never hangs `up`.
  */
 const REQUEST_TIMEOUT_MS = 5000;
+/**
+ * Short on purpose: right after a container starts, Docker's port proxy can accept a connection and hold
+ * it without an answer; a healthy server answers /health in milliseconds.
+ */
+const HEALTH_TIMEOUT_MS = 2000;
 
-export async function probeHealth(baseUrl: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<HealthAnswer> {
+export async function probeHealth(baseUrl: string, timeoutMs = HEALTH_TIMEOUT_MS): Promise<HealthAnswer> {
   try {
     const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
     await res.arrayBuffer().catch(() => undefined);

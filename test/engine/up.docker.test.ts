@@ -1,0 +1,293 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { execa } from 'execa';
+import type Docker from 'dockerode';
+import { loadConfig } from '../../src/core/config.js';
+import { ConflictError, EngineError, EnvironmentError, FitError } from '../../src/core/errors.js';
+import { listEngineContainers } from '../../src/engine/container.js';
+import { engineDown, engineStatus } from '../../src/engine/manage.js';
+import { instanceIdFor, LABEL } from '../../src/engine/spec.js';
+import { up, type UpProgress, type UpRequest } from '../../src/engine/up.js';
+import { runCli, ROOT } from '../helpers/cli.js';
+import { requireDocker, SIM_IMAGE } from '../helpers/docker.js';
+
+/**
+ * `up` against the real dockerd, the loopback registry and the simulator image. Each test has its own
+ * CS_LLM_HOME, so its containers carry their own instance label, and removes them in t.after.
+ */
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface Setup {
+  docker: Docker;
+  home: string;
+  request(flags: Record<string, unknown>, extra?: Partial<UpRequest>): UpRequest & { events: UpProgress[] };
+  ours(): Promise<Docker.ContainerInfo[]>;
+}
+
+async function setup(t: TestContext): Promise<Setup | null> {
+  const docker = await requireDocker(t);
+  if (!docker) return null;
+  const home = mkdtempSync(join(tmpdir(), 'cs-llm-up-'));
+  const env = { ...process.env, CS_LLM_HOME: home };
+  t.after(async () => {
+    await engineDown({ paths: loadConfig({ env }).paths, purge: false, env, docker });
+    rmSync(home, { recursive: true, force: true });
+  });
+  return {
+    docker,
+    home,
+    request(flags, extra = {}) {
+      const loaded = loadConfig({ env, flags: { engine: { kind: 'sim', image: SIM_IMAGE, ...flags } } });
+      const events: UpProgress[] = [];
+      return { engine: loaded.config.engine, paths: loaded.paths, env, events, onProgress: (e) => events.push(e), ...extra };
+    },
+    ours: () => listEngineContainers(docker, instanceIdFor(home)),
+  };
+}
+
+function readinessStates(events: UpProgress[]): string[] {
+  const states: string[] = [];
+  for (const e of events) if (e.stage === 'readiness' && states.at(-1) !== e.state) states.push(e.state);
+  return states;
+}
+
+test('up --engine sim goes from nothing (image not on the host) to serving, and down leaves nothing behind', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  // Make the pull real: the image must come from the registry. Where another suite's container still
+  // uses the image (never in CI, which runs one file at a time), pull it again with the policy "always".
+  const removed = await s.docker.getImage(SIM_IMAGE).remove().then(
+    () => true,
+    (err: { statusCode?: number }) => err.statusCode === 404,
+  );
+  const port = await freePort();
+  const request = s.request({ port, pullPolicy: removed ? 'if-missing' : 'always' });
+  const result = await up(request);
+
+  assert.equal(result.mode, 'container');
+  assert.equal(result.pulled, true);
+  assert.equal(result.baseUrl, `http://127.0.0.1:${port}/v1`);
+  const pulls = request.events.flatMap((e) => (e.stage === 'pulling' ? [e.pull] : []));
+  const last = pulls.at(-1)!;
+  if (removed) {
+    assert.ok(last.totalBytes > 0 && last.downloadedBytes === last.totalBytes, JSON.stringify(last));
+    assert.equal(last.layersDone, last.layers);
+  } else {
+    t.diagnostic('the simulator image is in use elsewhere; pulled again with --pull-policy always');
+  }
+  assert.deepEqual(readinessStates(request.events).at(-1), 'serving');
+
+  // It really serves the OpenAI API on loopback, under the served name.
+  const res = await fetch(`${result.baseUrl}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: result.servedName, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 5 }),
+  });
+  assert.equal(res.status, 200);
+  const [container] = await s.ours();
+  assert.ok(container);
+  assert.equal(container.Labels[LABEL.managed], 'true');
+  assert.deepEqual(container.Ports.map((p) => [p.IP, p.PublicPort]), [['127.0.0.1', port]]);
+
+  const status = await engineStatus({ paths: request.paths, env: request.env, docker: s.docker });
+  assert.equal(status.engines.length, 1);
+  assert.deepEqual(
+    (({ state, health, restartCount, crashLoop, port: p }) => ({ state, health, restartCount, crashLoop, port: p }))(status.engines[0] as never),
+    { state: 'running', health: 'ok', restartCount: 0, crashLoop: false, port },
+  );
+
+  const down = await engineDown({ paths: request.paths, env: request.env, docker: s.docker, purge: false });
+  assert.equal(down.containers.length, 1);
+  assert.deepEqual(await s.ours(), []);
+  assert.deepEqual(await s.docker.listContainers({ all: true, filters: { name: [container.Names[0]!.slice(1)] } }), []);
+});
+
+test('a second up with the same configuration reuses the running container; a changed flag replaces it', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const port = await freePort();
+  const first = await up(s.request({ port }));
+  const [before] = await s.ours();
+
+  const second = s.request({ port });
+  const again = await up(second);
+  assert.equal(again.reused, true);
+  assert.equal(again.pulled, false);
+  const [same] = await s.ours();
+  assert.equal(same!.Id, before!.Id);
+  assert.ok(second.events.some((e) => e.stage === 'note' && /reusing/.test(e.message)));
+
+  const changed = await up(s.request({ port, context: 4096 }));
+  assert.equal(changed.reused, false);
+  assert.equal(changed.replaced, true);
+  assert.equal(changed.maxModelLen, 4096);
+  const after = await s.ours();
+  assert.equal(after.length, 1);
+  assert.notEqual(after[0]!.Id, before!.Id);
+  assert.notEqual(after[0]!.Labels[LABEL.configHash], before!.Labels[LABEL.configHash]);
+  assert.equal(first.baseUrl, changed.baseUrl);
+});
+
+test('an image tag that is not in the registry is a clear error, and nothing is created', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const missing = `${SIM_IMAGE.replace(/:[^:/]+$/, '')}:no-such-tag`;
+  await assert.rejects(up(s.request({ port: await freePort(), image: missing })), (err: unknown) => {
+    assert.ok(err instanceof EnvironmentError, String(err));
+    assert.match(err.message, /cannot pull image .*:no-such-tag: the engine image is not available/);
+    assert.match(err.next!, /--image/);
+    return true;
+  });
+  assert.deepEqual(await s.ours(), []);
+});
+
+test('a port already in use is refused before anything is pulled or created, naming --port', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const blocker: Server = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  const port = (blocker.address() as { port: number }).port;
+  const request = s.request({ port });
+  await assert.rejects(up(request), (err: unknown) => {
+    assert.ok(err instanceof ConflictError, String(err));
+    assert.match(err.message, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
+    assert.match(err.next!, /--port/);
+    return true;
+  });
+  assert.ok(!request.events.some((e) => e.stage === 'pulling'));
+  assert.deepEqual(await s.ours(), []);
+});
+
+test('an engine that crashes at start with a CUDA OOM line fails with that diagnosis and leaves no container', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const oom = 'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 23.55 GiB of which 1.10 GiB is free.';
+  const request = s.request({ port: await freePort() }, { extraEnv: { SIM_CRASH_AT_START: oom } });
+  await assert.rejects(up(request), (err: unknown) => {
+    assert.ok(err instanceof EngineError, String(err));
+    assert.match(err.message, /the GPU ran out of memory/);
+    assert.match(err.next!, /--context/);
+    assert.ok(err.details.some((line) => line.includes('CUDA out of memory')), err.details.join('\n'));
+    return true;
+  });
+  assert.deepEqual(await s.ours(), []);
+});
+
+test('a slow load shows the readiness states in order, with the shard progress from the logs', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const request = s.request({ port: await freePort() }, { extraEnv: { SIM_LOAD_TIME_MS: '3000' } });
+  await up(request);
+  assert.deepEqual(readinessStates(request.events), ['starting', 'loading', 'healthy', 'serving']);
+  const percents = request.events.flatMap((e) => (e.stage === 'readiness' && e.percent !== undefined ? [e.percent] : []));
+  assert.ok(percents.length >= 2, `percent events: ${percents.join(', ')}`);
+  assert.deepEqual([...percents].sort((a, b) => a - b), percents);
+});
+
+test('a model that does not fit is refused before any pull, with the reason and what would fit', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const fixture = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'rtx4090-display');
+  const request = s.request(
+    { port: await freePort(), gpus: 'all', model: 'qwen2.5-32b-instruct-awq', context: 32768 },
+    { env: { ...process.env, CS_LLM_HOME: s.home, PATH: `${fixture}:${process.env.PATH}` } },
+  );
+  await assert.rejects(up(request), (err: unknown) => {
+    assert.ok(err instanceof FitError, String(err));
+    assert.match(err.message, /qwen2\.5-32b-instruct-awq does not fit GPU 0/);
+    assert.match(err.next!, /--model|--context/);
+    return true;
+  });
+  assert.ok(!request.events.some((e) => e.stage === 'pulling'));
+  assert.deepEqual(await s.ours(), []);
+});
+
+async function restartDocker(mode: 'with' | 'without'): Promise<void> {
+  await execa('bash', [join(ROOT, 'scripts', 'ci', 'restart-docker.sh'), `--${mode}-nvidia-hook`], { timeout: 120_000 });
+}
+
+test('GPU requests: with the NVIDIA hook the container gets DeviceRequests and serves; without it, the no-runtime diagnosis', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  if (process.getuid?.() !== 0) {
+    t.skip('restarting dockerd needs root');
+    return;
+  }
+  t.after(() => restartDocker('without'));
+  const fixture = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'a100-80gb');
+  const env = { ...process.env, CS_LLM_HOME: s.home, PATH: `${fixture}:${process.env.PATH}` };
+
+  await restartDocker('with');
+  const port = await freePort();
+  const result = await up(s.request({ port, gpus: 'all', model: 'qwen2.5-7b-instruct-awq' }, { env }));
+  assert.equal(result.gpus, 'all');
+  assert.deepEqual(result.gpuNames, ['0: NVIDIA A100-SXM4-80GB']);
+  const [container] = await s.ours();
+  const info = await s.docker.getContainer(container!.Id).inspect();
+  const requests = (info.HostConfig.DeviceRequests ?? []).map(({ Driver, Count, Capabilities }) => ({ Driver, Count, Capabilities }));
+  assert.deepEqual(requests, [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }]);
+  // dockerd's nvidia driver puts the GPU choice into the container's environment through the hook.
+  // (the engine's own process environment, which an exec'd process does not inherit).
+  const script = 'process.stdout.write(require("fs").readFileSync("/proc/1/environ", "utf8").split("\\0").filter((v) => v.startsWith("NVIDIA_")).join(" "))';
+  const seen = await execa('docker', ['exec', container!.Id, '/usr/local/bin/node', '-e', script]);
+  assert.match(seen.stdout, /NVIDIA_VISIBLE_DEVICES=all/);
+  await engineDown({ paths: loadConfig({ env }).paths, env, docker: s.docker, purge: false });
+
+  await restartDocker('without');
+  await assert.rejects(up(s.request({ port, gpus: '0', model: 'qwen2.5-7b-instruct-awq' }, { env })), (err: unknown) => {
+    assert.ok(err instanceof EnvironmentError, String(err));
+    assert.match(err.message, /Docker cannot give GPUs to containers/);
+    assert.match(err.next!, /nvidia-container-toolkit/);
+    assert.ok(err.details.some((d) => d.includes('could not select device driver "nvidia"')), err.details.join('\n'));
+    return true;
+  });
+  assert.deepEqual(await s.ours(), []);
+});
+
+test('the real CLI: up --json, status, logs and down', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const port = await freePort();
+  const env = { CS_LLM_HOME: s.home };
+  const upRun = await runCli(['up', '--engine', 'sim', '--image', SIM_IMAGE, '--port', String(port), '--json'], { env, timeoutMs: 120_000 });
+  assert.equal(upRun.exitCode, 0, String(upRun.stderr));
+  const result = JSON.parse(String(upRun.stdout)) as { baseUrl: string; servedName: string; curl: string; mode: string };
+  assert.equal(result.baseUrl, `http://127.0.0.1:${port}/v1`);
+  assert.equal(result.mode, 'container');
+  assert.match(result.curl, new RegExp(`curl -s http://127\\.0\\.0\\.1:${port}/v1/chat/completions`));
+  // Progress went to stderr as NDJSON, one object per line.
+  const progress = String(upRun.stderr).trim().split('\n').map((line) => JSON.parse(line) as { type: string; stage: string });
+  assert.ok(progress.every((p) => p.type === 'progress'));
+  assert.ok(progress.some((p) => p.stage === 'readiness'));
+
+  const status = await runCli(['status', '--json'], { env });
+  assert.equal(status.exitCode, 0, String(status.stderr));
+  const report = JSON.parse(String(status.stdout)) as { engines: Array<{ state: string; health: string; port: number }> };
+  assert.deepEqual(report.engines.map((e) => [e.state, e.health, e.port]), [['running', 'ok', port]]);
+
+  const plain = await runCli(['status'], { env });
+  assert.match(String(plain.stdout), new RegExp(`state=running restarts=0 crash_loop=false health=ok .*endpoint=http://127\\.0\\.0\\.1:${port}/v1`));
+
+  const logs = await runCli(['logs', '--tail', '50'], { env });
+  assert.equal(logs.exitCode, 0);
+  assert.match(String(logs.stdout), /Uvicorn running on/);
+
+  const down = await runCli(['down'], { env });
+  assert.equal(down.exitCode, 0);
+  assert.match(String(down.stdout), /removed container cs-llm-engine-/);
+  assert.deepEqual(await s.ours(), []);
+  const none = await runCli(['status'], { env });
+  assert.match(String(none.stdout), /no engine/);
+});
