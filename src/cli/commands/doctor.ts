@@ -2,9 +2,24 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../core/errors.js';
 import { blocksUp, runChecks, type CheckStatus } from '../../doctor/checks.js';
 import { contextFor } from '../context.js';
-import { formatTable, paint, type Style } from '../output.js';
+import { paint, type Style } from '../output.js';
 
 const statusStyle: Record<CheckStatus, Style> = { ok: 'green', warn: 'yellow', fail: 'red' };
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) lines.push(line);
+  return lines;
+}
 
 export function register(program: Command): void {
   program
@@ -19,14 +34,18 @@ export function register(program: Command): void {
         output.json({ checks: checks.map(({ name, status, detail, fix }) => ({ name, status, detail, fix })) });
         return;
       }
-      const rows = checks.map((c) => [paint(output, statusStyle[c.status], c.status), c.name, c.detail]);
       if (output.isTTY) {
-        // paint adds escape codes that formatTable would count as width; pad the status by hand.
-        const plain = formatTable(['STATUS', 'CHECK', 'DETAIL'], checks.map((c) => [c.status, c.name, c.detail]), output.columns);
-        const lines = plain.split('\n');
-        output.out([lines[0]!, ...lines.slice(1).map((line, i) => paint(output, statusStyle[checks[i]!.status], line.slice(0, 4)) + line.slice(4))].join('\n'));
+        // Details are the point of the doctor: wrap them under their column instead of cutting them.
+        const nameWidth = Math.max(...checks.map((c) => c.name.length)) + 2;
+        const indent = 8 + nameWidth;
+        output.out(`${'STATUS'.padEnd(8)}${'CHECK'.padEnd(nameWidth)}DETAIL`);
+        for (const c of checks) {
+          const [first, ...rest] = wrap(c.detail, Math.max(20, output.columns - indent));
+          output.out(`${paint(output, statusStyle[c.status], c.status.padEnd(8))}${c.name.padEnd(nameWidth)}${first ?? ''}`);
+          for (const line of rest) output.out(`${' '.repeat(indent)}${line}`);
+        }
       } else {
-        for (const row of rows) output.out(row.join('  '));
+        for (const c of checks) output.out(`${c.status}  ${c.name}  ${c.detail}`);
       }
       const withFix = checks.filter((c) => c.fix && c.status !== 'ok');
       if (withFix.length) output.out('');

@@ -8,8 +8,12 @@ const MiB = 1024 ** 2;
 
 function memory(gpu: GpuInfo): string {
   if (gpu.memoryTotalMiB === null) return '-';
-  const used = gpu.memoryUsedMiB === null ? '?' : formatBytes(gpu.memoryUsedMiB * MiB);
+  const used = gpu.memoryUsedMiB === null ? '?' : (gpu.memoryUsedMiB / 1024).toFixed(1);
   return `${used} / ${formatBytes(gpu.memoryTotalMiB * MiB)}`;
+}
+
+function cut(line: string, width: number): string {
+  return line.length > width ? `${line.slice(0, Math.max(0, width - 1))}…` : line;
 }
 
 function orDash(value: number | string | null, unit = ''): string {
@@ -19,7 +23,12 @@ function orDash(value: number | string | null, unit = ''): string {
 function notes(gpu: GpuInfo): string {
   const out: string[] = [];
   if (gpu.displayActive) out.push('drives a display');
-  if (gpu.migMode === 'enabled') out.push(`MIG on${gpu.migDevices.length ? `: ${gpu.migDevices.map((d) => d.profile).join(', ')}` : ''}`);
+  if (gpu.migMode === 'enabled') {
+    const counts = new Map<string, number>();
+    for (const d of gpu.migDevices) counts.set(d.profile, (counts.get(d.profile) ?? 0) + 1);
+    const slices = [...counts].map(([profile, n]) => `${n} x ${profile}`).join(', ');
+    out.push(`MIG on${slices ? `: ${slices}` : ''}`);
+  }
   return out.join('; ');
 }
 
@@ -53,11 +62,13 @@ export function register(program: Command): void {
           orDash(g.temperatureC, 'C'),
           g.powerW === null ? '-' : `${g.powerW.toFixed(0)} W`,
           orDash(g.computeCapability),
-          g.uuid ?? '-',
           notes(g),
+          g.uuid ?? '-',
         ]);
-        const headers = ['GPU', 'NAME', 'MEMORY USED', 'FREE', 'UTIL', 'TEMP', 'POWER', 'CC', 'UUID', 'NOTES'];
-        output.out(formatTable(headers, rows, output.isTTY ? output.columns : Infinity));
+        // The UUID (for --gpus) is last, so a narrow terminal cuts it before anything else.
+        const headers = ['GPU', 'NAME', 'MEMORY USED', 'FREE', 'UTIL', 'TEMP', 'POWER', 'CC', 'NOTES', 'UUID'];
+        const table = formatTable(headers, rows, Infinity);
+        output.out(output.isTTY ? table.split('\n').map((line) => cut(line, output.columns)).join('\n') : table);
       }
       const driver = report.driverVersion ? `, driver ${report.driverVersion}` : '';
       const usable = report.usable ? 'usable by the NVIDIA engine' : paint(output, 'yellow', 'not usable by the NVIDIA engine');
