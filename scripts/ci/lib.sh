@@ -84,3 +84,15 @@ dockerd_hook_mode() {
   done
   echo without
 }
+
+# lock_dockerd: serialises starts and restarts of dockerd between processes (two test runs switching the
+# nvidia hook at once would otherwise stop each other's dockerd half-way). Held until the script exits;
+# a script exec'd by the holder inherits it. dockerd itself must not inherit fd 9 (it would hold the lock
+# for its whole life), so it is started with 9>&-.
+lock_dockerd() {
+  if [ "${CS_LLM_CI_DOCKERD_LOCK_HELD:-}" = "$$" ]; then return 0; fi
+  mkdir -p "$CI_STATE_DIR"
+  exec 9>"$CI_STATE_DIR/dockerd.lock"
+  flock -w 180 9 || die "another start or restart of dockerd has held $CI_STATE_DIR/dockerd.lock for over 180 s"
+  export CS_LLM_CI_DOCKERD_LOCK_HELD=$$
+}

@@ -17,6 +17,8 @@ case "${1:-}" in
   *) die "usage: $0 --with-nvidia-hook | --without-nvidia-hook" ;;
 esac
 
+lock_dockerd
+
 if docker_ping && [ "$(dockerd_hook_mode)" = "$mode" ]; then
   log "dockerd is already running with the nvidia hook mode '$mode'"
   exit 0

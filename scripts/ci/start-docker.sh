@@ -21,6 +21,8 @@ esac
 command -v dockerd >/dev/null || die "dockerd is not installed (apt-get install docker.io)"
 command -v curl >/dev/null || die "curl is not installed (apt-get install curl)"
 
+lock_dockerd
+
 if docker_ping; then
   log "dockerd already answers on $DOCKER_SOCKET (nvidia hook: $(dockerd_hook_mode))"
   exit 0
@@ -47,8 +49,8 @@ dockerd_path="$(dockerd_search_path "$mode")"
 log "starting dockerd (nvidia hook: $mode), log: $dockerd_log"
 printf '\n==== %s start-docker.sh: starting dockerd (nvidia hook: %s) PATH=%s\n' "$(date -u +%FT%TZ)" "$mode" "$dockerd_path" >>"$dockerd_log"
 # setsid: dockerd outlives this script and the shell job that ran it.
-setsid env PATH="$dockerd_path" dockerd --host "unix://$DOCKER_SOCKET" --pidfile "$DOCKER_PIDFILE" \
-  >>"$dockerd_log" 2>&1 </dev/null &
+setsid env -u CS_LLM_CI_DOCKERD_LOCK_HELD PATH="$dockerd_path" \
+  dockerd --host "unix://$DOCKER_SOCKET" --pidfile "$DOCKER_PIDFILE" >>"$dockerd_log" 2>&1 </dev/null 9>&- &
 
 started=$SECONDS
 if ! wait_until 60 "dockerd answering on $DOCKER_SOCKET" docker_ping; then
