@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { loadConfig } from '../../src/core/config.js';
+import { EngineError } from '../../src/core/errors.js';
+import { isAlive, localPaths, readLocalState } from '../../src/engine/local.js';
+import { engineDown } from '../../src/engine/manage.js';
+import { up } from '../../src/engine/up.js';
+import { runCli } from '../helpers/cli.js';
+
+/**
+ * Without a Docker engine, `up --engine sim` runs the simulator as a local process: the main job works on
+ * any machine. DOCKER_HOST points at a socket that does not exist, so these tests never need dockerd.
+ */
+const NO_DOCKER = 'unix:///nonexistent/cs-llm-test-docker.sock';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function home(t: TestContext): { dir: string; env: NodeJS.ProcessEnv } {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-local-'));
+  const env = { ...process.env, CS_LLM_HOME: dir, DOCKER_HOST: NO_DOCKER };
+  t.after(async () => {
+    await engineDown({ paths: loadConfig({ env }).paths, env, purge: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, env };
+}
+
+test('without a Docker engine, the CLI runs the simulator as a local process that status, logs and down can see', async (t) => {
+  const { dir, env } = home(t);
+  const port = await freePort();
+  const cliEnv = { CS_LLM_HOME: dir, DOCKER_HOST: NO_DOCKER };
+  const run = await runCli(['up', '--engine', 'sim', '--port', String(port)], { env: cliEnv, timeoutMs: 120_000 });
+  assert.equal(run.exitCode, 0, String(run.stderr));
+  assert.match(String(run.stdout), /engine serving: .* on the sim engine \(local process \d+\)/);
+  assert.match(String(run.stdout), new RegExp(`endpoint: http://127\\.0\\.0\\.1:${port}/v1`));
+  assert.match(String(run.stderr), /no Docker engine .*: running the simulator as a local process/);
+
+  const state = readLocalState(localPaths(loadConfig({ env }).paths.stateDir));
+  assert.ok(state && isAlive(state.pid));
+  const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: Array<{ id: string }> };
+  assert.deepEqual(models.data.map((m) => m.id), [state.servedName]);
+
+  const status = await runCli(['status', '--json'], { env: cliEnv });
+  const report = JSON.parse(String(status.stdout)) as { engines: Array<{ mode: string; state: string; health: string; pid: number }>; dockerProblem: string };
+  assert.deepEqual(report.engines.map((e) => [e.mode, e.state, e.health, e.pid]), [['process', 'running', 'ok', state.pid]]);
+  assert.match(report.dockerProblem, /no Docker Engine socket/);
+
+  const logs = await runCli(['logs', '--tail', '100'], { env: cliEnv });
+  assert.match(String(logs.stdout), /Uvicorn running on http:\/\/127\.0\.0\.1:/);
+
+  const down = await runCli(['down'], { env: cliEnv });
+  assert.match(String(down.stdout), new RegExp(`stopped simulator process ${state.pid}`));
+  assert.equal(isAlive(state.pid), false);
+  assert.equal(existsSync(localPaths(loadConfig({ env }).paths.stateDir).stateFile), false);
+});
+
+test('a second up reuses the running process; a simulator that crashes at start leaves no process behind', async (t) => {
+  const { env } = home(t);
+  const port = await freePort();
+  const loaded = loadConfig({ env, flags: { engine: { kind: 'sim', port } } });
+  const first = await up({ engine: loaded.config.engine, paths: loaded.paths, env });
+  const again = await up({ engine: loaded.config.engine, paths: loaded.paths, env });
+  assert.equal(first.mode, 'process');
+  assert.equal(again.reused, true);
+  assert.equal(again.pid, first.pid);
+
+  const crash = "ValueError: The model's max seq len (8192) is larger than the maximum number of tokens that can be stored in KV cache (3664).";
+  await assert.rejects(up({ engine: loaded.config.engine, paths: loaded.paths, env, extraEnv: { SIM_CRASH_AT_START: crash } }), (err: unknown) => {
+    assert.ok(err instanceof EngineError, String(err));
+    assert.match(err.message, /simulator process \d+ exited with code 1 while (starting|loading): the context length 8192 does not fit the KV cache/);
+    assert.match(err.next!, /--context 3664/);
+    return true;
+  });
+  // The changed configuration replaced the first process, and the failed one was cleaned up.
+  assert.equal(isAlive(first.pid!), false);
+  assert.equal(readLocalState(localPaths(loaded.paths.stateDir)), null);
+});
