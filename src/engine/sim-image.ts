@@ -110,8 +110,9 @@ function walk(dir: string): string[] {
   return out;
 }
 
-export async function buildLocalSimImage(docker: Docker, ref: string = SIM_IMAGE_DEFAULT): Promise<void> {
-  const simDir = join(PACKAGE_ROOT, 'dist', 'sim');
+export const INSTALLED_SIM_DIR = join(PACKAGE_ROOT, 'dist', 'sim');
+
+export async function buildLocalSimImage(docker: Docker, ref: string = SIM_IMAGE_DEFAULT, simDir: string = INSTALLED_SIM_DIR): Promise<void> {
   if (!existsSync(join(simDir, 'main.js'))) {
     throw new EnvironmentError(`cannot build the simulator image: ${simDir}/main.js is missing`, {
       next: 'Run npm run build in the cs-llm checkout (or reinstall cs-llm), or pass --image with a simulator image you have.',

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { execa } from 'execa';
+import { loadConfig } from '../../src/core/config.js';
+import { engineDown } from '../../src/engine/manage.js';
+import { buildLocalSimImage } from '../../src/engine/sim-image.js';
+import { up } from '../../src/engine/up.js';
+import { ROOT } from '../helpers/cli.js';
+import { requireDocker } from '../helpers/docker.js';
+
+test('the simulator image built from this install (no registry, no base image) runs as the engine', async (t) => {
+  const docker = await requireDocker(t);
+  if (!docker) return;
+  const work = mkdtempSync(join(tmpdir(), 'cs-llm-simimg-'));
+  const home = join(work, 'home');
+  const env = { ...process.env, CS_LLM_HOME: home };
+  const image = `cs-llm-test/sim-local:${process.pid}`;
+  t.after(async () => {
+    await engineDown({ paths: loadConfig({ env }).paths, env, docker, purge: false });
+    await docker.getImage(image).remove().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  });
+  // What an install carries as dist/sim, compiled here from source so the test does not depend on dist/.
+  const simDir = join(work, 'sim');
+  await execa('npx', ['tsc', '--strict', '--outDir', simDir, '--rootDir', 'src/sim', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--types', 'node', 'src/sim/main.ts'], { cwd: ROOT, reject: false, timeout: 120_000 });
+  assert.ok(existsSync(join(simDir, 'main.js')), 'the simulator compiled');
+
+  await buildLocalSimImage(docker, image, simDir);
+  const info = await docker.getImage(image).inspect();
+  assert.deepEqual(info.Config.Entrypoint, ['/usr/local/bin/node', '/app/dist/sim/main.js']);
+
+  const loaded = loadConfig({ env, flags: { engine: { kind: 'sim', image, pullPolicy: 'never', port: await freePort() } } });
+  const result = await up({ engine: loaded.config.engine, paths: loaded.paths, env });
+  assert.equal(result.image, image);
+  assert.equal(result.pulled, false);
+  const models = (await (await fetch(`${result.baseUrl}/models`)).json()) as { data: Array<{ id: string }> };
+  assert.deepEqual(models.data.map((m) => m.id), [result.servedName]);
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
