@@ -368,7 +368,7 @@ class SimulatorState {
         res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
         res.flushHeaders();
         for (let i = 0; i < steps; i++) {
-          if (i >= dieAfter) return this.die(res, controller);
+          if (i >= dieAfter) return await this.die(res, controller);
           await waitForStep(i);
           generated(i);
           for (const chunk of plan.chunksForStep(i)) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
@@ -377,11 +377,11 @@ class SimulatorState {
         res.end('data: [DONE]\n\n');
       } else {
         for (let i = 0; i < steps; i++) {
-          if (i >= dieAfter) return this.die(res, controller);
+          if (i >= dieAfter) return await this.die(res, controller);
           await waitForStep(i);
           generated(i);
         }
-        if (dieAfter <= steps) return this.die(res, controller);
+        if (dieAfter <= steps) return await this.die(res, controller);
         sendJson(res, 200, plan.body());
       }
       this.counts.completed++;
@@ -399,12 +399,21 @@ class SimulatorState {
     }
   }
 
-  /** The die-mid-stream fault: drop the connection without finishing the reply. */
-  private die(res: ServerResponse, controller: AbortController): void {
+  /** The die-mid-stream fault: drop the connection without finishing the reply, after what was sent got out. */
+  private async die(res: ServerResponse, controller: AbortController): Promise<void> {
     controller.abort(new AbortedByClient('simulated connection drop'));
-    res.destroy();
     this.counts.aborted++;
     this.metrics.finished.abort++;
+    // node:http corks the socket until the next tick; destroying before that would drop the chunks too.
+    await new Promise((resolve) => setImmediate(resolve));
+    const socket = res.socket;
+    if (socket && socket.writableLength > 0 && !socket.destroyed) {
+      await new Promise((resolve) => {
+        socket.once('drain', resolve);
+        socket.once('close', resolve);
+      });
+    }
+    (socket ?? res).destroy();
   }
 }
 
