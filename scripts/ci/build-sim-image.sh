@@ -119,5 +119,8 @@ for tag in "${tags[@]}"; do
   docker image rm "$image_repo:$tag" >/dev/null 2>&1 || log "warning: could not remove the local $image_repo:$tag (in use?)"
 done
 
+# Earlier builds of the simulator that lost their tags; only dangling images with our label.
+docker image prune --force --filter "label=$label_key" >/dev/null || true
+
 registry_current || die "the registry does not list $tag_list with content $content_hash after the push"
 log "registry has $tag_list (content $content_hash)"
