@@ -135,6 +135,26 @@ async function containerTarget(docker: Docker, id: string, baseUrl: string, serv
   };
 }
 
+/**
+ * An error from a Docker Engine call that is not one of ours: a lost connection (dockerd stopped or
+ * restarted mid-way) is the host's problem; anything else is the engine refusing what we asked.
+ */
+export function dockerFailure(err: unknown, action: string): Error {
+  if (isCsLlmError(err)) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const message = dockerErrorMessage(err);
+  if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/i.test(message)) {
+    return new EnvironmentError(`lost the Docker Engine while ${action}: ${message}`, {
+      next: 'Check that dockerd is running (docker info) and run the command again.',
+      cause: err,
+    });
+  }
+  return new EngineError(`the Docker Engine failed while ${action}: ${message}`, {
+    next: 'Check dockerd (docker info, its log) and run the command again; --verbose shows more.',
+    cause: err,
+  });
+}
+
 /** Docker refused to start the container: explain it (no NVIDIA runtime, port in use...) in plain words. */
 export function startFailure(err: unknown): Error {
   if (isCsLlmError(err)) return err;
@@ -180,6 +200,14 @@ async function awaitReadiness(
 }
 
 export async function upContainer(docker: Docker, input: EngineSpecInput, options: ContainerUpOptions): Promise<ContainerUpResult> {
+  try {
+    return await upContainerUnwrapped(docker, input, options);
+  } catch (err) {
+    throw dockerFailure(err, 'starting the engine');
+  }
+}
+
+async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, options: ContainerUpOptions): Promise<ContainerUpResult> {
   const spec = buildEngineSpec(input);
   const info = engineKindInfo(input.kind);
   const endpoint = { mode: 'container' as const, baseUrl: `http://127.0.0.1:${input.port}/v1`, port: input.port, servedName: input.model.servedName };

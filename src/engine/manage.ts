@@ -2,10 +2,12 @@ import type { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { NotFoundError } from '../core/errors.js';
 import type { Paths } from '../core/paths.js';
-import { containerLogs, containerStatuses, downContainers, listEngineContainers, type ContainerStatus } from './container.js';
+import { containerLogs, containerStatuses, dockerFailure, downContainers, listEngineContainers, type ContainerStatus } from './container.js';
 import { createDockerClient, probeDocker } from './docker.js';
 import { downLocalProcess, localLogs, localStatus, type LocalStatus } from './local.js';
 import { instanceIdFor } from './spec.js';
+import { stopDaemonInFront } from './front.js';
+import { daemonStatus, type DaemonStatus } from '../daemon/lifecycle.js';
 
 /**
  * `down`, `status` and `logs` over both ways an engine runs: our containers (found by label) and the
@@ -29,6 +31,7 @@ export type EngineStatus = ContainerStatus | LocalStatus;
 
 export interface StatusReport {
   engines: EngineStatus[];
+  daemon: DaemonStatus;
   /** Why containers could not be listed (no Docker engine), or null. */
   dockerProblem: string | null;
 }
@@ -36,30 +39,38 @@ export interface StatusReport {
 export async function engineStatus(options: ManageOptions): Promise<StatusReport> {
   const { docker, problem } = await reachableDocker(options);
   const engines: EngineStatus[] = [];
-  if (docker) engines.push(...(await containerStatuses(docker, instanceIdFor(options.paths.home))));
+  if (docker) engines.push(...(await containerStatuses(docker, instanceIdFor(options.paths.home)).catch((err: unknown) => {
+    throw dockerFailure(err, 'reading the engine status');
+  })));
   const local = await localStatus(options.paths.stateDir);
   if (local) engines.push(local);
-  return { engines, dockerProblem: problem };
+  return { engines, daemon: await daemonStatus(options.paths), dockerProblem: problem };
 }
 
 export interface DownReport {
   containers: string[];
   images: string[];
   processes: number[];
+  /** The pid of the chat daemon that was stopped, or null when none ran. */
+  daemon: number | null;
   dockerProblem: string | null;
 }
 
 export async function engineDown(options: ManageOptions & { purge: boolean }): Promise<DownReport> {
   const { docker, problem } = await reachableDocker(options);
-  const report: DownReport = { containers: [], images: [], processes: [], dockerProblem: problem };
+  const report: DownReport = { containers: [], images: [], processes: [], daemon: null, dockerProblem: problem };
   if (docker) {
-    const removed = await downContainers(docker, instanceIdFor(options.paths.home), options.purge);
+    const removed = await downContainers(docker, instanceIdFor(options.paths.home), options.purge).catch((err: unknown) => {
+      throw dockerFailure(err, 'removing the engine');
+    });
     report.containers = removed.removed.map((r) => r.name);
     report.images = removed.imagesRemoved;
   }
   const local = await downLocalProcess(options.paths.stateDir, options.purge);
   if (local) report.processes.push(local.pid);
-  // Integration point (daemon issue): stop the daemon here too, with stopDaemon(paths), once it exists.
+  // The daemon goes first in spirit (it fronts the engine), but stopping it last keeps down simple:
+  // with no engine behind it, it would only answer errors.
+  report.daemon = await stopDaemonInFront(options.paths);
   return report;
 }
 
@@ -74,12 +85,16 @@ export interface EngineLogsOptions extends ManageOptions {
 export async function engineLogs(options: EngineLogsOptions): Promise<void> {
   const { docker, problem } = await reachableDocker(options);
   if (docker) {
-    const containers = await listEngineContainers(docker, instanceIdFor(options.paths.home));
-    // The running one first; a stopped one still has the logs of why it stopped.
-    const chosen = containers.find((c) => c.State === 'running') ?? containers[0];
-    if (chosen) {
-      await containerLogs(docker, chosen.Id, options);
-      return;
+    try {
+      const containers = await listEngineContainers(docker, instanceIdFor(options.paths.home));
+      // The running one first; a stopped one still has the logs of why it stopped.
+      const chosen = containers.find((c) => c.State === 'running') ?? containers[0];
+      if (chosen) {
+        await containerLogs(docker, chosen.Id, options);
+        return;
+      }
+    } catch (err) {
+      throw dockerFailure(err, 'reading the engine logs');
     }
   }
   if (await localLogs(options.paths.stateDir, options)) return;

@@ -13,6 +13,7 @@ import type { ModelEntry } from '../models/schema.js';
 import { upContainer, type EngineProgress } from './container.js';
 import { createDockerClient, probeDocker } from './docker.js';
 import { engineKindInfo, type EngineKind, type StageTimeouts } from './kinds.js';
+import { ensureDaemonInFront, type DaemonFront } from './front.js';
 import { upLocalProcess } from './local.js';
 import { formatGpuSelection, instanceIdFor, parseGpuSelection, type EngineModel, type EngineSpecInput, type GpuSelection } from './spec.js';
 import { buildLocalSimImage, isDefaultSimImage } from './sim-image.js';
@@ -37,6 +38,8 @@ export interface UpRequest {
   timeouts?: Partial<StageTimeouts>;
   onProgress?: (event: UpProgress) => void;
   signal?: AbortSignal;
+  /** Start (or reuse) the chat daemon in front of the engine once it serves. */
+  daemon?: boolean;
 }
 
 export interface UpDeps {
@@ -63,6 +66,8 @@ export interface UpResult {
   replaced: boolean;
   pulled: boolean;
   readyInMs: number;
+  /** The chat daemon in front of the engine, when asked for. */
+  daemon: DaemonFront | null;
 }
 
 export interface EnginePlan {
@@ -186,6 +191,16 @@ export function defaultHfCacheDir(env: NodeJS.ProcessEnv): string {
 }
 
 export async function up(request: UpRequest, deps: UpDeps = {}): Promise<UpResult> {
+  const engine = await upEngine(request, deps);
+  if (!request.daemon) return { ...engine, daemon: null };
+  request.onProgress?.({ stage: 'note', message: `engine serving at ${engine.baseUrl}; starting the chat daemon in front of it` });
+  const daemon = await ensureDaemonInFront(request.paths, engine.baseUrl.replace(/\/v1$/, ''), request.env ?? process.env);
+  request.onProgress?.({ stage: 'note', message: `chat daemon ${daemon.reused ? 'already running' : 'started'} at ${daemon.url} (pid ${daemon.pid})` });
+  return { ...engine, daemon };
+}
+
+/** Everything up to a serving engine, without the daemon. */
+export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<Omit<UpResult, 'daemon'>> {
   const env = request.env ?? process.env;
   const plan = await planEngine(request, deps);
   const image = request.engine.image ?? engineKindInfo(plan.kind).defaultImage;

@@ -256,17 +256,28 @@ test('GPU requests: with the NVIDIA hook the container gets DeviceRequests and s
   assert.deepEqual(await s.ours(), []);
 });
 
-test('the real CLI: up --json, status, logs and down', async (t) => {
+test('the real CLI: up --json (engine + chat daemon in front), status, logs and down', async (t) => {
   const s = await setup(t);
   if (!s) return;
   const port = await freePort();
-  const env = { CS_LLM_HOME: s.home };
+  const daemonPort = await freePort();
+  const env = { CS_LLM_HOME: s.home, CS_LLM_DAEMON_PORT: String(daemonPort) };
+  t.after(() => runCli(['daemon', 'stop'], { env }));
   const upRun = await runCli(['up', '--engine', 'sim', '--image', SIM_IMAGE, '--port', String(port), '--json'], { env, timeoutMs: 120_000 });
   assert.equal(upRun.exitCode, 0, String(upRun.stderr));
-  const result = JSON.parse(String(upRun.stdout)) as { baseUrl: string; servedName: string; curl: string; mode: string };
+  const result = JSON.parse(String(upRun.stdout)) as { baseUrl: string; servedName: string; curl: string; mode: string; daemon: { url: string } };
   assert.equal(result.baseUrl, `http://127.0.0.1:${port}/v1`);
   assert.equal(result.mode, 'container');
-  assert.match(result.curl, new RegExp(`curl -s http://127\\.0\\.0\\.1:${port}/v1/chat/completions`));
+  assert.equal(result.daemon.url, `http://127.0.0.1:${daemonPort}`);
+  assert.match(result.curl, new RegExp(`curl -s http://127\\.0\\.0\\.1:${daemonPort}/v1/chat/completions .*x-session-id`));
+  // The daemon proxies to the engine and remembers the session.
+  const chat = await fetch(`${result.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-session-id': 'cli-test-1' },
+    body: JSON.stringify({ model: result.servedName, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 5 }),
+  });
+  assert.equal(chat.status, 200, await chat.clone().text());
+  assert.equal(chat.headers.get('x-session-id'), 'cli-test-1');
   // Progress went to stderr as NDJSON, one object per line.
   const progress = String(upRun.stderr).trim().split('\n').map((line) => JSON.parse(line) as { type: string; stage: string });
   assert.ok(progress.every((p) => p.type === 'progress'));
@@ -279,6 +290,7 @@ test('the real CLI: up --json, status, logs and down', async (t) => {
 
   const plain = await runCli(['status'], { env });
   assert.match(String(plain.stdout), new RegExp(`state=running restarts=0 crash_loop=false health=ok .*endpoint=http://127\\.0\\.0\\.1:${port}/v1`));
+  assert.match(String(plain.stdout), new RegExp(`daemon=running url=http://127\\.0\\.0\\.1:${daemonPort} pid=\\d+ healthy=true`));
 
   const logs = await runCli(['logs', '--tail', '50'], { env });
   assert.equal(logs.exitCode, 0);
@@ -287,6 +299,7 @@ test('the real CLI: up --json, status, logs and down', async (t) => {
   const down = await runCli(['down'], { env });
   assert.equal(down.exitCode, 0);
   assert.match(String(down.stdout), /removed container cs-llm-engine-/);
+  assert.match(String(down.stdout), /stopped chat daemon \d+/);
   assert.deepEqual(await s.ours(), []);
   const none = await runCli(['status'], { env });
   assert.match(String(none.stdout), /no engine/);

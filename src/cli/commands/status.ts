@@ -20,7 +20,7 @@ export function register(program: Command): void {
   program
     .command('status')
     .description('Show the engine: state, restarts (a crash loop), health, model, port, uptime, GPUs')
-    .option('--json', 'print {"engines": [...], "dockerProblem"} as JSON')
+    .option('--json', 'print {"engines": [...], "daemon", "dockerProblem"} as JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
       const { loaded, output } = contextFor(command);
       const report = await engineStatus({ paths: loaded.paths });
@@ -28,8 +28,13 @@ export function register(program: Command): void {
         output.json(report);
         return;
       }
+      const d = report.daemon;
+      const daemonLine = d.running
+        ? `daemon=running url=${d.url} pid=${d.pid} healthy=${d.healthy}`
+        : 'daemon=stopped';
       if (report.engines.length === 0) {
         output.out(`no engine${report.dockerProblem ? ` (no Docker engine: ${report.dockerProblem})` : ''}; start one with cs-llm up`);
+        if (d.running) output.out(daemonLine);
         return;
       }
       if (output.isTTY) {
@@ -44,6 +49,7 @@ export function register(program: Command): void {
           e.mode === 'container' ? e.gpus : 'none',
         ]);
         output.out(formatTable(['ENGINE', 'STATE', 'RESTARTS', 'HEALTH', 'MODEL', 'ENDPOINT', 'UPTIME', 'GPUS'], rows, output.columns));
+        output.out(d.running ? `chat daemon: ${d.url} (pid ${d.pid}), ${d.healthy ? 'healthy' : paint(output, 'red', 'not answering')}` : 'chat daemon: not running');
         return;
       }
       // Plain key=value lines, one engine per line, for scripts without --json.
@@ -62,5 +68,6 @@ export function register(program: Command): void {
         ];
         output.out(fields.join(' '));
       }
+      output.out(daemonLine);
     });
 }

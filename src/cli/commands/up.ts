@@ -17,6 +17,8 @@ interface UpFlags {
   detach?: boolean;
   json?: boolean;
   engineEnv?: string[];
+  /** false with --no-daemon */
+  daemon?: boolean;
 }
 
 /** --engine-env KEY=VALUE (repeatable) -> {KEY: VALUE}. */
@@ -38,8 +40,12 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-export function curlExample(result: Pick<UpResult, 'baseUrl' | 'servedName'>): string {
+/** How to call it: through the daemon (with a session, so it remembers) when it runs, else the engine. */
+export function curlExample(result: Pick<UpResult, 'baseUrl' | 'servedName' | 'daemon'>): string {
   const body = JSON.stringify({ model: result.servedName, messages: [{ role: 'user', content: 'Hello!' }] });
+  if (result.daemon) {
+    return `curl -s ${result.daemon.url}/v1/chat/completions -H 'content-type: application/json' -H 'x-session-id: demo-1' -d '${body}'`;
+  }
   return `curl -s ${result.baseUrl}/chat/completions -H 'content-type: application/json' -d '${body}'`;
 }
 
@@ -47,7 +53,10 @@ function printResult(output: Output, result: UpResult): void {
   const where = result.mode === 'container' ? `container ${result.containerName}` : `local process ${result.pid}`;
   const how = result.reused ? 'already running with this configuration (reused)' : `ready in ${(result.readyInMs / 1000).toFixed(1)} s`;
   output.out(`${paint(output, 'green', 'engine serving')}: ${result.model} on the ${result.engine} engine (${where}), ${how}`);
-  output.out(`endpoint: ${result.baseUrl} (OpenAI-compatible, loopback only; model name "${result.servedName}")`);
+  if (result.daemon) {
+    output.out(`chat endpoint: ${result.daemon.url}/v1 (OpenAI-compatible, with session memory: send an X-Session-Id header; daemon pid ${result.daemon.pid}${result.daemon.reused ? ', reused' : ''})`);
+  }
+  output.out(`engine endpoint: ${result.baseUrl} (loopback only; model name "${result.servedName}")`);
   output.out(`context: ${result.maxModelLen} tokens, ${result.maxNumSeqs} sequences, GPUs: ${result.gpuNames.join(', ') || 'none'}`);
   output.out('try it:');
   output.out(`  ${curlExample(result)}`);
@@ -67,6 +76,7 @@ export function register(program: Command): void {
     .option('--pull-policy <policy>', 'if-missing (default), always or never')
     .option('--offline', 'never contact Hugging Face from the engine (HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1)')
     .option('--engine-env <KEY=VALUE>', 'extra environment for the engine (repeatable)', collect)
+    .option('--no-daemon', 'start only the engine, not the chat daemon in front of it')
     .option('--detach', 'return once the engine serves (what up does until the dashboard exists)')
     .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
     .action(async (opts: UpFlags, command: Command) => {
@@ -103,6 +113,7 @@ export function register(program: Command): void {
           paths: loaded.paths,
           extraEnv,
           signal: abort.signal,
+          daemon: opts.daemon !== false,
           onProgress: (event) => reporter.event(event),
         });
       } finally {
@@ -110,9 +121,7 @@ export function register(program: Command): void {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
-      // Integration point (daemon issue): start the daemon in front of the engine here
-      // (startDaemonDetached with upstream result.baseUrl) and print its endpoint instead; in the
-      // foreground, end in the dashboard once it exists.
+      // Integration point (dashboard issue): in the foreground (no --detach), end in the live dashboard.
       if (opts.json) {
         output.json({ ...result, curl: curlExample(result) });
         return;
