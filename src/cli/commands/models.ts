@@ -93,13 +93,22 @@ export function register(program: Command): void {
         formatGiB(fit.usableBytes),
       ]);
       if (output.isTTY) {
-        const table = formatTable(headers, rows, output.columns).split('\n');
+        // On a narrow terminal drop the least useful columns before cutting any cell (the id must stay whole).
+        let keep = headers.map((_, i) => i);
+        for (const drop of ['WEIGHTS', 'TP', 'USABLE', 'NEEDS']) {
+          const full = formatTable(keep.map((i) => headers[i]!), rows.map((r) => keep.map((i) => r[i]!)));
+          if (Math.max(...full.split('\n').map((l) => l.length)) <= output.columns) break;
+          keep = keep.filter((i) => headers[i] !== drop);
+        }
+        const table = formatTable(keep.map((i) => headers[i]!), rows.map((r) => keep.map((i) => r[i]!)), output.columns).split('\n');
         const verdictAt = table[0]!.indexOf('VERDICT');
         output.out(
           [
             table[0]!,
             ...table.slice(1).map((line, i) => {
               const verdict = fits[i]!.fit.verdict;
+              // Only color a verdict the narrow-terminal shrink left whole.
+              if (line.slice(verdictAt, verdictAt + verdict.length) !== verdict) return line;
               return line.slice(0, verdictAt) + paint(output, verdictStyle[verdict]!, verdict) + line.slice(verdictAt + verdict.length);
             }),
           ].join('\n'),
