@@ -117,3 +117,16 @@ test('models without a terminal prints one plain line per model and the recommen
   assert.ok(lines.some((l) => /^qwen2\.5-32b-instruct-awq\s+18\.0 GiB\s+fits\s+32k\s+\d+\s+1\s+/.test(l)));
   assert.equal(lines.at(-1), 'recommended: qwen2.5-32b-instruct-awq (the largest model that fits with room)');
 });
+
+test('--vram sizes read GB as the GiB printed on cards, and MiB and TiB as written', async () => {
+  const { parseVramMiB } = await import('../../src/cli/commands/models.js');
+  assert.equal(parseVramMiB('24GiB'), 24576);
+  assert.equal(parseVramMiB('24GB'), 24576);
+  assert.equal(parseVramMiB('24 g'), 24576);
+  assert.equal(parseVramMiB('24576MiB'), 24576);
+  assert.equal(parseVramMiB('80'), 81920);
+  assert.equal(parseVramMiB('1TiB'), 1024 * 1024);
+  assert.equal(parseVramMiB('7.5GiB'), 7680);
+  assert.throws(() => parseVramMiB('100MiB'), /too small/);
+  assert.throws(() => parseVramMiB('24 gigs'), /not a memory size/);
+});
