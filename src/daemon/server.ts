@@ -154,8 +154,23 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     else sendError(ctx.res, new ApiError(500, 'internal error in cs-llm daemon; rerun it with DEBUG=cs-llm:daemon for details', { code: 'internal_error' }));
   };
 
-  const authorised = (req: IncomingMessage): boolean => {
-    if (loopbackOnly && !store.keys.hasActiveKeys()) return true;
+  // Whether any key exists, re-read at most once a second: a key created with `cs-llm keys create` (another
+  // process) is required from a second later on; revocation is immediate (verify reads the key's row).
+  let keysKnownAt = Number.NEGATIVE_INFINITY;
+  let keysGeneration = -1;
+  let keysExist = false;
+  const keysRequired = (now: number): boolean => {
+    if (!loopbackOnly) return true;
+    if (now - keysKnownAt > 1000 || keysGeneration !== store.keys.generation) {
+      keysExist = store.keys.hasActiveKeys();
+      keysKnownAt = now;
+      keysGeneration = store.keys.generation;
+    }
+    return keysExist;
+  };
+
+  const authorised = (req: IncomingMessage, now: number): boolean => {
+    if (!keysRequired(now)) return true;
     const token = bearerToken(req.headers.authorization);
     return token !== null && store.keys.verify(token);
   };
@@ -203,7 +218,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
           code: 'host_not_allowed',
         });
       }
-      if (!authorised(req)) {
+      if (!authorised(req, startedAt)) {
         throw new ApiError(401, 'a valid API key is required: send Authorization: Bearer <key> (create one with cs-llm keys create)', {
           code: 'invalid_api_key',
           headers: { 'www-authenticate': 'Bearer' },

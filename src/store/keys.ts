@@ -22,6 +22,8 @@ export interface KeyStore {
   /** true when at least one key is not revoked: from then on every request needs a key. */
   hasActiveKeys(): boolean;
   verify(key: string): boolean;
+  /** Grows on every create/revoke through this KeyStore, so a cache in this process can tell it is stale. */
+  readonly generation: number;
 }
 
 export const KEY_PREFIX = 'csk_';
@@ -52,7 +54,11 @@ export function createKeyStore(db: SqliteDatabase): KeyStore {
   const anyActive = db.prepare<[], { n: number }>('SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL) AS n');
   const activeByPrefix = db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE prefix = ? AND revoked_at IS NULL');
 
+  let generation = 0;
   return {
+    get generation() {
+      return generation;
+    },
     create(name, now) {
       const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
       const row: KeyRow = {
@@ -64,6 +70,7 @@ export function createKeyStore(db: SqliteDatabase): KeyStore {
         revoked_at: null,
       };
       insert.run(row.id, row.name, row.prefix, row.hash, row.created_at);
+      generation++;
       return { key, info: toInfo(row) };
     },
     list() {
@@ -73,6 +80,7 @@ export function createKeyStore(db: SqliteDatabase): KeyStore {
       const rows = byIdOrPrefix.all(idOrPrefix, idOrPrefix);
       if (rows.length !== 1) return null;
       revokeStmt.run(now, rows[0]!.id);
+      generation++;
       return { ...toInfo(rows[0]!), revokedAt: now };
     },
     hasActiveKeys() {

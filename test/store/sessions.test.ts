@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore, type Store } from '../../src/store/store.js';
+import { WINDOW_SQL } from '../../src/store/sessions.js';
 
 function tempStore(t: { after(fn: () => void): void }): Store {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-store-'));
@@ -109,13 +110,15 @@ test('delete and prune remove whole sessions', (t) => {
   assert.equal((store.db.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 1);
 });
 
-test('loading a window and appending a turn use the index, not a table scan', (t) => {
+test('loading a window and appending a turn use the indexes, not a table scan or a sort', (t) => {
   const store = tempStore(t);
-  const plan = (sql: string) =>
-    (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('s', 1) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
-  assert.match(plan('SELECT * FROM messages WHERE session_id = ? AND turn > ? ORDER BY turn, seq'), /USING INDEX messages_by_session/);
-  assert.doesNotMatch(plan('SELECT * FROM messages WHERE session_id = ? AND turn > ? ORDER BY turn, seq'), /TEMP B-TREE/);
-  assert.match(plan('SELECT * FROM sessions WHERE id = ? AND expires_at > ?'), /USING PRIMARY KEY/);
+  const plan = (sql: string, ...params: unknown[]) =>
+    (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+  const window = plan(WINDOW_SQL, 10, 's', 1);
+  assert.match(window, /SEARCH s USING PRIMARY KEY \(id=\?\)/);
+  assert.match(window, /SEARCH m USING INDEX messages_by_session \(session_id=\? AND turn>\?\)/);
+  assert.doesNotMatch(window, /SCAN|TEMP B-TREE/);
+  assert.match(plan('UPDATE sessions SET turns = turns + 1 WHERE id = ? AND expires_at > ?', 's', 1), /USING PRIMARY KEY/);
 });
 
 test('the database is in WAL mode with synchronous NORMAL by default and FULL on request', () => {
