@@ -269,7 +269,8 @@ const rank: Record<FitVerdict, number> = { fits: 2, tight: 1, no: 0 };
 
 function better(a: FitResult, b: FitResult): boolean {
   if (rank[a.verdict] !== rank[b.verdict]) return rank[a.verdict] > rank[b.verdict];
-  if (a.verdict === 'no') return a.usableBytes * a.tensorParallel > b.usableBytes * b.tensorParallel;
+  // Between two refusals keep the one-GPU reason: it is the one a person can act on.
+  if (a.verdict === 'no') return a.tensorParallel === b.tensorParallel && a.usableBytes > b.usableBytes;
   if ((a.maxModelLen ?? 0) !== (b.maxModelLen ?? 0)) return (a.maxModelLen ?? 0) > (b.maxModelLen ?? 0);
   return (a.maxNumSeqs ?? 0) > (b.maxNumSeqs ?? 0);
 }
@@ -318,12 +319,17 @@ export function estimateFit(model: ModelEntry, gpus: FitGpu[], options: FitOptio
   }
   if (best!.verdict === 'fits' || options.tensorParallel === 1) return best!;
   const largestFirst = [...positioned].sort((a, b) => (b.gpu.memoryTotalMiB ?? 0) - (a.gpu.memoryTotalMiB ?? 0));
+  let triedTp = 1;
   for (const tp of [2, 4, 8]) {
     if (tp > largestFirst.length) break;
+    triedTp = tp;
     const group = largestFirst.slice(0, tp).sort((a, b) => a.index - b.index);
     const result = estimateOn(model, group.map((p) => p.gpu), group.map((p) => p.index), options);
     if (better(result, best!)) best = result;
     if (best!.verdict === 'fits') break;
+  }
+  if (best!.verdict === 'no' && triedTp > 1) {
+    return { ...best!, reason: `${best!.reason}; split across up to ${triedTp} GPUs (tensor parallel) it does not run either` };
   }
   return best!;
 }

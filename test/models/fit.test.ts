@@ -165,3 +165,11 @@ test('the catalog estimate covers every vLLM model and skips CPU-only entries', 
   assert.ok(!ids.includes('cpu-only'));
   assert.equal(ids.length, catalog.models.length);
 });
+
+test('a model that runs on no single GPU nor split across them keeps the one-GPU reason and says both were tried', () => {
+  const small = [card(8, { index: 0 }), card(8, { index: 1 })];
+  const fit = estimateFit(model('qwen2.5-32b-instruct-awq'), small);
+  assert.equal(fit.verdict, 'no');
+  assert.equal(fit.tensorParallel, 1);
+  assert.match(fit.reason, /^weights \(18\.0 GiB\) and runtime \(1\.5 GiB\) alone need 19\.5 GiB; 7\.2 GiB usable on GPU 0 .*; split across up to 2 GPUs \(tensor parallel\) it does not run either$/);
+});
