@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createFaultPicker, type FaultKind } from './faults.js';
 import { accessLine, crashLines, loadedLines, preambleLines, shardProgressLine, SHARD_COUNT, uvicornRunningLine, SIM_VERSION } from './logs.js';
@@ -371,7 +372,9 @@ class SimulatorState {
           if (i >= dieAfter) return await this.die(res, controller);
           await waitForStep(i);
           generated(i);
-          for (const chunk of plan.chunksForStep(i)) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+          const flushed = plan.chunksForStep(i).map((chunk) => res.write(`data: ${JSON.stringify(chunk)}\n\n`)).every(Boolean);
+          // A slow reader: wait for it rather than buffer the whole reply in memory.
+          if (!flushed) await once(res, 'drain', { signal });
         }
         for (const chunk of plan.finalChunks(how.includeUsage)) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
         res.end('data: [DONE]\n\n');
