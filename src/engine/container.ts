@@ -7,7 +7,8 @@ import { createLogger } from '../core/log.js';
 import { diagnoseDockerError, dockerErrorMessage, splitLogLines } from './diagnose.js';
 import { engineKindInfo, type EngineKind, type StageTimeouts } from './kinds.js';
 import { completeOneToken, fetchServedModels, probeHealth } from './probes.js';
-import { ensureImage, isNotFound, type PullPolicy, type PullProgress } from './pull.js';
+import { ensureImage, imageExists, isNotFound, type PullPolicy, type PullProgress } from './pull.js';
+import { probeGpuRuntime } from './gpu-preflight.js';
 import { waitForReady, type ReadinessEvent, type ReadinessTarget, type TargetState } from './readiness.js';
 import { buildEngineSpec, LABEL, type EngineSpecInput } from './spec.js';
 
@@ -231,6 +232,14 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
     throw new ConflictError(`port ${input.port} on 127.0.0.1 is already in use, so the engine cannot listen there`, {
       next: `Pick another port with --port, or stop what listens on ${input.port} (ss -ltnp | grep :${input.port}).`,
     });
+  }
+
+  // Before a pull that can take minutes: can Docker hand out GPUs at all? (About a second.)
+  if (input.gpus.mode !== 'none' && !(await imageExists(docker, input.image))) {
+    const gpu = await probeGpuRuntime(docker, input.gpus, input.instance);
+    if (gpu.verdict === 'missing') {
+      throw new EnvironmentError(`cannot start the engine container: ${gpu.diagnosis.summary}`, { next: gpu.diagnosis.fix, details: [gpu.message] });
+    }
   }
 
   let pulled = false;

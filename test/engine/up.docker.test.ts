@@ -9,6 +9,7 @@ import type Docker from 'dockerode';
 import { loadConfig } from '../../src/core/config.js';
 import { ConflictError, EngineError, EnvironmentError, FitError } from '../../src/core/errors.js';
 import { listEngineContainers } from '../../src/engine/container.js';
+import { probeGpuRuntime } from '../../src/engine/gpu-preflight.js';
 import { engineDown, engineStatus } from '../../src/engine/manage.js';
 import { instanceIdFor, LABEL } from '../../src/engine/spec.js';
 import { up, type UpProgress, type UpRequest } from '../../src/engine/up.js';
@@ -230,6 +231,7 @@ test('GPU requests: with the NVIDIA hook the container gets DeviceRequests and s
   const env = { ...process.env, CS_LLM_HOME: s.home, PATH: `${fixture}:${process.env.PATH}` };
 
   await restartDocker('with');
+  assert.deepEqual(await probeGpuRuntime(s.docker, { mode: 'ids', ids: ['0'] }, instanceIdFor(s.home)), { verdict: 'ok' });
   const port = await freePort();
   const result = await up(s.request({ port, gpus: 'all', model: 'qwen2.5-7b-instruct-awq' }, { env }));
   assert.equal(result.gpus, 'all');
@@ -246,6 +248,10 @@ test('GPU requests: with the NVIDIA hook the container gets DeviceRequests and s
   await engineDown({ paths: loadConfig({ env }).paths, env, docker: s.docker, purge: false });
 
   await restartDocker('without');
+  // The quick check before a pull says so in about a second...
+  const probe = await probeGpuRuntime(s.docker, { mode: 'all' }, instanceIdFor(s.home));
+  assert.equal(probe.verdict, 'missing');
+  // ...and so does the start itself (the image is here now, so up goes straight to it).
   await assert.rejects(up(s.request({ port, gpus: '0', model: 'qwen2.5-7b-instruct-awq' }, { env })), (err: unknown) => {
     assert.ok(err instanceof EnvironmentError, String(err));
     assert.match(err.message, /Docker cannot give GPUs to containers/);
