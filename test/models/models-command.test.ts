@@ -130,3 +130,28 @@ test('--vram sizes read GB as the GiB printed on cards, and MiB and TiB as writt
   assert.throws(() => parseVramMiB('100MiB'), /too small/);
   assert.throws(() => parseVramMiB('24 gigs'), /not a memory size/);
 });
+
+test('models in a narrow terminal keeps model ids whole, drops minor columns and colors verdicts', async (t) => {
+  const { execa } = await import('execa');
+  const { ROOT } = await import('../helpers/cli.js');
+  const script = await execa('sh', ['-c', 'command -v script'], { reject: false });
+  if (script.exitCode !== 0) {
+    t.skip('util-linux script(1) is not installed, so there is no pseudo-terminal to run in');
+    return;
+  }
+  const cli = `${process.execPath} --import tsx src/cli/main.ts models --vram 24GiB`;
+  // script(1) gives the CLI a real pseudo-terminal of 60 columns.
+  const result = await execa('script', ['-qec', `stty cols 60; ${cli}`, '/dev/null'], {
+    cwd: ROOT,
+    env: { CS_LLM_HOME: home(), PATH: `/nonexistent-cs-llm-bin:${process.env.PATH}`, TERM: 'xterm', NO_COLOR: undefined },
+    reject: false,
+    timeout: 60_000,
+  });
+  assert.equal(result.exitCode, 0, String(result.stdout));
+  const lines = String(result.stdout).split(/\r?\n/);
+  const header = lines.find((l) => l.startsWith('MODEL'));
+  assert.ok(header, String(result.stdout));
+  assert.match(header, /^MODEL\s+VERDICT\s+CONTEXT\s+SEQS$/);
+  assert.ok(lines.some((l) => l.startsWith('llama-3.1-8b-instruct-awq-int4 ')), 'the longest id is not cut');
+  assert.ok(lines.some((l) => l.includes('\u001b[33mtight\u001b[0m')), 'tight is painted yellow');
+});
