@@ -21,8 +21,9 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
         turns       INTEGER NOT NULL DEFAULT 0,
         next_seq    INTEGER NOT NULL DEFAULT 0
       ) WITHOUT ROWID;
-      CREATE INDEX sessions_by_expiry ON sessions (expires_at);
-      CREATE INDEX sessions_by_update ON sessions (updated_at, id);
+      -- One secondary index only: every turn rewrites expires_at, and each index costs a page write per turn.
+      -- It serves the sweeper and the listing (most recently renewed first); pruning by age scans instead.
+      CREATE INDEX sessions_by_expiry ON sessions (expires_at, id);
 
       -- One row per message. turn groups the messages stored by one request (the new messages and the
       -- reply); seq orders messages within a session. The unique index (session_id, turn, seq) is in seq

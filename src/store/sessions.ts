@@ -40,6 +40,7 @@ export interface SessionStore {
   /** Stores one turn (the request's new messages and the reply) in one transaction and renews the TTL. */
   appendTurn(id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number): void;
   get(id: string, now: number): (SessionInfo & { messages: ChatMessage[] }) | null;
+  /** Live sessions, the latest to expire (the most recently used, within a TTL) first. */
   list(options: { now: number; limit: number; cursor?: string | null }): SessionPage;
   /** true when the session existed (expired or not). */
   delete(id: string): boolean;
@@ -101,17 +102,17 @@ function toInfo(row: SessionRow): SessionInfo {
   };
 }
 
-function encodeCursor(row: { updated_at: number; id: string }): string {
-  return Buffer.from(`${row.updated_at}:${row.id}`, 'utf8').toString('base64url');
+function encodeCursor(row: { expires_at: number; id: string }): string {
+  return Buffer.from(`${row.expires_at}:${row.id}`, 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string): { updatedAt: number; id: string } | null {
+function decodeCursor(cursor: string): { expiresAt: number; id: string } | null {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const colon = text.indexOf(':');
   if (colon < 1) return null;
-  const updatedAt = Number(text.slice(0, colon));
-  if (!Number.isInteger(updatedAt)) return null;
-  return { updatedAt, id: text.slice(colon + 1) };
+  const expiresAt = Number(text.slice(0, colon));
+  if (!Number.isInteger(expiresAt)) return null;
+  return { expiresAt, id: text.slice(colon + 1) };
 }
 
 /** The window query (turns, id, now): exported so a test can check its plan stays an index range scan. */
@@ -134,10 +135,10 @@ export function createSessionStore(db: SqliteDatabase): SessionStore {
     .prepare<[number, string, number], RawMessageRow>(WINDOW_SQL)
     .raw(true);
   // The common append: bump a live session and learn where its new messages go, in one statement.
-  const bumpLive = db.prepare<[string, number, number, string, number], { turns: number; next_seq: number }>(
-    'UPDATE sessions SET profile = ?, updated_at = ?, expires_at = ?, turns = turns + 1 WHERE id = ? AND expires_at > ? RETURNING turns, next_seq',
+  // RETURNING gives the values after the update: the turn's first seq is next_seq minus the messages added.
+  const bumpLive = db.prepare<[string, number, number, number, string, number], { turns: number; next_seq: number }>(
+    'UPDATE sessions SET profile = ?, updated_at = ?, expires_at = ?, turns = turns + 1, next_seq = next_seq + ? WHERE id = ? AND expires_at > ? RETURNING turns, next_seq',
   );
-  const setNextSeq = db.prepare<[number, string]>('UPDATE sessions SET next_seq = ? WHERE id = ?');
   const insertSession = db.prepare(
     'INSERT INTO sessions (id, profile, created_at, updated_at, expires_at, turns, next_seq) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -147,10 +148,10 @@ export function createSessionStore(db: SqliteDatabase): SessionStore {
   const deleteMessages = db.prepare<[string]>('DELETE FROM messages WHERE session_id = ?');
   const deleteSession = db.prepare<[string]>('DELETE FROM sessions WHERE id = ?');
   const listFirst = db.prepare<[number, number], SessionRow>(
-    'SELECT * FROM sessions WHERE expires_at > ? ORDER BY updated_at DESC, id DESC LIMIT ?',
+    'SELECT * FROM sessions WHERE expires_at > ? ORDER BY expires_at DESC, id DESC LIMIT ?',
   );
   const listAfter = db.prepare<[number, number, number, string, number], SessionRow>(
-    'SELECT * FROM sessions WHERE expires_at > ? AND (updated_at < ? OR (updated_at = ? AND id < ?)) ORDER BY updated_at DESC, id DESC LIMIT ?',
+    'SELECT * FROM sessions WHERE expires_at > ? AND (expires_at < ? OR (expires_at = ? AND id < ?)) ORDER BY expires_at DESC, id DESC LIMIT ?',
   );
   const selectExpired = db.prepare<[number, number], { id: string }>('SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?');
   const selectStale = db.prepare<[number, number], { id: string }>('SELECT id FROM sessions WHERE updated_at < ? LIMIT ?');
@@ -182,9 +183,9 @@ export function createSessionStore(db: SqliteDatabase): SessionStore {
   };
 
   const appendTurn = db.transaction((id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number) => {
-    const live = bumpLive.get(profile, now, now + ttlMs, id, now);
+    const live = bumpLive.get(profile, now, now + ttlMs, messages.length, id, now);
     if (live) {
-      setNextSeq.run(insertMessages(id, live.turns, live.next_seq, messages, now), id);
+      insertMessages(id, live.turns, live.next_seq - messages.length, messages, now);
       return;
     }
     // New, or expired: an expired session was never served, and a new turn on its id starts afresh.
@@ -226,7 +227,7 @@ export function createSessionStore(db: SqliteDatabase): SessionStore {
       if (cursor) {
         const after = decodeCursor(cursor);
         if (!after) throw new InvalidCursorError(`cursor "${cursor}" is not one this server gave out`);
-        rows = listAfter.all(now, after.updatedAt, after.updatedAt, after.id, limit + 1);
+        rows = listAfter.all(now, after.expiresAt, after.expiresAt, after.id, limit + 1);
       } else {
         rows = listFirst.all(now, limit + 1);
       }

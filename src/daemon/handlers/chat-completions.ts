@@ -260,8 +260,11 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
 
 /** Stores the turn; the caller sends the final bytes only after this returned. */
 function commitTurn(services: DaemonServices, ctx: RequestContext, turn: Turn, reply: ChatMessage): void {
+  const messages = [...turn.newMessages, reply];
   try {
-    services.store.sessions.appendTurn(turn.id, turn.profile, [...turn.newMessages, reply], turn.ttlMs, services.now());
+    services.store.sessions.appendTurn(turn.id, turn.profile, messages, turn.ttlMs, services.now());
+    // Message text is logged only when the operator turned it on (daemon.logContent).
+    if (services.config.daemon.logContent) services.log(`session ${turn.id} stored`, messages);
   } catch (err) {
     ctx.record.outcome = 'store_failed';
     services.log('storing a turn failed', (err as Error).message);

@@ -27,7 +27,7 @@ function sessionIdParam(ctx: RequestContext): string {
   return id;
 }
 
-/** GET /v1/sessions?limit=50&cursor=...: live sessions, most recently used first. */
+/** GET /v1/sessions?limit=50&cursor=...: live sessions, the latest to expire (most recently used) first. */
 export function listSessions(services: DaemonServices) {
   return (ctx: RequestContext): void => {
     const query = new URLSearchParams(ctx.query);
