@@ -384,7 +384,6 @@ class SimulatorState {
           await waitForStep(i);
           generated(i);
         }
-        if (dieAfter <= steps) return await this.die(res, controller);
         sendJson(res, 200, plan.body());
       }
       this.counts.completed++;

@@ -235,3 +235,20 @@ test('with an API key, /v1 needs the bearer token as in vLLM, while /health stay
   assert.equal(right.choices[0]!.finish_reason, 'stop');
   assert.equal((await fetch(`${sim.url}/health`)).status, 200);
 });
+
+test('the openai SDK\'s own stream helper assembles the streamed tool call and the usage', async (t) => {
+  const sim = await simFor(t);
+  const runner = clientFor(sim).chat.completions.stream({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'Track order number 424242 for me' }],
+    tools: [trackOrder],
+    stream_options: { include_usage: true },
+  });
+  const final = await runner.finalChatCompletion();
+  const call = final.choices[0]!.message.tool_calls![0]!;
+  assert.ok(call.type === 'function');
+  assert.equal(call.function.name, 'track_order');
+  assert.deepEqual(JSON.parse(call.function.arguments), { order_number: '424242' });
+  assert.equal(final.choices[0]!.finish_reason, 'tool_calls');
+  assert.ok(final.usage!.prompt_tokens > 0);
+});
