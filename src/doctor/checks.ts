@@ -207,11 +207,14 @@ export function checkGpu(report: GpuReport): Check {
   return { ...base, status: 'ok', detail: `${names.join('; ')}${driver}`, fix: null };
 }
 
-/** Where the engine's model downloads go: the config's hfCacheDir, else HF_HOME's hub, else ~/.cache/huggingface. */
+/**
+ * Where the engine's model downloads go: the config's hfCacheDir, else HF_HOME, else Hugging Face's own
+ * default $XDG_CACHE_HOME/huggingface (~/.cache/huggingface).
+ */
 export function modelCacheDir(config: Config, env: NodeJS.ProcessEnv): string {
   if (config.engine.hfCacheDir) return resolve(config.engine.hfCacheDir);
   if (env.HF_HOME) return resolve(env.HF_HOME);
-  return join(env.HOME ?? homedir(), '.cache', 'huggingface');
+  return join(env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), '.cache'), 'huggingface');
 }
 
 function nearestExisting(path: string): string {

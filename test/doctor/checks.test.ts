@@ -119,11 +119,12 @@ test('free disk is read at the nearest existing parent of the model cache', asyn
   assert.match(warn.fix!, /hfCacheDir/);
 });
 
-test('the model cache is the config hfCacheDir, else HF_HOME, else ~/.cache/huggingface', () => {
+test('the model cache is the config hfCacheDir, else HF_HOME, else $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface', () => {
   const home = tempDir('home');
   const { config } = loadConfig({ env: { CS_LLM_HOME: home } });
   assert.equal(modelCacheDir(config, { HOME: '/home/op' }), '/home/op/.cache/huggingface');
   assert.equal(modelCacheDir(config, { HOME: '/home/op', HF_HOME: '/data/hf' }), '/data/hf');
+  assert.equal(modelCacheDir(config, { HOME: '/home/op', XDG_CACHE_HOME: '/cache' }), '/cache/huggingface');
   const configured = loadConfig({ env: { CS_LLM_HOME: home, CS_LLM_ENGINE_HF_CACHE_DIR: '/models' } }).config;
   assert.equal(modelCacheDir(configured, { HF_HOME: '/data/hf' }), '/models');
 });
