@@ -122,6 +122,7 @@ async function containerTarget(docker: Docker, id: string, baseUrl: string, serv
         restartCount: info.RestartCount,
         exitCode: info.State.Running ? null : info.State.ExitCode,
         status: info.State.Status,
+        oomKilled: info.State.OOMKilled,
       };
     },
     drainLogLines: () => pending.splice(0, pending.length),

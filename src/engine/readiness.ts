@@ -21,6 +21,8 @@ export interface TargetState {
   exitCode?: number | null;
   /** Docker's State.Status, or 'running'/'exited' for a process. */
   status: string;
+  /** Killed by the kernel for using too much host memory (Docker's State.OOMKilled). */
+  oomKilled?: boolean;
 }
 
 /** 'down': nothing answers; 'loading': the server answers but not 200; 'ok': 200. */
@@ -110,12 +112,21 @@ export function progressFromLogLine(line: string): LogProgress {
 export const FAILURE_LOG_LINES = 50;
 
 /** The error for an engine that died while starting: last log lines, and a diagnosis when one matches. */
-export function engineDiedError(headline: string, lines: string[], diagnosis: Diagnosis | null): EngineError {
-  const message = diagnosis ? `${headline}: ${diagnosis.summary}` : headline;
+export function engineDiedError(headline: string, lines: string[], diagnosis: Diagnosis | null, hint?: string): EngineError {
+  const message = diagnosis ? `${headline}: ${diagnosis.summary}` : hint ? `${headline}: ${hint}` : headline;
   return new EngineError(message, {
     next: diagnosis?.fix ?? 'Read the log lines above; cs-llm logs shows more while the engine runs.',
     details: [`last ${lines.length} log line(s):`, ...lines.map((l) => `| ${l}`)],
   });
+}
+
+/** Why an engine may have exited when its logs say nothing we recognise. */
+export function exitHint(state: TargetState): string | undefined {
+  if (state.oomKilled) return 'the kernel killed it for using too much host memory (RAM, not GPU memory); free memory or pick a smaller --model';
+  if (state.exitCode === 137 || state.exitCode === 143 || state.exitCode === 0) {
+    return 'it was stopped from outside (docker stop or kill, a dockerd restart) or stopped by itself';
+  }
+  return undefined;
 }
 
 export async function waitForReady(target: ReadinessTarget, options: ReadinessOptions): Promise<ReadinessResult> {
@@ -145,9 +156,9 @@ export async function waitForReady(target: ReadinessTarget, options: ReadinessOp
     }
     emit();
   };
-  const died = async (headline: string) => {
+  const died = async (headline: string, hint?: string) => {
     const lines = await target.lastLogLines(FAILURE_LOG_LINES).catch(() => [] as string[]);
-    return engineDiedError(headline, lines, diagnose(lines));
+    return engineDiedError(headline, lines, diagnose(lines), hint);
   };
   emit();
 
@@ -155,11 +166,11 @@ export async function waitForReady(target: ReadinessTarget, options: ReadinessOp
     if (options.signal?.aborted) throw new EngineError(`${label}: start cancelled while ${state}`);
     const now = await target.inspect();
     if (now.restartCount > initialRestarts) {
-      throw await died(`${label} crashed and was restarted (restart count ${now.restartCount}) while ${state}: a crash loop`);
+      throw await died(`${label} crashed while ${state} and Docker restarted it (restart count ${now.restartCount}): a crash loop`);
     }
     if (!now.running) {
       const code = now.exitCode === undefined || now.exitCode === null ? '' : ` with code ${now.exitCode}`;
-      throw await died(`${label} exited${code} while ${state}`);
+      throw await died(`${label} exited${code} while ${state}`, exitHint(now));
     }
 
     let progressed = false;

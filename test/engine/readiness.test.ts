@@ -97,7 +97,7 @@ test('a restart (rising restart count) is reported as a crash loop', async () =>
   const target = scriptedTarget({ ticks: [{ state: { restartCount: 1 } }, { state: { restartCount: 2 } }], lastLogs: ['boom'] });
   await assert.rejects(waitForReady(target, { servedName: 'm', timeouts, clock: fakeClock() }), (err: unknown) => {
     assert.ok(err instanceof EngineError);
-    assert.match(err.message, /restarted \(restart count 2\).*crash loop/);
+    assert.match(err.message, /crashed while starting and Docker restarted it \(restart count 2\): a crash loop/);
     return true;
   });
 });
@@ -132,4 +132,11 @@ test('log lines are read for loading progress', () => {
   assert.equal(progressFromLogLine('model-00001-of-00002.safetensors Downloading: 42%|████').percent, 42);
   assert.equal(progressFromLogLine('INFO 11-29 [gpu_model_runner.py:1] Model loading took 9.3 GiB and 12.1 seconds').detail, 'weights loaded');
   assert.equal(progressFromLogLine('INFO:     Started server process [1]').loading, false);
+});
+
+test('an engine killed for host memory, or stopped from outside, says so when its logs do not', async () => {
+  const oom = scriptedTarget({ ticks: [{}, { state: { running: false, exitCode: 137, oomKilled: true, status: 'exited' } }], lastLogs: ['INFO loading'] });
+  await assert.rejects(waitForReady(oom, { servedName: 'm', timeouts, clock: fakeClock() }), /exited with code 137 while starting: the kernel killed it for using too much host memory/);
+  const stopped = scriptedTarget({ ticks: [{}, { state: { running: false, exitCode: 143, status: 'exited' } }], lastLogs: ['INFO:     Shutting down (SIGTERM)'] });
+  await assert.rejects(waitForReady(stopped, { servedName: 'm', timeouts, clock: fakeClock() }), /exited with code 143 while starting: it was stopped from outside/);
 });
