@@ -6,7 +6,8 @@ import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
 import type { Paths } from '../core/paths.js';
 import { createDockerClient, probeDocker, type DockerProbe } from '../engine/docker.js';
-import { LABEL } from '../engine/spec.js';
+import { probeGpuRuntime, type GpuRuntimeProbe } from '../engine/gpu-preflight.js';
+import { LABEL, instanceIdFor } from '../engine/spec.js';
 import { detectGpus, type GpuReport } from '../gpu/detect.js';
 import { loadCatalog } from '../models/catalog.js';
 import { formatGiB } from '../models/fit.js';
@@ -55,6 +56,11 @@ export interface RunChecksOptions {
   cdiDirs?: string[];
   catalog?: Catalog;
   nodeVersion?: string;
+  /**
+   * Ask Docker itself whether it accepts a GPU request (a container that never runs, created and removed,
+   * about a second) when GPUs and the engine are there. Default true.
+   */
+  askDockerForGpus?: boolean;
 }
 
 /** Compares dotted versions numerically: "1.41" > "1.9". */
@@ -158,18 +164,36 @@ export function checkNvidiaRuntime(options: {
   cdiDirs: string[];
   /** Searched after PATH; default SYSTEM_BIN_DIRS. */
   binDirs?: string[];
+  /** Docker's own answer to a GPU request (src/engine/gpu-preflight.ts), when it was asked. */
+  dockerAnswer?: GpuRuntimeProbe | null;
 }): Check {
-  const { probe, gpuReport, env } = options;
+  const { probe, gpuReport, env, dockerAnswer } = options;
   const base = { name: 'nvidia-runtime' as const, neededByUp: false };
   const runtimes = probe?.runtimes ?? [];
+  const hook = findOnPath(NVIDIA_RUNTIME_EXECUTABLES, env, options.binDirs ?? SYSTEM_BIN_DIRS);
+  const cdi = findNvidiaCdiSpec(options.cdiDirs);
+  const toolkitFix =
+    'Install the NVIDIA Container Toolkit (apt-get install nvidia-container-toolkit), then sudo nvidia-ctk runtime configure --runtime=docker and restart Docker.';
+  // Docker's answer is the sure one; the host files below only hint.
+  if (dockerAnswer?.verdict === 'ok') {
+    return { ...base, status: 'ok', detail: `Docker accepts GPU requests (asked with a container that never ran)${hook ? `; toolkit at ${hook}` : ''}`, fix: null };
+  }
+  if (dockerAnswer?.verdict === 'missing') {
+    // The trap FACTS.md section 1 describes: dockerd registers the nvidia driver only if the hook is there when it starts.
+    const installed = hook ? `; ${hook} is installed, but dockerd registers the nvidia driver only when it starts` : '';
+    return {
+      ...base,
+      status: 'warn',
+      detail: `Docker refuses GPU requests: ${dockerAnswer.message}${installed}`,
+      fix: hook ? 'Restart Docker (systemctl restart docker) so it registers the NVIDIA runtime.' : toolkitFix,
+    };
+  }
   if (runtimes.includes('nvidia')) {
     return { ...base, status: 'ok', detail: 'the nvidia runtime is registered with Docker', fix: null };
   }
-  const hook = findOnPath(NVIDIA_RUNTIME_EXECUTABLES, env, options.binDirs ?? SYSTEM_BIN_DIRS);
   if (hook) {
     return { ...base, status: 'ok', detail: `NVIDIA Container Toolkit found (${hook}); Docker's GPU device requests use it`, fix: null };
   }
-  const cdi = findNvidiaCdiSpec(options.cdiDirs);
   if (cdi) {
     return { ...base, status: 'ok', detail: `NVIDIA CDI spec found (${cdi}); needs Docker 25+ with CDI enabled`, fix: null };
   }
@@ -180,7 +204,7 @@ export function checkNvidiaRuntime(options: {
     ...base,
     status: 'warn',
     detail: `${gpuReport.gpus.length} GPU(s) present, but no NVIDIA container runtime: no nvidia runtime in Docker, no ${NVIDIA_RUNTIME_EXECUTABLES[0]} or nvidia-ctk on PATH, no CDI spec in ${options.cdiDirs.join(' or ')}`,
-    fix: 'Install the NVIDIA Container Toolkit (apt-get install nvidia-container-toolkit), then sudo nvidia-ctk runtime configure --runtime=docker and restart Docker.',
+    fix: toolkitFix,
   };
 }
 
@@ -352,7 +376,15 @@ export async function runChecks(options: RunChecksOptions): Promise<Check[]> {
   if (wanted('node')) checks.push(checkNode(options.nodeVersion ?? process.versions.node));
   if (wanted('docker')) checks.push(checkDocker(probe!));
   if (wanted('docker-api')) checks.push(checkDockerApi(probe!));
-  if (wanted('nvidia-runtime')) checks.push(checkNvidiaRuntime({ probe, gpuReport: gpuReport!, env, cdiDirs: options.cdiDirs ?? CDI_DIRS }));
+  if (wanted('nvidia-runtime')) {
+    let dockerAnswer: GpuRuntimeProbe | null = null;
+    if ((options.askDockerForGpus ?? true) && probe?.reachable && gpuReport!.usable && gpuReport!.gpus.length > 0) {
+      dockerAnswer = await probeGpuRuntime(docker!, { mode: 'all' }, instanceIdFor(options.paths.home)).catch(
+        (err: unknown): GpuRuntimeProbe => ({ verdict: 'unknown', reason: (err as Error).message }),
+      );
+    }
+    checks.push(checkNvidiaRuntime({ probe, gpuReport: gpuReport!, env, cdiDirs: options.cdiDirs ?? CDI_DIRS, dockerAnswer }));
+  }
   if (wanted('gpu')) checks.push(checkGpu(gpuReport!));
   if (wanted('disk')) checks.push(await checkDisk(modelCacheDir(options.config, env), catalog));
   if (wanted('engine-port')) {
