@@ -70,7 +70,7 @@ test('SIM_CRASH_AT_START does the same from the environment, as a container spec
   assert.ok(result.stderr.trimEnd().endsWith(OOM));
 });
 
-test('the standalone entry takes a vLLM command line, serves the openai client, and stops cleanly on SIGTERM', async (t) => {
+test('the standalone entry takes a vLLM command line, serves the openai client, and stops cleanly on SIGTERM', { timeout: 90_000 }, async (t) => {
   const sim = launch(t, [SIM_MAIN, '--model', 'Qwen/Qwen2.5-7B-Instruct-AWQ', '--served-model-name', 'qwen7', '--port', '0', '--gpu-memory-utilization', '0.9', '--enable-auto-tool-choice', '--tool-call-parser', 'hermes'], {
     SIM_TOKENS_PER_SECOND: '0',
   });
@@ -86,7 +86,7 @@ test('the standalone entry takes a vLLM command line, serves the openai client, 
   assert.equal(code, 0);
 });
 
-test('cs-llm sim --port 0 prints the URL it listens on and stops on SIGINT', async (t) => {
+test('cs-llm sim --port 0 prints the URL it listens on and stops on SIGINT', { timeout: 90_000 }, async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-sim-'));
   const sim = launch(t, [CLI_MAIN, 'sim', '--port', '0', '--served-model-name', 'demo', '--disable-uvicorn-access-log'], { CS_LLM_HOME: home });
   const [, url] = await sim.line(/^listening on (http:\/\/127\.0\.0\.1:\d+)$/);
@@ -113,7 +113,7 @@ test('cs-llm sim refuses a bad knob with the flag named and the next step, exit 
   assert.doesNotMatch(result.stderr, /at .*\.ts:\d+/, 'no stack trace');
 });
 
-test('cs-llm sim on a port in use says so and suggests another port', async (t) => {
+test('cs-llm sim on a port in use says so and suggests another port', { timeout: 90_000 }, async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-sim-'));
   const first = launch(t, [CLI_MAIN, 'sim', '--port', '0'], { CS_LLM_HOME: home });
   const [, port] = await first.line(/^listening on http:\/\/127\.0\.0\.1:(\d+)$/);
