@@ -45,7 +45,8 @@ content_hash="$(
 
 # registry_label TAG: prints the content label of TAG as stored in the registry (empty when absent).
 registry_label() {
-  node - "http://$REGISTRY_ADDR/v2/cs-llm/sim" "$1" "$label_key" <<'JS' 2>/dev/null || true
+  # --input-type=module for the top-level await (Node 20.18 does not detect ES module syntax by itself).
+  node --input-type=module - "http://$REGISTRY_ADDR/v2/cs-llm/sim" "$1" "$label_key" <<'JS' 2>/dev/null || true
 const [base, tag, key] = process.argv.slice(2);
 const manifest = await fetch(`${base}/manifests/${tag}`, {
   headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
@@ -111,7 +112,12 @@ tar -C "$rootfs" --owner=0 --group=0 --numeric-owner -c . | docker import \
 for tag in "${tags[@]}"; do
   [ "$tag" = test ] || docker tag "$image_repo:test" "$image_repo:$tag"
   log "pushing $image_repo:$tag"
-  docker push --quiet "$image_repo:$tag" >/dev/null
+  # One retry: on a shared machine another test run may restart dockerd mid-push ("unexpected EOF").
+  if ! docker push --quiet "$image_repo:$tag" >/dev/null; then
+    log "push failed; retrying once when dockerd answers"
+    wait_until 60 "dockerd answering again" docker_ping
+    docker push --quiet "$image_repo:$tag" >/dev/null
+  fi
 done
 
 # Tests must pull for real; a container still using the image keeps it, which only costs that.
