@@ -233,11 +233,16 @@ test('GPU requests: with the NVIDIA hook the container gets DeviceRequests and s
   await restartDocker('with');
   assert.deepEqual(await probeGpuRuntime(s.docker, { mode: 'ids', ids: ['0'] }, instanceIdFor(s.home)), { verdict: 'ok' });
   const port = await freePort();
-  const result = await up(s.request({ port, gpus: 'all', model: 'qwen2.5-7b-instruct-awq' }, { env }));
+  // The vllm engine's own path (HF cache mount included), with the simulator standing in for vLLM's image.
+  const hfCacheDir = join(s.home, 'hf-cache');
+  const result = await up(s.request({ port, kind: 'vllm', gpus: 'all', model: 'qwen2.5-7b-instruct-awq', hfCacheDir }, { env }));
+  assert.equal(result.engine, 'vllm');
   assert.equal(result.gpus, 'all');
   assert.deepEqual(result.gpuNames, ['0: NVIDIA A100-SXM4-80GB']);
   const [container] = await s.ours();
   const info = await s.docker.getContainer(container!.Id).inspect();
+  assert.deepEqual(info.HostConfig.Binds, [`${hfCacheDir}:/root/.cache/huggingface`]);
+  assert.equal(info.HostConfig.IpcMode, 'host');
   const requests = (info.HostConfig.DeviceRequests ?? []).map(({ Driver, Count, Capabilities }) => ({ Driver, Count, Capabilities }));
   assert.deepEqual(requests, [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }]);
   // dockerd's nvidia driver puts the GPU choice into the container's environment through the hook.

@@ -48,7 +48,7 @@ export function register(program: Command): void {
           formatUptime(e.uptimeSeconds),
           e.mode === 'container' ? e.gpus : 'none',
         ]);
-        output.out(formatTable(['ENGINE', 'STATE', 'RESTARTS', 'HEALTH', 'MODEL', 'ENDPOINT', 'UPTIME', 'GPUS'], rows, output.columns));
+        output.out(formatTable(['ENGINE', 'STATE', 'RESTARTS', 'HEALTH', 'MODEL', 'ENDPOINT', 'UPTIME', 'GPUS'], rows, output.columns > 0 ? output.columns : Infinity));
         output.out(d.running ? `chat daemon: ${d.url} (pid ${d.pid}), ${d.healthy ? 'healthy' : paint(output, 'red', 'not answering')}` : 'chat daemon: not running');
         return;
       }

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runCli } from '../helpers/cli.js';
+
+/** Bad input to up/status/logs/down: a clear error with the next step and the usage exit code, never a stack. */
+function home(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-engine-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('up refuses an unknown engine, GPU selector or engine variable with exit code 2 and the fix', async (t) => {
+  const env = { CS_LLM_HOME: home(t), DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+  const engine = await runCli(['up', '--engine', 'llamacpp'], { env });
+  assert.equal(engine.exitCode, 2);
+  assert.match(String(engine.stderr), /error: --engine must be vllm or sim, got "llamacpp"\nnext: .*--engine sim/);
+  const gpus = await runCli(['up', '--engine', 'sim', '--gpus', 'first'], { env });
+  assert.equal(gpus.exitCode, 2);
+  assert.match(String(gpus.stderr), /--gpus must be "all", "none" or GPU indexes/);
+  const variable = await runCli(['up', '--engine', 'sim', '--engine-env', 'not a pair'], { env });
+  assert.equal(variable.exitCode, 2);
+  assert.match(String(variable.stderr), /--engine-env "not a pair" is not KEY=VALUE/);
+  const token = await runCli(['up', '--engine', 'sim', '--engine-env', 'HF_TOKEN=hf_abcdefghijkl'], { env });
+  assert.equal(token.exitCode, 2);
+  assert.doesNotMatch(String(token.stderr), /hf_abcdefghijkl/);
+  for (const run of [engine, gpus, variable, token]) assert.doesNotMatch(String(run.stderr), /\n\s+at /);
+});
+
+test('the vllm engine without a usable GPU says so and points at the simulator', async (t) => {
+  // An empty PATH directory first and nothing else: no nvidia-smi anywhere.
+  const env = { CS_LLM_HOME: home(t), PATH: '/nonexistent', DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+  const run = await runCli(['up', '--engine', 'vllm'], { env });
+  assert.equal(run.exitCode, 4, String(run.stderr));
+  assert.match(String(run.stderr), /error: no usable NVIDIA GPU: nvidia-smi was not found/);
+  assert.match(String(run.stderr), /--engine sim --gpus none/);
+});
+
+test('status, logs and down with nothing running are calm about it', async (t) => {
+  const env = { CS_LLM_HOME: home(t), DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+  const status = await runCli(['status'], { env });
+  assert.equal(status.exitCode, 0);
+  assert.match(String(status.stdout), /^no engine \(no Docker engine: .*\); start one with cs-llm up$/m);
+  const down = await runCli(['down'], { env });
+  assert.equal(down.exitCode, 0);
+  assert.match(String(down.stdout), /no engine to stop/);
+  const logs = await runCli(['logs'], { env });
+  assert.equal(logs.exitCode, 9);
+  assert.match(String(logs.stderr), /error: no engine to show logs of .*\nnext: Start one with cs-llm up/);
+});
