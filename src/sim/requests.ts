@@ -15,6 +15,8 @@ export interface CommonFields {
   stream: boolean;
   includeUsage: boolean;
   maxTokens: number | undefined;
+  /** Stop strings: the reply ends before the first one (finish_reason "stop"). */
+  stop: string[];
 }
 
 export interface ChatRequest extends CommonFields {
@@ -73,7 +75,11 @@ function commonFields(body: Record<string, unknown>, servedModelNames: readonly 
     if (value < 1) return bad(`${param} must be at least 1, got ${value}.`, param);
     maxTokens ??= value;
   }
-  return { ok: true, value: { model, stream, includeUsage, maxTokens } };
+  let stop: string[] = [];
+  if (typeof body.stop === 'string') stop = [body.stop];
+  else if (Array.isArray(body.stop) && body.stop.every((s) => typeof s === 'string')) stop = body.stop as string[];
+  else if (body.stop !== undefined && body.stop !== null) return bad('stop must be a string or an array of strings.', 'stop');
+  return { ok: true, value: { model, stream, includeUsage, maxTokens, stop: stop.filter((s) => s !== '') } };
 }
 
 export function parseChatRequest(body: Record<string, unknown>, servedModelNames: readonly string[]): Result<ChatRequest> {

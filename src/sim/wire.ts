@@ -38,6 +38,16 @@ function usageOf(promptTokens: number, completionTokens: number): Usage {
   return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
 }
 
+/** The text before the first stop string, as vLLM returns it (the stop string itself left out). */
+export function cutAtStop(text: string, stop: readonly string[]): string {
+  let end = text.length;
+  for (const s of stop) {
+    const at = text.indexOf(s);
+    if (at >= 0 && at < end) end = at;
+  }
+  return text.slice(0, end);
+}
+
 /** Cut a text reply to maxTokens; "length" when it had to. */
 export function truncateToTokens(text: string, maxTokens: number): { pieces: string[]; finishReason: 'stop' | 'length' } {
   const pieces = splitTokens(text);

@@ -252,3 +252,11 @@ test('the openai SDK\'s own stream helper assembles the streamed tool call and t
   assert.equal(final.choices[0]!.finish_reason, 'tool_calls');
   assert.ok(final.usage!.prompt_tokens > 0);
 });
+
+test('a stop string ends the reply before it, with finish_reason "stop"', async (t) => {
+  const sim = await simFor(t);
+  const completion = await clientFor(sim).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'count to 10' }], stop: [' 6', ' 9'] });
+  assert.equal(completion.choices[0]!.message.content, '1 2 3 4 5');
+  assert.equal(completion.choices[0]!.finish_reason, 'stop');
+  assert.equal(completion.usage!.completion_tokens, 5);
+});
