@@ -29,7 +29,7 @@ test('keys create prints the key once, list shows only its prefix, revoke stops 
   const revoked = await runCli(['keys', 'revoke', key.slice(0, 12)], { env });
   assert.equal(revoked.exitCode, 0, revoked.stderr);
   const missing = await runCli(['keys', 'revoke', key.slice(0, 12)], { env });
-  assert.equal(missing.exitCode, 9);
+  assert.equal(missing.exitCode, 9, missing.stderr);
   const again = openStore({ file: resolvePaths(env).dbFile });
   assert.equal(again.keys.verify(key), false);
   again.close();
@@ -46,7 +46,8 @@ test('sessions list, show, delete and prune work on the database the daemon writ
   store.close();
 
   const list = await runCli(['sessions', 'list', '--json'], { env });
-  assert.deepEqual((JSON.parse(list.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id), ['fresh', 'old']);
+  // the latest to expire first: 'old' was given a 90-day TTL
+  assert.deepEqual((JSON.parse(list.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id), ['old', 'fresh']);
   const show = await runCli(['sessions', 'show', 'fresh'], { env });
   assert.equal(show.stdout, 'user: hello there\nassistant: hi!');
   const prune = await runCli(['sessions', 'prune', '--older-than', '30d'], { env });
