@@ -56,6 +56,13 @@ test('every bad request gets its status and an OpenAI-shaped error naming the pr
       headers: { 'x-session-id': 'x'.repeat(129) },
     },
     {
+      body: '{"messages": [{"role": "system", "content": "be brief"}]}',
+      status: 400,
+      code: 'invalid_value',
+      param: 'messages',
+      headers: { 'x-session-id': 'only-system' },
+    },
+    {
       body: '{"messages": [{"role": "user", "content": "hi"}]}',
       status: 400,
       code: 'unknown_profile',

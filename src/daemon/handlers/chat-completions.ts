@@ -10,7 +10,7 @@ import type { DaemonServices } from '../services.js';
 import { SessionBusyError } from '../session-lock.js';
 import { SseSplitter, TurnAccumulator, replyMessage } from '../sse.js';
 import type { UpstreamResponse } from '../upstream.js';
-import { upstreamFailure } from '../upstream.js';
+import { collectBody, upstreamFailure } from '../upstream.js';
 import { validateChatRequest, type ChatRequest } from '../validate.js';
 import { completionReserve, estimateAllTokens, selectWindow } from '../window.js';
 
@@ -137,6 +137,12 @@ export function chatCompletions(services: DaemonServices) {
         if (m.role === 'system' || m.role === 'developer') system.push(m);
         else newMessages.push(m);
       }
+      if (newMessages.length === 0) {
+        throw new ApiError(400, 'a session turn needs at least one user, assistant or tool message (system messages are not stored)', {
+          param: 'messages',
+          code: 'invalid_value',
+        });
+      }
       let window: ChatMessage[] = [];
       if (history.length > 0) {
         const info = profile.contextTokens === null ? await services.upstreamInfo.get() : null;
@@ -212,9 +218,9 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
   }
 
   // A whole JSON reply (or an upstream error, which is passed through with its status and body).
-  const chunks: Buffer[] = [];
+  let reply: Buffer;
   try {
-    for await (const chunk of upstream.body) chunks.push(chunk);
+    reply = await collectBody(upstream.body);
   } catch (err) {
     ctx.record.upstreamMs = performance.now() - upstreamStart;
     if (clientGone) {
@@ -230,7 +236,6 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
     ctx.record.outcome = 'client_closed';
     return;
   }
-  const reply = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   if (upstream.statusCode >= 400) ctx.record.outcome = 'upstream_failed';
 
   if (turn && upstream.statusCode === 200) {

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../routes.js';
 import type { DaemonServices } from '../services.js';
-import { upstreamFailure } from '../upstream.js';
+import { collectBody, upstreamFailure } from '../upstream.js';
 
 /** GET /v1/models: the upstream's list, status and body as they are. */
 export function models(services: DaemonServices) {
@@ -9,10 +9,8 @@ export function models(services: DaemonServices) {
     const started = performance.now();
     try {
       const upstream = await services.upstream.request({ method: 'GET', path: '/v1/models', headers: { accept: 'application/json' } });
-      const chunks: Buffer[] = [];
-      for await (const chunk of upstream.body) chunks.push(chunk);
+      const body = await collectBody(upstream.body);
       ctx.record.upstreamMs = performance.now() - started;
-      const body = Buffer.concat(chunks);
       ctx.res.writeHead(upstream.statusCode, {
         'content-type': String(upstream.headers['content-type'] ?? 'application/json'),
         'content-length': String(body.length),
