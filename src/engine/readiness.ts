@@ -86,7 +86,7 @@ export interface ReadinessResult {
 
 /** Lines that show the engine has begun downloading or loading weights. */
 const LOADING_LINE =
-  /Loading safetensors|Loading (model )?weights|Starting to load model|load_model|Downloading|Fetching \d+ files|Loading pt checkpoint|Model loading took|init engine|Initializing (a V1 )?LLM engine|Loading checkpoint/i;
+  /Loading safetensors|Loading (model )?weights|Starting to load model|load_model|Downloading|Fetching \d+ files|\.(safetensors|bin|json):\s+\d+%|Loading pt checkpoint|Model loading took|init engine|Initializing (a V1 )?LLM engine|Loading checkpoint|Capturing CUDA graph|torch\.compile|Compiling a graph/i;
 
 export interface LogProgress {
   loading: boolean;
@@ -101,10 +101,16 @@ export function progressFromLogLine(line: string): LogProgress {
   if (shards) {
     return { loading: true, percent: Number(shards[1]), detail: `loading checkpoint shards ${shards[2]}/${shards[3]}` };
   }
+  // huggingface_hub's tqdm bars: "model-00001-of-00002.safetensors:  45%|####5 | 2.23G/4.97G [...]"
+  const file = line.match(/(\S+\.(?:safetensors|bin|json)):\s+(\d+)%/i);
+  if (file) return { loading: true, percent: Number(file[2]), detail: `downloading ${file[1]!.split('/').pop()}` };
   const download = line.match(/^(.*?(?:Downloading|Fetching)[^:]*?):\s*(\d+)%/i);
   if (download) return { loading: true, percent: Number(download[2]), detail: download[1]!.trim().slice(0, 80) };
   if (/Model loading took/i.test(line)) return { loading: true, detail: 'weights loaded' };
+  const graphs = line.match(/Capturing CUDA graph[^:]*:\s*(\d+)%/i);
+  if (graphs) return { loading: true, percent: Number(graphs[1]), detail: 'capturing CUDA graphs' };
   if (/Capturing CUDA graph/i.test(line)) return { loading: true, detail: 'capturing CUDA graphs' };
+  if (/torch\.compile|Compiling a graph/i.test(line)) return { loading: true, detail: 'compiling (torch.compile)' };
   if (loading) return { loading: true, detail: line.replace(/^.*?\]\s*/, '').trim().slice(0, 80) };
   return { loading: false };
 }

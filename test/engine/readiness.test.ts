@@ -131,6 +131,16 @@ test('log lines are read for loading progress', () => {
   });
   assert.equal(progressFromLogLine('model-00001-of-00002.safetensors Downloading: 42%|████').percent, 42);
   assert.equal(progressFromLogLine('INFO 11-29 [gpu_model_runner.py:1] Model loading took 9.3 GiB and 12.1 seconds').detail, 'weights loaded');
+  assert.deepEqual(progressFromLogLine('model-00001-of-00002.safetensors:  45%|████▌     | 2.23G/4.97G [00:10<00:12, 215MB/s]'), {
+    loading: true,
+    percent: 45,
+    detail: 'downloading model-00001-of-00002.safetensors',
+  });
+  assert.deepEqual(progressFromLogLine('Capturing CUDA graph shapes:  60%|██████    | 40/67 [00:03<00:02, 12.1it/s]'), {
+    loading: true,
+    percent: 60,
+    detail: 'capturing CUDA graphs',
+  });
   assert.equal(progressFromLogLine('INFO:     Started server process [1]').loading, false);
 });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -10,7 +11,7 @@ import { loadConfig } from '../../src/core/config.js';
 import { ConflictError, EngineError, EnvironmentError, FitError } from '../../src/core/errors.js';
 import { listEngineContainers } from '../../src/engine/container.js';
 import { probeGpuRuntime } from '../../src/engine/gpu-preflight.js';
-import { engineDown, engineStatus } from '../../src/engine/manage.js';
+import { engineDown, engineLogs, engineStatus } from '../../src/engine/manage.js';
 import { instanceIdFor, LABEL } from '../../src/engine/spec.js';
 import { up, type UpProgress, type UpRequest } from '../../src/engine/up.js';
 import { runCli, ROOT } from '../helpers/cli.js';
@@ -108,10 +109,26 @@ test('up --engine sim goes from nothing (image not on the host) to serving, and 
     { state: 'running', health: 'ok', restartCount: 0, crashLoop: false, port },
   );
 
-  const down = await engineDown({ paths: request.paths, env: request.env, docker: s.docker, purge: false });
+  // logs -f follows the engine's output until cancelled.
+  const seen = new PassThrough();
+  let text = '';
+  const stop = new AbortController();
+  seen.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+    if (text.includes('Uvicorn running on')) stop.abort();
+  });
+  await engineLogs({ paths: request.paths, env: request.env, docker: s.docker, follow: true, stdout: seen, stderr: seen, signal: stop.signal });
+  assert.match(text, /Uvicorn running on/);
+
+  // down --purge: the container and the image it ran are gone.
+  const down = await engineDown({ paths: request.paths, env: request.env, docker: s.docker, purge: true });
   assert.equal(down.containers.length, 1);
   assert.deepEqual(await s.ours(), []);
   assert.deepEqual(await s.docker.listContainers({ all: true, filters: { name: [container.Names[0]!.slice(1)] } }), []);
+  if (removed) {
+    assert.deepEqual(down.images, [SIM_IMAGE]);
+    await assert.rejects(s.docker.getImage(SIM_IMAGE).inspect(), (err: { statusCode?: number }) => err.statusCode === 404);
+  }
 });
 
 test('a second up with the same configuration reuses the running container; a changed flag replaces it', async (t) => {
