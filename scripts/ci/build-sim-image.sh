@@ -75,6 +75,10 @@ if [ "$force" = no ] && registry_current; then
   exit 0
 fi
 
+# Hold the dockerd lock while importing and pushing, so that another process's restart-docker.sh (a test
+# switching the nvidia hook) waits instead of cutting the push off with "unexpected EOF".
+lock_dockerd
+
 rootfs="$(mktemp -d /tmp/cs-llm-sim-rootfs.XXXXXX)"
 trap 'rm -rf "$rootfs"' EXIT
 
@@ -112,12 +116,7 @@ tar -C "$rootfs" --owner=0 --group=0 --numeric-owner -c . | docker import \
 for tag in "${tags[@]}"; do
   [ "$tag" = test ] || docker tag "$image_repo:test" "$image_repo:$tag"
   log "pushing $image_repo:$tag"
-  # One retry: on a shared machine another test run may restart dockerd mid-push ("unexpected EOF").
-  if ! docker push --quiet "$image_repo:$tag" >/dev/null; then
-    log "push failed; retrying once when dockerd answers"
-    wait_until 60 "dockerd answering again" docker_ping
-    docker push --quiet "$image_repo:$tag" >/dev/null
-  fi
+  docker push --quiet "$image_repo:$tag" >/dev/null
 done
 
 # Tests must pull for real; a container still using the image keeps it, which only costs that.
