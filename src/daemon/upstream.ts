@@ -88,8 +88,16 @@ export function collectBody(body: Readable): Promise<Buffer> {
       chunks.push(chunk);
       size += chunk.length;
     });
-    body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    let ended = false;
+    body.once('end', () => {
+      ended = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
     body.once('error', reject);
+    // Destroyed without an error (an abort can do that): settle anyway, nothing may wait forever.
+    body.once('close', () => {
+      if (!ended) reject(new Error('the upstream body closed before it ended'));
+    });
   });
 }
 

@@ -157,3 +157,22 @@ test('streamed tool calls are stored with their arguments and the tool result tu
   });
   assert.equal(reply.choices[0]!.message.content, 'According to track_order, status is shipped.');
 });
+
+test('a client that gives up on a non-streaming turn aborts the upstream request and nothing is stored', async (t) => {
+  const h = await startHarness(t, { sim: { ttftMs: 5000 } });
+  const finished = nextRecord(h, (r) => r.route === '/v1/chat/completions');
+  const controller = new AbortController();
+  const pending = request(`${h.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-session-id': 'gave-up' },
+    body: JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hello?' }] }),
+    signal: controller.signal,
+  });
+  while (h.sim.stats().running === 0) await new Promise((r) => setTimeout(r, 10));
+  controller.abort();
+  await assert.rejects(pending);
+  assert.equal((await finished).outcome, 'client_closed');
+  while (h.sim.stats().aborted === 0) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(storedCount(h, 'gave-up'), 0);
+  assert.equal(h.daemon.inFlight(), 0);
+});

@@ -178,6 +178,11 @@ export function chatCompletions(services: DaemonServices) {
 
 async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer, stream: boolean, turn: Turn | null): Promise<void> {
   const { res } = ctx;
+  if (res.destroyed) {
+    // The client left while this request waited (for its body, its session or the model name).
+    ctx.record.outcome = 'client_closed';
+    return;
+  }
   const controller = new AbortController();
   let clientGone = false;
   const onClose = () => {
