@@ -1,8 +1,11 @@
+import { existsSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
-import { EnvironmentError, FitError, UsageError } from '../core/errors.js';
+import { ConflictError, EnvironmentError, FitError, UsageError } from '../core/errors.js';
+import { daemonStatus } from '../daemon/lifecycle.js';
 import type { Paths } from '../core/paths.js';
 import { detectGpus, type GpuReport } from '../gpu/detect.js';
 import type { GpuInfo } from '../gpu/parse.js';
@@ -10,7 +13,7 @@ import { selectGpus } from '../gpu/select.js';
 import { findModel, loadCatalog } from '../models/catalog.js';
 import { estimateFit, recommendModel } from '../models/fit.js';
 import type { ModelEntry } from '../models/schema.js';
-import { upContainer, type EngineProgress } from './container.js';
+import { isPortFree, upContainer, type EngineProgress } from './container.js';
 import { createDockerClient, probeDocker } from './docker.js';
 import { engineKindInfo, type EngineKind, type StageTimeouts } from './kinds.js';
 import { ensureDaemonInFront, type DaemonFront } from './front.js';
@@ -40,6 +43,8 @@ export interface UpRequest {
   signal?: AbortSignal;
   /** Start (or reuse) the chat daemon in front of the engine once it serves. */
   daemon?: boolean;
+  /** Where the daemon will listen (config daemon.host/port), checked before anything starts. */
+  daemonListen?: { host: string; port: number };
 }
 
 export interface UpDeps {
@@ -190,7 +195,47 @@ export function defaultHfCacheDir(env: NodeJS.ProcessEnv): string {
   return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'huggingface');
 }
 
+/** The chat daemon's port must be free, or held by our own daemon (which up reuses or restarts). */
+async function checkDaemonPort(request: UpRequest): Promise<void> {
+  if (!request.daemon || !request.daemonListen) return;
+  const { host, port } = request.daemonListen;
+  const current = await daemonStatus(request.paths);
+  if (current.running && current.url && Number(new URL(current.url).port) === port) return;
+  if (!(await isPortFree(port, host))) {
+    throw new ConflictError(`the chat daemon's port ${port} on ${host} is in use by another process`, {
+      next: `Give the daemon another port (CS_LLM_DAEMON_PORT=${port + 1}, or daemon.port in the config), or start only the engine with --no-daemon.`,
+    });
+  }
+}
+
+/** The Hugging Face cache folder of one repository (hub/models--owner--name). */
+export function hfRepoCacheDir(hfCacheDir: string, repo: string): string {
+  return join(hfCacheDir, 'hub', `models--${repo.replace(/\//g, '--')}`);
+}
+
+/** Room on disk for the weights, unless they are (at least partly) in the cache already. */
+export async function checkDiskForWeights(hfCacheDir: string, model: Pick<ModelEntry, 'id' | 'hfRepo' | 'weightsBytes'>): Promise<void> {
+  if (existsSync(hfRepoCacheDir(hfCacheDir, model.hfRepo ?? model.id))) return;
+  let at = hfCacheDir;
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  let free: number;
+  try {
+    const stats = await statfs(at);
+    free = Number(stats.bavail) * Number(stats.bsize);
+  } catch {
+    return; // cannot tell: the download itself will say
+  }
+  const needed = model.weightsBytes * 1.05;
+  if (free < needed) {
+    const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
+    throw new EnvironmentError(`not enough disk for the weights of ${model.id}: they need about ${gib(needed)}, ${gib(free)} are free at ${at}`, {
+      next: 'Free space there, or point the Hugging Face cache at a larger disk (CS_LLM_ENGINE_HF_CACHE_DIR, or engine.hfCacheDir in the config).',
+    });
+  }
+}
+
 export async function up(request: UpRequest, deps: UpDeps = {}): Promise<UpResult> {
+  await checkDaemonPort(request);
   const engine = await upEngine(request, deps);
   if (!request.daemon) return { ...engine, daemon: null };
   request.onProgress?.({ stage: 'note', message: `engine serving at ${engine.baseUrl}; starting the chat daemon in front of it` });
@@ -239,6 +284,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
     ...(request.engine.loadTimeoutSeconds ? { loadingMs: request.engine.loadTimeoutSeconds * 1000 } : {}),
     ...request.timeouts,
   };
+  if (engineKindInfo(plan.kind).mountsHfCache && !request.engine.offline) await checkDiskForWeights(input.hfCacheDir, plan.model);
   const docker = deps.docker ?? createDockerClient(env);
   const probe = await probeDocker(docker, env);
   if (!probe.reachable) {

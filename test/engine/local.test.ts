@@ -86,3 +86,18 @@ test('a second up reuses the running process; a simulator that crashes at start 
   assert.equal(isAlive(first.pid!), false);
   assert.equal(readLocalState(localPaths(loaded.paths.stateDir)), null);
 });
+
+test("up refuses before starting anything when the chat daemon's port is taken by another process", async (t) => {
+  const { dir, env } = home(t);
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  const daemonPort = (blocker.address() as { port: number }).port;
+  const run = await runCli(['up', '--engine', 'sim', '--port', String(await freePort())], {
+    env: { CS_LLM_HOME: dir, DOCKER_HOST: NO_DOCKER, CS_LLM_DAEMON_PORT: String(daemonPort) },
+  });
+  assert.equal(run.exitCode, 8, String(run.stderr));
+  assert.match(String(run.stderr), new RegExp(`error: the chat daemon's port ${daemonPort} on 127\\.0\\.0\\.1 is in use by another process`));
+  assert.match(String(run.stderr), /--no-daemon/);
+  assert.equal(readLocalState(localPaths(loadConfig({ env }).paths.stateDir)), null);
+});

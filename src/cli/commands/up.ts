@@ -66,7 +66,7 @@ function printResult(output: Output, result: UpResult): void {
 export function register(program: Command): void {
   program
     .command('up')
-    .description('Start the engine: checks, a model that fits, image pull, container, and readiness until it serves')
+    .description('Start the engine and the chat daemon in front of it: checks, a model that fits, image pull, container, readiness until it serves')
     .option('--model <id>', 'catalog model id (default: the largest that fits the GPUs; config engine.model)')
     .option('--engine <kind>', 'vllm or sim (the simulator; config engine.kind)')
     .option('--image <ref>', 'engine image (default: the pinned vLLM image, or the simulator image)')
@@ -114,6 +114,7 @@ export function register(program: Command): void {
           extraEnv,
           signal: abort.signal,
           daemon: opts.daemon !== false,
+          daemonListen: { host: loaded.config.daemon.host, port: loaded.config.daemon.port },
           onProgress: (event) => reporter.event(event),
         });
       } finally {

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { EnvironmentError, UsageError } from '../../src/core/errors.js';
+import { checkDiskForWeights, engineModelOf, hfRepoCacheDir, resolveKind } from '../../src/engine/up.js';
+import { loadCatalog, findModel } from '../../src/models/catalog.js';
+
+test('weights that cannot fit on the cache disk are refused before the engine starts, unless already cached', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-hf-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const huge = { id: 'huge', hfRepo: 'org/huge', weightsBytes: 2 ** 60 };
+  await assert.rejects(checkDiskForWeights(join(dir, 'not-yet-created'), huge), (err: unknown) => {
+    assert.ok(err instanceof EnvironmentError);
+    assert.match(err.message, /not enough disk for the weights of huge: they need about .* GiB, .* GiB are free at /);
+    assert.match(err.next!, /CS_LLM_ENGINE_HF_CACHE_DIR/);
+    return true;
+  });
+  mkdirSync(hfRepoCacheDir(dir, 'org/huge'), { recursive: true });
+  await checkDiskForWeights(dir, huge);
+  await checkDiskForWeights(dir, { id: 'small', hfRepo: 'org/small', weightsBytes: 1024 });
+});
+
+test('the catalog entry becomes the engine model; vLLM finds bare chat template names in its examples folder', () => {
+  const llama = findModel(loadCatalog(), 'llama-3.1-8b-instruct-awq-int4');
+  assert.deepEqual(engineModelOf(llama, 'vllm'), {
+    id: 'llama-3.1-8b-instruct-awq-int4',
+    hfRepo: 'hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4',
+    servedName: 'llama-3.1-8b-instruct-awq-int4',
+    toolCallParser: 'llama3_json',
+    chatTemplate: '/vllm-workspace/examples/tool_chat_template_llama3.1_json.jinja',
+    engineArgs: [],
+  });
+  assert.equal(engineModelOf(llama, 'sim').chatTemplate, 'tool_chat_template_llama3.1_json.jinja');
+});
+
+test('engine kinds: auto means vllm; cpu is not offered yet and says what to use', () => {
+  assert.equal(resolveKind('auto'), 'vllm');
+  assert.equal(resolveKind('sim'), 'sim');
+  assert.throws(() => resolveKind('cpu'), (err: unknown) => err instanceof UsageError && /--engine sim --gpus none/.test(err.next ?? ''));
+});
