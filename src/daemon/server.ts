@@ -260,6 +260,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     throw err;
   }
   const stopMaintenance = startMaintenance(store.db, store.sessions, {
+    file: store.file,
     checkpointIntervalMs: config.store.checkpointIntervalMs,
     sweepIntervalMs: config.store.sweepIntervalMs,
     now: services.now,
@@ -298,7 +299,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         }
         server.closeAllConnections();
         await closed;
-        stopMaintenance();
+        await stopMaintenance();
         if (!options.upstreamClient) await upstream.close();
         if (ownsStore) store.close();
         log(`stopped: ${reason}`);

@@ -1,7 +1,10 @@
 import type { SqliteDatabase } from './database.js';
 import type { SessionStore } from './sessions.js';
+import { startCheckpointWorker, type Checkpointer } from './checkpointer.js';
 
 export interface MaintenanceOptions {
+  /** The database file; checkpoints run on a worker thread with their own connection to it. */
+  file: string;
   /** PASSIVE WAL checkpoint interval; checkpoints never run inside a request's commit. */
   checkpointIntervalMs?: number;
   /** Expired-session sweep interval. */
@@ -12,24 +15,37 @@ export interface MaintenanceOptions {
 }
 
 /**
- * Background upkeep on timers, off the request path: WAL checkpoints (automatic ones are disabled, so a
- * commit never pays for one) and deletion of expired sessions in small batches, yielding to the event loop
- * between batches so requests are never stalled for long. The timers are unref'd: they never keep a process
- * alive. Returns a stop function.
+ * Background upkeep, off the request path: WAL checkpoints on a worker thread (automatic ones are disabled,
+ * so no commit pays for one), and deletion of expired sessions in small batches, yielding to the event loop
+ * between batches so requests are never stalled for long. Nothing here keeps a process alive. Returns an
+ * async stop function.
  */
-export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, options: MaintenanceOptions = {}): () => void {
+export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, options: MaintenanceOptions): () => Promise<void> {
   const now = options.now ?? Date.now;
+  const interval = options.checkpointIntervalMs ?? 10_000;
   const batch = 200;
   let stopped = false;
 
-  const checkpoint = setInterval(() => {
+  let checkpointer: Checkpointer | null = null;
+  let inThread: NodeJS.Timeout | null = null;
+  if (options.file !== ':memory:') {
     try {
-      db.pragma('wal_checkpoint(PASSIVE)');
+      checkpointer = startCheckpointWorker(options.file, interval, (err) => options.onError?.('checkpoint', err));
     } catch (err) {
       options.onError?.('checkpoint', err);
     }
-  }, options.checkpointIntervalMs ?? 10_000);
-  checkpoint.unref();
+  }
+  if (!checkpointer && options.file !== ':memory:') {
+    // No worker threads here: checkpoint on this thread, still on a timer rather than in a commit.
+    inThread = setInterval(() => {
+      try {
+        db.pragma('wal_checkpoint(PASSIVE)');
+      } catch (err) {
+        options.onError?.('checkpoint', err);
+      }
+    }, interval);
+    inThread.unref();
+  }
 
   const sweepOnce = (total: number): void => {
     if (stopped) return;
@@ -47,9 +63,10 @@ export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, opt
   const sweep = setInterval(() => sweepOnce(0), options.sweepIntervalMs ?? 60_000);
   sweep.unref();
 
-  return () => {
+  return async () => {
     stopped = true;
-    clearInterval(checkpoint);
     clearInterval(sweep);
+    if (inThread) clearInterval(inThread);
+    await checkpointer?.stop();
   };
 }

@@ -1,0 +1,59 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * WAL checkpoints on their own thread with their own connection. A checkpoint copies pages into the database
+ * file and fsyncs it, which can take tens of milliseconds on a busy disk; on the event loop that would stall
+ * every request in flight. PASSIVE mode never blocks the daemon's writers: they keep appending to the WAL
+ * while the checkpoint runs.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.module);
+let db;
+try {
+  db = new Database(workerData.file);
+  db.pragma('busy_timeout = 1000');
+} catch (err) {
+  parentPort.postMessage({ error: String(err && err.message || err) });
+}
+const timer = setInterval(() => {
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch (err) {
+    parentPort.postMessage({ error: String(err && err.message || err) });
+  }
+}, workerData.intervalMs);
+parentPort.on('message', (message) => {
+  if (message !== 'stop') return;
+  clearInterval(timer);
+  try { db && db.close(); } catch {}
+  parentPort.close();
+});
+`;
+
+export interface Checkpointer {
+  stop(): Promise<void>;
+}
+
+export function startCheckpointWorker(file: string, intervalMs: number, onError: (err: Error) => void): Checkpointer {
+  const require = createRequire(import.meta.url);
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { module: require.resolve('better-sqlite3'), file, intervalMs },
+  });
+  worker.unref();
+  worker.on('message', (message: { error?: string }) => {
+    if (message.error) onError(new Error(message.error));
+  });
+  worker.on('error', onError);
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  return {
+    async stop() {
+      worker.postMessage('stop');
+      const timer = setTimeout(() => void worker.terminate(), 2000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

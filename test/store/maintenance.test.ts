@@ -1,0 +1,36 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startMaintenance } from '../../src/store/maintenance.js';
+import { openStore } from '../../src/store/store.js';
+
+test('checkpoints copy the WAL into the database file from a worker thread, on a timer', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-maint-')), 'cs-llm.db');
+  const store = openStore({ file });
+  t.after(() => store.close());
+  const before = statSync(file).size;
+  for (let i = 0; i < 200; i++) store.sessions.appendTurn(`s${i}`, 'default', [{ role: 'user', content: 'x'.repeat(500) }], 3_600_000, Date.now());
+  assert.equal(statSync(file).size, before, 'automatic checkpoints are off: the turns are only in the WAL');
+  const errors: unknown[] = [];
+  const stop = startMaintenance(store.db, store.sessions, { file, checkpointIntervalMs: 20, onError: (_what, err) => errors.push(err) });
+  while (statSync(file).size === before) await new Promise((r) => setTimeout(r, 20));
+  await stop();
+  assert.deepEqual(errors, []);
+  assert.ok(statSync(file).size > 100_000);
+});
+
+test('the sweeper deletes expired sessions on its timer', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-maint-')), 'cs-llm.db');
+  const store = openStore({ file });
+  t.after(() => store.close());
+  for (let i = 0; i < 450; i++) store.sessions.appendTurn(`old${i}`, 'default', [{ role: 'user', content: 'x' }], 10, 0);
+  store.sessions.appendTurn('live', 'default', [{ role: 'user', content: 'x' }], 3_600_000, Date.now());
+  let swept = 0;
+  const stop = startMaintenance(store.db, store.sessions, { file, sweepIntervalMs: 20, onSweep: (n) => (swept += n) });
+  while (swept < 450) await new Promise((r) => setTimeout(r, 20));
+  await stop();
+  assert.equal(swept, 450);
+  assert.deepEqual(store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id), ['live']);
+});
