@@ -1,4 +1,5 @@
 import { EngineError, TimeoutError } from '../core/errors.js';
+import { redactSecrets } from '../core/log.js';
 import { diagnose, type Diagnosis } from './diagnose.js';
 import type { StageTimeouts } from './kinds.js';
 
@@ -122,8 +123,13 @@ export function engineDiedError(headline: string, lines: string[], diagnosis: Di
   const message = diagnosis ? `${headline}: ${diagnosis.summary}` : hint ? `${headline}: ${hint}` : headline;
   return new EngineError(message, {
     next: diagnosis?.fix ?? 'Read the log lines above; cs-llm logs shows more while the engine runs.',
-    details: [`last ${lines.length} log line(s):`, ...lines.map((l) => `| ${l}`)],
+    details: logDetails(lines),
   });
+}
+
+/** Log lines for an error report, with anything that looks like a token redacted (errors get pasted around). */
+export function logDetails(lines: string[]): string[] {
+  return [`last ${lines.length} log line(s):`, ...lines.map((l) => `| ${redactSecrets(l)}`)];
 }
 
 /** Why an engine may have exited when its logs say nothing we recognise. */
@@ -228,7 +234,7 @@ export async function waitForReady(target: ReadinessTarget, options: ReadinessOp
           state === 'loading'
             ? 'A first start downloads the weights; watch cs-llm logs -f, and raise the limit if the network is slow.'
             : 'Watch cs-llm logs -f to see what the engine is doing.',
-        details: [`last ${lines.length} log line(s):`, ...lines.map((l) => `| ${l}`)],
+        details: logDetails(lines),
       });
     }
     await clock.sleep(pollMs, options.signal);

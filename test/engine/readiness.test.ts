@@ -150,3 +150,16 @@ test('an engine killed for host memory, or stopped from outside, says so when it
   const stopped = scriptedTarget({ ticks: [{}, { state: { running: false, exitCode: 143, status: 'exited' } }], lastLogs: ['INFO:     Shutting down (SIGTERM)'] });
   await assert.rejects(waitForReady(stopped, { servedName: 'm', timeouts, clock: fakeClock() }), /exited with code 143 while starting: it was stopped from outside/);
 });
+
+test('a token that shows up in the log lines of a failure report is redacted', async () => {
+  const target = scriptedTarget({
+    ticks: [{}, { state: { running: false, exitCode: 1, status: 'exited' } }],
+    lastLogs: ['using token hf_abcdefghijklmnopqrstuvwxyz for the download', 'RuntimeError: boom'],
+  });
+  await assert.rejects(waitForReady(target, { servedName: 'm', timeouts, clock: fakeClock() }), (err: unknown) => {
+    const text = (err as EngineError).details.join('\n');
+    assert.doesNotMatch(text, /hf_abcdefghijklmnopqrstuvwxyz/);
+    assert.match(text, /RuntimeError: boom/);
+    return true;
+  });
+});
