@@ -33,10 +33,15 @@ export function inkReporter(output: Output): ProgressReporter {
   let state = initialViewState;
   const instance = render(<ProgressView state={state} color={output.color} />, { stdout: process.stderr, patchConsole: false, exitOnCtrlC: false });
   let closed = false;
+  let lastRender = 0;
   return {
     event(event: UpProgress) {
       if (closed) return;
       state = reduceView(state, event);
+      // A big pull sends thousands of events: redraw at most ten times a second for those.
+      const now = Date.now();
+      if (event.stage === 'pulling' && now - lastRender < 100) return;
+      lastRender = now;
       instance.rerender(<ProgressView state={state} color={output.color} />);
     },
     close() {
