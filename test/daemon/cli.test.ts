@@ -6,19 +6,18 @@ import { join } from 'node:path';
 import { resolvePaths } from '../../src/core/paths.js';
 import { parseDuration } from '../../src/cli/commands/sessions.js';
 import { openStore } from '../../src/store/store.js';
-import { runCli } from '../helpers/cli.js';
-import { startHarness } from './harness.js';
+import { cli, startHarness } from './harness.js';
 
 test('keys create prints the key once, list shows only its prefix, revoke stops it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-cli-'));
   const env = { CS_LLM_HOME: dir };
-  const created = await runCli(['keys', 'create', 'support-frontend'], { env });
+  const created = await cli(['keys', 'create', 'support-frontend'], { env });
   assert.equal(created.exitCode, 0, created.stderr);
   const key = created.stdout.trim();
   assert.match(key, /^csk_[A-Za-z0-9_-]{40,}$/);
   assert.match(created.stderr, /shown only now/);
 
-  const listed = await runCli(['keys', 'list'], { env });
+  const listed = await cli(['keys', 'list'], { env });
   assert.match(listed.stdout, new RegExp(`prefix=${key.slice(0, 12)} name="support-frontend" status=active`));
   assert.equal(listed.stdout.includes(key), false);
 
@@ -26,9 +25,9 @@ test('keys create prints the key once, list shows only its prefix, revoke stops 
   assert.equal(store.keys.verify(key), true);
   store.close();
 
-  const revoked = await runCli(['keys', 'revoke', key.slice(0, 12)], { env });
+  const revoked = await cli(['keys', 'revoke', key.slice(0, 12)], { env });
   assert.equal(revoked.exitCode, 0, revoked.stderr);
-  const missing = await runCli(['keys', 'revoke', key.slice(0, 12)], { env });
+  const missing = await cli(['keys', 'revoke', key.slice(0, 12)], { env });
   assert.equal(missing.exitCode, 9, missing.stderr);
   const again = openStore({ file: resolvePaths(env).dbFile });
   assert.equal(again.keys.verify(key), false);
@@ -45,18 +44,18 @@ test('sessions list, show, delete and prune work on the database the daemon writ
   store.sessions.appendTurn('gone', 'default', [{ role: 'user', content: 'expired' }], 1000, now - 10_000);
   store.close();
 
-  const list = await runCli(['sessions', 'list', '--json'], { env });
+  const list = await cli(['sessions', 'list', '--json'], { env });
   // the latest to expire first: 'old' was given a 90-day TTL
   assert.deepEqual((JSON.parse(list.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id), ['old', 'fresh']);
-  const show = await runCli(['sessions', 'show', 'fresh'], { env });
+  const show = await cli(['sessions', 'show', 'fresh'], { env });
   assert.equal(show.stdout, 'user: hello there\nassistant: hi!');
-  const prune = await runCli(['sessions', 'prune', '--older-than', '30d'], { env });
+  const prune = await cli(['sessions', 'prune', '--older-than', '30d'], { env });
   assert.match(prune.stdout, /deleted 1 expired session\(s\) and 1 not updated for 30d/);
-  const del = await runCli(['sessions', 'delete', 'fresh'], { env });
+  const del = await cli(['sessions', 'delete', 'fresh'], { env });
   assert.equal(del.exitCode, 0);
-  const empty = await runCli(['sessions', 'list'], { env });
+  const empty = await cli(['sessions', 'list'], { env });
   assert.equal(empty.stdout, '');
-  const bad = await runCli(['sessions', 'prune', '--older-than', 'a while'], { env });
+  const bad = await cli(['sessions', 'prune', '--older-than', 'a while'], { env });
   assert.equal(bad.exitCode, 2);
   assert.match(bad.stderr, /not a duration/);
 });
@@ -71,7 +70,7 @@ test('durations accept s, m, h, d and w', () => {
 test('cs-llm chat talks through the daemon with memory, and /history, /reset and /exit work', async (t) => {
   const h = await startHarness(t);
   const input = ['my name is Ada', 'what is my name?', '/history', '/reset', 'what is my name?', '/exit', 'never sent'].join('\n');
-  const result = await runCli(['chat', '--url', h.daemon.url, '--session', 'cli-chat'], { env: { CS_LLM_HOME: h.home }, input });
+  const result = await cli(['chat', '--url', h.daemon.url, '--session', 'cli-chat'], { env: { CS_LLM_HOME: h.home }, input });
   assert.equal(result.exitCode, 0, result.stderr);
   const lines = result.stdout.split('\n');
   assert.match(lines[0]!, /^Turn 1/);
@@ -88,7 +87,7 @@ test('cs-llm chat talks through the daemon with memory, and /history, /reset and
 
 test('cs-llm chat against no daemon says so and how to start one', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-cli-'));
-  const result = await runCli(['chat', '--url', 'http://127.0.0.1:9'], { env: { CS_LLM_HOME: dir }, input: 'hi\n' });
+  const result = await cli(['chat', '--url', 'http://127.0.0.1:9'], { env: { CS_LLM_HOME: dir }, input: 'hi\n' });
   assert.equal(result.exitCode, 4);
   assert.match(result.stderr, /did not answer/);
   assert.match(result.stderr, /next: Start it with cs-llm daemon start/);

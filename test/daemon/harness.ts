@@ -6,6 +6,7 @@ import { deepMerge, loadConfig, type Config } from '../../src/core/config.js';
 import type { Paths } from '../../src/core/paths.js';
 import { startDaemon, type Daemon } from '../../src/daemon/server.js';
 import { startSimulator } from '../../src/sim/server.js';
+import { runCli } from '../helpers/cli.js';
 
 type SimOptions = Parameters<typeof startSimulator>[0];
 
@@ -56,4 +57,13 @@ export async function startHarness(
 
 export function text(completion: OpenAI.Chat.Completions.ChatCompletion): string {
   return completion.choices[0]?.message.content ?? '';
+}
+
+/** runCli with stdout and stderr as strings (execa's Result types them loosely). */
+export async function cli(
+  args: string[],
+  options: Parameters<typeof runCli>[1] = {},
+): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
+  const result = await runCli(args, options);
+  return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
 }

@@ -10,7 +10,8 @@ import { resolvePaths } from '../../src/core/paths.js';
 import { readDaemonState } from '../../src/daemon/lifecycle.js';
 import { openStore } from '../../src/store/store.js';
 import { startSimulator } from '../../src/sim/server.js';
-import { ROOT, runCli } from '../helpers/cli.js';
+import { ROOT } from '../helpers/cli.js';
+import { cli } from './harness.js';
 
 function home(): string {
   return mkdtempSync(join(tmpdir(), 'cs-llm-lifecycle-'));
@@ -21,31 +22,31 @@ test('daemon start runs it in the background, status finds it, stop ends it and 
   t.after(() => sim.close());
   const dir = home();
   const env = { CS_LLM_HOME: dir };
-  t.after(() => runCli(['daemon', 'stop'], { env }));
+  t.after(() => cli(['daemon', 'stop'], { env }));
 
-  const started = await runCli(['daemon', 'start', '--port', '0', '--upstream', sim.url], { env });
+  const started = await cli(['daemon', 'start', '--port', '0', '--upstream', sim.url], { env });
   assert.equal(started.exitCode, 0, started.stderr);
   const url = /url=(\S+)/.exec(started.stdout)?.[1];
   assert.ok(url, started.stdout);
 
-  const status = await runCli(['daemon', 'status', '--json'], { env });
+  const status = await cli(['daemon', 'status', '--json'], { env });
   const parsed = JSON.parse(status.stdout) as { running: boolean; url: string; healthy: boolean; pid: number };
   assert.equal(parsed.running, true);
   assert.equal(parsed.healthy, true);
   assert.equal(parsed.url, url);
 
-  const again = await runCli(['daemon', 'start', '--port', '0', '--upstream', sim.url], { env });
+  const again = await cli(['daemon', 'start', '--port', '0', '--upstream', sim.url], { env });
   assert.equal(again.exitCode, 8, 'a second start is a conflict');
   assert.match(again.stderr, /already running/);
 
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0, defaultHeaders: { 'X-Session-Id': 'bg' } });
   await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'my name is Ada' }] });
 
-  const stopped = await runCli(['daemon', 'stop'], { env });
+  const stopped = await cli(['daemon', 'stop'], { env });
   assert.equal(stopped.exitCode, 0, stopped.stderr);
   assert.match(stopped.stdout, /daemon stopped/);
   assert.equal(readDaemonState(resolvePaths(env)), null);
-  const after = await runCli(['daemon', 'status'], { env });
+  const after = await cli(['daemon', 'status'], { env });
   assert.match(after.stdout, /not running/);
   const log = readFileSync(resolvePaths(env).daemonLog, 'utf8');
   assert.match(log, /listening on/);
@@ -104,7 +105,7 @@ test('a damaged database file stops the daemon at start with the file named, and
   const { mkdirSync } = await import('node:fs');
   mkdirSync(paths.stateDir, { recursive: true });
   writeFileSync(paths.dbFile, garbage);
-  const result = await runCli(['daemon', 'run', '--port', '0'], { env: { CS_LLM_HOME: dir } });
+  const result = await cli(['daemon', 'run', '--port', '0'], { env: { CS_LLM_HOME: dir } });
   assert.equal(result.exitCode, 4);
   assert.ok(result.stderr.includes(paths.dbFile), result.stderr);
   assert.match(result.stderr, /next: .*move the file aside/);
@@ -114,7 +115,7 @@ test('a damaged database file stops the daemon at start with the file named, and
 
 test('daemon run refuses a non-loopback address until a key exists', async () => {
   const dir = home();
-  const result = await runCli(['daemon', 'run', '--host', '0.0.0.0', '--port', '0'], { env: { CS_LLM_HOME: dir } });
+  const result = await cli(['daemon', 'run', '--host', '0.0.0.0', '--port', '0'], { env: { CS_LLM_HOME: dir } });
   assert.equal(result.exitCode, 3);
   assert.match(result.stderr, /refusing to listen on 0\.0\.0\.0 without API keys/);
   assert.match(result.stderr, /next: Create a key first/);
@@ -122,7 +123,7 @@ test('daemon run refuses a non-loopback address until a key exists', async () =>
 
 test('daemon unit prints a systemd service that runs daemon run with this CS_LLM_HOME', async () => {
   const dir = home();
-  const result = await runCli(['daemon', 'unit', '--user', 'cs-llm'], { env: { CS_LLM_HOME: dir } });
+  const result = await cli(['daemon', 'unit', '--user', 'cs-llm'], { env: { CS_LLM_HOME: dir } });
   assert.equal(result.exitCode, 0, result.stderr);
   assert.match(result.stdout, /^\[Unit\]/);
   assert.match(result.stdout, /ExecStart=\S+node\S* .* daemon run\n/);
