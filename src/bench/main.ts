@@ -9,15 +9,17 @@
  *   session    load generator -> daemon (X-Session-Id: history load + append in SQLite) -> simulator
  *
  * Flags: --duration <s> (per measurement, default 5), --warmup <s> (default 1), --concurrency 1,32,
+ * --store-sessions <n> (sessions in the store-only measurement, default 100000; 0 skips it),
  * --out <dir> (default bench-results). Results go to <dir>/bench-<time>.json and a table on stdout.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runLoad, type LoadResult } from './load.js';
+import { benchStore, type StoreBenchResult } from './store.js';
 
 const here = fileURLToPath(import.meta.url);
 
@@ -60,9 +62,38 @@ function startRole(role: string, args: string[], env: NodeJS.ProcessEnv): Promis
   });
 }
 
+type PathName = 'straight' | 'straight+history' | 'stateless' | 'session';
+
 interface Row extends LoadResult {
-  path: 'straight' | 'stateless' | 'session';
+  path: PathName;
   concurrency: number;
+  /** CPU the daemon process used per request (µs); null for straight paths. */
+  daemonCpuUsPerRequest: number | null;
+  simCpuUsPerRequest: number | null;
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); null elsewhere. */
+function cpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the file, 12 and 13 after the command name; in clock ticks (100/s).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
+/** A conversation shaped like a session's window: the system prompt, 10 earlier turns, the new message. */
+function historyBody(): string {
+  const messages: Array<{ role: string; content: string }> = [{ role: 'system', content: 'You are a helpful customer service assistant.' }];
+  for (let i = 1; i <= 10; i++) {
+    messages.push({ role: 'user', content: 'Hello, where is my parcel?' });
+    messages.push({ role: 'assistant', content: `Turn ${i}. You said: "Hello, where is my parcel?". I am the cs-llm simulator and I see` });
+  }
+  messages.push({ role: 'user', content: 'Hello, where is my parcel?' });
+  return JSON.stringify({ model: 'cs-llm-sim', max_tokens: 16, messages });
 }
 
 const fmt = (n: number | null, digits = 3) => (n === null || Number.isNaN(n) ? '-' : n.toFixed(digits));
@@ -75,6 +106,7 @@ async function main(): Promise<void> {
   const warmupMs = Number(flag('warmup', '1')) * 1000;
   const levels = flag('concurrency', '1,32').split(',').map(Number);
   const outDir = flag('out', 'bench-results');
+  const storeSessions = Number(flag('store-sessions', '100000'));
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-bench-'));
   const env = { ...process.env, CS_LLM_HOME: home, DEBUG: '' };
   const children: ChildProcess[] = [];
@@ -85,34 +117,58 @@ async function main(): Promise<void> {
     children.push(daemon.child);
 
     const body = JSON.stringify({ model: 'cs-llm-sim', max_tokens: 16, messages: [{ role: 'user', content: 'Hello, where is my parcel?' }] });
+    const withHistory = historyBody();
     const rows: Row[] = [];
     let run = 0;
     for (const concurrency of levels) {
-      for (const path of ['straight', 'stateless', 'session'] as const) {
+      for (const path of ['straight', 'straight+history', 'stateless', 'session'] as const) {
         run++;
-        const url = path === 'straight' ? sim.url : daemon.url;
+        const url = path.startsWith('straight') ? sim.url : daemon.url;
+        const requestBody = path === 'straight+history' ? withHistory : body;
+        const cpuBefore = [cpuMs(daemon.child.pid), cpuMs(sim.child.pid)];
         const result = await runLoad({
           url,
           path: '/v1/chat/completions',
           concurrency,
           durationMs,
           warmupMs,
-          request: (w): { body: string; headers: Record<string, string> } => ({ body, headers: path === 'session' ? { 'x-session-id': `bench-${run}-${w}` } : {} }),
+          request: (w): { body: string; headers: Record<string, string> } => ({
+            body: requestBody,
+            headers: path === 'session' ? { 'x-session-id': `bench-${run}-${w}` } : {},
+          }),
         });
-        rows.push({ path, concurrency, ...result });
+        const cpuAfter = [cpuMs(daemon.child.pid), cpuMs(sim.child.pid)];
+        // Warm-up requests are not counted, so CPU per request is over the whole phase's requests, estimated.
+        const total = result.requests * ((durationMs + warmupMs) / durationMs);
+        const perRequest = (i: number) => (cpuBefore[i] === null || cpuAfter[i] === null || total === 0 ? null : ((cpuAfter[i]! - cpuBefore[i]!) * 1000) / total);
+        rows.push({
+          path,
+          concurrency,
+          ...result,
+          daemonCpuUsPerRequest: path.startsWith('straight') ? null : perRequest(0),
+          simCpuUsPerRequest: perRequest(1),
+        });
         process.stderr.write(`measured ${path} at c=${concurrency}: ${result.requestsPerSecond.toFixed(0)} req/s\n`);
       }
     }
 
-    const straight = (c: number) => rows.find((r) => r.path === 'straight' && r.concurrency === c)!;
+    // The session path sends the engine a longer prompt (the window); its fair baseline is straight+history.
+    const baseline = (r: Row) =>
+      rows.find((b) => b.concurrency === r.concurrency && b.path === (r.path === 'session' || r.path === 'straight+history' ? 'straight+history' : 'straight'))!;
     const table = rows.map((r) => {
-      const base = straight(r.concurrency);
+      const base = baseline(r);
       return {
         ...r,
-        ratioToStraight: r.requestsPerSecond / base.requestsPerSecond,
+        baseline: base.path,
+        ratioToBaseline: r.requestsPerSecond / base.requestsPerSecond,
         addedP50Ms: r.p50Ms - base.p50Ms,
       };
     });
+    const store: StoreBenchResult[] = [];
+    if (storeSessions > 0) {
+      process.stderr.write(`filling a store with ${storeSessions} sessions of 4 turns...\n`);
+      store.push(benchStore(storeSessions, 'NORMAL'), benchStore(Math.min(storeSessions, 10_000), 'FULL'));
+    }
     const result = {
       date: new Date().toISOString(),
       node: process.version,
@@ -120,28 +176,37 @@ async function main(): Promise<void> {
       cpuModel: cpus()[0]?.model ?? 'unknown',
       durationMs,
       warmupMs,
-      request: 'POST /v1/chat/completions, non-streaming, max_tokens 16, one user message (session: each worker its own session, window 10 turns)',
+      request: 'POST /v1/chat/completions, non-streaming, max_tokens 16, one user message (session: each worker its own session, window 10 turns; straight+history: the same-size prompt sent straight)',
       rows: table,
+      store,
     };
     mkdirSync(outDir, { recursive: true });
     const file = join(outDir, `bench-${result.date.replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 
-    const header = ['path', 'c', 'req/s', 'p50 ms', 'p99 ms', 'added p50 ms', 'x straight', 'daemon self p50 ms', 'errors'];
+    const header = ['path', 'c', 'req/s', 'p50 ms', 'p99 ms', 'vs', 'added p50 ms', 'x rps', 'daemon self p50 ms', 'daemon CPU us/req', 'errors'];
     const lines = table.map((r) => [
       r.path,
       String(r.concurrency),
       r.requestsPerSecond.toFixed(0),
       fmt(r.p50Ms),
       fmt(r.p99Ms),
-      r.path === 'straight' ? '-' : fmt(r.addedP50Ms),
-      r.ratioToStraight.toFixed(2),
+      r.path.startsWith('straight') ? '-' : r.baseline,
+      r.path.startsWith('straight') ? '-' : fmt(r.addedP50Ms),
+      r.path.startsWith('straight') ? '-' : r.ratioToBaseline.toFixed(2),
       fmt(r.reportedOverheadP50Ms),
+      fmt(r.daemonCpuUsPerRequest, 0),
       String(r.errors),
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
     const out = [header, ...lines].map((l) => l.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
-    process.stdout.write(`${out}\n\n${cpus().length} CPU(s), ${process.version}; results in ${file}\n`);
+    const storeLines = store.map(
+      (st) =>
+        `store, ${st.sessions} sessions (${st.messages} messages), synchronous=${st.synchronous}: ` +
+        `load 8 turns p50 ${st.loadWindow.p50Us.toFixed(1)} us / p99 ${st.loadWindow.p99Us.toFixed(1)} us; ` +
+        `append a turn p50 ${st.appendTurn.p50Us.toFixed(1)} us / p99 ${st.appendTurn.p99Us.toFixed(1)} us`,
+    );
+    process.stdout.write(`${out}\n\n${storeLines.map((l) => `${l}\n`).join('')}\n${cpus().length} CPU(s), ${process.version}; results in ${file}\n`);
   } finally {
     for (const child of children) child.kill('SIGTERM');
     rmSync(home, { recursive: true, force: true });
