@@ -1,9 +1,16 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { redactSecrets, type Logger } from '../../core/log.js';
 import { cliCommand, daemonStatus, removeDaemonState, startDaemonDetached, stopDaemon, writeDaemonState } from '../../daemon/lifecycle.js';
 import { startDaemon } from '../../daemon/server.js';
 import { systemdUnit } from '../../daemon/unit.js';
-import { contextFor, intFlag } from '../context.js';
+import { contextFor } from '../context.js';
+
+/** An integer flag; commander reports a bad value as a usage error naming the flag. */
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number, got "${value}".`);
+  return n;
+}
 
 interface RunFlags {
   host?: string;
@@ -38,7 +45,7 @@ function lifecycleLogger(): Logger {
 function withRunFlags(command: Command): Command {
   return command
     .option('--host <host>', 'address to bind (default 127.0.0.1; anything else needs API keys)')
-    .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)', intFlag('--port'))
+    .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)', integer)
     .option('--upstream <url>', 'the engine to proxy to (default http://127.0.0.1:8000)')
     .option('--db <path>', 'session database file (default: cs-llm.db in the state directory)');
 }
