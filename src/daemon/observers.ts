@@ -16,6 +16,13 @@ export interface RequestRecord {
   upstreamMs: number;
   /** What the daemon itself added: totalMs - upstreamMs. */
   overheadMs: number;
+  /** Streams: from arrival to the first byte relayed to the client (time to first token as clients see it). */
+  ttftMs?: number;
+  /** From the reply's usage; for a stream without usage, completion tokens are its deltas counted. */
+  promptTokens?: number;
+  completionTokens?: number;
+  /** The code of the error the daemon answered with (e.g. upstream_timeout); unset for its successes and relayed engine errors. */
+  errorCode?: string;
 }
 
 export type RequestListener = (record: RequestRecord) => void;

@@ -16,6 +16,11 @@ export interface RequestContext {
     session: boolean;
     upstreamMs: number;
     outcome: 'ok' | 'client_closed' | 'upstream_failed' | 'rejected' | 'store_failed';
+    /** For the metrics: see RequestRecord. */
+    ttftMs?: number;
+    promptTokens?: number;
+    completionTokens?: number;
+    errorCode?: string;
   };
 }
 

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../core/config.js';
 import { ConfigError, EnvironmentError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
+import { createDaemonMetrics, type DaemonMetricsOptions } from '../metrics/daemon-metrics.js';
 import type { Paths } from '../core/paths.js';
 import { startMaintenance } from '../store/maintenance.js';
 import { openStore, storeFile, type Store } from '../store/store.js';
@@ -38,6 +39,8 @@ export interface StartDaemonOptions {
   /** The clock for session TTLs. */
   now?: () => number;
   log?: Logger;
+  /** /metrics sources: GPU sampling (false: off), engine relay timing. */
+  metrics?: DaemonMetricsOptions;
 }
 
 export interface Daemon {
@@ -133,7 +136,12 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     log,
     now: options.now ?? Date.now,
   };
-  const route = createRouter(routesFor(services));
+  const metrics = createDaemonMetrics(
+    { store, upstream, model: () => services.upstreamInfo.known?.id ?? null, inFlight: () => inFlight, queued: () => services.locks.waiting, now: services.now },
+    options.metrics,
+  );
+  observers.add(metrics.observe);
+  const route = createRouter([...routesFor(services), { method: 'GET', path: '/metrics', handler: metrics.handler }]);
   const allowedHosts = allowedHostsFor(host, config.daemon.allowedHosts);
 
   let inFlight = 0;
@@ -143,6 +151,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   const fail = (ctx: RequestContext, err: unknown) => {
     if (err instanceof ApiError) {
       if (ctx.record.outcome === 'ok') ctx.record.outcome = 'rejected';
+      if (err.code) ctx.record.errorCode = err.code;
       if (ctx.res.headersSent) ctx.res.end();
       else sendError(ctx.res, err);
       return;
@@ -257,6 +266,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   } catch (err) {
     if (ownsStore) store.close();
     if (!options.upstreamClient) await upstream.close();
+    await metrics.close();
     throw err;
   }
   const stopMaintenance = startMaintenance(store.db, store.sessions, {
@@ -300,6 +310,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         server.closeAllConnections();
         await closed;
         await stopMaintenance();
+        await metrics.close();
         if (!options.upstreamClient) await upstream.close();
         if (ownsStore) store.close();
         log(`stopped: ${reason}`);

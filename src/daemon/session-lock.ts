@@ -41,6 +41,13 @@ export class SessionLocks {
     });
   }
 
+  /** Requests waiting for a session held by another (the metrics' queued requests). */
+  get waiting(): number {
+    let n = 0;
+    for (const queue of this.held.values()) n += queue.length;
+    return n;
+  }
+
   /** Sessions held right now (for shutdown logs and tests). */
   get size(): number {
     return this.held.size;

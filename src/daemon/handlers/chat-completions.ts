@@ -13,6 +13,7 @@ import type { UpstreamResponse } from '../upstream.js';
 import { collectBody, upstreamFailure } from '../upstream.js';
 import { validateChatRequest, type ChatRequest } from '../validate.js';
 import { completionReserve, estimateAllTokens, selectWindow } from '../window.js';
+import { readUsage, StreamMeter } from '../../metrics/usage.js';
 
 /** Client headers worth passing on to the engine; Authorization and cookies never are. */
 const FORWARDED_REQUEST_HEADERS = ['user-agent', 'x-request-id', 'traceparent', 'tracestate'];
@@ -237,6 +238,7 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
   }
   const upstreamEnd = performance.now();
   ctx.record.upstreamMs = upstreamEnd - upstreamStart;
+  if (upstream.statusCode === 200) readUsage(reply, ctx.record);
   if (clientGone) {
     ctx.record.outcome = 'client_closed';
     return;
@@ -295,7 +297,10 @@ async function relayStream(
   clientGone: () => boolean,
 ): Promise<void> {
   const { res } = ctx;
-  res.writeHead(200, replyHeaders(upstream, { ...sessionHeader, 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }));
+  // Overhead up to the headers: the daemon's work before the upstream request (the wait for it excluded).
+  const overheadMs = (upstreamStart - ctx.startedAt).toFixed(3);
+  res.writeHead(200, replyHeaders(upstream, { ...sessionHeader, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-cs-llm-overhead-ms': overheadMs }));
+  const meter = new StreamMeter(ctx.startedAt);
   res.flushHeaders();
   const timeoutMs = services.config.daemon.upstreamTimeoutMs;
   let failure: ApiError | null = null;
@@ -305,6 +310,7 @@ async function relayStream(
     // Stateless: bytes pass through as they come, [DONE] included.
     try {
       for await (const chunk of upstream.body) {
+        meter.push(chunk);
         const wait = write(res, chunk);
         if (wait) await wait;
       }
@@ -312,11 +318,13 @@ async function relayStream(
       if (!clientGone()) failure = upstreamFailure(err, services.upstream.url, timeoutMs);
     }
     ctx.record.upstreamMs = performance.now() - upstreamStart;
+    meter.finish(ctx.record);
   } else {
     const splitter = new SseSplitter();
     const turnSoFar = new TurnAccumulator();
     try {
       for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+        meter.push(chunk);
         const events = splitter.push(chunk);
         let out: Buffer[] | null = null;
         for (const event of events) {
@@ -344,6 +352,7 @@ async function relayStream(
       if (!clientGone()) failure = upstreamFailure(err, services.upstream.url, timeoutMs);
     }
     ctx.record.upstreamMs = performance.now() - upstreamStart;
+    meter.finish(ctx.record);
     if (!failure && !clientGone()) {
       if (turnSoFar.error !== null) {
         // The engine reported its own error in the stream, which the client already has; nothing to store.

@@ -1,0 +1,82 @@
+import { performance } from 'node:perf_hooks';
+
+/**
+ * Token counts for the metrics, read from the bytes the daemon relays anyway, without parsing whole JSON
+ * bodies on the hot path: a non-streaming reply carries `"usage": {...}` near its end; a stream carries it
+ * in its last chunk only when the client asked (stream_options.include_usage), otherwise its content and
+ * tool-call deltas are counted (vLLM and the simulator send one token per delta).
+ */
+export interface TokenFields {
+  promptTokens?: number;
+  completionTokens?: number;
+  ttftMs?: number;
+}
+
+const USAGE = '"usage"';
+const PROMPT = /"prompt_tokens"\s*:\s*(\d+)/;
+const COMPLETION = /"completion_tokens"\s*:\s*(\d+)/;
+
+/** The usage object's counts from the text at and after `"usage"`, when it holds any. */
+function usageIn(text: string): { prompt: number; completion: number } | null {
+  const prompt = PROMPT.exec(text);
+  const completion = COMPLETION.exec(text);
+  if (!prompt && !completion) return null;
+  return { prompt: prompt ? Number(prompt[1]) : 0, completion: completion ? Number(completion[1]) : 0 };
+}
+
+/** Sets promptTokens/completionTokens from a chat.completion body's usage; leaves them unset without one. */
+export function readUsage(body: Buffer, into: TokenFields): void {
+  const at = body.lastIndexOf(USAGE);
+  if (at < 0) return;
+  // The usage object is small and flat; 400 bytes hold it with room to spare.
+  const usage = usageIn(body.toString('utf8', at, Math.min(body.length, at + 400)));
+  if (!usage) return;
+  into.promptTokens = usage.prompt;
+  into.completionTokens = usage.completion;
+}
+
+const CONTENT_DELTA = Buffer.from('"delta":{"content":"');
+const TOOL_DELTA = Buffer.from('"delta":{"tool_calls":');
+
+function occurrences(chunk: Buffer, needle: Buffer): number {
+  let n = 0;
+  let at = chunk.indexOf(needle);
+  while (at >= 0) {
+    n++;
+    at = chunk.indexOf(needle, at + needle.length);
+  }
+  return n;
+}
+
+/**
+ * Watches a relayed SSE stream: the time of its first byte (time to first token, as the client sees it)
+ * and its token counts. One per streamed request; push() every chunk, finish() once.
+ */
+export class StreamMeter {
+  private firstAt = -1;
+  private deltas = 0;
+  private usage: { prompt: number; completion: number } | null = null;
+
+  /** @param startedAt performance.now() when the request arrived. */
+  constructor(private readonly startedAt: number) {}
+
+  push(chunk: Buffer): void {
+    if (this.firstAt < 0) this.firstAt = performance.now();
+    this.deltas += occurrences(chunk, CONTENT_DELTA) + occurrences(chunk, TOOL_DELTA);
+    const at = chunk.lastIndexOf(USAGE);
+    if (at >= 0) {
+      const found = usageIn(chunk.toString('utf8', at, Math.min(chunk.length, at + 400)));
+      if (found) this.usage = found;
+    }
+  }
+
+  finish(into: TokenFields): void {
+    if (this.firstAt >= 0) into.ttftMs = this.firstAt - this.startedAt;
+    if (this.usage) {
+      into.promptTokens = this.usage.prompt;
+      into.completionTokens = this.usage.completion;
+    } else if (this.deltas > 0) {
+      into.completionTokens = this.deltas;
+    }
+  }
+}
