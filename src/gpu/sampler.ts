@@ -177,9 +177,10 @@ export function startGpuSampler(options: GpuSamplerOptions = {}): GpuSampler {
       child = null;
       latest.clear();
       if (running && running.exitCode === null && running.signalCode === null) {
+        // Whoever awaits stop() waits for the exit, so the process is referenced again until then.
+        running.ref();
         running.kill('SIGTERM');
         const killer = setTimeout(() => running.kill('SIGKILL'), 2000);
-        killer.unref();
         await exited;
         clearTimeout(killer);
       }
