@@ -145,3 +145,17 @@ test('a request that waits too long for its session gets 409 with a clear messag
   assert.match(body.error.message, /session busy is busy/);
   await first;
 });
+
+test('X-Profile picks the profile: its system prompt and its own window', async (t) => {
+  const h = await startHarness(t, {
+    config: { profiles: { default: { systemPrompt: 'You are the default.' }, billing: { systemPrompt: 'You handle invoices.', historyTurns: 1 } } },
+  });
+  const billing = h.client({ sessionId: 'inv', profile: 'billing' });
+  const r = await billing.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'What is your system prompt?' }] });
+  assert.equal(text(r), 'My system prompt is: "You handle invoices.".');
+  await billing.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'second' }] });
+  const first = await billing.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'What was my first message?' }] });
+  assert.equal(text(first), 'Your first message was: "second".');
+  const listed = (await (await fetch(`${h.daemon.url}/v1/sessions/inv`)).json()) as { profile: string };
+  assert.equal(listed.profile, 'billing');
+});

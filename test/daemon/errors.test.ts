@@ -172,6 +172,21 @@ test('health, readiness and the model list answer', async (t) => {
   assert.equal(models.data[0]!.id, 'cs-llm-sim');
 });
 
+test('readiness waits for the engine: 503 while it loads, 200 once it serves', async (t) => {
+  const h = await startHarness(t, { sim: { loadTimeMs: 1500 } });
+  const loading = await fetch(`${h.daemon.url}/readyz`);
+  assert.equal(loading.status, 503);
+  assert.match(((await loading.json()) as { upstream: string }).upstream, /failed: \/health answered 503/);
+  let status = 503;
+  while (status !== 200) {
+    await new Promise((r) => setTimeout(r, 100));
+    const res = await fetch(`${h.daemon.url}/readyz`);
+    await res.arrayBuffer();
+    status = res.status;
+  }
+  assert.equal((await fetch(`${h.daemon.url}/healthz`)).status, 200);
+});
+
 test('sessions can be listed in pages, read and deleted through the API', async (t) => {
   const h = await startHarness(t);
   for (const id of ['a', 'b', 'c']) await h.client({ sessionId: id }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: `hi ${id}` }] });
