@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
 import { EnvironmentError } from '../core/errors.js';
+import { tarEnd, tarHeader as ustarHeader, tarPadding } from '../core/tar.js';
 import { createLogger } from '../core/log.js';
 import { PACKAGE_ROOT, VERSION } from '../core/version.js';
 import { SIM_IMAGE_DEFAULT } from './kinds.js';
@@ -28,40 +29,10 @@ interface TarEntry {
   data?: Buffer;
 }
 
-function octal(value: number, width: number): string {
-  return `${value.toString(8).padStart(width - 1, '0')}\0`;
-}
-
-/** One ustar header block. Long paths are split into prefix/name at a slash. */
+/** One entry's header block(s); the tar format itself lives in src/core/tar.ts (shared with offline bundles). */
 export function tarHeader(entry: TarEntry, mtime: number): Buffer {
-  const header = Buffer.alloc(512);
   const isDir = entry.data === undefined;
-  let name = isDir && !entry.path.endsWith('/') ? `${entry.path}/` : entry.path;
-  let prefix = '';
-  if (Buffer.byteLength(name) > 100) {
-    const trimmed = isDir ? name.slice(0, -1) : name;
-    const cut = trimmed.lastIndexOf('/');
-    prefix = trimmed.slice(0, cut);
-    name = name.slice(cut + 1);
-    if (Buffer.byteLength(name) > 100 || Buffer.byteLength(prefix) > 155) throw new Error(`path too long for tar: ${entry.path}`);
-  }
-  header.write(name, 0, 100, 'utf8');
-  header.write(octal(entry.mode & 0o7777, 8), 100, 8, 'ascii');
-  header.write(octal(0, 8), 108, 8, 'ascii');
-  header.write(octal(0, 8), 116, 8, 'ascii');
-  header.write(octal(entry.data?.length ?? 0, 12), 124, 12, 'ascii');
-  header.write(octal(mtime, 12), 136, 12, 'ascii');
-  header.write('        ', 148, 8, 'ascii');
-  header.write(isDir ? '5' : '0', 156, 1, 'ascii');
-  header.write('ustar\0', 257, 6, 'ascii');
-  header.write('00', 263, 2, 'ascii');
-  header.write('root', 265, 32, 'ascii');
-  header.write('root', 297, 32, 'ascii');
-  header.write(prefix, 345, 155, 'utf8');
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
-  return header;
+  return ustarHeader({ path: entry.path, type: isDir ? 'directory' : 'file', size: entry.data?.length ?? 0, mode: entry.mode, mtime });
 }
 
 /** A tar archive of the entries, as a stream of blocks. */
@@ -72,11 +43,11 @@ export function tarStream(entries: TarEntry[], mtime = Math.floor(Date.now() / 1
         yield tarHeader(entry, mtime);
         if (entry.data && entry.data.length > 0) {
           yield entry.data;
-          const pad = (512 - (entry.data.length % 512)) % 512;
+          const pad = tarPadding(entry.data.length);
           if (pad) yield Buffer.alloc(pad);
         }
       }
-      yield Buffer.alloc(1024);
+      yield tarEnd();
     })(),
   );
 }
