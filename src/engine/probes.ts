@@ -11,10 +11,27 @@ const REQUEST_TIMEOUT_MS = 5000;
  */
 const HEALTH_TIMEOUT_MS = 2000;
 
+/**
+ * fetch with a deadline that keeps the process alive. AbortSignal.timeout's timer is unref'd: when Docker's
+ * port proxy accepts a connection and then holds it, Node 20's fetch neither answers nor fails, and with
+ * nothing else pending the process would simply exit mid-wait instead of timing out.
+ */
+async function fetchWithin(url: string, timeoutMs: number, init: RequestInit = {}): Promise<Response> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    const res = await fetch(url, { ...init, signal: controller.signal });
+    // The body is read by the caller under the same deadline: keep the timer until then.
+    const body = await res.arrayBuffer();
+    return new Response(body, { status: res.status, headers: res.headers });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function probeHealth(baseUrl: string, timeoutMs = HEALTH_TIMEOUT_MS): Promise<HealthAnswer> {
   try {
-    const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer().catch(() => undefined);
+    const res = await fetchWithin(`${baseUrl}/health`, timeoutMs);
     return res.status === 200 ? 'ok' : 'loading';
   } catch {
     return 'down';
@@ -22,9 +39,8 @@ export async function probeHealth(baseUrl: string, timeoutMs = HEALTH_TIMEOUT_MS
 }
 
 export async function fetchServedModels(baseUrl: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<string[]> {
-  const res = await fetch(`${baseUrl}/v1/models`, { signal: AbortSignal.timeout(timeoutMs) });
+  const res = await fetchWithin(`${baseUrl}/v1/models`, timeoutMs);
   if (res.status !== 200) {
-    await res.arrayBuffer().catch(() => undefined);
     throw new Error(`/v1/models answered ${res.status}`);
   }
   const body = (await res.json()) as { data?: Array<{ id?: unknown }> };
@@ -33,11 +49,10 @@ export async function fetchServedModels(baseUrl: string, timeoutMs = REQUEST_TIM
 
 /** A one-token chat completion: proves the engine really generates, not just that its HTTP server is up. */
 export async function completeOneToken(baseUrl: string, servedName: string, timeoutMs = 60_000): Promise<void> {
-  const res = await fetch(`${baseUrl}/v1/chat/completions`, {
+  const res = await fetchWithin(`${baseUrl}/v1/chat/completions`, timeoutMs, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: servedName, messages: [{ role: 'user', content: 'ping' }], max_tokens: 1, temperature: 0 }),
-    signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`one-token completion answered ${res.status}: ${text.slice(0, 200)}`);

@@ -16,6 +16,7 @@ import { instanceIdFor, LABEL } from '../../src/engine/spec.js';
 import { up, type UpProgress, type UpRequest } from '../../src/engine/up.js';
 import { runCli, ROOT } from '../helpers/cli.js';
 import { requireDocker, SIM_IMAGE } from '../helpers/docker.js';
+import { dockerRestartRefusal, setNvidiaHookMode } from '../integration/nvidia-hook-mode.js';
 
 /**
  * `up` against the real dockerd, the loopback registry and the simulator image. Each test has its own
@@ -232,15 +233,15 @@ test('a model that does not fit is refused before any pull, with the reason and 
   assert.deepEqual(await s.ours(), []);
 });
 
-async function restartDocker(mode: 'with' | 'without'): Promise<void> {
-  await execa('bash', [join(ROOT, 'scripts', 'ci', 'restart-docker.sh'), `--${mode}-nvidia-hook`], { timeout: 120_000 });
-}
+const restartDocker = setNvidiaHookMode;
 
 test('GPU requests: with the NVIDIA hook the container gets DeviceRequests and serves; without it, the no-runtime diagnosis', async (t) => {
   const s = await setup(t);
   if (!s) return;
-  if (process.getuid?.() !== 0) {
-    t.skip('restarting dockerd needs root');
+  // A switch restarts the shared dockerd and stops every container: only where this run owns the engine.
+  const refusal = dockerRestartRefusal();
+  if (refusal) {
+    t.skip(refusal);
     return;
   }
   t.after(() => restartDocker('without'));
