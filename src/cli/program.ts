@@ -14,6 +14,8 @@ import * as daemonCommand from './commands/daemon.js';
 import * as chatCommand from './commands/chat.js';
 import * as sessionsCommand from './commands/sessions.js';
 import * as keysCommand from './commands/keys.js';
+import * as bundleCommand from './commands/bundle.js';
+import * as dashboardCommand from './commands/dashboard.js';
 
 /** Every command module exports register(program). One line per command, in help order. */
 const commands: Array<{ register(program: Command): void }> = [
@@ -24,12 +26,14 @@ const commands: Array<{ register(program: Command): void }> = [
   modelsCommand,
   upCommand,
   statusCommand,
+  dashboardCommand,
   logsCommand,
   downCommand,
   chatCommand,
   daemonCommand,
   sessionsCommand,
   keysCommand,
+  bundleCommand,
   simCommand,
 ];
 

@@ -137,7 +137,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     now: options.now ?? Date.now,
   };
   const metrics = createDaemonMetrics(
-    { store, upstream, model: () => services.upstreamInfo.known?.id ?? null, inFlight: () => inFlight, queued: () => services.locks.waiting, now: services.now },
+    { store, upstream, upstreamInfo: services.upstreamInfo, inFlight: () => inFlight, queued: () => services.locks.waiting, now: services.now },
     options.metrics,
   );
   observers.add(metrics.observe);

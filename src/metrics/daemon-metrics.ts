@@ -5,7 +5,7 @@ import { VERSION } from '../core/version.js';
 import type { RequestRecord } from '../daemon/observers.js';
 import type { RequestContext } from '../daemon/routes.js';
 import type { Upstream } from '../daemon/upstream.js';
-import { readAll } from '../daemon/upstream-info.js';
+import { readAll, type UpstreamInfo } from '../daemon/upstream-info.js';
 import { parsePrometheusText, sumOf, type ParsedMetrics } from './prom-text.js';
 
 /**
@@ -17,8 +17,8 @@ import { parsePrometheusText, sumOf, type ParsedMetrics } from './prom-text.js';
 export interface DaemonMetricsSources {
   store: Store;
   upstream: Upstream;
-  /** The served model's name, when known. */
-  model: () => string | null;
+  /** Where the served model's name is learnt (from the engine's /v1/models). */
+  upstreamInfo: Pick<UpstreamInfo, 'known' | 'get'>;
   inFlight: () => number;
   /** Requests waiting inside the daemon (for a session lock, later for admission). */
   queued: () => number;
@@ -282,7 +282,10 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     refreshSessions();
     refreshGpus();
     info.reset();
-    info.set({ version: VERSION, model: sources.model() ?? '', upstream: upstreamName }, 1);
+    const model = sources.upstreamInfo.known?.id;
+    // Not known yet (the engine was not up when the daemon started): ask in the background, it is cached.
+    if (model === undefined) void sources.upstreamInfo.get();
+    info.set({ version: VERSION, model: model ?? '', upstream: upstreamName }, 1);
     inFlight.set(Math.max(0, sources.inFlight() - selfInFlight));
     queued.set(sources.queued());
     return registry.metrics();
