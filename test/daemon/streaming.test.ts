@@ -176,3 +176,16 @@ test('a client that gives up on a non-streaming turn aborts the upstream request
   assert.equal(storedCount(h, 'gave-up'), 0);
   assert.equal(h.daemon.inFlight(), 0);
 });
+
+test('a non-streaming turn is committed before the reply starts', async (t) => {
+  const h = await startHarness(t);
+  const res = await request(`${h.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-session-id': 'json-order' },
+    body: JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hello' }] }),
+  });
+  // Only the status line and headers have been read here; the body is still unread.
+  assert.equal(res.statusCode, 200);
+  assert.equal(storedCount(h, 'json-order'), 2);
+  await res.body.json();
+});
