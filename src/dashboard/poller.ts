@@ -35,9 +35,9 @@ async function fetchDaemonMetrics(url: string, headers: Record<string, string>, 
   try {
     res = await fetch(`${url}/metrics`, { headers, signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string } };
+    const e = err as Error & { cause?: { code?: string; message?: string } };
     if (e.name === 'TimeoutError') throw new ScrapeError(`no answer within ${timeoutMs} ms`);
-    throw new ScrapeError(e.cause?.code ? `${e.cause.code} (${url})` : e.message);
+    throw new ScrapeError(`${e.cause?.code ?? e.cause?.message ?? e.message} (${url})`);
   }
   const text = await res.text();
   if (res.status === 401) throw new ScrapeError('the daemon wants an API key: pass --api-key or set CS_LLM_API_KEY');

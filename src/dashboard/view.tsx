@@ -68,7 +68,7 @@ export function Header({ state, color, now }: Omit<ViewProps, 'columns'>) {
     );
   return (
     <Box flexDirection="column">
-      <Text>
+      <Text wrap="truncate-end">
         <T color={color} bold>cs-llm</T>
         {`  ${state.url}  `}
         {daemon}
@@ -86,18 +86,18 @@ export function Traffic({ state, color, columns }: Omit<ViewProps, 'now'>) {
   const warn = (v: number | null, limit: number): Tone => (v !== null && v > limit ? 'red' : undefined);
   return (
     <Box flexDirection="column">
-      <Text>
+      <Text wrap="truncate-end">
         <Label>requests</Label>
         {`${formatRate(state.requestsPerSecond).padStart(7)} `}
         <T tone="cyan" color={color}>{sparkline(state.rpsHistory, sparkWidth).padEnd(sparkWidth)}</T>
         {`  in flight ${formatCount(state.inFlight)}  queued ${formatCount(state.queued)}`}
       </Text>
-      <Text>
+      <Text wrap="truncate-end">
         <Label>latency</Label>
         {`p50 ${formatSeconds(state.latency.p50)}  p95 ${formatSeconds(state.latency.p95)}  p99 ${formatSeconds(state.latency.p99)}`}
         {`   TTFT p50 ${formatSeconds(state.ttft.p50)}  p95 ${formatSeconds(state.ttft.p95)}`}
       </Text>
-      <Text>
+      <Text wrap="truncate-end">
         <Label>output</Label>
         {`${formatRate(state.tokensPerSecond, ' tokens/s')}   errors `}
         <T tone={warn(state.errorRate, 0.01)} color={color}>{formatPercent(state.errorRate)}</T>
@@ -112,7 +112,7 @@ export function Traffic({ state, color, columns }: Omit<ViewProps, 'now'>) {
 export function Engine({ state, color }: Omit<ViewProps, 'now' | 'columns'>) {
   const kv = state.kvCacheUsage;
   return (
-    <Text>
+    <Text wrap="truncate-end">
       <Label>engine</Label>
       {`running ${formatCount(state.engineRunning)}  waiting ${formatCount(state.engineWaiting)}  KV cache `}
       {kv === null ? '-' : <T tone={kv > 0.9 ? 'red' : kv > 0.7 ? 'yellow' : 'green'} color={color}>{`${bar(kv, 20)} ${formatPercent(kv)}`}</T>}
@@ -126,7 +126,7 @@ export function GpuLine({ gpu, color, columns }: { gpu: GpuView; color: boolean;
   const fraction = used !== null && total ? used / total : null;
   const barWidth = Math.max(10, Math.min(30, columns - 90));
   return (
-    <Text>
+    <Text wrap="truncate-end">
       <Label>{`GPU ${gpu.index}`}</Label>
       {`${gpu.name.replace(/^NVIDIA /, '')}  VRAM `}
       {fraction === null ? (
