@@ -66,7 +66,7 @@ export class ArchiveWriter {
    * placeholder header is patched at the end. A source that yields another size than announced fails (a
    * file that changed while it was being bundled).
    */
-  async addFile(path: string, source: AsyncIterable<Buffer | string>, expectedSize: number | null, onBytes?: (bytes: number) => void): Promise<WrittenFile> {
+  async addFile(path: string, source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, expectedSize: number | null, onBytes?: (bytes: number) => void): Promise<WrittenFile> {
     const headerAt = this.position;
     const header = this.header(path, 'file', expectedSize ?? 0);
     if (expectedSize === null && header.length !== TAR_BLOCK) throw new Error(`member path too long for a patched header: ${path}`);

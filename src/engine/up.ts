@@ -20,6 +20,8 @@ import { ensureDaemonInFront, type DaemonFront } from './front.js';
 import { upLocalProcess } from './local.js';
 import { formatGpuSelection, instanceIdFor, parseGpuSelection, type EngineModel, type EngineSpecInput, type GpuSelection } from './spec.js';
 import { buildLocalSimImage, isDefaultSimImage } from './sim-image.js';
+import { hfRepoCacheDir } from './model-files.js';
+import { checkOfflineReady } from './offline.js';
 
 /**
  * `cs-llm up` as a service: checks -> model + fit (refused before any pull) -> pull -> create -> start ->
@@ -208,10 +210,8 @@ async function checkDaemonPort(request: UpRequest): Promise<void> {
   }
 }
 
-/** The Hugging Face cache folder of one repository (hub/models--owner--name). */
-export function hfRepoCacheDir(hfCacheDir: string, repo: string): string {
-  return join(hfCacheDir, 'hub', `models--${repo.replace(/\//g, '--')}`);
-}
+/** The Hugging Face cache folder of one repository; defined with the engines' other model-file knowledge. */
+export { hfRepoCacheDir };
 
 /** Room on disk for the weights, unless they are (at least partly) in the cache already. */
 export async function checkDiskForWeights(hfCacheDir: string, model: Pick<ModelEntry, 'id' | 'hfRepo' | 'weightsBytes'>): Promise<void> {
@@ -303,13 +303,16 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
     });
   }
 
+  // Offline: nothing is pulled, and everything the engine needs is checked (all of it listed) before anything starts.
+  const pullPolicy = request.engine.offline ? 'never' : request.engine.pullPolicy;
+  if (request.engine.offline) await checkOfflineReady(docker, { kind: plan.kind, image, model: plan.model, hfCacheDir: input.hfCacheDir });
   const result = await upContainer(docker, input, {
-    pullPolicy: request.engine.pullPolicy,
+    pullPolicy,
     timeouts,
     signal: request.signal,
     onProgress: request.onProgress,
     onImageUnavailable:
-      plan.kind === 'sim' && isDefaultSimImage(image) && request.engine.pullPolicy !== 'never'
+      plan.kind === 'sim' && isDefaultSimImage(image) && pullPolicy !== 'never'
         ? async (ref, err) => {
             request.onProgress?.({ stage: 'note', message: `cannot pull ${ref} (${err.message.split('\n')[0]}); building the simulator image from this install` });
             await buildLocalSimImage(docker, ref);

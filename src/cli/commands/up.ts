@@ -74,7 +74,7 @@ export function register(program: Command): void {
     .option('--port <n>', 'engine port on 127.0.0.1 (default 8000)', intFlag('--port'))
     .option('--context <n>', 'max context length (vLLM --max-model-len); default from the fit estimate', intFlag('--context'))
     .option('--pull-policy <policy>', 'if-missing (default), always or never')
-    .option('--offline', 'never contact Hugging Face from the engine (HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1)')
+    .option('--offline', 'run with nothing downloaded: pull policy never, HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 in the engine, and a check first that the image and model files are here (cs-llm bundle load brings them; config engine.offline)')
     .option('--engine-env <KEY=VALUE>', 'extra environment for the engine (repeatable)', collect)
     .option('--no-daemon', 'start only the engine, not the chat daemon in front of it')
     .option('--detach', 'return once the engine serves (what up does until the dashboard exists)')
@@ -85,6 +85,9 @@ export function register(program: Command): void {
       }
       if (opts.pullPolicy !== undefined && !['if-missing', 'always', 'never'].includes(opts.pullPolicy)) {
         throw new UsageError(`--pull-policy must be if-missing, always or never, got "${opts.pullPolicy}"`);
+      }
+      if (opts.offline && opts.pullPolicy !== undefined && opts.pullPolicy !== 'never') {
+        throw new UsageError(`--offline never pulls, so --pull-policy ${opts.pullPolicy} cannot apply`, { next: 'Drop --pull-policy (offline implies never), or drop --offline.' });
       }
       const extraEnv = parseEngineEnv(opts.engineEnv);
       const { loaded, output } = contextFor(command, {
