@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+const { statSync } = require('node:fs');
 const Database = require(workerData.module);
 let db;
 try {
@@ -17,13 +18,29 @@ try {
 } catch (err) {
   parentPort.postMessage({ error: String(err && err.message || err) });
 }
-const timer = setInterval(() => {
+const checkpoint = () => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message || err) });
   }
-}, workerData.intervalMs);
+};
+const walSize = () => {
+  try {
+    return statSync(workerData.file + '-wal').size;
+  } catch {
+    return 0;
+  }
+};
+// On the interval, and sooner when the WAL has grown past the threshold: a long WAL makes every read
+// search a longer wal-index, so under a heavy write load it must not wait for the timer.
+let last = Date.now();
+const timer = setInterval(() => {
+  if (Date.now() - last >= workerData.intervalMs || walSize() >= workerData.walBytes) {
+    last = Date.now();
+    checkpoint();
+  }
+}, Math.min(100, workerData.intervalMs));
 parentPort.on('message', (message) => {
   if (message !== 'stop') return;
   clearInterval(timer);
@@ -36,11 +53,14 @@ export interface Checkpointer {
   stop(): Promise<void>;
 }
 
+/** Checkpoint early once the WAL file is this large (SQLite's own automatic threshold is about 4 MiB). */
+export const WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024;
+
 export function startCheckpointWorker(file: string, intervalMs: number, onError: (err: Error) => void): Checkpointer {
   const require = createRequire(import.meta.url);
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { module: require.resolve('better-sqlite3'), file, intervalMs },
+    workerData: { module: require.resolve('better-sqlite3'), file, intervalMs, walBytes: WAL_CHECKPOINT_BYTES },
   });
   worker.unref();
   worker.on('message', (message: { error?: string }) => {

@@ -77,6 +77,8 @@ export function openDatabase(options: OpenDatabaseOptions): SqliteDatabase {
     db.pragma('mmap_size = 268435456');
     // Checkpoints run on a timer (see maintenance.ts), never inside a request's commit.
     db.pragma('wal_autocheckpoint = 0');
+    // After a checkpoint lets the WAL restart, trim a file that a burst grew large.
+    db.pragma('journal_size_limit = 67108864');
     migrate(db, file);
     return db;
   } catch (err) {

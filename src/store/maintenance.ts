@@ -22,7 +22,7 @@ export interface MaintenanceOptions {
  */
 export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, options: MaintenanceOptions): () => Promise<void> {
   const now = options.now ?? Date.now;
-  const interval = options.checkpointIntervalMs ?? 10_000;
+  const interval = options.checkpointIntervalMs ?? 1000;
   const batch = 200;
   let stopped = false;
 
