@@ -9,13 +9,13 @@ import { execa } from 'execa';
 import type Docker from 'dockerode';
 import { loadConfig } from '../../src/core/config.js';
 import { tarHeader } from '../../src/core/tar.js';
-import { ArchiveWriter, readArchiveIndex } from '../../src/bundle/archive.js';
+import { readArchiveIndex } from '../../src/bundle/archive.js';
 import { loadBundle } from '../../src/bundle/load.js';
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST_MEMBER, type BundleManifest } from '../../src/bundle/manifest.js';
+import type { BundleManifest } from '../../src/bundle/manifest.js';
 import { BundleIntegrityError } from '../../src/bundle/verify.js';
 import { runCli } from '../helpers/cli.js';
 import { requireDocker, SIM_IMAGE } from '../helpers/docker.js';
-import { deriveImage, fingerprint, imageId, pullIfMissing, removeImage, sha256, writeFakeHfRepo, type FakeRepo } from './fixtures.js';
+import { deriveImage, fingerprint, imageId, pullIfMissing, removeImage, sha256, TINY_PREFIX, writeFakeHfRepo, writeHandMadeBundle, type FakeRepo } from './fixtures.js';
 
 /**
  * Offline bundles against the real dockerd: create, take the image and the files away, load, check they
@@ -143,6 +143,19 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     assert.match(plain.stdout, /nothing changed: this bundle was already loaded/);
   });
 
+  test('a load into a cache that holds part of the model writes only what is missing', async (t) => {
+    if (!docker) return t.skip('no Docker engine');
+    const shard = Object.keys(originalFiles).find((k) => k.startsWith('blobs/'))!;
+    rmSync(join(fake.repoDir, shard));
+    rmSync(join(fake.repoDir, 'refs', 'main'));
+    const result = await cli(['bundle', 'load', vllmBundle, '--json'], { env, timeoutMs: 300_000 });
+    assert.equal(result.exitCode, 0, result.stderr);
+    const loaded = JSON.parse(result.stdout) as { changed: boolean; files: { written: number; skipped: number } };
+    assert.deepEqual([loaded.changed, loaded.files.written, loaded.files.skipped], [true, 2, 7]);
+    assert.deepEqual(fingerprint(fake.repoDir), originalFiles);
+    assert.deepEqual(readdirNames(join(cache, 'hub')), ['models--Qwen--Qwen2.5-7B-Instruct-AWQ']);
+  });
+
   test('one altered byte in a model file is refused naming the member, and nothing on the host changes', async (t) => {
     if (!docker) return t.skip('no Docker engine');
     const altered = join(dir, 'altered.tar');
@@ -231,29 +244,12 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     if (!docker) return t.skip('no Docker engine');
     // A well-formed bundle whose image member is a tar that is not an image: only the stream says so.
     const bad = join(dir, 'bad-image.tar');
-    const writer = await ArchiveWriter.create(bad);
     const notAnImage = Buffer.concat([tarHeader({ path: 'hello.txt', type: 'file', size: 5, mode: 0o644, mtime: 0 }), Buffer.from('hello'), Buffer.alloc(507), Buffer.alloc(1024)]);
     const blob = randomBytes(1000);
-    const blobPath = `models/hf-cache/hub/models--Org--Tiny/blobs/${sha256(blob)}`;
-    const manifest: BundleManifest = {
-      format: BUNDLE_FORMAT,
-      formatVersion: BUNDLE_FORMAT_VERSION,
-      csLlmVersion: 'test',
-      createdAt: new Date().toISOString(),
-      engine: 'vllm',
-      image: { refs: ['127.0.0.1:5000/cs-llm/bundle-test:not-an-image'], id: `sha256:${'1'.repeat(64)}`, member: 'image.tar', compression: 'none' },
-      model: { id: 'tiny', entry: {}, store: 'hf-cache', repo: 'Org/Tiny', revision: 'r' },
-      members: [
-        { path: 'image.tar', type: 'file', size: notAnImage.length, sha256: sha256(notAnImage), role: 'image' },
-        { path: blobPath, type: 'file', size: blob.length, sha256: sha256(blob), role: 'model-file' },
-      ],
-    };
-    const text = Buffer.from(JSON.stringify(manifest));
-    const at = await writer.reserve(MANIFEST_MEMBER, text.length);
-    await writer.overwrite(at, text);
-    await writer.addFile('image.tar', [notAnImage], notAnImage.length);
-    await writer.addFile(blobPath, [blob], blob.length);
-    await writer.finish();
+    await writeHandMadeBundle(bad, [
+      { path: 'image.tar', data: notAnImage },
+      { path: `${TINY_PREFIX}/blobs/${sha256(blob)}`, data: blob },
+    ]);
 
     const { config } = loadConfig({ env: { ...process.env, ...env } });
     await assert.rejects(loadBundle({ file: bad, config, env: { ...process.env, ...env } }, { docker }), (err: Error) => {

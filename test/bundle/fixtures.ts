@@ -2,6 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type Docker from 'dockerode';
+import { ArchiveWriter } from '../../src/bundle/archive.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST_MEMBER, type BundleManifest } from '../../src/bundle/manifest.js';
 
 /**
  * Test material for bundles: a small Hugging Face cache folder laid out like a real download (blobs named
@@ -109,3 +111,49 @@ export async function imageId(docker: Docker, ref: string): Promise<string | nul
     throw err;
   }
 }
+
+export interface HandMadeMember {
+  path: string;
+  data?: Buffer;
+  /** A symlink instead of a file. */
+  target?: string;
+  role?: 'image' | 'model-file';
+}
+
+/**
+ * Writes a bundle without Docker: the members given (the first one is the image member), with a correct
+ * manifest unless `tamper` changes it before it is written.
+ */
+export async function writeHandMadeBundle(
+  file: string,
+  members: HandMadeMember[],
+  tamper: (manifest: BundleManifest) => void = () => undefined,
+): Promise<BundleManifest> {
+  const manifest: BundleManifest = {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    csLlmVersion: 'test',
+    createdAt: new Date(0).toISOString(),
+    engine: 'vllm',
+    image: { refs: ['127.0.0.1:5000/cs-llm/bundle-test:hand-made'], id: `sha256:${'1'.repeat(64)}`, member: members[0]!.path, compression: 'none' },
+    model: { id: 'tiny', entry: {}, store: 'hf-cache', repo: 'Org/Tiny', revision: 'r1' },
+    members: members.map((m, i) =>
+      m.target !== undefined
+        ? { path: m.path, type: 'symlink' as const, target: m.target, role: 'model-file' as const }
+        : { path: m.path, type: 'file' as const, size: m.data!.length, sha256: sha256(m.data!), role: m.role ?? (i === 0 ? ('image' as const) : ('model-file' as const)) },
+    ),
+  };
+  tamper(manifest);
+  const writer = await ArchiveWriter.create(file);
+  const text = Buffer.from(JSON.stringify(manifest, null, 2));
+  const at = await writer.reserve(MANIFEST_MEMBER, text.length);
+  await writer.overwrite(at, text);
+  for (const m of members) {
+    if (m.target !== undefined) await writer.addSymlink(m.path, m.target);
+    else await writer.addFile(m.path, [m.data!], m.data!.length);
+  }
+  await writer.finish();
+  return manifest;
+}
+
+export const TINY_PREFIX = 'models/hf-cache/hub/models--Org--Tiny';
