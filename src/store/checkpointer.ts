@@ -20,7 +20,8 @@ try {
 }
 const checkpoint = () => {
   try {
-    db.pragma('wal_checkpoint(PASSIVE)');
+    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+    if (result && result.busy === 0) parentPort.postMessage({ frames: result.log });
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message || err) });
   }
@@ -56,15 +57,24 @@ export interface Checkpointer {
 /** Checkpoint early once the WAL file is this large (SQLite's own automatic threshold is about 4 MiB). */
 export const WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024;
 
-export function startCheckpointWorker(file: string, intervalMs: number, onError: (err: Error) => void): Checkpointer {
+/**
+ * @param onPass called after each completed pass with the frames in the WAL (its length, in pages).
+ */
+export function startCheckpointWorker(
+  file: string,
+  intervalMs: number,
+  onError: (err: Error) => void,
+  onPass: (frames: number) => void = () => undefined,
+): Checkpointer {
   const require = createRequire(import.meta.url);
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: { module: require.resolve('better-sqlite3'), file, intervalMs, walBytes: WAL_CHECKPOINT_BYTES },
   });
   worker.unref();
-  worker.on('message', (message: { error?: string }) => {
+  worker.on('message', (message: { error?: string; frames?: number }) => {
     if (message.error) onError(new Error(message.error));
+    else if (typeof message.frames === 'number') onPass(message.frames);
   });
   worker.on('error', onError);
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));

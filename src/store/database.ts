@@ -78,7 +78,7 @@ export function openDatabase(options: OpenDatabaseOptions): SqliteDatabase {
     // Checkpoints run on a timer (see maintenance.ts), never inside a request's commit.
     db.pragma('wal_autocheckpoint = 0');
     // After a checkpoint lets the WAL restart, trim a file that a burst grew large.
-    db.pragma('journal_size_limit = 67108864');
+    db.pragma('journal_size_limit = 134217728');
     migrate(db, file);
     return db;
   } catch (err) {
