@@ -15,6 +15,9 @@ export interface MaintenanceOptions {
   now?: () => number;
   onError?: (what: 'checkpoint' | 'sweep', err: unknown) => void;
   onSweep?: (deleted: number) => void;
+  /** WAL length in pages that triggers the rewind checkpoint on this thread (default WAL_REWIND_FRAMES). */
+  walRewindFrames?: number;
+  onRewind?: () => void;
 }
 
 /**
@@ -42,7 +45,9 @@ export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, opt
       const rewind = () => {
         rewinding = false;
         try {
-          db.pragma('wal_checkpoint(PASSIVE)');
+          const [result] = db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+          // Busy (the worker was mid-pass) or not all copied: the worker's next pass asks again.
+          if (result && result.busy === 0 && result.checkpointed === result.log) options.onRewind?.();
         } catch (err) {
           options.onError?.('checkpoint', err);
         }
@@ -52,7 +57,7 @@ export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, opt
         interval,
         (err) => options.onError?.('checkpoint', err),
         (frames) => {
-          if (frames < WAL_REWIND_FRAMES || rewinding || stopped) return;
+          if (frames < (options.walRewindFrames ?? WAL_REWIND_FRAMES) || rewinding || stopped) return;
           rewinding = true;
           setImmediate(rewind);
         },

@@ -34,3 +34,22 @@ test('the sweeper deletes expired sessions on its timer', async (t) => {
   assert.equal(swept, 450);
   assert.deepEqual(store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id), ['live']);
 });
+
+test('under a steady write load the WAL still rewinds instead of growing without bound', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-maint-')), 'cs-llm.db');
+  const store = openStore({ file });
+  t.after(() => store.close());
+  let rewinds = 0;
+  const stop = startMaintenance(store.db, store.sessions, { file, checkpointIntervalMs: 20, walRewindFrames: 200, onRewind: () => rewinds++ });
+  let turns = 0;
+  // Keep writing (yielding between turns, as a busy daemon does) until a rewind happened and a few more turns followed.
+  while (rewinds === 0 || turns % 50 !== 0) {
+    store.sessions.appendTurn(`s${turns % 20}`, 'default', [{ role: 'user', content: 'x'.repeat(2000) }], 3_600_000, Date.now());
+    turns++;
+    await new Promise((r) => setImmediate(r));
+  }
+  await stop();
+  const [{ log }] = store.db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>;
+  // Each turn writes at least one page: far more pages were written than the WAL now holds.
+  assert.ok(log < turns, `WAL holds ${log} pages after ${turns} turns`);
+});
