@@ -19,7 +19,7 @@ import type { ModelEntry } from '../models/schema.js';
 import { ArchiveWriter } from './archive.js';
 import { inspectImage, isIdReference, saveImage } from './image.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, hfMemberPath, MANIFEST_MEMBER, manifestSchema, type BundleManifest, type BundleMember } from './manifest.js';
-import { byteCounter, type BundleProgressListener } from './progress.js';
+import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
 
 /**
  * `bundle create`: the engine image (docker save by name), the model's files from this host's cache, the
@@ -41,6 +41,7 @@ export interface CreateBundleRequest {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   onProgress?: BundleProgressListener;
+  signal?: AbortSignal;
 }
 
 export interface CreateBundleResult {
@@ -127,6 +128,7 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
   }
   const pulled = await ensureImage(docker, image, {
     policy: request.config.engine.offline ? 'never' : policy,
+    signal: request.signal,
     onProgress: (p) => request.onProgress?.({ type: 'bytes', part: 'image', label: `pulling ${image}`, doneBytes: p.downloadedBytes, totalBytes: p.totalBytes || null }),
   });
   if (pulled.pulled) request.onProgress?.({ type: 'note', message: `pulled ${image}` });
@@ -179,7 +181,7 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
     saved.on('data', (chunk: Buffer) => imageProgress.add(chunk.length));
     saved.on('error', (err: Error) => sink.destroy(err));
     saved.pipe(sink);
-    const imageWritten = await writer.addFile(imageMember, sink, null);
+    const imageWritten = await writer.addFile(imageMember, sink, null, () => throwIfCancelled(request.signal, 'bundle create'));
     Object.assign(members[0]!, imageWritten);
     imageProgress.finish(`image ${image} (${facts.id.slice(7, 19)}) saved`);
 
@@ -191,7 +193,10 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
           continue;
         }
         const absolute = join(cacheDir, member.path.slice('models/hf-cache/'.length));
-        const written = await writer.addFile(member.path, createReadStream(absolute, { highWaterMark: 1024 * 1024 }), member.size, (n) => modelProgress.add(n));
+        const written = await writer.addFile(member.path, createReadStream(absolute, { highWaterMark: 1024 * 1024 }), member.size, (n) => {
+          throwIfCancelled(request.signal, 'bundle create');
+          modelProgress.add(n);
+        });
         member.sha256 = written.sha256;
       }
       modelProgress.finish(`${snapshot.files.length} files of ${snapshot.repo} (revision ${snapshot.revision.slice(0, 12)}) written`);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, mkdtempSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, mkdtempSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type Docker from 'dockerode';
@@ -14,7 +14,7 @@ import { modelEntrySchema } from '../models/schema.js';
 import { rangeStream } from './archive.js';
 import { inspectImage, loadImage } from './image.js';
 import { cacheRelOf, type BundleManifest, type BundleMember } from './manifest.js';
-import { byteCounter, type BundleProgressListener } from './progress.js';
+import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
 import { requireVerifiedBundle, type OpenedBundle } from './verify.js';
 
 /**
@@ -31,6 +31,7 @@ export interface LoadBundleRequest {
   config: Config;
   env?: NodeJS.ProcessEnv;
   onProgress?: BundleProgressListener;
+  signal?: AbortSignal;
 }
 
 export type ImageAction = 'already-present' | 'tagged' | 'loaded';
@@ -53,7 +54,7 @@ async function hashFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-async function placeImage(docker: Docker, bundle: OpenedBundle, onProgress?: BundleProgressListener): Promise<ImageAction> {
+async function placeImage(docker: Docker, bundle: OpenedBundle, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<ImageAction> {
   const { image } = bundle.manifest;
   const current = await Promise.all(image.refs.map(async (ref) => ({ ref, facts: await inspectImage(docker, ref) })));
   if (current.every((c) => c.facts?.id === image.id)) {
@@ -75,7 +76,16 @@ async function placeImage(docker: Docker, bundle: OpenedBundle, onProgress?: Bun
   const progress = byteCounter(onProgress, 'load-image', `loading image ${image.refs.join(', ')}`, entry.size);
   const stream = rangeStream(bundle.file, entry.dataOffset, entry.size);
   stream.on('data', (chunk: Buffer) => progress.add(chunk.length));
-  const outcome = await loadImage(docker, stream);
+  // Cancelled: cut the upload; dockerd then rejects the incomplete archive and keeps nothing of it.
+  const onAbort = () => (stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let outcome;
+  try {
+    outcome = await loadImage(docker, stream);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  throwIfCancelled(signal, 'bundle load');
   log('docker load said: %o', outcome.loaded);
   for (const ref of image.refs) {
     const facts = await inspectImage(docker, ref);
@@ -87,6 +97,28 @@ async function placeImage(docker: Docker, bundle: OpenedBundle, onProgress?: Bun
   }
   progress.finish(`image ${image.refs.join(', ')} loaded (id ${image.id.slice(7, 19)})`);
   return 'loaded';
+}
+
+const STAGING_PREFIX = '.cs-llm-bundle-';
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Staging folders of loads that were killed (their process is gone): never visible as models, only wasted room. */
+function removeStaleStaging(hubDir: string): void {
+  for (const name of readdirSync(hubDir)) {
+    const pid = Number(name.startsWith(STAGING_PREFIX) ? name.slice(STAGING_PREFIX.length).split('-')[0] : NaN);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) {
+      log('removing the staging folder %s of an interrupted load', name);
+      rmSync(join(hubDir, name), { recursive: true, force: true });
+    }
+  }
 }
 
 interface PlannedFile {
@@ -146,7 +178,7 @@ async function writeMember(bundle: OpenedBundle, member: BundleMember, path: str
   }
 }
 
-async function installModelFiles(bundle: OpenedBundle, cacheDir: string, onProgress?: BundleProgressListener): Promise<{ written: number; skipped: number; bytesWritten: number }> {
+async function installModelFiles(bundle: OpenedBundle, cacheDir: string, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<{ written: number; skipped: number; bytesWritten: number }> {
   const { manifest } = bundle;
   const { todo, skipped } = await filesToWrite(bundle, cacheDir);
   const label = manifest.model.repo ?? manifest.model.id;
@@ -158,8 +190,9 @@ async function installModelFiles(bundle: OpenedBundle, cacheDir: string, onProgr
   const folder = hfRepoFolderName(manifest.model.repo!);
   const repoDir = join(hubDir, folder);
   mkdirSync(hubDir, { recursive: true });
+  removeStaleStaging(hubDir);
   // Same file system as the cache, so every move into place is a rename.
-  const staging = mkdtempSync(join(hubDir, '.cs-llm-bundle-'));
+  const staging = mkdtempSync(join(hubDir, `${STAGING_PREFIX}${process.pid}-`));
   const bytes = todo.reduce((sum, f) => sum + (f.member.type === 'file' ? f.member.size : 0), 0);
   const progress = byteCounter(onProgress, 'install-models', `installing ${label}`, bytes);
   let bytesWritten = 0;
@@ -167,6 +200,7 @@ async function installModelFiles(bundle: OpenedBundle, cacheDir: string, onProgr
     const staged = todo.map((f) => ({ ...f, staged: join(staging, cacheRelOf(f.member.path).slice('hub/'.length)) }));
     for (const f of staged) {
       await writeMember(bundle, f.member, f.staged, (n) => {
+        throwIfCancelled(signal, 'bundle load');
         bytesWritten += n;
         progress.add(n);
       });
@@ -194,17 +228,17 @@ export async function loadBundle(request: LoadBundleRequest, deps: { docker?: Do
   const env = request.env ?? process.env;
   const file = resolve(request.file);
   // First pass: every member against the manifest, before anything on this host changes.
-  const bundle = await requireVerifiedBundle(file, request.onProgress);
+  const bundle = await requireVerifiedBundle(file, request.onProgress, request.signal);
   const { manifest } = bundle;
 
   const docker = deps.docker ?? createDockerClient(env);
   await requireDockerEngine(docker, env);
-  const action = await placeImage(docker, bundle, request.onProgress);
+  const action = await placeImage(docker, bundle, request.onProgress, request.signal);
 
   let files = { written: 0, skipped: 0, bytesWritten: 0, cacheDir: null as string | null };
   if (manifest.model.store === 'hf-cache') {
     const cacheDir = modelCacheDir(request.config, env);
-    files = { ...(await installModelFiles(bundle, cacheDir, request.onProgress)), cacheDir };
+    files = { ...(await installModelFiles(bundle, cacheDir, request.onProgress, request.signal)), cacheDir };
   }
 
   const notes: string[] = [];

@@ -1,3 +1,5 @@
+import { EnvironmentError } from '../core/errors.js';
+
 /**
  * Progress of bundle work, as events the CLI renders (bars on a terminal, plain lines, or NDJSON).
  * One part at a time: the image, the model files, verification, installation.
@@ -37,4 +39,12 @@ export function byteCounter(
       onProgress?.({ type: 'part-done', part, message });
     },
   };
+}
+
+/** Checked between chunks, so Ctrl-C stops a multi-gigabyte copy promptly and the clean-up still runs. */
+export function throwIfCancelled(signal: AbortSignal | undefined, what: string): void {
+  if (!signal?.aborted) return;
+  throw new EnvironmentError(`${what} cancelled`, {
+    next: 'Run it again when ready: nothing was left half-written (a bundle file appears only when complete, and a load skips what is already in place).',
+  });
 }

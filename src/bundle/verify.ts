@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { EnvironmentError, NotFoundError, type CsLlmErrorOptions } from '../core/errors.js';
 import { hashRange, NotATarError, readArchiveIndex, type ArchiveEntry, type ArchiveIndex } from './archive.js';
 import { describeManifestIssue, MANIFEST_MEMBER, manifestSchema, type BundleManifest } from './manifest.js';
-import { byteCounter, type BundleProgressListener } from './progress.js';
+import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
 
 /**
  * `bundle inspect`: read the manifest (the first member) and check every member against it, streaming:
@@ -76,7 +76,7 @@ export async function openBundle(file: string): Promise<OpenedBundle> {
 }
 
 /** Every problem of the bundle, one line each naming the member; empty when it verifies. */
-export async function verifyBundle(bundle: OpenedBundle, onProgress?: BundleProgressListener): Promise<string[]> {
+export async function verifyBundle(bundle: OpenedBundle, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<string[]> {
   const problems: string[] = [];
   const { manifest, entries, file } = bundle;
   const listed = new Set([MANIFEST_MEMBER, ...manifest.members.map((m) => m.path)]);
@@ -108,7 +108,10 @@ export async function verifyBundle(bundle: OpenedBundle, onProgress?: BundleProg
       problems.push(`member ${member.path} is ${entry.size} bytes, the manifest says ${member.size}`);
       continue;
     }
-    const sha256 = await hashRange(file, entry.dataOffset, entry.size, (n) => progress.add(n));
+    const sha256 = await hashRange(file, entry.dataOffset, entry.size, (n) => {
+      throwIfCancelled(signal, 'verification');
+      progress.add(n);
+    });
     if (sha256 !== member.sha256) problems.push(`member ${member.path} does not match its sha256 (altered or corrupt)`);
   }
   // Archive-level problems last: the members they affect are already named above.
@@ -126,16 +129,16 @@ export interface InspectResult {
 }
 
 /** The manifest, and (unless asked not to) the result of verifying every member. */
-export async function inspectBundle(file: string, options: { verify?: boolean; onProgress?: BundleProgressListener } = {}): Promise<InspectResult> {
+export async function inspectBundle(file: string, options: { verify?: boolean; onProgress?: BundleProgressListener; signal?: AbortSignal } = {}): Promise<InspectResult> {
   const bundle = await openBundle(file);
-  const problems = options.verify === false ? [] : await verifyBundle(bundle, options.onProgress);
+  const problems = options.verify === false ? [] : await verifyBundle(bundle, options.onProgress, options.signal);
   return { file, fileSize: bundle.index.fileSize, manifest: bundle.manifest, verified: options.verify !== false && problems.length === 0, problems };
 }
 
 /** Opens and verifies, throwing a BundleIntegrityError that names every bad member. */
-export async function requireVerifiedBundle(file: string, onProgress?: BundleProgressListener): Promise<OpenedBundle> {
+export async function requireVerifiedBundle(file: string, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<OpenedBundle> {
   const bundle = await openBundle(file);
-  const problems = await verifyBundle(bundle, onProgress);
+  const problems = await verifyBundle(bundle, onProgress, signal);
   if (problems.length > 0) {
     throw new BundleIntegrityError(`bundle ${file} does not match its manifest: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`, problems, {
       next: 'Nothing was changed on this host. Copy the bundle again (compare sha256sum with the original), or create it again.',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, readdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync, closeSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync, closeSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import type Docker from 'dockerode';
 import { loadConfig } from '../../src/core/config.js';
 import { tarHeader } from '../../src/core/tar.js';
 import { readArchiveIndex } from '../../src/bundle/archive.js';
+import { createBundle } from '../../src/bundle/create.js';
 import { loadBundle } from '../../src/bundle/load.js';
 import type { BundleManifest } from '../../src/bundle/manifest.js';
 import { BundleIntegrityError } from '../../src/bundle/verify.js';
@@ -148,6 +149,10 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     const shard = Object.keys(originalFiles).find((k) => k.startsWith('blobs/'))!;
     rmSync(join(fake.repoDir, shard));
     rmSync(join(fake.repoDir, 'refs', 'main'));
+    // The staging folder of a load that was killed (its process is gone) is cleared by the next load.
+    const gone = execa('true');
+    await gone;
+    mkdirSync(join(cache, 'hub', `.cs-llm-bundle-${gone.pid}-abc123`, 'blobs'), { recursive: true });
     const result = await cli(['bundle', 'load', vllmBundle, '--json'], { env, timeoutMs: 300_000 });
     assert.equal(result.exitCode, 0, result.stderr);
     const loaded = JSON.parse(result.stdout) as { changed: boolean; files: { written: number; skipped: number } };
@@ -238,6 +243,18 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     const down = await cli(['down'], { env, timeoutMs: 120_000 });
     assert.equal(down.exitCode, 0, down.stderr);
     assert.equal((await docker.listContainers({ all: true, filters: { ancestor: [image] } })).length, 0);
+  });
+
+  test('a cancelled create leaves no file behind, not even a partial one', async (t) => {
+    if (!docker) return t.skip('no Docker engine');
+    const out = join(dir, 'cancelled', 'never.tar');
+    mkdirSync(join(dir, 'cancelled'));
+    const { config } = loadConfig({ env: { ...process.env, ...env } });
+    await assert.rejects(
+      createBundle({ model: MODEL, engine: 'sim', image, out, config, env: { ...process.env, ...env }, signal: AbortSignal.abort() }, { docker }),
+      /bundle create cancelled/,
+    );
+    assert.deepEqual(readdirNames(join(dir, 'cancelled')), []);
   });
 
   test('an image dockerd rejects inside a 200 response fails the load, and the model files are not put in place', async (t) => {

@@ -19,6 +19,20 @@ function formatBytesEvent(event: Extract<BundleProgress, { type: 'bytes' }>): st
   return `${event.label}: ${formatBytes(event.doneBytes)}${total}`;
 }
 
+/** Ctrl-C (or SIGTERM) cancels the work; the service then removes what it had started. */
+async function cancellable<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await work(abort.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 interface Renderer {
   listener: BundleProgressListener;
   close(): void;
@@ -54,7 +68,7 @@ export function createBundleRenderer(output: Output, json: boolean, now: () => n
           const fraction = event.totalBytes ? Math.min(1, event.doneBytes / event.totalBytes) : undefined;
           const bar = fraction !== undefined ? `${progressBar(fraction)} ` : '';
           clear();
-          stderr.write(`${bar}${formatBytesEvent(event)}`.slice(0, Math.max(20, (stderr.columns ?? 100) - 1)));
+          stderr.write(`${bar}${formatBytesEvent(event)}`.slice(0, Math.max(20, (stderr.columns || 100) - 1)));
           live = true;
           return;
         }
@@ -155,15 +169,18 @@ export function register(program: Command): void {
       const renderer = createBundleRenderer(output, Boolean(opts.json));
       let result: CreateBundleResult;
       try {
-        result = await createBundle({
-          model: opts.model!,
-          engine: opts.engine,
-          image: opts.image,
-          out: opts.out,
-          gzipImage: Boolean(opts.gzip),
-          config: loaded.config,
-          onProgress: renderer.listener,
-        });
+        result = await cancellable((signal) =>
+          createBundle({
+            model: opts.model!,
+            engine: opts.engine,
+            image: opts.image,
+            out: opts.out,
+            gzipImage: Boolean(opts.gzip),
+            config: loaded.config,
+            onProgress: renderer.listener,
+            signal,
+          }),
+        );
       } finally {
         renderer.close();
       }
@@ -182,7 +199,7 @@ export function register(program: Command): void {
       const renderer = createBundleRenderer(output, Boolean(opts.json));
       let result: InspectResult;
       try {
-        result = await inspectBundle(file, { verify: opts.verify !== false, onProgress: renderer.listener });
+        result = await cancellable((signal) => inspectBundle(file, { verify: opts.verify !== false, onProgress: renderer.listener, signal }));
       } finally {
         renderer.close();
       }
@@ -209,7 +226,7 @@ export function register(program: Command): void {
       const renderer = createBundleRenderer(output, Boolean(opts.json));
       let result: LoadBundleResult;
       try {
-        result = await loadBundle({ file, config: loaded.config, onProgress: renderer.listener });
+        result = await cancellable((signal) => loadBundle({ file, config: loaded.config, onProgress: renderer.listener, signal }));
       } finally {
         renderer.close();
       }
