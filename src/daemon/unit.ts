@@ -5,8 +5,10 @@
 export interface UnitOptions {
   /** The program and arguments that run cs-llm, e.g. ['/usr/bin/node', '/opt/cs-llm/dist/cli/main.js']. */
   command: string[];
-  /** CS_LLM_HOME for the service (config and state). */
-  home: string;
+  /** CS_LLM_HOME for the service, when the operator uses one (else the service uses the XDG defaults). */
+  home?: string;
+  /** Directories the service writes (state directory, database directory); the rest of the system is read-only. */
+  writablePaths: string[];
   user?: string;
   /** Seconds systemd waits after SIGTERM before SIGKILL; longer than daemon.shutdownTimeoutMs. */
   stopTimeoutSeconds?: number;
@@ -26,7 +28,7 @@ export function systemdUnit(options: UnitOptions): string {
     '[Service]',
     'Type=simple',
     `ExecStart=${[...options.command, 'daemon', 'run'].map(quote).join(' ')}`,
-    `Environment=CS_LLM_HOME=${quote(options.home)}`,
+    ...(options.home ? [`Environment=CS_LLM_HOME=${quote(options.home)}`] : []),
     ...(options.user ? [`User=${options.user}`] : []),
     'Restart=on-failure',
     'RestartSec=2',
@@ -35,7 +37,7 @@ export function systemdUnit(options: UnitOptions): string {
     'NoNewPrivileges=true',
     'PrivateTmp=true',
     'ProtectSystem=strict',
-    `ReadWritePaths=${quote(options.home)}`,
+    `ReadWritePaths=${[...new Set(options.writablePaths)].map(quote).join(' ')}`,
     '',
     '[Install]',
     'WantedBy=multi-user.target',

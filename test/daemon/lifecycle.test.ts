@@ -128,6 +128,7 @@ test('daemon unit prints a systemd service that runs daemon run with this CS_LLM
   assert.match(result.stdout, /^\[Unit\]/);
   assert.match(result.stdout, /ExecStart=\S+node\S* .* daemon run\n/);
   assert.ok(result.stdout.includes(`Environment=CS_LLM_HOME=${dir}`));
+  assert.ok(result.stdout.includes(`ReadWritePaths=${join(dir, 'state')}\n`), 'the state directory (and the database in it) is writable');
   assert.match(result.stdout, /User=cs-llm/);
   assert.match(result.stdout, /KillSignal=SIGTERM/);
 });

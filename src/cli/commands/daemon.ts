@@ -3,6 +3,8 @@ import { redactSecrets, type Logger } from '../../core/log.js';
 import { cliCommand, daemonStatus, removeDaemonState, startDaemonDetached, stopDaemon, writeDaemonState } from '../../daemon/lifecycle.js';
 import { startDaemon } from '../../daemon/server.js';
 import { systemdUnit } from '../../daemon/unit.js';
+import { storeFile } from '../../store/store.js';
+import { dirname } from 'node:path';
 import { contextFor } from '../context.js';
 
 /** An integer flag; commander reports a bad value as a usage error naming the flag. */
@@ -146,7 +148,8 @@ export function register(program: Command): void {
       output.out(
         systemdUnit({
           command: [node, ...args],
-          home: loaded.paths.home,
+          ...(process.env.CS_LLM_HOME ? { home: loaded.paths.home } : {}),
+          writablePaths: [loaded.paths.stateDir, dirname(storeFile(loaded.config, loaded.paths))],
           ...(opts.user ? { user: opts.user } : {}),
           stopTimeoutSeconds: Math.ceil(loaded.config.daemon.shutdownTimeoutMs / 1000) + 10,
         }),
