@@ -39,6 +39,8 @@ export interface DaemonMetricsOptions {
 
 export interface DaemonMetrics {
   registry: Registry;
+  /** For the tools loop: inc({tool, outcome}). */
+  toolCalls: Counter<'tool' | 'outcome'>;
   /** The onRequest listener. */
   observe: (record: RequestRecord) => void;
   /** The GET /metrics route handler. */
@@ -153,7 +155,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     registers,
   });
   // Registered now so dashboards and alerts can name it; the tools loop fills it.
-  new Counter({ name: 'cs_llm_tool_calls_total', help: 'Tool calls run by the daemon, by tool and outcome.', labelNames: ['tool', 'outcome'], registers });
+  const toolCalls = new Counter({ name: 'cs_llm_tool_calls_total', help: 'Tool calls run by the daemon, by tool and outcome.', labelNames: ['tool', 'outcome'], registers });
 
   const inFlight = new Gauge({ name: 'cs_llm_requests_in_flight', help: 'Requests being served right now.', registers });
   const queued = new Gauge({ name: 'cs_llm_requests_queued', help: 'Requests waiting inside the daemon (for their session, or for admission).', registers });
@@ -293,6 +295,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
 
   return {
     registry,
+    toolCalls,
     observe,
     render,
     async handler(ctx) {

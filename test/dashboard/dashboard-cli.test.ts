@@ -66,8 +66,8 @@ test('without a terminal the dashboard prints one key=value line per interval', 
   const { daemon, home } = await startStack(t, false);
   lightLoad(t, daemon);
   const result = await runCli(['dashboard', '--url', daemon.url, '--interval', '300ms', '--count', '3'], { env: { CS_LLM_HOME: home } });
-  assert.equal(result.exitCode, 0, result.stderr);
-  const lines = result.stdout.trim().split('\n');
+  assert.equal(result.exitCode, 0, String(result.stderr));
+  const lines = String(result.stdout).trim().split('\n');
   assert.equal(lines.length, 3);
   const last = pairsOf(lines[2]!);
   assert.equal(last.daemon, 'up');
@@ -81,8 +81,8 @@ test('a daemon that is not there is reported in the lines, not as a crash', asyn
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-dashboard-'));
   t.after(() => rmSync(home, { recursive: true, force: true }));
   const result = await runCli(['dashboard', '--url', `http://127.0.0.1:${await closedPort()}`, '--interval', '200ms', '--count', '2'], { env: { CS_LLM_HOME: home } });
-  assert.equal(result.exitCode, 0, result.stderr);
-  const pairs = pairsOf(result.stdout.trim().split('\n')[1]!);
+  assert.equal(result.exitCode, 0, String(result.stderr));
+  const pairs = pairsOf(String(result.stdout).trim().split('\n')[1]!);
   assert.equal(pairs.daemon, 'unreachable');
   assert.match(pairs.problem!, /ECONNREFUSED/);
 });
@@ -91,10 +91,10 @@ test('an API key is sent but never printed, and a missing one is named as the pr
   const { daemon, home } = await startStack(t, false);
   const { key } = daemon.store.keys.create('dashboard', Date.now());
   const without = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], { env: { CS_LLM_HOME: home } });
-  assert.match(without.stdout, /daemon=unreachable .*--api-key or set CS_LLM_API_KEY/);
+  assert.match(String(without.stdout), /daemon=unreachable .*--api-key or set CS_LLM_API_KEY/);
   const withKey = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], { env: { CS_LLM_HOME: home, CS_LLM_API_KEY: key } });
-  assert.match(withKey.stdout, /daemon=up/);
-  assert.doesNotMatch(withKey.stdout + withKey.stderr, new RegExp(key));
+  assert.match(String(withKey.stdout), /daemon=up/);
+  assert.doesNotMatch(`${String(withKey.stdout)}${String(withKey.stderr)}`, new RegExp(key));
 });
 
 test('a malformed --interval is a usage error with the next step', async (t) => {
@@ -102,9 +102,9 @@ test('a malformed --interval is a usage error with the next step', async (t) => 
   t.after(() => rmSync(home, { recursive: true, force: true }));
   const result = await runCli(['dashboard', '--interval', 'soon'], { env: { CS_LLM_HOME: home } });
   assert.equal(result.exitCode, 2);
-  assert.match(result.stderr, /--interval "soon" is not a duration/);
-  assert.match(result.stderr, /500ms, 1s/);
-  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+  assert.match(String(result.stderr), /--interval "soon" is not a duration/);
+  assert.match(String(result.stderr), /500ms, 1s/);
+  assert.doesNotMatch(String(result.stderr), /\n\s+at /, 'no stack trace');
 });
 
 async function requireTmux(t: TestContext): Promise<boolean> {

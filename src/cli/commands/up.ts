@@ -4,6 +4,7 @@ import { up, type UpResult } from '../../engine/up.js';
 import { contextFor, intFlag } from '../context.js';
 import { paint, type Output } from '../output.js';
 import { createProgressReporter } from '../progress.js';
+import { runDashboard } from '../../dashboard/app.js';
 
 interface UpFlags {
   model?: string;
@@ -77,7 +78,7 @@ export function register(program: Command): void {
     .option('--offline', 'run with nothing downloaded: pull policy never, HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 in the engine, and a check first that the image and model files are here (cs-llm bundle load brings them; config engine.offline)')
     .option('--engine-env <KEY=VALUE>', 'extra environment for the engine (repeatable)', collect)
     .option('--no-daemon', 'start only the engine, not the chat daemon in front of it')
-    .option('--detach', 'return once the engine serves (what up does until the dashboard exists)')
+    .option('--detach', 'return once the engine serves, instead of ending in the live dashboard (a terminal only)')
     .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
     .action(async (opts: UpFlags, command: Command) => {
       if (opts.engine !== undefined && !['vllm', 'sim', 'cpu', 'auto'].includes(opts.engine)) {
@@ -125,11 +126,15 @@ export function register(program: Command): void {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
-      // Integration point (dashboard issue): in the foreground (no --detach), end in the live dashboard.
       if (opts.json) {
         output.json({ ...result, curl: curlExample(result) });
         return;
       }
       printResult(output, result);
+      // In the foreground on a terminal, end in the live dashboard; the engine and daemon keep running after q.
+      if (!opts.detach && result.daemon && output.isTTY && process.stdin.isTTY) {
+        await runDashboard({ url: result.daemon.url, intervalMs: 1000, apiKey: process.env.CS_LLM_API_KEY, interactive: true, color: output.color });
+        output.out('dashboard closed; the engine and the daemon are still running (cs-llm status; stop with cs-llm down)');
+      }
     });
 }
