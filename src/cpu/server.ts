@@ -1,0 +1,477 @@
+/**
+ * The CPU engine: an OpenAI-compatible HTTP server (node:http) around llama.cpp through node-llama-cpp,
+ * answering in the simulator's (that is, vLLM's) wire format: GET /health (503 while the model loads),
+ * GET /v1/models, POST /v1/chat/completions (streaming or not), GET /metrics with vLLM's names.
+ * Each sequence of the llama.cpp context runs one generation with the stateless LlamaChat (the client
+ * sends the whole history); more requests wait in a bounded queue, and beyond it get 429 + Retry-After.
+ * Importable by tests (`startCpuEngine({modelPath, port: 0, threads: 1})`) and run by main.ts.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { randomInt, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { SimulatorMetrics } from '../sim/metrics.js';
+import { contextProblem, parseChatRequest, parseJsonBody, type ChatRequest, type RequestProblem } from '../sim/requests.js';
+import { SequenceSlots } from '../sim/slots.js';
+import { errorBody } from '../sim/wire.js';
+import { toChatHistory } from './history.js';
+import { checkModelFile, ModelFileProblem, verifyChecksum } from './model-file.js';
+import { DEFAULT_MAX_QUEUE, defaultServedName, type CpuEngineOptions } from './options.js';
+import { loadNodeLlamaCpp, type GenerateOptions, type LlamaChatLike, type LlamaContextLike, type LlamaLike, type LlamaModelLike } from './runtime.js';
+
+export type { CpuEngineOptions } from './options.js';
+
+export interface CpuEngineStats {
+  state: 'loading' | 'ready' | 'failed';
+  running: number;
+  waiting: number;
+  completed: number;
+  aborted: number;
+  rejected: number;
+  promptTokens: number;
+  generationTokens: number;
+}
+
+export interface RunningCpuEngine {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  port: number;
+  servedModelName: string;
+  /** Resolves when the model is loaded and requests are served; rejects with the load failure. */
+  ready: Promise<void>;
+  /** The context length per sequence, once loaded. */
+  contextSize(): number | undefined;
+  stats(): CpuEngineStats;
+  close(): Promise<void>;
+}
+
+/** The model could not be loaded; `message` is the line the engine prints (and the CLI diagnoses). */
+export class CpuEngineLoadError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'missing' | 'not-gguf' | 'checksum' | 'context-too-large' | 'out-of-memory' | 'runtime' | 'load',
+  ) {
+    super(message);
+    this.name = 'CpuEngineLoadError';
+  }
+}
+
+export class CpuEngineListenError extends Error {}
+
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Without a temperature in the request: llama.cpp's server default. */
+const DEFAULT_TEMPERATURE = 0.8;
+
+interface Loaded {
+  llama: LlamaLike;
+  model: LlamaModelLike;
+  context: LlamaContextLike;
+  chats: LlamaChatLike[];
+  contextSize: number;
+}
+
+export interface StartCpuEngineOptions extends CpuEngineOptions {
+  /** Resolve once listening, before the model is loaded (main.ts); default: after the load. */
+  waitForLoad?: boolean;
+}
+
+export async function startCpuEngine(options: StartCpuEngineOptions): Promise<RunningCpuEngine> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const host = options.host ?? '127.0.0.1';
+  const state = new EngineState({ ...options, log });
+  const server = createServer((req, res) => {
+    state.handle(req, res).catch((err: unknown) => {
+      log(`ERROR request failed: ${(err as Error).message}`);
+      if (!res.headersSent) sendJson(res, 500, errorBody(500, `engine error: ${(err as Error).message}`));
+      else res.destroy();
+    });
+  });
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'the address is already in use' : err.message;
+      reject(new CpuEngineListenError(`cannot listen on ${host}:${options.port}: ${why}`));
+    });
+    server.listen(options.port, host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  log(`INFO cs-llm cpu engine listening on http://${host.includes(':') ? `[${host}]` : host}:${port} (threads ${options.threads})`);
+  const ready = state.load();
+  ready.catch(() => undefined);
+
+  let closing: Promise<void> | undefined;
+  const engine: RunningCpuEngine = {
+    url: `http://${shownHost}:${port}`,
+    port,
+    servedModelName: state.servedName,
+    ready,
+    contextSize: () => state.contextSize,
+    stats: () => state.stats(),
+    close: () => {
+      closing ??= (async () => {
+        state.shutdown();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+          for (const socket of sockets) socket.destroy();
+        });
+        await state.dispose();
+      })();
+      return closing;
+    },
+  };
+  if (options.waitForLoad !== false) {
+    try {
+      await ready;
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+  }
+  return engine;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sendProblem(res: ServerResponse, problem: RequestProblem): void {
+  sendJson(res, problem.status, errorBody(problem.status, problem.message, problem.param));
+}
+
+class ClientGone extends Error {}
+
+class EngineState {
+  readonly servedName: string;
+  contextSize: number | undefined;
+  private status: 'loading' | 'ready' | 'failed' = 'loading';
+  private loaded: Loaded | undefined;
+  private readonly slots: SequenceSlots;
+  private readonly free: LlamaChatLike[] = [];
+  private readonly metrics: SimulatorMetrics;
+  private readonly inFlight = new Set<AbortController>();
+  private readonly kvTokens = new Map<AbortController, number>();
+  private readonly counts = { completed: 0, aborted: 0, rejected: 0 };
+  private readonly parallel: number;
+  private readonly maxQueue: number;
+  private closed = false;
+
+  constructor(private readonly options: CpuEngineOptions & { log: (line: string) => void }) {
+    this.servedName = options.servedModelName ?? defaultServedName(options.modelPath);
+    this.parallel = options.parallel ?? 1;
+    this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    this.slots = new SequenceSlots(this.parallel);
+    this.metrics = new SimulatorMetrics(this.servedName);
+  }
+
+  stats(): CpuEngineStats {
+    return {
+      state: this.status,
+      running: this.slots.running,
+      waiting: this.slots.waiting,
+      ...this.counts,
+      promptTokens: this.metrics.promptTokens,
+      generationTokens: this.metrics.generationTokens,
+    };
+  }
+
+  async load(): Promise<void> {
+    const { log, modelPath, threads } = this.options;
+    const started = Date.now();
+    try {
+      const { sizeBytes } = checkModelFile(modelPath);
+      if (this.options.sha256) {
+        await verifyChecksum(modelPath, this.options.sha256);
+        log(`INFO model file checksum verified (sha256 ${this.options.sha256.slice(0, 12)}...)`);
+      }
+      log(`INFO Loading model weights from ${modelPath} (${(sizeBytes / 1e6).toFixed(1)} MB)`);
+      const runtime = await loadNodeLlamaCpp(this.options.env);
+      const llama = await runtime.getLlama({
+        gpu: false,
+        build: 'never',
+        maxThreads: threads,
+        logLevel: 'warn',
+        logger: (level, message) => {
+          const text = message.trim();
+          if (text) log(`llama.cpp ${level}: ${text}`);
+        },
+      });
+      if (this.closed) throw new Error('closed while loading');
+      let shown = -1;
+      const model = await llama.loadModel({
+        modelPath,
+        gpuLayers: 0,
+        onLoadProgress: (progress) => {
+          const percent = Math.floor(progress * 100);
+          if (percent >= shown + 25 || (percent === 100 && shown !== 100)) {
+            shown = percent;
+            log(`INFO Loading model weights: ${percent}%`);
+          }
+        },
+      });
+      const trained = model.trainContextSize;
+      const wanted = this.options.ctxSize ?? trained;
+      if (wanted > trained) {
+        await model.dispose();
+        await llama.dispose();
+        throw new CpuEngineLoadError(`requested context ${wanted} is larger than the model's context length ${trained}`, 'context-too-large');
+      }
+      // contextSize is per sequence (node-llama-cpp allocates contextSize x sequences KV cells).
+      const context = await model.createContext({ contextSize: wanted, sequences: this.parallel, threads });
+      const chats: LlamaChatLike[] = [];
+      for (let i = 0; i < this.parallel; i++) chats.push(new runtime.LlamaChat({ contextSequence: context.getSequence(), chatWrapper: 'auto' }));
+      this.loaded = { llama, model, context, chats, contextSize: wanted };
+      this.free.push(...chats);
+      this.contextSize = wanted;
+      this.status = 'ready';
+      log(
+        `INFO Model loading took ${((Date.now() - started) / 1000).toFixed(2)} seconds: ${this.servedName}, chat template ${chats[0]!.chatWrapper.wrapperName}, ` +
+          `context ${wanted} x ${this.parallel} sequence(s), ${threads} thread(s), queue ${this.maxQueue}`,
+      );
+      log(`INFO Application startup complete: serving ${this.servedName}`);
+    } catch (err) {
+      this.status = 'failed';
+      const failure = asLoadError(err);
+      log(`ERROR ${failure.message}`);
+      throw failure;
+    }
+  }
+
+  shutdown(): void {
+    this.closed = true;
+    for (const controller of this.inFlight) controller.abort(new ClientGone('engine closing'));
+  }
+
+  async dispose(): Promise<void> {
+    const loaded = this.loaded;
+    this.loaded = undefined;
+    if (!loaded) return;
+    for (const chat of loaded.chats) chat.dispose();
+    await loaded.context.dispose();
+    await loaded.model.dispose();
+    await loaded.llama.dispose();
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const method = req.method ?? 'GET';
+    if (this.status !== 'ready') {
+      if (path === '/health') {
+        res.writeHead(503, { 'content-length': 0 });
+        res.end();
+      } else sendJson(res, 503, errorBody(503, this.status === 'failed' ? 'The model failed to load.' : 'The model is still loading.'), { 'retry-after': '1' });
+      return;
+    }
+    const route = ROUTES[path];
+    if (!route) return sendJson(res, 404, errorBody(404, `Not Found: ${method} ${path}`));
+    if (route !== method) return sendJson(res, 405, errorBody(405, `Method Not Allowed: ${method} ${path} (use ${route})`), { allow: route });
+    if (path === '/health') {
+      res.writeHead(200, { 'content-length': 0 });
+      res.end();
+    } else if (path === '/v1/models') this.models(res);
+    else if (path === '/metrics') this.serveMetrics(res);
+    else await this.chat(req, res);
+  }
+
+  private models(res: ServerResponse): void {
+    sendJson(res, 200, {
+      object: 'list',
+      data: [{ id: this.servedName, object: 'model', created: Math.floor(Date.now() / 1000), owned_by: 'cs-llm', root: this.options.modelPath, parent: null, max_model_len: this.contextSize, permission: [] }],
+    });
+  }
+
+  private serveMetrics(res: ServerResponse): void {
+    const capacity = (this.contextSize ?? 1) * this.parallel;
+    const held = [...this.kvTokens.values()].reduce((a, b) => a + b, 0);
+    const text = this.metrics.render({ running: this.slots.running, waiting: this.slots.waiting, kvCacheUsage: Math.min(1, held / capacity) });
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private async chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const arrived = Date.now();
+    const loaded = this.loaded!;
+    const text = await readBody(req).catch(() => undefined);
+    if (text === undefined) return sendProblem(res, { status: 413, message: `The request body is larger than ${MAX_BODY_BYTES} bytes.`, param: null });
+    const json = parseJsonBody(text);
+    if (!json.ok) return sendProblem(res, json.problem);
+    const parsed = parseChatRequest(json.value, [this.servedName]);
+    if (!parsed.ok) return sendProblem(res, parsed.problem);
+    const request = parsed.value;
+    const sampling = samplingOf(json.value);
+    if (!sampling.ok) return sendProblem(res, sampling.problem);
+    if (request.tools && request.tools.length > 0 && request.toolChoice !== 'none') {
+      return sendProblem(res, { status: 400, message: 'The cpu engine does not support tool calls: send the request without "tools", or use the vllm engine.', param: 'tools' });
+    }
+    const history = toChatHistory(request.messages);
+    const promptTokens = loaded.chats[0]!.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(loaded.model.tokenizer).length;
+    const tooLong = contextProblem(promptTokens, request.maxTokens, loaded.contextSize, 'messages');
+    if (tooLong) return sendProblem(res, tooLong);
+    // Bounded queue: every sequence busy and the queue full -> tell the client when to come back.
+    if (this.slots.running >= this.parallel && this.slots.waiting >= this.maxQueue) {
+      this.counts.rejected++;
+      return sendJson(res, 429, errorBody(429, `The engine is busy: ${this.slots.running} generating and ${this.slots.waiting} waiting (queue limit ${this.maxQueue}). Retry later.`), { 'retry-after': '1' });
+    }
+    await this.generate(res, request, history, promptTokens, sampling.value, arrived);
+  }
+
+  private async generate(
+    res: ServerResponse,
+    request: ChatRequest,
+    history: ReturnType<typeof toChatHistory>,
+    promptTokens: number,
+    sampling: Sampling,
+    arrived: number,
+  ): Promise<void> {
+    const controller = new AbortController();
+    const { signal } = controller;
+    this.inFlight.add(controller);
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new ClientGone('client went away'));
+    };
+    res.once('close', onClose);
+    let release: (() => void) | undefined;
+    let chat: LlamaChatLike | undefined;
+    const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
+    const created = Math.floor(arrived / 1000);
+    const head = { id, object: 'chat.completion.chunk', created, model: request.model };
+    const chunk = (delta: object, finish: string | null) => `data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+    try {
+      release = await this.slots.acquire(signal);
+      chat = this.free.pop()!;
+      this.metrics.promptTokens += promptTokens;
+      this.kvTokens.set(controller, promptTokens);
+      let completionTokens = 0;
+      let firstToken = true;
+      let pendingWrite: Promise<unknown> | undefined;
+      if (request.stream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+        res.write(chunk({ role: 'assistant', content: '' }, null));
+      }
+      const generateOptions: GenerateOptions = {
+        maxTokens: request.maxTokens ?? this.contextSize! - promptTokens,
+        temperature: sampling.temperature,
+        topP: sampling.topP,
+        seed: sampling.seed ?? randomInt(0, 2 ** 31),
+        customStopTriggers: request.stop.length > 0 ? request.stop : undefined,
+        signal,
+        onToken: (tokens) => {
+          completionTokens += tokens.length;
+          this.metrics.generationTokens += tokens.length;
+          this.kvTokens.set(controller, promptTokens + completionTokens);
+          if (firstToken && tokens.length > 0) {
+            firstToken = false;
+            this.metrics.observeTimeToFirstToken((Date.now() - arrived) / 1000);
+          }
+        },
+        onTextChunk: request.stream
+          ? (piece) => {
+              if (piece === '' || signal.aborted) return;
+              // A slow reader: generation runs on; node buffers, and the next chunks wait for drain below.
+              if (!res.write(chunk({ content: piece }, null))) pendingWrite ??= once(res, 'drain', { signal }).finally(() => (pendingWrite = undefined));
+            }
+          : undefined,
+      };
+      const result = await chat.generateResponse(history, generateOptions);
+      if (signal.aborted) throw signal.reason;
+      const finishReason = result.metadata.stopReason === 'maxTokens' ? 'length' : 'stop';
+      const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+      if (request.stream) {
+        if (pendingWrite) await pendingWrite;
+        res.write(chunk({}, finishReason));
+        if (request.includeUsage) res.write(`data: ${JSON.stringify({ ...head, choices: [], usage })}\n\n`);
+        res.end('data: [DONE]\n\n');
+      } else {
+        sendJson(res, 200, {
+          id,
+          object: 'chat.completion',
+          created,
+          model: request.model,
+          choices: [{ index: 0, message: { role: 'assistant', content: result.response }, logprobs: null, finish_reason: finishReason }],
+          usage,
+        });
+      }
+      this.counts.completed++;
+      this.metrics.finished[finishReason]++;
+      this.metrics.observeEndToEnd((Date.now() - arrived) / 1000);
+    } catch (err) {
+      if (!signal.aborted) throw err;
+      this.counts.aborted++;
+      this.metrics.finished.abort++;
+      if (!res.writableEnded) res.destroy();
+    } finally {
+      res.off('close', onClose);
+      this.inFlight.delete(controller);
+      this.kvTokens.delete(controller);
+      if (chat) this.free.push(chat);
+      release?.();
+    }
+  }
+}
+
+const ROUTES: Record<string, string> = {
+  '/health': 'GET',
+  '/v1/models': 'GET',
+  '/metrics': 'GET',
+  '/v1/chat/completions': 'POST',
+};
+
+interface Sampling {
+  temperature: number;
+  topP?: number;
+  seed?: number;
+}
+
+/** temperature, top_p and seed, checked like vLLM does. */
+export function samplingOf(body: Record<string, unknown>): { ok: true; value: Sampling } | { ok: false; problem: RequestProblem } {
+  const bad = (message: string, param: string) => ({ ok: false as const, problem: { status: 400, message, param } });
+  const { temperature, top_p: topP, seed } = body;
+  if (temperature !== undefined && temperature !== null && (typeof temperature !== 'number' || temperature < 0 || temperature > 2)) return bad('temperature must be a number from 0 to 2.', 'temperature');
+  if (topP !== undefined && topP !== null && (typeof topP !== 'number' || topP <= 0 || topP > 1)) return bad('top_p must be a number in (0, 1].', 'top_p');
+  if (seed !== undefined && seed !== null && (typeof seed !== 'number' || !Number.isInteger(seed))) return bad('seed must be an integer.', 'seed');
+  return {
+    ok: true,
+    value: {
+      temperature: typeof temperature === 'number' ? temperature : DEFAULT_TEMPERATURE,
+      topP: typeof topP === 'number' ? topP : undefined,
+      seed: typeof seed === 'number' ? Math.abs(seed) % 2 ** 31 : undefined,
+    },
+  };
+}
+
+function asLoadError(err: unknown): CpuEngineLoadError {
+  if (err instanceof CpuEngineLoadError) return err;
+  if (err instanceof ModelFileProblem) return new CpuEngineLoadError(err.message, err.kind);
+  const message = (err as Error)?.message ?? String(err);
+  if (/is not installed in/.test(message)) return new CpuEngineLoadError(message, 'runtime');
+  if (/alloc|out of memory|ENOMEM|Cannot allocate|failed to create context|insufficient memory/i.test(message)) {
+    return new CpuEngineLoadError(`not enough memory to load the model or its context: ${message}`, 'out-of-memory');
+  }
+  return new CpuEngineLoadError(`failed to load the model: ${message}`, 'load');
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error('body too large'));
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
+}
