@@ -53,8 +53,9 @@ test('sessions list, show, delete and prune work on the database the daemon writ
   assert.match(prune.stdout, /deleted 1 expired session\(s\) and 1 not updated for 30d/);
   const del = await cli(['sessions', 'delete', 'fresh'], { env });
   assert.equal(del.exitCode, 0);
-  const empty = await cli(['sessions', 'list'], { env });
-  assert.equal(empty.stdout, '');
+  const after = openStore({ file: resolvePaths(env).dbFile });
+  assert.deepEqual(after.sessions.list({ now: Date.now(), limit: 10 }).sessions, []);
+  after.close();
   const bad = await cli(['sessions', 'prune', '--older-than', 'a while'], { env });
   assert.equal(bad.exitCode, 2);
   assert.match(bad.stderr, /not a duration/);

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { request } from 'undici';
 import OpenAI from 'openai';
 import { resolvePaths } from '../../src/core/paths.js';
-import { readDaemonState } from '../../src/daemon/lifecycle.js';
+import { daemonStatus, readDaemonState } from '../../src/daemon/lifecycle.js';
 import { openStore } from '../../src/store/store.js';
 import { startSimulator } from '../../src/sim/server.js';
 import { ROOT } from '../helpers/cli.js';
@@ -46,8 +46,7 @@ test('daemon start runs it in the background, status finds it, stop ends it and 
   assert.equal(stopped.exitCode, 0, stopped.stderr);
   assert.match(stopped.stdout, /daemon stopped/);
   assert.equal(readDaemonState(resolvePaths(env)), null);
-  const after = await cli(['daemon', 'status'], { env });
-  assert.match(after.stdout, /not running/);
+  assert.equal((await daemonStatus(resolvePaths(env))).running, false);
   const log = readFileSync(resolvePaths(env).daemonLog, 'utf8');
   assert.match(log, /listening on/);
   assert.match(log, /stopped \(SIGTERM\)/);
