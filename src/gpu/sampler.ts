@@ -46,6 +46,9 @@ export interface GpuSamplerOptions {
   /** First pause before a restart; doubles per failure up to maxBackoffMs (defaults 1 s and 60 s). */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** A running nvidia-smi that prints nothing for this long is hung (a GPU in a bad state): it is killed and
+   * started again (default: ten intervals, at least 10 s). */
+  stallMs?: number;
   /** Called with every GPU line parsed (tests, the dashboard relay). */
   onSample?: (sample: GpuSample) => void;
   /** Called when nvidia-smi exits or cannot start; `restartInMs` is the pause before the next try. */
@@ -86,6 +89,7 @@ export function startGpuSampler(options: GpuSamplerOptions = {}): GpuSampler {
   const intervalMs = options.intervalMs ?? 1000;
   const firstBackoff = options.backoffMs ?? 1000;
   const maxBackoff = options.maxBackoffMs ?? 60_000;
+  const stallMs = options.stallMs ?? Math.max(10_000, intervalMs * 10);
   const latest = new Map<number, GpuSample>();
   let child: ChildProcess | null = null;
   let restartTimer: NodeJS.Timeout | null = null;
@@ -121,6 +125,11 @@ export function startGpuSampler(options: GpuSamplerOptions = {}): GpuSampler {
       return;
     }
     child = proc;
+    let lastLineAt = Date.now();
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastLineAt > stallMs) proc.kill('SIGKILL');
+    }, Math.min(stallMs, 1000));
+    watchdog.unref();
     // Never keeps the daemon (or a test) alive on its own.
     proc.unref();
     (proc.stdout as unknown as { unref?: () => void }).unref?.();
@@ -129,6 +138,7 @@ export function startGpuSampler(options: GpuSamplerOptions = {}): GpuSampler {
       const finish = (code: number | null, signal: string | null, error?: string) => {
         if (settled) return;
         settled = true;
+        clearInterval(watchdog);
         resolve();
         if (child === proc) scheduleRestart(code, signal, error);
       };
@@ -137,6 +147,7 @@ export function startGpuSampler(options: GpuSamplerOptions = {}): GpuSampler {
     });
     const lines = createInterface({ input: proc.stdout! });
     lines.on('line', (line) => {
+      lastLineAt = Date.now();
       if (line.trim() === '') return;
       let gpus: GpuInfo[];
       try {

@@ -5,6 +5,7 @@ import { ROOT } from '../helpers/cli.js';
 import { startGpuSampler, type GpuSample, type GpuSampler } from '../../src/gpu/sampler.js';
 
 const LOOP = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'loop', 'nvidia-smi');
+const HANG = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'hang', 'nvidia-smi');
 const PATH_WITHOUT_SMI = '/nonexistent-bin';
 
 function nextEvent<T>(register: (fn: (value: T) => void) => void, timeoutMs = 20_000): Promise<T> {
@@ -84,4 +85,16 @@ test('stop ends the nvidia-smi process and no restart follows', async () => {
   assert.deepEqual(sampler.current(), []);
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.equal(sampler.starts, starts);
+});
+
+test('an nvidia-smi that hangs without printing is killed and started again', async (t) => {
+  let onExit: (info: { signal: string | null }) => void = () => {};
+  const exited = nextEvent<{ signal: string | null }>((fn) => (onExit = fn));
+  const sampler = startGpuSampler({ nvidiaSmi: HANG, stallMs: 300, backoffMs: 50, onExit: (info) => onExit(info) });
+  t.after(() => sampler.stop());
+  const info = await exited;
+  assert.equal(info.signal, 'SIGKILL');
+  assert.deepEqual(sampler.current(), []);
+  for (let i = 0; i < 200 && sampler.starts < 2; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  assert.ok(sampler.starts >= 2, `started again (${sampler.starts} starts)`);
 });
