@@ -1,6 +1,6 @@
 import { createReadStream, existsSync, renameSync, rmSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import type Docker from 'dockerode';
@@ -18,7 +18,7 @@ import { findModel, loadCatalog } from '../models/catalog.js';
 import type { ModelEntry } from '../models/schema.js';
 import { ArchiveWriter } from './archive.js';
 import { inspectImage, isIdReference, saveImage } from './image.js';
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, hfMemberPath, MANIFEST_MEMBER, manifestSchema, type BundleManifest, type BundleMember } from './manifest.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, cacheRelOf, hfMemberPath, MANIFEST_MEMBER, manifestSchema, type BundleManifest, type BundleMember } from './manifest.js';
 import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
 
 /**
@@ -143,6 +143,8 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
 
   const imageMember = request.gzipImage ? 'image.tar.gz' : 'image.tar';
   const members: BundleMember[] = [{ path: imageMember, type: 'file', size: 0, sha256: PLACEHOLDER_SHA, role: 'image' }];
+  // The engine asks the cache for "main": a snapshot downloaded by revision gets a refs/main naming it.
+  const refMain = snapshot && !snapshot.hasRefMain ? { rel: `${relative(cacheDir, snapshot.repoDir).split(sep).join('/')}/refs/main`, data: Buffer.from(snapshot.revision) } : null;
   for (const file of snapshot?.files ?? []) {
     members.push(
       file.type === 'symlink'
@@ -150,6 +152,7 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
         : { path: hfMemberPath(file.rel), type: 'file', size: file.size, sha256: PLACEHOLDER_SHA, role: 'model-file' },
     );
   }
+  if (refMain) members.push({ path: hfMemberPath(refMain.rel), type: 'file', size: refMain.data.length, sha256: PLACEHOLDER_SHA, role: 'model-file' });
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     formatVersion: BUNDLE_FORMAT_VERSION,
@@ -192,8 +195,8 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
           await writer.addSymlink(member.path, member.target);
           continue;
         }
-        const absolute = join(cacheDir, member.path.slice('models/hf-cache/'.length));
-        const written = await writer.addFile(member.path, createReadStream(absolute, { highWaterMark: 1024 * 1024 }), member.size, (n) => {
+        const source = refMain && member.path === hfMemberPath(refMain.rel) ? [refMain.data] : createReadStream(join(cacheDir, cacheRelOf(member.path)), { highWaterMark: 1024 * 1024 });
+        const written = await writer.addFile(member.path, source, member.size, (n) => {
           throwIfCancelled(request.signal, 'bundle create');
           modelProgress.add(n);
         });

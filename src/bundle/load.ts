@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, mkdtempSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, statfs } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
@@ -101,6 +101,22 @@ async function placeImage(docker: Docker, bundle: OpenedBundle, onProgress?: Bun
 
 const STAGING_PREFIX = '.cs-llm-bundle-';
 
+async function checkRoom(dir: string, neededBytes: number): Promise<void> {
+  let free: number;
+  try {
+    const stats = await statfs(dir);
+    free = Number(stats.bavail) * Number(stats.bsize);
+  } catch {
+    return; // cannot tell: the writes themselves will say
+  }
+  if (free < neededBytes + 64 * 1024 * 1024) {
+    const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
+    throw new EnvironmentError(`not enough disk for the model files in ${dir}: they need ${gib(neededBytes)}, ${gib(free)} are free`, {
+      next: 'Nothing was changed. Free space there, or point the cache at a larger disk (engine.hfCacheDir, CS_LLM_ENGINE_HF_CACHE_DIR), and run bundle load again.',
+    });
+  }
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -178,9 +194,28 @@ async function writeMember(bundle: OpenedBundle, member: BundleMember, path: str
   }
 }
 
-async function installModelFiles(bundle: OpenedBundle, cacheDir: string, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<{ written: number; skipped: number; bytesWritten: number }> {
-  const { manifest } = bundle;
+interface FilePlan {
+  cacheDir: string;
+  todo: PlannedFile[];
+  skipped: number;
+  bytes: number;
+}
+
+/** What the load will write, checked for room before anything changes. */
+async function planModelFiles(bundle: OpenedBundle, cacheDir: string): Promise<FilePlan> {
   const { todo, skipped } = await filesToWrite(bundle, cacheDir);
+  const bytes = todo.reduce((sum, f) => sum + (f.member.type === 'file' ? f.member.size : 0), 0);
+  if (todo.length > 0) {
+    let existing = cacheDir;
+    while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+    await checkRoom(existing, bytes);
+  }
+  return { cacheDir, todo, skipped, bytes };
+}
+
+async function installModelFiles(bundle: OpenedBundle, plan: FilePlan, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<{ written: number; skipped: number; bytesWritten: number }> {
+  const { manifest } = bundle;
+  const { cacheDir, todo, skipped, bytes } = plan;
   const label = manifest.model.repo ?? manifest.model.id;
   if (todo.length === 0) {
     onProgress?.({ type: 'part-done', part: 'install-models', message: `${skipped} files of ${label} already in ${cacheDir}: nothing written` });
@@ -193,7 +228,6 @@ async function installModelFiles(bundle: OpenedBundle, cacheDir: string, onProgr
   removeStaleStaging(hubDir);
   // Same file system as the cache, so every move into place is a rename.
   const staging = mkdtempSync(join(hubDir, `${STAGING_PREFIX}${process.pid}-`));
-  const bytes = todo.reduce((sum, f) => sum + (f.member.type === 'file' ? f.member.size : 0), 0);
   const progress = byteCounter(onProgress, 'install-models', `installing ${label}`, bytes);
   let bytesWritten = 0;
   try {
@@ -233,13 +267,11 @@ export async function loadBundle(request: LoadBundleRequest, deps: { docker?: Do
 
   const docker = deps.docker ?? createDockerClient(env);
   await requireDockerEngine(docker, env);
+  const plan = manifest.model.store === 'hf-cache' ? await planModelFiles(bundle, modelCacheDir(request.config, env)) : null;
   const action = await placeImage(docker, bundle, request.onProgress, request.signal);
 
   let files = { written: 0, skipped: 0, bytesWritten: 0, cacheDir: null as string | null };
-  if (manifest.model.store === 'hf-cache') {
-    const cacheDir = modelCacheDir(request.config, env);
-    files = { ...(await installModelFiles(bundle, cacheDir, request.onProgress, request.signal)), cacheDir };
-  }
+  if (plan) files = { ...(await installModelFiles(bundle, plan, request.onProgress, request.signal)), cacheDir: plan.cacheDir };
 
   const notes: string[] = [];
   const entry = modelEntrySchema.safeParse(manifest.model.entry);

@@ -35,6 +35,8 @@ export interface HfSnapshot {
   files: ModelFile[];
   /** Bytes of the regular files. */
   totalBytes: number;
+  /** refs/main names this revision. Without it, vLLM offline cannot resolve the repo (it asks for "main"). */
+  hasRefMain: boolean;
 }
 
 export interface HfSnapshotCheck {
@@ -137,9 +139,10 @@ export function readHfSnapshot(hfCacheDir: string, repo: string): HfSnapshotChec
   }
   const files: ModelFile[] = [...blobs.values(), ...entries];
   const ref = join(repoDir, 'refs', 'main');
-  if (existsSync(ref)) files.push({ rel: toPosix(relative(root, ref)), type: 'file', size: statSync(ref).size });
+  const hasRefMain = existsSync(ref) && readFileSync(ref, 'utf8').trim() === revision;
+  if (hasRefMain) files.push({ rel: toPosix(relative(root, ref)), type: 'file', size: statSync(ref).size });
   const totalBytes = files.reduce((sum, f) => sum + f.size, 0);
-  return { snapshot: { repo, repoDir, revision, files, totalBytes }, problems };
+  return { snapshot: { repo, repoDir, revision, files, totalBytes, hasRefMain }, problems };
 }
 
 /** Where an engine kind keeps model files, and which it needs for a model. */

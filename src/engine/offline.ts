@@ -22,8 +22,11 @@ export async function missingForOffline(docker: Docker | null, needs: OfflineNee
   if (docker && !(await imageExists(docker, needs.image))) missing.push(`image ${needs.image} is not on this host`);
   const store = modelStoreFor(needs.kind, needs.model);
   if (store.store === 'hf-cache') {
-    const { problems } = readHfSnapshot(needs.hfCacheDir, store.repo);
+    const { snapshot, problems } = readHfSnapshot(needs.hfCacheDir, store.repo);
     for (const problem of problems) missing.push(`weights: ${problem}`);
+    if (snapshot && !snapshot.hasRefMain) {
+      missing.push(`weights: ${store.repo}: no refs/main naming snapshot ${snapshot.revision}, so the engine cannot find it offline`);
+    }
   }
   return missing;
 }

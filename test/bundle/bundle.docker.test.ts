@@ -245,6 +245,23 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     assert.equal((await docker.listContainers({ all: true, filters: { ancestor: [image] } })).length, 0);
   });
 
+  test('a snapshot downloaded by revision (no refs/main) is bundled with a refs/main naming it, so the engine finds it offline', async (t) => {
+    if (!docker) return t.skip('no Docker engine');
+    rmSync(join(fake.repoDir, 'refs', 'main'));
+    const out = join(dir, 'by-revision.tar');
+    const created = await cli(['bundle', 'create', '--model', MODEL, '--engine', 'vllm', '--image', image, '--out', out, '--json'], { env, timeoutMs: 300_000 });
+    assert.equal(created.exitCode, 0, created.stderr);
+    const manifest = (JSON.parse(created.stdout) as { manifest: BundleManifest }).manifest;
+    const ref = manifest.members.find((m) => m.path.endsWith('/refs/main'));
+    assert.equal(ref?.type === 'file' ? ref.sha256 : null, sha256(fake.revision));
+
+    const otherCache = join(dir, 'other-hf');
+    const loaded = await cli(['bundle', 'load', out], { env: { ...env, CS_LLM_ENGINE_HF_CACHE_DIR: otherCache }, timeoutMs: 300_000 });
+    assert.equal(loaded.exitCode, 0, loaded.stderr);
+    assert.equal(readFileSync(join(otherCache, 'hub', 'models--Qwen--Qwen2.5-7B-Instruct-AWQ', 'refs', 'main'), 'utf8'), fake.revision);
+    assert.deepEqual(fingerprint(join(otherCache, 'hub', 'models--Qwen--Qwen2.5-7B-Instruct-AWQ')), originalFiles);
+  });
+
   test('a cancelled create leaves no file behind, not even a partial one', async (t) => {
     if (!docker) return t.skip('no Docker engine');
     const out = join(dir, 'cancelled', 'never.tar');

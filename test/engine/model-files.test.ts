@@ -56,7 +56,10 @@ test('the offline check lists every missing piece at once and says how to bring 
     assert.match(err.next ?? '', /cs-llm bundle create --model qwen --engine vllm .*bundle load/);
     return true;
   });
-  writeFakeHfRepo(cache, 'Org/Qwen', 100);
+  const fake = writeFakeHfRepo(cache, 'Org/Qwen', 100);
   await checkOfflineReady(null, needs);
+  // The engine asks for "main": a snapshot that refs/main does not name cannot be found offline.
+  unlinkSync(join(fake.repoDir, 'refs', 'main'));
+  assert.deepEqual(await missingForOffline(null, needs), [`weights: Org/Qwen: no refs/main naming snapshot ${fake.revision}, so the engine cannot find it offline`]);
   assert.deepEqual(await missingForOffline(null, { ...needs, kind: 'sim' }), []);
 });
