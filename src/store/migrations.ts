@@ -54,6 +54,47 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
       CREATE INDEX api_keys_by_prefix ON api_keys (prefix);
     `,
   },
+  {
+    version: 2,
+    description: 'encrypted message contents (key id per row), append-only audit log',
+    sql: `
+      -- NULL: content and tool_calls are plain text; else the id of the key that encrypted them (AES-256-GCM).
+      ALTER TABLE messages ADD COLUMN key_id TEXT;
+      -- Every key that ever encrypted a row, so opening without it fails with a clear error, not garbage.
+      CREATE TABLE content_keys (
+        id            TEXT PRIMARY KEY,
+        first_used_at INTEGER NOT NULL,
+        retired_at    INTEGER
+      ) WITHOUT ROWID;
+
+      -- One row per API request: who (key prefix), what, how it went. Never message contents. Each row holds
+      -- the hash of the one before it (a chain that verify walks); triggers refuse UPDATE and DELETE.
+      CREATE TABLE audit_log (
+        seq               INTEGER PRIMARY KEY,
+        at                INTEGER NOT NULL,
+        key_id            TEXT,
+        method            TEXT NOT NULL,
+        route             TEXT NOT NULL,
+        session_id        TEXT,
+        upstream          TEXT,
+        status            INTEGER NOT NULL,
+        outcome           TEXT NOT NULL,
+        error_code        TEXT,
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        latency_ms        REAL NOT NULL,
+        upstream_ms       REAL NOT NULL,
+        prev_hash         TEXT NOT NULL,
+        hash              TEXT NOT NULL
+      );
+      CREATE INDEX audit_by_time ON audit_log (at);
+      CREATE INDEX audit_by_session ON audit_log (session_id) WHERE session_id IS NOT NULL;
+      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
