@@ -50,6 +50,21 @@ export function hostAllowed(header: string | undefined, allowed: ReadonlySet<str
   return allowed.has(hostName(header));
 }
 
+/**
+ * A browser page on another site can still send simple requests straight to http://localhost:PORT (no
+ * rebinding needed). Browsers name the page's origin in an Origin header: it must be one of the allowed hosts.
+ * Clients that are not browsers send none.
+ */
+export function originAllowed(origin: string | undefined, allowed: ReadonlySet<string>): boolean {
+  if (origin === undefined) return true;
+  try {
+    const url = new URL(origin);
+    return allowed.has(hostName(url.host));
+  } catch {
+    return false;
+  }
+}
+
 /** The token of an `Authorization: Bearer <token>` header, or null. */
 export function bearerToken(header: string | undefined): string | null {
   if (!header) return null;

@@ -15,7 +15,7 @@ import { models } from './handlers/models.js';
 import { deleteSession, getSession, listSessions } from './handlers/sessions.js';
 import { RequestObservers, type RequestListener } from './observers.js';
 import { createRouter, type RequestContext, type Route } from './routes.js';
-import { allowedHostsFor, bearerToken, hostAllowed, isLoopbackHost } from './security.js';
+import { allowedHostsFor, bearerToken, hostAllowed, isLoopbackHost, originAllowed } from './security.js';
 import type { DaemonServices } from './services.js';
 import { SessionLocks } from './session-lock.js';
 import { createPooledUpstream, type Upstream } from './upstream.js';
@@ -225,6 +225,11 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       if (!hostAllowed(req.headers.host, allowedHosts)) {
         throw new ApiError(403, `Host "${req.headers.host ?? ''}" is not allowed; add it to daemon.allowedHosts in the config if it is this daemon's name`, {
           code: 'host_not_allowed',
+        });
+      }
+      if (!originAllowed(req.headers.origin, allowedHosts)) {
+        throw new ApiError(403, `Origin "${req.headers.origin}" is not allowed: browser pages from other sites may not use this daemon`, {
+          code: 'origin_not_allowed',
         });
       }
       if (!authorised(req, startedAt)) {

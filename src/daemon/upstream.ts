@@ -32,6 +32,8 @@ export interface PooledUpstreamOptions {
   url: string;
   timeoutMs: number;
   connections: number;
+  /** Longest silence between chunks once the reply started; default timeoutMs. */
+  idleTimeoutMs?: number | undefined;
   /** Sent as Authorization: Bearer to the upstream (the client's own key never is). */
   apiKey?: string | undefined;
 }
@@ -50,7 +52,7 @@ export function createPooledUpstream(options: PooledUpstreamOptions): Upstream {
     pipelining: 1,
     keepAliveTimeout: 30_000,
     headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
+    bodyTimeout: options.idleTimeoutMs ?? options.timeoutMs,
     connectTimeout: Math.min(options.timeoutMs, 10_000),
   });
   const auth = options.apiKey ? `Bearer ${options.apiKey}` : null;
@@ -118,6 +120,11 @@ export function isTimeout(err: unknown): boolean {
 
 /** 504 for a timeout, 502 for anything else that kept the upstream from answering. */
 export function upstreamFailure(err: unknown, upstreamUrl: string, timeoutMs: number): ApiError {
+  if (errorCode(err) === 'UND_ERR_BODY_TIMEOUT') {
+    return new ApiError(504, `the upstream engine at ${upstreamUrl} went silent in the middle of its reply (idle timeout)`, {
+      code: 'upstream_idle_timeout',
+    });
+  }
   if (isTimeout(err)) {
     return new ApiError(504, `the upstream engine at ${upstreamUrl} did not answer within ${timeoutMs} ms`, {
       code: 'upstream_timeout',

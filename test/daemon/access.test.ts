@@ -96,3 +96,25 @@ test('the openai client sees the same 401 shape OpenAI gives', async (t) => {
     return true;
   });
 });
+
+test('browser pages from other sites are refused: a foreign Origin is 403, a non-JSON post is 415', async (t) => {
+  const h = await startHarness(t);
+  const body = JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] });
+  const foreign = await request(`${h.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
+    body,
+  });
+  assert.equal(foreign.statusCode, 403);
+  assert.equal(((await foreign.body.json()) as { error: { code: string } }).error.code, 'origin_not_allowed');
+  const textPlain = await request(`${h.daemon.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+  assert.equal(textPlain.statusCode, 415);
+  assert.equal(((await textPlain.body.json()) as { error: { code: string } }).error.code, 'unsupported_media_type');
+  const local = await request(`${h.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json; charset=utf-8', origin: `http://localhost:${h.daemon.port}` },
+    body,
+  });
+  assert.equal(local.statusCode, 200);
+  await local.body.dump();
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SESSION_ID_PATTERN, allowedHostsFor, bearerToken, hostAllowed, hostName, isLoopbackHost } from '../../src/daemon/security.js';
+import { SESSION_ID_PATTERN, allowedHostsFor, bearerToken, hostAllowed, hostName, isLoopbackHost, originAllowed } from '../../src/daemon/security.js';
 
 test('Host headers are compared by name without the port, case-insensitively', () => {
   assert.equal(hostName('LocalHost:8080'), 'localhost');
@@ -28,4 +28,12 @@ test('bearer tokens and session ids are parsed strictly', () => {
   assert.equal(SESSION_ID_PATTERN.test(''), false);
   assert.equal(SESSION_ID_PATTERN.test('a b'), false);
   assert.equal(SESSION_ID_PATTERN.test('x'.repeat(129)), false);
+});
+
+test('an Origin passes only when its host is allowed; no Origin (not a browser) passes', () => {
+  const allowed = allowedHostsFor('127.0.0.1', []);
+  assert.equal(originAllowed(undefined, allowed), true);
+  assert.equal(originAllowed('http://localhost:8080', allowed), true);
+  assert.equal(originAllowed('https://evil.example', allowed), false);
+  assert.equal(originAllowed('null', allowed), false);
 });

@@ -77,6 +77,11 @@ interface Turn {
 export function chatCompletions(services: DaemonServices) {
   const { config } = services;
   return async (ctx: RequestContext): Promise<void> => {
+    // JSON only: a page on another site cannot send application/json without a CORS preflight, which the
+    // daemon never grants, so form and text/plain posts from browsers stop here.
+    if (!/^application\/json\b/i.test(header(ctx, 'content-type') ?? '')) {
+      throw new ApiError(415, 'send the body as JSON with Content-Type: application/json', { code: 'unsupported_media_type' });
+    }
     const rawBody = await readBody(ctx.req, config.daemon.bodyLimitBytes);
     let parsed: unknown;
     try {

@@ -1,0 +1,137 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiError } from '../api-error.js';
+import type { UpstreamRequest, UpstreamResponse } from '../upstream.js';
+import { isTimeout, upstreamFailure } from '../upstream.js';
+import { RetryBudget } from './retry-budget.js';
+import { retryAfterMs, type UpstreamMember, type UpstreamSet } from './upstream-set.js';
+
+/** Per-attempt figures for the metrics: one call per attempt, and per ejection. */
+export interface RoutingEvents {
+  attempt?(upstream: string): void;
+  /** reason: timeout, unavailable, overloaded (429/503), status_NNN. */
+  failure?(upstream: string, reason: string): void;
+  retry?(upstream: string): void;
+  ejected?(upstream: string, forMs: number): void;
+}
+
+export interface FailoverOptions {
+  maxAttempts: number;
+  retryBudgetPercent: number;
+  /** The per-request timeout (for the 504's message). */
+  timeoutMs: number;
+  events?: RoutingEvents;
+}
+
+export interface Routed {
+  response: UpstreamResponse;
+  member: UpstreamMember;
+  /** Attempts made, this one included. */
+  attempts: number;
+}
+
+export interface RouteRequest {
+  sessionId: string | null;
+  /** The request for one upstream (its model name mapped when it has a mapping). */
+  build: (member: UpstreamMember) => UpstreamRequest;
+  signal: AbortSignal;
+}
+
+/** Set on errors thrown because the client went away, so the handler records client_closed. */
+export class ClientGoneError extends Error {}
+
+function drain(response: UpstreamResponse): void {
+  response.body.on('error', () => {});
+  response.body.resume();
+}
+
+/**
+ * Sends a request with failover before the first byte: connection errors, 429/503 (Retry-After honoured)
+ * and other 5xx move on to the next upstream, at most maxAttempts in all, while the retry budget allows,
+ * with a short backoff. A timeout is not retried (the request's time is spent). Once an answer is returned
+ * nothing is retried: the caller streams it.
+ */
+export class Router {
+  readonly set: UpstreamSet;
+  private readonly budget: RetryBudget;
+  private readonly options: FailoverOptions;
+
+  constructor(set: UpstreamSet, options: FailoverOptions) {
+    this.set = set;
+    this.options = options;
+    this.budget = new RetryBudget(options.retryBudgetPercent);
+  }
+
+  /** The success/failure verdict on a stream that broke after it started (counts towards ejection). */
+  streamFailed(member: UpstreamMember): void {
+    this.set.failure(member);
+    this.options.events?.failure?.(member.name, 'stream_error');
+  }
+
+  async send(r: RouteRequest): Promise<Routed> {
+    const { set, options } = this;
+    const events = options.events;
+    this.budget.recordRequest(set.now());
+    let tried: UpstreamMember[] | null = null;
+    let allOverloaded = true;
+    let last: { member: UpstreamMember; response?: UpstreamResponse; error?: unknown } | null = null;
+    for (let attempt = 1; ; attempt++) {
+      const member = set.pick(r.sessionId, tried);
+      if (member === null) break;
+      if (attempt > 1) {
+        if (!this.budget.tryRetry(set.now())) break;
+        events?.retry?.(member.name);
+        // Short, jittered backoff: a burst of failovers does not all land on the next upstream at once.
+        await sleep(Math.round(5 * 2 ** (attempt - 2) * (0.5 + Math.random())), undefined, { signal: r.signal }).catch(() => {});
+        if (r.signal.aborted) throw new ClientGoneError('the client went away');
+      }
+      if (last?.response) drain(last.response);
+      set.begin(member);
+      events?.attempt?.(member.name);
+      let response: UpstreamResponse;
+      try {
+        response = await member.client.request(r.build(member));
+      } catch (err) {
+        if (r.signal.aborted) {
+          set.release(member);
+          throw new ClientGoneError('the client went away');
+        }
+        set.failure(member);
+        const timeout = isTimeout(err);
+        events?.failure?.(member.name, timeout ? 'timeout' : 'unavailable');
+        allOverloaded = false;
+        last = { member, error: err };
+        if (timeout) break;
+        (tried ??= []).push(member);
+        if (attempt >= options.maxAttempts) break;
+        continue;
+      }
+      const status = response.statusCode;
+      if (status === 429 || status === 503) {
+        set.overload(member, retryAfterMs(response.headers['retry-after'], Date.now()));
+        events?.failure?.(member.name, 'overloaded');
+      } else if (status >= 500) {
+        set.failure(member);
+        events?.failure?.(member.name, `status_${status}`);
+        allOverloaded = false;
+      } else {
+        set.success(member);
+        return { response, member, attempts: attempt };
+      }
+      last = { member, response };
+      (tried ??= []).push(member);
+      if (attempt >= options.maxAttempts) break;
+    }
+
+    if (last === null || (allOverloaded && last.response)) {
+      // Every upstream is overloaded (or all were skipped for it): busy, retry later.
+      if (last?.response) drain(last.response);
+      const seconds = Math.max(1, Math.ceil(set.overloadEndsInMs() / 1000));
+      throw new ApiError(429, `every upstream engine is busy; retry in ${seconds} s`, {
+        code: 'upstream_overloaded',
+        headers: { 'retry-after': String(seconds) },
+      });
+    }
+    if (last.response) return { response: last.response, member: last.member, attempts: tried?.length ?? 1 };
+    throw upstreamFailure(last.error, last.member.url, options.timeoutMs);
+  }
+}

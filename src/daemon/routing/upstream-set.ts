@@ -1,0 +1,207 @@
+import type { Upstream } from '../upstream.js';
+
+/**
+ * The upstream engines and what the daemon knows about their health. Pure state plus an injected clock; the
+ * HTTP work is in failover.ts.
+ *
+ * - Overload (429/503): the upstream is skipped until its Retry-After (default 1 s) passed. Not a failure.
+ * - Failures (connection errors, timeouts, other 5xx) in a row: after `ejectAfter` of them the upstream is
+ *   ejected for `ejectBaseMs`, doubling with each ejection in a row (up to 10x). Once that passed it is on
+ *   probation: one request at a time may try it (a passive probe); a success restores it, a failure ejects
+ *   it again for longer.
+ */
+export interface MemberSpec {
+  name: string;
+  kind: 'local' | 'remote';
+  weight: number;
+  /** The client's model name -> this upstream's. */
+  models: Record<string, string>;
+  client: Upstream;
+}
+
+export class UpstreamMember {
+  readonly name: string;
+  readonly kind: 'local' | 'remote';
+  readonly weight: number;
+  readonly models: Record<string, string>;
+  readonly hasModelMap: boolean;
+  readonly client: Upstream;
+  consecutiveFailures = 0;
+  /** Ejections in a row (the cool-down grows with it). */
+  ejections = 0;
+  ejectedUntil = 0;
+  overloadedUntil = 0;
+  /** After an ejection: only one request at a time until one succeeds. */
+  probation = false;
+  probeInFlight = false;
+
+  constructor(spec: MemberSpec) {
+    this.name = spec.name;
+    this.kind = spec.kind;
+    this.weight = spec.weight;
+    this.models = spec.models;
+    this.hasModelMap = Object.keys(spec.models).length > 0;
+    this.client = spec.client;
+  }
+
+  get url(): string {
+    return this.client.url;
+  }
+
+  ejected(now: number): boolean {
+    return now < this.ejectedUntil;
+  }
+
+  overloaded(now: number): boolean {
+    return now < this.overloadedUntil;
+  }
+
+  /** Healthy enough to send a request to now. */
+  available(now: number): boolean {
+    return now >= this.ejectedUntil && now >= this.overloadedUntil && !(this.probation && this.probeInFlight);
+  }
+}
+
+export interface UpstreamSetOptions {
+  ejectAfter: number;
+  ejectBaseMs: number;
+  sticky: boolean;
+  now?: () => number;
+  random?: () => number;
+  /** An upstream was taken out (for the metrics and the log). */
+  onEject?: (member: UpstreamMember, forMs: number) => void;
+}
+
+/** FNV-1a, for sticky choice: the same session id picks the same upstream while it is healthy. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export class UpstreamSet {
+  readonly members: UpstreamMember[];
+  private readonly options: UpstreamSetOptions;
+  readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(members: UpstreamMember[], options: UpstreamSetOptions) {
+    if (members.length === 0) throw new Error('an upstream set needs at least one upstream');
+    this.members = members;
+    this.options = options;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+  }
+
+  byName(name: string): UpstreamMember | undefined {
+    return this.members.find((m) => m.name === name);
+  }
+
+  /**
+   * The upstream for the next attempt, not one of `tried`: weighted among the available ones (weight 0 ones
+   * only when no other is), sticky per session when configured. When none is available but some are only
+   * ejected (not overloaded), the one whose ejection ends first is tried anyway rather than failing every
+   * request (Envoy's panic mode). Null when every untried one is overloaded or none is left.
+   */
+  pick(sessionId: string | null, tried: readonly UpstreamMember[] | null): UpstreamMember | null {
+    const now = this.now();
+    const members = this.members;
+    if (members.length === 1) {
+      // The common case, kept cheap.
+      const only = members[0]!;
+      if (tried && tried.length > 0) return null;
+      return only.overloaded(now) ? null : only;
+    }
+    let candidates: UpstreamMember[] = [];
+    let fallback: UpstreamMember | null = null;
+    for (const m of members) {
+      if (tried?.includes(m)) continue;
+      if (m.available(now)) candidates.push(m);
+      else if (!m.overloaded(now) && (fallback === null || m.ejectedUntil < fallback.ejectedUntil)) fallback = m;
+    }
+    if (candidates.length === 0) return fallback;
+    const weighted = candidates.filter((m) => m.weight > 0);
+    if (weighted.length > 0) candidates = weighted;
+    if (candidates.length === 1) return candidates[0]!;
+    if (this.options.sticky && sessionId !== null) {
+      // Rendezvous hashing: each session prefers one upstream, and only moves when that one is out.
+      let best: UpstreamMember | null = null;
+      let bestScore = -1;
+      for (const m of candidates) {
+        const score = (hash(`${sessionId}\u0000${m.name}`) / 4294967296) ** (1 / Math.max(m.weight, 1e-9));
+        if (score > bestScore) {
+          best = m;
+          bestScore = score;
+        }
+      }
+      return best;
+    }
+    let total = 0;
+    for (const m of candidates) total += m.weight > 0 ? m.weight : 1;
+    let r = this.random() * total;
+    for (const m of candidates) {
+      r -= m.weight > 0 ? m.weight : 1;
+      if (r < 0) return m;
+    }
+    return candidates[candidates.length - 1]!;
+  }
+
+  /** Marks the start of a request to `member` (a probe when it is on probation). */
+  begin(member: UpstreamMember): void {
+    if (member.probation) member.probeInFlight = true;
+  }
+
+  success(member: UpstreamMember): void {
+    member.consecutiveFailures = 0;
+    member.ejections = 0;
+    member.probation = false;
+    member.probeInFlight = false;
+  }
+
+  /** A request ended without a verdict (the client left): a probe slot is freed. */
+  release(member: UpstreamMember): void {
+    member.probeInFlight = false;
+  }
+
+  failure(member: UpstreamMember): void {
+    const now = this.now();
+    member.probeInFlight = false;
+    member.consecutiveFailures++;
+    if (member.probation || member.consecutiveFailures >= this.options.ejectAfter) {
+      const forMs = this.options.ejectBaseMs * Math.min(10, 2 ** member.ejections);
+      member.ejections++;
+      member.ejectedUntil = now + forMs;
+      member.probation = true;
+      member.consecutiveFailures = 0;
+      this.options.onEject?.(member, forMs);
+    }
+  }
+
+  /** 429 or 503: skip this upstream until Retry-After passed. */
+  overload(member: UpstreamMember, retryAfterMs: number): void {
+    member.probeInFlight = false;
+    member.overloadedUntil = Math.max(member.overloadedUntil, this.now() + retryAfterMs);
+  }
+
+  /** Milliseconds until the first overloaded upstream takes requests again (for the client's Retry-After). */
+  overloadEndsInMs(): number {
+    const now = this.now();
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const m of this.members) if (m.overloadedUntil > now) soonest = Math.min(soonest, m.overloadedUntil - now);
+    return Number.isFinite(soonest) ? soonest : 1000;
+  }
+}
+
+/** Retry-After as milliseconds: seconds or an HTTP date; unusable or absent -> the fallback. */
+export function retryAfterMs(value: unknown, now: number, fallbackMs = 1000): number {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (typeof text !== 'string' || text.trim() === '') return fallbackMs;
+  const seconds = Number(text);
+  if (Number.isFinite(seconds)) return Math.max(0, Math.min(seconds, 3600)) * 1000;
+  const date = Date.parse(text);
+  if (Number.isFinite(date)) return Math.max(0, Math.min(date - now, 3_600_000));
+  return fallbackMs;
+}

@@ -1,0 +1,102 @@
+import { request } from 'undici';
+import type { ToolConfig } from '../../core/config.js';
+
+/** Tool results are cut here: a result goes back into the model's context. */
+export const MAX_RESULT_CHARS = 16_000;
+
+export type ToolOutcome = 'ok' | 'invalid_arguments' | 'unknown_tool' | 'timeout' | 'failed' | 'http_error' | 'breaker_open';
+
+export interface ToolResult {
+  outcome: ToolOutcome;
+  /** The `tool` message's content: the endpoint's body, or {"error": "..."} the model can explain. */
+  content: string;
+}
+
+export function errorResult(outcome: ToolOutcome, message: string): ToolResult {
+  return { outcome, content: JSON.stringify({ error: message }) };
+}
+
+/** ${NAME} references in a header value, replaced from the environment; a missing variable is an error. */
+export function expandEnv(value: string, env: NodeJS.ProcessEnv): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+    const found = env[name];
+    if (found === undefined) throw new Error(`environment variable ${name} is not set`);
+    return found;
+  });
+}
+
+/**
+ * The request a tool call becomes: {arg} placeholders in the URL take the URL-encoded argument; the other
+ * arguments go in the query string (GET, DELETE) or as the JSON body (POST, PUT, PATCH). Pure.
+ */
+export function toolRequest(tool: ToolConfig, args: Record<string, unknown>, env: NodeJS.ProcessEnv): { url: string; method: string; headers: Record<string, string>; body: string | null } {
+  const used = new Set<string>();
+  const url = new URL(
+    tool.http.url.replace(/\{([A-Za-z0-9_]+)\}/g, (_, name: string) => {
+      used.add(name);
+      const value = args[name];
+      return encodeURIComponent(value === undefined || value === null ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value));
+    }),
+  );
+  const headers: Record<string, string> = { accept: 'application/json' };
+  for (const [name, value] of Object.entries(tool.http.headers)) headers[name.toLowerCase()] = expandEnv(value, env);
+  const method = tool.http.method;
+  let body: string | null = null;
+  if (method === 'GET' || method === 'DELETE') {
+    for (const [name, value] of Object.entries(args)) {
+      if (used.has(name) || value === undefined) continue;
+      url.searchParams.set(name, typeof value === 'object' ? JSON.stringify(value) : String(value));
+    }
+  } else {
+    body = JSON.stringify(args);
+    headers['content-type'] = 'application/json';
+  }
+  return { url: url.toString(), method, headers, body };
+}
+
+function describeError(err: unknown): string {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code === 'ECONNREFUSED' ? 'the tool endpoint refused the connection' : `the tool endpoint failed (${code})`;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return 'the tool endpoint failed';
+}
+
+/**
+ * Runs one HTTP tool call within its timeout. Never throws: every failure is an error result. 4xx answers
+ * are results the model can explain (an unknown order); timeouts, connection errors and 5xx are failures
+ * (they count towards the tool's circuit breaker).
+ */
+export async function runHttpTool(tool: ToolConfig, args: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<ToolResult> {
+  let req: ReturnType<typeof toolRequest>;
+  try {
+    req = toolRequest(tool, args, env);
+  } catch (err) {
+    return errorResult('failed', `the tool ${tool.name} is misconfigured: ${(err as Error).message}`);
+  }
+  const timeoutMs = tool.http.timeoutMs;
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await request(req.url, {
+      method: req.method as 'GET',
+      headers: req.headers,
+      body: req.body,
+      signal,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    let text = await res.body.text();
+    if (text.length > MAX_RESULT_CHARS) text = `${text.slice(0, MAX_RESULT_CHARS)}...(cut)`;
+    if (res.statusCode >= 500) return errorResult('failed', `the tool ${tool.name} failed with HTTP ${res.statusCode}`);
+    if (res.statusCode >= 400) return { outcome: 'http_error', content: JSON.stringify({ error: `HTTP ${res.statusCode}`, body: text }) };
+    return { outcome: 'ok', content: text === '' ? '{}' : text };
+  } catch (err) {
+    const code = (err as { code?: unknown; name?: unknown }).code;
+    if (signal.aborted || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+      return errorResult('timeout', `the tool ${tool.name} did not answer within ${timeoutMs} ms`);
+    }
+    return errorResult('failed', `${describeError(err)} (tool ${tool.name})`);
+  }
+}

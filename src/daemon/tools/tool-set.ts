@@ -1,0 +1,107 @@
+import type { Config, Profile, ToolConfig } from '../../core/config.js';
+import { ConfigError } from '../../core/errors.js';
+import { CircuitBreaker } from './breaker.js';
+import { errorResult, runHttpTool, type ToolOutcome, type ToolResult } from './http-tool.js';
+import { schemaProblems, validateJson } from './json-schema.js';
+
+/** A tool call as the model made it (OpenAI's tool_calls entry). */
+export interface ToolCallRequest {
+  id: string;
+  name: string;
+  /** The raw arguments string (JSON, as the model wrote it). */
+  arguments: string;
+}
+
+export interface ToolSetOptions {
+  env?: NodeJS.ProcessEnv;
+  now?: () => number;
+  /** Called once per call with its outcome (the cs_llm_tool_calls_total counter). */
+  onCall?: (tool: string, outcome: ToolOutcome) => void;
+}
+
+interface Entry {
+  config: ToolConfig;
+  breaker: CircuitBreaker;
+  definition: { type: 'function'; function: { name: string; description: string; parameters: Record<string, unknown> } };
+}
+
+/** The configured server-side tools: their definitions for the model, and running calls with breakers. */
+export class ToolSet {
+  private readonly tools = new Map<string, Entry>();
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly onCall: ((tool: string, outcome: ToolOutcome) => void) | undefined;
+
+  constructor(config: Config, options: ToolSetOptions = {}) {
+    this.env = options.env ?? process.env;
+    this.onCall = options.onCall;
+    const d = config.daemon;
+    for (const tool of d.tools) {
+      if (this.tools.has(tool.name)) throw new ConfigError(`daemon.tools: the tool "${tool.name}" is declared twice`, { next: 'Give each tool its own name.' });
+      const problems = schemaProblems(tool.parameters);
+      if (problems.length > 0) {
+        throw new ConfigError(`daemon.tools: "${tool.name}" has an unusable parameters schema: ${problems.join('; ')}`, {
+          next: 'Use the JSON Schema subset in docs/routing-and-tools.md.',
+        });
+      }
+      this.tools.set(tool.name, {
+        config: tool,
+        breaker: new CircuitBreaker(d.toolBreakerFailures, d.toolBreakerCooldownMs, options.now),
+        definition: { type: 'function', function: { name: tool.name, description: tool.description, parameters: tool.parameters } },
+      });
+    }
+    const profiles: Array<[string, Profile]> = Object.entries(config.profiles);
+    for (const [name, profile] of profiles) {
+      for (const tool of profile.tools) {
+        if (!this.tools.has(tool)) {
+          throw new ConfigError(`profiles.${name}.tools names "${tool}", which is not in daemon.tools`, {
+            next: `Declare it in daemon.tools, or remove it from the profile. Declared: ${[...this.tools.keys()].join(', ') || 'none'}.`,
+          });
+        }
+      }
+    }
+  }
+
+  has(name: string): boolean {
+    return this.tools.has(name);
+  }
+
+  /** OpenAI `tools` entries for these names. */
+  definitions(names: readonly string[]): Entry['definition'][] {
+    return names.map((n) => this.tools.get(n)!.definition);
+  }
+
+  breakerState(name: string): string | undefined {
+    return this.tools.get(name)?.breaker.state;
+  }
+
+  /** Runs one call; every failure (bad arguments, open breaker, timeout, HTTP error) is an error result. */
+  async run(call: ToolCallRequest): Promise<ToolResult> {
+    const result = await this.runUncounted(call);
+    this.onCall?.(call.name, result.outcome);
+    return result;
+  }
+
+  private async runUncounted(call: ToolCallRequest): Promise<ToolResult> {
+    const entry = this.tools.get(call.name);
+    if (!entry) return errorResult('unknown_tool', `there is no tool named ${call.name}`);
+    let args: unknown;
+    try {
+      args = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
+    } catch {
+      return errorResult('invalid_arguments', `the arguments for ${call.name} are not valid JSON`);
+    }
+    const problems = validateJson(args, entry.config.parameters);
+    if (problems.length > 0) return errorResult('invalid_arguments', `invalid arguments for ${call.name}: ${problems.join('; ')}`);
+    if (typeof args !== 'object' || args === null || Array.isArray(args)) {
+      return errorResult('invalid_arguments', `the arguments for ${call.name} must be a JSON object`);
+    }
+    if (!entry.breaker.tryAcquire()) {
+      const seconds = Math.ceil(entry.breaker.retryInMs / 1000);
+      return errorResult('breaker_open', `the tool ${call.name} is unavailable after repeated failures; it will be tried again in about ${seconds} s`);
+    }
+    const result = await runHttpTool(entry.config, args as Record<string, unknown>, this.env);
+    if (result.outcome === 'timeout' || result.outcome === 'failed') entry.breaker.failure();
+    else entry.breaker.success();
+    return result;
+  }
+}
