@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, type LoadedConfig } from '../core/config.js';
 import { createOutput, type Output } from './output.js';
 
@@ -18,11 +18,11 @@ export function contextFor(command: Command, flags: Record<string, unknown> = {}
   };
 }
 
-/** Parse an integer flag, with an error that names the flag. */
+/** Parse an integer flag; commander reports the error as a usage problem naming the flag. */
 export function intFlag(name: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got "${value}"`);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${value}".`);
     return n;
   };
 }
