@@ -82,6 +82,9 @@ async function placeImage(docker: Docker, bundle: OpenedBundle, onProgress?: Bun
   let outcome;
   try {
     outcome = await loadImage(docker, stream);
+  } catch (err) {
+    throwIfCancelled(signal, 'bundle load');
+    throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

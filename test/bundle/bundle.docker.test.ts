@@ -144,6 +144,23 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     assert.match(plain.stdout, /nothing changed: this bundle was already loaded/);
   });
 
+  test('an image whose layers are here under another name only gets its tag back', async (t) => {
+    if (!docker) return t.skip('no Docker engine');
+    const alias = `${image}-alias`;
+    const at = alias.lastIndexOf(':');
+    await docker.getImage(image).tag({ repo: alias.slice(0, at), tag: alias.slice(at + 1) });
+    try {
+      await removeImage(docker, image); // only untags: the alias keeps the image
+      assert.equal(await imageId(docker, image), null);
+      const result = await cli(['bundle', 'load', vllmBundle, '--json'], { env, timeoutMs: 300_000 });
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.equal((JSON.parse(result.stdout) as { image: { action: string } }).image.action, 'tagged');
+      assert.equal(await imageId(docker, image), originalId);
+    } finally {
+      await docker.getImage(alias).remove().catch(() => undefined);
+    }
+  });
+
   test('a load into a cache that holds part of the model writes only what is missing', async (t) => {
     if (!docker) return t.skip('no Docker engine');
     const shard = Object.keys(originalFiles).find((k) => k.startsWith('blobs/'))!;
