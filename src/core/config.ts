@@ -19,6 +19,43 @@ export const profileSchema = z
     ttlSeconds: z.number().int().min(1).default(3600),
     /** Context length used to bound the window by tokens; null: take the engine's. */
     contextTokens: z.number().int().min(64).nullable().default(null),
+    /** Server-side tools (names from daemon.tools) offered to the model on this profile's turns. */
+    tools: z.array(z.string().min(1)).default([]),
+    /** Model rounds that may end in tool calls before the daemon gives up (overrides daemon.maxToolRounds). */
+    maxToolRounds: z.number().int().min(1).max(20).optional(),
+  })
+  .strict();
+
+/** One OpenAI-compatible engine the daemon may send requests to (see docs/routing-and-tools.md). */
+export const upstreamSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, ".", "_" or "-" (1-64)'),
+    url: z.string().url(),
+    /** Environment variable holding the key sent as Authorization: Bearer (never the key itself in the file). */
+    apiKeyEnv: z.string().min(1).optional(),
+    /** The client's model name -> this upstream's; names not listed pass unchanged. */
+    models: z.record(z.string(), z.string()).default({}),
+    weight: z.number().min(0).default(1),
+    kind: z.enum(['local', 'remote']).default('local'),
+  })
+  .strict();
+
+/** A server-side tool: JSON Schema parameters and the HTTP call that runs it. */
+export const toolSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, "_" or "-" (1-64)'),
+    description: z.string().default(''),
+    parameters: z.record(z.string(), z.unknown()).default({ type: 'object', properties: {} }),
+    http: z
+      .object({
+        method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
+        /** {arg} placeholders are replaced by the URL-encoded argument. */
+        url: z.string().min(1),
+        /** Values may reference ${ENV_VAR} (secrets stay out of the file). */
+        headers: z.record(z.string(), z.string()).default({}),
+        timeoutMs: z.number().int().min(1).default(15_000),
+      })
+      .strict(),
   })
   .strict();
 
@@ -60,6 +97,49 @@ export const configSchema = z
         sessionWaitMs: z.number().int().min(0).default(30_000),
         /** On SIGTERM/SIGINT/SIGHUP, how long in-flight requests may finish before connections are cut. */
         shutdownTimeoutMs: z.number().int().min(0).default(10_000),
+        /** Upstream engines; empty: one local upstream at daemon.upstream (docs/routing-and-tools.md). */
+        upstreams: z.array(upstreamSchema).default([]),
+        /** Remote upstreams (kind "remote") are used only when this is true: private by default. */
+        allowRemote: z.boolean().default(false),
+        /** Session turns keep to one upstream (hash of the session id) while it is healthy: reuses its prefix cache. */
+        sticky: z.boolean().default(false),
+        /** Upstream attempts per request, the first included (failover before the first byte). */
+        maxAttempts: z.number().int().min(1).max(10).default(3),
+        /** Retries allowed as a share of requests over the last 10 s (plus a minimum of 3 per 10 s). */
+        retryBudgetPercent: z.number().min(0).max(100).default(20),
+        /** Consecutive failures (connection errors, timeouts, 5xx) that take an upstream out. */
+        ejectAfterFailures: z.number().int().min(1).default(5),
+        /** First ejection's length; doubles with each ejection in a row, up to 10 times this. */
+        ejectBaseMs: z.number().int().min(1).default(30_000),
+        /** Longest silence between chunks of an upstream reply once it started (streams: error event, nothing stored). */
+        streamIdleTimeoutMs: z.number().int().min(100).default(60_000),
+        admission: z
+          .object({
+            /** Chat requests in flight to the upstreams at once; 0: no limit. */
+            maxInFlight: z.number().int().min(0).default(256),
+            /** Requests that may wait for a slot; beyond that 429 at once. */
+            maxQueue: z.number().int().min(0).default(512),
+            /** Longest wait for a slot before 429. */
+            maxQueueWaitMs: z.number().int().min(0).default(5_000),
+          })
+          .strict()
+          .prefault({}),
+        tools: z.array(toolSchema).default([]),
+        /** Model rounds that may end in tool calls per turn (a profile may override). */
+        maxToolRounds: z.number().int().min(1).max(20).default(4),
+        /** Consecutive failures of one tool that open its circuit breaker, and how long it stays open. */
+        toolBreakerFailures: z.number().int().min(1).default(5),
+        toolBreakerCooldownMs: z.number().int().min(1).default(30_000),
+        /** Mirror this share of completed chat requests to another upstream, after the reply, for comparison. */
+        shadow: z
+          .object({
+            upstream: z.string().min(1),
+            percent: z.number().min(0).max(100).default(5),
+            /** Model name sent to the shadow upstream; unset: the request's. */
+            model: z.string().min(1).optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .prefault({}),
@@ -84,6 +164,8 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type Profile = z.infer<typeof profileSchema>;
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+export type ToolConfig = z.infer<typeof toolSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 
 export interface LoadedConfig {

@@ -18,8 +18,14 @@ import { createRouter, type RequestContext, type Route } from './routes.js';
 import { allowedHostsFor, bearerToken, hostAllowed, isLoopbackHost, originAllowed } from './security.js';
 import type { DaemonServices } from './services.js';
 import { SessionLocks } from './session-lock.js';
-import { createPooledUpstream, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
 import { UpstreamInfo } from './upstream-info.js';
+import { Admission } from './admission.js';
+import type { RoutingEvents } from './routing/failover.js';
+import { createRoutingMetrics, type RoutingMetrics } from './routing/routing-metrics.js';
+import { createRouting } from './routing/setup.js';
+import { Shadow } from './shadow.js';
+import { ToolSet } from './tools/tool-set.js';
 
 export interface StartDaemonOptions {
   config: Config;
@@ -116,20 +122,43 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       next: "Create a key first (cs-llm keys create <name>), or bind to 127.0.0.1 (the default).",
     });
   }
-  const upstreamUrl = options.upstream ?? config.daemon.upstream;
-  const upstream =
-    options.upstreamClient ??
-    createPooledUpstream({
-      url: upstreamUrl,
-      timeoutMs: config.daemon.upstreamTimeoutMs,
-      connections: config.daemon.upstreamConnections,
-      apiKey: config.daemon.upstreamApiKey,
-    });
+  // Routing and tool figures reach /metrics through these, bound once the metrics exist (below).
+  let routingMetrics: RoutingMetrics | null = null;
+  const routingEvents: RoutingEvents = {
+    attempt: (u) => routingMetrics?.events.attempt?.(u),
+    failure: (u, reason) => routingMetrics?.events.failure?.(u, reason),
+    retry: (u) => routingMetrics?.events.retry?.(u),
+    ejected: (u, ms) => routingMetrics?.events.ejected?.(u, ms),
+  };
+  let routing: ReturnType<typeof createRouting>;
+  let tools: ToolSet;
+  try {
+    routing = createRouting({ config, upstreamUrl: options.upstream, upstreamClient: options.upstreamClient, events: routingEvents, log, ...(options.now ? { now: options.now } : {}) });
+    tools = new ToolSet(config, { onCall: (tool, outcome) => metrics.toolCalls.inc({ tool, outcome }) });
+  } catch (err) {
+    if (ownsStore) store.close();
+    throw err;
+  }
+  const upstream = routing.primary;
+  const d = config.daemon;
   const observers = new RequestObservers();
   const services: DaemonServices = {
     config,
     store,
     upstream,
+    router: routing.router,
+    tools,
+    admission: new Admission(d.admission),
+    shadow: routing.shadow
+      ? new Shadow({
+          member: routing.shadow,
+          percent: d.shadow!.percent,
+          model: d.shadow!.model,
+          timeoutMs: d.upstreamTimeoutMs,
+          log,
+          onResult: (r) => routingMetrics?.shadow(r),
+        })
+      : null,
     upstreamInfo: new UpstreamInfo(upstream),
     locks: new SessionLocks(),
     observers,
@@ -137,9 +166,10 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     now: options.now ?? Date.now,
   };
   const metrics = createDaemonMetrics(
-    { store, upstream, upstreamInfo: services.upstreamInfo, inFlight: () => inFlight, queued: () => services.locks.waiting, now: services.now },
+    { store, upstream, upstreamInfo: services.upstreamInfo, inFlight: () => inFlight, queued: () => services.locks.waiting + services.admission.waiting, now: services.now },
     options.metrics,
   );
+  routingMetrics = createRoutingMetrics(metrics.registry);
   observers.add(metrics.observe);
   const route = createRouter([...routesFor(services), { method: 'GET', path: '/metrics', handler: metrics.handler }]);
   const allowedHosts = allowedHostsFor(host, config.daemon.allowedHosts);
@@ -270,7 +300,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     address = await listen(server, host, port);
   } catch (err) {
     if (ownsStore) store.close();
-    if (!options.upstreamClient) await upstream.close();
+    await routing.close();
     await metrics.close();
     throw err;
   }
@@ -316,7 +346,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         await closed;
         await stopMaintenance();
         await metrics.close();
-        if (!options.upstreamClient) await upstream.close();
+        await services.shadow?.idle();
+        await routing.close();
         if (ownsStore) store.close();
         log(`stopped: ${reason}`);
       })();

@@ -1,8 +1,12 @@
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../store/store.js';
+import type { Admission } from './admission.js';
 import type { RequestObservers } from './observers.js';
+import type { Router } from './routing/failover.js';
+import type { Shadow } from './shadow.js';
 import type { SessionLocks } from './session-lock.js';
+import type { ToolSet } from './tools/tool-set.js';
 import type { Upstream } from './upstream.js';
 import type { UpstreamInfo } from './upstream-info.js';
 
@@ -10,7 +14,16 @@ import type { UpstreamInfo } from './upstream-info.js';
 export interface DaemonServices {
   config: Config;
   store: Store;
+  /** The primary upstream (the first configured): model name, context length, engine metrics. */
   upstream: Upstream;
+  /** Chat requests go through this: upstream choice, failover, ejection (src/daemon/routing). */
+  router: Router;
+  /** Server-side tools from daemon.tools. */
+  tools: ToolSet;
+  /** In-flight limit and bounded queue for chat requests. */
+  admission: Admission;
+  /** Mirrors a share of requests to daemon.shadow.upstream; null when not configured. */
+  shadow: Shadow | null;
   upstreamInfo: UpstreamInfo;
   locks: SessionLocks;
   observers: RequestObservers;

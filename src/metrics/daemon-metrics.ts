@@ -200,7 +200,8 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     if (r.ttftMs !== undefined) ttft.observe(r.ttftMs / 1000);
     if (r.promptTokens) promptTokens.inc(r.promptTokens);
     if (r.completionTokens) completionTokens.inc(r.completionTokens);
-    if (r.status === 429) rateLimited.inc(r.errorCode ? fromDaemon : fromUpstream);
+    // upstream_overloaded: the daemon answers for upstreams that all said 429/503 (their overload, not ours).
+    if (r.status === 429) rateLimited.inc(r.errorCode && r.errorCode !== 'upstream_overloaded' ? fromDaemon : fromUpstream);
     if (r.upstreamMs > 0) {
       overhead.observe(r.overheadMs / 1000);
       upstreamRequests.inc(upstreamLabel);

@@ -11,6 +11,9 @@ import { SessionBusyError } from '../session-lock.js';
 import { SseSplitter, TurnAccumulator, replyMessage } from '../sse.js';
 import type { UpstreamResponse } from '../upstream.js';
 import { collectBody, upstreamFailure } from '../upstream.js';
+import { ClientGoneError, type Routed } from '../routing/failover.js';
+import type { UpstreamMember } from '../routing/upstream-set.js';
+import { toolTurn } from '../tools/tool-turn.js';
 import { validateChatRequest, type ChatRequest } from '../validate.js';
 import { completionReserve, estimateAllTokens, selectWindow } from '../window.js';
 import { readUsage, StreamMeter } from '../../metrics/usage.js';
@@ -100,7 +103,7 @@ export function chatCompletions(services: DaemonServices) {
         const model = (await services.upstreamInfo.get())?.id;
         if (model) body = Buffer.from(JSON.stringify({ ...request, model }));
       }
-      await proxy(services, ctx, body, stream, null);
+      await admitted(services, () => proxy(services, ctx, body, stream, null, request));
       return;
     }
 
@@ -170,19 +173,51 @@ export function chatCompletions(services: DaemonServices) {
         const model = (await services.upstreamInfo.get())?.id;
         if (model) outgoing.model = model;
       }
-      await proxy(services, ctx, Buffer.from(JSON.stringify(outgoing)), stream, {
-        id: sessionId,
-        profile: profileName,
-        ttlMs: profile.ttlSeconds * 1000,
-        newMessages,
-      });
+      const turn: Turn = { id: sessionId, profile: profileName, ttlMs: profile.ttlSeconds * 1000, newMessages };
+      // Server-side tools only when the client brought none of its own (those pass through untouched).
+      if (profile.tools.length > 0 && request.tools === undefined) {
+        await admitted(services, () =>
+          toolTurn(services, ctx, {
+            outgoing,
+            stream,
+            turn,
+            toolNames: profile.tools,
+            maxRounds: profile.maxToolRounds ?? config.daemon.maxToolRounds,
+            upstreamHeaders: (body) => upstreamHeaders(ctx, body),
+            write: (chunk) => write(ctx.res, chunk),
+            commit: (produced, reply) => commitTurn(services, ctx, { ...turn, newMessages: [...newMessages, ...produced] }, reply),
+          }),
+        );
+        return;
+      }
+      await admitted(services, () => proxy(services, ctx, Buffer.from(JSON.stringify(outgoing)), stream, turn, outgoing));
     } finally {
       release();
     }
   };
 }
 
-async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer, stream: boolean, turn: Turn | null): Promise<void> {
+/** Runs `work` within an admission slot: at once when one is free, after a bounded wait, or 429. */
+async function admitted(services: DaemonServices, work: () => Promise<void>): Promise<void> {
+  const slot = services.admission.acquire();
+  const release = typeof slot === 'function' ? slot : await slot;
+  try {
+    await work();
+  } finally {
+    release();
+  }
+}
+
+/** The request's bytes for one upstream: the same bytes unless that upstream renames the model. */
+function bodyFor(member: UpstreamMember, body: Buffer, request: ChatRequest): Buffer {
+  const model = request.model;
+  if (!member.hasModelMap || model === undefined || !(model in member.models)) return body;
+  const mapped = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+  mapped.model = member.models[model];
+  return Buffer.from(JSON.stringify(mapped));
+}
+
+async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer, stream: boolean, turn: Turn | null, request: ChatRequest): Promise<void> {
   const { res } = ctx;
   if (res.destroyed) {
     // The client left while this request waited (for its body, its session or the model name).
@@ -202,29 +237,33 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
   const sessionHeader: Record<string, string> = turn ? { 'x-session-id': turn.id } : {};
   const upstreamStart = performance.now();
   let upstream: UpstreamResponse;
+  let member: UpstreamMember;
   try {
-    upstream = await services.upstream.request({
-      method: 'POST',
-      path: '/v1/chat/completions',
-      headers: upstreamHeaders(ctx, body),
-      body,
+    const routed: Routed = await services.router.send({
+      sessionId: turn ? turn.id : null,
       signal: controller.signal,
+      build: (m) => {
+        const bytes = bodyFor(m, body, request);
+        return { method: 'POST', path: '/v1/chat/completions', headers: upstreamHeaders(ctx, bytes), body: bytes, signal: controller.signal };
+      },
     });
+    upstream = routed.response;
+    member = routed.member;
   } catch (err) {
     ctx.record.upstreamMs = performance.now() - upstreamStart;
-    if (clientGone) {
+    if (clientGone || err instanceof ClientGoneError) {
       ctx.record.outcome = 'client_closed';
       return;
     }
     ctx.record.outcome = 'upstream_failed';
-    const failure = upstreamFailure(err, services.upstream.url, timeoutMs);
+    const failure = err instanceof ApiError ? err : upstreamFailure(err, services.upstream.url, timeoutMs);
     Object.assign(failure.headers, sessionHeader);
     throw failure;
   }
 
   const isEventStream = String(upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
   if (stream && upstream.statusCode === 200 && isEventStream) {
-    await relayStream(services, ctx, upstream, upstreamStart, turn, sessionHeader, () => clientGone);
+    await relayStream(services, ctx, upstream, member, upstreamStart, turn, sessionHeader, () => clientGone, request);
     return;
   }
 
@@ -239,7 +278,8 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
       return;
     }
     ctx.record.outcome = 'upstream_failed';
-    throw upstreamFailure(err, services.upstream.url, timeoutMs);
+    services.router.streamFailed(member);
+    throw upstreamFailure(err, member.url, timeoutMs);
   }
   const upstreamEnd = performance.now();
   ctx.record.upstreamMs = upstreamEnd - upstreamStart;
@@ -273,6 +313,15 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
   headers['x-cs-llm-overhead-ms'] = overhead.toFixed(3);
   res.writeHead(upstream.statusCode, headers);
   res.end(reply);
+  if (services.shadow && upstream.statusCode === 200 && services.shadow.pick()) {
+    // After the reply went out: parsing it here costs the client nothing.
+    try {
+      const text = replyMessage(JSON.parse(reply.toString('utf8')))?.content;
+      services.shadow.mirror(request, typeof text === 'string' ? text : '', ctx.record.upstreamMs);
+    } catch {
+      // not JSON: nothing to compare
+    }
+  }
 }
 
 /** Stores the turn; the caller sends the final bytes only after this returned. */
@@ -296,10 +345,12 @@ async function relayStream(
   services: DaemonServices,
   ctx: RequestContext,
   upstream: UpstreamResponse,
+  member: UpstreamMember,
   upstreamStart: number,
   turn: Turn | null,
   sessionHeader: Record<string, string>,
   clientGone: () => boolean,
+  request: ChatRequest,
 ): Promise<void> {
   const { res } = ctx;
   // Overhead up to the headers: the daemon's work before the upstream request (the wait for it excluded).
@@ -320,7 +371,7 @@ async function relayStream(
         if (wait) await wait;
       }
     } catch (err) {
-      if (!clientGone()) failure = upstreamFailure(err, services.upstream.url, timeoutMs);
+      if (!clientGone()) failure = upstreamFailure(err, member.url, timeoutMs);
     }
     ctx.record.upstreamMs = performance.now() - upstreamStart;
     meter.finish(ctx.record);
@@ -354,7 +405,7 @@ async function relayStream(
         }
       }
     } catch (err) {
-      if (!clientGone()) failure = upstreamFailure(err, services.upstream.url, timeoutMs);
+      if (!clientGone()) failure = upstreamFailure(err, member.url, timeoutMs);
     }
     ctx.record.upstreamMs = performance.now() - upstreamStart;
     meter.finish(ctx.record);
@@ -370,13 +421,17 @@ async function relayStream(
           code: 'upstream_stream_incomplete',
         });
       } else {
+        const message = turnSoFar.message();
         try {
-          commitTurn(services, ctx, turn, turnSoFar.message());
+          commitTurn(services, ctx, turn, message);
         } catch (err) {
           res.end(sseErrorEvent(err as ApiError));
           return;
         }
         res.end(DONE);
+        if (services.shadow && services.shadow.pick()) {
+          services.shadow.mirror(request, typeof message.content === 'string' ? message.content : '', ctx.record.upstreamMs);
+        }
         return;
       }
     }
@@ -387,6 +442,7 @@ async function relayStream(
   }
   if (failure) {
     ctx.record.outcome = 'upstream_failed';
+    services.router.streamFailed(member);
     res.end(sseErrorEvent(failure));
     return;
   }

@@ -1,0 +1,70 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { ShadowComparison } from '../shadow.js';
+import type { RoutingEvents } from './failover.js';
+
+/**
+ * Per-attempt routing figures and shadow comparisons, registered on the daemon's /metrics registry. These
+ * count attempts (a failed-over request is several); cs_llm_upstream_requests_total counts requests.
+ */
+export interface RoutingMetrics {
+  events: RoutingEvents;
+  shadow: (result: ShadowComparison | { upstream: string; failed: string }) => void;
+}
+
+export function createRoutingMetrics(registry: Registry): RoutingMetrics {
+  const registers = [registry];
+  const attempts = new Counter({ name: 'cs_llm_upstream_attempts_total', help: 'Attempts sent to each upstream, retries included.', labelNames: ['upstream'], registers });
+  const attemptFailures = new Counter({
+    name: 'cs_llm_upstream_attempt_failures_total',
+    help: 'Failed attempts by upstream and reason (timeout, unavailable, overloaded = 429/503, status_NNN, stream_error).',
+    labelNames: ['upstream', 'reason'],
+    registers,
+  });
+  const retries = new Counter({ name: 'cs_llm_upstream_retries_total', help: 'Failovers: attempts after the first, by the upstream retried on.', labelNames: ['upstream'], registers });
+  const ejections = new Counter({ name: 'cs_llm_upstream_ejections_total', help: 'Times an upstream was taken out after consecutive failures.', labelNames: ['upstream'], registers });
+  const shadowRequests = new Counter({
+    name: 'cs_llm_shadow_requests_total',
+    help: 'Mirrored requests by shadow upstream and result: exact (same text), differed, failed.',
+    labelNames: ['upstream', 'result'],
+    registers,
+  });
+  const shadowSimilarity = new Histogram({
+    name: 'cs_llm_shadow_similarity_ratio',
+    help: 'Word overlap (Jaccard) of the shadow answer with the real one, 0 to 1.',
+    labelNames: ['upstream'],
+    buckets: [0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1],
+    registers,
+  });
+  const shadowDuration = new Histogram({
+    name: 'cs_llm_shadow_duration_seconds',
+    help: 'Upstream time of mirrored requests: which="primary" (the real reply) or "shadow".',
+    labelNames: ['upstream', 'which'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers,
+  });
+  // Label objects reused per upstream: attempts are counted on the hot path.
+  const labels = new Map<string, { upstream: string }>();
+  const label = (upstream: string) => {
+    let l = labels.get(upstream);
+    if (!l) labels.set(upstream, (l = { upstream }));
+    return l;
+  };
+  return {
+    events: {
+      attempt: (upstream) => attempts.inc(label(upstream)),
+      failure: (upstream, reason) => attemptFailures.inc({ upstream, reason }),
+      retry: (upstream) => retries.inc(label(upstream)),
+      ejected: (upstream) => ejections.inc(label(upstream)),
+    },
+    shadow: (result) => {
+      if ('failed' in result) {
+        shadowRequests.inc({ upstream: result.upstream, result: 'failed' });
+        return;
+      }
+      shadowRequests.inc({ upstream: result.upstream, result: result.exact ? 'exact' : 'differed' });
+      shadowSimilarity.observe({ upstream: result.upstream }, result.similarity);
+      shadowDuration.observe({ upstream: result.upstream, which: 'primary' }, result.primaryMs / 1000);
+      shadowDuration.observe({ upstream: result.upstream, which: 'shadow' }, result.shadowMs / 1000);
+    },
+  };
+}
