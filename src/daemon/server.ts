@@ -134,7 +134,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   let tools: ToolSet;
   try {
     routing = createRouting({ config, upstreamUrl: options.upstream, upstreamClient: options.upstreamClient, events: routingEvents, log, ...(options.now ? { now: options.now } : {}) });
-    tools = new ToolSet(config, { onCall: (tool, outcome) => metrics.toolCalls.inc({ tool, outcome }) });
+    tools = new ToolSet(config, { onCall: (tool, outcome) => metrics.toolCalls.inc({ tool, outcome }), ...(options.now ? { now: options.now } : {}) });
   } catch (err) {
     if (ownsStore) store.close();
     throw err;

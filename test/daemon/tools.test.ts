@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { request } from 'undici';
+import { startHarness, text } from './harness.js';
+
+/** A real HTTP tool endpoint on 127.0.0.1: /logistics/:id answers, /hang never does, /flaky fails while `failing`. */
+interface ToolServer {
+  url: string;
+  calls: Array<{ path: string; auth: string | undefined }>;
+  failing: boolean;
+}
+
+async function startToolServer(t: { after(fn: () => Promise<void> | void): void }): Promise<ToolServer> {
+  const state: ToolServer = { url: '', calls: [], failing: true };
+  const hung: ServerResponse[] = [];
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = req.url ?? '/';
+    state.calls.push({ path, auth: req.headers.authorization });
+    const logistics = /^\/logistics\/([^/?]+)/.exec(path);
+    if (logistics) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ order_id: decodeURIComponent(logistics[1]!), status: 'in transit', carrier: 'SF Express' }));
+    } else if (path.startsWith('/hang')) {
+      hung.push(res);
+    } else if (path.startsWith('/flaky')) {
+      if (state.failing) {
+        res.writeHead(500).end('down');
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"status":"delivered"}');
+      }
+    } else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  t.after(async () => {
+    for (const res of hung) res.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return state;
+}
+
+function logisticsTool(url: string, extra: Record<string, unknown> = {}) {
+  return {
+    name: 'get_logistics',
+    description: 'Where an order is: carrier and status',
+    parameters: { type: 'object', properties: { order_id: { type: 'string' } }, required: ['order_id'], additionalProperties: false },
+    http: { method: 'GET', url: `${url}/logistics/{order_id}`, headers: { authorization: 'Bearer ${CS_LLM_TEST_TOOL_TOKEN}' } },
+    ...extra,
+  };
+}
+
+interface Stored {
+  messages: Array<{ role: string; content: string | null; tool_calls?: Array<{ id: string; function: { name: string; arguments: string } }>; tool_call_id?: string }>;
+}
+
+async function stored(url: string, id: string): Promise<Stored> {
+  return (await (await fetch(`${url}/v1/sessions/${id}`)).json()) as Stored;
+}
+
+process.env.CS_LLM_TEST_TOOL_TOKEN = 'tool-secret';
+
+test('a profile with tools: the daemon runs the tool call and the client gets only the final reply; history keeps call and result', async (t) => {
+  const tools = await startToolServer(t);
+  const h = await startHarness(t, { config: { daemon: { tools: [logisticsTool(tools.url)] }, profiles: { default: { tools: ['get_logistics'] } } } });
+  const reply = await h.client({ sessionId: 'tools-1' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'Where is my order 12345?' }] });
+  assert.equal(reply.choices[0]?.message.tool_calls, undefined, 'the client never sees the server-side tool call');
+  assert.match(text(reply), /According to get_logistics, order_id is 12345, status is in transit, carrier is SF Express/);
+  assert.deepEqual(tools.calls, [{ path: '/logistics/12345', auth: 'Bearer tool-secret' }]);
+
+  const history = await stored(h.daemon.url, 'tools-1');
+  assert.deepEqual(history.messages.map((m) => m.role), ['user', 'assistant', 'tool', 'assistant']);
+  const call = history.messages[1]!.tool_calls![0]!;
+  assert.equal(call.function.name, 'get_logistics');
+  assert.deepEqual(JSON.parse(call.function.arguments), { order_id: '12345' });
+  assert.equal(history.messages[2]!.tool_call_id, call.id);
+  assert.deepEqual(JSON.parse(history.messages[2]!.content!), { order_id: '12345', status: 'in transit', carrier: 'SF Express' });
+  assert.equal(history.messages[3]!.content, text(reply));
+
+  const metrics = await (await fetch(`${h.daemon.url}/metrics`)).text();
+  assert.match(metrics, /cs_llm_tool_calls_total\{tool="get_logistics",outcome="ok"\} 1/);
+});
+
+test('streamed: the tool round is consumed inside the daemon and only the answer streams, committed before [DONE]', async (t) => {
+  const tools = await startToolServer(t);
+  const h = await startHarness(t, { config: { daemon: { tools: [logisticsTool(tools.url)] }, profiles: { default: { tools: ['get_logistics'] } } } });
+  const stream = await h.client({ sessionId: 'tools-stream' }).chat.completions.create({
+    model: 'cs-llm-sim',
+    stream: true,
+    messages: [{ role: 'user', content: 'Where is my order #98765?' }],
+  });
+  let content = '';
+  let chunks = 0;
+  for await (const chunk of stream) {
+    assert.equal(chunk.choices[0]?.delta.tool_calls, undefined, 'no tool-call delta reaches the client');
+    assert.notEqual(chunk.choices[0]?.finish_reason, 'tool_calls');
+    content += chunk.choices[0]?.delta.content ?? '';
+    chunks++;
+  }
+  assert.ok(chunks > 3, `the answer arrives in pieces, got ${chunks}`);
+  assert.match(content, /According to get_logistics, order_id is 98765, status is in transit/);
+  const history = await stored(h.daemon.url, 'tools-stream');
+  assert.deepEqual(history.messages.map((m) => m.role), ['user', 'assistant', 'tool', 'assistant']);
+  assert.equal(history.messages[3]!.content, content);
+});
+
+test('arguments that break the schema are not sent to the tool: the model gets an error result it can explain', async (t) => {
+  const tools = await startToolServer(t);
+  // The simulator fills only the first property, so the required "region" is missing.
+  const tool = logisticsTool(tools.url, {
+    parameters: { type: 'object', properties: { order_id: { type: 'string' }, region: { type: 'string', enum: ['eu', 'cn'] } }, required: ['order_id', 'region'] },
+  });
+  const h = await startHarness(t, { config: { daemon: { tools: [tool] }, profiles: { default: { tools: ['get_logistics'] } } } });
+  const reply = await h.client({ sessionId: 'tools-invalid' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 55555 please' }] });
+  assert.match(text(reply), /According to get_logistics, error is invalid arguments for get_logistics: region: required/);
+  assert.deepEqual(tools.calls, [], 'the endpoint was not called');
+  const history = await stored(h.daemon.url, 'tools-invalid');
+  assert.match(history.messages[2]!.content!, /region: required/);
+});
+
+test('a tool that does not answer in time becomes an error result, not a hung request', async (t) => {
+  const tools = await startToolServer(t);
+  const tool = { ...logisticsTool(tools.url), http: { method: 'GET', url: `${tools.url}/hang/{order_id}`, timeoutMs: 300 } };
+  const h = await startHarness(t, { config: { daemon: { tools: [tool] }, profiles: { default: { tools: ['get_logistics'] } } } });
+  const reply = await h.client({ sessionId: 'tools-timeout' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 4444?' }] });
+  assert.match(text(reply), /error is the tool get_logistics did not answer within 300 ms/);
+  assert.equal(tools.calls.length, 1);
+});
+
+test('the breaker opens after repeated failures (the tool is not called), half-opens after the cool-down and closes on success', async (t) => {
+  const tools = await startToolServer(t);
+  let clock = Date.now();
+  const tool = { ...logisticsTool(tools.url), http: { method: 'GET', url: `${tools.url}/flaky/{order_id}` } };
+  const h = await startHarness(t, {
+    now: () => clock,
+    config: { daemon: { tools: [tool], toolBreakerFailures: 2, toolBreakerCooldownMs: 30_000 }, profiles: { default: { tools: ['get_logistics'] } } },
+  });
+  const ask = async (session: string) =>
+    text(await h.client({ sessionId: session }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 1001 status?' }] }));
+
+  assert.match(await ask('b1'), /error is the tool get_logistics failed with HTTP 500/);
+  assert.match(await ask('b2'), /failed with HTTP 500/);
+  assert.equal(tools.calls.length, 2);
+  assert.match(await ask('b3'), /get_logistics is unavailable after repeated failures/);
+  assert.equal(tools.calls.length, 2, 'an open breaker does not call the endpoint');
+
+  tools.failing = false;
+  clock += 30_001;
+  assert.match(await ask('b4'), /According to get_logistics, status is delivered/);
+  assert.equal(tools.calls.length, 3);
+  assert.match(await ask('b5'), /status is delivered/);
+  const metrics = await (await fetch(`${h.daemon.url}/metrics`)).text();
+  assert.match(metrics, /cs_llm_tool_calls_total\{tool="get_logistics",outcome="breaker_open"\} 1/);
+});
+
+interface ToolDelta {
+  index: number;
+  id?: string;
+  function?: { name?: string; arguments?: string };
+}
+
+/** The tool-call deltas of a raw SSE body, in order. */
+function toolDeltas(body: string): ToolDelta[] {
+  const out: ToolDelta[] = [];
+  for (const line of body.split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    const chunk = JSON.parse(line.slice(6)) as { choices?: Array<{ delta?: { tool_calls?: ToolDelta[] } }> };
+    // The call id hashes the conversation, which the session adds its system prompt to: compared apart.
+    for (const d of chunk.choices?.[0]?.delta?.tool_calls ?? []) out.push({ ...d, ...(d.id !== undefined ? { id: d.id.startsWith('call_') ? 'call_*' : d.id } : {}) });
+  }
+  return out;
+}
+
+test('tools the client declares pass through untouched, streamed argument deltas included, even on a profile with server tools', async (t) => {
+  const tools = await startToolServer(t);
+  const h = await startHarness(t, { config: { daemon: { tools: [logisticsTool(tools.url)] }, profiles: { default: { tools: ['get_logistics'] } } } });
+  const body = JSON.stringify({
+    model: 'cs-llm-sim',
+    stream: true,
+    messages: [{ role: 'user', content: 'track order 777123 for me' }],
+    tools: [{ type: 'function', function: { name: 'track_order', parameters: { type: 'object', properties: { order_number: { type: 'string' } } } } }],
+  });
+  const direct = await (await request(`${h.sim.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).body.text();
+  const expected = toolDeltas(direct);
+  assert.ok(expected.length > 1, 'the engine streams the arguments in several deltas');
+
+  for (const headers of [{}, { 'x-session-id': 'client-tools' }]) {
+    const res = await request(`${h.daemon.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    assert.equal(res.statusCode, 200);
+    const relayed = await res.body.text();
+    assert.deepEqual(toolDeltas(relayed), expected, 'the same deltas, in the same pieces');
+    const args = toolDeltas(relayed).map((d) => d.function?.arguments ?? '').join('');
+    assert.deepEqual(JSON.parse(args), { order_number: '777123' });
+  }
+  assert.deepEqual(tools.calls, [], 'the server-side tool was not run');
+  // The real client reassembles the same call.
+  const reply = await h.client().chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'track order 777123 for me' }],
+    tools: [{ type: 'function', function: { name: 'track_order', parameters: { type: 'object', properties: { order_number: { type: 'string' } } } } }],
+  });
+  const call = reply.choices[0]!.message.tool_calls![0]!;
+  assert.equal(call.type === 'function' ? call.function.arguments : '', '{"order_number":"777123"}');
+});
+
+test('a profile naming an undeclared tool, or a schema outside the subset, is refused at start with the fix', async (t) => {
+  await assert.rejects(startHarness(t, { config: { profiles: { default: { tools: ['nope'] } } } }), /profiles\.default\.tools names "nope"/);
+  const bad = { name: 'x', parameters: { type: 'objekt' }, http: { url: 'http://127.0.0.1:1/x' } };
+  await assert.rejects(startHarness(t, { config: { daemon: { tools: [bad] } } }), /unknown type "objekt"/);
+});
