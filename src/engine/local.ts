@@ -12,6 +12,8 @@ import { completeOneToken, fetchServedModels, probeHealth } from './probes.js';
 import { realClock, waitForReady, type ReadinessEvent, type ReadinessTarget, type TargetState } from './readiness.js';
 import { configHashOf, engineArgs, type EngineSpecInput } from './spec.js';
 import { isPortFree, type EngineEndpoint } from './container.js';
+import { cpuEngineCommand } from './cpu-local.js';
+import { cpuEngineArgs } from './cpu-spec.js';
 
 /**
  * The simulator as a local process, for hosts without a Docker engine: `up --engine sim` still runs the
@@ -177,7 +179,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
   const configHash = configHashOf({ ...input, image: 'local-process' });
   const baseUrl = `http://127.0.0.1:${input.port}`;
   const endpoint = { mode: 'process' as const, baseUrl: `${baseUrl}/v1`, port: input.port, servedName: input.model.servedName };
-  const timeouts = { ...engineKindInfo('sim').timeouts, ...options.timeouts };
+  const timeouts = { ...engineKindInfo(input.kind === 'cpu' ? 'cpu' : 'sim').timeouts, ...options.timeouts };
   const previous = readLocalState(paths);
 
   if (previous && isAlive(previous.pid) && previous.configHash === configHash) {
@@ -201,7 +203,11 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
   // The same vLLM command line as the container, but bound to loopback on the chosen port.
   const args = engineArgs({ ...input, kind: 'sim' });
   args.splice(0, 4, '--host', '127.0.0.1', '--port', String(input.port));
-  const command = [...simulatorCommand(), ...args];
+  // The cpu engine reads the GGUF where it lies on the host.
+  const command =
+    input.kind === 'cpu' && input.cpu
+      ? [...cpuEngineCommand(), ...cpuEngineArgs({ port: input.port, servedName: input.model.servedName, maxModelLen: input.maxModelLen, maxNumSeqs: input.maxNumSeqs, cpu: input.cpu }, '127.0.0.1', input.cpu.hostModelPath)]
+      : [...simulatorCommand(), ...args];
   mkdirSync(stateDir, { recursive: true });
   const logFd = openSync(paths.logFile, 'w', 0o600);
   const env: NodeJS.ProcessEnv = { ...process.env, ...input.extraEnv };

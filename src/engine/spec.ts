@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import { UsageError } from '../core/errors.js';
 import { engineKindInfo, type EngineKind } from './kinds.js';
+import type { CpuPlan } from './cpu-plan.js';
+import { cpuEngineArgs, cpuHostConfig } from './cpu-spec.js';
 
 /**
  * The engine container as data: model + GPU choice + port + options in, dockerode create options out.
@@ -41,6 +43,8 @@ export interface EngineSpecInput {
   extraEnv?: Record<string, string>;
   /** Identifies this cs-llm installation (its CS_LLM_HOME), so separate homes never touch each other's engine. */
   instance: string;
+  /** The cpu engine: its GGUF file (mounted read-only) and threads (= the CPU quota). */
+  cpu?: CpuPlan;
 }
 
 export interface EngineSpec {
@@ -82,6 +86,9 @@ export function formatGpuSelection(gpus: GpuSelection): string {
 /** vLLM's command line. The simulator accepts the same flags and ignores the ones it has no use for. */
 export function engineArgs(input: EngineSpecInput): string[] {
   const port = String(engineKindInfo(input.kind).containerPort);
+  if (input.kind === 'cpu' && input.cpu) {
+    return cpuEngineArgs({ port: Number(port), servedName: input.model.servedName, maxModelLen: input.maxModelLen, maxNumSeqs: input.maxNumSeqs, cpu: input.cpu });
+  }
   const args = [
     '--host', '0.0.0.0',
     '--port', port,
@@ -133,6 +140,7 @@ export function configHashOf(input: EngineSpecInput): string {
     gpus: formatGpuSelection(input.gpus),
     port: input.port,
     hfCache: info.mountsHfCache ? input.hfCacheDir : null,
+    cpuModel: input.cpu?.hostModelPath,
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
@@ -163,6 +171,7 @@ export function buildEngineSpec(input: EngineSpecInput): EngineSpec {
   };
   if (devices) hostConfig.DeviceRequests = devices;
   if (info.mountsHfCache) hostConfig.Binds = [`${input.hfCacheDir}:${CONTAINER_HF_CACHE}`];
+  if (input.kind === 'cpu' && input.cpu) Object.assign(hostConfig, cpuHostConfig(input.cpu));
   return {
     name: containerNameFor(input.instance),
     configHash,

@@ -20,6 +20,8 @@ import { ensureDaemonInFront, type DaemonFront } from './front.js';
 import { upLocalProcess } from './local.js';
 import { formatGpuSelection, instanceIdFor, parseGpuSelection, type EngineModel, type EngineSpecInput, type GpuSelection } from './spec.js';
 import { buildLocalSimImage, isDefaultSimImage } from './sim-image.js';
+import { chooseAutoEngine, planCpuEngine, type CpuPlan } from './cpu-plan.js';
+import { readRamInfo } from '../models/ram.js';
 import { hfRepoCacheDir } from './model-files.js';
 import { checkOfflineReady } from './offline.js';
 
@@ -85,14 +87,16 @@ export interface EnginePlan {
   maxModelLen: number;
   maxNumSeqs: number;
   tensorParallel: number;
+  /** The cpu engine's model file and threads. */
+  cpu?: CpuPlan;
+  /** Lines to show before starting (why --engine auto chose this engine; the demo-model notice). */
+  notes?: string[];
 }
 
 export function resolveKind(kind: EngineConfig['kind']): EngineKind {
   if (kind === 'auto' || kind === 'vllm') return 'vllm';
   if (kind === 'sim') return 'sim';
-  throw new UsageError('the cpu engine is not available in this version of cs-llm', {
-    next: 'Use --engine vllm on a GPU host, or --engine sim --gpus none to try the whole pipeline without a GPU.',
-  });
+  return 'cpu';
 }
 
 /** The model as the container spec needs it; vLLM finds tool chat templates in its examples folder. */
@@ -116,7 +120,21 @@ const NO_GPU_DEFAULT_SEQS = 16;
 /** Checks, GPU choice, model choice and fit: everything that can refuse before anything is pulled. */
 export async function planEngine(request: UpRequest, deps: UpDeps = {}): Promise<EnginePlan> {
   const env = request.env ?? process.env;
-  const kind = resolveKind(request.engine.kind);
+  const notes: string[] = [];
+  let kind = resolveKind(request.engine.kind);
+  if (request.engine.kind === 'auto') {
+    const detect = () => (deps.detectGpus ?? ((e) => detectGpus({ env: e })))(env);
+    const choice =
+      request.engine.gpus?.trim().toLowerCase() === 'none'
+        ? { kind: 'cpu' as const, why: 'engine auto: cpu, because --gpus none asks for no GPU' }
+        : await chooseAutoEngine(env, detect, deps.docker ?? createDockerClient(env), instanceIdFor(request.paths.home));
+    kind = choice.kind;
+    notes.push(choice.why);
+  }
+  if (kind === 'cpu') {
+    const cpuPlan = planCpuEngine(loadCatalog({ userModels: request.userModels }), request.engine, env, readRamInfo());
+    return { kind, gpus: { mode: 'none' }, chosenGpus: [], model: cpuPlan.model, maxModelLen: cpuPlan.maxModelLen, maxNumSeqs: cpuPlan.maxNumSeqs, tensorParallel: 1, cpu: cpuPlan.cpu, notes: [...notes, ...cpuPlan.cpu.notes] };
+  }
   const info = engineKindInfo(kind);
   const gpus = parseGpuSelection(request.engine.gpus ?? info.defaultGpus);
   if (info.needsGpu && gpus.mode === 'none') {
@@ -250,9 +268,10 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
   const plan = await planEngine(request, deps);
   const image = request.engine.image ?? engineKindInfo(plan.kind).defaultImage;
   const gpuNames = plan.chosenGpus.map((g) => `${g.index}: ${g.name}`);
+  for (const message of plan.notes ?? []) request.onProgress?.({ stage: 'note', message });
   request.onProgress?.({
     stage: 'plan',
-    message: `${plan.kind} engine, model ${plan.model.id} (context ${plan.maxModelLen}, ${plan.maxNumSeqs} sequences), GPUs: ${gpuNames.join(', ') || 'none'}`,
+    message: `${plan.kind} engine, model ${plan.model.id} (context ${plan.maxModelLen}, ${plan.maxNumSeqs} sequences), ${plan.cpu ? `${plan.cpu.threads} CPU thread(s), file ${plan.cpu.hostModelPath}` : `GPUs: ${gpuNames.join(', ') || 'none'}`}`,
   });
   const input: EngineSpecInput = {
     kind: plan.kind,
@@ -269,6 +288,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
     hfToken: env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || undefined,
     extraEnv: request.extraEnv,
     instance: instanceIdFor(request.paths.home),
+    cpu: plan.cpu,
   };
   const base = {
     engine: plan.kind,
@@ -288,8 +308,8 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
   const docker = deps.docker ?? createDockerClient(env);
   const probe = await probeDocker(docker, env);
   if (!probe.reachable) {
-    if (plan.kind === 'sim' && plan.gpus.mode === 'none') {
-      request.onProgress?.({ stage: 'note', message: `no Docker engine (${probe.detail}): running the simulator as a local process` });
+    if ((plan.kind === 'sim' && plan.gpus.mode === 'none') || plan.kind === 'cpu') {
+      request.onProgress?.({ stage: 'note', message: `no Docker engine (${probe.detail}): running the ${plan.kind === 'cpu' ? 'cpu engine' : 'simulator'} as a local process` });
       const local = await upLocalProcess(request.paths.stateDir, input, {
         timeouts,
         signal: request.signal,
