@@ -14,6 +14,8 @@ import * as daemonCommand from './commands/daemon.js';
 import * as chatCommand from './commands/chat.js';
 import * as sessionsCommand from './commands/sessions.js';
 import * as keysCommand from './commands/keys.js';
+import * as auditCommand from './commands/audit.js';
+import * as storeCommand from './commands/store.js';
 import * as bundleCommand from './commands/bundle.js';
 import * as dashboardCommand from './commands/dashboard.js';
 
@@ -33,6 +35,8 @@ const commands: Array<{ register(program: Command): void }> = [
   daemonCommand,
   sessionsCommand,
   keysCommand,
+  auditCommand,
+  storeCommand,
   bundleCommand,
   simCommand,
 ];

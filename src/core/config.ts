@@ -19,6 +19,8 @@ export const profileSchema = z
     ttlSeconds: z.number().int().min(1).default(3600),
     /** Context length used to bound the window by tokens; null: take the engine's. */
     contextTokens: z.number().int().min(64).nullable().default(null),
+    /** The longest a session is kept from its first turn, however active (a cap on the sliding TTL); null: the TTL alone. */
+    retentionSeconds: z.number().int().min(60).nullable().default(null),
     /** Server-side tools (names from daemon.tools) offered to the model on this profile's turns. */
     tools: z.array(z.string().min(1)).default([]),
     /** Model rounds that may end in tool calls before the daemon gives up (overrides daemon.maxToolRounds). */
@@ -152,6 +154,50 @@ export const configSchema = z
         checkpointIntervalMs: z.number().int().min(100).default(1000),
         /** Expired-session sweep interval. */
         sweepIntervalMs: z.number().int().min(100).default(60_000),
+        /** Personal data replaced by [EMAIL], [PHONE], [CN_ID], [CARD] or a custom [LABEL] in stored messages (docs/compliance.md). */
+        redaction: z
+          .object({
+            enabled: z.boolean().default(true),
+            email: z.boolean().default(true),
+            phone: z.boolean().default(true),
+            cnId: z.boolean().default(true),
+            card: z.boolean().default(true),
+            custom: z
+              .array(
+                z
+                  .object({
+                    label: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/, 'letters, digits and "_", starting with a letter (1-32)'),
+                    pattern: z.string().min(1).refine((p) => {
+                      try {
+                        new RegExp(p, 'g');
+                        return !new RegExp(p).test('');
+                      } catch {
+                        return false;
+                      }
+                    }, 'must be a JavaScript regular expression that does not match the empty string'),
+                    flags: z.string().regex(/^[imsu]*$/, 'only i, m, s and u').optional(),
+                  })
+                  .strict(),
+              )
+              .default([]),
+          })
+          .strict()
+          .prefault({}),
+        /** Redact the live turn sent to the engine too: never, only for remote upstreams, or always. */
+        redactUpstream: z.enum(['never', 'remote', 'always']).default('never'),
+        /** Encryption key for stored message contents, base64 of 32 bytes: set it as CS_LLM_STORE_KEY, not in the file. */
+        key: z.string().min(1).optional(),
+        encryption: z
+          .object({
+            /** A file holding the key (base64 of 32 bytes), e.g. from cs-llm store new-key. */
+            keyFile: z.string().min(1).optional(),
+          })
+          .strict()
+          .prefault({}),
+        /** The append-only, hash-chained audit log of API requests (never message contents). */
+        audit: z.boolean().default(true),
+        /** How often queued audit records are written, in one transaction. */
+        auditFlushMs: z.number().int().min(10).max(10_000).default(100),
       })
       .strict()
       .prefault({}),

@@ -23,6 +23,12 @@ export interface RequestRecord {
   completionTokens?: number;
   /** The code of the error the daemon answered with (e.g. upstream_timeout); unset for its successes and relayed engine errors. */
   errorCode?: string;
+  /** For the audit log: the API key's public prefix when a key was verified (never the key). */
+  keyId?: string;
+  /** The session the request concerned (X-Session-Id, or :id on /v1/sessions/:id). */
+  sessionId?: string;
+  /** The upstream that served the request, where the router knows it (its name or URL). */
+  upstream?: string;
 }
 
 export type RequestListener = (record: RequestRecord) => void;

@@ -21,6 +21,9 @@ export interface RequestContext {
     promptTokens?: number;
     completionTokens?: number;
     errorCode?: string;
+    keyId?: string;
+    sessionId?: string;
+    upstream?: string;
   };
 }
 

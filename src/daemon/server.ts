@@ -8,6 +8,9 @@ import { createDaemonMetrics, type DaemonMetricsOptions } from '../metrics/daemo
 import type { Paths } from '../core/paths.js';
 import { startMaintenance } from '../store/maintenance.js';
 import { openStore, storeFile, type Store } from '../store/store.js';
+import { protectionFor, requireContentKeys } from '../store/protection.js';
+import { KEY_PREFIX } from '../store/keys.js';
+import { attachAudit, requestSessionId } from '../compliance/audit-observer.js';
 import { ApiError, sendError } from './api-error.js';
 import { chatCompletions } from './handlers/chat-completions.js';
 import { healthz, readyz } from './handlers/health.js';
@@ -108,13 +111,24 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   const host = options.host ?? config.daemon.host;
   const port = options.port ?? config.daemon.port;
   const ownsStore = options.store === undefined;
+  // Redaction, encryption and retention of what the store keeps (docs/data-flow.md).
+  const protection = ownsStore ? protectionFor(config, { onScrubError: (err) => log('scrub failed', (err as Error).message) }) : undefined;
   const store =
     options.store ??
     openStore({
       file: options.dbFile ?? storeFile(config, options.paths),
       synchronous: config.store.synchronous,
       busyTimeoutMs: config.store.busyTimeoutMs,
+      protection,
     });
+  if (ownsStore) {
+    try {
+      requireContentKeys(store.db, protection?.cipher ?? null);
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  }
   const loopbackOnly = isLoopbackHost(host);
   if (!loopbackOnly && !store.keys.hasActiveKeys()) {
     if (ownsStore) store.close();
@@ -171,6 +185,9 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   );
   routingMetrics = createRoutingMetrics(metrics.registry);
   observers.add(metrics.observe);
+  const audit = config.store.audit
+    ? attachAudit(store.db, observers, { upstreamUrl: upstream.url, flushMs: config.store.auditFlushMs, onError: (err) => log('audit write failed', (err as Error).message) })
+    : null;
   const route = createRouter([...routesFor(services), { method: 'GET', path: '/metrics', handler: metrics.handler }]);
   const allowedHosts = allowedHostsFor(host, config.daemon.allowedHosts);
 
@@ -211,7 +228,10 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   const authorised = (req: IncomingMessage, now: number): boolean => {
     if (!keysRequired(now)) return true;
     const token = bearerToken(req.headers.authorization);
-    return token !== null && store.keys.verify(token);
+    const ok = token !== null && store.keys.verify(token);
+    // The audit log's "who": the key's public prefix (what keys list shows), never the key.
+    if (ok) record.keyId = token.slice(0, KEY_PREFIX.length + 8);
+    return ok;
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -238,6 +258,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         const totalMs = performance.now() - startedAt;
         observers.emit({
           ...ctx.record,
+          sessionId: ctx.record.sessionId ?? requestSessionId(req, ctx.params),
           method: req.method ?? '',
           status: res.statusCode,
           totalMs,
@@ -262,7 +283,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
           code: 'origin_not_allowed',
         });
       }
-      if (!authorised(req, startedAt)) {
+      if (!authorised(req, startedAt, ctx.record)) {
         throw new ApiError(401, 'a valid API key is required: send Authorization: Bearer <key> (create one with cs-llm keys create)', {
           code: 'invalid_api_key',
           headers: { 'www-authenticate': 'Bearer' },
@@ -348,6 +369,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         await metrics.close();
         await services.shadow?.idle();
         await routing.close();
+        audit?.close();
         if (ownsStore) store.close();
         log(`stopped: ${reason}`);
       })();

@@ -1,4 +1,9 @@
+import { ConfigError } from '../core/errors.js';
+import { buildDetectors, type Detector } from '../compliance/detectors.js';
+import { redactMessage } from '../compliance/redact.js';
+import type { ContentCipher } from './crypto.js';
 import type { SqliteDatabase } from './database.js';
+import { createScrubber } from './retention.js';
 
 /** A chat message as OpenAI's API carries it. content is a string, null, or an array of content parts. */
 export interface ChatMessage {
@@ -48,19 +53,65 @@ export interface SessionStore {
   sweepExpired(now: number, batch?: number): number;
   /** Deletes sessions not updated since `before`; returns how many went. */
   pruneOlderThan(before: number): number;
+  /**
+   * Everything kept about one session, expired or not (a subject access request): its row and every
+   * message with its time; null when it is not in the database.
+   */
+  export(id: string): (SessionInfo & { messages: Array<ChatMessage & { turn: number; createdAt: number }> }) | null;
+  /**
+   * After a delete, sweep or prune: resolves true once the deleted text is gone from the database and WAL
+   * files (a TRUNCATE checkpoint), or false when that did not happen within waitMs (it is retried in the
+   * background). Deletions ask for it themselves; this only waits.
+   */
+  scrubbed(waitMs?: number): Promise<boolean>;
+}
+
+/**
+ * What protects message contents on their way into the database (docs/data-flow.md): redaction first
+ * (always, with the default detectors unless told otherwise), then encryption when a key is configured.
+ */
+export interface ContentProtection {
+  /** Detectors whose matches are replaced by [LABEL] in what is stored; default: the built-in ones. */
+  detectors?: readonly Detector[];
+  /** Encrypts content and tool calls of new rows; null/absent: stored as (redacted) plain text. */
+  cipher?: ContentCipher | null;
+  /** Keys that may decrypt rows (the current one is added); for reading during a rotation. */
+  readKeys?: readonly ContentCipher[];
+  /** The longest a session of this profile may be kept, from its first turn, in ms; null: its TTL alone. */
+  retentionMs?: (profile: string) => number | null;
+  onScrubError?: (err: unknown) => void;
+}
+
+/** Additional data that binds an encrypted value to its row: a value copied to another row will not decrypt. */
+export function contentContext(sessionId: string, seq: number, field: 'content' | 'tool_calls'): string {
+  return `${sessionId}\u0000${seq}\u0000${field}`;
+}
+
+export function missingKeyError(keyId: string, cipher: ContentCipher | null | undefined): ConfigError {
+  return new ConfigError(
+    cipher
+      ? `stored messages are encrypted with key ${keyId}, but the key in force is ${cipher.keyId}`
+      : `stored messages are encrypted (key ${keyId}) and no encryption key is configured`,
+    {
+      next: `Set CS_LLM_STORE_KEY (base64 of 32 bytes) or store.encryption.keyFile in the config to the key with id ${keyId}; cs-llm store key-id --key-file F prints a file's id.`,
+    },
+  );
 }
 
 interface MessageRow {
   turn: number;
   role: string;
-  content: string | null;
+  content: string | Uint8Array | null;
   content_parts: number;
-  tool_calls: string | null;
+  tool_calls: string | Uint8Array | null;
   tool_call_id: string | null;
   name: string | null;
+  seq: number;
+  key_id: string | null;
+  created_at: number;
 }
 
-type RawMessageRow = [number, string, string | null, number, string | null, string | null, string | null];
+type RawMessageRow = [number, string, string | Uint8Array | null, number, string | Uint8Array | null, string | null, string | null, number, string | null];
 
 interface SessionRow {
   id: string;
@@ -87,9 +138,8 @@ function messageFrom(
   return message;
 }
 
-function toMessage(row: MessageRow): ChatMessage {
-  return messageFrom(row.role, row.content, row.content_parts, row.tool_calls, row.tool_call_id, row.name);
-}
+/** Turns a stored value back into text: as it is, or decrypted with the key that encrypted it. */
+type Reveal = (value: string | Uint8Array | null, keyId: string | null, seq: number, field: 'content' | 'tool_calls') => string | null;
 
 function toInfo(row: SessionRow): SessionInfo {
   return {
@@ -116,7 +166,7 @@ function decodeCursor(cursor: string): { expiresAt: number; id: string } | null 
 }
 
 /** The window query (turns, id, now): exported so a test can check its plan stays an index range scan. */
-export const WINDOW_SQL = `SELECT m.turn, m.role, m.content, m.content_parts, m.tool_calls, m.tool_call_id, m.name
+export const WINDOW_SQL = `SELECT m.turn, m.role, m.content, m.content_parts, m.tool_calls, m.tool_call_id, m.name, m.seq, m.key_id
   FROM sessions s JOIN messages m ON m.session_id = s.id AND m.turn > s.turns - ?
   WHERE s.id = ? AND s.expires_at > ?
   ORDER BY m.turn, m.seq`;
@@ -124,11 +174,31 @@ export const WINDOW_SQL = `SELECT m.turn, m.role, m.content, m.content_parts, m.
 export class InvalidCursorError extends Error {}
 
 /** SessionStore on SQLite. Every statement is prepared once here; the request path only binds and steps. */
-export function createSessionStore(db: SqliteDatabase): SessionStore {
+export function createSessionStore(db: SqliteDatabase, protection: ContentProtection = {}): SessionStore {
+  // Deleted rows are overwritten with zeros (in the pages written to the WAL); the scrubber's TRUNCATE
+  // checkpoint then makes the database file and the WAL both free of them. Per connection.
+  db.pragma('secure_delete = ON');
+  const detectors = protection.detectors ?? buildDetectors();
+  const cipher = protection.cipher ?? null;
+  const keyring = new Map<string, ContentCipher>();
+  for (const k of protection.readKeys ?? []) keyring.set(k.keyId, k);
+  if (cipher) keyring.set(cipher.keyId, cipher);
+  const retentionMs = protection.retentionMs ?? (() => null);
+  const scrubber = createScrubber(db, { onError: protection.onScrubError });
+  if (cipher) {
+    db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)').run(cipher.keyId, Date.now());
+  }
+  const reveal = (id: string): Reveal => (value, keyId, seq, field) => {
+    if (value === null || keyId === null) return value as string | null;
+    const key = keyring.get(keyId);
+    if (!key) throw missingKeyError(keyId, cipher);
+    return key.decrypt(value as Uint8Array, contentContext(id, seq, field));
+  };
   const selectLive = db.prepare<[string, number], SessionRow>('SELECT * FROM sessions WHERE id = ? AND expires_at > ?');
   const selectFromTurn = db.prepare<[string, number], MessageRow>(
-    'SELECT turn, role, content, content_parts, tool_calls, tool_call_id, name FROM messages WHERE session_id = ? AND turn > ? ORDER BY turn, seq',
+    'SELECT turn, role, content, content_parts, tool_calls, tool_call_id, name, seq, key_id, created_at FROM messages WHERE session_id = ? AND turn > ? ORDER BY turn, seq',
   );
+  const selectAny = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?');
   // The window in one statement: the live session's turn count bounds the range scan of its messages.
   // Raw rows (arrays, no per-row object with named keys): about a third faster on the request path.
   const selectWindow = db
@@ -136,14 +206,15 @@ export function createSessionStore(db: SqliteDatabase): SessionStore {
     .raw(true);
   // The common append: bump a live session and learn where its new messages go, in one statement.
   // RETURNING gives the values after the update: the turn's first seq is next_seq minus the messages added.
-  const bumpLive = db.prepare<[string, number, number, number, string, number], { turns: number; next_seq: number }>(
-    'UPDATE sessions SET profile = ?, updated_at = ?, expires_at = ?, turns = turns + 1, next_seq = next_seq + ? WHERE id = ? AND expires_at > ? RETURNING turns, next_seq',
+  // Retention caps the sliding expiry: a session is never kept past its first turn + the profile's retention.
+  const bumpLive = db.prepare<[string, number, number, number, number, string, number], { turns: number; next_seq: number }>(
+    'UPDATE sessions SET profile = ?, updated_at = ?, expires_at = MIN(?, created_at + ?), turns = turns + 1, next_seq = next_seq + ? WHERE id = ? AND expires_at > ? RETURNING turns, next_seq',
   );
   const insertSession = db.prepare(
     'INSERT INTO sessions (id, profile, created_at, updated_at, expires_at, turns, next_seq) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
   const insertMessage = db.prepare(
-    'INSERT INTO messages (session_id, seq, turn, role, content, content_parts, tool_calls, tool_call_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO messages (session_id, seq, turn, role, content, content_parts, tool_calls, tool_call_id, name, created_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const deleteMessages = db.prepare<[string]>('DELETE FROM messages WHERE session_id = ?');
   const deleteSession = db.prepare<[string]>('DELETE FROM sessions WHERE id = ?');
@@ -163,27 +234,25 @@ export function createSessionStore(db: SqliteDatabase): SessionStore {
 
   const insertMessages = (id: string, turn: number, firstSeq: number, messages: ChatMessage[], now: number): number => {
     let seq = firstSeq;
-    for (const m of messages) {
+    for (const original of messages) {
+      // Redaction before anything is written: the placeholders are all the database ever sees.
+      const m = redactMessage(original, detectors);
       const parts = Array.isArray(m.content);
-      const content = parts ? JSON.stringify(m.content) : typeof m.content === 'string' ? m.content : null;
-      insertMessage.run(
-        id,
-        seq++,
-        turn,
-        m.role,
-        content,
-        parts ? 1 : 0,
-        m.tool_calls && m.tool_calls.length > 0 ? JSON.stringify(m.tool_calls) : null,
-        m.tool_call_id ?? null,
-        m.name ?? null,
-        now,
-      );
+      let content: string | Buffer | null = parts ? JSON.stringify(m.content) : typeof m.content === 'string' ? m.content : null;
+      let toolCalls: string | Buffer | null = m.tool_calls && m.tool_calls.length > 0 ? JSON.stringify(m.tool_calls) : null;
+      if (cipher) {
+        if (content !== null) content = cipher.encrypt(content, contentContext(id, seq, 'content'));
+        if (toolCalls !== null) toolCalls = cipher.encrypt(toolCalls, contentContext(id, seq, 'tool_calls'));
+      }
+      insertMessage.run(id, seq, turn, m.role, content, parts ? 1 : 0, toolCalls, m.tool_call_id ?? null, m.name ?? null, now, cipher ? cipher.keyId : null);
+      seq++;
     }
     return seq;
   };
 
   const appendTurn = db.transaction((id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number) => {
-    const live = bumpLive.get(profile, now, now + ttlMs, messages.length, id, now);
+    const keepMs = retentionMs(profile) ?? Number.MAX_SAFE_INTEGER;
+    const live = bumpLive.get(profile, now, now + ttlMs, keepMs, messages.length, id, now);
     if (live) {
       insertMessages(id, live.turns, live.next_seq - messages.length, messages, now);
       return;
@@ -191,25 +260,36 @@ export function createSessionStore(db: SqliteDatabase): SessionStore {
     // New, or expired: an expired session was never served, and a new turn on its id starts afresh.
     removeSession(id);
     const next = insertMessages(id, 1, 0, messages, now);
-    insertSession.run(id, profile, now, now, now + ttlMs, 1, next);
+    insertSession.run(id, profile, now, now, Math.min(now + ttlMs, now + keepMs), 1, next);
   });
 
-  const deleteBatch = db.transaction((ids: string[]) => {
+  const deleteRows = db.transaction((ids: string[]) => {
     let n = 0;
     for (const id of ids) if (removeSession(id)) n++;
     return n;
   });
+  const deleteBatch = (ids: string[]): number => {
+    const n = ids.length === 0 ? 0 : deleteRows(ids);
+    if (n > 0) void scrubber.request();
+    return n;
+  };
+
+  const messageOf = (id: string, row: MessageRow, open: Reveal): ChatMessage =>
+    messageFrom(row.role, open(row.content, row.key_id, row.seq, 'content'), row.content_parts, open(row.tool_calls, row.key_id, row.seq, 'tool_calls'), row.tool_call_id, row.name);
 
   return {
     loadWindow(id, turns, now) {
       if (turns <= 0) return [];
       const rows = selectWindow.all(turns, id, now) as unknown as RawMessageRow[];
       const out: StoredMessage[] = new Array<StoredMessage>(rows.length);
+      const open = keyring.size > 0 || rows.some((r) => r[8] !== null) ? reveal(id) : null;
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i]!;
         out[i] = {
           turn: r[0],
-          message: messageFrom(r[1], r[2], r[3], r[4], r[5], r[6]),
+          message: open
+            ? messageFrom(r[1], open(r[2], r[8], r[7], 'content'), r[3], open(r[4], r[8], r[7], 'tool_calls'), r[5], r[6])
+            : messageFrom(r[1], r[2] as string | null, r[3], r[4] as string | null, r[5], r[6]),
         };
       }
       return out;
@@ -220,7 +300,8 @@ export function createSessionStore(db: SqliteDatabase): SessionStore {
     get(id, now) {
       const session = selectLive.get(id, now);
       if (!session) return null;
-      return { ...toInfo(session), messages: selectFromTurn.all(id, 0).map(toMessage) };
+      const open = reveal(id);
+      return { ...toInfo(session), messages: selectFromTurn.all(id, 0).map((row) => messageOf(id, row, open)) };
     },
     list({ now, limit, cursor }) {
       let rows: SessionRow[];
@@ -248,6 +329,16 @@ export function createSessionStore(db: SqliteDatabase): SessionStore {
         total += n;
         if (n < 500) return total;
       }
+    },
+    export(id) {
+      const session = selectAny.get(id);
+      if (!session) return null;
+      const open = reveal(id);
+      const messages = selectFromTurn.all(id, 0).map((row) => ({ ...messageOf(id, row, open), turn: row.turn, createdAt: row.created_at }));
+      return { ...toInfo(session), messages };
+    },
+    scrubbed(waitMs) {
+      return scrubber.pending ? scrubber.request(waitMs) : Promise.resolve(true);
     },
   };
 }

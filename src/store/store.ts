@@ -1,6 +1,6 @@
 import { openDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './database.js';
 import { createKeyStore, type KeyStore } from './keys.js';
-import { createSessionStore, type SessionStore } from './sessions.js';
+import { createSessionStore, type ContentProtection, type SessionStore } from './sessions.js';
 
 export interface Store {
   file: string;
@@ -11,13 +11,14 @@ export interface Store {
   close(): void;
 }
 
-export function openStore(options: OpenDatabaseOptions): Store {
+/** protection: redaction, encryption and retention of stored messages (protectionFor(config) builds it). */
+export function openStore(options: OpenDatabaseOptions & { protection?: ContentProtection }): Store {
   const db = openDatabase(options);
   let closed = false;
   return {
     file: options.file,
     db,
-    sessions: createSessionStore(db),
+    sessions: createSessionStore(db, options.protection),
     keys: createKeyStore(db),
     close() {
       if (closed) return;

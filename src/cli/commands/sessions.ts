@@ -1,7 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { NotFoundError, UsageError } from '../../core/errors.js';
+import { EnvironmentError, NotFoundError, UsageError } from '../../core/errors.js';
+import { auditForSession } from '../../store/audit.js';
+import { openConfiguredStore } from '../../store/protection.js';
+import { scrubBlocking } from '../../store/retention.js';
 import type { ChatMessage } from '../../store/sessions.js';
-import { openStore, storeFile } from '../../store/store.js';
+import type { Store } from '../../store/store.js';
 import { contextFor } from '../context.js';
 import { formatTable } from '../output.js';
 
@@ -21,10 +24,23 @@ export function parseDuration(text: string): number {
   return Number(match[1]) * UNITS[match[2]!]!;
 }
 
+/** The store with the config's redaction, encryption key and retention: the same protection as the daemon's. */
 function openFor(command: Command, db?: string) {
   const { loaded, output } = contextFor(command, { store: { path: db } });
-  const store = openStore({ file: storeFile(loaded.config, loaded.paths), synchronous: loaded.config.store.synchronous, busyTimeoutMs: loaded.config.store.busyTimeoutMs });
+  const store = openConfiguredStore(loaded.config, loaded.paths);
   return { store, output };
+}
+
+/**
+ * After a deletion: the deleted text must leave the database and WAL files (secure_delete zeroed it in the
+ * WAL's pages; a TRUNCATE checkpoint copies them over the old ones and empties the WAL). Another process
+ * reading the database (the daemon mid-request) can hold that off for a moment: retry for up to 10 s.
+ */
+function scrubOrFail(store: Store, what: string): void {
+  if (scrubBlocking(store.db, 10_000)) return;
+  throw new EnvironmentError(`${what}, but the deleted text may still be in ${store.file}-wal: another process kept the database busy for 10 s`, {
+    next: `Run cs-llm store scrub when the daemon is idle (a running daemon also scrubs after its own deletions).`,
+  });
 }
 
 function contentText(m: ChatMessage): string {
@@ -92,7 +108,8 @@ export function register(program: Command): void {
       const { store, output } = openFor(command, opts.db);
       try {
         if (!store.sessions.delete(id)) throw new NotFoundError(`no session "${id}"`, { next: 'See cs-llm sessions list.' });
-        output.out(`deleted session ${id}`);
+        scrubOrFail(store, `deleted session ${id}`);
+        output.out(`deleted session ${id}; its text is gone from the database and WAL files`);
       } finally {
         store.close();
       }
@@ -113,8 +130,39 @@ export function register(program: Command): void {
           expired += n;
         }
         const old = age === null ? 0 : store.sessions.pruneOlderThan(now - age);
+        if (expired + old > 0) scrubOrFail(store, `deleted ${expired + old} session(s)`);
         if (opts.json) output.json({ expired, old });
         else output.out(`deleted ${expired} expired session(s)${age === null ? '' : ` and ${old} not updated for ${opts.olderThan}`}`);
+      } finally {
+        store.close();
+      }
+    });
+
+  dbOption(sessions.command('export'))
+    .description('Everything kept about one session, expired or not, as JSON: its messages with times and its audit records (a subject access request)')
+    .argument('<id>')
+    .action((id: string, opts: { db?: string }, command: Command) => {
+      const { store, output } = openFor(command, opts.db);
+      try {
+        const session = store.sessions.export(id);
+        const audit = auditForSession(store.db, id);
+        if (!session && audit.length === 0) throw new NotFoundError(`nothing is kept about session "${id}"`, { next: 'See cs-llm sessions list; deleted and swept sessions leave only audit records.' });
+        output.json({
+          id,
+          exportedAt: new Date().toISOString(),
+          database: store.file,
+          session: session
+            ? {
+                profile: session.profile,
+                turns: session.turns,
+                createdAt: iso(session.createdAt),
+                updatedAt: iso(session.updatedAt),
+                expiresAt: iso(session.expiresAt),
+                messages: session.messages.map(({ createdAt, ...m }) => ({ ...m, createdAt: iso(createdAt) })),
+              }
+            : null,
+          audit: audit.map((r) => ({ ...r, at: iso(r.at) })),
+        });
       } finally {
         store.close();
       }

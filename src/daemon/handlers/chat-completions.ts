@@ -4,13 +4,14 @@ import { profileFor } from '../../core/config.js';
 import type { ChatMessage } from '../../store/sessions.js';
 import { ApiError, sseErrorEvent } from '../api-error.js';
 import { readBody } from '../body.js';
+import { bodyForUpstream } from '../../compliance/upstream-redaction.js';
 import type { RequestContext } from '../routes.js';
 import { SESSION_ID_PATTERN } from '../security.js';
 import type { DaemonServices } from '../services.js';
 import { SessionBusyError } from '../session-lock.js';
 import { SseSplitter, TurnAccumulator, replyMessage } from '../sse.js';
 import type { UpstreamResponse } from '../upstream.js';
-import { collectBody, upstreamFailure } from '../upstream.js';
+import { collectBody, idleWatch, upstreamFailure } from '../upstream.js';
 import { ClientGoneError, type Routed } from '../routing/failover.js';
 import type { UpstreamMember } from '../routing/upstream-set.js';
 import { toolTurn } from '../tools/tool-turn.js';
@@ -243,12 +244,13 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
       sessionId: turn ? turn.id : null,
       signal: controller.signal,
       build: (m) => {
-        const bytes = bodyFor(m, body, request);
+        const bytes = bodyForUpstream(services.config, m, bodyFor(m, body, request));
         return { method: 'POST', path: '/v1/chat/completions', headers: upstreamHeaders(ctx, bytes), body: bytes, signal: controller.signal };
       },
     });
     upstream = routed.response;
     member = routed.member;
+    ctx.record.upstream = member.name;
   } catch (err) {
     ctx.record.upstreamMs = performance.now() - upstreamStart;
     if (clientGone || err instanceof ClientGoneError) {
@@ -361,11 +363,13 @@ async function relayStream(
   const timeoutMs = services.config.daemon.upstreamTimeoutMs;
   let failure: ApiError | null = null;
   let sawDone = false;
+  const idle = idleWatch(upstream.body, services.config.daemon.streamIdleTimeoutMs);
 
   if (!turn) {
     // Stateless: bytes pass through as they come, [DONE] included.
     try {
       for await (const chunk of upstream.body) {
+        idle.refresh();
         meter.push(chunk);
         const wait = write(res, chunk);
         if (wait) await wait;
@@ -373,6 +377,7 @@ async function relayStream(
     } catch (err) {
       if (!clientGone()) failure = upstreamFailure(err, member.url, timeoutMs);
     }
+    idle.stop();
     ctx.record.upstreamMs = performance.now() - upstreamStart;
     meter.finish(ctx.record);
   } else {
@@ -380,6 +385,7 @@ async function relayStream(
     const turnSoFar = new TurnAccumulator();
     try {
       for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+        idle.refresh();
         meter.push(chunk);
         const events = splitter.push(chunk);
         let out: Buffer[] | null = null;
@@ -407,6 +413,7 @@ async function relayStream(
     } catch (err) {
       if (!clientGone()) failure = upstreamFailure(err, member.url, timeoutMs);
     }
+    idle.stop();
     ctx.record.upstreamMs = performance.now() - upstreamStart;
     meter.finish(ctx.record);
     if (!failure && !clientGone()) {

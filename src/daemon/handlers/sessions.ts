@@ -57,6 +57,9 @@ export function getSession(services: DaemonServices) {
   };
 }
 
+/** How long DELETE waits for the deleted text to leave the files before it answers 202 (scheduled). */
+const ERASE_WAIT_MS = 2000;
+
 /** DELETE /v1/sessions/:id. */
 export function deleteSession(services: DaemonServices) {
   return async (ctx: RequestContext): Promise<void> => {
@@ -68,7 +71,10 @@ export function deleteSession(services: DaemonServices) {
     try {
       const existed = services.store.sessions.delete(id);
       if (!existed) throw new ApiError(404, `no session ${id}`, { code: 'session_not_found' });
-      sendJson(ctx.res, 200, { id, object: 'session', deleted: true });
+      // Erasure: answer once the text is gone from the database and WAL files too (a TRUNCATE checkpoint,
+      // which waits for other readers); if that takes long, 202 says it is scheduled and retried until done.
+      const scrubbed = await services.store.sessions.scrubbed(ERASE_WAIT_MS);
+      sendJson(ctx.res, scrubbed ? 200 : 202, { id, object: 'session', deleted: true, scrubbed });
     } finally {
       release();
     }

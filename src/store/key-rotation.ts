@@ -1,0 +1,66 @@
+import type { ContentCipher } from './crypto.js';
+import type { SqliteDatabase } from './database.js';
+import { scrubBlocking } from './retention.js';
+import { contentContext, missingKeyError } from './sessions.js';
+
+export interface RotationResult {
+  /** Message rows re-encrypted (or encrypted for the first time, when they were plain text). */
+  rows: number;
+  /** Rows already under the new key (a rotation that was interrupted and run again). */
+  alreadyCurrent: number;
+  /** Whether the old values are gone from the files too (TRUNCATE checkpoint). */
+  scrubbed: boolean;
+}
+
+/**
+ * Re-encrypts every stored message under `to`, in batches of `batch` rows (one transaction each, so a
+ * daemon's reads interleave and an interrupted run can simply be run again). Rows in plain text are
+ * encrypted too: after a rotation nothing in the database opens without the new key. The old keys are
+ * marked retired; then the old values are scrubbed from the database and WAL files.
+ */
+export function rotateContentKey(
+  db: SqliteDatabase,
+  options: { from: readonly ContentCipher[]; to: ContentCipher; batch?: number; now?: number; onProgress?: (rows: number) => void },
+): RotationResult {
+  const batch = options.batch ?? 500;
+  const keys = new Map(options.from.map((k) => [k.keyId, k]));
+  const { to } = options;
+  const page = db.prepare<[number, number], { rowid: number; session_id: string; seq: number; content: string | Uint8Array | null; tool_calls: string | Uint8Array | null; key_id: string | null }>(
+    'SELECT rowid, session_id, seq, content, tool_calls, key_id FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?',
+  );
+  const update = db.prepare('UPDATE messages SET content = ?, tool_calls = ?, key_id = ? WHERE rowid = ?');
+  let rows = 0;
+  let alreadyCurrent = 0;
+  const step = db.transaction((after: number): number => {
+    let last = -1;
+    for (const r of page.all(after, batch)) {
+      last = r.rowid;
+      if (r.key_id === to.keyId) {
+        alreadyCurrent++;
+        continue;
+      }
+      const old = r.key_id === null ? null : keys.get(r.key_id);
+      if (r.key_id !== null && !old) throw missingKeyError(r.key_id, options.from[0] ?? null);
+      const open = (value: string | Uint8Array | null, field: 'content' | 'tool_calls'): string | null =>
+        value === null ? null : old ? old.decrypt(value as Uint8Array, contentContext(r.session_id, r.seq, field)) : (value as string);
+      const content = open(r.content, 'content');
+      const toolCalls = open(r.tool_calls, 'tool_calls');
+      update.run(
+        content === null ? null : to.encrypt(content, contentContext(r.session_id, r.seq, 'content')),
+        toolCalls === null ? null : to.encrypt(toolCalls, contentContext(r.session_id, r.seq, 'tool_calls')),
+        to.keyId,
+        r.rowid,
+      );
+      rows++;
+    }
+    return last;
+  });
+  const now = options.now ?? Date.now();
+  db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)').run(to.keyId, now);
+  for (let after = 0; after >= 0; ) {
+    after = step(after);
+    options.onProgress?.(rows);
+  }
+  db.prepare('UPDATE content_keys SET retired_at = ? WHERE id <> ? AND retired_at IS NULL').run(now, to.keyId);
+  return { rows, alreadyCurrent, scrubbed: scrubBlocking(db) };
+}
