@@ -136,3 +136,14 @@ export function upstreamFailure(err: unknown, upstreamUrl: string, timeoutMs: nu
     code: 'upstream_unavailable',
   });
 }
+
+/**
+ * The longest silence allowed between chunks of a streamed reply. The daemon keeps its own timer (refreshed
+ * per chunk) because undici's bodyTimeout was seen not to fire between slow stream chunks here.
+ */
+export function idleWatch(body: Readable, ms: number): { refresh(): void; stop(): void } {
+  const timer = setTimeout(() => {
+    body.destroy(Object.assign(new Error(`no data from the upstream for ${ms} ms`), { code: 'UND_ERR_BODY_TIMEOUT' }));
+  }, ms);
+  return { refresh: () => void timer.refresh(), stop: () => clearTimeout(timer) };
+}

@@ -6,7 +6,7 @@ import { ClientGoneError, type Routed } from '../routing/failover.js';
 import type { UpstreamMember } from '../routing/upstream-set.js';
 import type { DaemonServices } from '../services.js';
 import { SseSplitter, TurnAccumulator, replyMessage } from '../sse.js';
-import { collectBody, upstreamFailure } from '../upstream.js';
+import { collectBody, idleWatch, upstreamFailure } from '../upstream.js';
 import type { ChatRequest } from '../validate.js';
 import type { ToolCallRequest } from './tool-set.js';
 
@@ -169,8 +169,10 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
       let answering = false;
       let sawDone = false;
       let broken: unknown = null;
+      const idle = idleWatch(response.body, services.config.daemon.streamIdleTimeoutMs);
       try {
         for await (const chunk of response.body as AsyncIterable<Buffer>) {
+          idle.refresh();
           let out: Buffer[] | null = null;
           for (const event of splitter.push(chunk)) {
             if (sawDone) continue;
@@ -211,6 +213,7 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
       } catch (err) {
         broken = err;
       }
+      idle.stop();
       ctx.record.upstreamMs += performance.now() - started;
       if (controller.signal.aborted) {
         ctx.record.outcome = 'client_closed';
