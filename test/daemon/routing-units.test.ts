@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Admission } from '../../src/daemon/admission.js';
+import { ApiError } from '../../src/daemon/api-error.js';
+import { RetryBudget } from '../../src/daemon/routing/retry-budget.js';
+import { retryAfterMs, UpstreamMember, UpstreamSet } from '../../src/daemon/routing/upstream-set.js';
+import type { Upstream } from '../../src/daemon/upstream.js';
+import { similarity } from '../../src/daemon/shadow.js';
+
+const noClient = (url: string): Upstream => ({ url, request: () => Promise.reject(new Error('not used')), close: async () => {} });
+
+function members(weights: number[]): UpstreamMember[] {
+  return weights.map((weight, i) => new UpstreamMember({ name: `u${i}`, kind: 'local', weight, models: {}, client: noClient(`http://127.0.0.1:${9000 + i}`) }));
+}
+
+test('weighted choice follows the weights', () => {
+  let seed = 1;
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const set = new UpstreamSet(members([3, 1]), { ejectAfter: 5, ejectBaseMs: 1000, sticky: false, random });
+  const counts = [0, 0];
+  for (let i = 0; i < 4000; i++) counts[Number(set.pick(null, null)!.name.slice(1))]!++;
+  assert.ok(counts[0]! > 2700 && counts[0]! < 3300, `about 3:1, got ${counts.join(':')}`);
+});
+
+test('sticky choice keeps a session on one upstream, and moves it only while that one is out', () => {
+  const set = new UpstreamSet(members([1, 1, 1]), { ejectAfter: 1, ejectBaseMs: 1000, sticky: true, now: () => 0 });
+  const seen = new Set<string>();
+  for (let i = 0; i < 30; i++) seen.add(set.pick(`session-${i}`, null)!.name);
+  assert.equal(seen.size, 3, 'sessions spread over all upstreams');
+  const home = set.pick('session-x', null)!;
+  for (let i = 0; i < 10; i++) assert.equal(set.pick('session-x', null), home);
+  set.failure(home); // ejectAfter 1: out
+  const moved = set.pick('session-x', null)!;
+  assert.notEqual(moved, home);
+  for (let i = 0; i < 10; i++) assert.equal(set.pick('session-x', null), moved, 'moved sessions stay put too');
+});
+
+test('ejection grows with each ejection in a row; after it one probe at a time; success restores', () => {
+  let now = 0;
+  const [a, b] = members([1, 0]);
+  const set = new UpstreamSet([a!, b!], { ejectAfter: 2, ejectBaseMs: 1000, sticky: false, now: () => now });
+  set.failure(a!);
+  assert.equal(set.pick(null, null), a, 'one failure is not enough');
+  set.failure(a!);
+  assert.equal(a!.ejectedUntil, 1000);
+  assert.equal(set.pick(null, null), b);
+  now = 1000;
+  assert.equal(set.pick(null, null), a, 'probation: it may be tried');
+  set.begin(a!);
+  assert.equal(set.pick(null, null), b, 'only one probe at a time');
+  set.failure(a!);
+  assert.equal(a!.ejectedUntil, 3000, 'a failed probe ejects it for twice as long');
+  now = 3000;
+  set.begin(a!);
+  set.success(a!);
+  assert.equal(a!.probation, false);
+  assert.equal(set.pick(null, null), a);
+});
+
+test('overloaded upstreams are skipped until Retry-After; with every one overloaded there is none to pick', () => {
+  let now = 0;
+  const [a, b] = members([1, 1]);
+  const set = new UpstreamSet([a!, b!], { ejectAfter: 5, ejectBaseMs: 1000, sticky: false, now: () => now });
+  set.overload(a!, 2000);
+  for (let i = 0; i < 10; i++) assert.equal(set.pick(null, null), b);
+  set.overload(b!, 5000);
+  assert.equal(set.pick(null, null), null);
+  assert.equal(set.overloadEndsInMs(), 2000);
+  now = 2000;
+  assert.equal(set.pick(null, null), a);
+  assert.equal(retryAfterMs('3', 0), 3000);
+  assert.equal(retryAfterMs(new Date(10_000).toUTCString(), 0), 10_000);
+  assert.equal(retryAfterMs(undefined, 0), 1000);
+});
+
+test('the retry budget allows a minimum, then a share of the requests in the window', () => {
+  const budget = new RetryBudget(20, 3);
+  let now = 0;
+  for (let i = 0; i < 3; i++) assert.equal(budget.tryRetry(now), true, 'the minimum');
+  assert.equal(budget.tryRetry(now), false);
+  for (let i = 0; i < 50; i++) budget.recordRequest(now);
+  for (let i = 0; i < 7; i++) assert.equal(budget.tryRetry(now), true, '20% of 50 = 10 retries in all');
+  assert.equal(budget.tryRetry(now), false);
+  now = 20_000; // the window moved on
+  assert.equal(budget.tryRetry(now), true);
+});
+
+test('admission: free slots are granted at once, then queued FIFO, then refused with 429 and Retry-After', async () => {
+  const admission = new Admission({ maxInFlight: 1, maxQueue: 1, maxQueueWaitMs: 10_000 });
+  const first = admission.acquire();
+  assert.equal(typeof first, 'function');
+  const second = admission.acquire();
+  assert.ok(second instanceof Promise);
+  assert.equal(admission.waiting, 1);
+  assert.throws(() => admission.acquire(), (err: unknown) => err instanceof ApiError && err.status === 429 && err.headers['retry-after'] === '5');
+  (first as () => void)();
+  const release = await second;
+  assert.equal(admission.running, 1);
+  release();
+  assert.equal(admission.running, 0);
+});
+
+test('shadow similarity is word overlap', () => {
+  assert.equal(similarity('Your order is in transit.', 'your order is IN transit'), 1);
+  assert.equal(similarity('a b', 'c d'), 0);
+  assert.equal(similarity('a b c', 'a b d'), 0.5);
+});
