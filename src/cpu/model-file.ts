@@ -43,7 +43,7 @@ export function checkModelFile(path: string): { sizeBytes: number } {
     closeSync(fd);
   }
   if (!isGgufHeader(head)) {
-    throw new ModelFileProblem('not-gguf', `model file is not GGUF: ${path} starts with ${JSON.stringify(head.toString('latin1').replace(/[^\x20-\x7e]/g, '.'))}, not "GGUF"`);
+    throw new ModelFileProblem('not-gguf', `model file is not GGUF: ${path} does not start with "GGUF" (its first bytes: ${head.toString('hex')})`);
   }
   return { sizeBytes: size };
 }
