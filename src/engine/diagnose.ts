@@ -11,7 +11,12 @@ export type DiagnosisKind =
   | 'port-in-use'
   | 'image-not-found'
   | 'registry-unreachable'
-  | 'gated-model';
+  | 'gated-model'
+  | 'model-file-missing'
+  | 'model-not-gguf'
+  | 'model-checksum'
+  | 'context-too-large'
+  | 'host-memory';
 
 export interface Diagnosis {
   kind: DiagnosisKind;
@@ -92,6 +97,53 @@ const RULES: Rule[] = [
     explain: () => ({
       summary: 'the model is gated on Hugging Face and no valid token was given',
       fix: 'Accept the model licence on huggingface.co, then export HF_TOKEN=<your token> and run cs-llm up again.',
+      environment: true,
+    }),
+  },
+  // The cpu engine's load failures (src/cpu/server.ts prints these lines).
+  {
+    kind: 'model-file-missing',
+    test: /model file not found: (\S+)/,
+    explain: (m) => ({
+      summary: `the engine cannot find its model file ${m[1]}`,
+      fix: 'Check --model: the GGUF file must exist on the host (it is mounted read-only into the container); cs-llm models --engine cpu lists the catalog files.',
+      environment: false,
+    }),
+  },
+  {
+    kind: 'model-not-gguf',
+    test: /model file is not GGUF/,
+    explain: () => ({
+      summary: 'the model file is not a GGUF file, the format llama.cpp reads',
+      fix: 'Pass a .gguf file with --model (safetensors models run on the vllm engine).',
+      environment: false,
+    }),
+  },
+  {
+    kind: 'model-checksum',
+    test: /model file checksum mismatch/,
+    explain: () => ({
+      summary: 'the model file is not the one the catalog names (its sha256 differs): damaged or replaced',
+      fix: 'Download the file again, or reinstall cs-llm for the shipped demo models.',
+      environment: false,
+    }),
+  },
+  {
+    kind: 'context-too-large',
+    test: /requested context (\d+) is larger than the model's context length (\d+)/,
+    explain: (m) => ({
+      summary: `the context ${m[1]} is larger than the model's own context length ${m[2]}`,
+      fix: `Use --context ${m[2]} or less.`,
+      environment: false,
+      maxContext: Number(m[2]),
+    }),
+  },
+  {
+    kind: 'host-memory',
+    test: /not enough memory to load the model/,
+    explain: () => ({
+      summary: "the machine's memory is too small for the model and its context",
+      fix: 'Free memory, or use a smaller --context or a smaller model (cs-llm models --engine cpu shows what fits).',
       environment: true,
     }),
   },
