@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startMaintenance } from '../../src/store/maintenance.js';
+import { openStore, type Store } from '../../src/store/store.js';
+import { runCli } from '../helpers/cli.js';
+import { foundIn } from './files.js';
+
+const HOUR = 3_600_000;
+
+function tempStore(t: { after(fn: () => void): void }, retentionMs?: number): { store: Store; file: string; home: string } {
+  const home = mkdtempSync(join(tmpdir(), 'cs-llm-erase-'));
+  const file = join(home, 'cs-llm.db');
+  const store = openStore({ file, ...(retentionMs ? { protection: { retentionMs: () => retentionMs } } : {}) });
+  t.after(() => store.close());
+  return { store, file, home };
+}
+
+/**
+ * Sessions whose messages share pages with each other (rows interleave by insertion order), short ones and
+ * ones long enough to spill into overflow pages, each message carrying its session's marker.
+ */
+function fill(store: Store, ids: string[], now: number, ttlMs = HOUR): void {
+  for (let turn = 0; turn < 3; turn++) {
+    for (const id of ids) {
+      const marker = `MARKER-${id}-`;
+      const long = turn === 1 ? ` ${marker}tail`.padStart(6000, 'lorem ipsum ') : '';
+      store.sessions.appendTurn(id, 'default', [
+        { role: 'user', content: `turn ${turn}: ${marker}user${long}` },
+        { role: 'assistant', content: `reply ${turn}: ${marker}assistant` },
+      ], ttlMs, now);
+    }
+  }
+}
+
+test('an erased session leaves no trace of its text in the database file or the WAL', async (t) => {
+  const { store, file } = tempStore(t);
+  const ids = Array.from({ length: 60 }, (_, i) => `s${i}`);
+  fill(store, ids, Date.now());
+  // Some of it checkpointed into the database file, some still in the WAL: both places must be cleaned.
+  store.db.pragma('wal_checkpoint(PASSIVE)');
+  fill(store, ['late1', 'late2'], Date.now());
+  assert.ok(foundIn(file, 'MARKER-s7-').includes('db'), 'the marker is found by this search before the erasure');
+  assert.ok(foundIn(file, 'MARKER-late1-').includes('wal'));
+
+  for (const id of ['s7', 's31', 'late1']) assert.equal(store.sessions.delete(id), true);
+  assert.equal(await store.sessions.scrubbed(10_000), true);
+
+  for (const id of ['s7', 's31', 'late1']) assert.deepEqual(foundIn(file, `MARKER-${id}-`), [], `${id} is gone from both files`);
+  assert.deepEqual(foundIn(file, 'MARKER-s8-'), ['db'], 'other sessions are kept');
+  assert.equal(store.sessions.get('s8', Date.now())?.messages.length, 6);
+});
+
+test('the retention sweeper deletes sessions past their profile retention and scrubs their text from the files', async (t) => {
+  const retentionMs = 60_000;
+  const { store, file } = tempStore(t, retentionMs);
+  const start = Date.now();
+  // Inside their one-hour TTL, but created 10 minutes ago: retention (1 minute) caps their life.
+  fill(store, ['old1', 'old2'], start - 10 * 60_000);
+  assert.equal(store.sessions.get('old1', start - 10 * 60_000 + 1000)?.id, 'old1');
+  assert.equal(store.sessions.get('old1', start), null, 'past retention a session reads as absent at once');
+  fill(store, ['fresh'], start);
+
+  let swept = 0;
+  const stop = startMaintenance(store.db, store.sessions, { file, sweepIntervalMs: 20, checkpointIntervalMs: 50, onSweep: (n) => (swept += n) });
+  t.after(stop);
+  while (swept < 2) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await store.sessions.scrubbed(10_000), true);
+  await stop();
+
+  assert.equal(swept, 2);
+  for (const id of ['old1', 'old2']) assert.deepEqual(foundIn(file, `MARKER-${id}-`), []);
+  assert.deepEqual(store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id), ['fresh']);
+  assert.notDeepEqual(foundIn(file, 'MARKER-fresh-'), []);
+});
+
+test('cs-llm sessions prune --older-than and sessions delete leave no trace of the removed text in the files', async (t) => {
+  const { store, file, home } = tempStore(t);
+  fill(store, ['stale', 'recent', 'doomed'], Date.now() - 40 * 24 * HOUR, 365 * 24 * HOUR);
+  fill(store, ['recent', 'doomed'], Date.now(), 365 * 24 * HOUR);
+  store.close();
+  const env = { CS_LLM_HOME: home };
+
+  const prune = await runCli(['sessions', 'prune', '--older-than', '30d', '--db', file], { env });
+  assert.equal(prune.exitCode, 0, String(prune.stderr));
+  assert.match(String(prune.stdout), /and 1 not updated for 30d/);
+  assert.deepEqual(foundIn(file, 'MARKER-stale-'), []);
+
+  const del = await runCli(['sessions', 'delete', 'doomed', '--db', file], { env });
+  assert.equal(del.exitCode, 0, String(del.stderr));
+  assert.match(String(del.stdout), /deleted session doomed; its text is gone/);
+  assert.deepEqual(foundIn(file, 'MARKER-doomed-'), []);
+  assert.deepEqual(foundIn(file, 'MARKER-recent-'), ['db']);
+});
