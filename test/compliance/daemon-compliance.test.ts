@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import { verifyAuditChain, type AuditRecord } from '../../src/store/audit.js';
+import { openStore } from '../../src/store/store.js';
+import { cli, startHarness, text } from '../daemon/harness.js';
+import { foundIn } from './files.js';
+
+const PII = 'Hi, I am Li Wei, mail li.wei@example.com, mobile 13812345678, card 4111 1111 1111 1111.';
+
+test('stored turns hold placeholders while the model got the original text; the database never sees it', async (t) => {
+  const h = await startHarness(t);
+  const reply = text(await h.client({ sessionId: 'pii-1' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: PII }] }));
+  // The simulator quotes the user's message: the model saw it unchanged.
+  assert.match(reply, /li\.wei@example\.com, mobile 13812345678, card 4111 1111 1111 1111/);
+
+  const res = await fetch(`${h.daemon.url}/v1/sessions/pii-1`);
+  const stored = (await res.json()) as { messages: Array<{ role: string; content: string }> };
+  assert.equal(stored.messages[0]!.content, 'Hi, I am Li Wei, mail [EMAIL], mobile [PHONE], card [CARD].');
+  assert.match(stored.messages[1]!.content, /mail \[EMAIL\], mobile \[PHONE\], card \[CARD\]/, "the model's echo is redacted too");
+  for (const secret of ['li.wei@example.com', '13812345678', '4111 1111 1111 1111']) assert.deepEqual(foundIn(h.daemon.store.file, secret), []);
+});
+
+test('with store.redactUpstream "always" the model gets the redacted text too', async (t) => {
+  const h = await startHarness(t, { config: { store: { redactUpstream: 'always' } } });
+  const stateless = text(await h.client().chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: PII }] }));
+  assert.match(stateless, /mail \[EMAIL\], mobile \[PHONE\], card \[CARD\]/);
+  const turn = text(await h.client({ sessionId: 'pii-2' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: PII }] }));
+  assert.match(turn, /mail \[EMAIL\], mobile \[PHONE\]/);
+  assert.doesNotMatch(turn, /li\.wei/);
+});
+
+test('every request is audited without contents in a hash chain that verifies, and altering one record breaks it there', async (t) => {
+  let key = '';
+  const h = await startHarness(t, {
+    beforeStart: (paths) => {
+      const s = openStore({ file: paths.dbFile });
+      key = s.keys.create('frontend', Date.now()).key;
+      s.close();
+    },
+  });
+  const client = h.client({ sessionId: 'audited', apiKey: key });
+  await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'first question, marker AUDIT-TEXT-1' }] });
+  await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'second question' }], stream: false });
+  assert.equal((await fetch(`${h.daemon.url}/v1/sessions/audited`, { headers: { authorization: `Bearer ${key}` } })).status, 200);
+  assert.equal((await fetch(`${h.daemon.url}/v1/sessions`)).status, 401);
+  const file = h.daemon.store.file;
+  await h.daemon.close('test over');
+
+  const db = new Database(file);
+  t.after(() => db.close());
+  const rows = db.prepare('SELECT * FROM audit_log ORDER BY seq').all() as Array<Record<string, unknown>>;
+  assert.equal(rows.length, 4);
+  const prefix = key.slice(0, 12);
+  assert.deepEqual(
+    rows.map((r) => [r.method, r.route, r.session_id, r.key_id, r.status]),
+    [
+      ['POST', '/v1/chat/completions', 'audited', prefix, 200],
+      ['POST', '/v1/chat/completions', 'audited', prefix, 200],
+      ['GET', '/v1/sessions/:id', 'audited', prefix, 200],
+      ['GET', 'unmatched', null, null, 401],
+    ],
+  );
+  assert.equal(rows[0]!.upstream, 'local');
+  assert.ok((rows[0]!.prompt_tokens as number) > 0 && (rows[0]!.completion_tokens as number) > 0);
+  assert.ok((rows[0]!.latency_ms as number) > 0);
+  const all = JSON.stringify(rows);
+  assert.ok(!all.includes(key), 'never the key');
+  assert.ok(!all.includes('AUDIT-TEXT') && !all.includes('question'), 'never message contents');
+  assert.equal(verifyAuditChain(db).ok, true);
+
+  assert.throws(() => db.prepare('UPDATE audit_log SET status = 500 WHERE seq = 2').run(), /append-only/);
+  assert.throws(() => db.prepare('DELETE FROM audit_log WHERE seq = 4').run(), /append-only/);
+
+  const env = { CS_LLM_HOME: h.home };
+  const ok = await cli(['audit', 'verify', '--db', file], { env });
+  assert.equal(ok.exitCode, 0, ok.stderr);
+  assert.match(ok.stdout, /audit log ok: 4 record\(s\)/);
+
+  db.exec('DROP TRIGGER audit_log_no_update');
+  db.prepare('UPDATE audit_log SET status = 204 WHERE seq = 2').run();
+  const broken = await cli(['audit', 'verify', '--db', file, '--json'], { env });
+  assert.equal(broken.exitCode, 4);
+  assert.deepEqual((JSON.parse(broken.stdout) as { broken: { seq: number } }).broken.seq, 2);
+  assert.match(broken.stderr, /broken at record 2: record 2 was altered/);
+});
+
+test('DELETE /v1/sessions/:id answers once the text is gone from both files; sessions export shows what is kept', async (t) => {
+  const h = await startHarness(t);
+  for (const id of ['erase-me', 'keep-me']) {
+    const client = h.client({ sessionId: id });
+    for (let i = 0; i < 3; i++) await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: `turn ${i} of MARKER-${id}` }] });
+  }
+  const file = h.daemon.store.file;
+  assert.notDeepEqual(foundIn(file, 'MARKER-erase-me'), []);
+
+  const res = await fetch(`${h.daemon.url}/v1/sessions/erase-me`, { method: 'DELETE' });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { id: 'erase-me', object: 'session', deleted: true, scrubbed: true });
+  assert.deepEqual(foundIn(file, 'MARKER-erase-me'), []);
+  assert.notDeepEqual(foundIn(file, 'MARKER-keep-me'), []);
+
+  // Audit records reach the database within the flush interval.
+  await new Promise((r) => setTimeout(r, 300));
+  const exported = await cli(['sessions', 'export', 'keep-me', '--db', file], { env: { CS_LLM_HOME: h.home } });
+  assert.equal(exported.exitCode, 0, exported.stderr);
+  const doc = JSON.parse(exported.stdout) as { session: { turns: number; messages: Array<{ role: string; content: string; createdAt: string }> }; audit: AuditRecord[] };
+  assert.equal(doc.session.turns, 3);
+  assert.equal(doc.session.messages.length, 6);
+  assert.equal(doc.session.messages[0]!.content, 'turn 0 of MARKER-keep-me');
+  assert.ok(!Number.isNaN(Date.parse(doc.session.messages[0]!.createdAt)));
+  assert.equal(doc.audit.length, 3);
+  assert.ok(doc.audit.every((r) => r.sessionId === 'keep-me' && r.route === '/v1/chat/completions'));
+});
