@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '../../src/core/errors.js';
+import { createCipher, keyIdOf, parseKey } from '../../src/store/crypto.js';
+import { requireContentKeys } from '../../src/store/protection.js';
+import { openStore } from '../../src/store/store.js';
+import { startHarness, text } from '../daemon/harness.js';
+import { runCli } from '../helpers/cli.js';
+import { foundIn } from './files.js';
+
+const KEY_A = Buffer.alloc(32, 7).toString('base64');
+const KEY_B = Buffer.alloc(32, 9).toString('base64');
+const HOUR = 3_600_000;
+
+function tempFile(): { home: string; file: string } {
+  const home = mkdtempSync(join(tmpdir(), 'cs-llm-crypt-'));
+  return { home, file: join(home, 'cs-llm.db') };
+}
+
+const turn = (marker: string) => [
+  { role: 'user', content: `please look up ${marker}-content` },
+  { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: `{"q":"${marker}-args"}` } }] },
+  { role: 'tool', tool_call_id: 'c1', content: `${marker}-result` },
+];
+
+test('with a key, the files hold no plaintext of stored messages, and they read back with the key', (t) => {
+  const { file } = tempFile();
+  const cipher = createCipher(parseKey(KEY_A, 'test'));
+  const store = openStore({ file, protection: { cipher } });
+  t.after(() => store.close());
+  store.sessions.appendTurn('enc', 'default', turn('SECRET1'), HOUR, Date.now());
+  for (const where of ['-content', '-args', '-result']) assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the WAL`);
+  store.db.pragma('wal_checkpoint(TRUNCATE)');
+  for (const where of ['-content', '-args', '-result']) assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the database file`);
+  const back = store.sessions.get('enc', Date.now())!.messages;
+  assert.deepEqual(back, turn('SECRET1'));
+  assert.deepEqual(store.sessions.loadWindow('enc', 10, Date.now()).map((m) => m.message), turn('SECRET1'));
+  const row = store.db.prepare('SELECT key_id FROM messages LIMIT 1').get() as { key_id: string };
+  assert.equal(row.key_id, cipher.keyId);
+  assert.equal(cipher.keyId, keyIdOf(parseKey(KEY_A, 'test')));
+  assert.equal(cipher.keyId.length, 12);
+});
+
+test('opening encrypted rows without the key, or with another, is a clear error naming the key id and the fix', (t) => {
+  const { file } = tempFile();
+  const a = createCipher(parseKey(KEY_A, 'test'));
+  const store = openStore({ file, protection: { cipher: a } });
+  store.sessions.appendTurn('enc', 'default', turn('S2'), HOUR, Date.now());
+  store.close();
+
+  const bare = openStore({ file });
+  t.after(() => bare.close());
+  assert.throws(() => bare.sessions.get('enc', Date.now()), (err: unknown) => err instanceof ConfigError && err.message.includes(`encrypted (key ${a.keyId}) and no encryption key is configured`) && /CS_LLM_STORE_KEY/.test(err.next ?? ''));
+  assert.throws(() => requireContentKeys(bare.db, null), /no encryption key is configured/);
+  const b = createCipher(parseKey(KEY_B, 'test'));
+  assert.throws(() => requireContentKeys(bare.db, b), new RegExp(`encrypted with key ${a.keyId}, but the key in force is ${b.keyId}`));
+  requireContentKeys(bare.db, a);
+});
+
+test('the daemon encrypts what it stores and refuses to start on encrypted rows without their key', async (t) => {
+  const h = await startHarness(t, { config: { store: { key: KEY_A } } });
+  const reply = text(await h.client({ sessionId: 'e1' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'DAEMON-SECRET here' }] }));
+  assert.match(reply, /DAEMON-SECRET/);
+  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/e1`)).json()) as { messages: Array<{ content: string }> };
+  assert.equal(stored.messages[0]!.content, 'DAEMON-SECRET here');
+  const file = h.daemon.store.file;
+  await h.daemon.close('test over');
+  assert.deepEqual(foundIn(file, 'DAEMON-SECRET'), []);
+
+  const { loadConfig } = await import('../../src/core/config.js');
+  const { startDaemon } = await import('../../src/daemon/server.js');
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: h.home }, flags: { daemon: { upstream: h.sim.url } } });
+  await assert.rejects(startDaemon({ config, paths, port: 0 }), /no encryption key is configured/);
+});
+
+test('rotate-key re-encrypts every row (plain-text ones too) so that only the new key opens them', async (t) => {
+  const { home, file } = tempFile();
+  const plain = openStore({ file });
+  plain.sessions.appendTurn('before', 'default', turn('PLAIN'), HOUR, Date.now());
+  plain.close();
+  const a = createCipher(parseKey(KEY_A, 'test'));
+  const withA = openStore({ file, protection: { cipher: a } });
+  for (let i = 0; i < 30; i++) withA.sessions.appendTurn(`s${i}`, 'default', turn(`ROT${i}`), HOUR, Date.now());
+  withA.close();
+  assert.ok(foundIn(file, 'PLAIN-content').length > 0, 'stored before encryption was turned on');
+
+  const keyFile = join(home, 'new.key');
+  writeFileSync(keyFile, `${KEY_B}\n`, { mode: 0o600 });
+  const rotated = await runCli(['store', 'rotate-key', '--new-key-file', keyFile, '--db', file], { env: { CS_LLM_HOME: home, CS_LLM_STORE_KEY: KEY_A } });
+  assert.equal(rotated.exitCode, 0, String(rotated.stderr));
+  const b = createCipher(parseKey(KEY_B, 'test'));
+  assert.match(String(rotated.stdout), new RegExp(`re-encrypted 93 message\\(s\\) with key ${b.keyId}; key ${a.keyId} no longer opens them`));
+  assert.deepEqual(foundIn(file, 'PLAIN-content'), []);
+
+  const withB = openStore({ file, protection: { cipher: b } });
+  t.after(() => withB.close());
+  requireContentKeys(withB.db, b);
+  assert.deepEqual(withB.sessions.get('before', Date.now())!.messages, turn('PLAIN'));
+  assert.deepEqual(withB.sessions.get('s17', Date.now())!.messages, turn('ROT17'));
+  const oldKey = openStore({ file, protection: { cipher: a } });
+  t.after(() => oldKey.close());
+  assert.throws(() => oldKey.sessions.get('s17', Date.now()), new RegExp(`encrypted with key ${b.keyId}, but the key in force is ${a.keyId}`));
+  assert.throws(() => requireContentKeys(oldKey.db, a), /encrypted with key/);
+});
