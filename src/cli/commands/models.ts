@@ -6,6 +6,8 @@ import { loadCatalog } from '../../models/catalog.js';
 import { estimateCatalog, formatContext, formatGiB, recommendModel, type FitGpu } from '../../models/fit.js';
 import { contextFor, intFlag } from '../context.js';
 import { formatTable, paint, type Style } from '../output.js';
+import { readRamInfo } from '../../models/ram.js';
+import { printCpuModels } from './models-cpu.js';
 
 const verdictStyle: Record<string, Style> = { fits: 'green', tight: 'yellow', no: 'red' };
 
@@ -35,12 +37,20 @@ export function register(program: Command): void {
     .option('--vram <size>', 'plan for a card that is not in this box, e.g. 24GiB (with --gpus 0,1: two such cards)')
     .option('--context <n>', 'check this --max-model-len instead of proposing one', intFlag('--context'))
     .option('--gpu-memory-utilization <f>', "vLLM's share of each GPU's memory (config engine.gpuMemoryUtilization)", Number)
-    .action(async (opts: { json?: boolean; gpus?: string; vram?: string; context?: number; gpuMemoryUtilization?: number }, command: Command) => {
+    .option('--engine <kind>', 'vllm (default: VRAM fit on the GPUs) or cpu (RAM fit of the GGUF models for llama.cpp)')
+    .action(async (opts: { json?: boolean; gpus?: string; vram?: string; context?: number; gpuMemoryUtilization?: number; engine?: string }, command: Command) => {
+      if (opts.engine !== undefined && !['vllm', 'cpu'].includes(opts.engine)) {
+        throw new UsageError(`--engine must be vllm or cpu, got "${opts.engine}"`, { next: 'Use --engine cpu for the models llama.cpp runs on this machine\'s CPU and RAM.' });
+      }
       const { loaded, output } = contextFor(command, {
         engine: { gpus: opts.gpus, context: opts.context, gpuMemoryUtilization: opts.gpuMemoryUtilization },
       });
       const { config } = loaded;
       const catalog = loadCatalog({ userModels: config.models });
+      if (opts.engine === 'cpu') {
+        printCpuModels(output, catalog, readRamInfo(), { json: Boolean(opts.json), context: config.engine.context, env: process.env });
+        return;
+      }
 
       let gpus: FitGpu[];
       let planningFor: string;
