@@ -29,6 +29,7 @@ import { createRoutingMetrics, type RoutingMetrics } from './routing/routing-met
 import { createRouting } from './routing/setup.js';
 import { Shadow } from './shadow.js';
 import { ToolSet } from './tools/tool-set.js';
+import { bodyForUpstream } from '../compliance/upstream-redaction.js';
 
 export interface StartDaemonOptions {
   config: Config;
@@ -171,6 +172,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
           timeoutMs: d.upstreamTimeoutMs,
           log,
           onResult: (r) => routingMetrics?.shadow(r),
+          prepare: (m, body) => bodyForUpstream(config, m, body),
         })
       : null,
     upstreamInfo: new UpstreamInfo(upstream),

@@ -29,6 +29,8 @@ export interface ShadowOptions {
   model?: string | undefined;
   timeoutMs: number;
   log: Logger;
+  /** The body as it may leave for this upstream (the compliance redaction hook); default unchanged. */
+  prepare?: (member: UpstreamMember, body: Buffer) => Buffer;
   onResult?: (result: ShadowComparison | { upstream: string; failed: string }) => void;
   random?: () => number;
 }
@@ -86,7 +88,8 @@ export class Shadow {
     const { member, log, onResult } = this.options;
     const model = this.options.model ?? (typeof request.model === 'string' ? member.models[request.model] ?? request.model : undefined);
     const { stream: _stream, stream_options: _options, ...rest } = request;
-    const body = Buffer.from(JSON.stringify({ ...rest, ...(model !== undefined ? { model } : {}), stream: false }));
+    const plain = Buffer.from(JSON.stringify({ ...rest, ...(model !== undefined ? { model } : {}), stream: false }));
+    const body = this.options.prepare ? this.options.prepare(member, plain) : plain;
     const started = performance.now();
     let failed: string | null = null;
     let shadowText = '';

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { bodyForUpstream } from '../../compliance/upstream-redaction.js';
 import type { ChatMessage } from '../../store/sessions.js';
 import { ApiError, sseErrorEvent } from '../api-error.js';
 import type { RequestContext } from '../routes.js';
@@ -96,7 +97,8 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
           sessionId: input.turn.id,
           signal: controller.signal,
           build: (member) => {
-            const body = bodyFor(member, payload);
+            // The same upstream redaction as the proxy path (store.redactUpstream), tool results included.
+            const body = bodyForUpstream(services.config, member, bodyFor(member, payload));
             return { method: 'POST', path: '/v1/chat/completions', headers: input.upstreamHeaders(body), body, signal: controller.signal };
           },
         });
