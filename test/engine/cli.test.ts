@@ -16,7 +16,7 @@ test('up refuses an unknown engine, GPU selector or engine variable with exit co
   const env = { CS_LLM_HOME: home(t), DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
   const engine = await runCli(['up', '--engine', 'llamacpp'], { env });
   assert.equal(engine.exitCode, 2);
-  assert.match(String(engine.stderr), /error: --engine must be vllm or sim, got "llamacpp"\nnext: .*--engine sim/);
+  assert.match(String(engine.stderr), /error: --engine must be auto, vllm, cpu or sim, got "llamacpp"\nnext: .*--engine sim/);
   const gpus = await runCli(['up', '--engine', 'sim', '--gpus', 'first'], { env });
   assert.equal(gpus.exitCode, 2);
   assert.match(String(gpus.stderr), /--gpus must be "all", "none" or GPU indexes/);

@@ -20,6 +20,8 @@ interface UpFlags {
   engineEnv?: string[];
   /** false with --no-daemon */
   daemon?: boolean;
+  /** cpu engine: llama.cpp threads (= the container's CPU quota) */
+  threads?: number;
 }
 
 /** --engine-env KEY=VALUE (repeatable) -> {KEY: VALUE}. */
@@ -69,7 +71,8 @@ export function register(program: Command): void {
     .command('up')
     .description('Start the engine and the chat daemon in front of it: checks, a model that fits, image pull, container, readiness until it serves')
     .option('--model <id>', 'catalog model id (default: the largest that fits the GPUs; config engine.model)')
-    .option('--engine <kind>', 'vllm or sim (the simulator; config engine.kind)')
+    .option('--engine <kind>', 'auto (default: vllm with a usable NVIDIA GPU, else cpu), vllm, cpu (llama.cpp, GGUF) or sim (the simulator); config engine.kind')
+    .option('--threads <n>', 'cpu engine: llama.cpp threads, also its CPU quota (default: CPUs - 1; env CS_LLM_CPU_THREADS)', intFlag('--threads'))
     .option('--image <ref>', 'engine image (default: the pinned vLLM image, or the simulator image)')
     .option('--gpus <sel>', 'all, none, or GPU indexes like 0,1 (default: all for vllm, none for sim)')
     .option('--port <n>', 'engine port on 127.0.0.1 (default 8000)', intFlag('--port'))
@@ -82,7 +85,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
     .action(async (opts: UpFlags, command: Command) => {
       if (opts.engine !== undefined && !['vllm', 'sim', 'cpu', 'auto'].includes(opts.engine)) {
-        throw new UsageError(`--engine must be vllm or sim, got "${opts.engine}"`, { next: 'Use --engine vllm on a GPU host, or --engine sim to try cs-llm without a GPU.' });
+        throw new UsageError(`--engine must be auto, vllm, cpu or sim, got "${opts.engine}"`, { next: 'Use --engine vllm on a GPU host, --engine cpu for llama.cpp on the CPU, or --engine sim to try cs-llm without a model.' });
       }
       if (opts.pullPolicy !== undefined && !['if-missing', 'always', 'never'].includes(opts.pullPolicy)) {
         throw new UsageError(`--pull-policy must be if-missing, always or never, got "${opts.pullPolicy}"`);
@@ -115,6 +118,7 @@ export function register(program: Command): void {
           engine: loaded.config.engine,
           userModels: loaded.config.models,
           paths: loaded.paths,
+          ...(opts.threads !== undefined ? { env: { ...process.env, CS_LLM_CPU_THREADS: String(opts.threads) } } : {}),
           extraEnv,
           signal: abort.signal,
           daemon: opts.daemon !== false,
