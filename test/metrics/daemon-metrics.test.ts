@@ -57,7 +57,7 @@ test('counters and histograms move with chat requests, streamed and not', async 
   const daemon = await start(t);
   const messages = [{ role: 'user' as const, content: 'hello there' }];
   for (let i = 0; i < 3; i++) await client(daemon).chat.completions.create({ model: 'cs-llm-sim', messages });
-  for (const headers of [{}, { 'X-Session-Id': 'metrics-1' }]) {
+  for (const headers of [{}, { 'X-Session-Id': 'metrics-1' }] as Array<Record<string, string>>) {
     const stream = await client(daemon, headers).chat.completions.create({ model: 'cs-llm-sim', messages, stream: true });
     for await (const chunk of stream) void chunk;
   }
