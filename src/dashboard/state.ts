@@ -41,6 +41,9 @@ export interface Snapshot {
   ttft: Buckets | null;
   startTime: number | null;
   engineStartTime: number | null;
+  /** Upstream ejections by upstream, and calls refused by an open tool breaker by tool. */
+  ejections: Map<string, number>;
+  breakerRefusals: Map<string, number>;
 }
 
 export interface DashboardState {
@@ -147,7 +150,28 @@ function snapshotOf(m: ParsedMetrics, at: number): Snapshot {
     ttft: bucketsOf(m, 'cs_llm_time_to_first_token_seconds'),
     startTime: sumOf(m, 'cs_llm_start_time_seconds'),
     engineStartTime: sumOf(m, 'cs_llm_engine_start_time_seconds'),
+    ejections: byLabel(m, 'cs_llm_upstream_ejections_total', 'upstream'),
+    breakerRefusals: byLabel(m, 'cs_llm_tool_calls_total', 'tool', { outcome: 'breaker_open' }),
   };
+}
+
+function byLabel(m: ParsedMetrics, name: string, label: string, labels?: Record<string, string>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const s of select(m, name, labels)) {
+    const key = s.labels[label] ?? '';
+    out.set(key, (out.get(key) ?? 0) + s.value);
+  }
+  return out;
+}
+
+/** Keys whose count grew since the previous scrape, with how much. */
+function grown(now: Map<string, number>, before: Map<string, number>): Array<[string, number]> {
+  const out: Array<[string, number]> = [];
+  for (const [key, value] of now) {
+    const delta = value - (before.get(key) ?? 0);
+    if (delta > 0) out.push([key, delta]);
+  }
+  return out;
 }
 
 function gpusOf(m: ParsedMetrics): GpuView[] {
@@ -199,6 +223,15 @@ export function applyScrape(state: DashboardState, m: ParsedMetrics, at: number)
   if (state.engineUp === false && engineUp === true) events = addEvent({ ...state, events }, at, 'info', 'engine answering again');
   if (prev && snap.engineStartTime !== null && prev.engineStartTime !== null && snap.engineStartTime !== prev.engineStartTime) {
     events = addEvent({ ...state, events }, at, 'warn', 'the engine restarted');
+  }
+
+  if (prev) {
+    for (const [upstream] of grown(snap.ejections, prev.ejections)) {
+      events = addEvent({ ...state, events }, at, 'warn', `upstream ${upstream} ejected after consecutive failures`);
+    }
+    for (const [tool, n] of grown(snap.breakerRefusals, prev.breakerRefusals)) {
+      events = addEvent({ ...state, events }, at, 'warn', `tool ${tool}: breaker open, ${n} call${n === 1 ? '' : 's'} refused`);
+    }
   }
 
   const seconds = prev ? (at - prev.at) / 1000 : 0;

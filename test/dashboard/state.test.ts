@@ -95,3 +95,20 @@ test('the requests history keeps one minute of scrapes', () => {
   assert.equal(s.rpsHistory.length, 60);
   assert.equal(s.rpsHistory[59], 2);
 });
+
+test('upstream ejections and calls refused by an open tool breaker appear as events', () => {
+  const base = scrape({ ok: 1, tokens: 1, fast: 1, slow: 0 });
+  const first = `${base}cs_llm_upstream_ejections_total{upstream="http://a:8000"} 1
+cs_llm_tool_calls_total{tool="get_logistics",outcome="ok"} 4
+`;
+  const second = `${base}cs_llm_upstream_ejections_total{upstream="http://a:8000"} 2
+cs_llm_upstream_ejections_total{upstream="http://b:8000"} 0
+cs_llm_tool_calls_total{tool="get_logistics",outcome="ok"} 5
+cs_llm_tool_calls_total{tool="get_logistics",outcome="breaker_open"} 3
+`;
+  let s = applyScrape(initialState('http://d', 1000), parsePrometheusText(first), 10_000);
+  s = applyScrape(s, parsePrometheusText(second), 11_000);
+  assert.deepEqual(s.events.map((e) => e.text).slice(1), ['upstream http://a:8000 ejected after consecutive failures', 'tool get_logistics: breaker open, 3 calls refused']);
+  s = applyScrape(s, parsePrometheusText(second), 12_000);
+  assert.equal(s.events.length, 3, 'no new event while the counts stand still');
+});
