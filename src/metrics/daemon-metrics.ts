@@ -65,6 +65,8 @@ export function upstreamFailureReason(record: Pick<RequestRecord, 'status' | 'er
       return 'bad_reply';
     case 'upstream_stream_incomplete':
       return 'stream_incomplete';
+    case 'upstream_overloaded':
+      return 'overloaded';
     case undefined:
     case null:
       // Headers had gone out (a broken or engine-reported stream error), or the engine's own error status.

@@ -122,8 +122,10 @@ export class Router {
       if (attempt >= options.maxAttempts) break;
     }
 
+    // One upstream asked and it was overloaded: its own answer (status, Retry-After, body) goes back as it is.
+    if (last?.response && tried !== null && tried.length === 1) return { response: last.response, member: last.member, attempts: 1 };
     if (last === null || (allOverloaded && last.response)) {
-      // Every upstream is overloaded (or all were skipped for it): busy, retry later.
+      // Every upstream asked was overloaded, or all were skipped for it: busy, retry later.
       if (last?.response) drain(last.response);
       const seconds = Math.max(1, Math.ceil(set.overloadEndsInMs() / 1000));
       throw new ApiError(429, `every upstream engine is busy; retry in ${seconds} s`, {
