@@ -19,7 +19,10 @@ const CHAT = '/v1/chat/completions';
 
 type SimOptions = Parameters<typeof startSimulator>[0];
 
-async function start(t: TestContext, options: { sim?: SimOptions | false; metrics?: DaemonMetricsOptions; upstream?: string } = {}): Promise<Daemon> {
+async function start(
+  t: TestContext,
+  options: { sim?: SimOptions | false; metrics?: DaemonMetricsOptions; upstream?: string; daemon?: Record<string, unknown> } = {},
+): Promise<Daemon> {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-metrics-'));
   let upstream = options.upstream ?? 'http://127.0.0.1:9';
   if (options.sim !== false) {
@@ -27,7 +30,7 @@ async function start(t: TestContext, options: { sim?: SimOptions | false; metric
     t.after(() => sim.close());
     upstream = sim.url;
   }
-  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home }, flags: { daemon: { upstream } } });
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home }, flags: { daemon: { upstream, ...options.daemon } } });
   const daemon = await startDaemon({ config, paths, port: 0, metrics: options.metrics ?? NO_GPU });
   t.after(() => daemon.close('test over'));
   return daemon;
@@ -162,4 +165,23 @@ test('promtool check metrics accepts the daemon output, GPU gauges and all', asy
   const checked = await execa(promtool, ['check', 'metrics'], { input: text, reject: false, timeout: 30_000 });
   assert.equal(checked.exitCode, 0, `promtool: ${checked.stdout}${checked.stderr}`);
   assert.equal(`${checked.stdout}${checked.stderr}`.trim(), '', 'no lint warnings either');
+});
+
+test("429s the daemon answers itself (admission full) are counted as the daemon's", async (t) => {
+  const daemon = await start(t, { sim: { ttftMs: 500 }, daemon: { admission: { maxInFlight: 1, maxQueue: 0 } } });
+  const send = () =>
+    fetch(`${daemon.url}${CHAT}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }) });
+  const slow = send();
+  // The first request holds the only slot while the engine takes 500 ms to its first token.
+  let refused: Response | null = null;
+  for (let i = 0; i < 50 && !refused; i++) {
+    const res = await send();
+    await res.text();
+    if (res.status === 429) refused = res;
+  }
+  assert.ok(refused, 'a second request while the slot is taken is refused with 429');
+  await (await slow).text();
+  const m = await countedChats(daemon, 2);
+  assert.ok(sumOf(m, 'cs_llm_rate_limited_responses_total', { source: 'daemon' })! >= 1);
+  assert.equal(sumOf(m, 'cs_llm_rate_limited_responses_total', { source: 'upstream' }), null);
 });
