@@ -307,17 +307,18 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
   if (engineKindInfo(plan.kind).mountsHfCache && !request.engine.offline) await checkDiskForWeights(input.hfCacheDir, plan.model);
   const docker = deps.docker ?? createDockerClient(env);
   const probe = await probeDocker(docker, env);
+  const runLocal = async (why: string): Promise<Omit<UpResult, 'daemon'>> => {
+    request.onProgress?.({ stage: 'note', message: `${why}: running the ${plan.kind === 'cpu' ? 'cpu engine' : 'simulator'} as a local process` });
+    const local = await upLocalProcess(request.paths.stateDir, input, {
+      timeouts,
+      signal: request.signal,
+      onProgress: (event) => request.onProgress?.({ stage: 'readiness', ...event }),
+      onNote: (message) => request.onProgress?.({ stage: 'note', message }),
+    });
+    return { ...base, mode: 'process', baseUrl: local.baseUrl, port: local.port, image: null, containerName: null, pid: local.pid, reused: local.reused, replaced: local.replaced, pulled: false, readyInMs: local.readyInMs };
+  };
   if (!probe.reachable) {
-    if ((plan.kind === 'sim' && plan.gpus.mode === 'none') || plan.kind === 'cpu') {
-      request.onProgress?.({ stage: 'note', message: `no Docker engine (${probe.detail}): running the ${plan.kind === 'cpu' ? 'cpu engine' : 'simulator'} as a local process` });
-      const local = await upLocalProcess(request.paths.stateDir, input, {
-        timeouts,
-        signal: request.signal,
-        onProgress: (event) => request.onProgress?.({ stage: 'readiness', ...event }),
-        onNote: (message) => request.onProgress?.({ stage: 'note', message }),
-      });
-      return { ...base, mode: 'process', baseUrl: local.baseUrl, port: local.port, image: null, containerName: null, pid: local.pid, reused: local.reused, replaced: local.replaced, pulled: false, readyInMs: local.readyInMs };
-    }
+    if ((plan.kind === 'sim' && plan.gpus.mode === 'none') || plan.kind === 'cpu') return runLocal(`no Docker engine (${probe.detail})`);
     throw new EnvironmentError(`Docker Engine is not usable: ${probe.detail}`, {
       next: `${probe.fix ?? 'Start dockerd.'}${plan.kind === 'sim' ? ' Or use --gpus none to run the simulator as a local process.' : ''}`,
     });
@@ -326,6 +327,9 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
   // Offline: nothing is pulled, and everything the engine needs is checked (all of it listed) before anything starts.
   const pullPolicy = request.engine.offline ? 'never' : request.engine.pullPolicy;
   if (request.engine.offline) await checkOfflineReady(docker, { kind: plan.kind, image, model: plan.model, hfCacheDir: input.hfCacheDir });
+  // The cpu engine's default image comes from the project's registry; where it cannot be pulled, the
+  // engine runs as a local process instead (an explicit --image still fails).
+  let cpuImageUnavailable: Error | null = null;
   const result = await upContainer(docker, input, {
     pullPolicy,
     timeouts,
@@ -338,7 +342,16 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
             await buildLocalSimImage(docker, ref);
             return true;
           }
-        : undefined,
+        : plan.kind === 'cpu' && image === engineKindInfo('cpu').defaultImage && pullPolicy !== 'never'
+          ? async (_ref, err) => {
+              cpuImageUnavailable = err;
+              return false;
+            }
+          : undefined,
+  }).catch((err: unknown) => {
+    if (cpuImageUnavailable === null) throw err;
+    return null;
   });
+  if (result === null) return runLocal(`cannot pull ${image} (${(cpuImageUnavailable as Error | null)?.message.split('\n')[0] ?? 'unavailable'})`);
   return { ...base, mode: 'container', baseUrl: result.baseUrl, port: result.port, image: result.image, containerName: result.containerName, pid: null, reused: result.reused, replaced: result.replaced, pulled: result.pulled, readyInMs: result.readyInMs };
 }
