@@ -11,14 +11,15 @@ import { VERSION } from '../core/version.js';
 import { modelCacheDir } from '../doctor/checks.js';
 import { createDockerClient, requireDockerEngine } from '../engine/docker.js';
 import { engineKindInfo, type EngineKind } from '../engine/kinds.js';
-import { modelStoreFor, readHfSnapshot, type HfSnapshot } from '../engine/model-files.js';
+import { SHIPPED_MODELS_DIR } from '../engine/cpu-plan.js';
+import { locateGguf, modelStoreFor, readHfSnapshot, type HfSnapshot } from '../engine/model-files.js';
 import { ensureImage, type PullPolicy } from '../engine/pull.js';
 import { resolveKind } from '../engine/up.js';
 import { findModel, loadCatalog } from '../models/catalog.js';
 import type { ModelEntry } from '../models/schema.js';
 import { ArchiveWriter } from './archive.js';
 import { inspectImage, isIdReference, saveImage } from './image.js';
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, cacheRelOf, hfMemberPath, MANIFEST_MEMBER, manifestSchema, type BundleManifest, type BundleMember } from './manifest.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, cacheRelOf, GGUF_PREFIX, hfMemberPath, MANIFEST_MEMBER, manifestSchema, type BundleManifest, type BundleMember } from './manifest.js';
 import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
 
 /**
@@ -61,7 +62,7 @@ export function defaultBundleName(modelId: string, kind: EngineKind): string {
 function bundleKind(request: CreateBundleRequest): EngineKind {
   const raw = request.engine ?? request.config.engine.kind;
   if (!['auto', 'vllm', 'sim', 'cpu'].includes(raw)) {
-    throw new UsageError(`--engine must be vllm or sim, got "${raw}"`, { next: 'Use --engine vllm for a GPU host, or --engine sim for the simulator.' });
+    throw new UsageError(`--engine must be vllm, cpu or sim, got "${raw}"`, { next: 'Use --engine vllm for a GPU host, cpu for a CPU-only host, or sim for the simulator.' });
   }
   return resolveKind(raw as Config['engine']['kind']);
 }
@@ -101,6 +102,11 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
       next: 'Pick a vllm model with --model (cs-llm models lists them).',
     });
   }
+  if (kind === 'cpu' && (!model.engines.includes('cpu') || !model.gguf)) {
+    throw new UsageError(`model ${model.id} does not run on the cpu engine (it is for: ${model.engines.join(', ')})`, {
+      next: 'Pick a GGUF model with --model (cs-llm models --engine cpu lists them).',
+    });
+  }
   const image = request.image ?? request.config.engine.image ?? engineKindInfo(kind).defaultImage;
   if (isIdReference(image)) {
     throw new UsageError(`--image ${image} is an image id or digest; a bundle saves images by name so their tags come back on load`, {
@@ -112,10 +118,20 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
   const store = modelStoreFor(kind, model);
   const cacheDir = modelCacheDir(request.config, env);
   let snapshot: HfSnapshot | null = null;
+  let gguf: { file: string; path: string; size: number } | null = null;
   if (store.store === 'hf-cache') {
     const check = readHfSnapshot(cacheDir, store.repo);
     if (!check.snapshot || check.problems.length > 0) throw weightsMissing(model, store.repo, cacheDir, check.problems);
     snapshot = check.snapshot;
+  }
+  if (store.store === 'gguf') {
+    const found = locateGguf(store.file, env);
+    if (!found.path) {
+      throw new EnvironmentError(`the GGUF file ${store.file} of ${model.id} is not on this host (looked in ${dirname(found.installPath)} and ${SHIPPED_MODELS_DIR})`, {
+        next: `On a connected machine download it${model.gguf?.hfRepo ? ` from ${model.gguf.hfRepo}` : ''} to ${found.installPath}, then run bundle create again.`,
+      });
+    }
+    gguf = { file: store.file, path: found.path, size: found.sizeBytes };
   }
 
   const docker = deps.docker ?? createDockerClient(env);
@@ -139,7 +155,7 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
   if (existsSync(out)) {
     throw new ConflictError(`${out} already exists`, { next: 'Remove it, or pass another file name with --out.' });
   }
-  await checkRoom(dirname(out), facts.sizeBytes + (snapshot?.totalBytes ?? 0) + 1024 * 1024);
+  await checkRoom(dirname(out), facts.sizeBytes + (snapshot?.totalBytes ?? 0) + (gguf?.size ?? 0) + 1024 * 1024);
 
   const imageMember = request.gzipImage ? 'image.tar.gz' : 'image.tar';
   const members: BundleMember[] = [{ path: imageMember, type: 'file', size: 0, sha256: PLACEHOLDER_SHA, role: 'image' }];
@@ -153,6 +169,7 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
     );
   }
   if (refMain) members.push({ path: hfMemberPath(refMain.rel), type: 'file', size: refMain.data.length, sha256: PLACEHOLDER_SHA, role: 'model-file' });
+  if (gguf) members.push({ path: `${GGUF_PREFIX}${gguf.file}`, type: 'file', size: gguf.size, sha256: PLACEHOLDER_SHA, role: 'model-file' });
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     formatVersion: BUNDLE_FORMAT_VERSION,
@@ -165,6 +182,7 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
       entry: { ...model } as Record<string, unknown>,
       store: store.store,
       ...(snapshot ? { repo: snapshot.repo, revision: snapshot.revision } : {}),
+      ...(gguf ? { file: gguf.file } : {}),
     },
     members,
   };
@@ -188,6 +206,16 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
     Object.assign(members[0]!, imageWritten);
     imageProgress.finish(`image ${image} (${facts.id.slice(7, 19)}) saved`);
 
+    if (gguf) {
+      const member = members.at(-1)!;
+      const ggufProgress = byteCounter(request.onProgress, 'models', `writing ${gguf.file}`, gguf.size);
+      const written = await writer.addFile(member.path, createReadStream(gguf.path, { highWaterMark: 1024 * 1024 }), gguf.size, (n) => {
+        throwIfCancelled(request.signal, 'bundle create');
+        ggufProgress.add(n);
+      });
+      Object.assign(member, { sha256: written.sha256 });
+      ggufProgress.finish(`${gguf.file} written`);
+    }
     if (snapshot) {
       const modelProgress = byteCounter(request.onProgress, 'models', `writing ${snapshot.repo}`, snapshot.totalBytes);
       for (const member of members.slice(1)) {

@@ -8,7 +8,7 @@ import { EnvironmentError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { modelCacheDir } from '../doctor/checks.js';
 import { createDockerClient, requireDockerEngine } from '../engine/docker.js';
-import { hfRepoFolderName } from '../engine/model-files.js';
+import { hfRepoFolderName, locateGguf } from '../engine/model-files.js';
 import { loadCatalog } from '../models/catalog.js';
 import { modelEntrySchema } from '../models/schema.js';
 import { rangeStream } from './archive.js';
@@ -261,6 +261,51 @@ async function installModelFiles(bundle: OpenedBundle, plan: FilePlan, onProgres
   return { written: todo.length, skipped, bytesWritten };
 }
 
+interface GgufPlan {
+  member: Extract<BundleMember, { type: 'file' }>;
+  dest: string;
+  /** Already where the cpu engine looks, with the same sha256. */
+  present: boolean;
+}
+
+async function planGguf(bundle: OpenedBundle, env: NodeJS.ProcessEnv): Promise<GgufPlan> {
+  const member = bundle.manifest.members.find((m) => m.role === 'model-file');
+  if (!member || member.type !== 'file') throw new EnvironmentError(`bundle ${bundle.file} names a GGUF model but holds no GGUF file`, { next: 'Create the bundle again.' });
+  const found = locateGguf(bundle.manifest.model.file!, env);
+  const present = found.path !== null && found.sizeBytes === member.size && (await hashFile(found.path)) === member.sha256;
+  if (!present) {
+    let existing = dirname(found.installPath);
+    while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+    await checkRoom(existing, member.size);
+  }
+  return { member, dest: found.installPath, present };
+}
+
+/** The GGUF file into the cpu engine's folder: written beside its final name, hashed again, renamed into place. */
+async function installGguf(bundle: OpenedBundle, plan: GgufPlan, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<{ written: number; skipped: number; bytesWritten: number }> {
+  const name = bundle.manifest.model.file!;
+  if (plan.present) {
+    onProgress?.({ type: 'part-done', part: 'install-models', message: `${name} already in place with the same sha256: not written` });
+    return { written: 0, skipped: 1, bytesWritten: 0 };
+  }
+  mkdirSync(dirname(plan.dest), { recursive: true });
+  const staged = join(dirname(plan.dest), `${STAGING_PREFIX}${process.pid}-${name}`);
+  const progress = byteCounter(onProgress, 'install-models', `installing ${name}`, plan.member.size);
+  let bytesWritten = 0;
+  try {
+    await writeMember(bundle, plan.member, staged, (n) => {
+      throwIfCancelled(signal, 'bundle load');
+      bytesWritten += n;
+      progress.add(n);
+    });
+    renameSync(staged, plan.dest);
+  } finally {
+    rmSync(staged, { force: true });
+  }
+  progress.finish(`${name} put in ${plan.dest}`);
+  return { written: 1, skipped: 0, bytesWritten };
+}
+
 export async function loadBundle(request: LoadBundleRequest, deps: { docker?: Docker } = {}): Promise<LoadBundleResult> {
   const env = request.env ?? process.env;
   const file = resolve(request.file);
@@ -271,10 +316,12 @@ export async function loadBundle(request: LoadBundleRequest, deps: { docker?: Do
   const docker = deps.docker ?? createDockerClient(env);
   await requireDockerEngine(docker, env);
   const plan = manifest.model.store === 'hf-cache' ? await planModelFiles(bundle, modelCacheDir(request.config, env)) : null;
+  const ggufPlan = manifest.model.store === 'gguf' ? await planGguf(bundle, env) : null;
   const action = await placeImage(docker, bundle, request.onProgress, request.signal);
 
   let files = { written: 0, skipped: 0, bytesWritten: 0, cacheDir: null as string | null };
   if (plan) files = { ...(await installModelFiles(bundle, plan, request.onProgress, request.signal)), cacheDir: plan.cacheDir };
+  if (ggufPlan) files = { ...(await installGguf(bundle, ggufPlan, request.onProgress, request.signal)), cacheDir: dirname(ggufPlan.dest) };
 
   const notes: string[] = [];
   const entry = modelEntrySchema.safeParse(manifest.model.entry);

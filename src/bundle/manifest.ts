@@ -12,6 +12,8 @@ export const BUNDLE_FORMAT_VERSION = 1;
 export const MANIFEST_MEMBER = 'manifest.json';
 /** Model files of the Hugging Face cache sit under this prefix, in the cache's own layout. */
 export const HF_CACHE_PREFIX = 'models/hf-cache/';
+/** The GGUF file of a cpu-engine model sits under this prefix. */
+export const GGUF_PREFIX = 'models/gguf/';
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits');
 
@@ -60,10 +62,12 @@ export const manifestSchema = z
         id: z.string().min(1),
         /** The catalog entry as the creating host had it (validated against the catalog schema on load). */
         entry: z.record(z.string(), z.unknown()),
-        /** Where the model's files go: none (simulator) or the Hugging Face cache. */
-        store: z.enum(['none', 'hf-cache']),
+        /** Where the model's files go: none (simulator), the Hugging Face cache (vllm), the GGUF folder (cpu). */
+        store: z.enum(['none', 'hf-cache', 'gguf']),
         repo: z.string().optional(),
         revision: z.string().optional(),
+        /** For the gguf store: the file name. */
+        file: z.string().optional(),
       })
       .strict(),
     members: z.array(memberSchema),
@@ -82,6 +86,9 @@ export const manifestSchema = z
     }
     if (manifest.model.store === 'hf-cache' && !manifest.model.repo) {
       ctx.addIssue({ code: 'custom', path: ['model', 'repo'], message: 'a bundle with Hugging Face cache files names the repo' });
+    }
+    if (manifest.model.store === 'gguf' && !manifest.model.file) {
+      ctx.addIssue({ code: 'custom', path: ['model', 'file'], message: 'a bundle with a GGUF file names it' });
     }
   });
 
@@ -102,6 +109,12 @@ export function memberPathProblem(manifest: Pick<BundleManifest, 'model' | 'imag
   if (!isCleanRelative(member.path)) return `member path ${JSON.stringify(member.path)} is not a clean relative path`;
   if (member.role === 'image') {
     return member.path === manifest.image.member && !member.path.includes('/') ? null : `image member ${member.path} is not the manifest's image member`;
+  }
+  if (manifest.model.store === 'gguf') {
+    const file = manifest.model.file ?? '';
+    return member.type === 'file' && isCleanRelative(file) && !file.includes('/') && member.path === `${GGUF_PREFIX}${file}`
+      ? null
+      : `model file ${member.path} is not the bundle's GGUF file ${GGUF_PREFIX}${file}`;
   }
   if (manifest.model.store !== 'hf-cache' || !manifest.model.repo) return `model file ${member.path} in a bundle whose model has no files`;
   const repoPrefix = `${HF_CACHE_PREFIX}hub/${hfRepoFolderName(manifest.model.repo)}/`;

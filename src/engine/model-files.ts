@@ -1,10 +1,11 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { ggufDir, SHIPPED_MODELS_DIR } from './cpu-plan.js';
 
 /**
  * The files an engine needs on this host for a model, as data: for vLLM, one snapshot of the model's
  * Hugging Face cache folder (hub/models--Org--Name: blobs, snapshots/<revision>/ links into blobs,
- * refs/main); the simulator needs none. `up --offline` checks them before anything starts, and offline
+ * refs/main); for the cpu engine, one GGUF file; the simulator needs none. `up --offline` checks them before anything starts, and offline
  * bundles (src/bundle/) carry exactly these files.
  */
 
@@ -146,10 +147,28 @@ export function readHfSnapshot(hfCacheDir: string, repo: string): HfSnapshotChec
 }
 
 /** Where an engine kind keeps model files, and which it needs for a model. */
-export type ModelStore = { store: 'none' } | { store: 'hf-cache'; repo: string };
+export type ModelStore = { store: 'none' } | { store: 'hf-cache'; repo: string } | { store: 'gguf'; file: string };
 
-/** Engines as data: which model files each kind needs (the cpu engine adds its GGUF store here). */
-export function modelStoreFor(kind: string, model: { id: string; hfRepo?: string | null }): ModelStore {
+/** Engines as data: which model files each kind needs. */
+export function modelStoreFor(kind: string, model: { id: string; hfRepo?: string | null; gguf?: { file: string } | null }): ModelStore {
   if (kind === 'vllm') return { store: 'hf-cache', repo: model.hfRepo ?? model.id };
+  if (kind === 'cpu' && model.gguf) return { store: 'gguf', file: model.gguf.file };
   return { store: 'none' };
+}
+
+export interface GgufLocation {
+  /** Where the cpu engine finds the file on this host, or null when it is in none of its folders. */
+  path: string | null;
+  /** Where a download (or a bundle load) puts it: the first folder the engine looks in. */
+  installPath: string;
+  sizeBytes: number;
+}
+
+/** A GGUF file where the cpu engine looks for it: the download folder, then the models shipped with cs-llm. */
+export function locateGguf(file: string, env: NodeJS.ProcessEnv): GgufLocation {
+  const installPath = join(ggufDir(env), file);
+  for (const candidate of [installPath, join(SHIPPED_MODELS_DIR, file)]) {
+    if (existsSync(candidate) && statSync(candidate).isFile()) return { path: candidate, installPath, sizeBytes: statSync(candidate).size };
+  }
+  return { path: null, installPath, sizeBytes: 0 };
 }

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { EnvironmentError } from '../core/errors.js';
-import { readHfSnapshot, modelStoreFor } from './model-files.js';
+import { dirname } from 'node:path';
+import { locateGguf, modelStoreFor, readHfSnapshot } from './model-files.js';
 import { imageExists } from './pull.js';
 import type { EngineKind } from './kinds.js';
 
@@ -12,8 +13,9 @@ import type { EngineKind } from './kinds.js';
 export interface OfflineNeeds {
   kind: EngineKind;
   image: string;
-  model: { id: string; hfRepo?: string | null };
+  model: { id: string; hfRepo?: string | null; gguf?: { file: string } | null };
   hfCacheDir: string;
+  env?: NodeJS.ProcessEnv;
 }
 
 /** What is missing, one line each; empty when the engine can start offline. */
@@ -27,6 +29,10 @@ export async function missingForOffline(docker: Docker | null, needs: OfflineNee
     if (snapshot && !snapshot.hasRefMain) {
       missing.push(`weights: ${store.repo}: no refs/main naming snapshot ${snapshot.revision}, so the engine cannot find it offline`);
     }
+  }
+  if (store.store === 'gguf') {
+    const found = locateGguf(store.file, needs.env ?? process.env);
+    if (!found.path) missing.push(`weights: ${store.file} is not in ${dirname(found.installPath)}`);
   }
   return missing;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync, closeSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { createBundle } from '../../src/bundle/create.js';
 import { loadBundle } from '../../src/bundle/load.js';
 import type { BundleManifest } from '../../src/bundle/manifest.js';
 import { BundleIntegrityError } from '../../src/bundle/verify.js';
-import { runCli } from '../helpers/cli.js';
+import { ROOT, runCli } from '../helpers/cli.js';
 import { requireDocker, SIM_IMAGE } from '../helpers/docker.js';
 import { deriveImage, fingerprint, imageId, pullIfMissing, removeImage, sha256, TINY_PREFIX, writeFakeHfRepo, writeHandMadeBundle, type FakeRepo } from './fixtures.js';
 
@@ -277,6 +277,36 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     assert.equal(loaded.exitCode, 0, loaded.stderr);
     assert.equal(readFileSync(join(otherCache, 'hub', 'models--Qwen--Qwen2.5-7B-Instruct-AWQ', 'refs', 'main'), 'utf8'), fake.revision);
     assert.deepEqual(fingerprint(join(otherCache, 'hub', 'models--Qwen--Qwen2.5-7B-Instruct-AWQ')), originalFiles);
+  });
+
+  test('a cpu-engine bundle carries the GGUF file and puts it where the cpu engine looks', async (t) => {
+    if (!docker) return t.skip('no Docker engine');
+    // A user catalog entry for a GGUF file of our own, in the cpu engine's download folder.
+    const ggufDir = join(dir, 'gguf');
+    const cpuHome = join(dir, 'cpu-home');
+    mkdirSync(ggufDir, { recursive: true });
+    mkdirSync(cpuHome, { recursive: true });
+    const shipped = (JSON.parse(readFileSync(join(ROOT, 'models.json'), 'utf8')) as { models: Array<Record<string, unknown>> }).models.find((m) => (m.engines as string[]).includes('cpu'))!;
+    const entry = { ...shipped, id: 'bundle-test-gguf', servedName: 'bundle-test-gguf', gguf: { file: 'bundle-test.gguf' } };
+    writeFileSync(join(cpuHome, 'config.json'), JSON.stringify({ models: [entry] }));
+    const ggufPath = join(ggufDir, 'bundle-test.gguf');
+    copyFileSync(join(ROOT, 'models', (shipped.gguf as { file: string }).file), ggufPath);
+    const original = sha256(readFileSync(ggufPath));
+    const cpuEnv = { ...env, CS_LLM_HOME: cpuHome, CS_LLM_GGUF_DIR: ggufDir };
+
+    const out = join(dir, 'cpu.tar');
+    const created = await cli(['bundle', 'create', '--model', 'bundle-test-gguf', '--engine', 'cpu', '--image', image, '--out', out], { env: cpuEnv, timeoutMs: 300_000 });
+    assert.equal(created.exitCode, 0, created.stderr);
+    assert.deepEqual((await execa('tar', ['-tf', out])).stdout.split('\n'), ['manifest.json', 'image.tar', 'models/gguf/bundle-test.gguf']);
+
+    rmSync(ggufPath);
+    const loaded = await cli(['bundle', 'load', out, '--json'], { env: cpuEnv, timeoutMs: 300_000 });
+    assert.equal(loaded.exitCode, 0, loaded.stderr);
+    assert.deepEqual((JSON.parse(loaded.stdout) as { files: { written: number } }).files.written, 1);
+    assert.equal(sha256(readFileSync(ggufPath)), original);
+    assert.deepEqual(readdirNames(ggufDir), ['bundle-test.gguf']);
+    const again = await cli(['bundle', 'load', out, '--json'], { env: cpuEnv, timeoutMs: 300_000 });
+    assert.equal((JSON.parse(again.stdout) as { changed: boolean }).changed, false);
   });
 
   test('a cancelled create leaves no file behind, not even a partial one', async (t) => {

@@ -37,7 +37,7 @@ test('an image given by id is refused: a bundle saves images by name so tags sur
 test('an unknown engine or model is a clear usage error', async () => {
   const engine = await runCli(['bundle', 'create', '--model', 'qwen2.5-7b-instruct-awq', '--engine', 'llamacpp'], { env });
   assert.equal(engine.exitCode, 2);
-  assert.match(String(engine.stderr), /--engine must be vllm or sim, got "llamacpp"/);
+  assert.match(String(engine.stderr), /--engine must be vllm, cpu or sim, got "llamacpp"/);
   const model = await runCli(['bundle', 'create', '--model', 'no-such-model', '--engine', 'sim'], { env });
   assert.equal(model.exitCode, 9);
   assert.match(String(model.stderr), /no model "no-such-model" in the catalog/);

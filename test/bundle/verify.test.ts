@@ -104,6 +104,12 @@ test('a manifest that would write outside the model folder is refused before any
   await assert.rejects(inspectBundle(link), /points outside its model folder/);
   const otherModel = await bundle(undefined, [members[0]!, { path: 'models/hf-cache/hub/models--Other--Model/blobs/x', data: Buffer.from('x') }]);
   await assert.rejects(inspectBundle(otherModel), /outside models\/hf-cache\/hub\/models--Org--Tiny\//);
+  const gguf = (m: Parameters<NonNullable<Parameters<typeof writeHandMadeBundle>[2]>>[0]) => {
+    m.engine = 'cpu';
+    m.model = { id: 'tiny', entry: {}, store: 'gguf', file: 'tiny.gguf' };
+  };
+  await inspectBundle(await bundle(gguf, [members[0]!, { path: 'models/gguf/tiny.gguf', data: Buffer.from('GGUF') }]));
+  await assert.rejects(inspectBundle(await bundle(gguf, [members[0]!, { path: 'models/gguf/other.gguf', data: Buffer.from('GGUF') }])), /is not the bundle's GGUF file models\/gguf\/tiny\.gguf/);
 });
 
 test('an altered byte in the manifest itself is refused as a corrupt manifest', async () => {

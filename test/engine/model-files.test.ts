@@ -41,9 +41,10 @@ test('a missing repository, a missing shard and a dangling link are each reporte
   assert.ok(dangling.some((p) => /config\.json points to a missing file/.test(p)), dangling.join('\n'));
 });
 
-test('engines as data: vllm reads the Hugging Face cache, the simulator needs no files', () => {
+test('engines as data: vllm reads the Hugging Face cache, cpu one GGUF file, the simulator needs no files', () => {
   assert.deepEqual(modelStoreFor('vllm', { id: 'x', hfRepo: 'Org/X' }), { store: 'hf-cache', repo: 'Org/X' });
   assert.deepEqual(modelStoreFor('sim', { id: 'x', hfRepo: 'Org/X' }), { store: 'none' });
+  assert.deepEqual(modelStoreFor('cpu', { id: 'x', gguf: { file: 'x.gguf' } }), { store: 'gguf', file: 'x.gguf' });
 });
 
 test('the offline check lists every missing piece at once and says how to bring them', async () => {

@@ -152,7 +152,7 @@ export function register(program: Command): void {
     .command('create')
     .description('Write one file with the engine image (saved by name), the model files from this host\'s cache, the catalog entry and a manifest of sizes and sha256s')
     .requiredOption('--model <id>', 'catalog model id')
-    .option('--engine <kind>', 'vllm or sim (default: config engine.kind; auto means vllm)')
+    .option('--engine <kind>', 'vllm, cpu or sim: the engine the target host runs (default: config engine.kind; auto means vllm)')
     .option('--image <ref>', 'engine image by name (default: the engine\'s pinned image, or config engine.image)')
     .option('--out <file>', 'bundle file to write (default: ./cs-llm-bundle-<model>-<engine>.tar); never overwritten')
     .option('--gzip', 'gzip the image inside the bundle (smaller, slower to create; model files are stored as they are)')
@@ -160,7 +160,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
     .action(async (opts: CreateFlags, command: Command) => {
       if (opts.engine !== undefined && !['vllm', 'sim', 'cpu'].includes(opts.engine)) {
-        throw new UsageError(`--engine must be vllm or sim, got "${opts.engine}"`, { next: 'Use --engine vllm for a GPU host, or --engine sim for the simulator.' });
+        throw new UsageError(`--engine must be vllm, cpu or sim, got "${opts.engine}"`, { next: 'Use --engine vllm for a GPU host, cpu for a CPU-only host, or sim for the simulator.' });
       }
       if (opts.pullPolicy !== undefined && !['if-missing', 'always', 'never'].includes(opts.pullPolicy)) {
         throw new UsageError(`--pull-policy must be if-missing, always or never, got "${opts.pullPolicy}"`);
