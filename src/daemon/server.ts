@@ -227,7 +227,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     return keysExist;
   };
 
-  const authorised = (req: IncomingMessage, now: number): boolean => {
+  const authorised = (req: IncomingMessage, now: number, record: RequestContext['record']): boolean => {
     if (!keysRequired(now)) return true;
     const token = bearerToken(req.headers.authorization);
     const ok = token !== null && store.keys.verify(token);
