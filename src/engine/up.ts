@@ -326,7 +326,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
 
   // Offline: nothing is pulled, and everything the engine needs is checked (all of it listed) before anything starts.
   const pullPolicy = request.engine.offline ? 'never' : request.engine.pullPolicy;
-  if (request.engine.offline) await checkOfflineReady(docker, { kind: plan.kind, image, model: plan.model, hfCacheDir: input.hfCacheDir });
+  if (request.engine.offline) await checkOfflineReady(docker, { kind: plan.kind, image, model: plan.model, hfCacheDir: input.hfCacheDir, env });
   // The cpu engine's default image comes from the project's registry; where it cannot be pulled, the
   // engine runs as a local process instead (an explicit --image still fails).
   let cpuImageUnavailable: Error | null = null;
