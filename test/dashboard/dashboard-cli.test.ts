@@ -115,7 +115,7 @@ async function requireTmux(t: TestContext): Promise<boolean> {
   return false;
 }
 
-test('in a terminal the live dashboard shows requests rising and a VRAM bar, and q quits with exit 0', async (t) => {
+test('in a terminal the live dashboard shows requests rising and a VRAM bar, redraws on resize, and q quits with exit 0', async (t) => {
   if (!(await requireTmux(t))) return;
   const { daemon, home } = await startStack(t, true);
   lightLoad(t, daemon);
@@ -139,6 +139,16 @@ test('in a terminal the live dashboard shows requests rising and a VRAM bar, and
   assert.ok(rps > 0, `requests per second above zero; screen:\n${screen}`);
   assert.match(screen, /GPU 0 +GeForce RTX 4090 {2}VRAM █+░+ 18\.3\/24\.0 GiB/);
   assert.match(screen, /connected to http:\/\/127\.0\.0\.1/);
+  const barWidth = (text: string) => /VRAM (█+░*)/.exec(text)?.[1]?.length ?? 0;
+  const wide = barWidth(screen);
+
+  // A narrower terminal: the next frames draw shorter bars.
+  await tmux('resize-window', '-x', '100', '-y', '40');
+  for (let i = 0; i < 100 && barWidth(screen) >= wide; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    screen = (await tmux('capture-pane', '-p')).stdout;
+  }
+  assert.ok(barWidth(screen) > 0 && barWidth(screen) < wide, `redrawn for 100 columns: ${barWidth(screen)} < ${wide}\n${screen}`);
 
   await tmux('send-keys', 'q');
   for (let i = 0; i < 100 && !existsSync(exitFile); i++) await new Promise((resolve) => setTimeout(resolve, 100));
