@@ -59,6 +59,26 @@ async function setup(t: TestContext): Promise<Setup | null> {
   };
 }
 
+/**
+ * Removes the image under every tag it has (the :test and :<version> tags of the simulator share one id, and
+ * removing one tag only untags). True when its layers are really gone, so the next pull downloads them.
+ */
+async function removeImageEverywhere(docker: Docker, ref: string): Promise<boolean> {
+  const id = await docker.getImage(ref).inspect().then(
+    (info) => info.Id,
+    (err: { statusCode?: number }) => {
+      if (err.statusCode === 404) return null;
+      throw err;
+    },
+  );
+  if (id === null) return true;
+  await docker.getImage(id).remove({ force: true }).catch(() => undefined);
+  return docker.getImage(id).inspect().then(
+    () => false,
+    (err: { statusCode?: number }) => err.statusCode === 404,
+  );
+}
+
 function readinessStates(events: UpProgress[]): string[] {
   const states: string[] = [];
   for (const e of events) if (e.stage === 'readiness' && states.at(-1) !== e.state) states.push(e.state);
@@ -70,10 +90,7 @@ test('up --engine sim goes from nothing (image not on the host) to serving, and 
   if (!s) return;
   // Make the pull real: the image must come from the registry. Where another suite's container still
   // uses the image (never in CI, which runs one file at a time), pull it again with the policy "always".
-  const removed = await s.docker.getImage(SIM_IMAGE).remove().then(
-    () => true,
-    (err: { statusCode?: number }) => err.statusCode === 404,
-  );
+  const removed = await removeImageEverywhere(s.docker, SIM_IMAGE);
   const port = await freePort();
   const request = s.request({ port, pullPolicy: removed ? 'if-missing' : 'always' });
   const result = await up(request);
