@@ -10,7 +10,7 @@
  * (default 200), --threads <n> (default 1), --out <dir> (default bench-results).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -101,8 +101,22 @@ async function streamChat(baseUrl: string, maxTokens: number, i: number): Promis
   return { ttftMs, tokens };
 }
 
+/** CPU seconds (user + system) a process has used, from /proc (Linux); 0 where it cannot be read. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command; clock ticks of 1/100 s.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 interface Measurement {
   path: 'engine' | 'daemon';
+  /** CPU seconds the engine and the daemon processes used during the measurement. */
+  engineCpuSeconds: number;
+  daemonCpuSeconds: number;
   concurrency: number;
   requests: number;
   tokens: number;
@@ -117,9 +131,10 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
 }
 
-async function measure(path: Measurement['path'], baseUrl: string, concurrency: number, requests: number, maxTokens: number): Promise<Measurement> {
+async function measure(path: Measurement['path'], baseUrl: string, concurrency: number, requests: number, maxTokens: number, pids: { engine?: number; daemon?: number } = {}): Promise<Measurement> {
   let next = 0;
   const timings: ChatTiming[] = [];
+  const cpuBefore = { engine: cpuSeconds(pids.engine), daemon: cpuSeconds(pids.daemon) };
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -127,9 +142,11 @@ async function measure(path: Measurement['path'], baseUrl: string, concurrency: 
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const engineCpuSeconds = cpuSeconds(pids.engine) - cpuBefore.engine;
+  const daemonCpuSeconds = cpuSeconds(pids.daemon) - cpuBefore.daemon;
   const tokens = timings.reduce((n, t) => n + t.tokens, 0);
   const ttfts = timings.map((t) => t.ttftMs).filter((t) => t >= 0);
-  return { path, concurrency, requests, tokens, seconds, tokensPerSecond: tokens / seconds, ttftP50Ms: percentile(ttfts, 50), ttftP90Ms: percentile(ttfts, 90) };
+  return { path, engineCpuSeconds, daemonCpuSeconds, concurrency, requests, tokens, seconds, tokensPerSecond: tokens / seconds, ttftP50Ms: percentile(ttfts, 50), ttftP90Ms: percentile(ttfts, 90) };
 }
 
 function median(values: number[]): number {
@@ -159,7 +176,7 @@ async function main(): Promise<void> {
       await measure('daemon', daemon.url, concurrency, concurrency * 2, maxTokens);
       for (let round = 0; round < rounds; round++) {
         for (const path of round % 2 === 0 ? (['engine', 'daemon'] as const) : (['daemon', 'engine'] as const)) {
-          const m = await measure(path, path === 'engine' ? engine.url : daemon.url, concurrency, requests, maxTokens);
+          const m = await measure(path, path === 'engine' ? engine.url : daemon.url, concurrency, requests, maxTokens, { engine: engine.child.pid, daemon: daemon.child.pid });
           results.push(m);
           process.stderr.write(`  c=${concurrency} ${path.padEnd(6)} round ${round + 1}: ${m.tokensPerSecond.toFixed(0)} tokens/s, TTFT p50 ${m.ttftP50Ms.toFixed(1)} ms\n`);
         }
@@ -170,8 +187,12 @@ async function main(): Promise<void> {
       const of = (path: string) => results.filter((r) => r.concurrency === concurrency && r.path === path);
       const engineTps = median(of('engine').map((r) => r.tokensPerSecond));
       const daemonTps = median(of('daemon').map((r) => r.tokensPerSecond));
+      const viaDaemon = of('daemon');
       return {
         concurrency,
+        /** CPU the daemon spent per CPU second of the engine, when requests went through it: a cost measure that load on the machine does not skew. */
+        daemonCpuPerEngineCpuPercent: (viaDaemon.reduce((n, r) => n + r.daemonCpuSeconds, 0) / Math.max(1e-9, viaDaemon.reduce((n, r) => n + r.engineCpuSeconds, 0))) * 100,
+        daemonCpuMsPerThousandTokens: (viaDaemon.reduce((n, r) => n + r.daemonCpuSeconds, 0) * 1e6) / Math.max(1, viaDaemon.reduce((n, r) => n + r.tokens, 0)),
         engineTokensPerSecond: engineTps,
         daemonTokensPerSecond: daemonTps,
         daemonCostPercent: ((engineTps - daemonTps) / engineTps) * 100,
@@ -180,10 +201,10 @@ async function main(): Promise<void> {
       };
     });
     process.stdout.write(`cpu engine (tiny-chat, ${threads} thread(s), ${maxTokens} max tokens, ${requests} streaming chats x ${rounds} rounds per path; ${cpus().length} CPUs)\n`);
-    process.stdout.write('CHATS  ENGINE tok/s  DAEMON tok/s  DAEMON COST  ENGINE TTFT p50  DAEMON TTFT p50\n');
+    process.stdout.write('CHATS  ENGINE tok/s  DAEMON tok/s  TOK/S COST  ENGINE TTFT p50  DAEMON TTFT p50  DAEMON CPU / ENGINE CPU  DAEMON CPU per 1k tokens\n');
     for (const s of summary) {
       process.stdout.write(
-        `${String(s.concurrency).padEnd(7)}${s.engineTokensPerSecond.toFixed(0).padEnd(14)}${s.daemonTokensPerSecond.toFixed(0).padEnd(14)}${`${s.daemonCostPercent.toFixed(2)}%`.padEnd(13)}${`${s.engineTtftP50Ms.toFixed(1)} ms`.padEnd(17)}${s.daemonTtftP50Ms.toFixed(1)} ms\n`,
+        `${String(s.concurrency).padEnd(7)}${s.engineTokensPerSecond.toFixed(0).padEnd(14)}${s.daemonTokensPerSecond.toFixed(0).padEnd(14)}${`${s.daemonCostPercent.toFixed(2)}%`.padEnd(12)}${`${s.engineTtftP50Ms.toFixed(1)} ms`.padEnd(17)}${`${s.daemonTtftP50Ms.toFixed(1)} ms`.padEnd(17)}${`${s.daemonCpuPerEngineCpuPercent.toFixed(1)}%`.padEnd(25)}${s.daemonCpuMsPerThousandTokens.toFixed(1)} ms\n`,
       );
     }
     mkdirSync(out, { recursive: true });

@@ -23,6 +23,8 @@ export interface CpuEngineOptions {
   maxQueue?: number;
   /** When set, the model file's sha256 must match before it is loaded. */
   sha256?: string;
+  /** Streaming: pieces generated within this many ms after the first share one SSE chunk (0: one chunk per piece). */
+  streamIntervalMs?: number;
   /** One log line at a time (default: stdout). */
   log?: (line: string) => void;
   env?: NodeJS.ProcessEnv;
@@ -36,6 +38,7 @@ export class CpuOptionsError extends Error {
 }
 
 export const DEFAULT_MAX_QUEUE = 32;
+export const DEFAULT_STREAM_INTERVAL_MS = 10;
 
 export function defaultServedName(modelPath: string): string {
   return basename(modelPath).replace(/\.gguf$/i, '');
@@ -57,6 +60,7 @@ const VALUE_FLAGS: Record<string, keyof CpuEngineOptions | null> = {
   '--max-num-seqs': 'parallel',
   '--max-queue': 'maxQueue',
   '--sha256': 'sha256',
+  '--stream-interval-ms': 'streamIntervalMs',
   // vLLM flags the shared spec passes that mean nothing on a CPU.
   '--gpu-memory-utilization': null,
   '--tensor-parallel-size': null,
@@ -64,7 +68,7 @@ const VALUE_FLAGS: Record<string, keyof CpuEngineOptions | null> = {
   '--chat-template': null,
 };
 const IGNORED_SWITCHES = new Set(['--enable-auto-tool-choice']);
-const NUMERIC = new Set<keyof CpuEngineOptions>(['port', 'threads', 'ctxSize', 'parallel', 'maxQueue']);
+const NUMERIC = new Set<keyof CpuEngineOptions>(['port', 'threads', 'ctxSize', 'parallel', 'maxQueue', 'streamIntervalMs']);
 
 export interface ParsedCpuArgs {
   help: boolean;
@@ -107,7 +111,7 @@ export function parseCpuArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
     const text = values[key];
     if (text === undefined) continue;
     const n = Number(text);
-    const min = key === 'port' || key === 'maxQueue' ? 0 : 1;
+    const min = key === 'port' || key === 'maxQueue' || key === 'streamIntervalMs' ? 0 : 1;
     if (!/^\d+$/.test(text) || n < min || (key === 'port' && n > 65535)) throw new CpuOptionsError(`--${flagName(key)} must be a whole number of at least ${min}, got "${text}"`);
     numbers[key] = n;
   }
@@ -125,12 +129,13 @@ export function parseCpuArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
       parallel: numbers.parallel,
       maxQueue: numbers.maxQueue,
       sha256: values.sha256?.toLowerCase(),
+      streamIntervalMs: numbers.streamIntervalMs,
     },
   };
 }
 
 function flagName(key: keyof CpuEngineOptions): string {
-  return ({ ctxSize: 'ctx-size', maxQueue: 'max-queue' } as Record<string, string>)[key] ?? key;
+  return ({ ctxSize: 'ctx-size', maxQueue: 'max-queue', streamIntervalMs: 'stream-interval-ms' } as Record<string, string>)[key] ?? key;
 }
 
 export function cpuFlagsHelp(): string {
@@ -144,5 +149,6 @@ export function cpuFlagsHelp(): string {
     `  --max-queue N              requests that may wait for a sequence (default ${DEFAULT_MAX_QUEUE}); beyond: 429`,
     '  --served-model-name NAME   the model name clients send (default: the file name)',
     '  --sha256 HEX               refuse to load unless the file has this sha256',
+    `  --stream-interval-ms N     streaming: later pieces within N ms share a chunk (default ${DEFAULT_STREAM_INTERVAL_MS}; 0: one per piece)`,
   ].join('\n');
 }

@@ -16,7 +16,7 @@ import { SequenceSlots } from '../sim/slots.js';
 import { errorBody } from '../sim/wire.js';
 import { toChatHistory } from './history.js';
 import { checkModelFile, ModelFileProblem, verifyChecksum } from './model-file.js';
-import { DEFAULT_MAX_QUEUE, defaultServedName, type CpuEngineOptions } from './options.js';
+import { DEFAULT_MAX_QUEUE, DEFAULT_STREAM_INTERVAL_MS, defaultServedName, type CpuEngineOptions } from './options.js';
 import { loadNodeLlamaCpp, type GenerateOptions, type LlamaChatLike, type LlamaContextLike, type LlamaLike, type LlamaModelLike } from './runtime.js';
 
 export type { CpuEngineOptions } from './options.js';
@@ -162,12 +162,14 @@ class EngineState {
   private readonly counts = { completed: 0, aborted: 0, rejected: 0 };
   private readonly parallel: number;
   private readonly maxQueue: number;
+  private readonly streamIntervalMs: number;
   private closed = false;
 
   constructor(private readonly options: CpuEngineOptions & { log: (line: string) => void }) {
     this.servedName = options.servedModelName ?? defaultServedName(options.modelPath);
     this.parallel = options.parallel ?? 1;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    this.streamIntervalMs = options.streamIntervalMs ?? DEFAULT_STREAM_INTERVAL_MS;
     this.slots = new SequenceSlots(this.parallel);
     this.metrics = new SimulatorMetrics(this.servedName);
   }
@@ -352,6 +354,23 @@ class EngineState {
       let completionTokens = 0;
       let firstToken = true;
       let pendingWrite: Promise<unknown> | undefined;
+      // Stream coalescing: the first piece goes out at once (time to first token); later pieces that arrive
+      // within streamIntervalMs share one chunk. At real-model speeds (tens of tokens/s) every token still
+      // gets its own chunk; at thousands of tokens/s this saves the client and the daemon most per-chunk work.
+      let unsent = '';
+      let sentAny = false;
+      let flushTimer: NodeJS.Timeout | undefined;
+      const send = (piece: string) => {
+        if (!res.write(chunk({ content: piece }, null))) pendingWrite ??= once(res, 'drain', { signal }).finally(() => (pendingWrite = undefined));
+      };
+      const flush = () => {
+        if (flushTimer) clearTimeout(flushTimer);
+        flushTimer = undefined;
+        if (unsent === '' || signal.aborted) return;
+        const piece = unsent;
+        unsent = '';
+        send(piece);
+      };
       if (request.stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
         res.write(chunk({ role: 'assistant', content: '' }, null));
@@ -375,12 +394,17 @@ class EngineState {
         onTextChunk: request.stream
           ? (piece) => {
               if (piece === '' || signal.aborted) return;
-              // A slow reader: generation runs on; node buffers, and the next chunks wait for drain below.
-              if (!res.write(chunk({ content: piece }, null))) pendingWrite ??= once(res, 'drain', { signal }).finally(() => (pendingWrite = undefined));
+              if (!sentAny || this.streamIntervalMs === 0) {
+                sentAny = true;
+                send(piece);
+                return;
+              }
+              unsent += piece;
+              flushTimer ??= setTimeout(flush, this.streamIntervalMs);
             }
           : undefined,
       };
-      const result = await chat.generateResponse(history, generateOptions);
+      const result = await chat.generateResponse(history, generateOptions).finally(() => flush());
       if (signal.aborted) throw signal.reason;
       const finishReason = result.metadata.stopReason === 'maxTokens' ? 'length' : 'stop';
       const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
