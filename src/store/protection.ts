@@ -25,12 +25,19 @@ export function cipherFor(config: Config): ContentCipher | null {
 
 /** Redaction, encryption and retention as the config sets them: what every path that stores messages uses. */
 export function protectionFor(config: Config, options: { onScrubError?: (err: unknown) => void } = {}): ContentProtection {
+  // Asked on every append: resolved once per profile name.
+  const retention = new Map<string, number | null>();
   return {
     detectors: detectorsFor(config),
     cipher: cipherFor(config),
     retentionMs: (profile) => {
-      const seconds = profileFor(config, profile).retentionSeconds;
-      return seconds === null ? null : seconds * 1000;
+      let ms = retention.get(profile);
+      if (ms === undefined) {
+        const seconds = profileFor(config, profile).retentionSeconds;
+        ms = seconds === null ? null : seconds * 1000;
+        retention.set(profile, ms);
+      }
+      return ms;
     },
     ...(options.onScrubError ? { onScrubError: options.onScrubError } : {}),
   };

@@ -173,6 +173,9 @@ export const WINDOW_SQL = `SELECT m.turn, m.role, m.content, m.content_parts, m.
 
 export class InvalidCursorError extends Error {}
 
+/** Encrypted sessions whose decrypted window is kept in memory (least recently used ones are dropped). */
+const DECRYPTED_SESSIONS = 2048;
+
 /** SessionStore on SQLite. Every statement is prepared once here; the request path only binds and steps. */
 export function createSessionStore(db: SqliteDatabase, protection: ContentProtection = {}): SessionStore {
   // Deleted rows are overwritten with zeros (in the pages written to the WAL); the scrubber's TRUNCATE
@@ -188,6 +191,31 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
   if (cipher) {
     db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)').run(cipher.keyId, Date.now());
   }
+  // The window of an encrypted session is read again on every turn: its messages are decrypted once and
+  // kept (already redacted) for the most recently used sessions, so a turn decrypts only what is new.
+  // Dropped with the session's rows on every delete, sweep, prune or reuse of an expired id.
+  const opened = new Map<string, Map<number, string | null>>();
+  /** The session's cache of decrypted values, marked most recently used. */
+  const openedFor = (id: string): Map<number, string | null> => {
+    let session = opened.get(id);
+    if (session) {
+      opened.delete(id);
+    } else {
+      session = new Map();
+      if (opened.size >= DECRYPTED_SESSIONS) opened.delete(opened.keys().next().value as string);
+    }
+    opened.set(id, session);
+    return session;
+  };
+  const openCached = (cache: Map<number, string | null>, open: Reveal, value: string | Uint8Array | null, keyId: string | null, seq: number, field: 'content' | 'tool_calls'): string | null => {
+    if (value === null || keyId === null) return value as string | null;
+    const slot = field === 'content' ? seq * 2 : seq * 2 + 1;
+    const hit = cache.get(slot);
+    if (hit !== undefined) return hit;
+    const text = open(value, keyId, seq, field);
+    cache.set(slot, text);
+    return text;
+  };
   const reveal = (id: string): Reveal => (value, keyId, seq, field) => {
     if (value === null || keyId === null) return value as string | null;
     const key = keyring.get(keyId);
@@ -228,6 +256,7 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
   const selectStale = db.prepare<[number, number], { id: string }>('SELECT id FROM sessions WHERE updated_at < ? LIMIT ?');
 
   const removeSession = (id: string): boolean => {
+    opened.delete(id);
     deleteMessages.run(id);
     return deleteSession.run(id).changes > 0;
   };
@@ -241,8 +270,16 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
       let content: string | Buffer | null = parts ? JSON.stringify(m.content) : typeof m.content === 'string' ? m.content : null;
       let toolCalls: string | Buffer | null = m.tool_calls && m.tool_calls.length > 0 ? JSON.stringify(m.tool_calls) : null;
       if (cipher) {
-        if (content !== null) content = cipher.encrypt(content, contentContext(id, seq, 'content'));
-        if (toolCalls !== null) toolCalls = cipher.encrypt(toolCalls, contentContext(id, seq, 'tool_calls'));
+        // The next turn's window needs these again: keep the text, so it is never decrypted in this process.
+        const cache = openedFor(id);
+        if (content !== null) {
+          cache.set(seq * 2, content);
+          content = cipher.encrypt(content, contentContext(id, seq, 'content'));
+        }
+        if (toolCalls !== null) {
+          cache.set(seq * 2 + 1, toolCalls);
+          toolCalls = cipher.encrypt(toolCalls, contentContext(id, seq, 'tool_calls'));
+        }
       }
       insertMessage.run(id, seq, turn, m.role, content, parts ? 1 : 0, toolCalls, m.tool_call_id ?? null, m.name ?? null, now, cipher ? cipher.keyId : null);
       seq++;
@@ -282,20 +319,27 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
       if (turns <= 0) return [];
       const rows = selectWindow.all(turns, id, now) as unknown as RawMessageRow[];
       const out: StoredMessage[] = new Array<StoredMessage>(rows.length);
-      const open = keyring.size > 0 || rows.some((r) => r[8] !== null) ? reveal(id) : null;
+      const cache = keyring.size > 0 || rows.some((r) => r[8] !== null) ? openedFor(id) : null;
+      const open = cache ? reveal(id) : null;
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i]!;
         out[i] = {
           turn: r[0],
-          message: open
-            ? messageFrom(r[1], open(r[2], r[8], r[7], 'content'), r[3], open(r[4], r[8], r[7], 'tool_calls'), r[5], r[6])
+          message: cache
+            ? messageFrom(r[1], openCached(cache, open!, r[2], r[8], r[7], 'content'), r[3], openCached(cache, open!, r[4], r[8], r[7], 'tool_calls'), r[5], r[6])
             : messageFrom(r[1], r[2] as string | null, r[3], r[4] as string | null, r[5], r[6]),
         };
       }
       return out;
     },
     appendTurn(id, profile, messages, ttlMs, now) {
-      appendTurn(id, profile, messages, ttlMs, now);
+      try {
+        appendTurn(id, profile, messages, ttlMs, now);
+      } catch (err) {
+        // Rolled back: the cached text of this turn belongs to seqs the next turn will reuse.
+        opened.delete(id);
+        throw err;
+      }
     },
     get(id, now) {
       const session = selectLive.get(id, now);

@@ -44,6 +44,21 @@ test('with a key, the files hold no plaintext of stored messages, and they read 
   assert.equal(cipher.keyId.length, 12);
 });
 
+test('a deleted or expired encrypted session never reads back its old text under a reused id', (t) => {
+  const { file } = tempFile();
+  const store = openStore({ file, protection: { cipher: createCipher(parseKey(KEY_A, 'test')) } });
+  t.after(() => store.close());
+  const now = Date.now();
+  store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'first life' }], HOUR, now);
+  assert.equal(store.sessions.loadWindow('reused', 10, now)[0]!.message.content, 'first life');
+  store.sessions.delete('reused');
+  store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'second life' }], 1000, now);
+  assert.equal(store.sessions.loadWindow('reused', 10, now)[0]!.message.content, 'second life');
+  // Expired, then a new turn on the same id starts afresh.
+  store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'third life' }], HOUR, now + 2000);
+  assert.deepEqual(store.sessions.loadWindow('reused', 10, now + 2000).map((m) => m.message.content), ['third life']);
+});
+
 test('opening encrypted rows without the key, or with another, is a clear error naming the key id and the fix', (t) => {
   const { file } = tempFile();
   const a = createCipher(parseKey(KEY_A, 'test'));
