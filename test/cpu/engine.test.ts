@@ -179,3 +179,25 @@ test('a missing file, a file that is not GGUF, a wrong checksum and a context be
   await refused({ sha256: '0'.repeat(64) }, 'checksum', /checksum mismatch/);
   await refused({ ctxSize: 4096 }, 'context-too-large', /requested context 4096 is larger than the model's context length 512/);
 });
+
+test('with --stream-interval-ms 0 every generated piece is its own chunk; coalesced or not, the text is the same', { timeout: 120_000 }, async (t) => {
+  if (!requireCpuRuntime(t)) return;
+  const [each, coalesced] = [await engineFor(t, { streamIntervalMs: 0 }), await engineFor(t)];
+  const collect = async (engine: RunningCpuEngine) => {
+    const stream = await clientFor(engine).chat.completions.create({ model: 'tiny-memory', messages: [{ role: 'user', content: 'My order number is 48213.' }], temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const pieces: string[] = [];
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      const content = chunk.choices[0]?.delta.content;
+      if (content) pieces.push(content);
+      usage = chunk.usage ?? usage;
+    }
+    return { pieces, usage };
+  };
+  const a = await collect(each);
+  const b = await collect(coalesced);
+  // The tiny model's vocabulary is mostly single characters: one token, one piece, one chunk.
+  assert.equal(a.pieces.length, a.usage?.completion_tokens);
+  assert.equal(b.pieces.join(''), a.pieces.join(''));
+  assert.deepEqual(b.usage, a.usage);
+});
