@@ -109,51 +109,65 @@ test('a stop string ends the reply before it, and the same seed gives the same s
   assert.equal(a.choices[0]!.message.content, b.choices[0]!.message.content);
 });
 
+/** tiny-chat tells the same 89-token story at temperature 0: long enough that a burst of requests queues. */
+const STORY = JSON.stringify({ model: 'tiny-chat', messages: [{ role: 'user', content: 'Tell me a story.' }], temperature: 0, max_tokens: 200 });
+
 test('requests beyond the one sequence wait their turn, and beyond the queue get 429 with Retry-After', { timeout: 120_000 }, async (t) => {
   if (!requireCpuRuntime(t)) return;
-  const engine = await engineFor(t, { maxQueue: 1 });
-  const body = JSON.stringify({ model: 'tiny-memory', messages: [{ role: 'user', content: 'Tell me a story.' }], temperature: 1, max_tokens: 400, stream: true });
-  const post = () => fetch(`${engine.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  const first = await post(); // streaming: headers arrive once it holds the sequence
-  assert.equal(first.status, 200);
-  const second = post();
-  while (engine.stats().waiting < 1) await new Promise((r) => setTimeout(r, 5));
-  const third = await post();
-  assert.equal(third.status, 429);
-  assert.equal(third.headers.get('retry-after'), '1');
-  assert.match(((await third.json()) as { error: { message: string } }).error.message, /queue limit 1/);
+  const engine = await engineFor(t, { modelPath: TINY_CHAT, maxQueue: 2 });
+  // A burst: all eight arrive while the first is still generating, so one runs, two wait, the rest are refused.
+  const answers = await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      const res = await fetch(`${engine.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: STORY });
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { error?: { message: string }; choices?: Array<{ message: { content: string } }> } };
+    }),
+  );
+  const served = answers.filter((a) => a.status === 200);
+  const refused = answers.filter((a) => a.status === 429);
+  assert.equal(served.length + refused.length, 8, JSON.stringify(answers.map((a) => a.status)));
+  assert.ok(served.length >= 3, `served ${served.length}`);
+  assert.ok(refused.length >= 1, 'some refused');
+  for (const a of refused) {
+    assert.equal(a.retryAfter, '1');
+    assert.match(a.body.error?.message ?? '', /queue limit 2/);
+  }
+  // The ones that waited got the same reply as the first: queued, not cut short.
+  assert.equal(new Set(served.map((a) => a.body.choices?.[0]?.message.content)).size, 1);
+  const stats = engine.stats();
+  assert.deepEqual([stats.completed, stats.rejected, stats.running, stats.waiting], [served.length, refused.length, 0, 0]);
   const metrics = await (await fetch(`${engine.url}/metrics`)).text();
-  assert.match(metrics, /vllm:num_requests_running\{model_name="tiny-memory"\} 1\.0/);
-  assert.match(metrics, /vllm:num_requests_waiting\{model_name="tiny-memory"\} 1\.0/);
-  await first.text();
-  const secondRes = await second;
-  assert.equal(secondRes.status, 200);
-  await secondRes.text();
-  assert.equal(engine.stats().completed, 2);
+  assert.match(metrics, /vllm:num_requests_running\{model_name="tiny-chat"\} 0\.0/);
+  assert.match(metrics, new RegExp(`vllm:request_success_total\\{finished_reason="stop",model_name="tiny-chat"\\} ${served.length}\\.0`));
 });
 
-test('a client that goes away stops its generation and frees the sequence', { timeout: 120_000 }, async (t) => {
+test('clients that go away stop their generation or leave the queue, and free the sequence', { timeout: 120_000 }, async (t) => {
   if (!requireCpuRuntime(t)) return;
-  const engine = await engineFor(t);
+  const engine = await engineFor(t, { modelPath: TINY_CHAT });
+  const full = (await (await fetch(`${engine.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: STORY })).json()) as { usage: { completion_tokens: number } };
+  const before = engine.stats().generationTokens;
   const controller = new AbortController();
-  const res = await fetch(`${engine.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'tiny-memory', messages: [{ role: 'user', content: 'Tell me a story.' }], temperature: 1, max_tokens: 450, stream: true }),
-    signal: controller.signal,
-  });
-  assert.equal(res.status, 200);
-  const reader = res.body!.getReader();
-  await reader.read();
+  const streamBody = JSON.stringify({ ...JSON.parse(STORY), stream: true });
+  const requests = Array.from({ length: 6 }, () =>
+    fetch(`${engine.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: streamBody, signal: controller.signal }).then(
+      async (res) => {
+        await res.body!.getReader().read();
+        return 'started';
+      },
+      () => 'aborted before headers',
+    ),
+  );
+  await Promise.race(requests); // the first one streams
   controller.abort();
-  while (engine.stats().running > 0) await new Promise((r) => setTimeout(r, 10));
-  assert.equal(engine.stats().aborted, 1);
-  assert.equal(engine.stats().completed, 0);
-  assert.ok(engine.stats().generationTokens < 450, `generated ${engine.stats().generationTokens} tokens after the abort`);
-  const after = await clientFor(engine).chat.completions.create({ model: 'tiny-memory', messages: [{ role: 'user', content: 'What is my name?' }], temperature: 0 });
-  assert.equal(after.choices[0]!.message.content, 'You have not told me your name yet.');
+  await Promise.allSettled(requests);
+  while (engine.stats().running > 0 || engine.stats().waiting > 0) await new Promise((r) => setTimeout(r, 10));
+  const stats = engine.stats();
+  assert.equal(stats.completed + stats.aborted, 7);
+  assert.ok(stats.aborted >= 4, `aborted ${stats.aborted}`);
+  assert.ok(stats.generationTokens - before < 6 * full.usage.completion_tokens, 'generation stopped early');
+  const after = await clientFor(engine).chat.completions.create({ model: 'tiny-chat', messages: [{ role: 'user', content: 'Tell me a story.' }], temperature: 0, max_tokens: 200 });
+  assert.equal(after.usage?.completion_tokens, full.usage.completion_tokens);
   const metrics = await (await fetch(`${engine.url}/metrics`)).text();
-  assert.match(metrics, /vllm:request_success_total\{finished_reason="abort",model_name="tiny-memory"\} 1\.0/);
+  assert.match(metrics, new RegExp(`vllm:request_success_total\\{finished_reason="abort",model_name="tiny-chat"\\} ${stats.aborted}\\.0`));
 });
 
 test('health answers 503 while the model loads, then 200; models lists the served name and context', { timeout: 120_000 }, async (t) => {
