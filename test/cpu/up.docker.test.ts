@@ -96,7 +96,11 @@ test('a missing model file is refused by name before anything is pulled or creat
 test('--engine auto on a machine without an NVIDIA GPU chooses cpu and says why in one line', { timeout: 300_000 }, async (t) => {
   const s = await setup(t);
   if (!s) return;
-  const run = await s.cli(['up', '--engine', 'auto', '--image', CPU_IMAGE, '--model', 'tiny-chat', '--port', String(await freePort()), '--detach', '--no-daemon']);
+  // No nvidia-smi anywhere (an empty PATH), as on a machine without an NVIDIA driver.
+  const run = await runCli(['up', '--engine', 'auto', '--image', CPU_IMAGE, '--model', 'tiny-chat', '--port', String(await freePort()), '--detach', '--no-daemon'], {
+    env: { ...s.env, PATH: '/nonexistent-bin' },
+    timeoutMs: 180_000,
+  });
   assert.equal(run.exitCode, 0, String(run.stderr) + String(run.stdout));
   const out = `${String(run.stdout)}\n${String(run.stderr)}`;
   assert.match(out, /^.*engine auto: cpu, because there is no usable NVIDIA GPU \(nvidia-smi was not found.*\)$/m);
