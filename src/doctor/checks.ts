@@ -12,9 +12,9 @@ import { detectGpus, type GpuReport } from '../gpu/detect.js';
 import { loadCatalog } from '../models/catalog.js';
 import { formatGiB } from '../models/fit.js';
 import type { Catalog } from '../models/schema.js';
-import { probePort } from './ports.js';
+import { probePort } from '../core/ports.js';
 
-export { isPortFree, probePort } from './ports.js';
+export { isPortFree, probePort } from '../core/ports.js';
 
 /**
  * The doctor's checks: what `up` needs from this host, each with what was found and how to fix it. Checks

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { isPortFree } from '../core/ports.js';
 import { PassThrough, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { ConflictError, EngineError, EnvironmentError, isCsLlmError } from '../core/errors.js';
@@ -54,14 +54,7 @@ export interface ContainerUpResult extends EngineEndpoint {
   readyInMs: number;
 }
 
-/** Whether something already listens on host:port (tries to listen there itself). */
-export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
+export { isPortFree };
 
 export async function listEngineContainers(docker: Docker, instance?: string): Promise<Docker.ContainerInfo[]> {
   const labels = [`${LABEL.managed}=true`];

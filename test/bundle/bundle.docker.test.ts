@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +16,7 @@ import { BundleIntegrityError } from '../../src/bundle/verify.js';
 import { ROOT, runCli } from '../helpers/cli.js';
 import { requireDocker, SIM_IMAGE } from '../helpers/docker.js';
 import { deriveImage, fingerprint, imageId, pullIfMissing, removeImage, sha256, TINY_PREFIX, writeFakeHfRepo, writeHandMadeBundle, type FakeRepo } from './fixtures.js';
+import { freePort } from '../helpers/ports.js';
 
 /**
  * Offline bundles against the real dockerd: create, take the image and the files away, load, check they
@@ -31,14 +31,6 @@ const REPO = 'Qwen/Qwen2.5-7B-Instruct-AWQ';
 async function cli(args: string[], options: { env: Record<string, string>; timeoutMs?: number }): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const result = await runCli(args, options);
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () => {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -10,6 +9,7 @@ import { instanceIdFor, LABEL } from '../../src/engine/spec.js';
 import { runCli } from '../helpers/cli.js';
 import { requireDocker } from '../helpers/docker.js';
 import { requireCpuRuntime } from './runtime.js';
+import { freePort } from '../helpers/ports.js';
 
 /**
  * `cs-llm up --engine cpu` against the real dockerd and the loopback registry, with the image that
@@ -17,14 +17,6 @@ import { requireCpuRuntime } from './runtime.js';
  * CS_LLM_HOME and ports, and runs `down` in t.after.
  */
 const CPU_IMAGE = process.env.CS_LLM_CPU_IMAGE ?? '127.0.0.1:5000/cs-llm/cpu:test';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function setup(t: TestContext) {
   const docker = await requireDocker(t);

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { request } from 'undici';
 import { loadConfig } from '../../src/core/config.js';
 import { startDaemon } from '../../src/daemon/server.js';
@@ -8,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHarness } from './harness.js';
+import { freePort } from '../helpers/ports.js';
 
 interface ErrorShape {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -125,16 +125,6 @@ test('engine overload answers (429 with Retry-After) pass through to the client'
   assert.equal(res.headers['retry-after'], '1');
   assert.equal((await fetch(`${h.daemon.url}/v1/sessions/s429`)).status, 404);
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test('an upstream that refuses connections is 502, one that never answers is 504', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-daemon-'));

@@ -6,14 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { CHECK_NAMES } from '../../src/doctor/checks.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { freePort } from '../helpers/ports.js';
 
 test('doctor --json prints exactly {"checks": [{name, status, detail, fix}]} and fails when the engine port is taken', async (t) => {
   const server = createServer();

@@ -10,20 +10,13 @@ import { isAlive, localPaths, readLocalState } from '../../src/engine/local.js';
 import { engineDown } from '../../src/engine/manage.js';
 import { up } from '../../src/engine/up.js';
 import { runCli } from '../helpers/cli.js';
+import { freePort } from '../helpers/ports.js';
 
 /**
  * Without a Docker engine, `up --engine sim` runs the simulator as a local process: the main job works on
  * any machine. DOCKER_HOST points at a socket that does not exist, so these tests never need dockerd.
  */
 const NO_DOCKER = 'unix:///nonexistent/cs-llm-test-docker.sock';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function home(t: TestContext): { dir: string; env: NodeJS.ProcessEnv } {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-local-'));

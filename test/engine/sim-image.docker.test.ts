@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -11,6 +10,7 @@ import { buildLocalSimImage } from '../../src/engine/sim-image.js';
 import { up } from '../../src/engine/up.js';
 import { ROOT } from '../helpers/cli.js';
 import { requireDocker } from '../helpers/docker.js';
+import { freePort } from '../helpers/ports.js';
 
 test('the simulator image built from this install (no registry, no base image) runs as the engine', async (t) => {
   const docker = await requireDocker(t);
@@ -41,10 +41,3 @@ test('the simulator image built from this install (no registry, no base image) r
   assert.deepEqual(models.data.map((m) => m.id), [result.servedName]);
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

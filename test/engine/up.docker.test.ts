@@ -17,19 +17,12 @@ import { up, type UpProgress, type UpRequest } from '../../src/engine/up.js';
 import { runCli, ROOT } from '../helpers/cli.js';
 import { requireDocker, SIM_IMAGE } from '../helpers/docker.js';
 import { dockerRestartRefusal, setNvidiaHookMode } from '../integration/nvidia-hook-mode.js';
+import { freePort } from '../helpers/ports.js';
 
 /**
  * `up` against the real dockerd, the loopback registry and the simulator image. Each test has its own
  * CS_LLM_HOME, so its containers carry their own instance label, and removes them in t.after.
  */
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface Setup {
   docker: Docker;
