@@ -109,8 +109,8 @@ export function createScrubber(db: SqliteDatabase, options: { onError?: (err: un
       });
       if (waitMs === undefined) return done;
       return new Promise<boolean>((resolve) => {
+        // Kept referenced: a caller that waits for the answer keeps the process alive meanwhile (bounded).
         const timer = setTimeout(() => resolve(false), waitMs);
-        timer.unref();
         void done.then((ok) => {
           clearTimeout(timer);
           resolve(ok);

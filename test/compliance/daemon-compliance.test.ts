@@ -100,6 +100,23 @@ test('DELETE /v1/sessions/:id answers once the text is gone from both files; ses
   assert.deepEqual(foundIn(file, 'MARKER-erase-me'), []);
   assert.notDeepEqual(foundIn(file, 'MARKER-keep-me'), []);
 
+  // A reader holding an old snapshot keeps the WAL from being emptied: the erasure is scheduled (202) and
+  // finishes on its own once the reader lets go.
+  const reader = new Database(file);
+  t.after(() => reader.close());
+  reader.exec('BEGIN');
+  reader.prepare('SELECT COUNT(*) FROM messages').get();
+  const scheduled = await fetch(`${h.daemon.url}/v1/sessions/keep-me-not`, { method: 'DELETE' });
+  assert.equal(scheduled.status, 404, 'absent sessions are still 404');
+  const client = h.client({ sessionId: 'later' });
+  await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'MARKER-later' }] });
+  const pending = await fetch(`${h.daemon.url}/v1/sessions/later`, { method: 'DELETE' });
+  assert.equal(pending.status, 202);
+  assert.deepEqual(await pending.json(), { id: 'later', object: 'session', deleted: true, scrubbed: false });
+  reader.exec('COMMIT');
+  assert.equal(await h.daemon.store.sessions.scrubbed(10_000), true);
+  assert.deepEqual(foundIn(file, 'MARKER-later'), []);
+
   // Audit records reach the database within the flush interval.
   await new Promise((r) => setTimeout(r, 300));
   const exported = await cli(['sessions', 'export', 'keep-me', '--db', file], { env: { CS_LLM_HOME: h.home } });
@@ -109,6 +126,6 @@ test('DELETE /v1/sessions/:id answers once the text is gone from both files; ses
   assert.equal(doc.session.messages.length, 6);
   assert.equal(doc.session.messages[0]!.content, 'turn 0 of MARKER-keep-me');
   assert.ok(!Number.isNaN(Date.parse(doc.session.messages[0]!.createdAt)));
-  assert.equal(doc.audit.length, 3);
+  assert.equal(doc.audit.length, 3, 'its three turns; the other sessions\' requests are not in it');
   assert.ok(doc.audit.every((r) => r.sessionId === 'keep-me' && r.route === '/v1/chat/completions'));
 });

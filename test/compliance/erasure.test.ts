@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +52,22 @@ test('an erased session leaves no trace of its text in the database file or the 
   for (const id of ['s7', 's31', 'late1']) assert.deepEqual(foundIn(file, `MARKER-${id}-`), [], `${id} is gone from both files`);
   assert.deepEqual(foundIn(file, 'MARKER-s8-'), ['db'], 'other sessions are kept');
   assert.equal(store.sessions.get('s8', Date.now())?.messages.length, 6);
+});
+
+test('while another connection holds an old snapshot the scrub waits and retries, and finishes once it is released', async (t) => {
+  const { store, file } = tempStore(t);
+  fill(store, ['busy', 'other'], Date.now());
+  const reader = new Database(file);
+  t.after(() => reader.close());
+  reader.exec('BEGIN');
+  reader.prepare('SELECT COUNT(*) FROM messages').get();
+
+  assert.equal(store.sessions.delete('busy'), true);
+  assert.equal(await store.sessions.scrubbed(300), false, 'not done while the reader may still see the old pages');
+  assert.equal(store.sessions.get('busy', Date.now()), null, 'deleted for every query at once');
+  reader.exec('COMMIT');
+  assert.equal(await store.sessions.scrubbed(10_000), true);
+  assert.deepEqual(foundIn(file, 'MARKER-busy-'), []);
 });
 
 test('the retention sweeper deletes sessions past their profile retention and scrubs their text from the files', async (t) => {
