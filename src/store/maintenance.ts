@@ -94,6 +94,23 @@ export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, opt
   const sweep = setInterval(() => sweepOnce(0), options.sweepIntervalMs ?? 60_000);
   sweep.unref();
 
+  // Once at start: a retention set or lowered since sessions were stored caps their expiry too (new turns
+  // apply it as they are written). In small batches, yielding between them; then one sweep deletes them.
+  const capOnce = (afterId: string, capped: number): void => {
+    if (stopped) return;
+    try {
+      const step = sessions.capRetention(afterId, batch);
+      if (step.next !== null) {
+        setImmediate(() => capOnce(step.next!, capped + step.capped));
+        return;
+      }
+      if (capped + step.capped > 0) sweepOnce(0);
+    } catch (err) {
+      options.onError?.('sweep', err);
+    }
+  };
+  setImmediate(() => capOnce('', 0));
+
   return async () => {
     stopped = true;
     clearInterval(sweep);

@@ -64,6 +64,12 @@ export interface SessionStore {
    * background). Deletions ask for it themselves; this only waits.
    */
   scrubbed(waitMs?: number): Promise<boolean>;
+  /**
+   * Applies the profiles' retention to sessions stored before it was set or lowered: up to `batch` sessions
+   * after `afterId` (in id order) get their expiry capped at first turn + retention. Returns where to go on
+   * (null when done) and how many were capped; the sweeper then deletes those past it.
+   */
+  capRetention(afterId: string, batch?: number): { next: string | null; capped: number };
 }
 
 /**
@@ -253,6 +259,10 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
     'SELECT * FROM sessions WHERE expires_at > ? AND (expires_at < ? OR (expires_at = ? AND id < ?)) ORDER BY expires_at DESC, id DESC LIMIT ?',
   );
   const selectExpired = db.prepare<[number, number], { id: string }>('SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?');
+  const selectChunk = db.prepare<[string, number], { id: string; profile: string; created_at: number; expires_at: number }>(
+    'SELECT id, profile, created_at, expires_at FROM sessions WHERE id > ? ORDER BY id LIMIT ?',
+  );
+  const capExpiry = db.prepare<[number, string]>('UPDATE sessions SET expires_at = ? WHERE id = ?');
   const selectStale = db.prepare<[number, number], { id: string }>('SELECT id FROM sessions WHERE updated_at < ? LIMIT ?');
 
   const removeSession = (id: string): boolean => {
@@ -380,6 +390,20 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
       const open = reveal(id);
       const messages = selectFromTurn.all(id, 0).map((row) => ({ ...messageOf(id, row, open), turn: row.turn, createdAt: row.created_at }));
       return { ...toInfo(session), messages };
+    },
+    capRetention(afterId, batch = 500) {
+      const rows = selectChunk.all(afterId, batch);
+      let capped = 0;
+      db.transaction(() => {
+        for (const r of rows) {
+          const keep = retentionMs(r.profile);
+          if (keep !== null && r.expires_at > r.created_at + keep) {
+            capExpiry.run(r.created_at + keep, r.id);
+            capped++;
+          }
+        }
+      })();
+      return { next: rows.length === batch ? rows[rows.length - 1]!.id : null, capped };
     },
     scrubbed(waitMs) {
       return scrubber.pending ? scrubber.request(waitMs) : Promise.resolve(true);

@@ -93,6 +93,26 @@ test('the retention sweeper deletes sessions past their profile retention and sc
   assert.notDeepEqual(foundIn(file, 'MARKER-fresh-'), []);
 });
 
+test('a retention set after sessions were stored applies to them when the daemon starts its upkeep', async (t) => {
+  const { store: before, file } = tempStore(t);
+  const start = Date.now();
+  // Stored under a 30-day TTL and no retention; one of them two days old.
+  fill(before, ['two-days-old'], start - 2 * 24 * HOUR, 30 * 24 * HOUR);
+  fill(before, ['today'], start, 30 * 24 * HOUR);
+  before.close();
+
+  const store = openStore({ file, protection: { retentionMs: () => 24 * HOUR } });
+  t.after(() => store.close());
+  let swept = 0;
+  const stop = startMaintenance(store.db, store.sessions, { file, sweepIntervalMs: 60_000, onSweep: (n) => (swept += n) });
+  t.after(stop);
+  while (swept < 1) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await store.sessions.scrubbed(10_000), true);
+  await stop();
+  assert.deepEqual(store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id), ['today']);
+  assert.deepEqual(foundIn(file, 'MARKER-two-days-old-'), []);
+});
+
 test('cs-llm sessions prune --older-than and sessions delete leave no trace of the removed text in the files', async (t) => {
   const { store, file, home } = tempStore(t);
   fill(store, ['stale', 'recent', 'doomed'], Date.now() - 40 * 24 * HOUR, 365 * 24 * HOUR);
