@@ -77,6 +77,13 @@ test('every request is audited without contents in a hash chain that verifies, a
   assert.equal(ok.exitCode, 0, ok.stderr);
   assert.match(ok.stdout, /audit log ok: 4 record\(s\)/);
 
+  const exported = await cli(['audit', 'export', '--since', '1h', '--json', '--db', file], { env });
+  assert.equal(exported.exitCode, 0, exported.stderr);
+  const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRecord & { at: string });
+  assert.deepEqual(lines.map((r) => r.seq), [1, 2, 3, 4]);
+  assert.equal(lines[0]!.hash, rows[0]!.hash);
+  assert.ok(Date.parse(lines[0]!.at) > Date.now() - 3_600_000);
+
   db.exec('DROP TRIGGER audit_log_no_update');
   db.prepare('UPDATE audit_log SET status = 204 WHERE seq = 2').run();
   const broken = await cli(['audit', 'verify', '--db', file, '--json'], { env });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDetectors, cnIdCheckChar, cnIdValid, customDetector, findSensitive, luhnValid, redactText } from '../../src/compliance/detectors.js';
 import { redactMessage, shouldRedactUpstream, upstreamKindOf } from '../../src/compliance/redact.js';
+import { parseSince } from '../../src/cli/commands/audit.js';
 import { ROOT } from '../helpers/cli.js';
 
 interface Case {
@@ -108,4 +109,12 @@ test('upstream redaction follows the policy and the upstream kind (loopback URLs
   assert.equal(shouldRedactUpstream('remote', { kind: 'local', url: 'https://x.example' }), false, 'a declared kind wins over the URL');
   assert.equal(shouldRedactUpstream('remote', { kind: 'remote', url: 'http://127.0.0.1' }), true);
   assert.equal(shouldRedactUpstream('remote', { url: 'https://x.example' }), true);
+});
+
+test('audit export --since takes a duration back from now or a date/time, and refuses anything else', () => {
+  const now = Date.parse('2026-02-01T00:00:00Z');
+  assert.equal(parseSince('30d', now), Date.parse('2026-01-02T00:00:00Z'));
+  assert.equal(parseSince('12h', now), Date.parse('2026-01-31T12:00:00Z'));
+  assert.equal(parseSince('2026-01-31T12:00:00Z', now), Date.parse('2026-01-31T12:00:00Z'));
+  assert.throws(() => parseSince('yesterday', now), /neither a duration nor a time/);
 });
