@@ -4,6 +4,11 @@
  */
 export interface Output {
   isTTY: boolean;
+  /**
+   * A person at a terminal, both ways: live views (the dashboard) make sense. False under CI=true, where Ink
+   * draws only a final frame (its is-in-ci rule), so callers fall back to plain lines there.
+   */
+  interactive: boolean;
   color: boolean;
   columns: number;
   out(text: string): void;
@@ -15,11 +20,14 @@ export function createOutput(
   stdout: NodeJS.WriteStream = process.stdout,
   stderr: NodeJS.WriteStream = process.stderr,
   env: NodeJS.ProcessEnv = process.env,
+  stdin: { isTTY?: boolean } = process.stdin,
 ): Output {
   const isTTY = Boolean(stdout.isTTY);
   const color = isTTY && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+  const inCi = ['CI', 'CONTINUOUS_INTEGRATION'].some((name) => env[name] !== undefined && env[name] !== '0' && env[name] !== 'false');
   return {
     isTTY,
+    interactive: isTTY && Boolean(stdin.isTTY) && !inCi,
     color,
     columns: stdout.columns ?? 100,
     out: (text) => stdout.write(text.endsWith('\n') ? text : `${text}\n`),

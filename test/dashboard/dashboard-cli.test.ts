@@ -125,7 +125,9 @@ test('in a terminal the live dashboard shows requests rising and a VRAM bar, red
     await tmux('kill-server');
   });
   const exitFile = join(home, 'dashboard-exit');
-  const command = `${process.execPath} --import tsx ${join(ROOT, 'src', 'cli', 'main.ts')} dashboard --url ${daemon.url} --interval 300ms; echo $? > ${exitFile}`;
+  // As on an operator's terminal: Ink draws only a final frame when CI is set (is-in-ci), and the tmux
+  // server inherits this test's environment, CI=true included under .ci/run.
+  const command = `env -u CI -u CONTINUOUS_INTEGRATION ${process.execPath} --import tsx ${join(ROOT, 'src', 'cli', 'main.ts')} dashboard --url ${daemon.url} --interval 300ms; echo $? > ${exitFile}`;
   const started = await tmux('new-session', '-d', '-x', '120', '-y', '40', '-e', `CS_LLM_HOME=${home}`, '-e', 'TERM=xterm-256color', '-c', ROOT, `sh -c '${command}'`);
   assert.equal(started.exitCode, 0, started.stderr);
 

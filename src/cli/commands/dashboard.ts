@@ -52,7 +52,7 @@ export function register(program: Command): void {
         url: daemonUrlFor(loaded.config, loaded.paths, opts.url),
         intervalMs,
         apiKey: opts.apiKey ?? process.env.CS_LLM_API_KEY,
-        interactive: output.isTTY && Boolean(process.stdin.isTTY),
+        interactive: output.interactive,
         color: output.color,
         count,
       });

@@ -136,7 +136,7 @@ export function register(program: Command): void {
       }
       printResult(output, result);
       // In the foreground on a terminal, end in the live dashboard; the engine and daemon keep running after q.
-      if (!opts.detach && result.daemon && output.isTTY && process.stdin.isTTY) {
+      if (!opts.detach && result.daemon && output.interactive) {
         await runDashboard({ url: result.daemon.url, intervalMs: 1000, apiKey: process.env.CS_LLM_API_KEY, interactive: true, color: output.color });
         output.out('dashboard closed; the engine and the daemon are still running (cs-llm status; stop with cs-llm down)');
       }
