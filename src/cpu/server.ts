@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { randomInt, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { SimulatorMetrics } from '../sim/metrics.js';
-import { contextProblem, parseChatRequest, parseJsonBody, type ChatRequest, type RequestProblem } from '../sim/requests.js';
+import { contextProblem, MAX_BODY_BYTES, parseChatRequest, parseJsonBody, readBody, type ChatRequest, type RequestProblem } from '../sim/requests.js';
 import { SequenceSlots } from '../sim/slots.js';
 import { errorBody } from '../sim/wire.js';
 import { toChatHistory } from './history.js';
@@ -58,7 +58,6 @@ export class CpuEngineLoadError extends Error {
 
 export class CpuEngineListenError extends Error {}
 
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
 /** Without a temperature in the request: llama.cpp's server default. */
 const DEFAULT_TEMPERATURE = 0.8;
 
@@ -482,20 +481,3 @@ function asLoadError(err: unknown): CpuEngineLoadError {
   return new CpuEngineLoadError(`failed to load the model: ${message}`, 'load');
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new Error('body too large'));
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
-  });
-}

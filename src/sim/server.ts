@@ -13,7 +13,7 @@ import { accessLine, crashLines, loadedLines, preambleLines, shardProgressLine, 
 import { SimulatorMetrics } from './metrics.js';
 import { resolveSimulatorOptions, type ResolvedSimulatorOptions, type SimulatorOptions } from './options.js';
 import { completionReply, decideChatReply, promptTokenCount } from './replies.js';
-import { contextProblem, parseChatRequest, parseCompletionRequest, parseJsonBody, type RequestProblem } from './requests.js';
+import { contextProblem, MAX_BODY_BYTES, parseChatRequest, parseCompletionRequest, parseJsonBody, readBody, type RequestProblem } from './requests.js';
 import { SequenceSlots } from './slots.js';
 import { countTokens } from './tokenizer.js';
 import { chatTextPlan, chatToolCallPlan, completionPlan, cutAtStop, errorBody, type GenerationPlan } from './wire.js';
@@ -64,7 +64,6 @@ export class SimulatorListenError extends Error {
   }
 }
 
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
 /** The simulated KV cache holds this many full contexts; usage = tokens held by running sequences / capacity. */
 const KV_CACHE_CONTEXTS = 4;
 
@@ -419,20 +418,3 @@ class SimulatorState {
   }
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new Error('body too large'));
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
-  });
-}
