@@ -147,7 +147,9 @@ export async function planEngine(request: UpRequest, deps: UpDeps = {}): Promise
     const report = await (deps.detectGpus ?? ((e) => detectGpus({ env: e })))(env);
     if (!report.usable) {
       throw new EnvironmentError(`no usable NVIDIA GPU: ${report.problem ?? 'none found'}`, {
-        next: `${report.fix ?? 'Install the NVIDIA driver and the NVIDIA Container Toolkit.'} Without a GPU: cs-llm up --engine sim --gpus none.`,
+        next: report.fix?.includes('--engine')
+          ? report.fix
+          : `${report.fix ?? 'Install the NVIDIA driver and the NVIDIA Container Toolkit.'} Without a GPU: cs-llm up --engine cpu (or --engine sim --gpus none).`,
       });
     }
     chosenGpus = selectGpus(report.gpus, formatGpuSelection(gpus));

@@ -29,13 +29,15 @@ test('up refuses an unknown engine, GPU selector or engine variable with exit co
   for (const run of [engine, gpus, variable, token]) assert.doesNotMatch(String(run.stderr), /\n\s+at /);
 });
 
-test('the vllm engine without a usable GPU says so and points at the simulator', async (t) => {
+test('the vllm engine without a usable GPU says so and points at the CPU engine and the simulator, once', async (t) => {
   // An empty PATH directory first and nothing else: no nvidia-smi anywhere.
   const env = { CS_LLM_HOME: home(t), PATH: '/nonexistent', DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
   const run = await runCli(['up', '--engine', 'vllm'], { env });
   assert.equal(run.exitCode, 4, String(run.stderr));
   assert.match(String(run.stderr), /error: no usable NVIDIA GPU: nvidia-smi was not found/);
-  assert.match(String(run.stderr), /--engine sim --gpus none/);
+  assert.match(String(run.stderr), /--engine cpu/);
+  assert.match(String(run.stderr), /--engine sim/);
+  assert.equal(String(run.stderr).match(/[Ww]ithout a GPU/g)?.length, 1, String(run.stderr));
 });
 
 test('status, logs and down with nothing running are calm about it', async (t) => {
