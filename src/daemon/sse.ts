@@ -44,6 +44,14 @@ export class SseSplitter {
 }
 
 export function eventData(raw: Buffer): string | null {
+  // The usual event is one `data: ...` line (bytes d a t a :): read it straight from the bytes, without splitting lines.
+  const firstLf = raw.indexOf(LF);
+  if (firstLf >= 0 && raw[0] === 100 && raw[1] === 97 && raw[2] === 116 && raw[3] === 97 && raw[4] === 58) {
+    const lineEnd = firstLf > 0 && raw[firstLf - 1] === CR ? firstLf - 1 : firstLf;
+    const rest = firstLf + 1;
+    const endsHere = raw[rest] === LF || (raw[rest] === CR && raw[rest + 1] === LF);
+    if (endsHere) return raw.toString('utf8', raw[5] === 32 ? 6 : 5, lineEnd);
+  }
   const text = raw.toString('utf8');
   let data: string | null = null;
   for (const line of text.split(/\r?\n/)) {

@@ -26,6 +26,12 @@ test('CRLF separators, comments and multi-line data are understood', () => {
   assert.equal(splitter.leftover, 16);
 });
 
+test('one-line data events read the same with LF or CRLF, with or without the space, and empty data stays empty', () => {
+  const splitter = new SseSplitter();
+  const events = splitter.push(Buffer.from('data: {"a":"é"}\n\ndata:x\r\n\r\ndata:\n\ndata: y\nid: 3\n\nevent: ping\n\n'));
+  assert.deepEqual(events.map((e) => e.data), ['{"a":"é"}', 'x', '', 'y', null]);
+});
+
 test('the accumulator rebuilds content and tool calls from deltas of choice 0', () => {
   const acc = new TurnAccumulator();
   for (const line of [

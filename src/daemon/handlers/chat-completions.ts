@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { profileFor } from '../../core/config.js';
 import type { ChatMessage } from '../../store/sessions.js';
 import { ApiError, sseErrorEvent } from '../api-error.js';
@@ -11,7 +12,7 @@ import type { DaemonServices } from '../services.js';
 import { SessionBusyError } from '../session-lock.js';
 import { SseSplitter, TurnAccumulator, replyMessage } from '../sse.js';
 import type { UpstreamResponse } from '../upstream.js';
-import { collectBody, idleWatch, upstreamFailure } from '../upstream.js';
+import { collectBody, idleWatch, upstreamFailure, type IdleWatch } from '../upstream.js';
 import { ClientGoneError, type Routed } from '../routing/failover.js';
 import type { UpstreamMember } from '../routing/upstream-set.js';
 import { toolTurn } from '../tools/tool-turn.js';
@@ -63,6 +64,78 @@ function write(res: ServerResponse, chunk: Buffer): Promise<void> | null {
     };
     res.on('drain', done);
     res.on('close', done);
+  });
+}
+
+/**
+ * Relays a body's chunks (or what `relay` makes of each) to the client as they arrive, from 'data' events: an async iterator costs a promise
+ * and microtask hops per chunk, which on a stream of one-token chunks was a large share of the daemon's CPU.
+ * The upstream pauses while the client's socket is full. Rejects with the body's error, or when it closes
+ * before it ended (an abort can destroy it without one).
+ */
+function passThrough(
+  body: Readable,
+  res: ServerResponse,
+  idle: IdleWatch,
+  meter: StreamMeter,
+  /** What of a chunk to send (null: nothing); the chunk itself when absent. */
+  relay?: (chunk: Buffer) => Buffer | null,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let ended = false;
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      res.uncork();
+    };
+    const resume = () => body.resume();
+    const onData = (chunk: Buffer) => {
+      idle.refresh();
+      meter.push(chunk);
+      let out: Buffer | null = chunk;
+      if (relay) {
+        try {
+          out = relay(chunk);
+        } catch (err) {
+          body.destroy(err as Error);
+          return;
+        }
+      }
+      if (out === null) return;
+      // undici emits one 'data' per HTTP chunk, several in a row when one socket read held several: they
+      // leave in one writev at the end of this tick rather than a syscall each.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
+      if (!res.write(out)) body.pause();
+    };
+    const settle = (err: Error | null) => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+      res.off('drain', resume);
+      res.off('close', resume);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onEnd = () => {
+      ended = true;
+      settle(null);
+    };
+    const onError = (err: Error) => settle(err);
+    const onClose = () => {
+      if (!ended) settle(new Error('the upstream body closed before it ended'));
+    };
+    res.on('drain', resume);
+    // A client that left never drains; the abort that follows destroys the body.
+    res.on('close', resume);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
+    body.on('data', onData);
   });
 }
 
@@ -368,12 +441,7 @@ async function relayStream(
   if (!turn) {
     // Stateless: bytes pass through as they come, [DONE] included.
     try {
-      for await (const chunk of upstream.body) {
-        idle.refresh();
-        meter.push(chunk);
-        const wait = write(res, chunk);
-        if (wait) await wait;
-      }
+      await passThrough(upstream.body, res, idle, meter);
     } catch (err) {
       if (!clientGone()) failure = upstreamFailure(err, member.url, timeoutMs);
     }
@@ -383,33 +451,33 @@ async function relayStream(
   } else {
     const splitter = new SseSplitter();
     const turnSoFar = new TurnAccumulator();
-    try {
-      for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
-        idle.refresh();
-        meter.push(chunk);
-        const events = splitter.push(chunk);
-        let out: Buffer[] | null = null;
-        for (const event of events) {
-          if (sawDone) continue;
-          if (event.data === '[DONE]') {
-            // Held back until the turn is committed.
-            sawDone = true;
-            continue;
-          }
-          if (event.data !== null) {
-            try {
-              turnSoFar.add(JSON.parse(event.data));
-            } catch {
-              // not JSON: forwarded as it is, nothing to accumulate
-            }
-          }
-          (out ??= []).push(event.raw);
+    // The events of one upstream chunk go out in one write.
+    const relayEvents = (chunk: Buffer): Buffer | null => {
+      const events = splitter.push(chunk);
+      let out: Buffer[] | null = null;
+      let bytes = 0;
+      for (const event of events) {
+        if (sawDone) continue;
+        if (event.data === '[DONE]') {
+          // Held back until the turn is committed.
+          sawDone = true;
+          continue;
         }
-        if (out) {
-          const wait = write(res, out.length === 1 ? out[0]! : Buffer.concat(out));
-          if (wait) await wait;
+        if (event.data !== null) {
+          try {
+            turnSoFar.add(JSON.parse(event.data));
+          } catch {
+            // not JSON: forwarded as it is, nothing to accumulate
+          }
         }
+        (out ??= []).push(event.raw);
+        bytes += event.raw.length;
       }
+      if (!out) return null;
+      return out.length === 1 ? out[0]! : Buffer.concat(out, bytes);
+    };
+    try {
+      await passThrough(upstream.body, res, idle, meter, relayEvents);
     } catch (err) {
       if (!clientGone()) failure = upstreamFailure(err, member.url, timeoutMs);
     }
