@@ -1,5 +1,4 @@
 import { createReadStream, existsSync, renameSync, rmSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createGzip } from 'node:zlib';
@@ -21,6 +20,8 @@ import { ArchiveWriter } from './archive.js';
 import { inspectImage, isIdReference, saveImage } from './image.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, cacheRelOf, GGUF_PREFIX, hfMemberPath, MANIFEST_MEMBER, manifestSchema, type BundleManifest, type BundleMember } from './manifest.js';
 import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
+import { freeDisk } from '../core/disk.js';
+import { formatGiB } from '../models/fit.js';
 
 /**
  * `bundle create`: the engine image (docker save by name), the model's files from this host's cache, the
@@ -77,16 +78,10 @@ function weightsMissing(model: ModelEntry, repo: string, cacheDir: string, probl
 }
 
 async function checkRoom(outDir: string, neededBytes: number): Promise<void> {
-  let free: number;
-  try {
-    const stats = await statfs(outDir);
-    free = Number(stats.bavail) * Number(stats.bsize);
-  } catch {
-    return; // cannot tell: the write itself will say
-  }
+  const { freeBytes: free } = await freeDisk(outDir);
+  if (free === null) return; // cannot tell: the write itself will say
   if (free < neededBytes) {
-    const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
-    throw new EnvironmentError(`not enough disk for the bundle at ${outDir}: it needs about ${gib(neededBytes)}, ${gib(free)} are free`, {
+    throw new EnvironmentError(`not enough disk for the bundle at ${outDir}: it needs about ${formatGiB(neededBytes)}, ${formatGiB(free)} are free`, {
       next: 'Write it to a larger disk with --out /path/on/that/disk/bundle.tar.',
     });
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, mkdtempSync } from 'node:fs';
-import { open, statfs } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
@@ -16,6 +16,8 @@ import { inspectImage, loadImage } from './image.js';
 import { cacheRelOf, type BundleManifest, type BundleMember } from './manifest.js';
 import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
 import { requireVerifiedBundle, type OpenedBundle } from './verify.js';
+import { freeDisk } from '../core/disk.js';
+import { formatGiB } from '../models/fit.js';
 
 /**
  * `bundle load`: verify every member first (nothing changes on a bad bundle), then the image (skipped when
@@ -105,16 +107,10 @@ async function placeImage(docker: Docker, bundle: OpenedBundle, onProgress?: Bun
 const STAGING_PREFIX = '.cs-llm-bundle-';
 
 async function checkRoom(dir: string, neededBytes: number): Promise<void> {
-  let free: number;
-  try {
-    const stats = await statfs(dir);
-    free = Number(stats.bavail) * Number(stats.bsize);
-  } catch {
-    return; // cannot tell: the writes themselves will say
-  }
+  const { freeBytes: free } = await freeDisk(dir);
+  if (free === null) return; // cannot tell: the writes themselves will say
   if (free < neededBytes + 64 * 1024 * 1024) {
-    const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
-    throw new EnvironmentError(`not enough disk for the model files in ${dir}: they need ${gib(neededBytes)}, ${gib(free)} are free`, {
+    throw new EnvironmentError(`not enough disk for the model files in ${dir}: they need ${formatGiB(neededBytes)}, ${formatGiB(free)} are free`, {
       next: 'Nothing was changed. Free space there, or point the cache at a larger disk (engine.hfCacheDir, CS_LLM_ENGINE_HF_CACHE_DIR), and run bundle load again.',
     });
   }

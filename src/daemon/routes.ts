@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-
+import type { RequestRecord } from './observers.js';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -9,22 +9,11 @@ export interface RequestContext {
   query: string;
   /** performance.now() when the request arrived. */
   startedAt: number;
-  /** Filled in by the handler; the server emits it as a RequestRecord when the response is over. */
-  record: {
-    route: string;
-    stream: boolean;
-    session: boolean;
-    upstreamMs: number;
-    outcome: 'ok' | 'client_closed' | 'upstream_failed' | 'rejected' | 'store_failed';
-    /** For the metrics: see RequestRecord. */
-    ttftMs?: number;
-    promptTokens?: number;
-    completionTokens?: number;
-    errorCode?: string;
-    keyId?: string;
-    sessionId?: string;
-    upstream?: string;
-  };
+  /**
+   * Filled in by the handler; the server adds method, status and the timings it measures itself and emits
+   * it as a RequestRecord when the response is over.
+   */
+  record: Omit<RequestRecord, 'method' | 'status' | 'totalMs' | 'overheadMs'>;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void> | void;

@@ -1,7 +1,6 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
 import type { Paths } from '../core/paths.js';
@@ -13,6 +12,7 @@ import { loadCatalog } from '../models/catalog.js';
 import { formatGiB } from '../models/fit.js';
 import type { Catalog } from '../models/schema.js';
 import { probePort } from '../core/ports.js';
+import { freeDisk } from '../core/disk.js';
 
 export { isPortFree, probePort } from '../core/ports.js';
 
@@ -241,25 +241,12 @@ export function modelCacheDir(config: Config, env: NodeJS.ProcessEnv): string {
   return join(env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), '.cache'), 'huggingface');
 }
 
-function nearestExisting(path: string): string {
-  let current = path;
-  while (!existsSync(current)) {
-    const parent = dirname(current);
-    if (parent === current) break;
-    current = parent;
-  }
-  return current;
-}
 
 export async function checkDisk(dir: string, catalog: Catalog | null): Promise<Check> {
   const base = { name: 'disk' as const, neededByUp: true };
-  const at = nearestExisting(dir);
-  let freeBytes: number;
-  try {
-    const stats = await statfs(at);
-    freeBytes = Number(stats.bavail) * Number(stats.bsize);
-  } catch (err) {
-    return { ...base, status: 'warn', detail: `cannot read free space at ${at}: ${(err as Error).message}`, fix: null };
+  const { at, freeBytes, error } = await freeDisk(dir);
+  if (freeBytes === null) {
+    return { ...base, status: 'warn', detail: `cannot read free space at ${at}: ${error}`, fix: null };
   }
   const where = at === dir ? dir : `${dir} (on the file system of ${at})`;
   const sizes = (catalog?.models ?? []).filter((m) => m.engines.includes('vllm')).map((m) => m.weightsBytes);

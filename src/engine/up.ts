@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
 import { ConflictError, EnvironmentError, FitError, UsageError } from '../core/errors.js';
@@ -11,7 +10,7 @@ import { detectGpus, type GpuReport } from '../gpu/detect.js';
 import type { GpuInfo } from '../gpu/parse.js';
 import { selectGpus } from '../gpu/select.js';
 import { findModel, loadCatalog } from '../models/catalog.js';
-import { estimateFit, recommendModel } from '../models/fit.js';
+import { estimateFit, recommendModel, formatGiB } from '../models/fit.js';
 import type { ModelEntry } from '../models/schema.js';
 import { isPortFree, upContainer, type EngineProgress } from './container.js';
 import { createDockerClient, probeDocker } from './docker.js';
@@ -24,6 +23,7 @@ import { chooseAutoEngine, planCpuEngine, type CpuPlan } from './cpu-plan.js';
 import { readRamInfo } from '../models/ram.js';
 import { hfRepoCacheDir } from './model-files.js';
 import { checkOfflineReady } from './offline.js';
+import { freeDisk } from '../core/disk.js';
 
 /**
  * `cs-llm up` as a service: checks -> model + fit (refused before any pull) -> pull -> create -> start ->
@@ -236,19 +236,11 @@ export { hfRepoCacheDir };
 /** Room on disk for the weights, unless they are (at least partly) in the cache already. */
 export async function checkDiskForWeights(hfCacheDir: string, model: Pick<ModelEntry, 'id' | 'hfRepo' | 'weightsBytes'>): Promise<void> {
   if (existsSync(hfRepoCacheDir(hfCacheDir, model.hfRepo ?? model.id))) return;
-  let at = hfCacheDir;
-  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
-  let free: number;
-  try {
-    const stats = await statfs(at);
-    free = Number(stats.bavail) * Number(stats.bsize);
-  } catch {
-    return; // cannot tell: the download itself will say
-  }
+  const { at, freeBytes: free } = await freeDisk(hfCacheDir);
+  if (free === null) return; // cannot tell: the download itself will say
   const needed = model.weightsBytes * 1.05;
   if (free < needed) {
-    const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
-    throw new EnvironmentError(`not enough disk for the weights of ${model.id}: they need about ${gib(needed)}, ${gib(free)} are free at ${at}`, {
+    throw new EnvironmentError(`not enough disk for the weights of ${model.id}: they need about ${formatGiB(needed)}, ${formatGiB(free)} are free at ${at}`, {
       next: 'Free space there, or point the Hugging Face cache at a larger disk (CS_LLM_ENGINE_HF_CACHE_DIR, or engine.hfCacheDir in the config).',
     });
   }
