@@ -8,12 +8,30 @@ import { z } from 'zod';
  */
 export const engineKindSchema = z.enum(['vllm', 'cpu']);
 
+/**
+ * Where a GGUF comes from and how to know it is the right one. `file` is joined to a local folder, so it is
+ * a plain file name. The download URL is `url` when given, else `<endpoint>/<hfRepo>/resolve/main/<file>`
+ * (Hugging Face's layout; the endpoint is https://huggingface.co or a mirror, src/models/gguf-source.ts).
+ */
 export const ggufSchema = z
   .object({
     /** File name of the GGUF (in hfRepo, or in the local model directory). */
-    file: z.string().min(1),
-    hfRepo: z.string().min(1).optional(),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    file: z
+      .string()
+      .min(1)
+      .regex(/^[^/\\]+$/, 'a file name, without a folder')
+      .refine((f) => !f.startsWith('.'), 'must not start with "."'),
+    /** The Hugging Face repository (owner/name) that holds the file. */
+    hfRepo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'owner/name').optional(),
+    /** A full download URL, for files that are not laid out like a Hugging Face repository. */
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//i.test(u), 'an http(s) URL')
+      .optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits').optional(),
+    /** Bytes of the file, checked after a download (and equal to the entry's weightsBytes). */
+    sizeBytes: z.number().int().positive().optional(),
   })
   .passthrough();
 
@@ -61,6 +79,9 @@ export const modelEntrySchema = z
     }
     if (entry.engines.includes('cpu') && !entry.gguf) {
       ctx.addIssue({ code: 'custom', path: ['gguf'], message: 'a cpu model needs a gguf file ({"file": "..."})' });
+    }
+    if (entry.gguf?.sizeBytes !== undefined && entry.gguf.sizeBytes !== entry.weightsBytes) {
+      ctx.addIssue({ code: 'custom', path: ['gguf', 'sizeBytes'], message: `must equal weightsBytes (${entry.weightsBytes}): a GGUF file is the weights` });
     }
     if (entry.kvHeads > entry.attentionHeads) {
       ctx.addIssue({ code: 'custom', path: ['kvHeads'], message: 'cannot exceed attentionHeads' });

@@ -58,13 +58,14 @@ test('cs-llm models --engine cpu lists the GGUF models with a RAM verdict, and r
   const run = await runCli(['models', '--engine', 'cpu', '--json'], { env });
   assert.equal(run.exitCode, 0, String(run.stderr));
   const body = JSON.parse(String(run.stdout)) as { models: Array<{ id: string; verdict: string; maxModelLen: number; file: string | null }>; recommended: string | null };
-  assert.deepEqual(body.models.map((m) => m.id), ['tiny-memory', 'tiny-chat']);
-  for (const m of body.models) {
+  // The real GGUF models follow the tiny ones (their verdicts with a fixed RAM: test/models/gguf-catalog.test.ts).
+  assert.deepEqual(body.models.map((m) => m.id).slice(0, 2), ['tiny-memory', 'tiny-chat']);
+  for (const m of body.models.slice(0, 2)) {
     assert.equal(m.verdict, 'fits');
     assert.equal(m.maxModelLen, 512);
     assert.match(m.file ?? '', /models\/tiny-(memory|chat)\.gguf$/);
   }
-  assert.equal(body.recommended, 'tiny-memory');
+  assert.ok(body.recommended !== null && body.models.some((m) => m.id === body.recommended && m.verdict === 'fits'), String(body.recommended));
   const plain = await runCli(['models', '--engine', 'cpu'], { env });
   assert.match(String(plain.stdout), /^tiny-memory .* fits .*needs \d+ MiB \(weights 7 MiB/m);
   const bad = await runCli(['models', '--engine', 'tpu'], { env });

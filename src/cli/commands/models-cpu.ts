@@ -9,7 +9,7 @@ import { formatBytes, formatTable, paint, type Output, type Style } from '../out
 const verdictStyle: Record<string, Style> = { fits: 'green', tight: 'yellow', no: 'red' };
 
 /** `cs-llm models --engine cpu`: the GGUF models with the RAM estimate for this machine. */
-export function printCpuModels(output: Output, catalog: Catalog, ram: RamInfo, options: { json: boolean; context?: number; env: NodeJS.ProcessEnv }): void {
+export function printCpuModels(output: Output, catalog: Catalog, ram: RamInfo, options: { json: boolean; context?: number; env: NodeJS.ProcessEnv; /** RAM from --ram, not this machine's. */ given?: boolean }): void {
   const fits = estimateRamCatalog(catalog, ram, { context: options.context });
   const fileOf = (file: string | undefined) => {
     if (!file) return null;
@@ -35,7 +35,11 @@ export function printCpuModels(output: Output, catalog: Catalog, ram: RamInfo, o
     });
     return;
   }
-  output.out(`planning for: this machine's RAM, ${formatBytes(ram.availableBytes)} available of ${formatBytes(ram.totalBytes)} (cpu engine, llama.cpp)`);
+  output.out(
+    options.given
+      ? `planning for: ${formatBytes(ram.availableBytes)} of available RAM (--ram; cpu engine, llama.cpp)`
+      : `planning for: this machine's RAM, ${formatBytes(ram.availableBytes)} available of ${formatBytes(ram.totalBytes)} (cpu engine, llama.cpp)`,
+  );
   const rows = fits.map(({ model, fit }) => [
     model.id,
     formatBytes(model.weightsBytes),

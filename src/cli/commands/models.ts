@@ -28,6 +28,19 @@ export function parseVramMiB(value: string): number {
   return Math.round(mib);
 }
 
+/** A RAM size from --ram (cpu engine): the same units as --vram, in bytes. */
+export function parseRamBytes(value: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(t|tb|tib|g|gb|gib|m|mb|mib)?\s*$/i.exec(value);
+  if (!match) {
+    throw new UsageError(`--ram "${value}" is not a memory size`, { next: 'Write it like 4GiB, 16GB or 2048MiB (the memory available to the engine).' });
+  }
+  const n = Number(match[1]);
+  const unit = (match[2] ?? 'g').toLowerCase()[0];
+  const mib = unit === 't' ? n * 1024 * 1024 : unit === 'm' ? n : n * 1024;
+  if (mib < 64) throw new UsageError(`--ram ${value} is too small for any model`, { next: 'Give the available memory, e.g. --ram 4GiB.' });
+  return Math.round(mib * 1024 ** 2);
+}
+
 export function register(program: Command): void {
   program
     .command('models')
@@ -38,9 +51,13 @@ export function register(program: Command): void {
     .option('--context <n>', 'check this --max-model-len instead of proposing one', intFlag('--context'))
     .option('--gpu-memory-utilization <f>', "vLLM's share of each GPU's memory (config engine.gpuMemoryUtilization)", Number)
     .option('--engine <kind>', 'vllm (default: VRAM fit on the GPUs) or cpu (RAM fit of the GGUF models for llama.cpp)')
-    .action(async (opts: { json?: boolean; gpus?: string; vram?: string; context?: number; gpuMemoryUtilization?: number; engine?: string }, command: Command) => {
+    .option('--ram <size>', "with --engine cpu: plan for this much available memory instead of this machine's, e.g. 4GiB")
+    .action(async (opts: { json?: boolean; gpus?: string; vram?: string; context?: number; gpuMemoryUtilization?: number; engine?: string; ram?: string }, command: Command) => {
       if (opts.engine !== undefined && !['vllm', 'cpu'].includes(opts.engine)) {
         throw new UsageError(`--engine must be vllm or cpu, got "${opts.engine}"`, { next: 'Use --engine cpu for the models llama.cpp runs on this machine\'s CPU and RAM.' });
+      }
+      if (opts.ram !== undefined && opts.engine !== 'cpu') {
+        throw new UsageError('--ram plans the cpu engine', { next: 'Add --engine cpu, or use --vram to plan for a GPU.' });
       }
       const { loaded, output } = contextFor(command, {
         engine: { gpus: opts.gpus, context: opts.context, gpuMemoryUtilization: opts.gpuMemoryUtilization },
@@ -48,7 +65,8 @@ export function register(program: Command): void {
       const { config } = loaded;
       const catalog = loadCatalog({ userModels: config.models });
       if (opts.engine === 'cpu') {
-        printCpuModels(output, catalog, readRamInfo(), { json: Boolean(opts.json), context: config.engine.context, env: process.env });
+        const ram = opts.ram === undefined ? readRamInfo() : { totalBytes: parseRamBytes(opts.ram), availableBytes: parseRamBytes(opts.ram) };
+        printCpuModels(output, catalog, ram, { json: Boolean(opts.json), context: config.engine.context, env: process.env, given: opts.ram !== undefined });
         return;
       }
 
