@@ -106,3 +106,31 @@ test('through the daemon, streaming and non-streaming give the same text and usa
   assert.equal(cut.choices[0]!.finish_reason, 'length');
   assert.equal(cut.usage?.completion_tokens, 3);
 });
+
+test('without a session id, prompt_tokens through the daemon is the engine\'s own count, streamed or not; a session turn adds the system prompt', { skip, timeout: 120_000 }, async () => {
+  const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', content: 'My name is Ada.' }];
+  const streamedUsage = async (chat: OpenAI) => {
+    const stream = await chat.chat.completions.create({ model: 'tiny-memory', messages, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) usage = chunk.usage ?? usage;
+    return usage?.prompt_tokens;
+  };
+  const engineClient = new OpenAI({ baseURL: `${engine.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const direct = (await engineClient.chat.completions.create({ model: 'tiny-memory', messages, temperature: 0 })).usage?.prompt_tokens;
+  assert.ok(direct && direct > 0);
+  for (let i = 0; i < 2; i++) {
+    assert.equal(await streamedUsage(client()), direct);
+    assert.equal((await say(client(), 'My name is Ada.')).usage?.prompt_tokens, direct);
+  }
+  // A session turn carries the daemon's system prompt: 90 against 35 here. Both modes count it alike.
+  const withSystem = (
+    await engineClient.chat.completions.create({
+      model: 'tiny-memory',
+      messages: [{ role: 'system', content: 'You are a helpful customer service assistant.' }, ...messages],
+      temperature: 0,
+    })
+  ).usage?.prompt_tokens;
+  assert.ok(withSystem! > direct);
+  assert.equal(await streamedUsage(client(`usage-stream-${process.pid}`)), withSystem);
+  assert.equal((await say(client(`usage-whole-${process.pid}`), 'My name is Ada.')).usage?.prompt_tokens, withSystem);
+});

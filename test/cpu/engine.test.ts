@@ -73,6 +73,56 @@ test('usage counts the rendered prompt and the generated tokens as the tokenizer
   assert.equal(reply.usage?.total_tokens, reply.usage!.prompt_tokens + reply.usage!.completion_tokens);
 });
 
+test('prompt_tokens is the tokenizer count of the rendered prompt, streamed or not, on repeat requests over reused sequences', { timeout: 180_000 }, async (t) => {
+  if (!requireCpuRuntime(t)) return;
+  // Two pooled sequences, so requests land on chats (and KV caches) that served other histories before.
+  const engine = await engineFor(t, { parallel: 2 });
+  const tokenize = await tokenizerFor(t);
+  const ada = [{ role: 'user', content: 'My name is Ada.' }];
+  const withSystem = [{ role: 'system', content: SYSTEM }, ...ada];
+  const post = (messages: object[], stream: boolean, signal?: AbortSignal) =>
+    fetch(`${engine.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      signal,
+      body: JSON.stringify({ model: 'tiny-memory', messages, temperature: 0, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) }),
+    });
+  const promptTokens = async (messages: object[], stream: boolean): Promise<number> => {
+    const res = await post(messages, stream);
+    assert.equal(res.status, 200);
+    if (!stream) return ((await res.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens;
+    const events = (await res.text()).split('\n').filter((line) => line.startsWith('data: {'));
+    const usage = events.map((line) => JSON.parse(line.slice('data: '.length)) as { usage?: { prompt_tokens: number } }).find((e) => e.usage)?.usage;
+    assert.ok(usage, 'the stream carries usage');
+    return usage.prompt_tokens;
+  };
+  /** A stream of the other history, cut after its first chunk: its chat goes back to the pool mid-generation. */
+  const abandoned = async (messages: object[]) => {
+    const controller = new AbortController();
+    const res = await post(messages, true, controller.signal);
+    await res.body!.getReader().read();
+    controller.abort();
+  };
+  const expected = (messages: Array<{ role: string; content: string }>) => 1 + tokenize(chatml(messages), true).length;
+  const seen: Record<string, number[]> = { ada: [], withSystem: [] };
+  for (let round = 0; round < 3; round++) {
+    for (const [name, messages, other] of [['ada', ada, withSystem], ['withSystem', withSystem, ada]] as const) {
+      await abandoned(other);
+      seen[name]!.push(await promptTokens(messages, true), await promptTokens(messages, false));
+      await promptTokens(other, false);
+      seen[name]!.push(await promptTokens(messages, false), await promptTokens(messages, true));
+    }
+    // And concurrently, both sequences busy with different histories.
+    const [a, s, a2, s2] = await Promise.all([promptTokens(ada, true), promptTokens(withSystem, false), promptTokens(ada, false), promptTokens(withSystem, true)]);
+    seen.ada!.push(a, a2);
+    seen.withSystem!.push(s, s2);
+  }
+  assert.deepEqual(new Set(seen.ada), new Set([expected(ada)]));
+  assert.deepEqual(new Set(seen.withSystem), new Set([expected(withSystem)]));
+  // 35 and 90 for these two: the difference is exactly the system message's ChatML block.
+  assert.equal(expected(withSystem) - expected(ada), tokenize(`<|im_start|>system\n${SYSTEM}<|im_end|>\n`, true).length);
+});
+
 test('streaming and non-streaming give the same text, and max_tokens ends with length', { timeout: 120_000 }, async (t) => {
   if (!requireCpuRuntime(t)) return;
   const client = clientFor(await engineFor(t));
