@@ -75,6 +75,8 @@ export const configSchema = z
         gpuMemoryUtilization: z.number().gt(0.1).max(0.99).default(0.9),
         pullPolicy: z.enum(['if-missing', 'always', 'never']).default('if-missing'),
         hfCacheDir: z.string().optional(),
+        /** Hugging Face endpoint or mirror for GGUF downloads (cs-llm models pull); unset: HF_ENDPOINT, else https://huggingface.co. */
+        hfEndpoint: z.string().url().optional(),
         offline: z.boolean().default(false),
         /** Limit for weights download + load (readiness "loading"); unset: the engine kind's default. */
         loadTimeoutSeconds: z.number().int().min(1).optional(),

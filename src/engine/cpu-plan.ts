@@ -7,6 +7,7 @@ import { PACKAGE_ROOT } from '../core/version.js';
 import { checkModelFile, ModelFileProblem } from '../cpu/model-file.js';
 import type { GpuReport } from '../gpu/detect.js';
 import { findModel } from '../models/catalog.js';
+import { ggufFetchHint, resolveHfEndpoint } from '../models/gguf-source.js';
 import { estimateRamFit, type RamInfo } from '../models/ram-fit.js';
 import type { Catalog, ModelEntry } from '../models/schema.js';
 import { probeDocker } from './docker.js';
@@ -117,7 +118,7 @@ export interface CpuModelChoice {
 }
 
 /** The model and its GGUF file on this host; refuses (with what to do) when the file is missing or not GGUF. */
-export function chooseCpuModel(catalog: Catalog, requested: string | undefined, env: NodeJS.ProcessEnv): CpuModelChoice {
+export function chooseCpuModel(catalog: Catalog, requested: string | undefined, env: NodeJS.ProcessEnv, hfEndpoint?: string): CpuModelChoice {
   const notes: string[] = [];
   let model: ModelEntry;
   let hostModelPath: string;
@@ -134,7 +135,8 @@ export function chooseCpuModel(catalog: Catalog, requested: string | undefined, 
     }
     const candidates = [join(ggufDir(env), model.gguf.file), join(SHIPPED_MODELS_DIR, model.gguf.file)];
     hostModelPath = candidates.find((c) => existsSync(c)) ?? candidates[0]!;
-    checkHostFile(hostModelPath, model.id, model.gguf.hfRepo);
+    const chosen = model;
+    checkHostFile(hostModelPath, model.id, () => ggufFetchHint(chosen, { dir: ggufDir(env), endpoint: resolveHfEndpoint(hfEndpoint, env).endpoint }));
     if (!requested) {
       notes.push(
         `no model given: serving ${model.id}, a tiny demo model (${(model.weightsBytes / 1e6).toFixed(1)} MB) that only recalls names and order numbers; ` +
@@ -145,14 +147,14 @@ export function chooseCpuModel(catalog: Catalog, requested: string | undefined, 
   return { model, hostModelPath, sha256: model.gguf?.sha256, notes };
 }
 
-function checkHostFile(path: string, asked: string, hfRepo?: string): number {
+function checkHostFile(path: string, asked: string, fetchHint?: () => string): number {
   try {
     return checkModelFile(path).sizeBytes;
   } catch (err) {
     if (!(err instanceof ModelFileProblem)) throw err;
     if (err.kind === 'missing') {
       throw new UsageError(`${err.message}`, {
-        next: `Download the GGUF file for ${asked}${hfRepo ? ` from ${hfRepo}` : ''} to ${path}, or pass --model /path/to/model.gguf.`,
+        next: fetchHint ? fetchHint() : `Download the GGUF file for ${asked} to ${path}, or pass --model /path/to/model.gguf.`,
       });
     }
     throw new UsageError(err.message, { next: 'Pass a GGUF file (llama.cpp format; the file starts with "GGUF"). Safetensors models run on the vllm engine.' });
@@ -197,9 +199,9 @@ export interface CpuEnginePlan {
 }
 
 /** Model file, context, RAM fit and threads for `up --engine cpu`; refuses before anything is pulled. */
-export function planCpuEngine(catalog: Catalog, engine: { model?: string; context?: number }, env: NodeJS.ProcessEnv, ram: RamInfo): CpuEnginePlan {
+export function planCpuEngine(catalog: Catalog, engine: { model?: string; context?: number; hfEndpoint?: string }, env: NodeJS.ProcessEnv, ram: RamInfo): CpuEnginePlan {
   const threads = cpuThreads(env);
-  const choice = chooseCpuModel(catalog, engine.model, env);
+  const choice = chooseCpuModel(catalog, engine.model, env, engine.hfEndpoint);
   const sequences = 1;
   const fit = planCpuFit({ model: choice.model, context: engine.context, ram, sequences, fromCatalog: !(engine.model && /\.gguf$/i.test(engine.model)) });
   const notes = [...choice.notes, ...fit.notes];

@@ -8,6 +8,7 @@ import { contextFor, intFlag } from '../context.js';
 import { formatTable, paint, type Style } from '../output.js';
 import { readRamInfo } from '../../models/ram.js';
 import { printCpuModels } from './models-cpu.js';
+import { registerPull } from './models-pull.js';
 
 const verdictStyle: Record<string, Style> = { fits: 'green', tight: 'yellow', no: 'red' };
 
@@ -42,7 +43,7 @@ export function parseRamBytes(value: string): number {
 }
 
 export function register(program: Command): void {
-  program
+  const models = program
     .command('models')
     .description('The model catalog with what fits: verdict, --max-model-len and --max-num-seqs for these GPUs (or a card given with --vram)')
     .option('--json', 'print {"models": [...], "recommended": id|null} as JSON')
@@ -152,4 +153,5 @@ export function register(program: Command): void {
           : 'recommended: none fits with room here; see the reasons above, or plan with --vram for another card',
       );
     });
+  registerPull(models);
 }
