@@ -94,6 +94,10 @@ test('cs-llm models --engine cpu --ram 4GiB shows every GGUF model with its verd
   assert.equal(byId.get('qwen2.5-7b-instruct-q4_k_m')!.verdict, 'no');
   assert.match(byId.get('qwen2.5-7b-instruct-q4_k_m')!.reason, /of 4\.0 GiB available RAM/);
   assert.equal(byId.get('qwen2.5-7b-instruct-q4_k_m')!.file, null, 'not downloaded here');
+  assert.equal(
+    (byId.get('qwen2.5-7b-instruct-q4_k_m') as unknown as { download: string }).download,
+    'https://huggingface.co/bartowski/Qwen2.5-7B-Instruct-GGUF/resolve/main/Qwen2.5-7B-Instruct-Q4_K_M.gguf',
+  );
   assert.equal(body.recommended, 'qwen2.5-3b-instruct-q4_k_m');
 
   const plain = await runCli(['models', '--engine', 'cpu', '--ram', '4GiB'], { env });
@@ -102,6 +106,8 @@ test('cs-llm models --engine cpu --ram 4GiB shows every GGUF model with its verd
   assert.match(out, /^planning for: 4\.0 GiB of available RAM \(--ram/m);
   assert.match(out, /^qwen2\.5-7b-instruct-q4_k_m\s+4\.4 GiB\s+no\s+-\s+-\s+5\.0 GiB\s+missing \(Qwen2\.5-7B-Instruct-Q4_K_M\.gguf\)\s+does not fit: /m);
   assert.match(out, /^qwen2\.5-0\.5b-instruct-q4_k_m\s+379\.4 MiB\s+fits\s+32k\s+1\s+/m);
+  assert.match(out, /^missing files: cs-llm models pull <id> downloads one and checks it, e\.g\. cs-llm models pull qwen2\.5-0\.5b-instruct-q4_k_m$/m);
+  assert.match(out, /^recommended: qwen2\.5-3b-instruct-q4_k_m \(the largest that fits with room; licence: Qwen Research License\)$/m);
 });
 
 test('--ram must be a size and goes with --engine cpu', async () => {

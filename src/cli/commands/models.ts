@@ -67,7 +67,7 @@ export function register(program: Command): void {
       const catalog = loadCatalog({ userModels: config.models });
       if (opts.engine === 'cpu') {
         const ram = opts.ram === undefined ? readRamInfo() : { totalBytes: parseRamBytes(opts.ram), availableBytes: parseRamBytes(opts.ram) };
-        printCpuModels(output, catalog, ram, { json: Boolean(opts.json), context: config.engine.context, env: process.env, given: opts.ram !== undefined });
+        printCpuModels(output, catalog, ram, { json: Boolean(opts.json), context: config.engine.context, env: process.env, given: opts.ram !== undefined, hfEndpoint: config.engine.hfEndpoint });
         return;
       }
 
