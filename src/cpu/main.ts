@@ -3,9 +3,38 @@
  * Entry of the CPU engine (and of its image): `node dist/cpu/main.js --model /models/x.gguf --threads 1
  * --port 8000 [--ctx-size 512] [--parallel 1]`. Listens at once (so /health answers 503 while loading),
  * then loads the model; a load failure prints one ERROR line naming the cause and exits 1.
+ *
+ * SIGTERM/SIGINT stop it gracefully: no new requests, the ones in flight finish (up to --drain-timeout-ms,
+ * then they get a 503), the model is unloaded, exit 0. Our handlers are installed before node-llama-cpp is
+ * imported and stay installed: importing it loads proper-lockfile, whose signal-exit (v3) hook listens for
+ * SIGTERM/SIGINT/SIGHUP and, when it is the only listener, re-raises the signal so the process dies (143).
+ * node-llama-cpp has no option to skip that import; while another listener exists, the hook lets it be.
  */
-import { cpuFlagsHelp, CpuOptionsError, parseCpuArgs } from './options.js';
-import { CpuEngineListenError, startCpuEngine } from './server.js';
+import { cpuFlagsHelp, CpuOptionsError, DEFAULT_DRAIN_TIMEOUT_MS, parseCpuArgs } from './options.js';
+import { CpuEngineListenError, startCpuEngine, type RunningCpuEngine } from './server.js';
+
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+/**
+ * Resolves with the first stop signal. A second one, while the drain runs, ends the drain at once (the
+ * requests still in flight get a 503); the process still exits 0 after unloading the model.
+ */
+function stopSignals(log: (line: string) => void, engine: () => RunningCpuEngine | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    let first: string | undefined;
+    for (const signal of STOP_SIGNALS) {
+      process.on(signal, () => {
+        if (first === undefined) {
+          first = signal;
+          resolve(signal);
+          return;
+        }
+        log(`INFO ${signal} while stopping: not waiting for requests in flight any longer`);
+        void engine()?.close(0);
+      });
+    }
+  });
+}
 
 async function main(): Promise<number> {
   let parsed;
@@ -22,10 +51,13 @@ async function main(): Promise<number> {
     process.stdout.write(`usage: node dist/cpu/main.js --model PATH.gguf --threads N [flags]\n\n${cpuFlagsHelp()}\n`);
     return 0;
   }
-  if (parsed.ignored.length > 0) process.stdout.write(`INFO ignoring flags with no meaning on a CPU: ${parsed.ignored.join(' ')}\n`);
-  let engine;
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  let engine: RunningCpuEngine | undefined;
+  // Before startCpuEngine: it imports node-llama-cpp (and its signal hook) while loading.
+  const stopped = stopSignals(log, () => engine);
+  if (parsed.ignored.length > 0) log(`INFO ignoring flags with no meaning on a CPU: ${parsed.ignored.join(' ')}`);
   try {
-    engine = await startCpuEngine({ ...parsed.options, waitForLoad: false });
+    engine = await startCpuEngine({ ...parsed.options, log, waitForLoad: false });
   } catch (err) {
     if (err instanceof CpuEngineListenError) {
       process.stderr.write(`error: ${err.message}\n`);
@@ -34,30 +66,35 @@ async function main(): Promise<number> {
     throw err;
   }
   const running = engine;
-  const loaded = await running.ready.then(
-    () => true,
-    () => false, // the ERROR line is already printed
-  );
-  if (!loaded) {
+  const outcome = await Promise.race([
+    running.ready.then(
+      () => 'ready' as const,
+      () => 'failed' as const, // the ERROR line is already printed (or the INFO line of a stop while loading)
+    ),
+    stopped.then(() => 'stop' as const),
+  ]);
+  if (outcome === 'failed' && !(await isSettled(stopped))) {
     await running.close();
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      process.stdout.write(`INFO Shutting down (${signal})\n`);
-      void running.close().then(resolve);
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  const signal = await stopped;
+  const drainTimeoutMs = parsed.options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  log(`INFO Shutting down (${signal})`);
+  await running.close(drainTimeoutMs);
+  log('INFO Shutdown complete: model unloaded');
   return 0;
+}
+
+async function isSettled(promise: Promise<unknown>): Promise<boolean> {
+  const pending = Symbol('pending');
+  return (await Promise.race([promise, Promise.resolve(pending)])) !== pending;
 }
 
 main().then(
   (code) => {
     process.exitCode = code;
-    // llama.cpp's threads can keep the process alive after close.
-    if (code !== 0) setTimeout(() => process.exit(code), 200).unref();
+    // llama.cpp's threads can keep the process alive after close; unref'd, so it only fires if they do.
+    setTimeout(() => process.exit(code), 1000).unref();
   },
   (err: unknown) => {
     process.stderr.write(`cpu engine failed: ${(err as Error).stack ?? String(err)}\n`);

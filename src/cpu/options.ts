@@ -25,6 +25,8 @@ export interface CpuEngineOptions {
   sha256?: string;
   /** Streaming: pieces generated within this many ms after the first share one SSE chunk (0: one chunk per piece). */
   streamIntervalMs?: number;
+  /** On SIGTERM/SIGINT (main.ts): how long requests in flight may take to finish before they are stopped. */
+  drainTimeoutMs?: number;
   /** One log line at a time (default: stdout). */
   log?: (line: string) => void;
   env?: NodeJS.ProcessEnv;
@@ -39,6 +41,11 @@ export class CpuOptionsError extends Error {
 
 export const DEFAULT_MAX_QUEUE = 32;
 export const DEFAULT_STREAM_INTERVAL_MS = 10;
+/**
+ * Under the grace cs-llm gives an engine before SIGKILL (5 s for a local process, 10 s for a container), so
+ * the engine stops what is left and exits 0 on its own rather than being killed mid-drain.
+ */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 4000;
 
 export function defaultServedName(modelPath: string): string {
   return basename(modelPath).replace(/\.gguf$/i, '');
@@ -61,6 +68,7 @@ const VALUE_FLAGS: Record<string, keyof CpuEngineOptions | null> = {
   '--max-queue': 'maxQueue',
   '--sha256': 'sha256',
   '--stream-interval-ms': 'streamIntervalMs',
+  '--drain-timeout-ms': 'drainTimeoutMs',
   // vLLM flags the shared spec passes that mean nothing on a CPU.
   '--gpu-memory-utilization': null,
   '--tensor-parallel-size': null,
@@ -68,7 +76,7 @@ const VALUE_FLAGS: Record<string, keyof CpuEngineOptions | null> = {
   '--chat-template': null,
 };
 const IGNORED_SWITCHES = new Set(['--enable-auto-tool-choice']);
-const NUMERIC = new Set<keyof CpuEngineOptions>(['port', 'threads', 'ctxSize', 'parallel', 'maxQueue', 'streamIntervalMs']);
+const NUMERIC = new Set<keyof CpuEngineOptions>(['port', 'threads', 'ctxSize', 'parallel', 'maxQueue', 'streamIntervalMs', 'drainTimeoutMs']);
 
 export interface ParsedCpuArgs {
   help: boolean;
@@ -111,7 +119,7 @@ export function parseCpuArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
     const text = values[key];
     if (text === undefined) continue;
     const n = Number(text);
-    const min = key === 'port' || key === 'maxQueue' || key === 'streamIntervalMs' ? 0 : 1;
+    const min = key === 'port' || key === 'maxQueue' || key === 'streamIntervalMs' || key === 'drainTimeoutMs' ? 0 : 1;
     if (!/^\d+$/.test(text) || n < min || (key === 'port' && n > 65535)) throw new CpuOptionsError(`--${flagName(key)} must be a whole number of at least ${min}, got "${text}"`);
     numbers[key] = n;
   }
@@ -130,12 +138,13 @@ export function parseCpuArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
       maxQueue: numbers.maxQueue,
       sha256: values.sha256?.toLowerCase(),
       streamIntervalMs: numbers.streamIntervalMs,
+      drainTimeoutMs: numbers.drainTimeoutMs,
     },
   };
 }
 
 function flagName(key: keyof CpuEngineOptions): string {
-  return ({ ctxSize: 'ctx-size', maxQueue: 'max-queue', streamIntervalMs: 'stream-interval-ms' } as Record<string, string>)[key] ?? key;
+  return ({ ctxSize: 'ctx-size', maxQueue: 'max-queue', streamIntervalMs: 'stream-interval-ms', drainTimeoutMs: 'drain-timeout-ms' } as Record<string, string>)[key] ?? key;
 }
 
 export function cpuFlagsHelp(): string {
@@ -150,5 +159,6 @@ export function cpuFlagsHelp(): string {
     '  --served-model-name NAME   the model name clients send (default: the file name)',
     '  --sha256 HEX               refuse to load unless the file has this sha256',
     `  --stream-interval-ms N     streaming: later pieces within N ms share a chunk (default ${DEFAULT_STREAM_INTERVAL_MS}; 0: one per piece)`,
+    `  --drain-timeout-ms N       on SIGTERM/SIGINT: time requests in flight get to finish (default ${DEFAULT_DRAIN_TIMEOUT_MS}); then they get a 503`,
   ].join('\n');
 }

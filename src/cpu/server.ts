@@ -5,6 +5,8 @@
  * Each sequence of the llama.cpp context runs one generation with the stateless LlamaChat (the client
  * sends the whole history); more requests wait in a bounded queue, and beyond it get 429 + Retry-After.
  * Importable by tests (`startCpuEngine({modelPath, port: 0, threads: 1})`) and run by main.ts.
+ * Stopping drains: close(drainTimeoutMs) refuses new requests (503, listener closed), lets the ones in flight
+ * finish, and only after the timeout stops them with an error the client can read (503, or an SSE error event).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -42,14 +44,20 @@ export interface RunningCpuEngine {
   /** The context length per sequence, once loaded. */
   contextSize(): number | undefined;
   stats(): CpuEngineStats;
-  close(): Promise<void>;
+  /**
+   * Stops serving and unloads the model. New connections are refused and requests on open connections get
+   * 503 at once; requests in flight (generating or queued) get up to drainTimeoutMs (default 0) to finish,
+   * then are stopped with a 503 error (an SSE error event for a stream already answering). Calling it again
+   * with 0 while a drain runs ends the drain now.
+   */
+  close(drainTimeoutMs?: number): Promise<void>;
 }
 
 /** The model could not be loaded; `message` is the line the engine prints (and the CLI diagnoses). */
 export class CpuEngineLoadError extends Error {
   constructor(
     message: string,
-    readonly kind: 'missing' | 'not-gguf' | 'checksum' | 'context-too-large' | 'out-of-memory' | 'runtime' | 'load',
+    readonly kind: 'missing' | 'not-gguf' | 'checksum' | 'context-too-large' | 'out-of-memory' | 'runtime' | 'load' | 'stopped',
   ) {
     super(message);
     this.name = 'CpuEngineLoadError';
@@ -57,6 +65,9 @@ export class CpuEngineLoadError extends Error {
 }
 
 export class CpuEngineListenError extends Error {}
+
+/** After the drain timeout stops what is left: how long aborted generations get to unwind before sockets are cut. */
+const ABORT_GRACE_MS = 5000;
 
 /** Without a temperature in the request: llama.cpp's server default. */
 const DEFAULT_TEMPERATURE = 0.8;
@@ -78,13 +89,7 @@ export async function startCpuEngine(options: StartCpuEngineOptions): Promise<Ru
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const host = options.host ?? '127.0.0.1';
   const state = new EngineState({ ...options, log });
-  const server = createServer((req, res) => {
-    state.handle(req, res).catch((err: unknown) => {
-      log(`ERROR request failed: ${(err as Error).message}`);
-      if (!res.headersSent) sendJson(res, 500, errorBody(500, `engine error: ${(err as Error).message}`));
-      else res.destroy();
-    });
-  });
+  const server = createServer((req, res) => state.serve(req, res));
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -112,14 +117,32 @@ export async function startCpuEngine(options: StartCpuEngineOptions): Promise<Ru
     ready,
     contextSize: () => state.contextSize,
     stats: () => state.stats(),
-    close: () => {
-      closing ??= (async () => {
-        state.shutdown();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-          for (const socket of sockets) socket.destroy();
-        });
+    close: (drainTimeoutMs = 0) => {
+      if (closing) {
+        if (drainTimeoutMs <= 0) state.endDrainWait();
+        return closing;
+      }
+      closing = (async () => {
+        // Everything up to the first await runs in this tick: no request can start between the check of what
+        // is in flight and the listener closing.
+        const inFlight = state.beginDrain();
+        const listening = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        if (drainTimeoutMs > 0) log(`INFO Not accepting requests any more; ${inFlight} in flight${inFlight > 0 ? `, waiting up to ${drainTimeoutMs} ms for them to finish` : ''}`);
+        const drained = await state.whenIdle(drainTimeoutMs);
+        if (drained === 'idle') {
+          if (inFlight > 0 && drainTimeoutMs > 0) log('INFO Drained: every request in flight finished');
+        } else {
+          const stopped = state.stopAll();
+          const why = drained === 'ended' ? 'the drain was ended early' : `the drain timeout of ${drainTimeoutMs} ms passed`;
+          if (drainTimeoutMs > 0) log(`WARN Stopping ${stopped} request(s) still in flight (${why}); their clients get a 503 error`);
+          await state.whenIdle(ABORT_GRACE_MS);
+        }
+        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
+        await listening;
+        // A load still running (a stop during loading) finishes before its model can be disposed.
+        await ready.catch(() => undefined);
         await state.dispose();
       })();
       return closing;
@@ -148,6 +171,15 @@ function sendProblem(res: ServerResponse, problem: RequestProblem): void {
 
 class ClientGone extends Error {}
 
+class StoppedWhileLoading extends Error {
+  constructor() {
+    super('stopped while loading the model');
+  }
+}
+
+/** The engine stopped a request it could not finish before stopping: the client gets this as a 503. */
+class EngineStopping extends Error {}
+
 class EngineState {
   readonly servedName: string;
   contextSize: number | undefined;
@@ -163,6 +195,11 @@ class EngineState {
   private readonly maxQueue: number;
   private readonly streamIntervalMs: number;
   private closed = false;
+  /** Requests being served (body read, queued, generating or writing), for the drain. */
+  private readonly active = new Set<Promise<void>>();
+  private readonly idleWaiters = new Set<() => void>();
+  private stopReason: EngineStopping | undefined;
+  private drainWaitEnd: (() => void) | undefined;
 
   constructor(private readonly options: CpuEngineOptions & { log: (line: string) => void }) {
     this.servedName = options.servedModelName ?? defaultServedName(options.modelPath);
@@ -205,7 +242,7 @@ class EngineState {
           if (text) log(`llama.cpp ${level}: ${text}`);
         },
       });
-      if (this.closed) throw new Error('closed while loading');
+      if (this.closed) throw new StoppedWhileLoading();
       let shown = -1;
       const model = await llama.loadModel({
         modelPath,
@@ -218,6 +255,11 @@ class EngineState {
           }
         },
       });
+      if (this.closed) {
+        await model.dispose();
+        await llama.dispose();
+        throw new StoppedWhileLoading();
+      }
       const trained = model.trainContextSize;
       const wanted = this.options.ctxSize ?? trained;
       if (wanted > trained) {
@@ -241,14 +283,62 @@ class EngineState {
     } catch (err) {
       this.status = 'failed';
       const failure = asLoadError(err);
-      log(`ERROR ${failure.message}`);
+      // A stop asked for during the load is no load failure: no ERROR line for up's diagnosis to read.
+      if (err instanceof StoppedWhileLoading) log(`INFO ${failure.message}`);
+      else log(`ERROR ${failure.message}`);
       throw failure;
     }
   }
 
-  shutdown(): void {
+  /** Serves one request, counted as in flight until its handling ends. */
+  serve(req: IncomingMessage, res: ServerResponse): void {
+    const work = this.handle(req, res).catch((err: unknown) => {
+      this.options.log(`ERROR request failed: ${(err as Error).message}`);
+      if (!res.headersSent) sendJson(res, 500, errorBody(500, `engine error: ${(err as Error).message}`));
+      else res.destroy();
+    });
+    this.active.add(work);
+    void work.finally(() => {
+      this.active.delete(work);
+      if (this.active.size === 0) for (const notify of [...this.idleWaiters]) notify();
+    });
+  }
+
+  /** From now on every new request is answered 503; returns how many are in flight. */
+  beginDrain(): number {
     this.closed = true;
-    for (const controller of this.inFlight) controller.abort(new ClientGone('engine closing'));
+    return this.active.size;
+  }
+
+  /** 'idle' once nothing is in flight; 'timeout' when ms pass first; 'ended' when endDrainWait() is called first. */
+  whenIdle(ms: number): Promise<'idle' | 'timeout' | 'ended'> {
+    if (this.active.size === 0) return Promise.resolve('idle');
+    if (ms <= 0) return Promise.resolve('timeout');
+    // The executor runs at once: endDrainWait() works from the moment whenIdle() returns.
+    return new Promise((resolve) => {
+      const finish = (how: 'idle' | 'timeout' | 'ended') => {
+        clearTimeout(timer);
+        this.idleWaiters.delete(onIdle);
+        if (this.drainWaitEnd === onEnd) this.drainWaitEnd = undefined;
+        resolve(how);
+      };
+      const onIdle = () => finish('idle');
+      const onEnd = () => finish('ended');
+      const timer = setTimeout(() => finish('timeout'), ms);
+      this.idleWaiters.add(onIdle);
+      this.drainWaitEnd = onEnd;
+    });
+  }
+
+  endDrainWait(): void {
+    this.drainWaitEnd?.();
+  }
+
+  /** Stops every request in flight (and any still reading its body) with a 503; returns how many were stopped. */
+  stopAll(): number {
+    this.stopReason = new EngineStopping('The engine is shutting down: this request was stopped before it finished. Retry it.');
+    for (const controller of this.inFlight) controller.abort(this.stopReason);
+    return this.active.size;
   }
 
   async dispose(): Promise<void> {
@@ -264,6 +354,11 @@ class EngineState {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
     const method = req.method ?? 'GET';
+    if (this.closed) {
+      // Draining: a request on a connection opened before the stop. Tell it to go elsewhere, and close.
+      res.shouldKeepAlive = false;
+      return sendJson(res, 503, errorBody(503, 'The engine is shutting down.'), { 'retry-after': '1', connection: 'close' });
+    }
     if (this.status !== 'ready') {
       if (path === '/health') {
         res.writeHead(503, { 'content-length': 0 });
@@ -335,6 +430,8 @@ class EngineState {
     const controller = new AbortController();
     const { signal } = controller;
     this.inFlight.add(controller);
+    // Its body was still arriving when the drain timed out.
+    if (this.stopReason) controller.abort(this.stopReason);
     const onClose = () => {
       if (!res.writableFinished) controller.abort(new ClientGone('client went away'));
     };
@@ -360,7 +457,8 @@ class EngineState {
       let sentAny = false;
       let flushTimer: NodeJS.Timeout | undefined;
       const send = (piece: string) => {
-        if (!res.write(chunk({ content: piece }, null))) pendingWrite ??= once(res, 'drain', { signal }).finally(() => (pendingWrite = undefined));
+        // Settles on abort as well, so an abort while the socket is full leaves no unhandled rejection.
+        if (!res.write(chunk({ content: piece }, null))) pendingWrite ??= once(res, 'drain', { signal }).then(() => undefined, () => undefined).finally(() => (pendingWrite = undefined));
       };
       const flush = () => {
         if (flushTimer) clearTimeout(flushTimer);
@@ -409,6 +507,7 @@ class EngineState {
       const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
       if (request.stream) {
         if (pendingWrite) await pendingWrite;
+        if (signal.aborted) throw signal.reason;
         res.write(chunk({}, finishReason));
         if (request.includeUsage) res.write(`data: ${JSON.stringify({ ...head, choices: [], usage })}\n\n`);
         res.end('data: [DONE]\n\n');
@@ -429,7 +528,12 @@ class EngineState {
       if (!signal.aborted) throw err;
       this.counts.aborted++;
       this.metrics.finished.abort++;
-      if (!res.writableEnded) res.destroy();
+      const reason: unknown = signal.reason;
+      if (reason instanceof EngineStopping && !res.writableEnded && !res.destroyed) {
+        // Stopped by the engine, not by the client: say so, rather than cutting the connection.
+        if (res.headersSent) res.end(`data: ${JSON.stringify(errorBody(503, reason.message))}\n\n`);
+        else sendJson(res, 503, errorBody(503, reason.message), { 'retry-after': '1', connection: 'close' });
+      } else if (!res.writableEnded) res.destroy();
     } finally {
       res.off('close', onClose);
       this.inFlight.delete(controller);
@@ -473,6 +577,7 @@ export function samplingOf(body: Record<string, unknown>): { ok: true; value: Sa
 function asLoadError(err: unknown): CpuEngineLoadError {
   if (err instanceof CpuEngineLoadError) return err;
   if (err instanceof ModelFileProblem) return new CpuEngineLoadError(err.message, err.kind);
+  if (err instanceof StoppedWhileLoading) return new CpuEngineLoadError(err.message, 'stopped');
   const message = (err as Error)?.message ?? String(err);
   if (/is not installed in/.test(message)) return new CpuEngineLoadError(message, 'runtime');
   if (/alloc|out of memory|ENOMEM|Cannot allocate|failed to create context|insufficient memory/i.test(message)) {

@@ -83,6 +83,9 @@ test('the engine command line: --threads is required, vLLM names are accepted, u
   assert.deepEqual(parsed.ignored, ['--gpu-memory-utilization', '--enable-auto-tool-choice']);
   assert.throws(() => parseCpuArgs(['--model', 'm.gguf', '--threads', '0'], {}), /--threads must be a whole number of at least 1/);
   assert.throws(() => parseCpuArgs(['--model', 'm.gguf', '--threads', '1', '--flash'], {}), /unknown flag --flash/);
+  assert.equal(parseCpuArgs(['--model', 'm.gguf', '--threads', '1', '--drain-timeout-ms', '0'], {}).options.drainTimeoutMs, 0);
+  assert.equal(parseCpuArgs(['--model', 'm.gguf', '--threads', '1'], {}).options.drainTimeoutMs, undefined);
+  assert.throws(() => parseCpuArgs(['--model', 'm.gguf', '--threads', '1', '--drain-timeout-ms', '5s'], {}), /--drain-timeout-ms must be a whole number of at least 0, got "5s"/);
 });
 
 test('OpenAI messages become chat history: system/developer, user, assistant; tool results as user text; an empty model turn last', () => {
