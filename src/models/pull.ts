@@ -233,9 +233,12 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
         });
       });
       const status = res.statusCode;
+      // Hugging Face says why in X-Error-Code (RepoNotFound, EntryNotFound, GatedRepo, ...); mirrors may not.
+      const hubCode = header(res.headers, 'x-error-code');
+      const hubWhy = hubCode ? ` (${hubCode}${header(res.headers, 'x-error-message') ? `: ${header(res.headers, 'x-error-message')}` : ''})` : '';
       if (status === 404) {
         await res.body.dump();
-        throw new NotFoundError(`${url} answered 404 Not Found: ${gguf.hfRepo ? `${gguf.hfRepo} has no file ${gguf.file} there` : 'no file at that URL'}`, {
+        throw new NotFoundError(`${url} answered 404 Not Found${hubWhy}: ${gguf.hfRepo ? `${gguf.hfRepo} has no file ${gguf.file} there` : 'no file at that URL'}`, {
           next:
             `Check the endpoint (${endpoint}) serves ${gguf.hfRepo ? 'Hugging Face paths (<repo>/resolve/main/<file>)' : 'that URL'} and that the file still exists there; ` +
             `or get ${gguf.file} (${expectedSize !== null ? `${formatFileSize(expectedSize)}, ` : ''}sha256 ${expectedSha}) some other way and put it into ${dir}/.`,
@@ -243,8 +246,10 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
       }
       if (status === 401 || status === 403) {
         await res.body.dump();
-        throw new EnvironmentError(`${url} answered ${status}: the server wants a token, or refuses this client`, {
-          next: 'For a gated or private repository export HF_TOKEN=<your token> (sent only to the endpoint itself), then run the command again.',
+        throw new EnvironmentError(`${url} answered ${status}${hubWhy}: the server wants a token, or refuses this client`, {
+          next:
+            'For a gated or private repository export HF_TOKEN=<your token> (sent only to the endpoint itself), then run the command again; ' +
+            `Hugging Face also answers 401 for a repository that does not exist: check ${gguf.hfRepo ?? 'the URL'}.`,
         });
       }
       if (status === 416 || (status === 206 && partSize === 0)) {

@@ -102,7 +102,8 @@ async function startHub(t: TestContext): Promise<Hub> {
       record(req, 302);
       return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('Entry not found');
+    // As Hugging Face answers a file that is not in the repository.
+    res.writeHead(404, { 'content-type': 'text/plain', 'x-error-code': 'EntryNotFound', 'x-error-message': 'Entry not found' }).end('Entry not found');
     record(req, 404);
   });
   const endpoint = await listen(hub);
@@ -249,10 +250,21 @@ test('a 404 from the hub is a clear error with the next step', { timeout: 120_00
   const run = await runCli(['models', 'pull', 'test-not-on-hub'], { env: { ...env, HF_ENDPOINT: hub.endpoint } });
   assert.equal(run.exitCode, 9);
   const stderr = String(run.stderr);
-  assert.match(stderr, new RegExp(`^error: ${hub.endpoint}/${REPO}/resolve/main/not-there\\.gguf answered 404 Not Found: ${REPO} has no file not-there\\.gguf there$`, 'm'));
+  assert.match(stderr, new RegExp(`^error: ${hub.endpoint}/${REPO}/resolve/main/not-there\\.gguf answered 404 Not Found \\(EntryNotFound: Entry not found\\): ${REPO} has no file not-there\\.gguf there$`, 'm'));
   assert.match(stderr, new RegExp(`^next: Check the endpoint \\(${hub.endpoint}\\) serves Hugging Face paths .* put it into ${dir}/\\.$`, 'm'));
   assert.match(stderr, new RegExp(`sha256 ${SHA}`));
   assert.equal(existsSync(join(dir, 'not-there.gguf.part')), false);
+});
+
+test('pull of a model that is not a GGUF, or not in the catalog, is refused with what to do', { timeout: 60_000 }, async () => {
+  const { env } = home();
+  const vllm = await runCli(['models', 'pull', 'qwen2.5-7b-instruct-awq'], { env });
+  assert.equal(vllm.exitCode, 2);
+  assert.match(String(vllm.stderr), /^error: model qwen2\.5-7b-instruct-awq is not a GGUF model for the cpu engine \(it is for: vllm\)$/m);
+  assert.match(String(vllm.stderr), /^next: cs-llm models --engine cpu lists the GGUF models/m);
+  const unknown = await runCli(['models', 'pull', 'no-such-model'], { env });
+  assert.equal(unknown.exitCode, 9);
+  assert.match(String(unknown.stderr), /no model "no-such-model" in the catalog/);
 });
 
 test('pull refuses when the disk is short, before any request', { timeout: 60_000 }, async (t) => {
