@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
 import type { RequestRecord } from '../../src/daemon/observers.js';
@@ -188,4 +190,59 @@ test('a non-streaming turn is committed before the reply starts', async (t) => {
   assert.equal(res.statusCode, 200);
   assert.equal(storedCount(h, 'json-order'), 2);
   await res.body.json();
+});
+
+test('a session stream counts tokens from the usage the daemon asks for, and hides that usage from a client that did not ask', async (t) => {
+  // An engine that merges several tokens into one delta (as the CPU engine does within 10 ms): counting deltas
+  // would say 2 where the engine generated 7.
+  const bodies: Array<Record<string, unknown>> = [];
+  const engine = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c.toString()));
+    req.on('end', () => {
+      if (req.method !== 'POST') {
+        // The daemon's own probes (models, health).
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ object: 'list', data: [{ id: 'merged', object: 'model' }] }));
+        return;
+      }
+      const body = JSON.parse(raw) as Record<string, unknown>;
+      bodies.push(body);
+      const head = { id: 'chatcmpl-merged', object: 'chat.completion.chunk', created: 1, model: 'merged' };
+      const event = (o: object) => `data: ${JSON.stringify({ ...head, ...o })}\n\n`;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(event({ choices: [{ index: 0, delta: { role: 'assistant', content: 'Hello there' }, finish_reason: null }] }));
+      res.write(event({ choices: [{ index: 0, delta: { content: ' friend.' }, finish_reason: 'stop' }] }));
+      const options = body.stream_options as { include_usage?: boolean } | undefined;
+      if (options?.include_usage) res.write(event({ choices: [], usage: { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 } }));
+      res.end('data: [DONE]\n\n');
+    });
+  });
+  await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => engine.close(() => resolve())));
+  const h = await startHarness(t, { config: { daemon: { upstream: `http://127.0.0.1:${(engine.address() as AddressInfo).port}` } } });
+
+  for (const clientAsks of [false, true]) {
+    const sessionId = `usage-${clientAsks}`;
+    const recorded = nextRecord(h, (r) => r.sessionId === sessionId);
+    const stream = await h.client({ sessionId }).chat.completions.create({
+      model: 'merged',
+      messages: [{ role: 'user', content: 'Hi' }],
+      stream: true,
+      ...(clientAsks ? { stream_options: { include_usage: true } } : {}),
+    });
+    let text = '';
+    const usages: unknown[] = [];
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      if (chunk.usage) usages.push(chunk.usage);
+    }
+    assert.equal(text, 'Hello there friend.');
+    assert.deepEqual((bodies.at(-1)!.stream_options as { include_usage?: boolean }).include_usage, true, 'the engine is asked for usage either way');
+    assert.equal(usages.length, clientAsks ? 1 : 0, clientAsks ? 'the client asked for usage and gets it' : 'usage the client did not ask for is not relayed');
+    const record = await recorded;
+    assert.equal(record.completionTokens, 7);
+    assert.equal(record.promptTokens, 12);
+    assert.equal(storedCount(h, sessionId), 2);
+  }
 });

@@ -145,6 +145,16 @@ interface Turn {
   ttlMs: number;
   /** The request's own messages to store with the reply (system and developer messages are not stored). */
   newMessages: ChatMessage[];
+  /**
+   * The daemon asked the engine for the usage event the client did not ask for (a stream's token counts would
+   * otherwise be its deltas counted, and engines merge several tokens into one delta): it is not relayed.
+   */
+  hideUsage: boolean;
+}
+
+function wantsUsage(request: ChatRequest): boolean {
+  const options = (request as { stream_options?: unknown }).stream_options;
+  return typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
 }
 
 /**
@@ -247,7 +257,12 @@ export function chatCompletions(services: DaemonServices) {
         const model = (await services.upstreamInfo.get())?.id;
         if (model) outgoing.model = model;
       }
-      const turn: Turn = { id: sessionId, profile: profileName, ttlMs: profile.ttlSeconds * 1000, newMessages };
+      const hideUsage = stream && !wantsUsage(request);
+      if (hideUsage) {
+        const options = (request as { stream_options?: unknown }).stream_options;
+        (outgoing as Record<string, unknown>).stream_options = { ...(typeof options === 'object' && options !== null ? options : {}), include_usage: true };
+      }
+      const turn: Turn = { id: sessionId, profile: profileName, ttlMs: profile.ttlSeconds * 1000, newMessages, hideUsage };
       // Server-side tools only when the client brought none of its own (those pass through untouched).
       if (profile.tools.length > 0 && request.tools === undefined) {
         await admitted(services, () =>
@@ -399,6 +414,13 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
   }
 }
 
+/** The chunk include_usage adds at the end of a stream: usage and no choices. */
+function isUsageOnly(chunk: unknown): boolean {
+  if (chunk === null || typeof chunk !== 'object') return false;
+  const c = chunk as { usage?: unknown; choices?: unknown };
+  return c.usage !== undefined && c.usage !== null && Array.isArray(c.choices) && c.choices.length === 0;
+}
+
 /** Stores the turn; the caller sends the final bytes only after this returned. */
 function commitTurn(services: DaemonServices, ctx: RequestContext, turn: Turn, reply: ChatMessage): void {
   const messages = [...turn.newMessages, reply];
@@ -464,11 +486,15 @@ async function relayStream(
           continue;
         }
         if (event.data !== null) {
+          let parsed: unknown;
           try {
-            turnSoFar.add(JSON.parse(event.data));
+            parsed = JSON.parse(event.data);
           } catch {
             // not JSON: forwarded as it is, nothing to accumulate
           }
+          turnSoFar.add(parsed);
+          // The usage event the daemon asked for on the client's behalf (the meter has read it from the raw chunk).
+          if (turn.hideUsage && isUsageOnly(parsed)) continue;
         }
         (out ??= []).push(event.raw);
         bytes += event.raw.length;
