@@ -22,7 +22,16 @@ export interface LlamaTokenizer {
 
 export interface ChatWrapperLike {
   readonly wrapperName: string;
-  generateContextState(options: { chatHistory: HistoryItem[] }): { contextText: { tokenize(tokenizer: LlamaTokenizer): Token[]; toString(): string } };
+  generateContextState(options: { chatHistory: HistoryItem[] }): {
+    contextText: { tokenize(tokenizer: LlamaTokenizer): Token[]; toString(): string };
+    /** Texts and special tokens that end a reply (the template's end of turn), besides the EOG tokens. */
+    stopGenerationTriggers?: readonly unknown[];
+  };
+}
+
+/** node-llama-cpp's TokenBias: `set()` skips EOG tokens, so banning them goes through its `_biases` map (see ignore-eos.ts). */
+export interface TokenBiasLike {
+  set(input: Token | Token[], bias: 'never' | number): TokenBiasLike;
 }
 
 export interface GenerateOptions {
@@ -31,6 +40,7 @@ export interface GenerateOptions {
   topP?: number;
   seed?: number;
   customStopTriggers?: readonly string[];
+  tokenBias?: TokenBiasLike;
   signal?: AbortSignal;
   stopOnAbortSignal?: boolean;
   onTextChunk?: (text: string) => void;
@@ -63,6 +73,10 @@ export interface LlamaModelLike {
   readonly size: number;
   readonly tokenizer: LlamaTokenizer;
   tokenize(text: string, specialTokens?: boolean): Token[];
+  /** Every token id of the vocabulary (from the GGUF's token list). */
+  iterateAllTokens(): Iterable<Token>;
+  /** End of generation: EOS, EOT and whatever else llama.cpp counts as ending a turn. */
+  isEogToken(token: Token): boolean;
   createContext(options: { contextSize: number; sequences: number; threads: number; batchSize?: number }): Promise<LlamaContextLike>;
   dispose(): Promise<void>;
 }
@@ -74,7 +88,8 @@ export interface LlamaLike {
 
 export interface NodeLlamaCpp {
   getLlama(options: { gpu: false; build: 'never'; logLevel?: string; logger?: (level: string, message: string) => void; maxThreads?: number }): Promise<LlamaLike>;
-  LlamaChat: new (options: { contextSequence: ContextSequenceLike; chatWrapper?: 'auto' }) => LlamaChatLike;
+  LlamaChat: new (options: { contextSequence: ContextSequenceLike; chatWrapper?: 'auto' | ChatWrapperLike }) => LlamaChatLike;
+  TokenBias: new (tokenizer: LlamaTokenizer) => TokenBiasLike;
 }
 
 /** The folder holding the engine's package.json: $CS_LLM_CPU_RUNTIME_DIR, else engines/cpu beside src/ or dist/. */

@@ -17,9 +17,10 @@ import { contextProblem, MAX_BODY_BYTES, parseChatRequest, parseJsonBody, readBo
 import { SequenceSlots } from '../sim/slots.js';
 import { errorBody } from '../sim/wire.js';
 import { toChatHistory } from './history.js';
+import { banTokens, endOfGenerationTokens, ignoreEosProblem, withoutStopTriggers } from './ignore-eos.js';
 import { checkModelFile, ModelFileProblem, verifyChecksum } from './model-file.js';
 import { DEFAULT_MAX_QUEUE, DEFAULT_STREAM_INTERVAL_MS, defaultServedName, type CpuEngineOptions } from './options.js';
-import { loadNodeLlamaCpp, type GenerateOptions, type LlamaChatLike, type LlamaContextLike, type LlamaLike, type LlamaModelLike } from './runtime.js';
+import { loadNodeLlamaCpp, type GenerateOptions, type LlamaChatLike, type LlamaContextLike, type LlamaLike, type LlamaModelLike, type NodeLlamaCpp, type TokenBiasLike } from './runtime.js';
 
 export type { CpuEngineOptions } from './options.js';
 
@@ -72,12 +73,21 @@ const ABORT_GRACE_MS = 5000;
 /** Without a temperature in the request: llama.cpp's server default. */
 const DEFAULT_TEMPERATURE = 0.8;
 
+/** The two chats over one context sequence: the same template, the second without its stop triggers (ignore_eos). */
+interface SequenceChats {
+  normal: LlamaChatLike;
+  ignoringEos: LlamaChatLike;
+}
+
 interface Loaded {
+  runtime: NodeLlamaCpp;
   llama: LlamaLike;
   model: LlamaModelLike;
   context: LlamaContextLike;
-  chats: LlamaChatLike[];
+  chats: SequenceChats[];
   contextSize: number;
+  /** Bans every end-of-generation token; built on the first ignore_eos request (a walk over the vocabulary). */
+  eogBan?: TokenBiasLike;
 }
 
 export interface StartCpuEngineOptions extends CpuEngineOptions {
@@ -186,7 +196,7 @@ class EngineState {
   private status: 'loading' | 'ready' | 'failed' = 'loading';
   private loaded: Loaded | undefined;
   private readonly slots: SequenceSlots;
-  private readonly free: LlamaChatLike[] = [];
+  private readonly free: SequenceChats[] = [];
   private readonly metrics: SimulatorMetrics;
   private readonly inFlight = new Set<AbortController>();
   private readonly kvTokens = new Map<AbortController, number>();
@@ -269,14 +279,19 @@ class EngineState {
       }
       // contextSize is per sequence (node-llama-cpp allocates contextSize x sequences KV cells).
       const context = await model.createContext({ contextSize: wanted, sequences: this.parallel, threads });
-      const chats: LlamaChatLike[] = [];
-      for (let i = 0; i < this.parallel; i++) chats.push(new runtime.LlamaChat({ contextSequence: context.getSequence(), chatWrapper: 'auto' }));
-      this.loaded = { llama, model, context, chats, contextSize: wanted };
+      const chats: SequenceChats[] = [];
+      for (let i = 0; i < this.parallel; i++) {
+        // One sequence at a time generates (the pool), so its two chats never run at once.
+        const contextSequence = context.getSequence();
+        const normal = new runtime.LlamaChat({ contextSequence, chatWrapper: 'auto' });
+        chats.push({ normal, ignoringEos: new runtime.LlamaChat({ contextSequence, chatWrapper: withoutStopTriggers(normal.chatWrapper) }) });
+      }
+      this.loaded = { runtime, llama, model, context, chats, contextSize: wanted };
       this.free.push(...chats);
       this.contextSize = wanted;
       this.status = 'ready';
       log(
-        `INFO Model loading took ${((Date.now() - started) / 1000).toFixed(2)} seconds: ${this.servedName}, chat template ${chats[0]!.chatWrapper.wrapperName}, ` +
+        `INFO Model loading took ${((Date.now() - started) / 1000).toFixed(2)} seconds: ${this.servedName}, chat template ${chats[0]!.normal.chatWrapper.wrapperName}, ` +
           `context ${wanted} x ${this.parallel} sequence(s), ${threads} thread(s), queue ${this.maxQueue}`,
       );
       log(`INFO Application startup complete: serving ${this.servedName}`);
@@ -345,10 +360,19 @@ class EngineState {
     const loaded = this.loaded;
     this.loaded = undefined;
     if (!loaded) return;
-    for (const chat of loaded.chats) chat.dispose();
+    for (const chat of loaded.chats) {
+      chat.ignoringEos.dispose();
+      chat.normal.dispose();
+    }
     await loaded.context.dispose();
     await loaded.model.dispose();
     await loaded.llama.dispose();
+  }
+
+  private eogBan(): TokenBiasLike {
+    const loaded = this.loaded!;
+    loaded.eogBan ??= banTokens(loaded.runtime, loaded.model, endOfGenerationTokens(loaded.model));
+    return loaded.eogBan;
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -402,13 +426,15 @@ class EngineState {
     const parsed = parseChatRequest(json.value, [this.servedName]);
     if (!parsed.ok) return sendProblem(res, parsed.problem);
     const request = parsed.value;
+    const ignoreEos = ignoreEosProblem(request);
+    if (ignoreEos) return sendProblem(res, ignoreEos);
     const sampling = samplingOf(json.value);
     if (!sampling.ok) return sendProblem(res, sampling.problem);
     if (request.tools && request.tools.length > 0 && request.toolChoice !== 'none') {
       return sendProblem(res, { status: 400, message: 'The cpu engine does not support tool calls: send the request without "tools", or use the vllm engine.', param: 'tools' });
     }
     const history = toChatHistory(request.messages);
-    const promptTokens = loaded.chats[0]!.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(loaded.model.tokenizer).length;
+    const promptTokens = loaded.chats[0]!.normal.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(loaded.model.tokenizer).length;
     const tooLong = contextProblem(promptTokens, request.maxTokens, loaded.contextSize, 'messages');
     if (tooLong) return sendProblem(res, tooLong);
     // Bounded queue: every sequence busy and the queue full -> tell the client when to come back.
@@ -437,14 +463,15 @@ class EngineState {
     };
     res.once('close', onClose);
     let release: (() => void) | undefined;
-    let chat: LlamaChatLike | undefined;
+    let chats: SequenceChats | undefined;
     const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(arrived / 1000);
     const head = { id, object: 'chat.completion.chunk', created, model: request.model };
     const chunk = (delta: object, finish: string | null) => `data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
     try {
       release = await this.slots.acquire(signal);
-      chat = this.free.pop()!;
+      chats = this.free.pop()!;
+      const chat = request.ignoreEos ? chats.ignoringEos : chats.normal;
       this.metrics.promptTokens += promptTokens;
       this.kvTokens.set(controller, promptTokens);
       let completionTokens = 0;
@@ -468,6 +495,8 @@ class EngineState {
         unsent = '';
         send(piece);
       };
+      // Before the stream's head: a failure here is still a plain error response.
+      const tokenBias = request.ignoreEos ? this.eogBan() : undefined;
       if (request.stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
         res.write(chunk({ role: 'assistant', content: '' }, null));
@@ -478,6 +507,7 @@ class EngineState {
         topP: sampling.topP,
         seed: sampling.seed ?? randomInt(0, 2 ** 31),
         customStopTriggers: request.stop.length > 0 ? request.stop : undefined,
+        tokenBias,
         signal,
         onToken: (tokens) => {
           completionTokens += tokens.length;
@@ -538,7 +568,7 @@ class EngineState {
       res.off('close', onClose);
       this.inFlight.delete(controller);
       this.kvTokens.delete(controller);
-      if (chat) this.free.push(chat);
+      if (chats) this.free.push(chats);
       release?.();
     }
   }

@@ -18,6 +18,8 @@ export interface CommonFields {
   maxTokens: number | undefined;
   /** Stop strings: the reply ends before the first one (finish_reason "stop"). */
   stop: string[];
+  /** vLLM's ignore_eos: the reply does not end at the end of generation, only at max_tokens or a stop string. */
+  ignoreEos: boolean;
 }
 
 export interface ChatRequest extends CommonFields {
@@ -80,7 +82,9 @@ function commonFields(body: Record<string, unknown>, servedModelNames: readonly 
   if (typeof body.stop === 'string') stop = [body.stop];
   else if (Array.isArray(body.stop) && body.stop.every((s) => typeof s === 'string')) stop = body.stop as string[];
   else if (body.stop !== undefined && body.stop !== null) return bad('stop must be a string or an array of strings.', 'stop');
-  return { ok: true, value: { model, stream, includeUsage, maxTokens, stop: stop.filter((s) => s !== '') } };
+  const ignoreEos = body.ignore_eos;
+  if (ignoreEos !== undefined && ignoreEos !== null && typeof ignoreEos !== 'boolean') return bad('ignore_eos must be a boolean.', 'ignore_eos');
+  return { ok: true, value: { model, stream, includeUsage, maxTokens, stop: stop.filter((s) => s !== ''), ignoreEos: ignoreEos === true } };
 }
 
 export function parseChatRequest(body: Record<string, unknown>, servedModelNames: readonly string[]): Result<ChatRequest> {

@@ -16,7 +16,7 @@ import { completionReply, decideChatReply, promptTokenCount } from './replies.js
 import { contextProblem, MAX_BODY_BYTES, parseChatRequest, parseCompletionRequest, parseJsonBody, readBody, type RequestProblem } from './requests.js';
 import { SequenceSlots } from './slots.js';
 import { countTokens } from './tokenizer.js';
-import { chatTextPlan, chatToolCallPlan, completionPlan, cutAtStop, errorBody, type GenerationPlan } from './wire.js';
+import { chatTextPlan, chatToolCallPlan, completionPlan, continuedPast, cutAtStop, errorBody, type GenerationPlan } from './wire.js';
 
 export type { SimulatorOptions } from './options.js';
 export { parseSimulatorArgs, resolveSimulatorOptions, SimOptionsError, simulatorFlagsHelp } from './options.js';
@@ -294,7 +294,10 @@ class SimulatorState {
       Object.assign(envelope, { id: `chatcmpl-${randomUUID().replace(/-/g, '')}`, model: request.model });
       const reply = decideChatReply({ messages: request.messages, tools: request.tools, tool_choice: request.toolChoice });
       const budget = request.maxTokens ?? this.options.maxModelLen - promptTokens;
-      plan = reply.kind === 'text' ? chatTextPlan(envelope, promptTokens, cutAtStop(reply.text, request.stop), budget) : chatToolCallPlan(envelope, promptTokens, reply.calls);
+      plan =
+        reply.kind === 'text'
+          ? chatTextPlan(envelope, promptTokens, cutAtStop(request.ignoreEos ? continuedPast(reply.text, budget) : reply.text, request.stop), budget)
+          : chatToolCallPlan(envelope, promptTokens, reply.calls);
       ({ stream, includeUsage } = request);
     } else {
       const parsed = parseCompletionRequest(json.value, this.options.servedModelNames);
@@ -304,7 +307,9 @@ class SimulatorState {
       const tooLong = contextProblem(promptTokens, request.maxTokens, this.options.maxModelLen, 'prompt');
       if (tooLong) return sendProblem(res, tooLong);
       Object.assign(envelope, { id: `cmpl-${randomUUID().replace(/-/g, '')}`, model: request.model });
-      plan = completionPlan(envelope, promptTokens, cutAtStop(completionReply(request.prompt), request.stop), request.maxTokens ?? 16);
+      const budget = request.maxTokens ?? 16;
+      const reply = completionReply(request.prompt);
+      plan = completionPlan(envelope, promptTokens, cutAtStop(request.ignoreEos ? continuedPast(reply, budget) : reply, request.stop), budget);
       ({ stream, includeUsage } = request);
     }
 

@@ -48,6 +48,17 @@ export function cutAtStop(text: string, stop: readonly string[]): string {
   return text.slice(0, end);
 }
 
+/**
+ * vLLM's ignore_eos: a model that may not end its reply goes on talking. The simulator repeats its reply
+ * (space-separated) past maxTokens, so truncateToTokens cuts it there with "length"; stop strings apply
+ * to the whole, as they would to a model's continuation.
+ */
+export function continuedPast(text: string, maxTokens: number): string {
+  const tokens = countTokens(text);
+  if (tokens === 0) return text;
+  return Array.from({ length: Math.floor(maxTokens / tokens) + 1 }, () => text).join(' ');
+}
+
 /** Cut a text reply to maxTokens; "length" when it had to. */
 export function truncateToTokens(text: string, maxTokens: number): { pieces: string[]; finishReason: 'stop' | 'length' } {
   const pieces = splitTokens(text);
