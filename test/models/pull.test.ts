@@ -307,6 +307,15 @@ test('a missing catalog GGUF makes up name the URL, the folder, the size, the sh
   assert.throws(() => chooseCpuModel(catalog, model.id, { CS_LLM_GGUF_DIR: dir, HF_ENDPOINT: 'https://mirror.example' }, 'https://internal.example'), (err: unknown) => err instanceof UsageError && (err.next ?? '').includes('downloads https://internal.example/bartowski/'));
 });
 
+test('cs-llm up --engine cpu with a catalog GGUF not downloaded refuses before anything starts, naming the mirror from the config', { timeout: 120_000 }, async () => {
+  const { env, dir } = home({ engine: { hfEndpoint: 'http://127.0.0.1:9/hf-mirror' } });
+  const run = await runCli(['up', '--engine', 'cpu', '--model', 'qwen2.5-0.5b-instruct-q4_k_m', '--detach', '--no-daemon'], { env });
+  assert.equal(run.exitCode, 2, String(run.stderr));
+  const stderr = String(run.stderr);
+  assert.match(stderr, new RegExp(`^error: model file not found: ${dir}/Qwen2\\.5-0\\.5B-Instruct-Q4_K_M\\.gguf`, 'm'));
+  assert.match(stderr, /^next: Run cs-llm models pull qwen2\.5-0\.5b-instruct-q4_k_m \(it downloads http:\/\/127\.0\.0\.1:9\/hf-mirror\/bartowski\/Qwen2\.5-0\.5B-Instruct-GGUF\/resolve\/main\/Qwen2\.5-0\.5B-Instruct-Q4_K_M\.gguf \(379\.4 MiB, 397808192 bytes, sha256 6eb923e7/m);
+});
+
 test('the endpoint: config, then HF_ENDPOINT, then huggingface.co; not an http(s) URL is refused; an entry url wins', () => {
   assert.deepEqual(resolveHfEndpoint(undefined, {}), { endpoint: DEFAULT_HF_ENDPOINT, from: 'default' });
   assert.deepEqual(resolveHfEndpoint(undefined, { HF_ENDPOINT: 'http://127.0.0.1:8081/' }), { endpoint: 'http://127.0.0.1:8081', from: 'HF_ENDPOINT' });
