@@ -4,7 +4,8 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { request, type Dispatcher } from 'undici';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { freeDisk as probeFreeDisk, type FreeDisk } from '../core/disk.js';
 import { ConflictError, CsLlmError, EnvironmentError, NotFoundError, UsageError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
@@ -75,31 +76,46 @@ function fileSize(path: string): number | null {
   }
 }
 
-type Fetched = Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'>;
-
-function header(headers: Fetched['headers'], name: string): string | undefined {
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** Reads and drops a response body that is not wanted (an error page, a redirect). */
+function discard(res: IncomingMessage): void {
+  res.resume();
+}
+
+/**
+ * One GET with node's http client. Not undici (nor fetch, which is undici inside): both 7.30 and Node 20's
+ * 6.24 throw an uncatchable AssertionError (`assert(!this.paused)`, nodejs/undici#5360) when a server
+ * closes the connection after the body while the reader applies backpressure, which a download to disk
+ * does; seen here 16 times in 20 against an HTTP/1.0 server. A fresh connection per request (agent: false);
+ * the idle limit covers the wait for headers and every gap in the body.
+ */
+function getOnce(url: string, headers: Record<string, string>, signal: AbortSignal | undefined, idleTimeoutMs: number): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(target, { method: 'GET', headers, signal, agent: false }, resolve);
+    req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`no bytes from ${target.host} for ${Math.round(idleTimeoutMs / 1000)} s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** GET with redirects followed by hand: the Range header goes to every hop, the token only to the first origin. */
-async function get(url: string, options: { range: number | null; token?: string; signal?: AbortSignal; idleTimeoutMs: number }): Promise<Fetched> {
+async function get(url: string, options: { range: number | null; token?: string; signal?: AbortSignal; idleTimeoutMs: number }): Promise<IncomingMessage> {
   const origin = new URL(url).origin;
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     const headers: Record<string, string> = { 'user-agent': `cs-llm/${VERSION}`, 'accept-encoding': 'identity' };
     if (options.range !== null) headers.range = `bytes=${options.range}-`;
     if (options.token && new URL(current).origin === origin) headers.authorization = `Bearer ${options.token}`;
-    const res = await request(current, {
-      method: 'GET',
-      headers,
-      signal: options.signal,
-      headersTimeout: options.idleTimeoutMs,
-      bodyTimeout: options.idleTimeoutMs,
-    });
+    const res = await getOnce(current, headers, options.signal, options.idleTimeoutMs);
     const location = header(res.headers, 'location');
-    if ([301, 302, 303, 307, 308].includes(res.statusCode) && location) {
-      await res.body.dump();
+    if ([301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && location) {
+      discard(res);
       current = new URL(location, current).toString();
       continue;
     }
@@ -232,12 +248,12 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
           next: `Check the network and the endpoint (${endpoint}; HF_ENDPOINT or engine.hfEndpoint set a mirror), then run cs-llm models pull ${model.id} again${partSize > 0 ? ': it continues the part file' : ''}.`,
         });
       });
-      const status = res.statusCode;
+      const status = res.statusCode ?? 0;
       // Hugging Face says why in X-Error-Code (RepoNotFound, EntryNotFound, GatedRepo, ...); mirrors may not.
       const hubCode = header(res.headers, 'x-error-code');
       const hubWhy = hubCode ? ` (${hubCode}${header(res.headers, 'x-error-message') ? `: ${header(res.headers, 'x-error-message')}` : ''})` : '';
       if (status === 404) {
-        await res.body.dump();
+        discard(res);
         throw new NotFoundError(`${url} answered 404 Not Found${hubWhy}: ${gguf.hfRepo ? `${gguf.hfRepo} has no file ${gguf.file} there` : 'no file at that URL'}`, {
           next:
             `Check the endpoint (${endpoint}) serves ${gguf.hfRepo ? 'Hugging Face paths (<repo>/resolve/main/<file>)' : 'that URL'} and that the file still exists there; ` +
@@ -245,7 +261,7 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
         });
       }
       if (status === 401 || status === 403) {
-        await res.body.dump();
+        discard(res);
         throw new EnvironmentError(`${url} answered ${status}${hubWhy}: the server wants a token, or refuses this client`, {
           next:
             'For a gated or private repository export HF_TOKEN=<your token> (sent only to the endpoint itself), then run the command again; ' +
@@ -254,14 +270,14 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
       }
       if (status === 416 || (status === 206 && partSize === 0)) {
         // The part does not match what the server has (416), or a 206 nobody asked for: start over once.
-        await res.body.dump();
+        discard(res);
         if (restarts++ > 0) throw new EnvironmentError(`${url} answered ${status} to a plain request`, { next: 'The server or mirror does not serve whole files; try another endpoint.' });
         await rm(part, { force: true });
         partSize = 0;
         continue;
       }
       if (status !== 200 && status !== 206) {
-        await res.body.dump();
+        discard(res);
         throw new EnvironmentError(`${url} answered HTTP ${status}`, {
           next: `Try again later${partSize > 0 ? ' (the part file is kept: the next run continues it)' : ''}, or check the endpoint (${endpoint}).`,
         });
@@ -271,7 +287,7 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
       if (status === 206) {
         const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range') ?? '');
         if (!range || Number(range[1]) !== partSize) {
-          await res.body.dump();
+          discard(res);
           if (restarts++ > 0) throw new EnvironmentError(`${url} answered a range that was not asked for (${header(res.headers, 'content-range') ?? 'no Content-Range'})`, { next: 'Try another endpoint.' });
           await rm(part, { force: true });
           partSize = 0;
@@ -284,7 +300,7 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
         total = length !== undefined && /^\d+$/.test(length) ? Number(length) : null;
       }
       if (expectedSize !== null && total !== null && total !== expectedSize) {
-        await res.body.dump();
+        discard(res);
         await rm(part, { force: true });
         throw mismatchError(`${url} is ${total} bytes, the catalog's ${gguf.file} is ${expectedSize}`, part, model.id);
       }
@@ -310,7 +326,8 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
         },
       });
       try {
-        await pipeline(res.body, meter, createWriteStream(part, { flags: startAt > 0 ? 'a' : 'w' }), { signal });
+        await pipeline(res, meter, createWriteStream(part, { flags: startAt > 0 ? 'a' : 'w' }), { signal });
+        if (!res.complete || (limit !== null && done < limit)) throw new Error('the connection closed before the end of the file');
       } catch (err) {
         if (limit !== null && done > limit) {
           await rm(part, { force: true });

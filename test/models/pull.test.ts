@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -45,7 +45,7 @@ interface Seen {
   bytesSent: number;
 }
 
-type Mode = 'ok' | 'corrupt' | 'ignore-range' | 'cut-first';
+type Mode = 'ok' | 'corrupt' | 'ignore-range' | 'cut-first' | 'close';
 
 interface Hub {
   endpoint: string;
@@ -82,7 +82,8 @@ async function startHub(t: TestContext): Promise<Hub> {
       record(req, 206, slice.length);
       return;
     }
-    res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
+    // 'close': the server closes the connection after the body, as HTTP/1.0 servers and some mirrors do.
+    res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes', ...(mode === 'close' ? { connection: 'close' } : {}) });
     if (mode === 'cut-first' && cdnRequests === 1) {
       // The connection drops after part of the file, as a flaky network does.
       const half = body.subarray(0, Math.floor(body.length / 2));
@@ -202,6 +203,18 @@ test('a server that ignores Range sends the whole file and the part starts over'
   assert.equal(hub.seen.at(-1)!.range, 'bytes=1000-');
   assert.equal(hub.seen.at(-1)!.status, 200);
   assert.equal(sha256Of(join(dir, FILE)), SHA);
+});
+
+test('a server that closes the connection after each body is read to the end (the undici crash of nodejs/undici#5360 does not apply)', { timeout: 120_000 }, async (t) => {
+  const hub = await startHub(t);
+  hub.setMode('close');
+  const { dir } = home();
+  for (let i = 0; i < 5; i++) {
+    const result = await pullGguf({ model: ENTRY, dir, endpoint: hub.endpoint });
+    assert.equal(result.status, 'downloaded');
+    assert.equal(sha256Of(join(dir, FILE)), SHA);
+    rmSync(join(dir, FILE));
+  }
 });
 
 test('a corrupt body is rejected: the part file is removed and the error says so', { timeout: 120_000 }, async (t) => {
