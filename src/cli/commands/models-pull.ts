@@ -29,7 +29,10 @@ export function formatPullBytes(done: number, total: number | null): string {
   return total === null ? `${formatBytes(done)}` : `${Math.floor((done / total) * 100)}% (${formatBytes(done)} of ${formatBytes(total)})`;
 }
 
-export function createPullRenderer(output: Output, options: { json: boolean; tty: boolean; write: (text: string) => void; now?: () => number }): PullRenderer {
+export function createPullRenderer(
+  output: Output,
+  options: { json: boolean; tty: boolean; write: (text: string) => void; now?: () => number; /** Of the terminal written to; 0 (unknown) reads as 100. */ columns?: number },
+): PullRenderer {
   const now = options.now ?? Date.now;
   const line = (text: string) => options.write(text.endsWith('\n') ? text : `${text}\n`);
   let lastStep: number | null = -1;
@@ -72,7 +75,7 @@ export function createPullRenderer(output: Output, options: { json: boolean; tty
           const rate = seconds > 1 ? ` ${formatBytes((event.doneBytes - started.from) / seconds)}/s` : '';
           const bar = event.totalBytes ? `${progressBar(event.doneBytes / event.totalBytes)} ` : '';
           clear();
-          options.write(`${bar}${formatPullBytes(event.doneBytes, event.totalBytes)}${rate}`.slice(0, Math.max(20, output.columns - 1)));
+          options.write(`${bar}${formatPullBytes(event.doneBytes, event.totalBytes)}${rate}`.slice(0, Math.max(40, (options.columns ?? output.columns) || 100) - 1));
           live = true;
           return;
         }
@@ -136,7 +139,7 @@ export function registerPull(models: Command): void {
       const { loaded, output } = contextFor(command, { engine: { hfEndpoint: opts.endpoint } });
       const model = findModel(loadCatalog({ userModels: loaded.config.models }), id);
       const { endpoint } = resolveHfEndpoint(loaded.config.engine.hfEndpoint, process.env);
-      const renderer = createPullRenderer(output, { json, tty: Boolean(process.stderr.isTTY), write: (text) => process.stderr.write(text) });
+      const renderer = createPullRenderer(output, { json, tty: Boolean(process.stderr.isTTY), write: (text) => process.stderr.write(text), columns: process.stderr.columns });
       let result: PullGgufResult;
       try {
         result = await cancellable((signal) =>
