@@ -140,7 +140,8 @@ export function chooseCpuModel(catalog: Catalog, requested: string | undefined, 
     if (!requested) {
       notes.push(
         `no model given: serving ${model.id}, a tiny demo model (${(model.weightsBytes / 1e6).toFixed(1)} MB) that only recalls names and order numbers; ` +
-          `for a real model, put a GGUF file in ${ggufDir(env)} and run cs-llm up --engine cpu --model /path/to/model.gguf (cs-llm models --engine cpu shows what fits)`,
+          `for a real model, cs-llm models --engine cpu shows what fits, cs-llm models pull <id> fetches one (e.g. qwen2.5-1.5b-instruct-q4_k_m), then cs-llm up --engine cpu --model <id>; ` +
+          `or any GGUF file: cs-llm up --engine cpu --model /path/to/model.gguf`,
       );
     }
   }
