@@ -59,6 +59,10 @@ export interface LlamaChatLike {
 }
 
 export interface ContextSequenceLike {
+  /** How many tokens the sequence holds (0: empty, nothing to erase before a new prompt). */
+  readonly nextTokenIndex: number;
+  /** The token generator LlamaChat drives (evaluation-gate.ts wraps it). */
+  evaluate(tokens: Token[], options?: object): AsyncGenerator<Token, void, unknown>;
   dispose(): void;
 }
 

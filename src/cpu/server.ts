@@ -16,6 +16,7 @@ import { SimulatorMetrics } from '../sim/metrics.js';
 import { contextProblem, MAX_BODY_BYTES, parseChatRequest, parseJsonBody, readBody, type ChatRequest, type RequestProblem } from '../sim/requests.js';
 import { SequenceSlots } from '../sim/slots.js';
 import { errorBody } from '../sim/wire.js';
+import { EvaluationGate, gateSequence } from './evaluation-gate.js';
 import { toChatHistory } from './history.js';
 import { banTokens, endOfGenerationTokens, ignoreEosProblem, withoutStopTriggers } from './ignore-eos.js';
 import { checkModelFile, ModelFileProblem, verifyChecksum } from './model-file.js';
@@ -77,6 +78,8 @@ const DEFAULT_TEMPERATURE = 0.8;
 interface SequenceChats {
   normal: LlamaChatLike;
   ignoringEos: LlamaChatLike;
+  /** Before a request runs on the sequence: holds the others at their next token while it erases (evaluation-gate.ts). */
+  prepare: () => () => void;
 }
 
 interface Loaded {
@@ -197,6 +200,7 @@ class EngineState {
   private loaded: Loaded | undefined;
   private readonly slots: SequenceSlots;
   private readonly free: SequenceChats[] = [];
+  private readonly gate = new EvaluationGate();
   private readonly metrics: SimulatorMetrics;
   private readonly inFlight = new Set<AbortController>();
   private readonly kvTokens = new Map<AbortController, number>();
@@ -282,9 +286,9 @@ class EngineState {
       const chats: SequenceChats[] = [];
       for (let i = 0; i < this.parallel; i++) {
         // One sequence at a time generates (the pool), so its two chats never run at once.
-        const contextSequence = context.getSequence();
+        const { sequence: contextSequence, prepare } = gateSequence(context.getSequence(), this.gate);
         const normal = new runtime.LlamaChat({ contextSequence, chatWrapper: 'auto' });
-        chats.push({ normal, ignoringEos: new runtime.LlamaChat({ contextSequence, chatWrapper: withoutStopTriggers(normal.chatWrapper) }) });
+        chats.push({ normal, ignoringEos: new runtime.LlamaChat({ contextSequence, chatWrapper: withoutStopTriggers(normal.chatWrapper) }), prepare });
       }
       this.loaded = { runtime, llama, model, context, chats, contextSize: wanted };
       this.free.push(...chats);
@@ -463,6 +467,7 @@ class EngineState {
     };
     res.once('close', onClose);
     let release: (() => void) | undefined;
+    let releaseGate: (() => void) | undefined;
     let chats: SequenceChats | undefined;
     const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(arrived / 1000);
@@ -531,6 +536,9 @@ class EngineState {
             }
           : undefined,
       };
+      // From here until LlamaChat evaluates the prompt, the other generations wait at their next token, so
+      // the erase of this sequence's earlier tokens is not queued behind their whole replies.
+      releaseGate = chats.prepare();
       const result = await chat.generateResponse(history, generateOptions).finally(() => flush());
       if (signal.aborted) throw signal.reason;
       const finishReason = result.metadata.stopReason === 'maxTokens' ? 'length' : 'stop';
@@ -565,6 +573,7 @@ class EngineState {
         else sendJson(res, 503, errorBody(503, reason.message), { 'retry-after': '1', connection: 'close' });
       } else if (!res.writableEnded) res.destroy();
     } finally {
+      releaseGate?.();
       res.off('close', onClose);
       this.inFlight.delete(controller);
       this.kvTokens.delete(controller);
