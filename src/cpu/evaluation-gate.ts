@@ -2,26 +2,30 @@
  * Why a new request used to wait for the others to finish (node-llama-cpp 3.21.1), and the gate that fixes it.
  *
  * A pooled sequence still holds the previous request's prompt and reply. Before LlamaChat evaluates the new
- * prompt it erases what differs (LlamaContextSequence.eraseContextTokenRanges), and that takes the context's
- * "context" lock. The context's batch dispatcher holds the same lock for a loop that runs while any decode
- * is queued; the sequences generating re-queue their next token in microtasks of the previous batch, so the
- * loop only ends when every one of them has finished its reply. The new request's erase (and so its first
- * token) waited for all the others: 50-90 ms at 4 sequences on tiny-chat, seconds on a real model.
+ * prompt it erases what differs (LlamaContextSequence.adaptStateToTokens / eraseContextTokenRanges), and that
+ * takes the context's "context" lock. The context's batch dispatcher holds the same lock for a loop that runs
+ * while any decode is queued, and the sequences generating re-queue their next token before the loop looks
+ * again (with two or more of them, always). So the loop, and the lock, only ended when every other sequence
+ * had finished its reply: the new request's first token waited 50-90 ms at 4 sequences on tiny-chat (one
+ * decode step is about 1 ms), and would wait seconds on a real model.
  *
- * The gate: while a request prepares a used sequence, every generation waits at its next token boundary
- * (before asking its sequence for the next token). No decode is queued, the dispatcher's loop ends after the
- * batch it is decoding, the erase gets the lock (locks are first come, first served), and once the new
- * request asks for its first evaluation the gate opens: the others go on, and their next tokens and the new
- * prompt share one batch. The pause is one batch at most, per request that starts on a used sequence.
+ * The gate: while an erase is pending on any sequence, every generation waits at its next token boundary
+ * (before asking its sequence for the next token). Nothing is queued, the dispatcher's loop ends after the
+ * batch it is decoding, the erase gets the lock (locks are first come, first served), and the gate opens:
+ * the others go on, and the new prompt joins their next batch. The pause is about one batch, per request
+ * that starts on a used sequence whose tokens differ from its prompt.
  */
 
-/** The part of a node-llama-cpp LlamaContextSequence the gate uses. */
+type Token = number;
+
+/** The part of a node-llama-cpp LlamaContextSequence the gate wraps (the calls LlamaChat makes). */
 export interface EvaluatingSequence {
-  readonly nextTokenIndex: number;
-  evaluate(tokens: number[], options?: object): AsyncGenerator<number, void, unknown>;
+  evaluate(tokens: Token[], options?: object): AsyncGenerator<Token, void, unknown>;
+  adaptStateToTokens(tokens: Token[], allowShift?: boolean): Promise<void>;
+  eraseContextTokenRanges(ranges: ReadonlyArray<{ start: number; end: number }>): Promise<void>;
 }
 
-/** Counts the requests preparing a sequence; generations pass only while none is. */
+/** Counts the erases pending; generations pass only while there is none. */
 export class EvaluationGate {
   private holds = 0;
   private opened: Promise<void> | undefined;
@@ -52,65 +56,59 @@ export class EvaluationGate {
   }
 }
 
-export interface GatedSequence<S extends EvaluatingSequence> {
-  /** Give this to LlamaChat: the same sequence, whose evaluate() waits at the gate before each step. */
-  readonly sequence: S;
-  /**
-   * A request is about to run on this sequence: when it holds tokens of an earlier request (an erase is
-   * coming), close the gate until this sequence's next evaluate() call. Returns the release, for when the
-   * request ends without evaluating (an error, an abort).
-   */
-  prepare(): () => void;
-}
+/** Methods that may erase (and so wait for the context lock): the gate stays closed while one runs. */
+const ERASING = new Set<PropertyKey>(['adaptStateToTokens', 'eraseContextTokenRanges', 'clearHistory']);
 
-export function gateSequence<S extends EvaluatingSequence>(target: S, gate: EvaluationGate): GatedSequence<S> {
-  let pending: (() => void) | undefined;
-  const evaluate = (tokens: number[], options?: object) => {
-    // The request evaluates: whatever it had to erase is erased, so it no longer holds the others back.
-    pending?.();
-    pending = undefined;
-    return gated(target.evaluate(tokens, options), gate);
+/**
+ * The same sequence, for LlamaChat: evaluate() waits at the gate before each step, and the erasing methods
+ * close the gate while they run. Every other property and method is the sequence's own, run on the sequence
+ * itself (never on the proxy), so node-llama-cpp's internals see their own object.
+ */
+export function gateSequence<S extends EvaluatingSequence>(target: S, gate: EvaluationGate): S {
+  const wrapped = new Map<PropertyKey, [Function, Function]>();
+  const wrap = (property: PropertyKey, method: Function): Function => {
+    if (property === 'evaluate') return (tokens: Token[], options?: object) => gated(target.evaluate(tokens, options), gate);
+    if (!ERASING.has(property)) return method.bind(target);
+    return (...args: unknown[]) => {
+      const release = gate.hold();
+      try {
+        return Promise.resolve(method.apply(target, args)).finally(release);
+      } catch (err) {
+        release();
+        throw err;
+      }
+    };
   };
-  // node-llama-cpp's own methods see their own object as `this`, never the proxy (bound once per method).
-  const bound = new Map<PropertyKey, [Function, Function]>();
-  const sequence = new Proxy(target, {
+  return new Proxy(target, {
     get(object, property) {
-      if (property === 'evaluate') return evaluate;
       const value: unknown = Reflect.get(object, property, object);
       if (typeof value !== 'function') return value;
-      const known = bound.get(property);
+      const known = wrapped.get(property);
       if (known?.[0] === value) return known[1];
-      const method = (value as Function).bind(object);
-      bound.set(property, [value as Function, method]);
+      const method = wrap(property, value);
+      wrapped.set(property, [value, method]);
       return method;
     },
   });
-  return {
-    sequence,
-    prepare() {
-      pending?.();
-      pending = undefined;
-      if (target.nextTokenIndex === 0) return () => undefined;
-      const release = gate.hold();
-      pending = release;
-      return release;
-    },
-  };
 }
 
-/** The sequence's token generator, waiting at the gate before each step (the first included). */
-async function* gated(inner: AsyncGenerator<number, void, unknown>, gate: EvaluationGate): AsyncGenerator<number, void, unknown> {
-  let input: unknown;
-  try {
-    for (;;) {
+/**
+ * The sequence's token generator, waiting at the gate before each step (the first included). A plain
+ * iterator, not an async generator: while the gate is open, next() is the sequence's own next(), with no
+ * extra promise hops, so a token is re-queued as early as before and still joins the batch being formed.
+ */
+function gated(inner: AsyncGenerator<Token, void, unknown>, gate: EvaluationGate): AsyncGenerator<Token, void, unknown> {
+  const iterator = {
+    next(input?: unknown) {
       const opened = gate.whenOpen();
-      if (opened) await opened;
-      const step = await inner.next(input);
-      if (step.done) return;
-      // LlamaChat may answer a token with a replacement (what to evaluate next): pass it on.
-      input = yield step.value;
-    }
-  } finally {
-    await inner.return(undefined);
-  }
+      // LlamaChat may answer a token with a replacement (what to evaluate next): passed on as it is.
+      return opened ? opened.then(() => inner.next(input)) : inner.next(input);
+    },
+    return: (value?: void) => inner.return(value),
+    throw: (err?: unknown) => inner.throw(err),
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator as AsyncGenerator<Token, void, unknown>;
 }

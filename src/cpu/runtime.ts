@@ -58,11 +58,11 @@ export interface LlamaChatLike {
   dispose(): void;
 }
 
+/** LlamaContextSequence: what LlamaChat calls on it to erase and to generate (evaluation-gate.ts wraps these). */
 export interface ContextSequenceLike {
-  /** How many tokens the sequence holds (0: empty, nothing to erase before a new prompt). */
-  readonly nextTokenIndex: number;
-  /** The token generator LlamaChat drives (evaluation-gate.ts wraps it). */
   evaluate(tokens: Token[], options?: object): AsyncGenerator<Token, void, unknown>;
+  adaptStateToTokens(tokens: Token[], allowShift?: boolean): Promise<void>;
+  eraseContextTokenRanges(ranges: ReadonlyArray<{ start: number; end: number }>): Promise<void>;
   dispose(): void;
 }
 

@@ -78,8 +78,6 @@ const DEFAULT_TEMPERATURE = 0.8;
 interface SequenceChats {
   normal: LlamaChatLike;
   ignoringEos: LlamaChatLike;
-  /** Before a request runs on the sequence: holds the others at their next token while it erases (evaluation-gate.ts). */
-  prepare: () => () => void;
 }
 
 interface Loaded {
@@ -286,9 +284,10 @@ class EngineState {
       const chats: SequenceChats[] = [];
       for (let i = 0; i < this.parallel; i++) {
         // One sequence at a time generates (the pool), so its two chats never run at once.
-        const { sequence: contextSequence, prepare } = gateSequence(context.getSequence(), this.gate);
+        // Erasing an earlier request's tokens holds the other generations back one batch, not whole replies.
+        const contextSequence = gateSequence(context.getSequence(), this.gate);
         const normal = new runtime.LlamaChat({ contextSequence, chatWrapper: 'auto' });
-        chats.push({ normal, ignoringEos: new runtime.LlamaChat({ contextSequence, chatWrapper: withoutStopTriggers(normal.chatWrapper) }), prepare });
+        chats.push({ normal, ignoringEos: new runtime.LlamaChat({ contextSequence, chatWrapper: withoutStopTriggers(normal.chatWrapper) }) });
       }
       this.loaded = { runtime, llama, model, context, chats, contextSize: wanted };
       this.free.push(...chats);
@@ -467,7 +466,6 @@ class EngineState {
     };
     res.once('close', onClose);
     let release: (() => void) | undefined;
-    let releaseGate: (() => void) | undefined;
     let chats: SequenceChats | undefined;
     const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(arrived / 1000);
@@ -536,9 +534,6 @@ class EngineState {
             }
           : undefined,
       };
-      // From here until LlamaChat evaluates the prompt, the other generations wait at their next token, so
-      // the erase of this sequence's earlier tokens is not queued behind their whole replies.
-      releaseGate = chats.prepare();
       const result = await chat.generateResponse(history, generateOptions).finally(() => flush());
       if (signal.aborted) throw signal.reason;
       const finishReason = result.metadata.stopReason === 'maxTokens' ? 'length' : 'stop';
@@ -573,7 +568,6 @@ class EngineState {
         else sendJson(res, 503, errorBody(503, reason.message), { 'retry-after': '1', connection: 'close' });
       } else if (!res.writableEnded) res.destroy();
     } finally {
-      releaseGate?.();
       res.off('close', onClose);
       this.inFlight.delete(controller);
       this.kvTokens.delete(controller);

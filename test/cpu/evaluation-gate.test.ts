@@ -5,10 +5,13 @@ import { EvaluationGate, gateSequence, type EvaluatingSequence } from '../../src
 import { startCpuEngine, type RunningCpuEngine } from '../../src/cpu/server.js';
 import { requireCpuRuntime, TINY_CHAT } from './runtime.js';
 
-/** A sequence that yields the tokens it was given, one per next(), and logs what it was asked. */
+/**
+ * A sequence that yields the tokens it was given, one per next(), and logs what it was asked. Its erase
+ * settles when the test says so, as node-llama-cpp's does when the context lock comes free.
+ */
 class ScriptedSequence implements EvaluatingSequence {
-  nextTokenIndex = 0;
   readonly log: string[] = [];
+  private finishErase: ((err?: Error) => void) | undefined;
   constructor(readonly name: string) {}
 
   async *evaluate(tokens: number[]): AsyncGenerator<number, void, unknown> {
@@ -16,7 +19,6 @@ class ScriptedSequence implements EvaluatingSequence {
       let next = tokens[0]!;
       for (;;) {
         this.log.push(`${this.name} step ${next}`);
-        this.nextTokenIndex++;
         const replacement: unknown = yield next;
         next = typeof replacement === 'number' ? replacement : next + 1;
       }
@@ -25,74 +27,84 @@ class ScriptedSequence implements EvaluatingSequence {
     }
   }
 
+  eraseContextTokenRanges(ranges: ReadonlyArray<{ start: number; end: number }>): Promise<void> {
+    this.log.push(`${this.name} erase ${ranges.map((r) => `${r.start}-${r.end}`).join(' ')}`);
+    return new Promise((resolve, reject) => (this.finishErase = (err) => (err ? reject(err) : resolve())));
+  }
+
+  adaptStateToTokens(tokens: number[], _allowShift?: boolean): Promise<void> {
+    // As node-llama-cpp does: erase only when the tokens differ from what the sequence holds.
+    return tokens.length === 0 ? Promise.resolve() : this.eraseContextTokenRanges([{ start: 0, end: tokens.length }]);
+  }
+
+  lockFree(err?: Error): void {
+    this.finishErase?.(err);
+  }
+
   /** A method of the sequence's own, to see which `this` it runs with. */
   self(): this {
     return this;
   }
 }
 
-test('a generation waits at its next token while another sequence prepares, and goes on once that one evaluates', async () => {
+/** Lets pending callbacks run: long enough for anything not waiting on the gate to move. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await tick();
+}
+
+test('a generation waits at its next token while another sequence erases, and goes on once the erase is done', async () => {
   const gate = new EvaluationGate();
   const busy = new ScriptedSequence('busy');
   const used = new ScriptedSequence('used');
-  used.nextTokenIndex = 40; // holds an earlier request's tokens
-  const busyGated = gateSequence(busy, gate);
-  const usedGated = gateSequence(used, gate);
-
-  const running = busyGated.sequence.evaluate([1]);
+  const running = gateSequence(busy, gate).evaluate([1]);
   assert.deepEqual(await running.next(), { value: 1, done: false });
-  const release = usedGated.prepare();
+
+  const erase = gateSequence(used, gate).adaptStateToTokens([7, 8, 9], false);
   assert.equal(gate.closed, true);
   let resumed = false;
-  const waiting = running.next().then((step) => {
-    resumed = true;
-    return step;
-  });
-  for (let i = 0; i < 5; i++) await tick();
-  assert.equal(resumed, false, 'the busy sequence asked for no token while the other prepared');
+  const waiting = running.next().then((step) => ((resumed = true), step));
+  await settle();
+  assert.equal(resumed, false, 'the busy sequence asked for no token while the other erased');
   assert.deepEqual(busy.log, ['busy step 1']);
 
-  // The prepared sequence evaluates: the gate opens for everyone, itself included.
-  const fresh = usedGated.sequence.evaluate([100]);
+  used.lockFree();
+  await erase;
   assert.equal(gate.closed, false);
-  assert.deepEqual(await fresh.next(), { value: 100, done: false });
   assert.deepEqual(await waiting, { value: 2, done: false });
-  release(); // already released by evaluate(): a second release changes nothing
-  assert.equal(gate.closed, false);
-  await fresh.return(undefined);
   await running.return(undefined);
   assert.deepEqual(busy.log, ['busy step 1', 'busy step 2', 'busy closed']);
-  assert.deepEqual(used.log, ['used step 100', 'used closed']);
+  assert.deepEqual(used.log, ['used erase 0-3']);
 });
 
-test('an empty sequence does not close the gate; two preparing sequences hold it until both evaluate or give up', async () => {
+test('two erases hold the gate until both end, a failed one included; nothing to erase does not hold it', async () => {
   const gate = new EvaluationGate();
-  const empty = gateSequence(new ScriptedSequence('empty'), gate);
-  empty.prepare();
-  assert.equal(gate.closed, false);
-
   const a = new ScriptedSequence('a');
   const b = new ScriptedSequence('b');
-  a.nextTokenIndex = b.nextTokenIndex = 10;
   const ga = gateSequence(a, gate);
   const gb = gateSequence(b, gate);
-  ga.prepare();
-  const releaseB = gb.prepare();
-  const first = ga.sequence.evaluate([5]);
+  await ga.adaptStateToTokens([]);
+  assert.equal(gate.closed, false);
+
+  const eraseA = ga.eraseContextTokenRanges([{ start: 3, end: 9 }]);
+  const eraseB = gb.eraseContextTokenRanges([{ start: 0, end: 2 }]);
+  const tokens = gateSequence(new ScriptedSequence('c'), gate).evaluate([5]);
   let stepped = false;
-  const step = first.next().then((s) => ((stepped = true), s));
-  for (let i = 0; i < 5; i++) await tick();
-  assert.equal(stepped, false, 'a evaluated, but b still prepares');
-  releaseB(); // b's request ended without evaluating (an error, an abort)
+  const step = tokens.next().then((s) => ((stepped = true), s));
+  a.lockFree();
+  await eraseA;
+  await settle();
+  assert.equal(stepped, false, 'a has erased, b has not: even a first step waits');
+  b.lockFree(new Error('disposed'));
+  await assert.rejects(eraseB, /disposed/);
   assert.deepEqual(await step, { value: 5, done: false });
   assert.equal(gate.closed, false);
-  await first.return(undefined);
+  await tokens.return(undefined);
 });
 
 test('the gated sequence passes replacement tokens on and runs the sequence\'s methods on the sequence itself', async () => {
   const gate = new EvaluationGate();
   const target = new ScriptedSequence('s');
-  const { sequence } = gateSequence(target, gate);
+  const sequence = gateSequence(target, gate);
   assert.equal(sequence.self(), target);
   assert.equal(sequence.self, sequence.self, 'one bound method per name');
   const tokens = sequence.evaluate([1]);
