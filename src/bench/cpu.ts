@@ -17,6 +17,7 @@
  *
  * Flags: --rounds <n> (1 chat, default 120), --blocks <n> (4 chats, default 24), --max-tokens <n> (default 200),
  * --eos (replies end at the model's end of turn instead of exactly max-tokens through vLLM's ignore_eos),
+ * --chats <list> (concurrent chats to measure, default 1,4),
  * --threads <n> (engine threads, default 1), --warmup <n> (default 300), --out <dir> (default bench-results),
  * --no-pin (leave the processes unpinned: they then compete for the same CPUs).
  */
@@ -442,11 +443,15 @@ async function main(): Promise<void> {
   if (sets) execFileSync('taskset', ['-a', '-p', '-c', sets.rest, String(process.pid)], { stdio: 'ignore' });
   try {
     const base = { maxTokens, ignoreEos, threads, warmup, sets };
-    process.stderr.write(`1 chat: ${rounds} rounds of one request per path...\n`);
-    const one = await measure({ ...base, concurrency: 1, count: rounds, perBlock: 1 }, home, children);
-    process.stderr.write(`4 chats: ${blocks} rounds of a block of 4 x 4 requests per path...\n`);
-    const four = await measure({ ...base, concurrency: 4, count: blocks, perBlock: 16 }, home, children);
-    const results = [one, four];
+    const results: Result[] = [];
+    for (const chats of flag('chats', '1,4').split(',').map(Number)) {
+      // One chat: request by request. More: blocks of 4 requests per lane, so each block sees the lanes overlap.
+      const perBlock = chats === 1 ? 1 : chats * 4;
+      const count = chats === 1 ? rounds : blocks;
+      process.stderr.write(`${chats} chat(s): ${count} rounds of ${perBlock} request(s) per path...\n`);
+      results.push(await measure({ ...base, concurrency: chats, count, perBlock }, home, children));
+    }
+    const one = results[0]!;
     process.stdout.write(
       `cpu engine: tiny-chat, ${threads} thread(s), streamed replies of ${ignoreEos ? `exactly ${maxTokens}` : `up to ${maxTokens}`} tokens (mean ${one.meanCompletionTokens.toFixed(0)}); ` +
         `${cpus().length} CPUs, ${sets ? `engine on CPU ${sets.engine}, proxies and load generator on CPU ${sets.rest}` : 'not pinned'}; proxies warmed with ${warmup} requests\n` +
