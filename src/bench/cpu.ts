@@ -17,7 +17,8 @@
  *
  * Flags: --rounds <n> (1 chat, default 120), --blocks <n> (4 chats, default 24), --max-tokens <n> (default 200),
  * --eos (replies end at the model's end of turn instead of exactly max-tokens through vLLM's ignore_eos),
- * --chats <list> (concurrent chats to measure, default 1,4),
+ * --chats <list> (concurrent chats to measure, default 1,4), --load-with-engine (the load generator on the
+ * engine's CPUs instead of the proxies'),
  * --threads <n> (engine threads, default 1), --warmup <n> (default 300), --out <dir> (default bench-results),
  * --no-pin (leave the processes unpinned: they then compete for the same CPUs).
  */
@@ -449,8 +450,12 @@ async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-bench-cpu-'));
   const children: ChildProcess[] = [];
   const sets = cpuSets(threads);
-  // The load generator shares the proxies' CPUs, so the engine's CPUs stay the engine's alone on every path.
-  if (sets) execFileSync('taskset', ['-a', '-p', '-c', sets.rest, String(process.pid)], { stdio: 'ignore' });
+  // The load generator shares the proxies' CPUs by default, so the engine's CPUs stay the engine's alone on
+  // every path; --load-with-engine puts it on the engine's instead, leaving the proxies a CPU of their own as
+  // they have when clients are other machines (the engine then shares its CPU with the same client work on
+  // every path).
+  const loadWithEngine = process.argv.includes('--load-with-engine');
+  if (sets) execFileSync('taskset', ['-a', '-p', '-c', loadWithEngine ? sets.engine : sets.rest, String(process.pid)], { stdio: 'ignore' });
   try {
     const base = { maxTokens, ignoreEos, threads, warmup, sets };
     const results: Result[] = [];
@@ -464,7 +469,7 @@ async function main(): Promise<void> {
     const one = results[0]!;
     process.stdout.write(
       `cpu engine: tiny-chat, ${threads} thread(s), streamed replies of ${ignoreEos ? `exactly ${maxTokens}` : `up to ${maxTokens}`} tokens (mean ${one.meanCompletionTokens.toFixed(0)}); ` +
-        `${cpus().length} CPUs, ${sets ? `engine on CPU ${sets.engine}, proxies and load generator on CPU ${sets.rest}` : 'not pinned'}; proxies warmed with ${warmup} requests\n` +
+        `${cpus().length} CPUs, ${sets ? (loadWithEngine ? `engine and load generator on CPU ${sets.engine}, proxies on CPU ${sets.rest}` : `engine on CPU ${sets.engine}, proxies and load generator on CPU ${sets.rest}`) : 'not pinned'}; proxies warmed with ${warmup} requests\n` +
         'STREAM: tokens/s from the first content to [DONE]; RUN: tokens/s of the whole run, time to first token and gaps between requests included\n\n',
     );
     process.stdout.write(`${table(results)}\n`);
