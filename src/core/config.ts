@@ -200,6 +200,8 @@ export const configSchema = z
         audit: z.boolean().default(true),
         /** How often queued audit records are written, in one transaction. */
         auditFlushMs: z.number().int().min(10).max(10_000).default(100),
+        /** Audit records older than this are pruned by the daemon (the chain stays verifiable); 0 keeps them. */
+        auditRetentionDays: z.number().int().min(0).max(36_500).default(365),
       })
       .strict()
       .prefault({}),

@@ -331,9 +331,11 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     file: store.file,
     checkpointIntervalMs: config.store.checkpointIntervalMs,
     sweepIntervalMs: config.store.sweepIntervalMs,
+    auditRetentionMs: config.store.auditRetentionDays * 86_400_000,
     now: services.now,
     onError: (what, err) => log(`${what} failed`, (err as Error).message),
     onSweep: (n) => log(`swept ${n} expired session(s)`),
+    onAuditPrune: (n) => log(`pruned ${n} audit record(s) past ${config.store.auditRetentionDays} days`),
   });
   // Learn the served model and its context early, so the first turn does not wait for it.
   void services.upstreamInfo.get();

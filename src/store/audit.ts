@@ -122,12 +122,14 @@ export function createAuditWriter(
   const flushMs = options.flushMs ?? 100;
   const maxBatch = options.maxBatch ?? 512;
   const last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+  // After a prune that took every record, the chain goes on from the anchor.
+  const anchor = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit_anchor WHERE id = 1');
   const insert = db.prepare(
     `INSERT INTO audit_log (seq, at, key_id, method, route, session_id, upstream, status, outcome, error_code, prompt_tokens,
        completion_tokens, latency_ms, upstream_ms, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const write = db.transaction((entries: AuditEntry[]) => {
-    const tail = last.get();
+    const tail = last.get() ?? anchor.get();
     let seq = tail?.seq ?? 0;
     let prev = tail?.hash ?? GENESIS_HASH;
     for (const e of entries) {
@@ -187,12 +189,57 @@ export interface ChainCheck {
   records: number;
   /** The first record that does not fit the chain, and why. */
   broken?: { seq: number; reason: string };
+  /** Where the chain starts when its head was pruned (retention). */
+  anchor?: AuditAnchor;
 }
 
-/** Walks the whole chain in order (streaming, constant memory). */
+export interface AuditAnchor {
+  /** The last pruned record: the chain goes on from its hash. */
+  seq: number;
+  hash: string;
+  /** Records pruned in all, and when the last prune ran (ms). */
+  prunedRecords: number;
+  prunedAt: number;
+}
+
+export function auditAnchor(db: SqliteDatabase): AuditAnchor | undefined {
+  const row = db.prepare<[], { seq: number; hash: string; pruned_records: number; pruned_at: number }>('SELECT * FROM audit_anchor WHERE id = 1').get();
+  return row ? { seq: row.seq, hash: row.hash, prunedRecords: row.pruned_records, prunedAt: row.pruned_at } : undefined;
+}
+
+/**
+ * Retention: deletes the oldest records, those before the first record at or after `before` (ms), at most
+ * `limit` of them, in one transaction. The last one deleted becomes the anchor (its seq and hash), so the rest
+ * of the chain still verifies and new records extend it; the triggers refuse any other delete. Returns how
+ * many were deleted (call again while it returns `limit`).
+ */
+export function pruneAuditBefore(db: SqliteDatabase, before: number, now: number, limit = 5000): number {
+  return db.transaction(() => {
+    const floor = auditAnchor(db)?.seq ?? 0;
+    const firstKept = db.prepare<[number], { seq: number | null }>('SELECT MIN(seq) AS seq FROM audit_log WHERE at >= ?').get(before)?.seq ?? null;
+    const lastOld = db.prepare<[], { seq: number | null }>('SELECT MAX(seq) AS seq FROM audit_log').get()?.seq ?? null;
+    if (lastOld === null) return 0;
+    // A prefix of the chain: up to the record before the first one to keep, and never more than `limit`.
+    const upTo = Math.min(firstKept === null ? lastOld : firstKept - 1, floor + limit);
+    if (upTo <= floor) return 0;
+    const last = db.prepare<[number], { hash: string }>('SELECT hash FROM audit_log WHERE seq = ?').get(upTo);
+    if (!last) return 0;
+    const count = (db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM audit_log WHERE seq <= ?').get(upTo)?.n ?? 0);
+    db.prepare(
+      `INSERT INTO audit_anchor (id, seq, hash, pruned_records, pruned_at) VALUES (1, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+         pruned_records = audit_anchor.pruned_records + excluded.pruned_records, pruned_at = excluded.pruned_at`,
+    ).run(upTo, last.hash, count, now);
+    db.prepare('DELETE FROM audit_log WHERE seq <= ?').run(upTo);
+    return count;
+  })();
+}
+
+/** Walks the whole chain in order (streaming, constant memory), from the anchor when the head was pruned. */
 export function verifyAuditChain(db: SqliteDatabase): ChainCheck {
-  let prev = GENESIS_HASH;
-  let expectedSeq = 1;
+  const anchor = auditAnchor(db);
+  let prev = anchor?.hash ?? GENESIS_HASH;
+  let expectedSeq = (anchor?.seq ?? 0) + 1;
   let records = 0;
   for (const row of db.prepare<[], AuditRow>('SELECT * FROM audit_log ORDER BY seq').iterate()) {
     records++;
@@ -209,7 +256,7 @@ export function verifyAuditChain(db: SqliteDatabase): ChainCheck {
     prev = r.hash;
     expectedSeq++;
   }
-  return { ok: true, records };
+  return { ok: true, records, ...(anchor ? { anchor } : {}) };
 }
 
 /** Records finished at or after `since` (ms), oldest first, streamed. */

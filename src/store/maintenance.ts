@@ -1,5 +1,6 @@
 import type { SqliteDatabase } from './database.js';
 import type { SessionStore } from './sessions.js';
+import { pruneAuditBefore } from './audit.js';
 import { startCheckpointWorker, type Checkpointer } from './checkpointer.js';
 
 /** WAL length (pages; 32,768 pages of 4 KiB = 128 MiB) past which this thread checkpoints once so the WAL can rewind. */
@@ -10,11 +11,14 @@ export interface MaintenanceOptions {
   file: string;
   /** PASSIVE WAL checkpoint interval; checkpoints never run inside a request's commit. */
   checkpointIntervalMs?: number;
-  /** Expired-session sweep interval. */
+  /** Expired-session sweep interval (audit retention runs on it too). */
   sweepIntervalMs?: number;
+  /** Audit records older than this are pruned on each sweep; 0 or absent keeps them. */
+  auditRetentionMs?: number;
   now?: () => number;
-  onError?: (what: 'checkpoint' | 'sweep', err: unknown) => void;
+  onError?: (what: 'checkpoint' | 'sweep' | 'audit prune', err: unknown) => void;
   onSweep?: (deleted: number) => void;
+  onAuditPrune?: (pruned: number) => void;
   /** WAL length in pages that triggers the rewind checkpoint on this thread (default WAL_REWIND_FRAMES). */
   walRewindFrames?: number;
   onRewind?: () => void;
@@ -91,8 +95,27 @@ export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, opt
       options.onError?.('sweep', err);
     }
   };
-  const sweep = setInterval(() => sweepOnce(0), options.sweepIntervalMs ?? 60_000);
+  const retention = options.auditRetentionMs ?? 0;
+  // In batches of `batch` records, yielding between them, like the session sweep.
+  const pruneAuditOnce = (total: number): void => {
+    if (stopped || retention <= 0) return;
+    try {
+      const n = pruneAuditBefore(db, now() - retention, now(), batch);
+      if (n === batch) {
+        setImmediate(() => pruneAuditOnce(total + n));
+        return;
+      }
+      if (total + n > 0) options.onAuditPrune?.(total + n);
+    } catch (err) {
+      options.onError?.('audit prune', err);
+    }
+  };
+  const sweep = setInterval(() => {
+    sweepOnce(0);
+    pruneAuditOnce(0);
+  }, options.sweepIntervalMs ?? 60_000);
   sweep.unref();
+  setImmediate(() => pruneAuditOnce(0));
 
   // Once at start: a retention set or lowered since sessions were stored caps their expiry too (new turns
   // apply it as they are written). In small batches, yielding between them; then one sweep deletes them.

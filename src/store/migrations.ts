@@ -95,6 +95,30 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     `,
   },
+  {
+    version: 3,
+    description: 'audit log retention: the head of the chain may be pruned behind an anchor',
+    sql: `
+      -- The last pruned record's seq and hash: the chain is verified from here, and new records extend it.
+      -- One row, which only moves forward and cannot be removed.
+      CREATE TABLE audit_anchor (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        seq             INTEGER NOT NULL,
+        hash            TEXT NOT NULL,
+        pruned_records  INTEGER NOT NULL,
+        pruned_at       INTEGER NOT NULL
+      );
+      CREATE TRIGGER audit_anchor_forward BEFORE UPDATE ON audit_anchor WHEN NEW.seq < OLD.seq
+        BEGIN SELECT RAISE(ABORT, 'the audit anchor only moves forward'); END;
+      CREATE TRIGGER audit_anchor_no_delete BEFORE DELETE ON audit_anchor
+        BEGIN SELECT RAISE(ABORT, 'the audit anchor cannot be removed'); END;
+      -- Records may be deleted only at or before the anchor (retention); any other delete is refused.
+      DROP TRIGGER audit_log_no_delete;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        WHEN OLD.seq > COALESCE((SELECT seq FROM audit_anchor WHERE id = 1), 0)
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: only records up to the retention anchor may be pruned'); END;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,16 +1,17 @@
 import type { Command } from 'commander';
 import { EnvironmentError, UsageError } from '../../core/errors.js';
-import { auditSince, verifyAuditChain, type AuditRecord } from '../../store/audit.js';
+import { auditSince, pruneAuditBefore, verifyAuditChain, type AuditRecord } from '../../store/audit.js';
+import { scrubBlocking } from '../../store/retention.js';
 import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
 import { formatTable } from '../output.js';
 import { parseDuration } from './sessions.js';
 
 /** "30d" (that long ago) or a date/time Date.parse understands ("2026-01-31", "2026-01-31T12:00:00Z"). */
-export function parseSince(text: string, now = Date.now()): number {
+export function parseSince(text: string, now = Date.now(), option = '--since'): number {
   if (/^\d+\s*[smhdw]$/.test(text.trim())) return now - parseDuration(text);
   const at = Date.parse(text);
-  if (Number.isNaN(at)) throw new UsageError(`--since "${text}" is neither a duration nor a time`, { next: 'Write a duration (30d, 12h) or a time (2026-01-31 or 2026-01-31T12:00:00Z).' });
+  if (Number.isNaN(at)) throw new UsageError(`${option} "${text}" is neither a duration nor a time`, { next: 'Write a duration (30d, 12h) or a time (2026-01-31 or 2026-01-31T12:00:00Z).' });
   return at;
 }
 
@@ -41,7 +42,32 @@ export function register(program: Command): void {
             next: `Records before ${check.broken!.seq} are intact. Keep a copy of the file as evidence, and compare it with your last export (cs-llm audit export).`,
           });
         }
-        if (!opts.json) output.out(`audit log ok: ${check.records} record(s), hash chain intact`);
+        if (!opts.json) {
+          const from = check.anchor
+            ? `, from record ${check.anchor.seq + 1} (${check.anchor.prunedRecords} older record(s) pruned, last on ${iso(check.anchor.prunedAt)}; the chain starts from the last pruned record's hash)`
+            : '';
+          output.out(`audit log ok: ${check.records} record(s), hash chain intact${from}`);
+        }
+      } finally {
+        store.close();
+      }
+    });
+
+  dbOption(audit.command('prune'))
+    .description('Delete the records older than a time (the daemon does it by store.auditRetentionDays); the rest still verifies')
+    .requiredOption('--older-than <time|duration>', 'e.g. 365d, 2026-01-31')
+    .option('--json', 'print {"pruned", "anchor"} as JSON')
+    .action((opts: { db?: string; olderThan: string; json?: boolean }, command: Command) => {
+      const before = parseSince(opts.olderThan, Date.now(), '--older-than');
+      const { store, output } = openFor(command, opts.db);
+      try {
+        let pruned = 0;
+        for (let n = -1; n !== 0; pruned += n) n = pruneAuditBefore(store.db, before, Date.now());
+        // The deleted rows name sessions and keys: out of the WAL file too, as for sessions.
+        const scrubbed = pruned === 0 || scrubBlocking(store.db);
+        const check = verifyAuditChain(store.db);
+        if (opts.json) output.json({ pruned, scrubbed, anchor: check.anchor ?? null });
+        else output.out(`pruned ${pruned} audit record(s) older than ${iso(before)}; ${check.records} kept${scrubbed ? '' : ' (the WAL file could not be truncated yet: another process holds the database; the daemon retries)'}`);
       } finally {
         store.close();
       }
