@@ -128,6 +128,18 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** Per-key request rate limits on /v1/* (token buckets); 0 requests per minute: none. */
+        rateLimit: z
+          .object({
+            requestsPerMinute: z.number().int().min(0).default(0),
+            burst: z.number().int().min(1).optional(),
+            /** By key prefix as `cs-llm keys list` shows it; overrides the default for that key. */
+            keys: z
+              .record(z.string().regex(/^\S+$/), z.object({ requestsPerMinute: z.number().int().min(0), burst: z.number().int().min(1).optional() }).strict())
+              .default({}),
+          })
+          .strict()
+          .prefault({}),
         tools: z.array(toolSchema).default([]),
         /** Model rounds that may end in tool calls per turn (a profile may override). */
         maxToolRounds: z.number().int().min(1).max(20).default(4),

@@ -11,6 +11,7 @@ import { openStore, storeFile, type Store } from '../store/store.js';
 import { protectionFor, requireContentKeys } from '../store/protection.js';
 import { KEY_PREFIX } from '../store/keys.js';
 import { attachAudit, requestSessionId } from '../compliance/audit-observer.js';
+import { KeyRateLimiter } from './rate-limit.js';
 import { ApiError, sendError } from './api-error.js';
 import { chatCompletions } from './handlers/chat-completions.js';
 import { healthz, readyz } from './handlers/health.js';
@@ -193,6 +194,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   const route = createRouter([...routesFor(services), { method: 'GET', path: '/metrics', handler: metrics.handler }]);
   const allowedHosts = allowedHostsFor(host, config.daemon.allowedHosts);
 
+  const rateLimiter = new KeyRateLimiter(config.daemon.rateLimit);
   let inFlight = 0;
   let draining = false;
   let onDrained: (() => void) | null = null;
@@ -291,6 +293,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
           headers: { 'www-authenticate': 'Bearer' },
         });
       }
+      // Health checks and metrics stay answerable whatever a key's rate; the API is limited per key.
+      if (rateLimiter.active && pathname.startsWith('/v1/')) rateLimiter.check(ctx.record.keyId, Date.now());
       const match = route(req.method ?? 'GET', pathname);
       if (match.kind === 'not-found') throw new ApiError(404, `no route ${req.method} ${pathname}`, { code: 'unknown_route' });
       if (match.kind === 'method-not-allowed') {
