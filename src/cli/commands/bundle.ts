@@ -7,6 +7,7 @@ import { BundleIntegrityError, inspectBundle, type InspectResult } from '../../b
 import { contextFor } from '../context.js';
 import { formatBytes, formatTable, paint, type Output } from '../output.js';
 import { progressBar } from '../progress.js';
+import { cancellable } from '../cancellable.js';
 
 /**
  * `cs-llm bundle create|inspect|load`: offline bundles for air-gapped hosts. Thin: flags in, the bundle
@@ -19,19 +20,6 @@ function formatBytesEvent(event: Extract<BundleProgress, { type: 'bytes' }>): st
   return `${event.label}: ${formatBytes(event.doneBytes)}${total}`;
 }
 
-/** Ctrl-C (or SIGTERM) cancels the work; the service then removes what it had started. */
-async function cancellable<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    return await work(abort.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
 
 interface Renderer {
   listener: BundleProgressListener;

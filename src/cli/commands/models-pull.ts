@@ -7,6 +7,7 @@ import { pullGguf, type GgufPullProgress, type PullGgufResult } from '../../mode
 import { contextFor } from '../context.js';
 import { formatBytes, paint, type Output } from '../output.js';
 import { progressBar } from '../progress.js';
+import { cancellable } from '../cancellable.js';
 
 /**
  * `cs-llm models pull <id>`: download a catalog GGUF for the cpu engine. Progress goes to stderr: a redrawn
@@ -112,19 +113,6 @@ function printResult(output: Output, result: PullGgufResult): void {
   output.out(`next: cs-llm up --engine cpu --model ${result.id}`);
 }
 
-/** Ctrl-C stops the download; the part file stays for the next run. */
-async function cancellable<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    return await work(abort.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
 
 export function registerPull(models: Command): void {
   models
