@@ -1,40 +1,28 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI from 'openai';
-import { loadConfig } from '../../src/core/config.js';
-import { startDaemon, type Daemon } from '../../src/daemon/server.js';
-import { startCpuEngine, type RunningCpuEngine } from '../../src/cpu/server.js';
-import { cpuRuntimeDir } from '../../src/cpu/runtime.js';
-import { existsSync } from 'node:fs';
-import { TINY_MEMORY } from './runtime.js';
+import type { Daemon } from '../../src/daemon/server.js';
+import type { RunningCpuEngine } from '../../src/cpu/server.js';
+import { cpuRuntimeSkip, startEngineWithDaemon, TINY_MEMORY, type EngineWithDaemon } from './runtime.js';
 
 /**
  * Session memory proven on a real LLM: the tiny memory model answers "What is my name?" with the name only
  * when the daemon sent the earlier turn. One engine and one daemon for the file (loading is the slow part).
  */
-const runtimeInstalled = existsSync(join(cpuRuntimeDir(), 'node_modules', 'node-llama-cpp', 'package.json'));
-if (!runtimeInstalled && process.env.CI === 'true') throw new Error('CI=true but the CPU engine runtime is not installed; .ci/run installs it (npm run setup:cpu)');
-const skip = runtimeInstalled ? false : 'the CPU engine runtime is not installed (npm run setup:cpu)';
+const skip = cpuRuntimeSkip();
 
+let running: EngineWithDaemon | undefined;
 let engine: RunningCpuEngine;
 let daemon: Daemon;
-let home: string;
 
 before(async () => {
   if (skip) return;
-  engine = await startCpuEngine({ modelPath: TINY_MEMORY, port: 0, threads: 1, ctxSize: 512, log: () => {} });
-  home = mkdtempSync(join(tmpdir(), 'cs-llm-cpu-daemon-'));
-  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home }, flags: { daemon: { upstream: engine.url } } });
-  daemon = await startDaemon({ config, paths, port: 0 });
+  running = await startEngineWithDaemon(TINY_MEMORY);
+  ({ engine, daemon } = running);
 });
 
 after(async () => {
-  await daemon?.close('test over');
-  await engine?.close();
-  if (home) rmSync(home, { recursive: true, force: true });
+  await running?.close();
 });
 
 function client(sessionId?: string): OpenAI {

@@ -1,24 +1,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI from 'openai';
-import { loadConfig } from '../../src/core/config.js';
-import { startDaemon, type Daemon } from '../../src/daemon/server.js';
-import { startCpuEngine, type RunningCpuEngine } from '../../src/cpu/server.js';
+import type { Daemon } from '../../src/daemon/server.js';
+import type { RunningCpuEngine } from '../../src/cpu/server.js';
 import { endOfGenerationTokens, ignoreEosProblem, withoutStopTriggers } from '../../src/cpu/ignore-eos.js';
-import { cpuRuntimeDir, loadNodeLlamaCpp, type ChatWrapperLike, type HistoryItem } from '../../src/cpu/runtime.js';
-import { TINY_CHAT } from './runtime.js';
+import { loadNodeLlamaCpp, type ChatWrapperLike, type HistoryItem } from '../../src/cpu/runtime.js';
+import { cpuRuntimeSkip, startEngineWithDaemon, TINY_CHAT, type EngineWithDaemon } from './runtime.js';
 
 /**
  * vLLM's ignore_eos on the CPU engine, with tiny-chat: "What is 2+2?" gets a short reply at temperature 0
  * (22 tokens here), so a reply of 150 tokens can only come from generating past the end of generation.
  * One engine and one stateless daemon in front of it for the file (loading is the slow part).
  */
-const runtimeInstalled = existsSync(join(cpuRuntimeDir(), 'node_modules', 'node-llama-cpp', 'package.json'));
-if (!runtimeInstalled && process.env.CI === 'true') throw new Error('CI=true but the CPU engine runtime is not installed; .ci/run installs it (npm run setup:cpu)');
-const skip = runtimeInstalled ? false : 'the CPU engine runtime is not installed (npm run setup:cpu)';
+const skip = cpuRuntimeSkip();
 
 const MAX = 150;
 const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', content: 'What is 2+2?' }];
@@ -26,22 +20,18 @@ const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', cont
 type Params = OpenAI.Chat.ChatCompletionCreateParamsNonStreaming & { ignore_eos?: unknown };
 type StreamParams = OpenAI.Chat.ChatCompletionCreateParamsStreaming & { ignore_eos?: unknown };
 
+let running: EngineWithDaemon | undefined;
 let engine: RunningCpuEngine;
 let daemon: Daemon;
-let home: string;
 
 before(async () => {
   if (skip) return;
-  engine = await startCpuEngine({ modelPath: TINY_CHAT, port: 0, threads: 1, ctxSize: 512, log: () => {} });
-  home = mkdtempSync(join(tmpdir(), 'cs-llm-cpu-ignore-eos-'));
-  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home }, flags: { daemon: { upstream: engine.url } } });
-  daemon = await startDaemon({ config, paths, port: 0 });
+  running = await startEngineWithDaemon(TINY_CHAT);
+  ({ engine, daemon } = running);
 });
 
 after(async () => {
-  await daemon?.close('test over');
-  await engine?.close();
-  if (home) rmSync(home, { recursive: true, force: true });
+  await running?.close();
 });
 
 const clientOf = (baseURL: string) => new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
