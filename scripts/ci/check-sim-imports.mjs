@@ -27,7 +27,8 @@ for (const file of jsFiles(root)) {
     if (specifier.startsWith('node:') || builtins.has(specifier)) continue;
     if (specifier.startsWith('.') || isAbsolute(specifier)) {
       const target = resolve(dirname(file), specifier);
-      if (relative(root, target).startsWith('..')) problems.push(`${where}: imports ${specifier}, which is outside ${relative(process.cwd(), root)}`);
+      if (relative(root, target).startsWith('..'))
+        problems.push(`${where}: imports ${specifier}, which is outside ${relative(process.cwd(), root)}`);
       else if (!existsSync(target)) problems.push(`${where}: imports ${specifier}, which does not exist`);
       continue;
     }

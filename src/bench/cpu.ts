@@ -59,7 +59,12 @@ async function runRelayRole(): Promise<void> {
     req.on('end', () => {
       const body = Buffer.concat(parts);
       pool
-        .request({ path: req.url ?? '/', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(body.length) }, body })
+        .request({
+          path: req.url ?? '/',
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
+          body,
+        })
         .then((upstream) => {
           res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
           upstream.body.on('data', (chunk: Buffer) => res.write(chunk));
@@ -120,15 +125,24 @@ function spawnNode(args: string[], cpuList: string | undefined, options: SpawnOp
 async function startEngine(threads: number, parallel: number, sets: CpuSets | null): Promise<{ url: string; child: ChildProcess }> {
   const main = join(root, ext === 'ts' ? 'src' : 'dist', 'cpu', `main.${ext}`);
   const model = join(root, 'models', 'tiny-chat.gguf');
-  const child = spawnNode([main, '--model', model, '--port', '0', '--threads', String(threads), '--parallel', String(parallel), '--max-queue', '64'], sets?.engine, {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawnNode(
+    [main, '--model', model, '--port', '0', '--threads', String(threads), '--parallel', String(parallel), '--max-queue', '64'],
+    sets?.engine,
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const url = await waitForLine(child, (line) => /listening on (http:\/\/\S+)/.exec(line)?.[1] ?? null, 'the cpu engine');
   await waitForLine(child, (line) => (/Application startup complete/.test(line) ? line : null), 'the cpu engine');
   return { url, child };
 }
 
-async function startProxy(role: 'daemon' | 'relay', upstream: string, home: string, sets: CpuSets | null): Promise<{ url: string; child: ChildProcess }> {
+async function startProxy(
+  role: 'daemon' | 'relay',
+  upstream: string,
+  home: string,
+  sets: CpuSets | null,
+): Promise<{ url: string; child: ChildProcess }> {
   const child = spawnNode([here, '--role', role, '--upstream', upstream], sets?.rest, {
     env: { ...process.env, CS_LLM_HOME: home },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -166,33 +180,37 @@ function streamChat(agent: Agent, baseUrl: string, maxTokens: number, seed: numb
   });
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const req = request(`${baseUrl}/v1/chat/completions`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        reject(new Error(`chat answered ${res.statusCode}`));
-        return;
-      }
-      let ttftMs = -1;
-      let doneMs = -1;
-      let tail = '';
-      res.on('data', (chunk: Buffer) => {
-        // The first chunk after the role-only one carries content; a content field with a non-empty string.
-        for (let at = ttftMs < 0 ? chunk.indexOf(CONTENT) : -1; at >= 0; at = chunk.indexOf(CONTENT, at + 1)) {
-          if (chunk[at + CONTENT.length] === 0x22) continue;
-          ttftMs = performance.now() - started;
-          break;
+    const req = request(
+      `${baseUrl}/v1/chat/completions`,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`chat answered ${res.statusCode}`));
+          return;
         }
-        if (doneMs < 0 && chunk.indexOf(DONE) >= 0) doneMs = performance.now() - started;
-        tail = (tail + chunk.toString('latin1')).slice(-600);
-      });
-      res.on('end', () => {
-        const totalMs = performance.now() - started;
-        const usage = /"completion_tokens":(\d+)/.exec(tail);
-        if (!usage || ttftMs < 0 || doneMs < 0) return reject(new Error('the stream ended without content, usage or [DONE]'));
-        resolve({ ttftMs, doneMs, totalMs, tokens: Number(usage[1]) });
-      });
-      res.on('error', reject);
-    });
+        let ttftMs = -1;
+        let doneMs = -1;
+        let tail = '';
+        res.on('data', (chunk: Buffer) => {
+          // The first chunk after the role-only one carries content; a content field with a non-empty string.
+          for (let at = ttftMs < 0 ? chunk.indexOf(CONTENT) : -1; at >= 0; at = chunk.indexOf(CONTENT, at + 1)) {
+            if (chunk[at + CONTENT.length] === 0x22) continue;
+            ttftMs = performance.now() - started;
+            break;
+          }
+          if (doneMs < 0 && chunk.indexOf(DONE) >= 0) doneMs = performance.now() - started;
+          tail = (tail + chunk.toString('latin1')).slice(-600);
+        });
+        res.on('end', () => {
+          const totalMs = performance.now() - started;
+          const usage = /"completion_tokens":(\d+)/.exec(tail);
+          if (!usage || ttftMs < 0 || doneMs < 0) return reject(new Error('the stream ended without content, usage or [DONE]'));
+          resolve({ ttftMs, doneMs, totalMs, tokens: Number(usage[1]) });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -201,7 +219,9 @@ function streamChat(agent: Agent, baseUrl: string, maxTokens: number, seed: numb
 /** CPU milliseconds (user + system) a process has used, from /proc (Linux); 0 where it cannot be read. */
 function cpuMs(pid: number | undefined): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ');
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command; clock ticks of 1/100 s.
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
@@ -290,7 +310,14 @@ interface Result {
   paths: Record<Path, PathResult>;
 }
 
-async function lanes(agent: Agent, url: string, concurrency: number, seeds: number[], maxTokens: number, ignoreEos: boolean): Promise<Unit> {
+async function lanes(
+  agent: Agent,
+  url: string,
+  concurrency: number,
+  seeds: number[],
+  maxTokens: number,
+  ignoreEos: boolean,
+): Promise<Unit> {
   let next = 0;
   const timings: ChatTiming[] = [];
   const started = performance.now();
@@ -400,12 +427,14 @@ const pct = (v: number) => `${v.toFixed(2)}%`;
 
 function table(results: Result[]): string {
   const lines: string[] = [];
-  const header = 'CHATS  PATH    STREAM tok/s  COST (95% CI)              RUN tok/s  COST (95% CI)              TTFT p50/p90      CPU/REQUEST  CPU/ENGINE CPU';
+  const header =
+    'CHATS  PATH    STREAM tok/s  COST (95% CI)              RUN tok/s  COST (95% CI)              TTFT p50/p90      CPU/REQUEST  CPU/ENGINE CPU';
   lines.push(header);
   for (const r of results) {
     for (const path of PATHS) {
       const p = r.paths[path];
-      const cost = (value?: number, ci?: [number, number]) => (value === undefined || !ci ? '' : `${pct(value)} (${pct(ci[0])}..${pct(ci[1])})`);
+      const cost = (value?: number, ci?: [number, number]) =>
+        value === undefined || !ci ? '' : `${pct(value)} (${pct(ci[0])}..${pct(ci[1])})`;
       lines.push(
         [
           String(r.concurrency).padEnd(7),
@@ -477,7 +506,10 @@ async function main(): Promise<void> {
     for (const r of results) process.stdout.write(`${verdict(r)}\n`);
     mkdirSync(out, { recursive: true });
     const file = join(out, `bench-cpu-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, `${JSON.stringify({ threads, maxTokens, ignoreEos, warmup, cpus: cpus().length, cpuSets: sets, results }, null, 2)}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ threads, maxTokens, ignoreEos, warmup, cpus: cpus().length, cpuSets: sets, results }, null, 2)}\n`,
+    );
     process.stdout.write(`results: ${file}\n`);
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');

@@ -48,7 +48,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
           const { body, headers } = options.request(w);
           const t0 = performance.now();
           try {
-            const res = await pool.request({ path: options.path, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+            const res = await pool.request({
+              path: options.path,
+              method: 'POST',
+              headers: { 'content-type': 'application/json', ...headers },
+              body,
+            });
             await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
             const t1 = performance.now();
             if (res.statusCode !== 200) errors++;

@@ -48,7 +48,10 @@ async function runRole(role: string): Promise<void> {
 }
 
 function startRole(role: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [...process.execArgv, here, '--role', role, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, here, '--role', role, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.once('line', (line) => {
@@ -116,7 +119,11 @@ async function main(): Promise<void> {
     const daemon = await startRole('daemon', ['--upstream', sim.url], env);
     children.push(daemon.child);
 
-    const body = JSON.stringify({ model: 'cs-llm-sim', max_tokens: 16, messages: [{ role: 'user', content: 'Hello, where is my parcel?' }] });
+    const body = JSON.stringify({
+      model: 'cs-llm-sim',
+      max_tokens: 16,
+      messages: [{ role: 'user', content: 'Hello, where is my parcel?' }],
+    });
     const withHistory = historyBody();
     const rows: Row[] = [];
     let run = 0;
@@ -140,7 +147,8 @@ async function main(): Promise<void> {
         const cpuAfter = [cpuMs(daemon.child.pid), cpuMs(sim.child.pid)];
         // Warm-up requests are not counted, so CPU per request is over the whole phase's requests, estimated.
         const total = result.requests * ((durationMs + warmupMs) / durationMs);
-        const perRequest = (i: number) => (cpuBefore[i] === null || cpuAfter[i] === null || total === 0 ? null : ((cpuAfter[i]! - cpuBefore[i]!) * 1000) / total);
+        const perRequest = (i: number) =>
+          cpuBefore[i] === null || cpuAfter[i] === null || total === 0 ? null : ((cpuAfter[i]! - cpuBefore[i]!) * 1000) / total;
         rows.push({
           path,
           concurrency,
@@ -154,7 +162,11 @@ async function main(): Promise<void> {
 
     // The session path sends the engine a longer prompt (the window); its fair baseline is straight+history.
     const baseline = (r: Row) =>
-      rows.find((b) => b.concurrency === r.concurrency && b.path === (r.path === 'session' || r.path === 'straight+history' ? 'straight+history' : 'straight'))!;
+      rows.find(
+        (b) =>
+          b.concurrency === r.concurrency &&
+          b.path === (r.path === 'session' || r.path === 'straight+history' ? 'straight+history' : 'straight'),
+      )!;
     const table = rows.map((r) => {
       const base = baseline(r);
       return {
@@ -176,7 +188,8 @@ async function main(): Promise<void> {
       cpuModel: cpus()[0]?.model ?? 'unknown',
       durationMs,
       warmupMs,
-      request: 'POST /v1/chat/completions, non-streaming, max_tokens 16, one user message (session: each worker its own session, window 10 turns; straight+history: the same-size prompt sent straight)',
+      request:
+        'POST /v1/chat/completions, non-streaming, max_tokens 16, one user message (session: each worker its own session, window 10 turns; straight+history: the same-size prompt sent straight)',
       rows: table,
       store,
     };
@@ -184,7 +197,19 @@ async function main(): Promise<void> {
     const file = join(outDir, `bench-${result.date.replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 
-    const header = ['path', 'c', 'req/s', 'p50 ms', 'p99 ms', 'vs', 'added p50 ms', 'x rps', 'daemon self p50 ms', 'daemon CPU us/req', 'errors'];
+    const header = [
+      'path',
+      'c',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'vs',
+      'added p50 ms',
+      'x rps',
+      'daemon self p50 ms',
+      'daemon CPU us/req',
+      'errors',
+    ];
     const lines = table.map((r) => [
       r.path,
       String(r.concurrency),
@@ -206,7 +231,9 @@ async function main(): Promise<void> {
         `load 8 turns p50 ${st.loadWindow.p50Us.toFixed(1)} us / p99 ${st.loadWindow.p99Us.toFixed(1)} us; ` +
         `append a turn p50 ${st.appendTurn.p50Us.toFixed(1)} us / p99 ${st.appendTurn.p99Us.toFixed(1)} us`,
     );
-    process.stdout.write(`${out}\n\n${storeLines.map((l) => `${l}\n`).join('')}\n${cpus().length} CPU(s), ${process.version}; results in ${file}\n`);
+    process.stdout.write(
+      `${out}\n\n${storeLines.map((l) => `${l}\n`).join('')}\n${cpus().length} CPU(s), ${process.version}; results in ${file}\n`,
+    );
   } finally {
     for (const child of children) child.kill('SIGTERM');
     rmSync(home, { recursive: true, force: true });

@@ -27,7 +27,8 @@ export function benchStore(sessions: number, synchronous: 'NORMAL' | 'FULL' = 'N
       { role: 'assistant', content: 'I am sorry to hear that. Let me check the status of your order; could you give me the order number?' },
     ];
     const fill = store.db.transaction((from: number, to: number) => {
-      for (let s = from; s < to; s++) for (let t = 0; t < 4; t++) store.sessions.appendTurn(`session-${s}`, 'default', turn(t), 3_600_000, now);
+      for (let s = from; s < to; s++)
+        for (let t = 0; t < 4; t++) store.sessions.appendTurn(`session-${s}`, 'default', turn(t), 3_600_000, now);
     });
     for (let s = 0; s < sessions; s += 10_000) fill(s, Math.min(sessions, s + 10_000));
     store.db.pragma('wal_checkpoint(TRUNCATE)');

@@ -2,7 +2,16 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { parsePaxRecords, parseTarHeader, TAR_BLOCK, tarEnd, tarHeader, tarPadding, TarFormatError, type TarEntryType } from '../core/tar.js';
+import {
+  parsePaxRecords,
+  parseTarHeader,
+  TAR_BLOCK,
+  tarEnd,
+  tarHeader,
+  tarPadding,
+  TarFormatError,
+  type TarEntryType,
+} from '../core/tar.js';
 
 /**
  * The bundle file as a tar archive on disk. Writing is sequential with explicit positions, so a header
@@ -66,7 +75,12 @@ export class ArchiveWriter {
    * placeholder header is patched at the end. A source that yields another size than announced fails (a
    * file that changed while it was being bundled).
    */
-  async addFile(path: string, source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, expectedSize: number | null, onBytes?: (bytes: number) => void): Promise<WrittenFile> {
+  async addFile(
+    path: string,
+    source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+    expectedSize: number | null,
+    onBytes?: (bytes: number) => void,
+  ): Promise<WrittenFile> {
     const headerAt = this.position;
     const header = this.header(path, 'file', expectedSize ?? 0);
     if (expectedSize === null && header.length !== TAR_BLOCK) throw new Error(`member path too long for a patched header: ${path}`);
@@ -75,13 +89,15 @@ export class ArchiveWriter {
     let size = 0;
     for await (const raw of source) {
       const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
-      if (expectedSize !== null && size + chunk.length > expectedSize) throw new Error(`${path} grew while it was being written to the bundle`);
+      if (expectedSize !== null && size + chunk.length > expectedSize)
+        throw new Error(`${path} grew while it was being written to the bundle`);
       hash.update(chunk);
       await this.write(chunk);
       size += chunk.length;
       onBytes?.(chunk.length);
     }
-    if (expectedSize !== null && size !== expectedSize) throw new Error(`${path} is ${size} bytes, expected ${expectedSize}: it changed while it was being written to the bundle`);
+    if (expectedSize !== null && size !== expectedSize)
+      throw new Error(`${path} is ${size} bytes, expected ${expectedSize}: it changed while it was being written to the bundle`);
     if (expectedSize === null) await this.patch(headerAt, this.header(path, 'file', size));
     const pad = tarPadding(size);
     if (pad) await this.write(Buffer.alloc(pad));
@@ -152,7 +168,8 @@ export async function readArchiveIndex(file: string): Promise<ArchiveIndex> {
       try {
         header = parseTarHeader(block);
       } catch (err) {
-        if (entries.length === 0 && !(err instanceof TarFormatError && /checksum/.test(err.message))) throw new NotATarError((err as Error).message);
+        if (entries.length === 0 && !(err instanceof TarFormatError && /checksum/.test(err.message)))
+          throw new NotATarError((err as Error).message);
         if (entries.length === 0) throw new NotATarError('the first block is not a tar header');
         problems.push(`a corrupt header ${after()} (${(err as Error).message})`);
         break;
@@ -187,7 +204,8 @@ export async function readArchiveIndex(file: string): Promise<ArchiveIndex> {
       if (entry.truncated) break;
       at = next;
     }
-    if (!ended && problems.length === 0 && !entries.at(-1)?.truncated) problems.push(`the archive has no end marker ${after()} (truncated)`);
+    if (!ended && problems.length === 0 && !entries.at(-1)?.truncated)
+      problems.push(`the archive has no end marker ${after()} (truncated)`);
     return { entries, fileSize, problems };
   } finally {
     await handle.close();

@@ -18,7 +18,17 @@ import { findModel, loadCatalog } from '../models/catalog.js';
 import type { ModelEntry } from '../models/schema.js';
 import { ArchiveWriter } from './archive.js';
 import { inspectImage, isIdReference, saveImage } from './image.js';
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, cacheRelOf, GGUF_PREFIX, hfMemberPath, MANIFEST_MEMBER, manifestSchema, type BundleManifest, type BundleMember } from './manifest.js';
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_FORMAT_VERSION,
+  cacheRelOf,
+  GGUF_PREFIX,
+  hfMemberPath,
+  MANIFEST_MEMBER,
+  manifestSchema,
+  type BundleManifest,
+  type BundleMember,
+} from './manifest.js';
 import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
 import { freeDisk } from '../core/disk.js';
 import { formatGiB } from '../models/fit.js';
@@ -63,7 +73,9 @@ export function defaultBundleName(modelId: string, kind: EngineKind): string {
 function bundleKind(request: CreateBundleRequest): EngineKind {
   const raw = request.engine ?? request.config.engine.kind;
   if (!['auto', 'vllm', 'sim', 'cpu'].includes(raw)) {
-    throw new UsageError(`--engine must be vllm, cpu or sim, got "${raw}"`, { next: 'Use --engine vllm for a GPU host, cpu for a CPU-only host, or sim for the simulator.' });
+    throw new UsageError(`--engine must be vllm, cpu or sim, got "${raw}"`, {
+      next: 'Use --engine vllm for a GPU host, cpu for a CPU-only host, or sim for the simulator.',
+    });
   }
   return resolveKind(raw as Config['engine']['kind']);
 }
@@ -81,9 +93,12 @@ async function checkRoom(outDir: string, neededBytes: number): Promise<void> {
   const { freeBytes: free } = await freeDisk(outDir);
   if (free === null) return; // cannot tell: the write itself will say
   if (free < neededBytes) {
-    throw new EnvironmentError(`not enough disk for the bundle at ${outDir}: it needs about ${formatGiB(neededBytes)}, ${formatGiB(free)} are free`, {
-      next: 'Write it to a larger disk with --out /path/on/that/disk/bundle.tar.',
-    });
+    throw new EnvironmentError(
+      `not enough disk for the bundle at ${outDir}: it needs about ${formatGiB(neededBytes)}, ${formatGiB(free)} are free`,
+      {
+        next: 'Write it to a larger disk with --out /path/on/that/disk/bundle.tar.',
+      },
+    );
   }
 }
 
@@ -122,9 +137,12 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
   if (store.store === 'gguf') {
     const found = locateGguf(store.file, env);
     if (!found.path) {
-      throw new EnvironmentError(`the GGUF file ${store.file} of ${model.id} is not on this host (looked in ${dirname(found.installPath)} and ${SHIPPED_MODELS_DIR})`, {
-        next: `On a connected machine download it${model.gguf?.hfRepo ? ` from ${model.gguf.hfRepo}` : ''} to ${found.installPath}, then run bundle create again.`,
-      });
+      throw new EnvironmentError(
+        `the GGUF file ${store.file} of ${model.id} is not on this host (looked in ${dirname(found.installPath)} and ${SHIPPED_MODELS_DIR})`,
+        {
+          next: `On a connected machine download it${model.gguf?.hfRepo ? ` from ${model.gguf.hfRepo}` : ''} to ${found.installPath}, then run bundle create again.`,
+        },
+      );
     }
     gguf = { file: store.file, path: found.path, size: found.sizeBytes };
   }
@@ -140,11 +158,19 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
   const pulled = await ensureImage(docker, image, {
     policy: request.config.engine.offline ? 'never' : policy,
     signal: request.signal,
-    onProgress: (p) => request.onProgress?.({ type: 'bytes', part: 'image', label: `pulling ${image}`, doneBytes: p.downloadedBytes, totalBytes: p.totalBytes || null }),
+    onProgress: (p) =>
+      request.onProgress?.({
+        type: 'bytes',
+        part: 'image',
+        label: `pulling ${image}`,
+        doneBytes: p.downloadedBytes,
+        totalBytes: p.totalBytes || null,
+      }),
   });
   if (pulled.pulled) request.onProgress?.({ type: 'note', message: `pulled ${image}` });
   const facts = await inspectImage(docker, image);
-  if (!facts) throw new EnvironmentError(`image ${image} is not on this host`, { next: `docker pull ${image}, then run bundle create again.` });
+  if (!facts)
+    throw new EnvironmentError(`image ${image} is not on this host`, { next: `docker pull ${image}, then run bundle create again.` });
 
   const out = resolve(request.cwd ?? process.cwd(), request.out ?? defaultBundleName(model.id, kind));
   if (existsSync(out)) {
@@ -155,7 +181,10 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
   const imageMember = request.gzipImage ? 'image.tar.gz' : 'image.tar';
   const members: BundleMember[] = [{ path: imageMember, type: 'file', size: 0, sha256: PLACEHOLDER_SHA, role: 'image' }];
   // The engine asks the cache for "main": a snapshot downloaded by revision gets a refs/main naming it.
-  const refMain = snapshot && !snapshot.hasRefMain ? { rel: `${relative(cacheDir, snapshot.repoDir).split(sep).join('/')}/refs/main`, data: Buffer.from(snapshot.revision) } : null;
+  const refMain =
+    snapshot && !snapshot.hasRefMain
+      ? { rel: `${relative(cacheDir, snapshot.repoDir).split(sep).join('/')}/refs/main`, data: Buffer.from(snapshot.revision) }
+      : null;
   for (const file of snapshot?.files ?? []) {
     members.push(
       file.type === 'symlink'
@@ -163,15 +192,23 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
         : { path: hfMemberPath(file.rel), type: 'file', size: file.size, sha256: PLACEHOLDER_SHA, role: 'model-file' },
     );
   }
-  if (refMain) members.push({ path: hfMemberPath(refMain.rel), type: 'file', size: refMain.data.length, sha256: PLACEHOLDER_SHA, role: 'model-file' });
-  if (gguf) members.push({ path: `${GGUF_PREFIX}${gguf.file}`, type: 'file', size: gguf.size, sha256: PLACEHOLDER_SHA, role: 'model-file' });
+  if (refMain)
+    members.push({ path: hfMemberPath(refMain.rel), type: 'file', size: refMain.data.length, sha256: PLACEHOLDER_SHA, role: 'model-file' });
+  if (gguf)
+    members.push({ path: `${GGUF_PREFIX}${gguf.file}`, type: 'file', size: gguf.size, sha256: PLACEHOLDER_SHA, role: 'model-file' });
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     formatVersion: BUNDLE_FORMAT_VERSION,
     csLlmVersion: VERSION,
     createdAt: new Date().toISOString(),
     engine: kind,
-    image: { refs: [image], id: facts.id, member: imageMember, compression: request.gzipImage ? 'gzip' : 'none', sizeBytes: facts.sizeBytes },
+    image: {
+      refs: [image],
+      id: facts.id,
+      member: imageMember,
+      compression: request.gzipImage ? 'gzip' : 'none',
+      sizeBytes: facts.sizeBytes,
+    },
     model: {
       id: model.id,
       entry: { ...model } as Record<string, unknown>,
@@ -218,7 +255,10 @@ export async function createBundle(request: CreateBundleRequest, deps: { docker?
           await writer.addSymlink(member.path, member.target);
           continue;
         }
-        const source = refMain && member.path === hfMemberPath(refMain.rel) ? [refMain.data] : createReadStream(join(cacheDir, cacheRelOf(member.path)), { highWaterMark: 1024 * 1024 });
+        const source =
+          refMain && member.path === hfMemberPath(refMain.rel)
+            ? [refMain.data]
+            : createReadStream(join(cacheDir, cacheRelOf(member.path)), { highWaterMark: 1024 * 1024 });
         const written = await writer.addFile(member.path, source, member.size, (n) => {
           throwIfCancelled(request.signal, 'bundle create');
           modelProgress.add(n);

@@ -114,7 +114,10 @@ export async function loadImage(docker: Docker, archive: NodeJS.ReadableStream):
   try {
     response = (await docker.loadImage(archive as never)) as NodeJS.ReadableStream;
   } catch (err) {
-    throw new EnvironmentError(`dockerd refused the image: ${dockerErrorMessage(err)}`, { next: 'Check dockerd (docker info) and its disk space, then run bundle load again.', cause: err });
+    throw new EnvironmentError(`dockerd refused the image: ${dockerErrorMessage(err)}`, {
+      next: 'Check dockerd (docker info) and its disk space, then run bundle load again.',
+      cause: err,
+    });
   }
   try {
     return await followLoad(response);

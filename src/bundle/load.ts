@@ -1,5 +1,17 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, mkdtempSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  mkdtempSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type Docker from 'dockerode';
@@ -56,11 +68,20 @@ async function hashFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-async function placeImage(docker: Docker, bundle: OpenedBundle, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<ImageAction> {
+async function placeImage(
+  docker: Docker,
+  bundle: OpenedBundle,
+  onProgress?: BundleProgressListener,
+  signal?: AbortSignal,
+): Promise<ImageAction> {
   const { image } = bundle.manifest;
   const current = await Promise.all(image.refs.map(async (ref) => ({ ref, facts: await inspectImage(docker, ref) })));
   if (current.every((c) => c.facts?.id === image.id)) {
-    onProgress?.({ type: 'part-done', part: 'load-image', message: `image ${image.refs.join(', ')} already present with id ${image.id.slice(7, 19)}: not loaded` });
+    onProgress?.({
+      type: 'part-done',
+      part: 'load-image',
+      message: `image ${image.refs.join(', ')} already present with id ${image.id.slice(7, 19)}: not loaded`,
+    });
     return 'already-present';
   }
   // The layers are here under another tag (or none): a tag is all that is missing.
@@ -71,7 +92,11 @@ async function placeImage(docker: Docker, bundle: OpenedBundle, onProgress?: Bun
       const [repo, tag] = at > ref.lastIndexOf('/') ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, 'latest'];
       await docker.getImage(image.id).tag({ repo, tag });
     }
-    onProgress?.({ type: 'part-done', part: 'load-image', message: `image ${image.id.slice(7, 19)} already present; tagged ${image.refs.join(', ')}` });
+    onProgress?.({
+      type: 'part-done',
+      part: 'load-image',
+      message: `image ${image.id.slice(7, 19)} already present; tagged ${image.refs.join(', ')}`,
+    });
     return 'tagged';
   }
   const entry = bundle.entries.get(image.member)!;
@@ -110,9 +135,12 @@ async function checkRoom(dir: string, neededBytes: number): Promise<void> {
   const { freeBytes: free } = await freeDisk(dir);
   if (free === null) return; // cannot tell: the writes themselves will say
   if (free < neededBytes + 64 * 1024 * 1024) {
-    throw new EnvironmentError(`not enough disk for the model files in ${dir}: they need ${formatGiB(neededBytes)}, ${formatGiB(free)} are free`, {
-      next: 'Nothing was changed. Free space there, or point the cache at a larger disk (engine.hfCacheDir, CS_LLM_ENGINE_HF_CACHE_DIR), and run bundle load again.',
-    });
+    throw new EnvironmentError(
+      `not enough disk for the model files in ${dir}: they need ${formatGiB(neededBytes)}, ${formatGiB(free)} are free`,
+      {
+        next: 'Nothing was changed. Free space there, or point the cache at a larger disk (engine.hfCacheDir, CS_LLM_ENGINE_HF_CACHE_DIR), and run bundle load again.',
+      },
+    );
   }
 }
 
@@ -212,12 +240,21 @@ async function planModelFiles(bundle: OpenedBundle, cacheDir: string): Promise<F
   return { cacheDir, todo, skipped, bytes };
 }
 
-async function installModelFiles(bundle: OpenedBundle, plan: FilePlan, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<{ written: number; skipped: number; bytesWritten: number }> {
+async function installModelFiles(
+  bundle: OpenedBundle,
+  plan: FilePlan,
+  onProgress?: BundleProgressListener,
+  signal?: AbortSignal,
+): Promise<{ written: number; skipped: number; bytesWritten: number }> {
   const { manifest } = bundle;
   const { cacheDir, todo, skipped, bytes } = plan;
   const label = manifest.model.repo ?? manifest.model.id;
   if (todo.length === 0) {
-    onProgress?.({ type: 'part-done', part: 'install-models', message: `${skipped} files of ${label} already in ${cacheDir}: nothing written` });
+    onProgress?.({
+      type: 'part-done',
+      part: 'install-models',
+      message: `${skipped} files of ${label} already in ${cacheDir}: nothing written`,
+    });
     return { written: 0, skipped, bytesWritten: 0 };
   }
   const hubDir = join(cacheDir, 'hub');
@@ -245,7 +282,9 @@ async function installModelFiles(bundle: OpenedBundle, plan: FilePlan, onProgres
       for (const f of staged) {
         mkdirSync(dirname(f.dest), { recursive: true });
         if (existsSync(f.dest) && statSync(f.dest).isDirectory() && !lstatSync(f.dest).isSymbolicLink()) {
-          throw new EnvironmentError(`${f.dest} is a directory where the bundle has a file`, { next: `Move ${f.dest} away and run bundle load again.` });
+          throw new EnvironmentError(`${f.dest} is a directory where the bundle has a file`, {
+            next: `Move ${f.dest} away and run bundle load again.`,
+          });
         }
         renameSync(f.staged, f.dest);
       }
@@ -266,7 +305,8 @@ interface GgufPlan {
 
 async function planGguf(bundle: OpenedBundle, env: NodeJS.ProcessEnv): Promise<GgufPlan> {
   const member = bundle.manifest.members.find((m) => m.role === 'model-file');
-  if (!member || member.type !== 'file') throw new EnvironmentError(`bundle ${bundle.file} names a GGUF model but holds no GGUF file`, { next: 'Create the bundle again.' });
+  if (!member || member.type !== 'file')
+    throw new EnvironmentError(`bundle ${bundle.file} names a GGUF model but holds no GGUF file`, { next: 'Create the bundle again.' });
   const found = locateGguf(bundle.manifest.model.file!, env);
   const present = found.path !== null && found.sizeBytes === member.size && (await hashFile(found.path)) === member.sha256;
   if (!present) {
@@ -278,7 +318,12 @@ async function planGguf(bundle: OpenedBundle, env: NodeJS.ProcessEnv): Promise<G
 }
 
 /** The GGUF file into the cpu engine's folder: written beside its final name, hashed again, renamed into place. */
-async function installGguf(bundle: OpenedBundle, plan: GgufPlan, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<{ written: number; skipped: number; bytesWritten: number }> {
+async function installGguf(
+  bundle: OpenedBundle,
+  plan: GgufPlan,
+  onProgress?: BundleProgressListener,
+  signal?: AbortSignal,
+): Promise<{ written: number; skipped: number; bytesWritten: number }> {
   const name = bundle.manifest.model.file!;
   if (plan.present) {
     onProgress?.({ type: 'part-done', part: 'install-models', message: `${name} already in place with the same sha256: not written` });

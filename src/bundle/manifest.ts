@@ -82,7 +82,11 @@ export const manifestSchema = z
       if (problem) ctx.addIssue({ code: 'custom', path: ['members', i, 'path'], message: problem });
     }
     if (!manifest.members.some((m) => m.path === manifest.image.member && m.role === 'image')) {
-      ctx.addIssue({ code: 'custom', path: ['image', 'member'], message: `the image member ${manifest.image.member} is not among the members` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['image', 'member'],
+        message: `the image member ${manifest.image.member} is not among the members`,
+      });
     }
     if (manifest.model.store === 'hf-cache' && !manifest.model.repo) {
       ctx.addIssue({ code: 'custom', path: ['model', 'repo'], message: 'a bundle with Hugging Face cache files names the repo' });
@@ -108,7 +112,9 @@ function isCleanRelative(path: string): boolean {
 export function memberPathProblem(manifest: Pick<BundleManifest, 'model' | 'image'>, member: BundleMember): string | null {
   if (!isCleanRelative(member.path)) return `member path ${JSON.stringify(member.path)} is not a clean relative path`;
   if (member.role === 'image') {
-    return member.path === manifest.image.member && !member.path.includes('/') ? null : `image member ${member.path} is not the manifest's image member`;
+    return member.path === manifest.image.member && !member.path.includes('/')
+      ? null
+      : `image member ${member.path} is not the manifest's image member`;
   }
   if (manifest.model.store === 'gguf') {
     const file = manifest.model.file ?? '';

@@ -41,18 +41,25 @@ export async function openBundle(file: string): Promise<OpenedBundle> {
     index = await readArchiveIndex(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new NotFoundError(`no bundle file ${file}`, { next: 'Check the path, or create one with cs-llm bundle create.' });
-    if (code === 'EISDIR') throw new NotFoundError(`${file} is a directory, not a bundle file`, { next: 'Pass the bundle file (the .tar written by bundle create).' });
+    if (code === 'ENOENT')
+      throw new NotFoundError(`no bundle file ${file}`, { next: 'Check the path, or create one with cs-llm bundle create.' });
+    if (code === 'EISDIR')
+      throw new NotFoundError(`${file} is a directory, not a bundle file`, {
+        next: 'Pass the bundle file (the .tar written by bundle create).',
+      });
     if (err instanceof NotATarError) {
       if (/gzip/.test(err.message)) {
-        throw new BundleIntegrityError(`${file} is gzip-compressed; bundle files are plain tar`, [err.message], { next: `Decompress it first (gunzip -k ${file}) and pass the .tar.` });
+        throw new BundleIntegrityError(`${file} is gzip-compressed; bundle files are plain tar`, [err.message], {
+          next: `Decompress it first (gunzip -k ${file}) and pass the .tar.`,
+        });
       }
       throw notABundle(file, `not a tar archive (${err.message})`);
     }
     throw err;
   }
   const first = index.entries[0];
-  if (!first || first.path !== MANIFEST_MEMBER) throw notABundle(file, `the first member is ${first ? first.path : 'missing'}, not ${MANIFEST_MEMBER}`);
+  if (!first || first.path !== MANIFEST_MEMBER)
+    throw notABundle(file, `the first member is ${first ? first.path : 'missing'}, not ${MANIFEST_MEMBER}`);
   if (first.truncated) throw notABundle(file, `member ${MANIFEST_MEMBER} is truncated`);
   if (first.size > MAX_MANIFEST_BYTES) throw notABundle(file, `member ${MANIFEST_MEMBER} is implausibly large (${first.size} bytes)`);
   const handle = await open(file, 'r');
@@ -96,7 +103,8 @@ export async function verifyBundle(bundle: OpenedBundle, onProgress?: BundleProg
       continue;
     }
     if (member.type === 'symlink') {
-      if (entry.linkTarget !== member.target) problems.push(`member ${member.path} points to ${entry.linkTarget}, the manifest says ${member.target}`);
+      if (entry.linkTarget !== member.target)
+        problems.push(`member ${member.path} points to ${entry.linkTarget}, the manifest says ${member.target}`);
       continue;
     }
     if (entry.truncated) {
@@ -116,7 +124,9 @@ export async function verifyBundle(bundle: OpenedBundle, onProgress?: BundleProg
   }
   // Archive-level problems last: the members they affect are already named above.
   for (const problem of bundle.index.problems) if (!problems.some((p) => p.includes('truncated'))) problems.push(problem);
-  progress.finish(problems.length === 0 ? `all ${manifest.members.length} members match their size and sha256` : `${problems.length} problem(s) found`);
+  progress.finish(
+    problems.length === 0 ? `all ${manifest.members.length} members match their size and sha256` : `${problems.length} problem(s) found`,
+  );
   return problems;
 }
 
@@ -129,20 +139,37 @@ export interface InspectResult {
 }
 
 /** The manifest, and (unless asked not to) the result of verifying every member. */
-export async function inspectBundle(file: string, options: { verify?: boolean; onProgress?: BundleProgressListener; signal?: AbortSignal } = {}): Promise<InspectResult> {
+export async function inspectBundle(
+  file: string,
+  options: { verify?: boolean; onProgress?: BundleProgressListener; signal?: AbortSignal } = {},
+): Promise<InspectResult> {
   const bundle = await openBundle(file);
   const problems = options.verify === false ? [] : await verifyBundle(bundle, options.onProgress, options.signal);
-  return { file, fileSize: bundle.index.fileSize, manifest: bundle.manifest, verified: options.verify !== false && problems.length === 0, problems };
+  return {
+    file,
+    fileSize: bundle.index.fileSize,
+    manifest: bundle.manifest,
+    verified: options.verify !== false && problems.length === 0,
+    problems,
+  };
 }
 
 /** Opens and verifies, throwing a BundleIntegrityError that names every bad member. */
-export async function requireVerifiedBundle(file: string, onProgress?: BundleProgressListener, signal?: AbortSignal): Promise<OpenedBundle> {
+export async function requireVerifiedBundle(
+  file: string,
+  onProgress?: BundleProgressListener,
+  signal?: AbortSignal,
+): Promise<OpenedBundle> {
   const bundle = await openBundle(file);
   const problems = await verifyBundle(bundle, onProgress, signal);
   if (problems.length > 0) {
-    throw new BundleIntegrityError(`bundle ${file} does not match its manifest: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`, problems, {
-      next: 'Nothing was changed on this host. Copy the bundle again (compare sha256sum with the original), or create it again.',
-    });
+    throw new BundleIntegrityError(
+      `bundle ${file} does not match its manifest: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`,
+      problems,
+      {
+        next: 'Nothing was changed on this host. Copy the bundle again (compare sha256sum with the original), or create it again.',
+      },
+    );
   }
   return bundle;
 }

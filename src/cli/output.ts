@@ -57,8 +57,7 @@ export function formatTable(headers: string[], rows: string[][], maxWidth = Infi
     widths[widest]!--;
     total--;
   }
-  const cell = (text: string, width: number) =>
-    text.length > width ? `${text.slice(0, Math.max(0, width - 1))}…` : text.padEnd(width);
+  const cell = (text: string, width: number) => (text.length > width ? `${text.slice(0, Math.max(0, width - 1))}…` : text.padEnd(width));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => cell(c, widths[i]!))

@@ -31,7 +31,11 @@ export function ProgressView({ state, color }: { state: ProgressViewState; color
 
 export function inkReporter(output: Output): ProgressReporter {
   let state = initialViewState;
-  const instance = render(<ProgressView state={state} color={output.color} />, { stdout: process.stderr, patchConsole: false, exitOnCtrlC: false });
+  const instance = render(<ProgressView state={state} color={output.color} />, {
+    stdout: process.stderr,
+    patchConsole: false,
+    exitOnCtrlC: false,
+  });
   let closed = false;
   let lastRender = 0;
   return {

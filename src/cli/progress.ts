@@ -43,7 +43,11 @@ const STATE_TEXT: Record<ReadinessEvent['state'], string> = {
 
 export function formatReadiness(e: ReadinessEvent): string {
   const seconds = `${Math.round(e.elapsedMs / 1000)} s`;
-  const detail = e.detail ? `: ${e.detail}${e.percent !== undefined && !e.detail.includes('%') ? ` (${e.percent}%)` : ''}` : e.percent !== undefined ? `: ${e.percent}%` : '';
+  const detail = e.detail
+    ? `: ${e.detail}${e.percent !== undefined && !e.detail.includes('%') ? ` (${e.percent}%)` : ''}`
+    : e.percent !== undefined
+      ? `: ${e.percent}%`
+      : '';
   return `${STATE_TEXT[e.state]}${detail} [${seconds}]`;
 }
 
@@ -57,7 +61,10 @@ export function reduceView(state: ProgressViewState, event: UpProgress): Progres
     case 'pulling': {
       const fraction = pullFraction(event.pull);
       const same = state.current?.label.startsWith('pulling ');
-      return { done: same ? state.done : finishCurrent(), current: { label: formatPull(event.pull), ...(fraction !== undefined ? { fraction } : {}) } };
+      return {
+        done: same ? state.done : finishCurrent(),
+        current: { label: formatPull(event.pull), ...(fraction !== undefined ? { fraction } : {}) },
+      };
     }
     case 'readiness': {
       const label = formatReadiness(event);
@@ -98,7 +105,12 @@ function jsonReporter(stderr: NodeJS.WritableStream, now: () => number): Progres
 }
 
 /** Plain lines: every change of stage at once, progress within a stage at most every interval. */
-export function plainReporter(write: (line: string) => void, output: Pick<Output, 'color'>, intervalMs = 5000, now: () => number = Date.now): ProgressReporter {
+export function plainReporter(
+  write: (line: string) => void,
+  output: Pick<Output, 'color'>,
+  intervalMs = 5000,
+  now: () => number = Date.now,
+): ProgressReporter {
   let lastKey = '';
   let lastAt = -Infinity;
   let lastLine = '';
@@ -106,11 +118,7 @@ export function plainReporter(write: (line: string) => void, output: Pick<Output
     event(event) {
       const key = event.stage === 'readiness' ? `readiness:${event.state}` : event.stage;
       const line =
-        event.stage === 'pulling'
-          ? formatPull(event.pull)
-          : event.stage === 'readiness'
-            ? formatReadiness(event)
-            : event.message;
+        event.stage === 'pulling' ? formatPull(event.pull) : event.stage === 'readiness' ? formatReadiness(event) : event.message;
       if (line === lastLine) return;
       const changed = key !== lastKey || event.stage === 'note' || event.stage === 'plan';
       if (!changed && now() - lastAt < intervalMs) return;

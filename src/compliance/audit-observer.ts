@@ -42,7 +42,10 @@ export function attachAudit(
   observers: RequestObservers,
   options: { upstreamUrl: string; flushMs?: number; onError?: (err: unknown) => void },
 ): AuditWriter {
-  const writer = createAuditWriter(db, { ...(options.flushMs ? { flushMs: options.flushMs } : {}), ...(options.onError ? { onError: options.onError } : {}) });
+  const writer = createAuditWriter(db, {
+    ...(options.flushMs ? { flushMs: options.flushMs } : {}),
+    ...(options.onError ? { onError: options.onError } : {}),
+  });
   const detach = observers.add((record) => writer.append(auditEntryOf(record, Date.now(), options.upstreamUrl)));
   return {
     get queued() {

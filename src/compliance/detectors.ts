@@ -80,7 +80,8 @@ const CN_ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CN_ID_CHECK = '10X98765432';
 /** First two digits of a PRC resident identity number: the province-level division. */
 const CN_PROVINCES = new Set([
-  11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
+  11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82,
+  83,
 ]);
 
 /** The ISO 7064 MOD 11-2 check character of the first 17 digits. */
@@ -104,7 +105,8 @@ export function cnIdValid(id: string, today: Date = new Date()): boolean {
   return cnIdCheckChar(id.slice(0, 17)) === id[17]!.toUpperCase();
 }
 
-const EMAIL_RE = /(?<![\w.%+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])/g;
+const EMAIL_RE =
+  /(?<![\w.%+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])/g;
 
 export const emailDetector: Detector = {
   label: 'EMAIL',
@@ -118,7 +120,10 @@ export function cnIdDetector(today: () => Date = () => new Date()): Detector {
   return {
     label: 'CN_ID',
     mayMatch: (text) => countDigits(text, 17),
-    find: (text) => [...regexMatches(CN_ID_RE, text)].filter((m) => cnIdValid(m[0], today())).map((m) => ({ start: m.index, end: m.index + m[0].length })),
+    find: (text) =>
+      [...regexMatches(CN_ID_RE, text)]
+        .filter((m) => cnIdValid(m[0], today()))
+        .map((m) => ({ start: m.index, end: m.index + m[0].length })),
   };
 }
 

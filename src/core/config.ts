@@ -88,7 +88,11 @@ export const configSchema = z
         host: z.string().default('127.0.0.1'),
         port: port.default(8080),
         upstream: z.string().url().default('http://127.0.0.1:8000'),
-        bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024),
+        bodyLimitBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(1024 * 1024),
         /** Extra Host header values accepted besides loopback names (DNS-rebinding defence). */
         allowedHosts: z.array(z.string()).default([]),
         upstreamTimeoutMs: z.number().int().min(100).default(120_000),
@@ -135,7 +139,10 @@ export const configSchema = z
             burst: z.number().int().min(1).optional(),
             /** By key prefix as `cs-llm keys list` shows it; overrides the default for that key. */
             keys: z
-              .record(z.string().regex(/^\S+$/), z.object({ requestsPerMinute: z.number().int().min(0), burst: z.number().int().min(1).optional() }).strict())
+              .record(
+                z.string().regex(/^\S+$/),
+                z.object({ requestsPerMinute: z.number().int().min(0), burst: z.number().int().min(1).optional() }).strict(),
+              )
               .default({}),
           })
           .strict()
@@ -181,15 +188,21 @@ export const configSchema = z
                 z
                   .object({
                     label: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/, 'letters, digits and "_", starting with a letter (1-32)'),
-                    pattern: z.string().min(1).refine((p) => {
-                      try {
-                        new RegExp(p, 'g');
-                        return !new RegExp(p).test('');
-                      } catch {
-                        return false;
-                      }
-                    }, 'must be a JavaScript regular expression that does not match the empty string'),
-                    flags: z.string().regex(/^[imsu]*$/, 'only i, m, s and u').optional(),
+                    pattern: z
+                      .string()
+                      .min(1)
+                      .refine((p) => {
+                        try {
+                          new RegExp(p, 'g');
+                          return !new RegExp(p).test('');
+                        } catch {
+                          return false;
+                        }
+                      }, 'must be a JavaScript regular expression that does not match the empty string'),
+                    flags: z
+                      .string()
+                      .regex(/^[imsu]*$/, 'only i, m, s and u')
+                      .optional(),
                   })
                   .strict(),
               )
@@ -257,9 +270,7 @@ export function deepMerge(...layers: Plain[]): Plain {
 }
 
 function camel(parts: string[]): string {
-  return parts
-    .map((p, i) => (i === 0 ? p.toLowerCase() : p.charAt(0).toUpperCase() + p.slice(1).toLowerCase()))
-    .join('');
+  return parts.map((p, i) => (i === 0 ? p.toLowerCase() : p.charAt(0).toUpperCase() + p.slice(1).toLowerCase())).join('');
 }
 
 /** The environment layer: CS_LLM_DAEMON_PORT=9000 -> {daemon: {port: 9000}}. Values are JSON if they parse. */

@@ -18,9 +18,7 @@ export interface Paths {
 export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
   const explicitHome = env.CS_LLM_HOME;
   const home = explicitHome ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'cs-llm');
-  const stateDir = explicitHome
-    ? join(explicitHome, 'state')
-    : join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'cs-llm');
+  const stateDir = explicitHome ? join(explicitHome, 'state') : join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'cs-llm');
   return {
     home,
     configFile: join(home, 'config.json'),

@@ -17,7 +17,11 @@ export function messageText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
     return content
-      .map((part) => (part && typeof part === 'object' && (part as { type?: unknown }).type === 'text' ? String((part as { text?: unknown }).text ?? '') : ''))
+      .map((part) =>
+        part && typeof part === 'object' && (part as { type?: unknown }).type === 'text'
+          ? String((part as { text?: unknown }).text ?? '')
+          : '',
+      )
       .join('');
   }
   return '';
@@ -27,7 +31,8 @@ export function toChatHistory(messages: readonly ChatMessageLike[]): HistoryItem
   const items: HistoryItem[] = [];
   for (const message of messages) {
     const text = messageText(message.content);
-    const kind: HistoryItem['type'] = message.role === 'assistant' ? 'model' : message.role === 'system' || message.role === 'developer' ? 'system' : 'user';
+    const kind: HistoryItem['type'] =
+      message.role === 'assistant' ? 'model' : message.role === 'system' || message.role === 'developer' ? 'system' : 'user';
     const shown = message.role === 'tool' ? `Tool result: ${text}` : text;
     const last = items[items.length - 1];
     if (last && last.type === kind) {

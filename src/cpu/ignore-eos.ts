@@ -13,7 +13,8 @@ export function ignoreEosProblem(request: Pick<ChatRequest, 'ignoreEos' | 'maxTo
   if (!request.ignoreEos || request.maxTokens !== undefined) return undefined;
   return {
     status: 400,
-    message: 'ignore_eos needs max_tokens: without it the reply would run until the context is full. Send max_tokens (or max_completion_tokens) with ignore_eos.',
+    message:
+      'ignore_eos needs max_tokens: without it the reply would run until the context is full. Send max_tokens (or max_completion_tokens) with ignore_eos.',
     param: 'max_tokens',
   };
 }
@@ -30,10 +31,15 @@ export function endOfGenerationTokens(model: Pick<LlamaModelLike, 'iterateAllTok
  * so they go into its internal `_biases` map, which the context reads when it builds the sampler; a
  * check keeps a future node-llama-cpp that changes this from failing silently.
  */
-export function banTokens(runtime: Pick<NodeLlamaCpp, 'TokenBias'>, model: Pick<LlamaModelLike, 'tokenizer'>, tokens: readonly Token[]): TokenBiasLike {
+export function banTokens(
+  runtime: Pick<NodeLlamaCpp, 'TokenBias'>,
+  model: Pick<LlamaModelLike, 'tokenizer'>,
+  tokens: readonly Token[],
+): TokenBiasLike {
   const bias = new runtime.TokenBias(model.tokenizer);
   const biases = (bias as unknown as { _biases?: unknown })._biases;
-  if (!(biases instanceof Map)) throw new Error('node-llama-cpp TokenBias has no _biases map: ignore_eos needs node-llama-cpp 3.21.1 (engines/cpu/package.json)');
+  if (!(biases instanceof Map))
+    throw new Error('node-llama-cpp TokenBias has no _biases map: ignore_eos needs node-llama-cpp 3.21.1 (engines/cpu/package.json)');
   for (const token of tokens) biases.set(token, -Infinity);
   return bias;
 }

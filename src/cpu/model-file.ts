@@ -33,7 +33,10 @@ export function checkModelFile(path: string): { sizeBytes: number } {
     size = stat.size;
   } catch (err) {
     if (err instanceof ModelFileProblem) throw err;
-    throw new ModelFileProblem('missing', `model file not found: ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new ModelFileProblem(
+      'missing',
+      `model file not found: ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   const head = Buffer.alloc(4);
   const fd = openSync(path, 'r');
@@ -43,7 +46,10 @@ export function checkModelFile(path: string): { sizeBytes: number } {
     closeSync(fd);
   }
   if (!isGgufHeader(head)) {
-    throw new ModelFileProblem('not-gguf', `model file is not GGUF: ${path} does not start with "GGUF" (its first bytes: ${head.toString('hex')})`);
+    throw new ModelFileProblem(
+      'not-gguf',
+      `model file is not GGUF: ${path} does not start with "GGUF" (its first bytes: ${head.toString('hex')})`,
+    );
   }
   return { sizeBytes: size };
 }
@@ -57,6 +63,9 @@ export async function sha256OfFile(path: string): Promise<string> {
 export async function verifyChecksum(path: string, expected: string): Promise<void> {
   const actual = await sha256OfFile(path);
   if (actual !== expected.toLowerCase()) {
-    throw new ModelFileProblem('checksum', `model file checksum mismatch: ${path} has sha256 ${actual}, expected ${expected.toLowerCase()} (a damaged or different file)`);
+    throw new ModelFileProblem(
+      'checksum',
+      `model file checksum mismatch: ${path} has sha256 ${actual}, expected ${expected.toLowerCase()} (a damaged or different file)`,
+    );
   }
 }

@@ -76,7 +76,15 @@ const VALUE_FLAGS: Record<string, keyof CpuEngineOptions | null> = {
   '--chat-template': null,
 };
 const IGNORED_SWITCHES = new Set(['--enable-auto-tool-choice']);
-const NUMERIC = new Set<keyof CpuEngineOptions>(['port', 'threads', 'ctxSize', 'parallel', 'maxQueue', 'streamIntervalMs', 'drainTimeoutMs']);
+const NUMERIC = new Set<keyof CpuEngineOptions>([
+  'port',
+  'threads',
+  'ctxSize',
+  'parallel',
+  'maxQueue',
+  'streamIntervalMs',
+  'drainTimeoutMs',
+]);
 
 export interface ParsedCpuArgs {
   help: boolean;
@@ -120,7 +128,8 @@ export function parseCpuArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
     if (text === undefined) continue;
     const n = Number(text);
     const min = key === 'port' || key === 'maxQueue' || key === 'streamIntervalMs' || key === 'drainTimeoutMs' ? 0 : 1;
-    if (!/^\d+$/.test(text) || n < min || (key === 'port' && n > 65535)) throw new CpuOptionsError(`--${flagName(key)} must be a whole number of at least ${min}, got "${text}"`);
+    if (!/^\d+$/.test(text) || n < min || (key === 'port' && n > 65535))
+      throw new CpuOptionsError(`--${flagName(key)} must be a whole number of at least ${min}, got "${text}"`);
     numbers[key] = n;
   }
   if (values.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(values.sha256)) throw new CpuOptionsError('--sha256 must be 64 hex digits');
@@ -144,7 +153,14 @@ export function parseCpuArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
 }
 
 function flagName(key: keyof CpuEngineOptions): string {
-  return ({ ctxSize: 'ctx-size', maxQueue: 'max-queue', streamIntervalMs: 'stream-interval-ms', drainTimeoutMs: 'drain-timeout-ms' } as Record<string, string>)[key] ?? key;
+  return (
+    (
+      { ctxSize: 'ctx-size', maxQueue: 'max-queue', streamIntervalMs: 'stream-interval-ms', drainTimeoutMs: 'drain-timeout-ms' } as Record<
+        string,
+        string
+      >
+    )[key] ?? key
+  );
 }
 
 export function cpuFlagsHelp(): string {
@@ -153,7 +169,7 @@ export function cpuFlagsHelp(): string {
     '  --threads, -t N            llama.cpp threads (required; or CS_LLM_CPU_THREADS): the CPUs this engine gets',
     '  --port N                   port (default 8000; 0 picks a free one)',
     '  --host ADDR                address to bind (default 127.0.0.1)',
-    '  --ctx-size, -c N           context per sequence (default: the model\'s; alias --max-model-len)',
+    "  --ctx-size, -c N           context per sequence (default: the model's; alias --max-model-len)",
     '  --parallel, -np N          sequences generating at once (default 1; alias --max-num-seqs)',
     `  --max-queue N              requests that may wait for a sequence (default ${DEFAULT_MAX_QUEUE}); beyond: 429`,
     '  --served-model-name NAME   the model name clients send (default: the file name)',

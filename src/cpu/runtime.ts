@@ -11,10 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export type Token = number;
 
-export type HistoryItem =
-  | { type: 'system'; text: string }
-  | { type: 'user'; text: string }
-  | { type: 'model'; response: string[] };
+export type HistoryItem = { type: 'system'; text: string } | { type: 'user'; text: string } | { type: 'model'; response: string[] };
 
 export interface LlamaTokenizer {
   (text: string, specialTokens?: boolean): Token[];
@@ -91,7 +88,13 @@ export interface LlamaLike {
 }
 
 export interface NodeLlamaCpp {
-  getLlama(options: { gpu: false; build: 'never'; logLevel?: string; logger?: (level: string, message: string) => void; maxThreads?: number }): Promise<LlamaLike>;
+  getLlama(options: {
+    gpu: false;
+    build: 'never';
+    logLevel?: string;
+    logger?: (level: string, message: string) => void;
+    maxThreads?: number;
+  }): Promise<LlamaLike>;
   LlamaChat: new (options: { contextSequence: ContextSequenceLike; chatWrapper?: 'auto' | ChatWrapperLike }) => LlamaChatLike;
   TokenBias: new (tokenizer: LlamaTokenizer) => TokenBiasLike;
 }
@@ -104,7 +107,10 @@ export function cpuRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export class RuntimeMissingError extends Error {
-  constructor(readonly runtimeDir: string, cause: unknown) {
+  constructor(
+    readonly runtimeDir: string,
+    cause: unknown,
+  ) {
     super(
       `node-llama-cpp is not installed in ${runtimeDir} (${(cause as Error)?.message?.split('\n')[0] ?? String(cause)}). ` +
         `Install the CPU engine's runtime: npm ci --omit=optional --ignore-scripts --prefix ${runtimeDir} (or npm run setup:cpu).`,

@@ -13,7 +13,15 @@ import type { Socket } from 'node:net';
 import { randomInt, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { SimulatorMetrics } from '../sim/metrics.js';
-import { contextProblem, MAX_BODY_BYTES, parseChatRequest, parseJsonBody, readBody, type ChatRequest, type RequestProblem } from '../sim/requests.js';
+import {
+  contextProblem,
+  MAX_BODY_BYTES,
+  parseChatRequest,
+  parseJsonBody,
+  readBody,
+  type ChatRequest,
+  type RequestProblem,
+} from '../sim/requests.js';
 import { SequenceSlots } from '../sim/slots.js';
 import { errorBody } from '../sim/wire.js';
 import { EvaluationGate, gateSequence } from './evaluation-gate.js';
@@ -21,7 +29,16 @@ import { toChatHistory } from './history.js';
 import { banTokens, endOfGenerationTokens, ignoreEosProblem, withoutStopTriggers } from './ignore-eos.js';
 import { checkModelFile, ModelFileProblem, verifyChecksum } from './model-file.js';
 import { DEFAULT_MAX_QUEUE, DEFAULT_STREAM_INTERVAL_MS, defaultServedName, type CpuEngineOptions } from './options.js';
-import { loadNodeLlamaCpp, type GenerateOptions, type LlamaChatLike, type LlamaContextLike, type LlamaLike, type LlamaModelLike, type NodeLlamaCpp, type TokenBiasLike } from './runtime.js';
+import {
+  loadNodeLlamaCpp,
+  type GenerateOptions,
+  type LlamaChatLike,
+  type LlamaContextLike,
+  type LlamaLike,
+  type LlamaModelLike,
+  type NodeLlamaCpp,
+  type TokenBiasLike,
+} from './runtime.js';
 
 export type { CpuEngineOptions } from './options.js';
 
@@ -139,7 +156,10 @@ export async function startCpuEngine(options: StartCpuEngineOptions): Promise<Ru
         const inFlight = state.beginDrain();
         const listening = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        if (drainTimeoutMs > 0) log(`INFO Not accepting requests any more; ${inFlight} in flight${inFlight > 0 ? `, waiting up to ${drainTimeoutMs} ms for them to finish` : ''}`);
+        if (drainTimeoutMs > 0)
+          log(
+            `INFO Not accepting requests any more; ${inFlight} in flight${inFlight > 0 ? `, waiting up to ${drainTimeoutMs} ms for them to finish` : ''}`,
+          );
         const drained = await state.whenIdle(drainTimeoutMs);
         if (drained === 'idle') {
           if (inFlight > 0 && drainTimeoutMs > 0) log('INFO Drained: every request in flight finished');
@@ -277,7 +297,10 @@ class EngineState {
       if (wanted > trained) {
         await model.dispose();
         await llama.dispose();
-        throw new CpuEngineLoadError(`requested context ${wanted} is larger than the model's context length ${trained}`, 'context-too-large');
+        throw new CpuEngineLoadError(
+          `requested context ${wanted} is larger than the model's context length ${trained}`,
+          'context-too-large',
+        );
       }
       // contextSize is per sequence (node-llama-cpp allocates contextSize x sequences KV cells).
       const context = await model.createContext({ contextSize: wanted, sequences: this.parallel, threads });
@@ -287,7 +310,10 @@ class EngineState {
         // Erasing an earlier request's tokens holds the other generations back one batch, not whole replies.
         const contextSequence = gateSequence(context.getSequence(), this.gate);
         const normal = new runtime.LlamaChat({ contextSequence, chatWrapper: 'auto' });
-        chats.push({ normal, ignoringEos: new runtime.LlamaChat({ contextSequence, chatWrapper: withoutStopTriggers(normal.chatWrapper) }) });
+        chats.push({
+          normal,
+          ignoringEos: new runtime.LlamaChat({ contextSequence, chatWrapper: withoutStopTriggers(normal.chatWrapper) }),
+        });
       }
       this.loaded = { runtime, llama, model, context, chats, contextSize: wanted };
       this.free.push(...chats);
@@ -390,12 +416,16 @@ class EngineState {
       if (path === '/health') {
         res.writeHead(503, { 'content-length': 0 });
         res.end();
-      } else sendJson(res, 503, errorBody(503, this.status === 'failed' ? 'The model failed to load.' : 'The model is still loading.'), { 'retry-after': '1' });
+      } else
+        sendJson(res, 503, errorBody(503, this.status === 'failed' ? 'The model failed to load.' : 'The model is still loading.'), {
+          'retry-after': '1',
+        });
       return;
     }
     const route = ROUTES[path];
     if (!route) return sendJson(res, 404, errorBody(404, `Not Found: ${method} ${path}`));
-    if (route !== method) return sendJson(res, 405, errorBody(405, `Method Not Allowed: ${method} ${path} (use ${route})`), { allow: route });
+    if (route !== method)
+      return sendJson(res, 405, errorBody(405, `Method Not Allowed: ${method} ${path} (use ${route})`), { allow: route });
     if (path === '/health') {
       res.writeHead(200, { 'content-length': 0 });
       res.end();
@@ -407,14 +437,29 @@ class EngineState {
   private models(res: ServerResponse): void {
     sendJson(res, 200, {
       object: 'list',
-      data: [{ id: this.servedName, object: 'model', created: Math.floor(Date.now() / 1000), owned_by: 'cs-llm', root: this.options.modelPath, parent: null, max_model_len: this.contextSize, permission: [] }],
+      data: [
+        {
+          id: this.servedName,
+          object: 'model',
+          created: Math.floor(Date.now() / 1000),
+          owned_by: 'cs-llm',
+          root: this.options.modelPath,
+          parent: null,
+          max_model_len: this.contextSize,
+          permission: [],
+        },
+      ],
     });
   }
 
   private serveMetrics(res: ServerResponse): void {
     const capacity = (this.contextSize ?? 1) * this.parallel;
     const held = [...this.kvTokens.values()].reduce((a, b) => a + b, 0);
-    const text = this.metrics.render({ running: this.slots.running, waiting: this.slots.waiting, kvCacheUsage: Math.min(1, held / capacity) });
+    const text = this.metrics.render({
+      running: this.slots.running,
+      waiting: this.slots.waiting,
+      kvCacheUsage: Math.min(1, held / capacity),
+    });
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }
@@ -423,7 +468,8 @@ class EngineState {
     const arrived = Date.now();
     const loaded = this.loaded!;
     const text = await readBody(req).catch(() => undefined);
-    if (text === undefined) return sendProblem(res, { status: 413, message: `The request body is larger than ${MAX_BODY_BYTES} bytes.`, param: null });
+    if (text === undefined)
+      return sendProblem(res, { status: 413, message: `The request body is larger than ${MAX_BODY_BYTES} bytes.`, param: null });
     const json = parseJsonBody(text);
     if (!json.ok) return sendProblem(res, json.problem);
     const parsed = parseChatRequest(json.value, [this.servedName]);
@@ -434,16 +480,30 @@ class EngineState {
     const sampling = samplingOf(json.value);
     if (!sampling.ok) return sendProblem(res, sampling.problem);
     if (request.tools && request.tools.length > 0 && request.toolChoice !== 'none') {
-      return sendProblem(res, { status: 400, message: 'The cpu engine does not support tool calls: send the request without "tools", or use the vllm engine.', param: 'tools' });
+      return sendProblem(res, {
+        status: 400,
+        message: 'The cpu engine does not support tool calls: send the request without "tools", or use the vllm engine.',
+        param: 'tools',
+      });
     }
     const history = toChatHistory(request.messages);
-    const promptTokens = loaded.chats[0]!.normal.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(loaded.model.tokenizer).length;
+    const promptTokens = loaded.chats[0]!.normal.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(
+      loaded.model.tokenizer,
+    ).length;
     const tooLong = contextProblem(promptTokens, request.maxTokens, loaded.contextSize, 'messages');
     if (tooLong) return sendProblem(res, tooLong);
     // Bounded queue: every sequence busy and the queue full -> tell the client when to come back.
     if (this.slots.running >= this.parallel && this.slots.waiting >= this.maxQueue) {
       this.counts.rejected++;
-      return sendJson(res, 429, errorBody(429, `The engine is busy: ${this.slots.running} generating and ${this.slots.waiting} waiting (queue limit ${this.maxQueue}). Retry later.`), { 'retry-after': '1' });
+      return sendJson(
+        res,
+        429,
+        errorBody(
+          429,
+          `The engine is busy: ${this.slots.running} generating and ${this.slots.waiting} waiting (queue limit ${this.maxQueue}). Retry later.`,
+        ),
+        { 'retry-after': '1' },
+      );
     }
     await this.generate(res, request, history, promptTokens, sampling.value, arrived);
   }
@@ -470,7 +530,8 @@ class EngineState {
     const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(arrived / 1000);
     const head = { id, object: 'chat.completion.chunk', created, model: request.model };
-    const chunk = (delta: object, finish: string | null) => `data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+    const chunk = (delta: object, finish: string | null) =>
+      `data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
     try {
       release = await this.slots.acquire(signal);
       chats = this.free.pop()!;
@@ -488,7 +549,13 @@ class EngineState {
       let flushTimer: NodeJS.Timeout | undefined;
       const send = (piece: string) => {
         // Settles on abort as well, so an abort while the socket is full leaves no unhandled rejection.
-        if (!res.write(chunk({ content: piece }, null))) pendingWrite ??= once(res, 'drain', { signal }).then(() => undefined, () => undefined).finally(() => (pendingWrite = undefined));
+        if (!res.write(chunk({ content: piece }, null)))
+          pendingWrite ??= once(res, 'drain', { signal })
+            .then(
+              () => undefined,
+              () => undefined,
+            )
+            .finally(() => (pendingWrite = undefined));
       };
       const flush = () => {
         if (flushTimer) clearTimeout(flushTimer);
@@ -594,9 +661,12 @@ interface Sampling {
 export function samplingOf(body: Record<string, unknown>): { ok: true; value: Sampling } | { ok: false; problem: RequestProblem } {
   const bad = (message: string, param: string) => ({ ok: false as const, problem: { status: 400, message, param } });
   const { temperature, top_p: topP, seed } = body;
-  if (temperature !== undefined && temperature !== null && (typeof temperature !== 'number' || temperature < 0 || temperature > 2)) return bad('temperature must be a number from 0 to 2.', 'temperature');
-  if (topP !== undefined && topP !== null && (typeof topP !== 'number' || topP <= 0 || topP > 1)) return bad('top_p must be a number in (0, 1].', 'top_p');
-  if (seed !== undefined && seed !== null && (typeof seed !== 'number' || !Number.isInteger(seed))) return bad('seed must be an integer.', 'seed');
+  if (temperature !== undefined && temperature !== null && (typeof temperature !== 'number' || temperature < 0 || temperature > 2))
+    return bad('temperature must be a number from 0 to 2.', 'temperature');
+  if (topP !== undefined && topP !== null && (typeof topP !== 'number' || topP <= 0 || topP > 1))
+    return bad('top_p must be a number in (0, 1].', 'top_p');
+  if (seed !== undefined && seed !== null && (typeof seed !== 'number' || !Number.isInteger(seed)))
+    return bad('seed must be an integer.', 'seed');
   return {
     ok: true,
     value: {
@@ -618,4 +688,3 @@ function asLoadError(err: unknown): CpuEngineLoadError {
   }
   return new CpuEngineLoadError(`failed to load the model: ${message}`, 'load');
 }
-

@@ -1,5 +1,17 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, mkdirSync, fstatSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  mkdirSync,
+  fstatSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConflictError, EnvironmentError, TimeoutError } from '../core/errors.js';
@@ -89,7 +101,14 @@ export async function daemonStatus(paths: Pick<Paths, 'daemonStateFile'>): Promi
     removeDaemonState(paths, state.pid);
     return { running: false, pid: state.pid, url: state.url, startedAt: state.startedAt, healthy: null, stale: true };
   }
-  return { running: true, pid: state.pid, url: state.url, startedAt: state.startedAt, healthy: await answersHealth(state.url), stale: false };
+  return {
+    running: true,
+    pid: state.pid,
+    url: state.url,
+    startedAt: state.startedAt,
+    healthy: await answersHealth(state.url),
+    stale: false,
+  };
 }
 
 /** The command line that runs this copy of cs-llm: dist/cli/main.js, or src/cli/main.ts through tsx. */
@@ -121,7 +140,10 @@ function readFrom(file: string, offset: number): string {
 }
 
 export function logTail(file: string, offset: number, lines = 20): string[] {
-  return readFrom(file, offset).split('\n').filter((l) => l.trim() !== '').slice(-lines);
+  return readFrom(file, offset)
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-lines);
 }
 
 export interface StartDetachedOptions {

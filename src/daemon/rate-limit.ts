@@ -62,9 +62,13 @@ export class KeyRateLimiter {
     const retryAfter = this.take(keyId, nowMs);
     if (retryAfter === null) return;
     const limit = this.limitFor(keyId ?? ANONYMOUS);
-    throw new ApiError(429, `rate limit of ${limit.requestsPerMinute} requests per minute reached for ${keyId ? `key ${keyId}` : 'requests without a key'}; retry in ${retryAfter} s`, {
-      code: 'rate_limit_exceeded',
-      headers: { 'retry-after': String(retryAfter) },
-    });
+    throw new ApiError(
+      429,
+      `rate limit of ${limit.requestsPerMinute} requests per minute reached for ${keyId ? `key ${keyId}` : 'requests without a key'}; retry in ${retryAfter} s`,
+      {
+        code: 'rate_limit_exceeded',
+        headers: { 'retry-after': String(retryAfter) },
+      },
+    );
   }
 }

@@ -84,13 +84,23 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
     const onError = (err: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
       if (err.code === 'EADDRINUSE') {
-        reject(new EnvironmentError(`port ${port} on ${host} is already in use`, {
-          next: `Stop what uses it (cs-llm daemon status; ss -ltnp | grep :${port}), or pick another port with --port.`,
-        }));
+        reject(
+          new EnvironmentError(`port ${port} on ${host} is already in use`, {
+            next: `Stop what uses it (cs-llm daemon status; ss -ltnp | grep :${port}), or pick another port with --port.`,
+          }),
+        );
       } else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') {
-        reject(new ConfigError(`cannot bind ${host}: no such address on this machine`, { next: 'Use --host 127.0.0.1 or an address of this machine.' }));
+        reject(
+          new ConfigError(`cannot bind ${host}: no such address on this machine`, {
+            next: 'Use --host 127.0.0.1 or an address of this machine.',
+          }),
+        );
       } else if (err.code === 'EACCES') {
-        reject(new EnvironmentError(`not allowed to bind ${host}:${port}`, { next: 'Use a port above 1023, or run with the needed privileges.' }));
+        reject(
+          new EnvironmentError(`not allowed to bind ${host}:${port}`, {
+            next: 'Use a port above 1023, or run with the needed privileges.',
+          }),
+        );
       } else reject(err);
     };
     const onListening = () => {
@@ -135,7 +145,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   if (!loopbackOnly && !store.keys.hasActiveKeys()) {
     if (ownsStore) store.close();
     throw new ConfigError(`refusing to listen on ${host} without API keys: anyone who can reach this address could use the engine`, {
-      next: "Create a key first (cs-llm keys create <name>), or bind to 127.0.0.1 (the default).",
+      next: 'Create a key first (cs-llm keys create <name>), or bind to 127.0.0.1 (the default).',
     });
   }
   // Routing and tool figures reach /metrics through these, bound once the metrics exist (below).
@@ -149,8 +159,18 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   let routing: ReturnType<typeof createRouting>;
   let tools: ToolSet;
   try {
-    routing = createRouting({ config, upstreamUrl: options.upstream, upstreamClient: options.upstreamClient, events: routingEvents, log, ...(options.now ? { now: options.now } : {}) });
-    tools = new ToolSet(config, { onCall: (tool, outcome) => metrics.toolCalls.inc({ tool, outcome }), ...(options.now ? { now: options.now } : {}) });
+    routing = createRouting({
+      config,
+      upstreamUrl: options.upstream,
+      upstreamClient: options.upstreamClient,
+      events: routingEvents,
+      log,
+      ...(options.now ? { now: options.now } : {}),
+    });
+    tools = new ToolSet(config, {
+      onCall: (tool, outcome) => metrics.toolCalls.inc({ tool, outcome }),
+      ...(options.now ? { now: options.now } : {}),
+    });
   } catch (err) {
     if (ownsStore) store.close();
     throw err;
@@ -183,13 +203,24 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     now: options.now ?? Date.now,
   };
   const metrics = createDaemonMetrics(
-    { store, upstream, upstreamInfo: services.upstreamInfo, inFlight: () => inFlight, queued: () => services.locks.waiting + services.admission.waiting, now: services.now },
+    {
+      store,
+      upstream,
+      upstreamInfo: services.upstreamInfo,
+      inFlight: () => inFlight,
+      queued: () => services.locks.waiting + services.admission.waiting,
+      now: services.now,
+    },
     options.metrics,
   );
   routingMetrics = createRoutingMetrics(metrics.registry);
   observers.add(metrics.observe);
   const audit = config.store.audit
-    ? attachAudit(store.db, observers, { upstreamUrl: upstream.url, flushMs: config.store.auditFlushMs, onError: (err) => log('audit write failed', (err as Error).message) })
+    ? attachAudit(store.db, observers, {
+        upstreamUrl: upstream.url,
+        flushMs: config.store.auditFlushMs,
+        onError: (err) => log('audit write failed', (err as Error).message),
+      })
     : null;
   const route = createRouter([...routesFor(services), { method: 'GET', path: '/metrics', handler: metrics.handler }]);
   const allowedHosts = allowedHostsFor(host, config.daemon.allowedHosts);
@@ -211,7 +242,11 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     log('request failed', err);
     ctx.record.outcome = 'upstream_failed';
     if (ctx.res.headersSent) ctx.res.destroy();
-    else sendError(ctx.res, new ApiError(500, 'internal error in cs-llm daemon; rerun it with DEBUG=cs-llm:daemon for details', { code: 'internal_error' }));
+    else
+      sendError(
+        ctx.res,
+        new ApiError(500, 'internal error in cs-llm daemon; rerun it with DEBUG=cs-llm:daemon for details', { code: 'internal_error' }),
+      );
   };
 
   // Whether any key exists, re-read at most once a second: a key created with `cs-llm keys create` (another
@@ -278,9 +313,13 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         throw new ApiError(503, 'the daemon is shutting down', { code: 'shutting_down', headers: { connection: 'close' } });
       }
       if (!hostAllowed(req.headers.host, allowedHosts)) {
-        throw new ApiError(403, `Host "${req.headers.host ?? ''}" is not allowed; add it to daemon.allowedHosts in the config if it is this daemon's name`, {
-          code: 'host_not_allowed',
-        });
+        throw new ApiError(
+          403,
+          `Host "${req.headers.host ?? ''}" is not allowed; add it to daemon.allowedHosts in the config if it is this daemon's name`,
+          {
+            code: 'host_not_allowed',
+          },
+        );
       }
       if (!originAllowed(req.headers.origin, allowedHosts)) {
         throw new ApiError(403, `Origin "${req.headers.origin}" is not allowed: browser pages from other sites may not use this daemon`, {
@@ -319,7 +358,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   const server = createServer({ keepAliveTimeout: 65_000 }, onRequest);
   // A malformed request line or headers: answer 400 instead of dropping the socket silently.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (socket.writable && err.code !== 'ECONNRESET')
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
   });
   let address: AddressInfo;

@@ -36,7 +36,12 @@ export interface ShadowOptions {
 }
 
 function words(text: string): Set<string> {
-  return new Set(text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w !== ''));
+  return new Set(
+    text
+      .toLowerCase()
+      .split(/[^\p{L}\p{N}]+/u)
+      .filter((w) => w !== ''),
+  );
 }
 
 /** Word-set overlap of two texts (1 for two empty texts). Pure. */
@@ -86,7 +91,7 @@ export class Shadow {
 
   private async run(request: Record<string, unknown>, primaryText: string, primaryMs: number): Promise<void> {
     const { member, log, onResult } = this.options;
-    const model = this.options.model ?? (typeof request.model === 'string' ? member.models[request.model] ?? request.model : undefined);
+    const model = this.options.model ?? (typeof request.model === 'string' ? (member.models[request.model] ?? request.model) : undefined);
     const { stream: _stream, stream_options: _options, ...rest } = request;
     const plain = Buffer.from(JSON.stringify({ ...rest, ...(model !== undefined ? { model } : {}), stream: false }));
     const body = this.options.prepare ? this.options.prepare(member, plain) : plain;

@@ -115,7 +115,9 @@ function errorCode(err: unknown): string {
 
 export function isTimeout(err: unknown): boolean {
   const code = errorCode(err);
-  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT';
+  return (
+    code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT'
+  );
 }
 
 /** 504 for a timeout, 502 for anything else that kept the upstream from answering. */

@@ -180,7 +180,15 @@ function gpusOf(m: ParsedMetrics): GpuView[] {
     const index = Number(labels.gpu);
     let gpu = byIndex.get(index);
     if (!gpu) {
-      gpu = { index, name: labels.name ?? `GPU ${index}`, memoryUsedBytes: null, memoryTotalBytes: null, utilization: null, temperatureC: null, powerW: null };
+      gpu = {
+        index,
+        name: labels.name ?? `GPU ${index}`,
+        memoryUsedBytes: null,
+        memoryTotalBytes: null,
+        utilization: null,
+        temperatureC: null,
+        powerW: null,
+      };
       byIndex.set(index, gpu);
     }
     return gpu;

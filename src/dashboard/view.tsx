@@ -38,7 +38,9 @@ export function EventLine({ event, color }: { event: DashboardEvent; color: bool
   return (
     <Text>
       <T tone="gray" color={color}>{`${clock(event.at)} `}</T>
-      <T tone={levelTone(event.level)} color={color}>{event.text}</T>
+      <T tone={levelTone(event.level)} color={color}>
+        {event.text}
+      </T>
     </Text>
   );
 }
@@ -50,9 +52,13 @@ function Label({ children }: { children: string }) {
 export function Header({ state, color, now }: Omit<ViewProps, 'columns'>) {
   const daemon =
     state.reachable === null ? (
-      <T tone="gray" color={color}>connecting…</T>
+      <T tone="gray" color={color}>
+        connecting…
+      </T>
     ) : state.reachable ? (
-      <T tone="green" color={color}>{`daemon up ${state.uptimeSeconds === null ? '' : formatDuration(state.uptimeSeconds)}`.trim()}</T>
+      <T tone="green" color={color}>
+        {`daemon up ${state.uptimeSeconds === null ? '' : formatDuration(state.uptimeSeconds)}`.trim()}
+      </T>
     ) : (
       <T tone="red" color={color} bold>
         {`daemon unreachable since ${clock(state.unreachableSince ?? now)} (${formatDuration((now - (state.unreachableSince ?? now)) / 1000)})`}
@@ -60,23 +66,33 @@ export function Header({ state, color, now }: Omit<ViewProps, 'columns'>) {
     );
   const engine =
     state.engineUp === null ? (
-      <T tone="gray" color={color}>engine ?</T>
+      <T tone="gray" color={color}>
+        engine ?
+      </T>
     ) : state.engineUp ? (
-      <T tone="green" color={color}>engine up</T>
+      <T tone="green" color={color}>
+        engine up
+      </T>
     ) : (
-      <T tone="red" color={color} bold>engine down</T>
+      <T tone="red" color={color} bold>
+        engine down
+      </T>
     );
   return (
     <Box flexDirection="column">
       <Text wrap="truncate-end">
-        <T color={color} bold>cs-llm</T>
+        <T color={color} bold>
+          cs-llm
+        </T>
         {`  ${state.url}  `}
         {daemon}
         {'  '}
         {engine}
         {state.model ? `  model ${state.model}` : ''}
       </Text>
-      {state.reachable === false && state.problem ? <T tone="red" color={color}>{`  ${state.problem}; retrying every ${formatInterval(state.intervalMs)}`}</T> : null}
+      {state.reachable === false && state.problem ? (
+        <T tone="red" color={color}>{`  ${state.problem}; retrying every ${formatInterval(state.intervalMs)}`}</T>
+      ) : null}
     </Box>
   );
 }
@@ -89,7 +105,9 @@ export function Traffic({ state, color, columns }: Omit<ViewProps, 'now'>) {
       <Text wrap="truncate-end">
         <Label>requests</Label>
         {`${formatRate(state.requestsPerSecond).padStart(7)} `}
-        <T tone="cyan" color={color}>{sparkline(state.rpsHistory, sparkWidth).padEnd(sparkWidth)}</T>
+        <T tone="cyan" color={color}>
+          {sparkline(state.rpsHistory, sparkWidth).padEnd(sparkWidth)}
+        </T>
         {`  in flight ${formatCount(state.inFlight)}  queued ${formatCount(state.queued)}`}
       </Text>
       <Text wrap="truncate-end">
@@ -100,9 +118,13 @@ export function Traffic({ state, color, columns }: Omit<ViewProps, 'now'>) {
       <Text wrap="truncate-end">
         <Label>output</Label>
         {`${formatRate(state.tokensPerSecond, ' tokens/s')}   errors `}
-        <T tone={warn(state.errorRate, 0.01)} color={color}>{formatPercent(state.errorRate)}</T>
+        <T tone={warn(state.errorRate, 0.01)} color={color}>
+          {formatPercent(state.errorRate)}
+        </T>
         {'  429s '}
-        <T tone={warn(state.rateLimitedRate, 0.01)} color={color}>{formatPercent(state.rateLimitedRate)}</T>
+        <T tone={warn(state.rateLimitedRate, 0.01)} color={color}>
+          {formatPercent(state.rateLimitedRate)}
+        </T>
         {`   sessions ${formatCount(state.sessionsActive)}`}
       </Text>
     </Box>
@@ -115,7 +137,11 @@ export function Engine({ state, color }: Omit<ViewProps, 'now' | 'columns'>) {
     <Text wrap="truncate-end">
       <Label>engine</Label>
       {`running ${formatCount(state.engineRunning)}  waiting ${formatCount(state.engineWaiting)}  KV cache `}
-      {kv === null ? '-' : <T tone={kv > 0.9 ? 'red' : kv > 0.7 ? 'yellow' : 'green'} color={color}>{`${bar(kv, 20)} ${formatPercent(kv)}`}</T>}
+      {kv === null ? (
+        '-'
+      ) : (
+        <T tone={kv > 0.9 ? 'red' : kv > 0.7 ? 'yellow' : 'green'} color={color}>{`${bar(kv, 20)} ${formatPercent(kv)}`}</T>
+      )}
     </Text>
   );
 }
@@ -150,7 +176,9 @@ export function LivePanel({ state, color, columns, now }: ViewProps) {
       {state.gpus.length === 0 ? (
         <Text>
           <Label>GPU</Label>
-          <T tone="gray" color={color}>no GPU figures (no nvidia-smi on the daemon host)</T>
+          <T tone="gray" color={color}>
+            no GPU figures (no nvidia-smi on the daemon host)
+          </T>
         </Text>
       ) : (
         state.gpus.map((gpu) => <GpuLine key={gpu.index} gpu={gpu} color={color} columns={columns} />)

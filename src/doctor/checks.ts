@@ -65,8 +65,14 @@ export interface RunChecksOptions {
 
 /** Compares dotted versions numerically: "1.41" > "1.9". */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.replace(/^v/, '').split('.').map((n) => Number.parseInt(n, 10) || 0);
-  const pb = b.replace(/^v/, '').split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const pa = a
+    .replace(/^v/, '')
+    .split('.')
+    .map((n) => Number.parseInt(n, 10) || 0);
+  const pb = b
+    .replace(/^v/, '')
+    .split('.')
+    .map((n) => Number.parseInt(n, 10) || 0);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
     const d = (pa[i] ?? 0) - (pb[i] ?? 0);
     if (d !== 0) return d;
@@ -176,7 +182,12 @@ export function checkNvidiaRuntime(options: {
     'Install the NVIDIA Container Toolkit (apt-get install nvidia-container-toolkit), then sudo nvidia-ctk runtime configure --runtime=docker and restart Docker.';
   // Docker's answer is the sure one; the host files below only hint.
   if (dockerAnswer?.verdict === 'ok') {
-    return { ...base, status: 'ok', detail: `Docker accepts GPU requests (asked with a container that never ran)${hook ? `; toolkit at ${hook}` : ''}`, fix: null };
+    return {
+      ...base,
+      status: 'ok',
+      detail: `Docker accepts GPU requests (asked with a container that never ran)${hook ? `; toolkit at ${hook}` : ''}`,
+      fix: null,
+    };
   }
   if (dockerAnswer?.verdict === 'missing') {
     // The trap FACTS.md section 1 describes: dockerd registers the nvidia driver only if the hook is there when it starts.
@@ -241,7 +252,6 @@ export function modelCacheDir(config: Config, env: NodeJS.ProcessEnv): string {
   return join(env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), '.cache'), 'huggingface');
 }
 
-
 export async function checkDisk(dir: string, catalog: Catalog | null): Promise<Check> {
   const base = { name: 'disk' as const, neededByUp: true };
   const { at, freeBytes, error } = await freeDisk(dir);
@@ -254,7 +264,12 @@ export async function checkDisk(dir: string, catalog: Catalog | null): Promise<C
   const fitting = (catalog?.models ?? []).filter((m) => m.engines.includes('vllm') && m.weightsBytes * 1.05 < freeBytes);
   const detail = `${formatGiB(freeBytes)} free for the model cache at ${where}`;
   if (freeBytes < MIN_FREE_DISK_BYTES) {
-    return { ...base, status: 'fail', detail: `${detail}; the disk is about full`, fix: `Free space on that disk, or set engine.hfCacheDir to a disk with room.` };
+    return {
+      ...base,
+      status: 'fail',
+      detail: `${detail}; the disk is about full`,
+      fix: `Free space on that disk, or set engine.hfCacheDir to a disk with room.`,
+    };
   }
   if (largest > 0 && freeBytes < largest * 1.05) {
     const can = fitting.length ? `room for ${fitting.map((m) => m.id).join(', ')}` : 'room for no catalog model';

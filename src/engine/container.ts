@@ -19,9 +19,7 @@ import { buildEngineSpec, LABEL, type EngineSpecInput } from './spec.js';
 const log = createLogger('engine');
 
 export type EngineProgress =
-  | { stage: 'pulling'; pull: PullProgress }
-  | ({ stage: 'readiness' } & ReadinessEvent)
-  | { stage: 'note'; message: string };
+  { stage: 'pulling'; pull: PullProgress } | ({ stage: 'readiness' } & ReadinessEvent) | { stage: 'note'; message: string };
 
 export interface ContainerUpOptions {
   pullPolicy: PullPolicy;
@@ -93,7 +91,12 @@ export async function lastContainerLogLines(docker: Docker, id: string, n: numbe
 }
 
 /** A readiness target for a started container: inspect, followed logs, HTTP probes on the published port. */
-async function containerTarget(docker: Docker, id: string, baseUrl: string, servedName: string): Promise<ReadinessTarget & { close(): void }> {
+async function containerTarget(
+  docker: Docker,
+  id: string,
+  baseUrl: string,
+  servedName: string,
+): Promise<ReadinessTarget & { close(): void }> {
   const container = docker.getContainer(id);
   const pending: string[] = [];
   let partial = '';
@@ -104,7 +107,9 @@ async function containerTarget(docker: Docker, id: string, baseUrl: string, serv
     partial = cut >= 0 ? text.slice(cut + 1) : text;
     if (cut >= 0) pending.push(...splitLogLines(text.slice(0, cut + 1)));
   });
-  const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+  const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream & {
+    destroy(): void;
+  };
   docker.modem.demuxStream(stream, sink, sink);
   stream.on('error', () => undefined);
   return {
@@ -205,7 +210,12 @@ export async function upContainer(docker: Docker, input: EngineSpecInput, option
 async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, options: ContainerUpOptions): Promise<ContainerUpResult> {
   const spec = buildEngineSpec(input);
   const info = engineKindInfo(input.kind);
-  const endpoint = { mode: 'container' as const, baseUrl: `http://127.0.0.1:${input.port}/v1`, port: input.port, servedName: input.model.servedName };
+  const endpoint = {
+    mode: 'container' as const,
+    baseUrl: `http://127.0.0.1:${input.port}/v1`,
+    port: input.port,
+    servedName: input.model.servedName,
+  };
   const existing = await listEngineContainers(docker, input.instance);
 
   const same = existing.find((c) => c.Labels[LABEL.configHash] === spec.configHash && c.State === 'running');
@@ -213,10 +223,23 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
     options.onProgress?.({ stage: 'note', message: `reusing the running engine ${spec.name} (same configuration)` });
     try {
       const readyInMs = await awaitReadiness(docker, same.Id, spec.name, input.kind, input.port, input.model.servedName, options, false);
-      return { ...endpoint, containerId: same.Id, containerName: spec.name, image: input.image, configHash: spec.configHash, reused: true, replaced: false, pulled: false, readyInMs };
+      return {
+        ...endpoint,
+        containerId: same.Id,
+        containerName: spec.name,
+        image: input.image,
+        configHash: spec.configHash,
+        reused: true,
+        replaced: false,
+        pulled: false,
+        readyInMs,
+      };
     } catch (err) {
       // It is ours and broken: fall through and replace it with a fresh one.
-      options.onProgress?.({ stage: 'note', message: `the running engine does not answer (${(err as Error).message.split('\n')[0]}); replacing it` });
+      options.onProgress?.({
+        stage: 'note',
+        message: `the running engine does not answer (${(err as Error).message.split('\n')[0]}); replacing it`,
+      });
     }
   }
 
@@ -232,20 +255,32 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
   if (input.gpus.mode !== 'none' && !(await imageExists(docker, input.image))) {
     const gpu = await probeGpuRuntime(docker, input.gpus, input.instance);
     if (gpu.verdict === 'missing') {
-      throw new EnvironmentError(`cannot start the engine container: ${gpu.diagnosis.summary}`, { next: gpu.diagnosis.fix, details: [gpu.message] });
+      throw new EnvironmentError(`cannot start the engine container: ${gpu.diagnosis.summary}`, {
+        next: gpu.diagnosis.fix,
+        details: [gpu.message],
+      });
     }
   }
 
   let pulled = false;
   try {
-    pulled = (await ensureImage(docker, input.image, { policy: options.pullPolicy, signal: options.signal, onProgress: (pull) => options.onProgress?.({ stage: 'pulling', pull }) })).pulled;
+    pulled = (
+      await ensureImage(docker, input.image, {
+        policy: options.pullPolicy,
+        signal: options.signal,
+        onProgress: (pull) => options.onProgress?.({ stage: 'pulling', pull }),
+      })
+    ).pulled;
   } catch (err) {
     const recovered = options.onImageUnavailable ? await options.onImageUnavailable(input.image, err as Error) : false;
     if (!recovered) throw err;
   }
 
   for (const old of existing) {
-    options.onProgress?.({ stage: 'note', message: `removing the previous engine ${old.Names[0]?.replace(/^\//, '') ?? old.Id.slice(0, 12)} (${old.State}, other configuration)` });
+    options.onProgress?.({
+      stage: 'note',
+      message: `removing the previous engine ${old.Names[0]?.replace(/^\//, '') ?? old.Id.slice(0, 12)} (${old.State}, other configuration)`,
+    });
     await removeContainer(docker, old.Id, old.State === 'running');
   }
   if (info.mountsHfCache) mkdirSync(input.hfCacheDir, { recursive: true });
@@ -388,7 +423,9 @@ export async function containerLogs(docker: Docker, id: string, options: LogsOpt
     }
     return;
   }
-  const stream = (await container.logs({ stdout: true, stderr: true, ...tail, follow: true })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+  const stream = (await container.logs({ stdout: true, stderr: true, ...tail, follow: true })) as unknown as NodeJS.ReadableStream & {
+    destroy(): void;
+  };
   await new Promise<void>((resolve, reject) => {
     const stop = () => {
       stream.destroy();

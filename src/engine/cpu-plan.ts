@@ -43,17 +43,34 @@ export interface AutoChoice {
 }
 
 /** `--engine auto`: vllm when a usable NVIDIA GPU and Docker's NVIDIA runtime are found, otherwise cpu. */
-export async function chooseAutoEngine(env: NodeJS.ProcessEnv, detect: () => Promise<GpuReport>, docker: Docker, instance: string): Promise<AutoChoice> {
-  const report = await detect().catch((err: unknown) => ({ usable: false, problem: (err as Error).message, gpus: [] }) as Pick<GpuReport, 'usable' | 'problem' | 'gpus'>);
+export async function chooseAutoEngine(
+  env: NodeJS.ProcessEnv,
+  detect: () => Promise<GpuReport>,
+  docker: Docker,
+  instance: string,
+): Promise<AutoChoice> {
+  const report = await detect().catch(
+    (err: unknown) => ({ usable: false, problem: (err as Error).message, gpus: [] }) as Pick<GpuReport, 'usable' | 'problem' | 'gpus'>,
+  );
   if (!report.usable || report.gpus.length === 0) {
     return { kind: 'cpu', why: `engine auto: cpu, because there is no usable NVIDIA GPU (${report.problem ?? 'none found'})` };
   }
   const names = report.gpus.map((g) => g.name).join(', ');
   const probe = await probeDocker(docker, env);
-  if (!probe.reachable) return { kind: 'cpu', why: `engine auto: cpu, because Docker is not usable (${probe.detail}), and vllm runs only in Docker (GPU: ${names})` };
-  const runtime = await probeGpuRuntime(docker, { mode: 'all' }, instance).catch((err: unknown) => ({ verdict: 'unknown' as const, reason: (err as Error).message }));
+  if (!probe.reachable)
+    return {
+      kind: 'cpu',
+      why: `engine auto: cpu, because Docker is not usable (${probe.detail}), and vllm runs only in Docker (GPU: ${names})`,
+    };
+  const runtime = await probeGpuRuntime(docker, { mode: 'all' }, instance).catch((err: unknown) => ({
+    verdict: 'unknown' as const,
+    reason: (err as Error).message,
+  }));
   if (runtime.verdict === 'missing') {
-    return { kind: 'cpu', why: `engine auto: cpu, because Docker cannot give the GPU (${names}) to containers: ${runtime.diagnosis.summary}` };
+    return {
+      kind: 'cpu',
+      why: `engine auto: cpu, because Docker cannot give the GPU (${names}) to containers: ${runtime.diagnosis.summary}`,
+    };
   }
   return { kind: 'vllm', why: `engine auto: vllm, on ${names}${runtime.verdict === 'ok' ? ' (Docker accepts GPU requests)' : ''}` };
 }
@@ -86,7 +103,10 @@ export function cpuThreads(env: NodeJS.ProcessEnv, cpus = availableParallelism()
 
 /** A catalog-less model for `--model /path/file.gguf`: weights from the file; geometry unknown (the engine checks the context). */
 function modelForPath(path: string, sizeBytes: number): ModelEntry {
-  const name = basename(path).replace(/\.gguf$/i, '').toLowerCase().replace(/[^a-z0-9._-]/g, '-');
+  const name = basename(path)
+    .replace(/\.gguf$/i, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]/g, '-');
   return {
     id: name,
     servedName: name,
@@ -118,7 +138,12 @@ export interface CpuModelChoice {
 }
 
 /** The model and its GGUF file on this host; refuses (with what to do) when the file is missing or not GGUF. */
-export function chooseCpuModel(catalog: Catalog, requested: string | undefined, env: NodeJS.ProcessEnv, hfEndpoint?: string): CpuModelChoice {
+export function chooseCpuModel(
+  catalog: Catalog,
+  requested: string | undefined,
+  env: NodeJS.ProcessEnv,
+  hfEndpoint?: string,
+): CpuModelChoice {
   const notes: string[] = [];
   let model: ModelEntry;
   let hostModelPath: string;
@@ -136,7 +161,9 @@ export function chooseCpuModel(catalog: Catalog, requested: string | undefined, 
     const candidates = [join(ggufDir(env), model.gguf.file), join(SHIPPED_MODELS_DIR, model.gguf.file)];
     hostModelPath = candidates.find((c) => existsSync(c)) ?? candidates[0]!;
     const chosen = model;
-    checkHostFile(hostModelPath, model.id, () => ggufFetchHint(chosen, { dir: ggufDir(env), endpoint: resolveHfEndpoint(hfEndpoint, env).endpoint }));
+    checkHostFile(hostModelPath, model.id, () =>
+      ggufFetchHint(chosen, { dir: ggufDir(env), endpoint: resolveHfEndpoint(hfEndpoint, env).endpoint }),
+    );
     if (!requested) {
       notes.push(
         `no model given: serving ${model.id}, a tiny demo model (${(model.weightsBytes / 1e6).toFixed(1)} MB) that only recalls names and order numbers; ` +
@@ -158,7 +185,9 @@ function checkHostFile(path: string, asked: string, fetchHint?: () => string): n
         next: fetchHint ? fetchHint() : `Download the GGUF file for ${asked} to ${path}, or pass --model /path/to/model.gguf.`,
       });
     }
-    throw new UsageError(err.message, { next: 'Pass a GGUF file (llama.cpp format; the file starts with "GGUF"). Safetensors models run on the vllm engine.' });
+    throw new UsageError(err.message, {
+      next: 'Pass a GGUF file (llama.cpp format; the file starts with "GGUF"). Safetensors models run on the vllm engine.',
+    });
   }
 }
 
@@ -200,11 +229,22 @@ export interface CpuEnginePlan {
 }
 
 /** Model file, context, RAM fit and threads for `up --engine cpu`; refuses before anything is pulled. */
-export function planCpuEngine(catalog: Catalog, engine: { model?: string; context?: number; hfEndpoint?: string }, env: NodeJS.ProcessEnv, ram: RamInfo): CpuEnginePlan {
+export function planCpuEngine(
+  catalog: Catalog,
+  engine: { model?: string; context?: number; hfEndpoint?: string },
+  env: NodeJS.ProcessEnv,
+  ram: RamInfo,
+): CpuEnginePlan {
   const threads = cpuThreads(env);
   const choice = chooseCpuModel(catalog, engine.model, env, engine.hfEndpoint);
   const sequences = 1;
-  const fit = planCpuFit({ model: choice.model, context: engine.context, ram, sequences, fromCatalog: !(engine.model && /\.gguf$/i.test(engine.model)) });
+  const fit = planCpuFit({
+    model: choice.model,
+    context: engine.context,
+    ram,
+    sequences,
+    fromCatalog: !(engine.model && /\.gguf$/i.test(engine.model)),
+  });
   const notes = [...choice.notes, ...fit.notes];
   return {
     model: choice.model,

@@ -16,13 +16,20 @@ export interface CpuArgsInput {
 
 export function cpuEngineArgs(input: CpuArgsInput, host = '0.0.0.0', modelPath = input.cpu.containerModelPath): string[] {
   const args = [
-    '--host', host,
-    '--port', String(input.port),
-    '--model', modelPath,
-    '--served-model-name', input.servedName,
-    '--max-model-len', String(input.maxModelLen),
-    '--max-num-seqs', String(input.maxNumSeqs),
-    '--threads', String(input.cpu.threads),
+    '--host',
+    host,
+    '--port',
+    String(input.port),
+    '--model',
+    modelPath,
+    '--served-model-name',
+    input.servedName,
+    '--max-model-len',
+    String(input.maxModelLen),
+    '--max-num-seqs',
+    String(input.maxNumSeqs),
+    '--threads',
+    String(input.cpu.threads),
   ];
   if (input.cpu.sha256) args.push('--sha256', input.cpu.sha256);
   return args;

@@ -69,7 +69,11 @@ function classify(err: unknown, endpoint: string): Pick<DockerProbe, 'problem' |
     };
   }
   if (/timeout/i.test(message)) {
-    return { problem: 'timeout', detail: `Docker Engine at ${endpoint} did not answer in time`, fix: 'Check that dockerd is healthy: docker info.' };
+    return {
+      problem: 'timeout',
+      detail: `Docker Engine at ${endpoint} did not answer in time`,
+      fix: 'Check that dockerd is healthy: docker info.',
+    };
   }
   return { problem: 'other', detail: `Docker Engine at ${endpoint}: ${message}`, fix: 'Check that dockerd is running: docker info.' };
 }

@@ -21,12 +21,13 @@ export type GpuRuntimeProbe =
 export async function probeGpuRuntime(docker: Docker, gpus: GpuSelection, instance: string): Promise<GpuRuntimeProbe> {
   if (gpus.mode === 'none') return { verdict: 'ok' };
   const images = await docker.listImages();
-  const image = images
-    .filter((i) => (i.RepoTags ?? []).some((t) => t !== '<none>:<none>'))
-    .sort((a, b) => a.Size - b.Size)[0];
+  const image = images.filter((i) => (i.RepoTags ?? []).some((t) => t !== '<none>:<none>')).sort((a, b) => a.Size - b.Size)[0];
   const tag = image?.RepoTags?.find((t) => t !== '<none>:<none>');
   if (!tag) return { verdict: 'unknown', reason: 'no local image to probe with' };
-  const request = gpus.mode === 'all' ? { Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] } : { Driver: 'nvidia', DeviceIDs: gpus.ids, Capabilities: [['gpu']] };
+  const request =
+    gpus.mode === 'all'
+      ? { Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }
+      : { Driver: 'nvidia', DeviceIDs: gpus.ids, Capabilities: [['gpu']] };
   const container = await docker.createContainer({
     Image: tag,
     Entrypoint: ['/cs-llm-gpu-probe-does-not-exist'],

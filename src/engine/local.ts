@@ -159,7 +159,13 @@ export interface LocalUpResult extends EngineEndpoint {
   readyInMs: number;
 }
 
-function processTarget(pid: number, exitInfo: { code: number | null; exited: boolean }, logFile: string, baseUrl: string, servedName: string): ReadinessTarget {
+function processTarget(
+  pid: number,
+  exitInfo: { code: number | null; exited: boolean },
+  logFile: string,
+  baseUrl: string,
+  servedName: string,
+): ReadinessTarget {
   const follow = fileFollower(logFile);
   return {
     inspect: async (): Promise<TargetState> => {
@@ -185,8 +191,23 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
   if (previous && isAlive(previous.pid) && previous.configHash === configHash) {
     options.onNote?.(`reusing the running simulator process ${previous.pid} (same configuration)`);
     const target = processTarget(previous.pid, { code: null, exited: false }, previous.logFile, baseUrl, input.model.servedName);
-    const ready = await waitForReady(target, { servedName: input.model.servedName, timeouts, label: `simulator process ${previous.pid}`, onProgress: options.onProgress, signal: options.signal }).catch(() => null);
-    if (ready) return { ...endpoint, pid: previous.pid, logFile: previous.logFile, configHash, reused: true, replaced: false, readyInMs: ready.elapsedMs };
+    const ready = await waitForReady(target, {
+      servedName: input.model.servedName,
+      timeouts,
+      label: `simulator process ${previous.pid}`,
+      onProgress: options.onProgress,
+      signal: options.signal,
+    }).catch(() => null);
+    if (ready)
+      return {
+        ...endpoint,
+        pid: previous.pid,
+        logFile: previous.logFile,
+        configHash,
+        reused: true,
+        replaced: false,
+        readyInMs: ready.elapsedMs,
+      };
     options.onNote?.('the running simulator does not answer; replacing it');
   }
   if (previous) {
@@ -206,7 +227,20 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
   // The cpu engine reads the GGUF where it lies on the host.
   const command =
     input.kind === 'cpu' && input.cpu
-      ? [...cpuEngineCommand(), ...cpuEngineArgs({ port: input.port, servedName: input.model.servedName, maxModelLen: input.maxModelLen, maxNumSeqs: input.maxNumSeqs, cpu: input.cpu }, '127.0.0.1', input.cpu.hostModelPath)]
+      ? [
+          ...cpuEngineCommand(),
+          ...cpuEngineArgs(
+            {
+              port: input.port,
+              servedName: input.model.servedName,
+              maxModelLen: input.maxModelLen,
+              maxNumSeqs: input.maxNumSeqs,
+              cpu: input.cpu,
+            },
+            '127.0.0.1',
+            input.cpu.hostModelPath,
+          ),
+        ]
       : [...simulatorCommand(), ...args];
   mkdirSync(stateDir, { recursive: true });
   const logFd = openSync(paths.logFile, 'w', 0o600);
@@ -224,15 +258,32 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
     child.once('error', (err) => resolve(err));
   });
   if (spawned || child.pid === undefined) {
-    throw new EnvironmentError(`cannot start the simulator process: ${spawned?.message ?? 'no pid'}`, { next: `Run ${command.join(' ')} by hand to see why.` });
+    throw new EnvironmentError(`cannot start the simulator process: ${spawned?.message ?? 'no pid'}`, {
+      next: `Run ${command.join(' ')} by hand to see why.`,
+    });
   }
   const pid = child.pid;
   log('simulator process %d: %s', pid, command.join(' '));
-  const state: LocalEngineState = { pid, port: input.port, model: input.model.id, servedName: input.model.servedName, configHash, startedAt: new Date().toISOString(), logFile: paths.logFile, command };
+  const state: LocalEngineState = {
+    pid,
+    port: input.port,
+    model: input.model.id,
+    servedName: input.model.servedName,
+    configHash,
+    startedAt: new Date().toISOString(),
+    logFile: paths.logFile,
+    command,
+  };
   writeLocalState(paths, state);
   const target = processTarget(pid, exitInfo, paths.logFile, baseUrl, input.model.servedName);
   try {
-    const ready = await waitForReady(target, { servedName: input.model.servedName, timeouts, label: `simulator process ${pid}`, onProgress: options.onProgress, signal: options.signal });
+    const ready = await waitForReady(target, {
+      servedName: input.model.servedName,
+      timeouts,
+      label: `simulator process ${pid}`,
+      onProgress: options.onProgress,
+      signal: options.signal,
+    });
     child.unref();
     return { ...endpoint, pid, logFile: paths.logFile, configHash, reused: false, replaced: previous !== null, readyInMs: ready.elapsedMs };
   } catch (err) {
@@ -286,7 +337,10 @@ export async function downLocalProcess(stateDir: string, purge: boolean): Promis
   return { pid: state.pid };
 }
 
-export async function localLogs(stateDir: string, options: { follow: boolean; tail?: number; stdout: Writable; signal?: AbortSignal }): Promise<boolean> {
+export async function localLogs(
+  stateDir: string,
+  options: { follow: boolean; tail?: number; stdout: Writable; signal?: AbortSignal },
+): Promise<boolean> {
   const state = readLocalState(localPaths(stateDir));
   const file = state?.logFile ?? localPaths(stateDir).logFile;
   if (!existsSync(file)) return false;

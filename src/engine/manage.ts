@@ -2,7 +2,14 @@ import type { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { NotFoundError } from '../core/errors.js';
 import type { Paths } from '../core/paths.js';
-import { containerLogs, containerStatuses, dockerFailure, downContainers, listEngineContainers, type ContainerStatus } from './container.js';
+import {
+  containerLogs,
+  containerStatuses,
+  dockerFailure,
+  downContainers,
+  listEngineContainers,
+  type ContainerStatus,
+} from './container.js';
 import { createDockerClient, probeDocker } from './docker.js';
 import { downLocalProcess, localLogs, localStatus, type LocalStatus } from './local.js';
 import { instanceIdFor } from './spec.js';
@@ -39,9 +46,12 @@ export interface StatusReport {
 export async function engineStatus(options: ManageOptions): Promise<StatusReport> {
   const { docker, problem } = await reachableDocker(options);
   const engines: EngineStatus[] = [];
-  if (docker) engines.push(...(await containerStatuses(docker, instanceIdFor(options.paths.home)).catch((err: unknown) => {
-    throw dockerFailure(err, 'reading the engine status');
-  })));
+  if (docker)
+    engines.push(
+      ...(await containerStatuses(docker, instanceIdFor(options.paths.home)).catch((err: unknown) => {
+        throw dockerFailure(err, 'reading the engine status');
+      })),
+    );
   const local = await localStatus(options.paths.stateDir);
   if (local) engines.push(local);
   return { engines, daemon: await daemonStatus(options.paths), dockerProblem: problem };

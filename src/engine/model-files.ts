@@ -96,7 +96,10 @@ export function readHfSnapshot(hfCacheDir: string, repo: string): HfSnapshotChec
   const revision = pickRevision(repoDir);
   const snapshotDir = revision ? join(repoDir, 'snapshots', revision) : null;
   if (!revision || !snapshotDir || !existsSync(snapshotDir)) {
-    return { snapshot: null, problems: [`${repo}: no downloaded snapshot in ${repoDir}${revision ? ` (refs/main names ${revision})` : ''}`] };
+    return {
+      snapshot: null,
+      problems: [`${repo}: no downloaded snapshot in ${repoDir}${revision ? ` (refs/main names ${revision})` : ''}`],
+    };
   }
   const problems: string[] = [];
   const blobs = new Map<string, ModelFile>();
@@ -126,7 +129,8 @@ export function readHfSnapshot(hfCacheDir: string, repo: string): HfSnapshotChec
     }
   }
   if (!names.has('config.json')) problems.push(`${repo}: the snapshot ${revision} has no config.json`);
-  if (![...names].some((n) => WEIGHT_FILE.test(n))) problems.push(`${repo}: the snapshot ${revision} has no weights file (*.safetensors, *.bin)`);
+  if (![...names].some((n) => WEIGHT_FILE.test(n)))
+    problems.push(`${repo}: the snapshot ${revision} has no weights file (*.safetensors, *.bin)`);
   for (const index of SHARD_INDEXES) {
     if (!names.has(index)) continue;
     try {

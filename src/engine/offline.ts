@@ -41,10 +41,13 @@ export async function missingForOffline(docker: Docker | null, needs: OfflineNee
 export async function checkOfflineReady(docker: Docker | null, needs: OfflineNeeds): Promise<void> {
   const missing = await missingForOffline(docker, needs);
   if (missing.length === 0) return;
-  throw new EnvironmentError(`offline mode: ${missing.length === 1 ? 'one thing the engine needs is' : `${missing.length} things the engine needs are`} not on this host`, {
-    details: missing,
-    next:
-      `On a connected machine run cs-llm bundle create --model ${needs.model.id} --engine ${needs.kind} ` +
-      `(add --image ${needs.image} if it is not the default), copy the file here, run cs-llm bundle load <file>, then cs-llm up --offline again.`,
-  });
+  throw new EnvironmentError(
+    `offline mode: ${missing.length === 1 ? 'one thing the engine needs is' : `${missing.length} things the engine needs are`} not on this host`,
+    {
+      details: missing,
+      next:
+        `On a connected machine run cs-llm bundle create --model ${needs.model.id} --engine ${needs.kind} ` +
+        `(add --image ${needs.image} if it is not the default), copy the file here, run cs-llm bundle load <file>, then cs-llm up --offline again.`,
+    },
+  );
 }

@@ -155,9 +155,12 @@ export function followPull(
     const armIdle = () => {
       if (idleTimer) clearTimeout(idleTimer);
       idleTimer = setTimeout(
-        () => finish(new TimeoutError(`image pull sent no progress for ${Math.round(idleTimeoutMs / 1000)} s`, idleTimeoutMs, {
-          next: 'Check the network to the registry and retry; partially pulled layers are kept.',
-        })),
+        () =>
+          finish(
+            new TimeoutError(`image pull sent no progress for ${Math.round(idleTimeoutMs / 1000)} s`, idleTimeoutMs, {
+              next: 'Check the network to the registry and retry; partially pulled layers are kept.',
+            }),
+          ),
         idleTimeoutMs,
       );
     };

@@ -112,7 +112,14 @@ export function progressFromLogLine(line: string): LogProgress {
   if (graphs) return { loading: true, percent: Number(graphs[1]), detail: 'capturing CUDA graphs' };
   if (/Capturing CUDA graph/i.test(line)) return { loading: true, detail: 'capturing CUDA graphs' };
   if (/torch\.compile|Compiling a graph/i.test(line)) return { loading: true, detail: 'compiling (torch.compile)' };
-  if (loading) return { loading: true, detail: line.replace(/^.*?\]\s*/, '').trim().slice(0, 80) };
+  if (loading)
+    return {
+      loading: true,
+      detail: line
+        .replace(/^.*?\]\s*/, '')
+        .trim()
+        .slice(0, 80),
+    };
   return { loading: false };
 }
 
@@ -134,7 +141,8 @@ export function logDetails(lines: string[]): string[] {
 
 /** Why an engine may have exited when its logs say nothing we recognise. */
 export function exitHint(state: TargetState): string | undefined {
-  if (state.oomKilled) return 'the kernel killed it for using too much host memory (RAM, not GPU memory); free memory or pick a smaller --model';
+  if (state.oomKilled)
+    return 'the kernel killed it for using too much host memory (RAM, not GPU memory); free memory or pick a smaller --model';
   if (state.exitCode === 137 || state.exitCode === 143 || state.exitCode === 0) {
     return 'it was stopped from outside (docker stop or kill, a dockerd restart) or stopped by itself';
   }
@@ -217,7 +225,8 @@ export async function waitForReady(target: ReadinessTarget, options: ReadinessOp
     }
 
     const inStage = clock.now() - stageBegan;
-    const limit = state === 'starting' ? options.timeouts.startingMs : state === 'loading' ? options.timeouts.loadingMs : options.timeouts.servingMs;
+    const limit =
+      state === 'starting' ? options.timeouts.startingMs : state === 'loading' ? options.timeouts.loadingMs : options.timeouts.servingMs;
     if (inStage >= limit) {
       const seconds = Math.round(limit / 1000);
       const lines = await target.lastLogLines(FAILURE_LOG_LINES).catch(() => [] as string[]);

@@ -83,7 +83,11 @@ function walk(dir: string): string[] {
 
 export const INSTALLED_SIM_DIR = join(PACKAGE_ROOT, 'dist', 'sim');
 
-export async function buildLocalSimImage(docker: Docker, ref: string = SIM_IMAGE_DEFAULT, simDir: string = INSTALLED_SIM_DIR): Promise<void> {
+export async function buildLocalSimImage(
+  docker: Docker,
+  ref: string = SIM_IMAGE_DEFAULT,
+  simDir: string = INSTALLED_SIM_DIR,
+): Promise<void> {
   if (!existsSync(join(simDir, 'main.js'))) {
     throw new EnvironmentError(`cannot build the simulator image: ${simDir}/main.js is missing`, {
       next: 'Run npm run build in the cs-llm checkout (or reinstall cs-llm), or pass --image with a simulator image you have.',
@@ -104,13 +108,21 @@ export async function buildLocalSimImage(docker: Docker, ref: string = SIM_IMAGE
   };
   addFile('usr/local/bin/node', readFileSync(node), 0o755);
   for (const lib of librariesFromLdd(String(ldd.stdout))) addFile(lib.replace(/^\//, ''), readFileSync(lib), 0o755);
-  addFile('etc/passwd', Buffer.from('root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n'), 0o644);
+  addFile(
+    'etc/passwd',
+    Buffer.from('root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n'),
+    0o644,
+  );
   addFile('etc/group', Buffer.from('root:x:0:\nnogroup:x:65534:\n'), 0o644);
   addFile('etc/hosts', Buffer.from('127.0.0.1\tlocalhost\n::1\tlocalhost\n'), 0o644);
   addFile('etc/nsswitch.conf', Buffer.from('passwd: files\ngroup: files\nhosts: files dns\n'), 0o644);
   files.set('tmp', { path: 'tmp', mode: 0o1777 });
   for (const file of walk(simDir)) addFile(`app/dist/sim/${relative(simDir, file)}`, readFileSync(file), 0o644);
-  addFile('app/package.json', Buffer.from(`${JSON.stringify({ name: 'cs-llm-sim', version: VERSION, private: true, type: 'module' })}\n`), 0o644);
+  addFile(
+    'app/package.json',
+    Buffer.from(`${JSON.stringify({ name: 'cs-llm-sim', version: VERSION, private: true, type: 'module' })}\n`),
+    0o644,
+  );
 
   const colon = ref.lastIndexOf(':');
   const slash = ref.lastIndexOf('/');

@@ -87,16 +87,29 @@ export function formatGpuSelection(gpus: GpuSelection): string {
 export function engineArgs(input: EngineSpecInput): string[] {
   const port = String(engineKindInfo(input.kind).containerPort);
   if (input.kind === 'cpu' && input.cpu) {
-    return cpuEngineArgs({ port: Number(port), servedName: input.model.servedName, maxModelLen: input.maxModelLen, maxNumSeqs: input.maxNumSeqs, cpu: input.cpu });
+    return cpuEngineArgs({
+      port: Number(port),
+      servedName: input.model.servedName,
+      maxModelLen: input.maxModelLen,
+      maxNumSeqs: input.maxNumSeqs,
+      cpu: input.cpu,
+    });
   }
   const args = [
-    '--host', '0.0.0.0',
-    '--port', port,
-    '--model', input.model.hfRepo,
-    '--served-model-name', input.model.servedName,
-    '--max-model-len', String(input.maxModelLen),
-    '--max-num-seqs', String(input.maxNumSeqs),
-    '--gpu-memory-utilization', String(input.gpuMemoryUtilization),
+    '--host',
+    '0.0.0.0',
+    '--port',
+    port,
+    '--model',
+    input.model.hfRepo,
+    '--served-model-name',
+    input.model.servedName,
+    '--max-model-len',
+    String(input.maxModelLen),
+    '--max-num-seqs',
+    String(input.maxNumSeqs),
+    '--gpu-memory-utilization',
+    String(input.gpuMemoryUtilization),
   ];
   if (input.tensorParallel && input.tensorParallel > 1) args.push('--tensor-parallel-size', String(input.tensorParallel));
   if (input.model.toolCallParser) {

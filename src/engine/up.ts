@@ -133,7 +133,17 @@ export async function planEngine(request: UpRequest, deps: UpDeps = {}): Promise
   }
   if (kind === 'cpu') {
     const cpuPlan = planCpuEngine(loadCatalog({ userModels: request.userModels }), request.engine, env, readRamInfo());
-    return { kind, gpus: { mode: 'none' }, chosenGpus: [], model: cpuPlan.model, maxModelLen: cpuPlan.maxModelLen, maxNumSeqs: cpuPlan.maxNumSeqs, tensorParallel: 1, cpu: cpuPlan.cpu, notes: [...notes, ...cpuPlan.cpu.notes] };
+    return {
+      kind,
+      gpus: { mode: 'none' },
+      chosenGpus: [],
+      model: cpuPlan.model,
+      maxModelLen: cpuPlan.maxModelLen,
+      maxNumSeqs: cpuPlan.maxNumSeqs,
+      tensorParallel: 1,
+      cpu: cpuPlan.cpu,
+      notes: [...notes, ...cpuPlan.cpu.notes],
+    };
   }
   const info = engineKindInfo(kind);
   const gpus = parseGpuSelection(request.engine.gpus ?? info.defaultGpus);
@@ -196,7 +206,8 @@ export async function planEngine(request: UpRequest, deps: UpDeps = {}): Promise
   }
   // Request exactly the GPUs the plan uses when that is a subset of those allowed.
   const used = chosenGpus.filter((g) => fit.gpuIndexes.includes(g.index));
-  const selection: GpuSelection = used.length > 0 && used.length < chosenGpus.length ? { mode: 'ids', ids: used.map((g) => String(g.index)) } : gpus;
+  const selection: GpuSelection =
+    used.length > 0 && used.length < chosenGpus.length ? { mode: 'ids', ids: used.map((g) => String(g.index)) } : gpus;
   return {
     kind,
     gpus: selection,
@@ -240,9 +251,12 @@ export async function checkDiskForWeights(hfCacheDir: string, model: Pick<ModelE
   if (free === null) return; // cannot tell: the download itself will say
   const needed = model.weightsBytes * 1.05;
   if (free < needed) {
-    throw new EnvironmentError(`not enough disk for the weights of ${model.id}: they need about ${formatGiB(needed)}, ${formatGiB(free)} are free at ${at}`, {
-      next: 'Free space there, or point the Hugging Face cache at a larger disk (CS_LLM_ENGINE_HF_CACHE_DIR, or engine.hfCacheDir in the config).',
-    });
+    throw new EnvironmentError(
+      `not enough disk for the weights of ${model.id}: they need about ${formatGiB(needed)}, ${formatGiB(free)} are free at ${at}`,
+      {
+        next: 'Free space there, or point the Hugging Face cache at a larger disk (CS_LLM_ENGINE_HF_CACHE_DIR, or engine.hfCacheDir in the config).',
+      },
+    );
   }
 }
 
@@ -252,7 +266,10 @@ export async function up(request: UpRequest, deps: UpDeps = {}): Promise<UpResul
   if (!request.daemon) return { ...engine, daemon: null };
   request.onProgress?.({ stage: 'note', message: `engine serving at ${engine.baseUrl}; starting the chat daemon in front of it` });
   const daemon = await ensureDaemonInFront(request.paths, engine.baseUrl.replace(/\/v1$/, ''), request.env ?? process.env);
-  request.onProgress?.({ stage: 'note', message: `chat daemon ${daemon.reused ? 'already running' : 'started'} at ${daemon.url} (pid ${daemon.pid})` });
+  request.onProgress?.({
+    stage: 'note',
+    message: `chat daemon ${daemon.reused ? 'already running' : 'started'} at ${daemon.url} (pid ${daemon.pid})`,
+  });
   return { ...engine, daemon };
 }
 
@@ -302,14 +319,29 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
   const docker = deps.docker ?? createDockerClient(env);
   const probe = await probeDocker(docker, env);
   const runLocal = async (why: string): Promise<Omit<UpResult, 'daemon'>> => {
-    request.onProgress?.({ stage: 'note', message: `${why}: running the ${plan.kind === 'cpu' ? 'cpu engine' : 'simulator'} as a local process` });
+    request.onProgress?.({
+      stage: 'note',
+      message: `${why}: running the ${plan.kind === 'cpu' ? 'cpu engine' : 'simulator'} as a local process`,
+    });
     const local = await upLocalProcess(request.paths.stateDir, input, {
       timeouts,
       signal: request.signal,
       onProgress: (event) => request.onProgress?.({ stage: 'readiness', ...event }),
       onNote: (message) => request.onProgress?.({ stage: 'note', message }),
     });
-    return { ...base, mode: 'process', baseUrl: local.baseUrl, port: local.port, image: null, containerName: null, pid: local.pid, reused: local.reused, replaced: local.replaced, pulled: false, readyInMs: local.readyInMs };
+    return {
+      ...base,
+      mode: 'process',
+      baseUrl: local.baseUrl,
+      port: local.port,
+      image: null,
+      containerName: null,
+      pid: local.pid,
+      reused: local.reused,
+      replaced: local.replaced,
+      pulled: false,
+      readyInMs: local.readyInMs,
+    };
   };
   if (!probe.reachable) {
     if ((plan.kind === 'sim' && plan.gpus.mode === 'none') || plan.kind === 'cpu') return runLocal(`no Docker engine (${probe.detail})`);
@@ -320,7 +352,8 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
 
   // Offline: nothing is pulled, and everything the engine needs is checked (all of it listed) before anything starts.
   const pullPolicy = request.engine.offline ? 'never' : request.engine.pullPolicy;
-  if (request.engine.offline) await checkOfflineReady(docker, { kind: plan.kind, image, model: plan.model, hfCacheDir: input.hfCacheDir, env });
+  if (request.engine.offline)
+    await checkOfflineReady(docker, { kind: plan.kind, image, model: plan.model, hfCacheDir: input.hfCacheDir, env });
   // The cpu engine's default image comes from the project's registry; where it cannot be pulled, the
   // engine runs as a local process instead (an explicit --image still fails).
   let cpuImageUnavailable: Error | null = null;
@@ -332,7 +365,10 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
     onImageUnavailable:
       plan.kind === 'sim' && isDefaultSimImage(image) && pullPolicy !== 'never'
         ? async (ref, err) => {
-            request.onProgress?.({ stage: 'note', message: `cannot pull ${ref} (${err.message.split('\n')[0]}); building the simulator image from this install` });
+            request.onProgress?.({
+              stage: 'note',
+              message: `cannot pull ${ref} (${err.message.split('\n')[0]}); building the simulator image from this install`,
+            });
             await buildLocalSimImage(docker, ref);
             return true;
           }
@@ -346,6 +382,19 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
     if (cpuImageUnavailable === null) throw err;
     return null;
   });
-  if (result === null) return runLocal(`cannot pull ${image} (${(cpuImageUnavailable as Error | null)?.message.split('\n')[0] ?? 'unavailable'})`);
-  return { ...base, mode: 'container', baseUrl: result.baseUrl, port: result.port, image: result.image, containerName: result.containerName, pid: null, reused: result.reused, replaced: result.replaced, pulled: result.pulled, readyInMs: result.readyInMs };
+  if (result === null)
+    return runLocal(`cannot pull ${image} (${(cpuImageUnavailable as Error | null)?.message.split('\n')[0] ?? 'unavailable'})`);
+  return {
+    ...base,
+    mode: 'container',
+    baseUrl: result.baseUrl,
+    port: result.port,
+    image: result.image,
+    containerName: result.containerName,
+    pid: null,
+    reused: result.reused,
+    replaced: result.replaced,
+    pulled: result.pulled,
+    readyInMs: result.readyInMs,
+  };
 }

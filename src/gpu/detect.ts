@@ -198,8 +198,7 @@ export async function detectGpus(options: DetectGpusOptions = {}): Promise<GpuRe
     report.problem =
       `MIG is enabled on ${names}: the engine gets one MIG instance${slices.length ? ` (here: ${[...new Set(slices)].join(', ')})` : ''}, ` +
       'not the whole GPU, so estimates from the whole GPU memory are too high';
-    report.fix =
-      `Disable MIG for a whole-GPU engine (sudo nvidia-smi -i ${migGpus[0]!.index} -mig 0, then reset the GPU), or plan for one instance with cs-llm models --vram <instance size>.`;
+    report.fix = `Disable MIG for a whole-GPU engine (sudo nvidia-smi -i ${migGpus[0]!.index} -mig 0, then reset the GPU), or plan for one instance with cs-llm models --vram <instance size>.`;
   } else {
     report.migEnabled = false;
   }

@@ -155,7 +155,8 @@ export function computeCapabilityNumber(gpu: Pick<GpuInfo, 'computeCapability'>)
   return Number.isFinite(n) ? n : null;
 }
 
-export type NvidiaSmiFailureKind = 'driver' | 'no-devices' | 'permission' | 'nvml-missing' | 'version-mismatch' | 'gpu-lost' | 'invalid-field' | 'other';
+export type NvidiaSmiFailureKind =
+  'driver' | 'no-devices' | 'permission' | 'nvml-missing' | 'version-mismatch' | 'gpu-lost' | 'invalid-field' | 'other';
 
 export interface NvidiaSmiFailure {
   kind: NvidiaSmiFailureKind;

@@ -126,9 +126,12 @@ export function startGpuSampler(options: GpuSamplerOptions = {}): GpuSampler {
     }
     child = proc;
     let lastLineAt = Date.now();
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastLineAt > stallMs) proc.kill('SIGKILL');
-    }, Math.min(stallMs, 1000));
+    const watchdog = setInterval(
+      () => {
+        if (Date.now() - lastLineAt > stallMs) proc.kill('SIGKILL');
+      },
+      Math.min(stallMs, 1000),
+    );
     watchdog.unref();
     // Never keeps the daemon (or a test) alive on its own.
     proc.unref();

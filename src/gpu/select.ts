@@ -10,7 +10,10 @@ export function selectGpus(gpus: GpuInfo[], selector: string): GpuInfo[] {
   if (sel === '' || sel === 'all') return gpus;
   if (sel === 'none') return [];
   const chosen: GpuInfo[] = [];
-  for (const part of sel.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of sel
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const gpu = /^\d+$/.test(part) ? gpus.find((g) => g.index === Number(part)) : gpus.find((g) => g.uuid === part);
     if (!gpu) {
       const known = gpus.length ? gpus.map((g) => `${g.index}${g.uuid ? ` (${g.uuid})` : ''}`).join(', ') : 'none detected';

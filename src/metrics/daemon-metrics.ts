@@ -113,11 +113,25 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
   const registers = [registry];
   const upstreamName = sources.upstream.url;
 
-  const info = new Gauge({ name: 'cs_llm_info', help: 'cs-llm daemon version, served model and upstream engine (always 1).', labelNames: ['version', 'model', 'upstream'], registers });
-  const startTime = new Gauge({ name: 'cs_llm_start_time_seconds', help: 'When the daemon started, seconds since the Unix epoch.', registers });
+  const info = new Gauge({
+    name: 'cs_llm_info',
+    help: 'cs-llm daemon version, served model and upstream engine (always 1).',
+    labelNames: ['version', 'model', 'upstream'],
+    registers,
+  });
+  const startTime = new Gauge({
+    name: 'cs_llm_start_time_seconds',
+    help: 'When the daemon started, seconds since the Unix epoch.',
+    registers,
+  });
   startTime.set(Date.now() / 1000);
 
-  const requests = new Counter({ name: 'cs_llm_http_requests_total', help: 'HTTP requests answered, by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
+  const requests = new Counter({
+    name: 'cs_llm_http_requests_total',
+    help: 'HTTP requests answered, by route, method and status.',
+    labelNames: ['route', 'method', 'status'],
+    registers,
+  });
   const duration = new Histogram({
     name: 'cs_llm_http_request_duration_seconds',
     help: 'Time from request arrival to the end of the response, by route and whether it streamed.',
@@ -137,7 +151,11 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     buckets: OVERHEAD_BUCKETS,
     registers,
   });
-  const promptTokens = new Counter({ name: 'cs_llm_prompt_tokens_total', help: 'Prompt tokens of completed chat requests (from the reply usage).', registers });
+  const promptTokens = new Counter({
+    name: 'cs_llm_prompt_tokens_total',
+    help: 'Prompt tokens of completed chat requests (from the reply usage).',
+    registers,
+  });
   const completionTokens = new Counter({
     name: 'cs_llm_completion_tokens_total',
     help: 'Completion tokens relayed (from the reply usage, or streamed deltas counted when a stream has no usage).',
@@ -149,7 +167,12 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     labelNames: ['source'],
     registers,
   });
-  const upstreamRequests = new Counter({ name: 'cs_llm_upstream_requests_total', help: 'Requests sent to an upstream engine (attempts).', labelNames: ['upstream'], registers });
+  const upstreamRequests = new Counter({
+    name: 'cs_llm_upstream_requests_total',
+    help: 'Requests sent to an upstream engine (attempts).',
+    labelNames: ['upstream'],
+    registers,
+  });
   const upstreamFailures = new Counter({
     name: 'cs_llm_upstream_failures_total',
     help: 'Upstream requests that failed, by upstream and reason (timeout, unavailable, status_NNN, stream_error, ...).',
@@ -157,30 +180,83 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     registers,
   });
   // Registered now so dashboards and alerts can name it; the tools loop fills it.
-  const toolCalls = new Counter({ name: 'cs_llm_tool_calls_total', help: 'Tool calls run by the daemon, by tool and outcome.', labelNames: ['tool', 'outcome'], registers });
+  const toolCalls = new Counter({
+    name: 'cs_llm_tool_calls_total',
+    help: 'Tool calls run by the daemon, by tool and outcome.',
+    labelNames: ['tool', 'outcome'],
+    registers,
+  });
 
   const inFlight = new Gauge({ name: 'cs_llm_requests_in_flight', help: 'Requests being served right now.', registers });
-  const queued = new Gauge({ name: 'cs_llm_requests_queued', help: 'Requests waiting inside the daemon (for their session, or for admission).', registers });
+  const queued = new Gauge({
+    name: 'cs_llm_requests_queued',
+    help: 'Requests waiting inside the daemon (for their session, or for admission).',
+    registers,
+  });
   const sessionsActive = new Gauge({ name: 'cs_llm_sessions_active', help: 'Sessions not yet expired.', registers });
-  const sessionsStored = new Gauge({ name: 'cs_llm_sessions_stored', help: 'Sessions in the database, expired ones not yet swept included.', registers });
+  const sessionsStored = new Gauge({
+    name: 'cs_llm_sessions_stored',
+    help: 'Sessions in the database, expired ones not yet swept included.',
+    registers,
+  });
 
   const gpuLabels = ['gpu', 'uuid', 'name'];
-  const gpuMemoryUsed = new Gauge({ name: 'cs_llm_gpu_memory_used_bytes', help: 'GPU memory in use (nvidia-smi).', labelNames: gpuLabels, registers });
-  const gpuMemoryTotal = new Gauge({ name: 'cs_llm_gpu_memory_total_bytes', help: 'GPU memory in total (nvidia-smi).', labelNames: gpuLabels, registers });
-  const gpuUtilization = new Gauge({ name: 'cs_llm_gpu_utilization_ratio', help: 'GPU busy time over the last sample period, 0 to 1 (nvidia-smi).', labelNames: gpuLabels, registers });
-  const gpuTemperature = new Gauge({ name: 'cs_llm_gpu_temperature_celsius', help: 'GPU core temperature (nvidia-smi).', labelNames: gpuLabels, registers });
+  const gpuMemoryUsed = new Gauge({
+    name: 'cs_llm_gpu_memory_used_bytes',
+    help: 'GPU memory in use (nvidia-smi).',
+    labelNames: gpuLabels,
+    registers,
+  });
+  const gpuMemoryTotal = new Gauge({
+    name: 'cs_llm_gpu_memory_total_bytes',
+    help: 'GPU memory in total (nvidia-smi).',
+    labelNames: gpuLabels,
+    registers,
+  });
+  const gpuUtilization = new Gauge({
+    name: 'cs_llm_gpu_utilization_ratio',
+    help: 'GPU busy time over the last sample period, 0 to 1 (nvidia-smi).',
+    labelNames: gpuLabels,
+    registers,
+  });
+  const gpuTemperature = new Gauge({
+    name: 'cs_llm_gpu_temperature_celsius',
+    help: 'GPU core temperature (nvidia-smi).',
+    labelNames: gpuLabels,
+    registers,
+  });
   const gpuPower = new Gauge({ name: 'cs_llm_gpu_power_watts', help: 'GPU power draw (nvidia-smi).', labelNames: gpuLabels, registers });
 
-  const engineUp = new Gauge({ name: 'cs_llm_engine_up', help: "1 when the engine's /metrics answered at the last scrape, else 0.", labelNames: ['upstream'], registers });
-  const engineRunning = new Gauge({ name: 'cs_llm_engine_requests_running', help: 'Requests the engine is running (vllm:num_requests_running).', labelNames: ['upstream'], registers });
-  const engineWaiting = new Gauge({ name: 'cs_llm_engine_requests_waiting', help: 'Requests queued in the engine (vllm:num_requests_waiting).', labelNames: ['upstream'], registers });
+  const engineUp = new Gauge({
+    name: 'cs_llm_engine_up',
+    help: "1 when the engine's /metrics answered at the last scrape, else 0.",
+    labelNames: ['upstream'],
+    registers,
+  });
+  const engineRunning = new Gauge({
+    name: 'cs_llm_engine_requests_running',
+    help: 'Requests the engine is running (vllm:num_requests_running).',
+    labelNames: ['upstream'],
+    registers,
+  });
+  const engineWaiting = new Gauge({
+    name: 'cs_llm_engine_requests_waiting',
+    help: 'Requests queued in the engine (vllm:num_requests_waiting).',
+    labelNames: ['upstream'],
+    registers,
+  });
   const engineKvCache = new Gauge({
     name: 'cs_llm_engine_kv_cache_usage_ratio',
     help: "The engine's KV-cache use, 0 to 1 (vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc).",
     labelNames: ['upstream'],
     registers,
   });
-  const engineStart = new Gauge({ name: 'cs_llm_engine_start_time_seconds', help: "The engine process's start time (its process_start_time_seconds), when it reports one.", labelNames: ['upstream'], registers });
+  const engineStart = new Gauge({
+    name: 'cs_llm_engine_start_time_seconds',
+    help: "The engine process's start time (its process_start_time_seconds), when it reports one.",
+    labelNames: ['upstream'],
+    registers,
+  });
 
   // Hot path: cached label objects, then prom-client's inc/observe.
   const requestLabels = new LabelCache((key) => {
@@ -250,7 +326,12 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
   const fetchEngine = async (): Promise<void> => {
     let figures: EngineFigures = { up: false, running: null, waiting: null, kvCache: null, startTime: null };
     try {
-      const res = await sources.upstream.request({ method: 'GET', path: '/metrics', timeoutMs: engineTimeoutMs, signal: AbortSignal.timeout(engineTimeoutMs) });
+      const res = await sources.upstream.request({
+        method: 'GET',
+        path: '/metrics',
+        timeoutMs: engineTimeoutMs,
+        signal: AbortSignal.timeout(engineTimeoutMs),
+      });
       const text = await readAll(res.body);
       if (res.statusCode === 200) figures = { up: true, ...engineFigures(parsePrometheusText(text)) };
     } catch {
@@ -303,7 +384,11 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     render,
     async handler(ctx) {
       const body = await render(1);
-      ctx.res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      ctx.res.writeHead(200, {
+        'content-type': registry.contentType,
+        'content-length': Buffer.byteLength(body),
+        'cache-control': 'no-store',
+      });
       ctx.res.end(body);
     },
     async close() {

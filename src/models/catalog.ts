@@ -52,7 +52,8 @@ export function loadCatalog(options: LoadCatalogOptions = {}): Catalog {
   const catalog = readCatalogFile(file);
   const models = [...catalog.models];
   for (const [i, raw] of (options.userModels ?? []).entries()) {
-    const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : null;
+    const id =
+      typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : null;
     const name = id ? `models[${i}] ("${id}")` : `models[${i}]`;
     const parsed = modelEntrySchema.safeParse(raw);
     if (!parsed.success) {

@@ -184,7 +184,11 @@ function estimateOn(model: ModelEntry, gpus: FitGpu[], indexes: number[], option
     const headsSplit = model.attentionHeads % tp === 0;
     const kvSplit = model.kvHeads % tp === 0 || tp % model.kvHeads === 0;
     if (!headsSplit || !kvSplit) {
-      return no(`${model.id} has ${model.attentionHeads} attention heads and ${model.kvHeads} KV heads, which do not split across ${tp} GPUs`, staticBytes, usableBytes);
+      return no(
+        `${model.id} has ${model.attentionHeads} attention heads and ${model.kvHeads} KV heads, which do not split across ${tp} GPUs`,
+        staticBytes,
+        usableBytes,
+      );
     }
   }
 
@@ -211,7 +215,12 @@ function estimateOn(model: ModelEntry, gpus: FitGpu[], indexes: number[], option
   if (options.context !== undefined) {
     const context = options.context;
     if (context > model.maxContext) {
-      return no(`${model.id} supports at most ${formatContext(model.maxContext)} context; ${formatContext(context)} was asked`, staticBytes, usableBytes, poolTokens);
+      return no(
+        `${model.id} supports at most ${formatContext(model.maxContext)} context; ${formatContext(context)} was asked`,
+        staticBytes,
+        usableBytes,
+        poolTokens,
+      );
     }
     const seqs = options.maxNumSeqs ?? Math.min(MAX_NUM_SEQS, Math.floor(poolTokens / (context * AVERAGE_FILL)));
     const wantSeqs = Math.max(1, options.maxNumSeqs ?? 1);
@@ -220,7 +229,12 @@ function estimateOn(model: ModelEntry, gpus: FitGpu[], indexes: number[], option
       const fallback = bestPlan(model, poolTokens, undefined);
       const instead = fallback ? `. Fits at ${formatContext(fallback.context)} with ${sequences(fallback.seqs)}` : '';
       const asked = options.maxNumSeqs !== undefined ? ` with ${sequences(wantSeqs)}` : '';
-      return no(`needs ${formatGiB(required)} at ${formatContext(context)} context${asked}; ${formatGiB(usableBytes)} usable ${at}${instead}`, required, usableBytes, poolTokens);
+      return no(
+        `needs ${formatGiB(required)} at ${formatContext(context)} context${asked}; ${formatGiB(usableBytes)} usable ${at}${instead}`,
+        required,
+        usableBytes,
+        poolTokens,
+      );
     }
     const required = staticBytes + perToken * context;
     const tight = seqs < COMFORTABLE_SEQUENCES;
@@ -251,8 +265,11 @@ function estimateOn(model: ModelEntry, gpus: FitGpu[], indexes: number[], option
   const shortContext = plan.context < Math.min(COMFORTABLE_CONTEXT, model.maxContext);
   const tight = plan.seqs < COMFORTABLE_SEQUENCES || shortContext;
   let reason = `needs ${formatGiB(required)} at ${formatContext(plan.context)} context; ${formatGiB(usableBytes)} usable ${at}: ${kvRoom(poolTokens, plan.context, plan.seqs)}`;
-  const larger = contextCandidates(model).filter((c) => c > plan.context).at(-1);
-  if (tight && larger !== undefined) reason += `; ${formatContext(larger)} context would need ${formatGiB(staticBytes + perToken * larger)}`;
+  const larger = contextCandidates(model)
+    .filter((c) => c > plan.context)
+    .at(-1);
+  if (tight && larger !== undefined)
+    reason += `; ${formatContext(larger)} context would need ${formatGiB(staticBytes + perToken * larger)}`;
   return {
     verdict: tight ? 'tight' : 'fits',
     maxModelLen: plan.context,
@@ -302,7 +319,12 @@ export function estimateFit(model: ModelEntry, gpus: FitGpu[], options: FitOptio
     const group = positioned.slice(0, tp);
     if (group.length < tp) {
       return {
-        ...estimateOn(model, group.map((p) => p.gpu), group.map((p) => p.index), options),
+        ...estimateOn(
+          model,
+          group.map((p) => p.gpu),
+          group.map((p) => p.index),
+          options,
+        ),
         verdict: 'no',
         maxModelLen: null,
         maxNumSeqs: null,
@@ -310,7 +332,12 @@ export function estimateFit(model: ModelEntry, gpus: FitGpu[], options: FitOptio
         tensorParallel: tp,
       };
     }
-    return estimateOn(model, group.map((p) => p.gpu), group.map((p) => p.index), options);
+    return estimateOn(
+      model,
+      group.map((p) => p.gpu),
+      group.map((p) => p.index),
+      options,
+    );
   }
   let best: FitResult | null = null;
   for (const p of positioned) {
@@ -324,7 +351,12 @@ export function estimateFit(model: ModelEntry, gpus: FitGpu[], options: FitOptio
     if (tp > largestFirst.length) break;
     triedTp = tp;
     const group = largestFirst.slice(0, tp).sort((a, b) => a.index - b.index);
-    const result = estimateOn(model, group.map((p) => p.gpu), group.map((p) => p.index), options);
+    const result = estimateOn(
+      model,
+      group.map((p) => p.gpu),
+      group.map((p) => p.index),
+      options,
+    );
     if (better(result, best!)) best = result;
     if (best!.verdict === 'fits') break;
   }

@@ -60,7 +60,9 @@ export function ggufFetchHint(model: Pick<ModelEntry, 'id' | 'gguf'>, options: {
   const gguf = model.gguf;
   if (!gguf) return `Pass --model /path/to/model.gguf (${model.id} has no GGUF file in the catalog).`;
   const url = ggufDownloadUrl(gguf, options.endpoint);
-  const facts = [gguf.sizeBytes !== undefined ? formatFileSize(gguf.sizeBytes) : null, gguf.sha256 ? `sha256 ${gguf.sha256}` : null].filter(Boolean).join(', ');
+  const facts = [gguf.sizeBytes !== undefined ? formatFileSize(gguf.sizeBytes) : null, gguf.sha256 ? `sha256 ${gguf.sha256}` : null]
+    .filter(Boolean)
+    .join(', ');
   const where = join(options.dir, gguf.file);
   if (url && gguf.sha256) {
     return `Run cs-llm models pull ${model.id} (it downloads ${url}${facts ? ` (${facts})` : ''} to ${where} and checks it), or on a machine without that access put the file from that URL in ${options.dir}/ yourself; or pass --model /path/to/model.gguf.`;

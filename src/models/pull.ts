@@ -93,7 +93,12 @@ function discard(res: IncomingMessage): void {
  * does; seen here 16 times in 20 against an HTTP/1.0 server. A fresh connection per request (agent: false);
  * the idle limit covers the wait for headers and every gap in the body.
  */
-function getOnce(url: string, headers: Record<string, string>, signal: AbortSignal | undefined, idleTimeoutMs: number): Promise<IncomingMessage> {
+function getOnce(
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal | undefined,
+  idleTimeoutMs: number,
+): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -105,7 +110,10 @@ function getOnce(url: string, headers: Record<string, string>, signal: AbortSign
 }
 
 /** GET with redirects followed by hand: the Range header goes to every hop, the token only to the first origin. */
-async function get(url: string, options: { range: number | null; token?: string; signal?: AbortSignal; idleTimeoutMs: number }): Promise<IncomingMessage> {
+async function get(
+  url: string,
+  options: { range: number | null; token?: string; signal?: AbortSignal; idleTimeoutMs: number },
+): Promise<IncomingMessage> {
   const origin = new URL(url).origin;
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -121,7 +129,9 @@ async function get(url: string, options: { range: number | null; token?: string;
     }
     return res;
   }
-  throw new EnvironmentError(`${url}: more than ${MAX_REDIRECTS} redirects`, { next: 'Check the endpoint (HF_ENDPOINT or engine.hfEndpoint): a mirror should answer the file or redirect once to its storage.' });
+  throw new EnvironmentError(`${url}: more than ${MAX_REDIRECTS} redirects`, {
+    next: 'Check the endpoint (HF_ENDPOINT or engine.hfEndpoint): a mirror should answer the file or redirect once to its storage.',
+  });
 }
 
 /** Keeps a second pull of the same file out while this one writes the part. */
@@ -224,7 +234,9 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
       if (disk.freeBytes !== null && disk.freeBytes < need + DISK_MARGIN_BYTES) {
         throw new EnvironmentError(
           `not enough free disk for ${gguf.file}: ${formatFileSize(need)} still to download (plus ${DISK_MARGIN_BYTES / 1024 ** 2} MiB of room), ${formatFileSize(disk.freeBytes)} free at ${disk.at}`,
-          { next: `Free space there, or set CS_LLM_GGUF_DIR to a folder on a larger disk (cs-llm up looks there too), then run cs-llm models pull ${model.id} again.` },
+          {
+            next: `Free space there, or set CS_LLM_GGUF_DIR to a folder on a larger disk (cs-llm up looks there too), then run cs-llm models pull ${model.id} again.`,
+          },
         );
       }
     };
@@ -241,24 +253,31 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
         resumedFrom = partSize;
         break;
       }
-      const res = await get(url, { range: partSize > 0 ? partSize : null, token: options.token, signal, idleTimeoutMs }).catch((err: unknown) => {
-        if (err instanceof CsLlmError) throw err;
-        throw new EnvironmentError(`cannot download ${url}: ${(err as Error).message}`, {
-          cause: err,
-          next: `Check the network and the endpoint (${endpoint}; HF_ENDPOINT or engine.hfEndpoint set a mirror), then run cs-llm models pull ${model.id} again${partSize > 0 ? ': it continues the part file' : ''}.`,
-        });
-      });
+      const res = await get(url, { range: partSize > 0 ? partSize : null, token: options.token, signal, idleTimeoutMs }).catch(
+        (err: unknown) => {
+          if (err instanceof CsLlmError) throw err;
+          throw new EnvironmentError(`cannot download ${url}: ${(err as Error).message}`, {
+            cause: err,
+            next: `Check the network and the endpoint (${endpoint}; HF_ENDPOINT or engine.hfEndpoint set a mirror), then run cs-llm models pull ${model.id} again${partSize > 0 ? ': it continues the part file' : ''}.`,
+          });
+        },
+      );
       const status = res.statusCode ?? 0;
       // Hugging Face says why in X-Error-Code (RepoNotFound, EntryNotFound, GatedRepo, ...); mirrors may not.
       const hubCode = header(res.headers, 'x-error-code');
-      const hubWhy = hubCode ? ` (${hubCode}${header(res.headers, 'x-error-message') ? `: ${header(res.headers, 'x-error-message')}` : ''})` : '';
+      const hubWhy = hubCode
+        ? ` (${hubCode}${header(res.headers, 'x-error-message') ? `: ${header(res.headers, 'x-error-message')}` : ''})`
+        : '';
       if (status === 404) {
         discard(res);
-        throw new NotFoundError(`${url} answered 404 Not Found${hubWhy}: ${gguf.hfRepo ? `${gguf.hfRepo} has no file ${gguf.file} there` : 'no file at that URL'}`, {
-          next:
-            `Check the endpoint (${endpoint}) serves ${gguf.hfRepo ? 'Hugging Face paths (<repo>/resolve/main/<file>)' : 'that URL'} and that the file still exists there; ` +
-            `or get ${gguf.file} (${expectedSize !== null ? `${formatFileSize(expectedSize)}, ` : ''}sha256 ${expectedSha}) some other way and put it into ${dir}/.`,
-        });
+        throw new NotFoundError(
+          `${url} answered 404 Not Found${hubWhy}: ${gguf.hfRepo ? `${gguf.hfRepo} has no file ${gguf.file} there` : 'no file at that URL'}`,
+          {
+            next:
+              `Check the endpoint (${endpoint}) serves ${gguf.hfRepo ? 'Hugging Face paths (<repo>/resolve/main/<file>)' : 'that URL'} and that the file still exists there; ` +
+              `or get ${gguf.file} (${expectedSize !== null ? `${formatFileSize(expectedSize)}, ` : ''}sha256 ${expectedSha}) some other way and put it into ${dir}/.`,
+          },
+        );
       }
       if (status === 401 || status === 403) {
         discard(res);
@@ -271,7 +290,10 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
       if (status === 416 || (status === 206 && partSize === 0)) {
         // The part does not match what the server has (416), or a 206 nobody asked for: start over once.
         discard(res);
-        if (restarts++ > 0) throw new EnvironmentError(`${url} answered ${status} to a plain request`, { next: 'The server or mirror does not serve whole files; try another endpoint.' });
+        if (restarts++ > 0)
+          throw new EnvironmentError(`${url} answered ${status} to a plain request`, {
+            next: 'The server or mirror does not serve whole files; try another endpoint.',
+          });
         await rm(part, { force: true });
         partSize = 0;
         continue;
@@ -288,7 +310,11 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
         const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range') ?? '');
         if (!range || Number(range[1]) !== partSize) {
           discard(res);
-          if (restarts++ > 0) throw new EnvironmentError(`${url} answered a range that was not asked for (${header(res.headers, 'content-range') ?? 'no Content-Range'})`, { next: 'Try another endpoint.' });
+          if (restarts++ > 0)
+            throw new EnvironmentError(
+              `${url} answered a range that was not asked for (${header(res.headers, 'content-range') ?? 'no Content-Range'})`,
+              { next: 'Try another endpoint.' },
+            );
           await rm(part, { force: true });
           partSize = 0;
           continue;
@@ -339,10 +365,13 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
             next: `Run cs-llm models pull ${model.id} again to continue from there (the part file ${part} is kept).`,
           });
         }
-        throw new EnvironmentError(`download of ${gguf.file} broke off at ${formatFileSize(have)}${limit !== null ? ` of ${formatFileSize(limit)}` : ''}: ${(err as Error).message}`, {
-          cause: err,
-          next: `Run cs-llm models pull ${model.id} again: it continues the part file ${part}.`,
-        });
+        throw new EnvironmentError(
+          `download of ${gguf.file} broke off at ${formatFileSize(have)}${limit !== null ? ` of ${formatFileSize(limit)}` : ''}: ${(err as Error).message}`,
+          {
+            cause: err,
+            next: `Run cs-llm models pull ${model.id} again: it continues the part file ${part}.`,
+          },
+        );
       }
       break;
     }

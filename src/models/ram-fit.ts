@@ -64,7 +64,12 @@ export function estimateRamFit(model: ModelEntry, ram: RamInfo, options: RamFitO
   const sequences = options.sequences ?? DEFAULT_CPU_SEQUENCES;
   const usable = ram.availableBytes;
   const plan = (context: number) => ({ context, required: ramRequiredBytes(model, context, sequences) });
-  const result = (verdict: FitVerdict, p: { context: number; required: number } | null, reason: string, required = p?.required ?? 0): RamFitResult => ({
+  const result = (
+    verdict: FitVerdict,
+    p: { context: number; required: number } | null,
+    reason: string,
+    required = p?.required ?? 0,
+  ): RamFitResult => ({
     verdict,
     maxModelLen: p ? p.context : null,
     maxNumSeqs: p ? sequences : null,
@@ -78,7 +83,12 @@ export function estimateRamFit(model: ModelEntry, ram: RamInfo, options: RamFitO
 
   if (options.context !== undefined) {
     if (options.context > model.maxContext) {
-      return result('no', null, `context ${options.context} is larger than the model's context length ${model.maxContext}`, ramRequiredBytes(model, options.context, sequences));
+      return result(
+        'no',
+        null,
+        `context ${options.context} is larger than the model's context length ${model.maxContext}`,
+        ramRequiredBytes(model, options.context, sequences),
+      );
     }
     const p = plan(options.context);
     if (p.required > usable) return result('no', null, `does not fit: ${describe(p)}`, p.required);

@@ -22,14 +22,20 @@ export const ggufSchema = z
       .regex(/^[^/\\]+$/, 'a file name, without a folder')
       .refine((f) => !f.startsWith('.'), 'must not start with "."'),
     /** The Hugging Face repository (owner/name) that holds the file. */
-    hfRepo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'owner/name').optional(),
+    hfRepo: z
+      .string()
+      .regex(/^[\w.-]+\/[\w.-]+$/, 'owner/name')
+      .optional(),
     /** A full download URL, for files that are not laid out like a Hugging Face repository. */
     url: z
       .string()
       .url()
       .refine((u) => /^https?:\/\//i.test(u), 'an http(s) URL')
       .optional(),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits').optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits')
+      .optional(),
     /** Bytes of the file, checked after a download (and equal to the entry's weightsBytes). */
     sizeBytes: z.number().int().positive().optional(),
   })
@@ -39,7 +45,10 @@ export const modelEntrySchema = z
   .object({
     id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lowercase letters, digits, ".", "_" and "-"'),
     /** Hugging Face repository, as vLLM's --model takes it. */
-    hfRepo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'owner/name').optional(),
+    hfRepo: z
+      .string()
+      .regex(/^[\w.-]+\/[\w.-]+$/, 'owner/name')
+      .optional(),
     /** The name clients use in the OpenAI "model" field (vLLM's --served-model-name). */
     servedName: z.string().min(1),
     family: z.string().min(1),
@@ -81,7 +90,11 @@ export const modelEntrySchema = z
       ctx.addIssue({ code: 'custom', path: ['gguf'], message: 'a cpu model needs a gguf file ({"file": "..."})' });
     }
     if (entry.gguf?.sizeBytes !== undefined && entry.gguf.sizeBytes !== entry.weightsBytes) {
-      ctx.addIssue({ code: 'custom', path: ['gguf', 'sizeBytes'], message: `must equal weightsBytes (${entry.weightsBytes}): a GGUF file is the weights` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['gguf', 'sizeBytes'],
+        message: `must equal weightsBytes (${entry.weightsBytes}): a GGUF file is the weights`,
+      });
     }
     if (entry.kvHeads > entry.attentionHeads) {
       ctx.addIssue({ code: 'custom', path: ['kvHeads'], message: 'cannot exceed attentionHeads' });

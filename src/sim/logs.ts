@@ -16,7 +16,13 @@ export function vllmLine(level: 'INFO' | 'WARNING' | 'ERROR', source: string, me
   return `${level} ${stamp(now)} [${source}] ${message}`;
 }
 
-export function preambleLines(args: { model: string; servedModelNames: string[]; maxModelLen: number; maxNumSeqs: number; ignored: string[] }): string[] {
+export function preambleLines(args: {
+  model: string;
+  servedModelNames: string[];
+  maxModelLen: number;
+  maxNumSeqs: number;
+  ignored: string[];
+}): string[] {
   const lines = [
     vllmLine('INFO', 'api_server.py:1885', `vLLM API server version ${SIM_VERSION}`),
     vllmLine(
@@ -43,7 +49,11 @@ export function loadedLines(args: { loadSeconds: number; maxModelLen: number; kv
     vllmLine('INFO', 'default_loader.py:262', `Loading weights took ${args.loadSeconds.toFixed(2)} seconds`),
     vllmLine('INFO', 'gpu_model_runner.py:1792', `Model loading took 0.0000 GiB and ${args.loadSeconds.toFixed(6)} seconds`),
     vllmLine('INFO', 'kv_cache_utils.py:716', `GPU KV cache size: ${args.kvCacheTokens.toLocaleString('en-US')} tokens`),
-    vllmLine('INFO', 'kv_cache_utils.py:720', `Maximum concurrency for ${args.maxModelLen.toLocaleString('en-US')} tokens per request: ${concurrency}x`),
+    vllmLine(
+      'INFO',
+      'kv_cache_utils.py:720',
+      `Maximum concurrency for ${args.maxModelLen.toLocaleString('en-US')} tokens per request: ${concurrency}x`,
+    ),
     vllmLine('INFO', 'api_server.py:1818', `Starting vLLM API server 0 on ${args.url}`),
     `INFO:     Started server process [${process.pid}]`,
     'INFO:     Waiting for application startup.',

@@ -44,7 +44,9 @@ export function messageText(message: ChatMessage): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
     return content
-      .map((part: unknown) => (part && typeof part === 'object' && typeof (part as { text?: unknown }).text === 'string' ? (part as { text: string }).text : ''))
+      .map((part: unknown) =>
+        part && typeof part === 'object' && typeof (part as { text?: unknown }).text === 'string' ? (part as { text: string }).text : '',
+      )
       .filter((text) => text !== '')
       .join('\n');
   }
@@ -75,7 +77,11 @@ function quote(text: string): string {
   return `${pieces.slice(0, MAX_QUOTE_TOKENS).join('').trim()}...`;
 }
 
-export function decideChatReply(request: { messages: readonly ChatMessage[]; tools?: readonly ToolDefinition[]; tool_choice?: ToolChoice }): Reply {
+export function decideChatReply(request: {
+  messages: readonly ChatMessage[];
+  tools?: readonly ToolDefinition[];
+  tool_choice?: ToolChoice;
+}): Reply {
   const { messages } = request;
   const last = messages[messages.length - 1];
   if (last?.role === 'tool') return { kind: 'text', text: toolResultReply(messages) };
@@ -128,7 +134,11 @@ function textReply(messages: readonly ChatMessage[]): string {
 }
 
 /** The tool rule: see docs/sim.md. Returns undefined when no tool should be called. */
-function toolCallsFor(request: { messages: readonly ChatMessage[]; tools?: readonly ToolDefinition[]; tool_choice?: ToolChoice }): ToolCall[] | undefined {
+function toolCallsFor(request: {
+  messages: readonly ChatMessage[];
+  tools?: readonly ToolDefinition[];
+  tool_choice?: ToolChoice;
+}): ToolCall[] | undefined {
   const tools = (request.tools ?? []).filter((t) => typeof t?.function?.name === 'string' && t.function.name !== '');
   const choice = request.tool_choice;
   if (tools.length === 0 || choice === 'none') return undefined;
@@ -151,7 +161,10 @@ function toolCallsFor(request: { messages: readonly ChatMessage[]; tools?: reado
   const argType = properties[argName]?.type;
   const args: Record<string, string | number> = {};
   if (orderNumber !== undefined) args[argName] = argType === 'integer' || argType === 'number' ? Number(orderNumber) : orderNumber;
-  const id = `call_${createHash('sha256').update(`${conversationHash(request.messages)}:${name}`).digest('hex').slice(0, 24)}`;
+  const id = `call_${createHash('sha256')
+    .update(`${conversationHash(request.messages)}:${name}`)
+    .digest('hex')
+    .slice(0, 24)}`;
   return [{ id, name, arguments: JSON.stringify(args) }];
 }
 

@@ -61,7 +61,8 @@ function commonFields(body: Record<string, unknown>, servedModelNames: readonly 
     }
     model = body.model;
   }
-  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') return bad('stream must be a boolean.', 'stream');
+  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean')
+    return bad('stream must be a boolean.', 'stream');
   const stream = body.stream === true;
   const streamOptions = body.stream_options;
   if (streamOptions !== undefined && streamOptions !== null) {
@@ -83,7 +84,8 @@ function commonFields(body: Record<string, unknown>, servedModelNames: readonly 
   else if (Array.isArray(body.stop) && body.stop.every((s) => typeof s === 'string')) stop = body.stop as string[];
   else if (body.stop !== undefined && body.stop !== null) return bad('stop must be a string or an array of strings.', 'stop');
   const ignoreEos = body.ignore_eos;
-  if (ignoreEos !== undefined && ignoreEos !== null && typeof ignoreEos !== 'boolean') return bad('ignore_eos must be a boolean.', 'ignore_eos');
+  if (ignoreEos !== undefined && ignoreEos !== null && typeof ignoreEos !== 'boolean')
+    return bad('ignore_eos must be a boolean.', 'ignore_eos');
   return { ok: true, value: { model, stream, includeUsage, maxTokens, stop: stop.filter((s) => s !== ''), ignoreEos: ignoreEos === true } };
 }
 
@@ -93,10 +95,14 @@ export function parseChatRequest(body: Record<string, unknown>, servedModelNames
   if (!Array.isArray(messages)) return bad('messages must be an array of message objects.', 'messages');
   if (messages.length === 0) return bad('messages must contain at least one message.', 'messages');
   for (const [i, message] of messages.entries()) {
-    if (!message || typeof message !== 'object' || Array.isArray(message)) return bad(`messages[${i}] must be an object.`, `messages[${i}]`);
+    if (!message || typeof message !== 'object' || Array.isArray(message))
+      return bad(`messages[${i}] must be an object.`, `messages[${i}]`);
     const { role, content } = message as Record<string, unknown>;
     if (typeof role !== 'string' || !ROLES.has(role)) {
-      return bad(`messages[${i}].role must be one of system, developer, user, assistant, tool; got ${JSON.stringify(role)}.`, `messages[${i}].role`);
+      return bad(
+        `messages[${i}].role must be one of system, developer, user, assistant, tool; got ${JSON.stringify(role)}.`,
+        `messages[${i}].role`,
+      );
     }
     if (content !== undefined && content !== null && typeof content !== 'string' && !Array.isArray(content)) {
       return bad(`messages[${i}].content must be a string or an array of content parts.`, `messages[${i}].content`);
@@ -138,7 +144,12 @@ export function parseCompletionRequest(body: Record<string, unknown>, servedMode
 }
 
 /** vLLM refuses a request whose prompt plus max_tokens exceeds the context window. */
-export function contextProblem(promptTokens: number, maxTokens: number | undefined, maxModelLen: number, param: string): RequestProblem | undefined {
+export function contextProblem(
+  promptTokens: number,
+  maxTokens: number | undefined,
+  maxModelLen: number,
+  param: string,
+): RequestProblem | undefined {
   if (promptTokens + (maxTokens ?? 0) <= maxModelLen && promptTokens < maxModelLen) return undefined;
   return {
     status: 400,

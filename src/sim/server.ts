@@ -9,11 +9,28 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createFaultPicker, type FaultKind } from './faults.js';
-import { accessLine, crashLines, loadedLines, preambleLines, shardProgressLine, SHARD_COUNT, uvicornRunningLine, SIM_VERSION } from './logs.js';
+import {
+  accessLine,
+  crashLines,
+  loadedLines,
+  preambleLines,
+  shardProgressLine,
+  SHARD_COUNT,
+  uvicornRunningLine,
+  SIM_VERSION,
+} from './logs.js';
 import { SimulatorMetrics } from './metrics.js';
 import { resolveSimulatorOptions, type ResolvedSimulatorOptions, type SimulatorOptions } from './options.js';
 import { completionReply, decideChatReply, promptTokenCount } from './replies.js';
-import { contextProblem, MAX_BODY_BYTES, parseChatRequest, parseCompletionRequest, parseJsonBody, readBody, type RequestProblem } from './requests.js';
+import {
+  contextProblem,
+  MAX_BODY_BYTES,
+  parseChatRequest,
+  parseCompletionRequest,
+  parseJsonBody,
+  readBody,
+  type RequestProblem,
+} from './requests.js';
 import { SequenceSlots } from './slots.js';
 import { countTokens } from './tokenizer.js';
 import { chatTextPlan, chatToolCallPlan, completionPlan, continuedPast, cutAtStop, errorBody, type GenerationPlan } from './wire.js';
@@ -156,7 +173,13 @@ class SimulatorState {
     this.metrics = new SimulatorMetrics(options.servedModelNames[0]!);
     this.slots = new SequenceSlots(options.maxNumSeqs);
     this.pickFault = createFaultPicker(
-      { fail429: options.fail429Rate, fail503: options.fail503Rate, fail500: options.fail500Rate, hang: options.hangRate, dieMidStream: options.dieMidStreamRate },
+      {
+        fail429: options.fail429Rate,
+        fail503: options.fail503Rate,
+        fail500: options.fail500Rate,
+        hang: options.hangRate,
+        dieMidStream: options.dieMidStreamRate,
+      },
       options.seed,
     );
     this.routes = {
@@ -175,7 +198,13 @@ class SimulatorState {
     const started = Date.now();
     const finish = () => {
       this.loaded = true;
-      for (const line of loadedLines({ loadSeconds: (Date.now() - started) / 1000, maxModelLen, kvCacheTokens: maxModelLen * KV_CACHE_CONTEXTS, url })) log(line);
+      for (const line of loadedLines({
+        loadSeconds: (Date.now() - started) / 1000,
+        maxModelLen,
+        kvCacheTokens: maxModelLen * KV_CACHE_CONTEXTS,
+        url,
+      }))
+        log(line);
       log(uvicornRunningLine(url));
     };
     log(shardProgressLine(0, 0));
@@ -185,10 +214,13 @@ class SimulatorState {
       return;
     }
     for (let done = 1; done <= SHARD_COUNT; done++) {
-      const timer = setTimeout(() => {
-        log(shardProgressLine(done, (Date.now() - started) / 1000));
-        if (done === SHARD_COUNT) finish();
-      }, (loadTimeMs * done) / SHARD_COUNT);
+      const timer = setTimeout(
+        () => {
+          log(shardProgressLine(done, (Date.now() - started) / 1000));
+          if (done === SHARD_COUNT) finish();
+        },
+        (loadTimeMs * done) / SHARD_COUNT,
+      );
       this.loadingTimers.push(timer);
     }
   }
@@ -217,7 +249,11 @@ class SimulatorState {
     const path = (req.url ?? '/').split('?')[0]!;
     const method = req.method ?? 'GET';
     if (this.options.accessLog) {
-      res.once('finish', () => this.options.log(accessLine(`${req.socket.remoteAddress ?? '-'}:${req.socket.remotePort ?? 0}`, method, req.url ?? '/', res.statusCode)));
+      res.once('finish', () =>
+        this.options.log(
+          accessLine(`${req.socket.remoteAddress ?? '-'}:${req.socket.remotePort ?? 0}`, method, req.url ?? '/', res.statusCode),
+        ),
+      );
     }
 
     if (!this.loaded) {
@@ -233,7 +269,9 @@ class SimulatorState {
     if (!route) return sendJson(res, 404, errorBody(404, `Not Found: ${method} ${path}`));
     const handler = route[method];
     if (!handler) {
-      return sendJson(res, 405, errorBody(405, `Method Not Allowed: ${method} ${path} (use ${Object.keys(route).join(', ')})`), { allow: Object.keys(route).join(', ') });
+      return sendJson(res, 405, errorBody(405, `Method Not Allowed: ${method} ${path} (use ${Object.keys(route).join(', ')})`), {
+        allow: Object.keys(route).join(', '),
+      });
     }
     if (path.startsWith('/v1/') && this.options.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.options.apiKey}`) {
       // vLLM's exact answer to a missing or wrong key.
@@ -267,7 +305,11 @@ class SimulatorState {
   private serveMetrics(res: ServerResponse): void {
     const capacity = this.options.maxModelLen * KV_CACHE_CONTEXTS;
     const held = [...this.kvTokens.values()].reduce((a, b) => a + b, 0);
-    const text = this.metrics.render({ running: this.slots.running, waiting: this.slots.waiting, kvCacheUsage: Math.min(1, held / capacity) });
+    const text = this.metrics.render({
+      running: this.slots.running,
+      waiting: this.slots.waiting,
+      kvCacheUsage: Math.min(1, held / capacity),
+    });
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }
@@ -276,7 +318,8 @@ class SimulatorState {
     const arrived = Date.now();
     this.counts.requests++;
     const text = await readBody(req).catch(() => undefined);
-    if (text === undefined) return sendProblem(res, { status: 413, message: `The request body is larger than ${MAX_BODY_BYTES} bytes.`, param: null });
+    if (text === undefined)
+      return sendProblem(res, { status: 413, message: `The request body is larger than ${MAX_BODY_BYTES} bytes.`, param: null });
     const json = parseJsonBody(text);
     if (!json.ok) return sendProblem(res, json.problem);
 
@@ -296,7 +339,12 @@ class SimulatorState {
       const budget = request.maxTokens ?? this.options.maxModelLen - promptTokens;
       plan =
         reply.kind === 'text'
-          ? chatTextPlan(envelope, promptTokens, cutAtStop(request.ignoreEos ? continuedPast(reply.text, budget) : reply.text, request.stop), budget)
+          ? chatTextPlan(
+              envelope,
+              promptTokens,
+              cutAtStop(request.ignoreEos ? continuedPast(reply.text, budget) : reply.text, request.stop),
+              budget,
+            )
           : chatToolCallPlan(envelope, promptTokens, reply.calls);
       ({ stream, includeUsage } = request);
     } else {
@@ -309,7 +357,12 @@ class SimulatorState {
       Object.assign(envelope, { id: `cmpl-${randomUUID().replace(/-/g, '')}`, model: request.model });
       const budget = request.maxTokens ?? 16;
       const reply = completionReply(request.prompt);
-      plan = completionPlan(envelope, promptTokens, cutAtStop(request.ignoreEos ? continuedPast(reply, budget) : reply, request.stop), budget);
+      plan = completionPlan(
+        envelope,
+        promptTokens,
+        cutAtStop(request.ignoreEos ? continuedPast(reply, budget) : reply, request.stop),
+        budget,
+      );
       ({ stream, includeUsage } = request);
     }
 
@@ -376,7 +429,10 @@ class SimulatorState {
           if (i >= dieAfter) return await this.die(res, controller);
           await waitForStep(i);
           generated(i);
-          const flushed = plan.chunksForStep(i).map((chunk) => res.write(`data: ${JSON.stringify(chunk)}\n\n`)).every(Boolean);
+          const flushed = plan
+            .chunksForStep(i)
+            .map((chunk) => res.write(`data: ${JSON.stringify(chunk)}\n\n`))
+            .every(Boolean);
           // A slow reader: wait for it rather than buffer the whole reply in memory.
           if (!flushed) await once(res, 'drain', { signal });
         }
@@ -422,4 +478,3 @@ class SimulatorState {
     (socket ?? res).destroy();
   }
 }
-

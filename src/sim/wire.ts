@@ -77,7 +77,10 @@ export function chatTextPlan(envelope: Envelope, promptTokens: number, text: str
     completionTokens: pieces.length,
     finishReason,
     stepTokens: pieces.map(() => 1),
-    chunksForStep: (i) => (i === 0 ? [chunk({ role: 'assistant', content: '' }, null), chunk({ content: pieces[0] }, null)] : [chunk({ content: pieces[i] }, null)]),
+    chunksForStep: (i) =>
+      i === 0
+        ? [chunk({ role: 'assistant', content: '' }, null), chunk({ content: pieces[0] }, null)]
+        : [chunk({ content: pieces[i] }, null)],
     finalChunks: (includeUsage) => [
       chunk({}, finishReason),
       ...(includeUsage ? [{ ...chunkHead(envelope), choices: [], usage: usageOf(promptTokens, pieces.length) }] : []),
@@ -109,7 +112,8 @@ export function chatToolCallPlan(envelope: Envelope, promptTokens: number, calls
       tokens: Math.max(1, countTokens(call.name)),
       delta: { tool_calls: [{ index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }] },
     });
-    for (const piece of splitTokens(call.arguments)) steps.push({ tokens: 1, delta: { tool_calls: [{ index, function: { arguments: piece } }] } });
+    for (const piece of splitTokens(call.arguments))
+      steps.push({ tokens: 1, delta: { tool_calls: [{ index, function: { arguments: piece } }] } });
   });
   const completionTokens = steps.reduce((n, s) => n + s.tokens, 0);
   return {
@@ -117,7 +121,8 @@ export function chatToolCallPlan(envelope: Envelope, promptTokens: number, calls
     completionTokens,
     finishReason: 'tool_calls',
     stepTokens: steps.map((s) => s.tokens),
-    chunksForStep: (i) => (i === 0 ? [chunk({ role: 'assistant', content: null }, null), chunk(steps[0]!.delta, null)] : [chunk(steps[i]!.delta, null)]),
+    chunksForStep: (i) =>
+      i === 0 ? [chunk({ role: 'assistant', content: null }, null), chunk(steps[0]!.delta, null)] : [chunk(steps[i]!.delta, null)],
     finalChunks: (includeUsage) => [
       chunk({}, 'tool_calls'),
       ...(includeUsage ? [{ ...chunkHead(envelope), choices: [], usage: usageOf(promptTokens, completionTokens) }] : []),
@@ -163,7 +168,16 @@ export function completionPlan(envelope: Envelope, promptTokens: number, text: s
     finalChunks: (includeUsage) => [
       chunk('', finishReason),
       ...(includeUsage
-        ? [{ id: envelope.id, object: 'text_completion', created: envelope.created, model: envelope.model, choices: [], usage: usageOf(promptTokens, pieces.length) }]
+        ? [
+            {
+              id: envelope.id,
+              object: 'text_completion',
+              created: envelope.created,
+              model: envelope.model,
+              choices: [],
+              usage: usageOf(promptTokens, pieces.length),
+            },
+          ]
         : []),
     ],
     body: () => ({

@@ -135,7 +135,24 @@ export function createAuditWriter(
     for (const e of entries) {
       seq++;
       const hash = auditHash(prev, seq, e);
-      insert.run(seq, e.at, e.keyId, e.method, e.route, e.sessionId, e.upstream, e.status, e.outcome, e.errorCode, e.promptTokens, e.completionTokens, ms(e.latencyMs), ms(e.upstreamMs), prev, hash);
+      insert.run(
+        seq,
+        e.at,
+        e.keyId,
+        e.method,
+        e.route,
+        e.sessionId,
+        e.upstream,
+        e.status,
+        e.outcome,
+        e.errorCode,
+        e.promptTokens,
+        e.completionTokens,
+        ms(e.latencyMs),
+        ms(e.upstreamMs),
+        prev,
+        hash,
+      );
       prev = hash;
     }
   });
@@ -203,7 +220,9 @@ export interface AuditAnchor {
 }
 
 export function auditAnchor(db: SqliteDatabase): AuditAnchor | undefined {
-  const row = db.prepare<[], { seq: number; hash: string; pruned_records: number; pruned_at: number }>('SELECT * FROM audit_anchor WHERE id = 1').get();
+  const row = db
+    .prepare<[], { seq: number; hash: string; pruned_records: number; pruned_at: number }>('SELECT * FROM audit_anchor WHERE id = 1')
+    .get();
   return row ? { seq: row.seq, hash: row.hash, prunedRecords: row.pruned_records, prunedAt: row.pruned_at } : undefined;
 }
 
@@ -216,7 +235,8 @@ export function auditAnchor(db: SqliteDatabase): AuditAnchor | undefined {
 export function pruneAuditBefore(db: SqliteDatabase, before: number, now: number, limit = 5000): number {
   return db.transaction(() => {
     const floor = auditAnchor(db)?.seq ?? 0;
-    const firstKept = db.prepare<[number], { seq: number | null }>('SELECT MIN(seq) AS seq FROM audit_log WHERE at >= ?').get(before)?.seq ?? null;
+    const firstKept =
+      db.prepare<[number], { seq: number | null }>('SELECT MIN(seq) AS seq FROM audit_log WHERE at >= ?').get(before)?.seq ?? null;
     const lastOld = db.prepare<[], { seq: number | null }>('SELECT MAX(seq) AS seq FROM audit_log').get()?.seq ?? null;
     if (lastOld === null) return 0;
     // A prefix of the chain: up to the record before the first one to keep, and never more than `limit`.
@@ -224,7 +244,7 @@ export function pruneAuditBefore(db: SqliteDatabase, before: number, now: number
     if (upTo <= floor) return 0;
     const last = db.prepare<[number], { hash: string }>('SELECT hash FROM audit_log WHERE seq = ?').get(upTo);
     if (!last) return 0;
-    const count = (db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM audit_log WHERE seq <= ?').get(upTo)?.n ?? 0);
+    const count = db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM audit_log WHERE seq <= ?').get(upTo)?.n ?? 0;
     db.prepare(
       `INSERT INTO audit_anchor (id, seq, hash, pruned_records, pruned_at) VALUES (1, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
@@ -248,7 +268,14 @@ export function verifyAuditChain(db: SqliteDatabase): ChainCheck {
       return { ok: false, records, broken: { seq: expectedSeq, reason: `record ${expectedSeq} is missing (the next one is ${r.seq})` } };
     }
     if (r.prevHash !== prev) {
-      return { ok: false, records, broken: { seq: r.seq, reason: `record ${r.seq} does not follow record ${r.seq - 1}: its previous-hash field does not match that record's hash` } };
+      return {
+        ok: false,
+        records,
+        broken: {
+          seq: r.seq,
+          reason: `record ${r.seq} does not follow record ${r.seq - 1}: its previous-hash field does not match that record's hash`,
+        },
+      };
     }
     if (auditHash(prev, r.seq, r) !== r.hash) {
       return { ok: false, records, broken: { seq: r.seq, reason: `record ${r.seq} was altered: its contents do not match its hash` } };
@@ -261,7 +288,8 @@ export function verifyAuditChain(db: SqliteDatabase): ChainCheck {
 
 /** Records finished at or after `since` (ms), oldest first, streamed. */
 export function* auditSince(db: SqliteDatabase, since: number): Generator<AuditRecord> {
-  for (const row of db.prepare<[number], AuditRow>('SELECT * FROM audit_log WHERE at >= ? ORDER BY seq').iterate(since)) yield toRecord(row);
+  for (const row of db.prepare<[number], AuditRow>('SELECT * FROM audit_log WHERE at >= ? ORDER BY seq').iterate(since))
+    yield toRecord(row);
 }
 
 export function auditForSession(db: SqliteDatabase, sessionId: string): AuditRecord[] {

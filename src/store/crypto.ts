@@ -68,11 +68,16 @@ export function newKeyText(): string {
 /** Base64 of exactly 32 bytes (surrounding whitespace ignored); `source` names where it came from in errors. */
 export function parseKey(text: string, source: string): Buffer {
   const trimmed = text.trim();
-  const key = /^[A-Za-z0-9+/=_-]+$/.test(trimmed) ? Buffer.from(trimmed, trimmed.includes('-') || trimmed.includes('_') ? 'base64url' : 'base64') : Buffer.alloc(0);
+  const key = /^[A-Za-z0-9+/=_-]+$/.test(trimmed)
+    ? Buffer.from(trimmed, trimmed.includes('-') || trimmed.includes('_') ? 'base64url' : 'base64')
+    : Buffer.alloc(0);
   if (key.length !== 32) {
-    throw new ConfigError(`${source} does not hold an encryption key: expected base64 of 32 bytes, got ${key.length === 0 ? 'something else' : `${key.length} bytes`}`, {
-      next: 'Create a key with: cs-llm store new-key --out /etc/cs-llm/store.key (or: head -c 32 /dev/urandom | base64).',
-    });
+    throw new ConfigError(
+      `${source} does not hold an encryption key: expected base64 of 32 bytes, got ${key.length === 0 ? 'something else' : `${key.length} bytes`}`,
+      {
+        next: 'Create a key with: cs-llm store new-key --out /etc/cs-llm/store.key (or: head -c 32 /dev/urandom | base64).',
+      },
+    );
   }
   return key;
 }
@@ -91,7 +96,10 @@ export function readKeyFile(file: string): Buffer {
 }
 
 /** The key in force: CS_LLM_STORE_KEY (config store.key) wins over store.encryption.keyFile; null when neither is set. */
-export function configuredKey(store: { key?: string | undefined; encryption?: { keyFile?: string | undefined } | undefined }): Buffer | null {
+export function configuredKey(store: {
+  key?: string | undefined;
+  encryption?: { keyFile?: string | undefined } | undefined;
+}): Buffer | null {
   if (store.key) return parseKey(store.key, 'CS_LLM_STORE_KEY (store.key)');
   if (store.encryption?.keyFile) return readKeyFile(store.encryption.keyFile);
   return null;

@@ -33,11 +33,17 @@ export function explainOpenError(err: unknown, file: string): Error {
   }
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || /locked/i.test(message)) {
     return new EnvironmentError(`database file ${file} is locked by another process (${message})`, {
-      next: "Stop the other process that holds it (cs-llm daemon status shows a running daemon), or use another file with --db.",
+      next: 'Stop the other process that holds it (cs-llm daemon status shows a running daemon), or use another file with --db.',
       cause: err,
     });
   }
-  if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_PERM' || code === 'SQLITE_IOERR' || /EACCES|EROFS|permission/i.test(message)) {
+  if (
+    code === 'SQLITE_CANTOPEN' ||
+    code === 'SQLITE_READONLY' ||
+    code === 'SQLITE_PERM' ||
+    code === 'SQLITE_IOERR' ||
+    /EACCES|EROFS|permission/i.test(message)
+  ) {
     return new EnvironmentError(`cannot open database file ${file} for writing (${message})`, {
       next: `Check that ${dirname(file)} exists and is writable by this user, or use another file with --db (or store.path in the config).`,
       cause: err,

@@ -25,9 +25,17 @@ export function rotateContentKey(
   const batch = options.batch ?? 500;
   const keys = new Map(options.from.map((k) => [k.keyId, k]));
   const { to } = options;
-  const page = db.prepare<[number, number], { rowid: number; session_id: string; seq: number; content: string | Uint8Array | null; tool_calls: string | Uint8Array | null; key_id: string | null }>(
-    'SELECT rowid, session_id, seq, content, tool_calls, key_id FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?',
-  );
+  const page = db.prepare<
+    [number, number],
+    {
+      rowid: number;
+      session_id: string;
+      seq: number;
+      content: string | Uint8Array | null;
+      tool_calls: string | Uint8Array | null;
+      key_id: string | null;
+    }
+  >('SELECT rowid, session_id, seq, content, tool_calls, key_id FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?');
   const update = db.prepare('UPDATE messages SET content = ?, tool_calls = ?, key_id = ? WHERE rowid = ?');
   let rows = 0;
   let alreadyCurrent = 0;
@@ -57,7 +65,7 @@ export function rotateContentKey(
   });
   const now = options.now ?? Date.now();
   db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)').run(to.keyId, now);
-  for (let after = 0; after >= 0; ) {
+  for (let after = 0; after >= 0;) {
     after = step(after);
     options.onProgress?.(rows);
   }

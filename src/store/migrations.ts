@@ -127,10 +127,9 @@ export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 export function migrate(db: Database, file: string): { from: number; to: number } {
   const from = db.pragma('user_version', { simple: true }) as number;
   if (from > SCHEMA_VERSION) {
-    throw new ConfigError(
-      `database ${file} has schema version ${from}, newer than this cs-llm understands (${SCHEMA_VERSION})`,
-      { next: 'Upgrade cs-llm, or point --db / store.path at another file.' },
-    );
+    throw new ConfigError(`database ${file} has schema version ${from}, newer than this cs-llm understands (${SCHEMA_VERSION})`, {
+      next: 'Upgrade cs-llm, or point --db / store.path at another file.',
+    });
   }
   for (const migration of MIGRATIONS) {
     if (migration.version <= from) continue;

@@ -13,7 +13,9 @@ export function detectorsFor(config: Config): Detector[] {
   try {
     return buildDetectors(r);
   } catch (err) {
-    throw new ConfigError(`store.redaction.custom: ${(err as Error).message}`, { next: 'Fix the detector in the config file, or remove it.' });
+    throw new ConfigError(`store.redaction.custom: ${(err as Error).message}`, {
+      next: 'Fix the detector in the config file, or remove it.',
+    });
   }
 }
 

@@ -26,7 +26,8 @@ export function scrubOnce(db: SqliteDatabase, busyMs: number): ScrubResult {
     if (!row) return { done: true, remainingFrames: 0 };
     return { done: row.busy === 0 && row.log <= 0, remainingFrames: Math.max(0, row.log - Math.max(0, row.checkpointed)) };
   } catch (err) {
-    if ((err as { code?: string }).code === 'SQLITE_BUSY' || (err as { code?: string }).code === 'SQLITE_LOCKED') return { done: false, remainingFrames: -1 };
+    if ((err as { code?: string }).code === 'SQLITE_BUSY' || (err as { code?: string }).code === 'SQLITE_LOCKED')
+      return { done: false, remainingFrames: -1 };
     throw err;
   } finally {
     db.pragma(`busy_timeout = ${previous}`);

@@ -117,7 +117,17 @@ interface MessageRow {
   created_at: number;
 }
 
-type RawMessageRow = [number, string, string | Uint8Array | null, number, string | Uint8Array | null, string | null, string | null, number, string | null];
+type RawMessageRow = [
+  number,
+  string,
+  string | Uint8Array | null,
+  number,
+  string | Uint8Array | null,
+  string | null,
+  string | null,
+  number,
+  string | null,
+];
 
 interface SessionRow {
   id: string;
@@ -213,7 +223,14 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
     opened.set(id, session);
     return session;
   };
-  const openCached = (cache: Map<number, string | null>, open: Reveal, value: string | Uint8Array | null, keyId: string | null, seq: number, field: 'content' | 'tool_calls'): string | null => {
+  const openCached = (
+    cache: Map<number, string | null>,
+    open: Reveal,
+    value: string | Uint8Array | null,
+    keyId: string | null,
+    seq: number,
+    field: 'content' | 'tool_calls',
+  ): string | null => {
     if (value === null || keyId === null) return value as string | null;
     const slot = field === 'content' ? seq * 2 : seq * 2 + 1;
     const hit = cache.get(slot);
@@ -222,12 +239,14 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
     cache.set(slot, text);
     return text;
   };
-  const reveal = (id: string): Reveal => (value, keyId, seq, field) => {
-    if (value === null || keyId === null) return value as string | null;
-    const key = keyring.get(keyId);
-    if (!key) throw missingKeyError(keyId, cipher);
-    return key.decrypt(value as Uint8Array, contentContext(id, seq, field));
-  };
+  const reveal =
+    (id: string): Reveal =>
+    (value, keyId, seq, field) => {
+      if (value === null || keyId === null) return value as string | null;
+      const key = keyring.get(keyId);
+      if (!key) throw missingKeyError(keyId, cipher);
+      return key.decrypt(value as Uint8Array, contentContext(id, seq, field));
+    };
   const selectLive = db.prepare<[string, number], SessionRow>('SELECT * FROM sessions WHERE id = ? AND expires_at > ?');
   const selectFromTurn = db.prepare<[string, number], MessageRow>(
     'SELECT turn, role, content, content_parts, tool_calls, tool_call_id, name, seq, key_id, created_at FROM messages WHERE session_id = ? AND turn > ? ORDER BY turn, seq',
@@ -235,9 +254,7 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
   const selectAny = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?');
   // The window in one statement: the live session's turn count bounds the range scan of its messages.
   // Raw rows (arrays, no per-row object with named keys): about a third faster on the request path.
-  const selectWindow = db
-    .prepare<[number, string, number], RawMessageRow>(WINDOW_SQL)
-    .raw(true);
+  const selectWindow = db.prepare<[number, string, number], RawMessageRow>(WINDOW_SQL).raw(true);
   // The common append: bump a live session and learn where its new messages go, in one statement.
   // RETURNING gives the values after the update: the turn's first seq is next_seq minus the messages added.
   // Retention caps the sliding expiry: a session is never kept past its first turn + the profile's retention.
@@ -291,7 +308,19 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
           toolCalls = cipher.encrypt(toolCalls, contentContext(id, seq, 'tool_calls'));
         }
       }
-      insertMessage.run(id, seq, turn, m.role, content, parts ? 1 : 0, toolCalls, m.tool_call_id ?? null, m.name ?? null, now, cipher ? cipher.keyId : null);
+      insertMessage.run(
+        id,
+        seq,
+        turn,
+        m.role,
+        content,
+        parts ? 1 : 0,
+        toolCalls,
+        m.tool_call_id ?? null,
+        m.name ?? null,
+        now,
+        cipher ? cipher.keyId : null,
+      );
       seq++;
     }
     return seq;
@@ -322,7 +351,14 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
   };
 
   const messageOf = (id: string, row: MessageRow, open: Reveal): ChatMessage =>
-    messageFrom(row.role, open(row.content, row.key_id, row.seq, 'content'), row.content_parts, open(row.tool_calls, row.key_id, row.seq, 'tool_calls'), row.tool_call_id, row.name);
+    messageFrom(
+      row.role,
+      open(row.content, row.key_id, row.seq, 'content'),
+      row.content_parts,
+      open(row.tool_calls, row.key_id, row.seq, 'tool_calls'),
+      row.tool_call_id,
+      row.name,
+    );
 
   return {
     loadWindow(id, turns, now) {
@@ -336,7 +372,14 @@ export function createSessionStore(db: SqliteDatabase, protection: ContentProtec
         out[i] = {
           turn: r[0],
           message: cache
-            ? messageFrom(r[1], openCached(cache, open!, r[2], r[8], r[7], 'content'), r[3], openCached(cache, open!, r[4], r[8], r[7], 'tool_calls'), r[5], r[6])
+            ? messageFrom(
+                r[1],
+                openCached(cache, open!, r[2], r[8], r[7], 'content'),
+                r[3],
+                openCached(cache, open!, r[4], r[8], r[7], 'tool_calls'),
+                r[5],
+                r[6],
+              )
             : messageFrom(r[1], r[2] as string | null, r[3], r[4] as string | null, r[5], r[6]),
         };
       }

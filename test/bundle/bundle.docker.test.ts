@@ -1,6 +1,20 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,7 +29,18 @@ import type { BundleManifest } from '../../src/bundle/manifest.js';
 import { BundleIntegrityError } from '../../src/bundle/verify.js';
 import { ROOT, runCli } from '../helpers/cli.js';
 import { requireDocker, SIM_IMAGE } from '../helpers/docker.js';
-import { deriveImage, fingerprint, imageId, pullIfMissing, removeImage, sha256, TINY_PREFIX, writeFakeHfRepo, writeHandMadeBundle, type FakeRepo } from './fixtures.js';
+import {
+  deriveImage,
+  fingerprint,
+  imageId,
+  pullIfMissing,
+  removeImage,
+  sha256,
+  TINY_PREFIX,
+  writeFakeHfRepo,
+  writeHandMadeBundle,
+  type FakeRepo,
+} from './fixtures.js';
 import { freePort } from '../helpers/ports.js';
 
 /**
@@ -28,7 +53,10 @@ const MODEL = 'qwen2.5-7b-instruct-awq';
 const REPO = 'Qwen/Qwen2.5-7B-Instruct-AWQ';
 
 /** The real CLI from source, with its output as text. */
-async function cli(args: string[], options: { env: Record<string, string>; timeoutMs?: number }): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+async function cli(
+  args: string[],
+  options: { env: Record<string, string>; timeoutMs?: number },
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const result = await runCli(args, options);
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
@@ -71,7 +99,10 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
   test('bundle create writes the manifest first, then the image saved by name, then the model files in the cache layout', async (t) => {
     if (!docker) return t.skip('no Docker engine');
     vllmBundle = join(dir, 'vllm.tar');
-    const result = await cli(['bundle', 'create', '--model', MODEL, '--engine', 'vllm', '--image', image, '--out', vllmBundle, '--json'], { env, timeoutMs: 300_000 });
+    const result = await cli(['bundle', 'create', '--model', MODEL, '--engine', 'vllm', '--image', image, '--out', vllmBundle, '--json'], {
+      env,
+      timeoutMs: 300_000,
+    });
     assert.equal(result.exitCode, 0, result.stderr);
     const manifest = (JSON.parse(result.stdout) as { manifest: BundleManifest }).manifest;
     assert.equal(manifest.image.id, originalId);
@@ -84,7 +115,10 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     const listing = (await execa('tar', ['-tvf', vllmBundle])).stdout.split('\n');
     assert.match(listing[0]!, / manifest\.json$/);
     assert.match(listing[1]!, / image\.tar$/);
-    assert.ok(listing.some((l) => l.startsWith('l') && l.includes(`snapshots/${fake.revision}/config.json -> ../../blobs/`)), listing.join('\n'));
+    assert.ok(
+      listing.some((l) => l.startsWith('l') && l.includes(`snapshots/${fake.revision}/config.json -> ../../blobs/`)),
+      listing.join('\n'),
+    );
     // Every model file's sha256 in the manifest is the sha256 of the file in the cache.
     for (const member of manifest.members) {
       if (member.role !== 'model-file' || member.type !== 'file') continue;
@@ -122,11 +156,21 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
 
   test('a second load changes nothing and says so', async (t) => {
     if (!docker) return t.skip('no Docker engine');
-    const blob = join(fake.repoDir, 'blobs', Object.keys(originalFiles).find((k) => k.startsWith('blobs/'))!.slice('blobs/'.length));
+    const blob = join(
+      fake.repoDir,
+      'blobs',
+      Object.keys(originalFiles)
+        .find((k) => k.startsWith('blobs/'))!
+        .slice('blobs/'.length),
+    );
     const before = statSync(blob);
     const result = await cli(['bundle', 'load', vllmBundle, '--json'], { env, timeoutMs: 300_000 });
     assert.equal(result.exitCode, 0, result.stderr);
-    const loaded = JSON.parse(result.stdout) as { changed: boolean; image: { action: string }; files: { written: number; skipped: number } };
+    const loaded = JSON.parse(result.stdout) as {
+      changed: boolean;
+      image: { action: string };
+      files: { written: number; skipped: number };
+    };
     assert.equal(loaded.changed, false);
     assert.equal(loaded.image.action, 'already-present');
     assert.deepEqual([loaded.files.written, loaded.files.skipped], [0, 9]);
@@ -149,7 +193,10 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
       assert.equal((JSON.parse(result.stdout) as { image: { action: string } }).image.action, 'tagged');
       assert.equal(await imageId(docker, image), originalId);
     } finally {
-      await docker.getImage(alias).remove().catch(() => undefined);
+      await docker
+        .getImage(alias)
+        .remove()
+        .catch(() => undefined);
     }
   });
 
@@ -213,7 +260,10 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
   test('up --offline with the image missing lists it and names bundle load, before anything starts', async (t) => {
     if (!docker) return t.skip('no Docker engine');
     const port = await freePort();
-    const result = await cli(['up', '--offline', '--engine', 'sim', '--gpus', 'none', '--image', image, '--no-daemon', '--port', String(port)], { env, timeoutMs: 120_000 });
+    const result = await cli(
+      ['up', '--offline', '--engine', 'sim', '--gpus', 'none', '--image', image, '--no-daemon', '--port', String(port)],
+      { env, timeoutMs: 120_000 },
+    );
     assert.equal(result.exitCode, 4, result.stderr);
     assert.ok(result.stderr.includes(`image ${image} is not on this host`), result.stderr);
     assert.match(result.stderr, /bundle load/);
@@ -226,7 +276,10 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     // Bring the image back from the good bundle, then bundle it for the simulator (no model files).
     assert.equal((await cli(['bundle', 'load', vllmBundle], { env, timeoutMs: 300_000 })).exitCode, 0);
     simBundle = join(dir, 'sim.tar');
-    const created = await cli(['bundle', 'create', '--model', MODEL, '--engine', 'sim', '--image', image, '--out', simBundle, '--gzip'], { env, timeoutMs: 300_000 });
+    const created = await cli(['bundle', 'create', '--model', MODEL, '--engine', 'sim', '--image', image, '--out', simBundle, '--gzip'], {
+      env,
+      timeoutMs: 300_000,
+    });
     assert.equal(created.exitCode, 0, created.stderr);
     const listing = (await execa('tar', ['-tf', simBundle])).stdout.split('\n');
     assert.deepEqual(listing, ['manifest.json', 'image.tar.gz']);
@@ -237,17 +290,26 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     assert.equal(await imageId(docker, image), originalId);
 
     const port = await freePort();
-    const up = await cli(['up', '--offline', '--engine', 'sim', '--gpus', 'none', '--image', image, '--no-daemon', '--port', String(port), '--json'], { env, timeoutMs: 300_000 });
+    const up = await cli(
+      ['up', '--offline', '--engine', 'sim', '--gpus', 'none', '--image', image, '--no-daemon', '--port', String(port), '--json'],
+      { env, timeoutMs: 300_000 },
+    );
     assert.equal(up.exitCode, 0, up.stderr);
     const served = JSON.parse(up.stdout) as { baseUrl: string; servedName: string; pulled: boolean; mode: string };
     assert.equal(served.mode, 'container');
     assert.equal(served.pulled, false);
     const models = (await (await fetch(`${served.baseUrl}/models`)).json()) as { data: Array<{ id: string }> };
-    assert.deepEqual(models.data.map((m) => m.id), [served.servedName]);
+    assert.deepEqual(
+      models.data.map((m) => m.id),
+      [served.servedName],
+    );
     // The engine runs with the hub switched off.
     const [container] = await docker.listContainers({ filters: { ancestor: [image] } });
     const info = await docker.getContainer(container!.Id).inspect();
-    assert.ok(info.Config.Env.includes('HF_HUB_OFFLINE=1') && info.Config.Env.includes('TRANSFORMERS_OFFLINE=1'), info.Config.Env.join(' '));
+    assert.ok(
+      info.Config.Env.includes('HF_HUB_OFFLINE=1') && info.Config.Env.includes('TRANSFORMERS_OFFLINE=1'),
+      info.Config.Env.join(' '),
+    );
 
     const down = await cli(['down'], { env, timeoutMs: 120_000 });
     assert.equal(down.exitCode, 0, down.stderr);
@@ -258,7 +320,10 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     if (!docker) return t.skip('no Docker engine');
     rmSync(join(fake.repoDir, 'refs', 'main'));
     const out = join(dir, 'by-revision.tar');
-    const created = await cli(['bundle', 'create', '--model', MODEL, '--engine', 'vllm', '--image', image, '--out', out, '--json'], { env, timeoutMs: 300_000 });
+    const created = await cli(['bundle', 'create', '--model', MODEL, '--engine', 'vllm', '--image', image, '--out', out, '--json'], {
+      env,
+      timeoutMs: 300_000,
+    });
     assert.equal(created.exitCode, 0, created.stderr);
     const manifest = (JSON.parse(created.stdout) as { manifest: BundleManifest }).manifest;
     const ref = manifest.members.find((m) => m.path.endsWith('/refs/main'));
@@ -278,7 +343,9 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     const cpuHome = join(dir, 'cpu-home');
     mkdirSync(ggufDir, { recursive: true });
     mkdirSync(cpuHome, { recursive: true });
-    const shipped = (JSON.parse(readFileSync(join(ROOT, 'models.json'), 'utf8')) as { models: Array<Record<string, unknown>> }).models.find((m) => (m.engines as string[]).includes('cpu'))!;
+    const shipped = (JSON.parse(readFileSync(join(ROOT, 'models.json'), 'utf8')) as { models: Array<Record<string, unknown>> }).models.find(
+      (m) => (m.engines as string[]).includes('cpu'),
+    )!;
     const entry = { ...shipped, id: 'bundle-test-gguf', servedName: 'bundle-test-gguf', gguf: { file: 'bundle-test.gguf' } };
     writeFileSync(join(cpuHome, 'config.json'), JSON.stringify({ models: [entry] }));
     const ggufPath = join(ggufDir, 'bundle-test.gguf');
@@ -287,7 +354,10 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     const cpuEnv = { ...env, CS_LLM_HOME: cpuHome, CS_LLM_GGUF_DIR: ggufDir };
 
     const out = join(dir, 'cpu.tar');
-    const created = await cli(['bundle', 'create', '--model', 'bundle-test-gguf', '--engine', 'cpu', '--image', image, '--out', out], { env: cpuEnv, timeoutMs: 300_000 });
+    const created = await cli(['bundle', 'create', '--model', 'bundle-test-gguf', '--engine', 'cpu', '--image', image, '--out', out], {
+      env: cpuEnv,
+      timeoutMs: 300_000,
+    });
     assert.equal(created.exitCode, 0, created.stderr);
     assert.deepEqual((await execa('tar', ['-tf', out])).stdout.split('\n'), ['manifest.json', 'image.tar', 'models/gguf/bundle-test.gguf']);
 
@@ -307,7 +377,10 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     mkdirSync(join(dir, 'cancelled'));
     const { config } = loadConfig({ env: { ...process.env, ...env } });
     await assert.rejects(
-      createBundle({ model: MODEL, engine: 'sim', image, out, config, env: { ...process.env, ...env }, signal: AbortSignal.abort() }, { docker }),
+      createBundle(
+        { model: MODEL, engine: 'sim', image, out, config, env: { ...process.env, ...env }, signal: AbortSignal.abort() },
+        { docker },
+      ),
       /bundle create cancelled/,
     );
     assert.deepEqual(readdirNames(join(dir, 'cancelled')), []);
@@ -317,7 +390,12 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     if (!docker) return t.skip('no Docker engine');
     // A well-formed bundle whose image member is a tar that is not an image: only the stream says so.
     const bad = join(dir, 'bad-image.tar');
-    const notAnImage = Buffer.concat([tarHeader({ path: 'hello.txt', type: 'file', size: 5, mode: 0o644, mtime: 0 }), Buffer.from('hello'), Buffer.alloc(507), Buffer.alloc(1024)]);
+    const notAnImage = Buffer.concat([
+      tarHeader({ path: 'hello.txt', type: 'file', size: 5, mode: 0o644, mtime: 0 }),
+      Buffer.from('hello'),
+      Buffer.alloc(507),
+      Buffer.alloc(1024),
+    ]);
     const blob = randomBytes(1000);
     await writeHandMadeBundle(bad, [
       { path: 'image.tar', data: notAnImage },

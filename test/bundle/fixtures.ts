@@ -86,7 +86,11 @@ export async function deriveImage(docker: Docker, from: string, ref: string): Pr
   const at = ref.lastIndexOf(':');
   const container = await docker.createContainer({ Image: from, Labels: { 'cs-llm.test': 'bundle' } });
   try {
-    await container.commit({ repo: ref.slice(0, at), tag: ref.slice(at + 1), changes: [`LABEL cs-llm.test.bundle=${ref.slice(at + 1)}`] } as never);
+    await container.commit({
+      repo: ref.slice(0, at),
+      tag: ref.slice(at + 1),
+      changes: [`LABEL cs-llm.test.bundle=${ref.slice(at + 1)}`],
+    } as never);
   } finally {
     await container.remove({ force: true });
   }
@@ -135,12 +139,23 @@ export async function writeHandMadeBundle(
     csLlmVersion: 'test',
     createdAt: new Date(0).toISOString(),
     engine: 'vllm',
-    image: { refs: ['127.0.0.1:5000/cs-llm/bundle-test:hand-made'], id: `sha256:${'1'.repeat(64)}`, member: members[0]!.path, compression: 'none' },
+    image: {
+      refs: ['127.0.0.1:5000/cs-llm/bundle-test:hand-made'],
+      id: `sha256:${'1'.repeat(64)}`,
+      member: members[0]!.path,
+      compression: 'none',
+    },
     model: { id: 'tiny', entry: {}, store: 'hf-cache', repo: 'Org/Tiny', revision: 'r1' },
     members: members.map((m, i) =>
       m.target !== undefined
         ? { path: m.path, type: 'symlink' as const, target: m.target, role: 'model-file' as const }
-        : { path: m.path, type: 'file' as const, size: m.data!.length, sha256: sha256(m.data!), role: m.role ?? (i === 0 ? ('image' as const) : ('model-file' as const)) },
+        : {
+            path: m.path,
+            type: 'file' as const,
+            size: m.data!.length,
+            sha256: sha256(m.data!),
+            role: m.role ?? (i === 0 ? ('image' as const) : ('model-file' as const)),
+          },
     ),
   };
   tamper(manifest);

@@ -70,7 +70,11 @@ test('a file cut inside a member names that member and every member after it as 
   truncateSync(file, target.dataOffset + 1000);
   const problems = await problemsOf(file);
   assert.equal(problems[0], `member ${members[1]!.path} is truncated: the file ends after 1000 of its ${blobA.length} bytes`);
-  for (const later of members.slice(2)) assert.ok(problems.some((p) => p.startsWith(`member ${later.path} is missing`)), problems.join('\n'));
+  for (const later of members.slice(2))
+    assert.ok(
+      problems.some((p) => p.startsWith(`member ${later.path} is missing`)),
+      problems.join('\n'),
+    );
 });
 
 test('a file cut in its end marker is reported even though every member is whole', async () => {
@@ -94,7 +98,10 @@ test('a link whose target differs from the manifest is named', async () => {
   });
   const problems = await problemsOf(file);
   assert.equal(problems.length, 1);
-  assert.match(problems[0]!, /snapshots\/r1\/model\.safetensors points to \.\.\/\.\.\/blobs\/[0-9a-f]{64}, the manifest says \.\.\/\.\.\/blobs\/other/);
+  assert.match(
+    problems[0]!,
+    /snapshots\/r1\/model\.safetensors points to \.\.\/\.\.\/blobs\/[0-9a-f]{64}, the manifest says \.\.\/\.\.\/blobs\/other/,
+  );
 });
 
 test('a manifest that would write outside the model folder is refused before anything is read', async () => {
@@ -102,14 +109,20 @@ test('a manifest that would write outside the model folder is refused before any
   await assert.rejects(inspectBundle(escaping), /not a clean relative path/);
   const link = await bundle(undefined, [members[0]!, { path: `${TINY_PREFIX}/snapshots/r1/x`, target: '../../../../../../etc/passwd' }]);
   await assert.rejects(inspectBundle(link), /points outside its model folder/);
-  const otherModel = await bundle(undefined, [members[0]!, { path: 'models/hf-cache/hub/models--Other--Model/blobs/x', data: Buffer.from('x') }]);
+  const otherModel = await bundle(undefined, [
+    members[0]!,
+    { path: 'models/hf-cache/hub/models--Other--Model/blobs/x', data: Buffer.from('x') },
+  ]);
   await assert.rejects(inspectBundle(otherModel), /outside models\/hf-cache\/hub\/models--Org--Tiny\//);
   const gguf = (m: Parameters<NonNullable<Parameters<typeof writeHandMadeBundle>[2]>>[0]) => {
     m.engine = 'cpu';
     m.model = { id: 'tiny', entry: {}, store: 'gguf', file: 'tiny.gguf' };
   };
   await inspectBundle(await bundle(gguf, [members[0]!, { path: 'models/gguf/tiny.gguf', data: Buffer.from('GGUF') }]));
-  await assert.rejects(inspectBundle(await bundle(gguf, [members[0]!, { path: 'models/gguf/other.gguf', data: Buffer.from('GGUF') }])), /is not the bundle's GGUF file models\/gguf\/tiny\.gguf/);
+  await assert.rejects(
+    inspectBundle(await bundle(gguf, [members[0]!, { path: 'models/gguf/other.gguf', data: Buffer.from('GGUF') }])),
+    /is not the bundle's GGUF file models\/gguf\/tiny\.gguf/,
+  );
 });
 
 test('an altered byte in the manifest itself is refused as a corrupt manifest', async () => {
@@ -119,13 +132,19 @@ test('an altered byte in the manifest itself is refused as a corrupt manifest', 
   const fd = openSync(file, 'r+');
   writeSync(fd, Buffer.from('{'), 0, 1, at);
   closeSync(fd);
-  await assert.rejects(inspectBundle(file), (err: Error) => err instanceof BundleIntegrityError && /manifest\.json is not valid JSON/.test(err.message));
+  await assert.rejects(
+    inspectBundle(file),
+    (err: Error) => err instanceof BundleIntegrityError && /manifest\.json is not valid JSON/.test(err.message),
+  );
 });
 
 test('files that are not bundles get a reason and a next step, not a stack trace', async () => {
   const gz = join(dir, 'gz.tar.gz');
   writeFileSync(gz, gzipSync(readFileSync(await bundle())));
-  await assert.rejects(inspectBundle(gz), (err: BundleIntegrityError) => /gzip-compressed/.test(err.message) && /gunzip -k/.test(err.next ?? ''));
+  await assert.rejects(
+    inspectBundle(gz),
+    (err: BundleIntegrityError) => /gzip-compressed/.test(err.message) && /gunzip -k/.test(err.next ?? ''),
+  );
   const text = join(dir, 'notes.txt');
   writeFileSync(text, 'hello, this is not a tar archive at all'.repeat(40));
   await assert.rejects(inspectBundle(text), /is not a readable cs-llm bundle/);

@@ -12,7 +12,9 @@ test('config show prints the merged configuration with secrets hidden', async ()
     env: { CS_LLM_HOME: home, CS_LLM_STORE_KEY: key, CS_LLM_DAEMON_UPSTREAM_API_KEY: 'engine-secret-123', CS_LLM_DAEMON_PORT: '9123' },
   });
   assert.equal(result.exitCode, 0, String(result.stderr));
-  const shown = JSON.parse(String(result.stdout)) as { config: { daemon: { port: number; upstreamApiKey: string }; store: { key: string } } };
+  const shown = JSON.parse(String(result.stdout)) as {
+    config: { daemon: { port: number; upstreamApiKey: string }; store: { key: string } };
+  };
   assert.equal(shown.config.daemon.port, 9123);
   assert.equal(shown.config.daemon.upstreamApiKey, '[set, hidden]');
   assert.equal(shown.config.store.key, '[set, hidden]');

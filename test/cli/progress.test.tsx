@@ -10,7 +10,14 @@ import type { UpProgress } from '../../src/engine/up.js';
 
 const pull = (downloadedBytes: number, totalBytes: number): UpProgress => ({
   stage: 'pulling',
-  pull: { image: 'vllm/vllm-openai:v1', layers: 3, layersDone: totalBytes > 0 && downloadedBytes === totalBytes ? 3 : 1, downloadedBytes, totalBytes, status: 'Downloading' },
+  pull: {
+    image: 'vllm/vllm-openai:v1',
+    layers: 3,
+    layersDone: totalBytes > 0 && downloadedBytes === totalBytes ? 3 : 1,
+    downloadedBytes,
+    totalBytes,
+    status: 'Downloading',
+  },
 });
 
 const events: UpProgress[] = [
@@ -34,7 +41,10 @@ test('the view keeps one live line per step and moves finished steps above it', 
   state = reduceView(state, events[3]!);
   assert.equal(state.done.length, 1); // still the same pull step
   for (const e of events.slice(4, 6)) state = reduceView(state, e);
-  assert.deepEqual(state.done.slice(1), ['pulling vllm/vllm-openai:v1: 2.0 GiB / 2.0 GiB, 3/3 layers', 'starting: waiting for the engine to begin loading [0 s]']);
+  assert.deepEqual(state.done.slice(1), [
+    'pulling vllm/vllm-openai:v1: 2.0 GiB / 2.0 GiB, 3/3 layers',
+    'starting: waiting for the engine to begin loading [0 s]',
+  ]);
   assert.equal(state.current?.label, 'loading the model: loading checkpoint shards 1/2 (50%) [4 s]');
   for (const e of events.slice(6)) state = reduceView(state, e);
   assert.equal(state.current, null);
@@ -54,7 +64,12 @@ test('the terminal view shows finished steps, then the live step with a bar', ()
 test('plain progress prints each stage change at once and repeats within a stage only after the interval', () => {
   const lines: string[] = [];
   let now = 0;
-  const reporter = plainReporter((line) => lines.push(line), { color: false }, 5000, () => now);
+  const reporter = plainReporter(
+    (line) => lines.push(line),
+    { color: false },
+    5000,
+    () => now,
+  );
   reporter.event(events[1]!);
   now = 1000;
   reporter.event(events[2]!); // same stage, too soon
@@ -75,5 +90,8 @@ test('the progress bar is bounded', () => {
   assert.equal(progressBar(0.5, 4), '[##--]');
   assert.equal(progressBar(2, 4), '[####]');
   assert.equal(progressBar(-1, 4), '[----]');
-  assert.equal(formatPull({ image: 'i', layers: 0, layersDone: 0, downloadedBytes: 0, totalBytes: 0, status: 'Pulling' }), 'pulling i: Pulling');
+  assert.equal(
+    formatPull({ image: 'i', layers: 0, layersDone: 0, downloadedBytes: 0, totalBytes: 0, status: 'Pulling' }),
+    'pulling i: Pulling',
+  );
 });

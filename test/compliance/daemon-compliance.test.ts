@@ -10,7 +10,9 @@ const PII = 'Hi, I am Li Wei, mail li.wei@example.com, mobile 13812345678, card 
 
 test('stored turns hold placeholders while the model got the original text; the database never sees it', async (t) => {
   const h = await startHarness(t);
-  const reply = text(await h.client({ sessionId: 'pii-1' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: PII }] }));
+  const reply = text(
+    await h.client({ sessionId: 'pii-1' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: PII }] }),
+  );
   // The simulator quotes the user's message: the model saw it unchanged.
   assert.match(reply, /li\.wei@example\.com, mobile 13812345678, card 4111 1111 1111 1111/);
 
@@ -18,14 +20,17 @@ test('stored turns hold placeholders while the model got the original text; the 
   const stored = (await res.json()) as { messages: Array<{ role: string; content: string }> };
   assert.equal(stored.messages[0]!.content, 'Hi, I am Li Wei, mail [EMAIL], mobile [PHONE], card [CARD].');
   assert.match(stored.messages[1]!.content, /mail \[EMAIL\], mobile \[PHONE\], card \[CARD\]/, "the model's echo is redacted too");
-  for (const secret of ['li.wei@example.com', '13812345678', '4111 1111 1111 1111']) assert.deepEqual(foundIn(h.daemon.store.file, secret), []);
+  for (const secret of ['li.wei@example.com', '13812345678', '4111 1111 1111 1111'])
+    assert.deepEqual(foundIn(h.daemon.store.file, secret), []);
 });
 
 test('with store.redactUpstream "always" the model gets the redacted text too', async (t) => {
   const h = await startHarness(t, { config: { store: { redactUpstream: 'always' } } });
   const stateless = text(await h.client().chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: PII }] }));
   assert.match(stateless, /mail \[EMAIL\], mobile \[PHONE\], card \[CARD\]/);
-  const turn = text(await h.client({ sessionId: 'pii-2' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: PII }] }));
+  const turn = text(
+    await h.client({ sessionId: 'pii-2' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: PII }] }),
+  );
   assert.match(turn, /mail \[EMAIL\], mobile \[PHONE\]/);
   assert.doesNotMatch(turn, /li\.wei/);
 });
@@ -40,7 +45,10 @@ test('every request is audited without contents in a hash chain that verifies, a
     },
   });
   const client = h.client({ sessionId: 'audited', apiKey: key });
-  await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'first question, marker AUDIT-TEXT-1' }] });
+  await client.chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'first question, marker AUDIT-TEXT-1' }],
+  });
   await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'second question' }], stream: false });
   assert.equal((await fetch(`${h.daemon.url}/v1/sessions/audited`, { headers: { authorization: `Bearer ${key}` } })).status, 200);
   assert.equal((await fetch(`${h.daemon.url}/v1/sessions`)).status, 401);
@@ -79,8 +87,14 @@ test('every request is audited without contents in a hash chain that verifies, a
 
   const exported = await cli(['audit', 'export', '--since', '1h', '--json', '--db', file], { env });
   assert.equal(exported.exitCode, 0, exported.stderr);
-  const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRecord & { at: string });
-  assert.deepEqual(lines.map((r) => r.seq), [1, 2, 3, 4]);
+  const lines = exported.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as AuditRecord & { at: string });
+  assert.deepEqual(
+    lines.map((r) => r.seq),
+    [1, 2, 3, 4],
+  );
   assert.equal(lines[0]!.hash, rows[0]!.hash);
   assert.ok(Date.parse(lines[0]!.at) > Date.now() - 3_600_000);
 
@@ -96,7 +110,8 @@ test('DELETE /v1/sessions/:id answers once the text is gone from both files; ses
   const h = await startHarness(t);
   for (const id of ['erase-me', 'keep-me']) {
     const client = h.client({ sessionId: id });
-    for (let i = 0; i < 3; i++) await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: `turn ${i} of MARKER-${id}` }] });
+    for (let i = 0; i < 3; i++)
+      await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: `turn ${i} of MARKER-${id}` }] });
   }
   const file = h.daemon.store.file;
   assert.notDeepEqual(foundIn(file, 'MARKER-erase-me'), []);
@@ -128,11 +143,14 @@ test('DELETE /v1/sessions/:id answers once the text is gone from both files; ses
   await new Promise((r) => setTimeout(r, 300));
   const exported = await cli(['sessions', 'export', 'keep-me', '--db', file], { env: { CS_LLM_HOME: h.home } });
   assert.equal(exported.exitCode, 0, exported.stderr);
-  const doc = JSON.parse(exported.stdout) as { session: { turns: number; messages: Array<{ role: string; content: string; createdAt: string }> }; audit: AuditRecord[] };
+  const doc = JSON.parse(exported.stdout) as {
+    session: { turns: number; messages: Array<{ role: string; content: string; createdAt: string }> };
+    audit: AuditRecord[];
+  };
   assert.equal(doc.session.turns, 3);
   assert.equal(doc.session.messages.length, 6);
   assert.equal(doc.session.messages[0]!.content, 'turn 0 of MARKER-keep-me');
   assert.ok(!Number.isNaN(Date.parse(doc.session.messages[0]!.createdAt)));
-  assert.equal(doc.audit.length, 3, 'its three turns; the other sessions\' requests are not in it');
+  assert.equal(doc.audit.length, 3, "its three turns; the other sessions' requests are not in it");
   assert.ok(doc.audit.every((r) => r.sessionId === 'keep-me' && r.route === '/v1/chat/completions'));
 });

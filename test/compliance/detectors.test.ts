@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildDetectors, cnIdCheckChar, cnIdValid, customDetector, findSensitive, luhnValid, redactText } from '../../src/compliance/detectors.js';
+import {
+  buildDetectors,
+  cnIdCheckChar,
+  cnIdValid,
+  customDetector,
+  findSensitive,
+  luhnValid,
+  redactText,
+} from '../../src/compliance/detectors.js';
 import { redactMessage, shouldRedactUpstream, upstreamKindOf } from '../../src/compliance/redact.js';
 import { parseSince } from '../../src/cli/commands/audit.js';
 import { ROOT } from '../helpers/cli.js';
@@ -51,11 +59,15 @@ test('on the corpus the default detectors have high precision and recall (printe
     tp += s.tp;
     fp += s.fp;
     fn += s.fn;
-    lines.push(`${label.padEnd(8)} ${String(s.tp).padStart(3)} ${String(s.fp).padStart(3)} ${String(s.fn).padStart(3)}  ${(s.tp / (s.tp + s.fp)).toFixed(3).padStart(9)}  ${(s.tp / (s.tp + s.fn)).toFixed(3).padStart(6)}`);
+    lines.push(
+      `${label.padEnd(8)} ${String(s.tp).padStart(3)} ${String(s.fp).padStart(3)} ${String(s.fn).padStart(3)}  ${(s.tp / (s.tp + s.fp)).toFixed(3).padStart(9)}  ${(s.tp / (s.tp + s.fn)).toFixed(3).padStart(6)}`,
+    );
   }
   const precision = tp / (tp + fp);
   const recall = tp / (tp + fn);
-  lines.push(`${'all'.padEnd(8)} ${String(tp).padStart(3)} ${String(fp).padStart(3)} ${String(fn).padStart(3)}  ${precision.toFixed(3).padStart(9)}  ${recall.toFixed(3).padStart(6)}`);
+  lines.push(
+    `${'all'.padEnd(8)} ${String(tp).padStart(3)} ${String(fp).padStart(3)} ${String(fn).padStart(3)}  ${precision.toFixed(3).padStart(9)}  ${recall.toFixed(3).padStart(6)}`,
+  );
   console.log(`redaction corpus: ${corpus.cases.length} lines\n${lines.join('\n')}${misses.length ? `\n${misses.join('\n')}` : ''}`);
   assert.ok(tp >= 30, 'the corpus exercises every detector');
   assert.ok(precision >= 0.95, `precision ${precision}`);
@@ -68,7 +80,11 @@ test('a PRC identity number needs the MOD 11-2 check character, a province and a
   assert.equal(cnIdValid('11010519491231002x'), true);
   assert.equal(cnIdValid('110105194912310021'), false, 'wrong check character');
   assert.equal(cnIdValid('990105194912310025'), false, 'no province 99');
-  assert.equal(cnIdValid(`11010520990101${'0000'}`.slice(0, 17) + cnIdCheckChar('11010520990101000'), new Date('2026-01-01')), false, 'born in the future');
+  assert.equal(
+    cnIdValid(`11010520990101${'0000'}`.slice(0, 17) + cnIdCheckChar('11010520990101000'), new Date('2026-01-01')),
+    false,
+    'born in the future',
+  );
   assert.equal(cnIdValid('110105190002290000'.slice(0, 17) + cnIdCheckChar('11010519000229000')), false, '1900 was not a leap year');
 });
 
@@ -82,7 +98,10 @@ test('a card number must pass the Luhn check, and separators must be consistent'
 test('detectors can be turned off one by one, and custom ones add a labelled placeholder', () => {
   const text = 'mail a@b.example, phone 13812345678, order A-1234567';
   assert.equal(redactText(text, buildDetectors({ email: false })), 'mail a@b.example, phone [PHONE], order A-1234567');
-  assert.equal(redactText(text, buildDetectors({ phone: false, custom: [{ label: 'order', pattern: 'A-\\d{7}' }] })), 'mail [EMAIL], phone 13812345678, order [ORDER]');
+  assert.equal(
+    redactText(text, buildDetectors({ phone: false, custom: [{ label: 'order', pattern: 'A-\\d{7}' }] })),
+    'mail [EMAIL], phone 13812345678, order [ORDER]',
+  );
   assert.equal(redactText(text, []), text);
   assert.throws(() => customDetector({ label: 'X', pattern: 'a*' }), /matches the empty string/);
   assert.throws(() => customDetector({ label: '1bad', pattern: 'a' }), /label/);
@@ -92,12 +111,33 @@ test('message redaction covers text, content parts and tool-call arguments, and 
   const detectors = buildDetectors();
   const clean = { role: 'user', content: 'where is my parcel?' };
   assert.equal(redactMessage(clean, detectors), clean);
-  assert.deepEqual(redactMessage({ role: 'user', content: [{ type: 'text', text: 'me: x@y.example' }, { type: 'image_url', image_url: { url: 'http://i' } }] }, detectors), {
-    role: 'user',
-    content: [{ type: 'text', text: 'me: [EMAIL]' }, { type: 'image_url', image_url: { url: 'http://i' } }],
-  });
-  const call = { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"phone":"+86 138 1234 5678"}' } }] };
-  assert.deepEqual(redactMessage(call, detectors).tool_calls, [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"phone":"[PHONE]"}' } }]);
+  assert.deepEqual(
+    redactMessage(
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'me: x@y.example' },
+          { type: 'image_url', image_url: { url: 'http://i' } },
+        ],
+      },
+      detectors,
+    ),
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'me: [EMAIL]' },
+        { type: 'image_url', image_url: { url: 'http://i' } },
+      ],
+    },
+  );
+  const call = {
+    role: 'assistant',
+    content: null,
+    tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"phone":"+86 138 1234 5678"}' } }],
+  };
+  assert.deepEqual(redactMessage(call, detectors).tool_calls, [
+    { id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"phone":"[PHONE]"}' } },
+  ]);
 });
 
 test('upstream redaction follows the policy and the upstream kind (loopback URLs are local when no kind is known)', () => {

@@ -22,7 +22,11 @@ function tempFile(): { home: string; file: string } {
 
 const turn = (marker: string) => [
   { role: 'user', content: `please look up ${marker}-content` },
-  { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: `{"q":"${marker}-args"}` } }] },
+  {
+    role: 'assistant',
+    content: null,
+    tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: `{"q":"${marker}-args"}` } }],
+  },
   { role: 'tool', tool_call_id: 'c1', content: `${marker}-result` },
 ];
 
@@ -32,12 +36,17 @@ test('with a key, the files hold no plaintext of stored messages, and they read 
   const store = openStore({ file, protection: { cipher } });
   t.after(() => store.close());
   store.sessions.appendTurn('enc', 'default', turn('SECRET1'), HOUR, Date.now());
-  for (const where of ['-content', '-args', '-result']) assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the WAL`);
+  for (const where of ['-content', '-args', '-result'])
+    assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the WAL`);
   store.db.pragma('wal_checkpoint(TRUNCATE)');
-  for (const where of ['-content', '-args', '-result']) assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the database file`);
+  for (const where of ['-content', '-args', '-result'])
+    assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the database file`);
   const back = store.sessions.get('enc', Date.now())!.messages;
   assert.deepEqual(back, turn('SECRET1'));
-  assert.deepEqual(store.sessions.loadWindow('enc', 10, Date.now()).map((m) => m.message), turn('SECRET1'));
+  assert.deepEqual(
+    store.sessions.loadWindow('enc', 10, Date.now()).map((m) => m.message),
+    turn('SECRET1'),
+  );
   const row = store.db.prepare('SELECT key_id FROM messages LIMIT 1').get() as { key_id: string };
   assert.equal(row.key_id, cipher.keyId);
   assert.equal(cipher.keyId, keyIdOf(parseKey(KEY_A, 'test')));
@@ -56,7 +65,10 @@ test('a deleted or expired encrypted session never reads back its old text under
   assert.equal(store.sessions.loadWindow('reused', 10, now)[0]!.message.content, 'second life');
   // Expired, then a new turn on the same id starts afresh.
   store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'third life' }], HOUR, now + 2000);
-  assert.deepEqual(store.sessions.loadWindow('reused', 10, now + 2000).map((m) => m.message.content), ['third life']);
+  assert.deepEqual(
+    store.sessions.loadWindow('reused', 10, now + 2000).map((m) => m.message.content),
+    ['third life'],
+  );
 });
 
 test('opening encrypted rows without the key, or with another, is a clear error naming the key id and the fix', (t) => {
@@ -68,7 +80,13 @@ test('opening encrypted rows without the key, or with another, is a clear error 
 
   const bare = openStore({ file });
   t.after(() => bare.close());
-  assert.throws(() => bare.sessions.get('enc', Date.now()), (err: unknown) => err instanceof ConfigError && err.message.includes(`encrypted (key ${a.keyId}) and no encryption key is configured`) && /CS_LLM_STORE_KEY/.test(err.next ?? ''));
+  assert.throws(
+    () => bare.sessions.get('enc', Date.now()),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.message.includes(`encrypted (key ${a.keyId}) and no encryption key is configured`) &&
+      /CS_LLM_STORE_KEY/.test(err.next ?? ''),
+  );
   assert.throws(() => requireContentKeys(bare.db, null), /no encryption key is configured/);
   const b = createCipher(parseKey(KEY_B, 'test'));
   assert.throws(() => requireContentKeys(bare.db, b), new RegExp(`encrypted with key ${a.keyId}, but the key in force is ${b.keyId}`));
@@ -77,7 +95,11 @@ test('opening encrypted rows without the key, or with another, is a clear error 
 
 test('the daemon encrypts what it stores and refuses to start on encrypted rows without their key', async (t) => {
   const h = await startHarness(t, { config: { store: { key: KEY_A } } });
-  const reply = text(await h.client({ sessionId: 'e1' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'DAEMON-SECRET here' }] }));
+  const reply = text(
+    await h
+      .client({ sessionId: 'e1' })
+      .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'DAEMON-SECRET here' }] }),
+  );
   assert.match(reply, /DAEMON-SECRET/);
   const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/e1`)).json()) as { messages: Array<{ content: string }> };
   assert.equal(stored.messages[0]!.content, 'DAEMON-SECRET here');
@@ -104,10 +126,15 @@ test('rotate-key re-encrypts every row (plain-text ones too) so that only the ne
 
   const keyFile = join(home, 'new.key');
   writeFileSync(keyFile, `${KEY_B}\n`, { mode: 0o600 });
-  const rotated = await runCli(['store', 'rotate-key', '--new-key-file', keyFile, '--db', file], { env: { CS_LLM_HOME: home, CS_LLM_STORE_KEY: KEY_A } });
+  const rotated = await runCli(['store', 'rotate-key', '--new-key-file', keyFile, '--db', file], {
+    env: { CS_LLM_HOME: home, CS_LLM_STORE_KEY: KEY_A },
+  });
   assert.equal(rotated.exitCode, 0, String(rotated.stderr));
   const b = createCipher(parseKey(KEY_B, 'test'));
-  assert.match(String(rotated.stdout), new RegExp(`re-encrypted 93 message\\(s\\) with key ${b.keyId}; key ${a.keyId} no longer opens them`));
+  assert.match(
+    String(rotated.stdout),
+    new RegExp(`re-encrypted 93 message\\(s\\) with key ${b.keyId}; key ${a.keyId} no longer opens them`),
+  );
   assert.deepEqual(foundIn(file, 'PLAIN-content'), []);
 
   const withB = openStore({ file, protection: { cipher: b } });
@@ -117,6 +144,9 @@ test('rotate-key re-encrypts every row (plain-text ones too) so that only the ne
   assert.deepEqual(withB.sessions.get('s17', Date.now())!.messages, turn('ROT17'));
   const oldKey = openStore({ file, protection: { cipher: a } });
   t.after(() => oldKey.close());
-  assert.throws(() => oldKey.sessions.get('s17', Date.now()), new RegExp(`encrypted with key ${b.keyId}, but the key in force is ${a.keyId}`));
+  assert.throws(
+    () => oldKey.sessions.get('s17', Date.now()),
+    new RegExp(`encrypted with key ${b.keyId}, but the key in force is ${a.keyId}`),
+  );
   assert.throws(() => requireContentKeys(oldKey.db, a), /encrypted with key/);
 });

@@ -28,10 +28,16 @@ function fill(store: Store, ids: string[], now: number, ttlMs = HOUR): void {
     for (const id of ids) {
       const marker = `MARKER-${id}-`;
       const long = turn === 1 ? ` ${marker}tail`.padStart(6000, 'lorem ipsum ') : '';
-      store.sessions.appendTurn(id, 'default', [
-        { role: 'user', content: `turn ${turn}: ${marker}user${long}` },
-        { role: 'assistant', content: `reply ${turn}: ${marker}assistant` },
-      ], ttlMs, now);
+      store.sessions.appendTurn(
+        id,
+        'default',
+        [
+          { role: 'user', content: `turn ${turn}: ${marker}user${long}` },
+          { role: 'assistant', content: `reply ${turn}: ${marker}assistant` },
+        ],
+        ttlMs,
+        now,
+      );
     }
   }
 }
@@ -81,7 +87,12 @@ test('the retention sweeper deletes sessions past their profile retention and sc
   fill(store, ['fresh'], start);
 
   let swept = 0;
-  const stop = startMaintenance(store.db, store.sessions, { file, sweepIntervalMs: 20, checkpointIntervalMs: 50, onSweep: (n) => (swept += n) });
+  const stop = startMaintenance(store.db, store.sessions, {
+    file,
+    sweepIntervalMs: 20,
+    checkpointIntervalMs: 50,
+    onSweep: (n) => (swept += n),
+  });
   t.after(stop);
   while (swept < 2) await new Promise((r) => setTimeout(r, 20));
   assert.equal(await store.sessions.scrubbed(10_000), true);
@@ -89,7 +100,10 @@ test('the retention sweeper deletes sessions past their profile retention and sc
 
   assert.equal(swept, 2);
   for (const id of ['old1', 'old2']) assert.deepEqual(foundIn(file, `MARKER-${id}-`), []);
-  assert.deepEqual(store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id), ['fresh']);
+  assert.deepEqual(
+    store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id),
+    ['fresh'],
+  );
   assert.notDeepEqual(foundIn(file, 'MARKER-fresh-'), []);
 });
 
@@ -109,7 +123,10 @@ test('a retention set after sessions were stored applies to them when the daemon
   while (swept < 1) await new Promise((r) => setTimeout(r, 20));
   assert.equal(await store.sessions.scrubbed(10_000), true);
   await stop();
-  assert.deepEqual(store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id), ['today']);
+  assert.deepEqual(
+    store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id),
+    ['today'],
+  );
   assert.deepEqual(foundIn(file, 'MARKER-two-days-old-'), []);
 });
 

@@ -55,7 +55,7 @@ test('the reader parses what the writer wrote, and pax records carry the long pa
   assert.equal(parseTarHeader(Buffer.alloc(TAR_BLOCK)), null);
 });
 
-test('sizes above ustar\'s 8 GiB limit are written in base-256 and read back exactly', () => {
+test("sizes above ustar's 8 GiB limit are written in base-256 and read back exactly", () => {
   const size = 20 * 1024 ** 3 + 12345;
   const header = tarHeader({ path: 'model.gguf', type: 'file', size, mode: 0o644, mtime: 0 });
   assert.equal(header.length, TAR_BLOCK);

@@ -101,7 +101,7 @@ test('two erases hold the gate until both end, a failed one included; nothing to
   await tokens.return(undefined);
 });
 
-test('the gated sequence passes replacement tokens on and runs the sequence\'s methods on the sequence itself', async () => {
+test("the gated sequence passes replacement tokens on and runs the sequence's methods on the sequence itself", async () => {
   const gate = new EvaluationGate();
   const target = new ScriptedSequence('s');
   const sequence = gateSequence(target, gate);
@@ -116,7 +116,12 @@ test('the gated sequence passes replacement tokens on and runs the sequence\'s m
 });
 
 /** What the client sees of a stream, in order: the first content piece, and the end. */
-async function stream(engine: RunningCpuEngine, body: object, events: string[], name: string): Promise<{ text: string; completionTokens: number }> {
+async function stream(
+  engine: RunningCpuEngine,
+  body: object,
+  events: string[],
+  name: string,
+): Promise<{ text: string; completionTokens: number }> {
   const res = await fetch(`${engine.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -149,37 +154,41 @@ const STORY = { messages: [{ role: 'user', content: 'Tell me a story.' }], tempe
 /** Runs to max_tokens whatever the model says: a generation long enough to still run when the next one starts. */
 const LONG = { messages: [{ role: 'user', content: 'What is 2+2?' }], temperature: 0, max_tokens: 400, ignore_eos: true };
 
-test('a request on a used sequence gets its first token while the others still generate, and the same reply as alone', { timeout: 180_000 }, async (t) => {
-  if (!requireCpuRuntime(t)) return;
-  // Three sequences: with two others generating, their next tokens are always queued before the batch loop
-  // looks (with one, the loop sometimes finds its queue empty and lets an erase through by chance).
-  const engine = await startCpuEngine({ modelPath: TINY_CHAT, port: 0, threads: 1, ctxSize: 512, parallel: 3, log: () => {} });
-  t.after(() => engine.close());
-  // Resolves once the stream has its first content; `done` (in an object, so the await does not adopt it) at its end.
-  const started = async (events: string[], name: string, body: object) => {
-    const done = stream(engine, body, events, name);
-    while (!events.includes(`${name} first content`) && !events.includes(`${name} done`)) await tick();
-    return { done };
-  };
-  const warm: string[] = [];
-  const alone = await stream(engine, STORY, warm, 'alone');
-  // Every sequence gets tokens to erase: each warm-up request starts while the ones before it stream.
-  const w1 = await started(warm, 'w1', LONG);
-  const w2 = await started(warm, 'w2', LONG);
-  await Promise.all([w1.done, w2.done, stream(engine, { ...STORY, max_tokens: 50 }, warm, 'w3')]);
-  assert.ok(warm.indexOf('w3 first content') < warm.indexOf('w1 done'), `the warm-up overlapped: ${warm.join(', ')}`);
+test(
+  'a request on a used sequence gets its first token while the others still generate, and the same reply as alone',
+  { timeout: 180_000 },
+  async (t) => {
+    if (!requireCpuRuntime(t)) return;
+    // Three sequences: with two others generating, their next tokens are always queued before the batch loop
+    // looks (with one, the loop sometimes finds its queue empty and lets an erase through by chance).
+    const engine = await startCpuEngine({ modelPath: TINY_CHAT, port: 0, threads: 1, ctxSize: 512, parallel: 3, log: () => {} });
+    t.after(() => engine.close());
+    // Resolves once the stream has its first content; `done` (in an object, so the await does not adopt it) at its end.
+    const started = async (events: string[], name: string, body: object) => {
+      const done = stream(engine, body, events, name);
+      while (!events.includes(`${name} first content`) && !events.includes(`${name} done`)) await tick();
+      return { done };
+    };
+    const warm: string[] = [];
+    const alone = await stream(engine, STORY, warm, 'alone');
+    // Every sequence gets tokens to erase: each warm-up request starts while the ones before it stream.
+    const w1 = await started(warm, 'w1', LONG);
+    const w2 = await started(warm, 'w2', LONG);
+    await Promise.all([w1.done, w2.done, stream(engine, { ...STORY, max_tokens: 50 }, warm, 'w3')]);
+    assert.ok(warm.indexOf('w3 first content') < warm.indexOf('w1 done'), `the warm-up overlapped: ${warm.join(', ')}`);
 
-  // Before the gate, B's erase waited for the context lock until A1 and A2 had finished their whole replies.
-  const events: string[] = [];
-  const a1 = await started(events, 'A1', LONG);
-  const a2 = await started(events, 'A2', LONG);
-  const b = await stream(engine, STORY, events, 'B');
-  const [a1Done, a2Done] = await Promise.all([a1.done, a2.done]);
-  const order = events.join(', ');
-  assert.ok(events.indexOf('B first content') < events.indexOf('A1 done'), order);
-  assert.ok(events.indexOf('B first content') < events.indexOf('A2 done'), order);
-  assert.equal(a1Done.completionTokens, LONG.max_tokens);
-  assert.equal(a2Done.completionTokens, LONG.max_tokens);
-  assert.equal(b.text, alone.text, 'the erase left the sequence as a fresh one would be');
-  assert.equal(b.completionTokens, alone.completionTokens);
-});
+    // Before the gate, B's erase waited for the context lock until A1 and A2 had finished their whole replies.
+    const events: string[] = [];
+    const a1 = await started(events, 'A1', LONG);
+    const a2 = await started(events, 'A2', LONG);
+    const b = await stream(engine, STORY, events, 'B');
+    const [a1Done, a2Done] = await Promise.all([a1.done, a2.done]);
+    const order = events.join(', ');
+    assert.ok(events.indexOf('B first content') < events.indexOf('A1 done'), order);
+    assert.ok(events.indexOf('B first content') < events.indexOf('A2 done'), order);
+    assert.equal(a1Done.completionTokens, LONG.max_tokens);
+    assert.equal(a2Done.completionTokens, LONG.max_tokens);
+    assert.equal(b.text, alone.text, 'the erase left the sequence as a fresh one would be');
+    assert.equal(b.completionTokens, alone.completionTokens);
+  },
+);

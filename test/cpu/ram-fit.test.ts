@@ -13,7 +13,17 @@ const catalog = loadCatalog();
 const tiny = findModel(catalog, 'tiny-memory');
 const ram = (availableGiB: number) => ({ totalBytes: 32 * GiB, availableBytes: availableGiB * GiB });
 /** A made-up 7B-class GGUF: 4.4 GiB of weights, 28 layers x 4 KV heads x 128 (Qwen2.5-7B's geometry). */
-const big = { ...tiny, id: 'big', weightsBytes: 4.4 * GiB, layers: 28, kvHeads: 4, attentionHeads: 28, headDim: 128, maxContext: 32768, parameters: 7.6e9 };
+const big = {
+  ...tiny,
+  id: 'big',
+  weightsBytes: 4.4 * GiB,
+  layers: 28,
+  kvHeads: 4,
+  attentionHeads: 28,
+  headDim: 128,
+  maxContext: 32768,
+  parameters: 7.6e9,
+};
 
 test('the KV cache per token is layers x KV heads x head dim x K and V x 2 bytes', () => {
   assert.equal(cpuKvBytesPerToken(tiny), 4 * 4 * 48 * 2 * 2);
@@ -36,7 +46,10 @@ test('not enough RAM is "no" with the figures, barely enough is "tight"', () => 
   const no = estimateRamFit(big, ram(3));
   assert.equal(no.verdict, 'no');
   assert.equal(no.maxModelLen, null);
-  assert.match(no.reason, /^does not fit: needs 5\.\d GiB \(weights 4\.4 GiB \+ KV cache \d+ MiB for 512 tokens x 1 sequence\(s\) \+ runtime\) of 3\.0 GiB available RAM/);
+  assert.match(
+    no.reason,
+    /^does not fit: needs 5\.\d GiB \(weights 4\.4 GiB \+ KV cache \d+ MiB for 512 tokens x 1 sequence\(s\) \+ runtime\) of 3\.0 GiB available RAM/,
+  );
   const tight = estimateRamFit(big, { totalBytes: 8 * GiB, availableBytes: ramRequiredBytes(big, 512, 1) + 10 * MiB });
   assert.equal(tight.verdict, 'tight');
   assert.equal(tight.maxModelLen, 512);
@@ -49,7 +62,10 @@ test('a context beyond the model is "no" whatever the RAM, and more sequences ne
 });
 
 test('meminfo gives MemTotal and MemAvailable in bytes', () => {
-  assert.deepEqual(parseMeminfo('MemTotal:       24683856 kB\nMemFree:         1000 kB\nMemAvailable:   21000000 kB\n'), { totalBytes: 24683856 * 1024, availableBytes: 21000000 * 1024 });
+  assert.deepEqual(parseMeminfo('MemTotal:       24683856 kB\nMemFree:         1000 kB\nMemAvailable:   21000000 kB\n'), {
+    totalBytes: 24683856 * 1024,
+    availableBytes: 21000000 * 1024,
+  });
   assert.equal(parseMeminfo('nothing here'), null);
 });
 
@@ -57,7 +73,10 @@ test('cs-llm models --engine cpu lists the GGUF models with a RAM verdict, and r
   const env = { CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-ramfit-')) };
   const run = await runCli(['models', '--engine', 'cpu', '--json'], { env });
   assert.equal(run.exitCode, 0, String(run.stderr));
-  const body = JSON.parse(String(run.stdout)) as { models: Array<{ id: string; verdict: string; maxModelLen: number; file: string | null }>; recommended: string | null };
+  const body = JSON.parse(String(run.stdout)) as {
+    models: Array<{ id: string; verdict: string; maxModelLen: number; file: string | null }>;
+    recommended: string | null;
+  };
   // The real GGUF models follow the tiny ones (their verdicts with a fixed RAM: test/models/gguf-catalog.test.ts).
   assert.deepEqual(body.models.map((m) => m.id).slice(0, 2), ['tiny-memory', 'tiny-chat']);
   for (const m of body.models.slice(0, 2)) {
@@ -65,7 +84,10 @@ test('cs-llm models --engine cpu lists the GGUF models with a RAM verdict, and r
     assert.equal(m.maxModelLen, 512);
     assert.match(m.file ?? '', /models\/tiny-(memory|chat)\.gguf$/);
   }
-  assert.ok(body.recommended !== null && body.models.some((m) => m.id === body.recommended && m.verdict === 'fits'), String(body.recommended));
+  assert.ok(
+    body.recommended !== null && body.models.some((m) => m.id === body.recommended && m.verdict === 'fits'),
+    String(body.recommended),
+  );
   const plain = await runCli(['models', '--engine', 'cpu'], { env });
   assert.match(String(plain.stdout), /^tiny-memory .* fits .*needs \d+ MiB \(weights 7 MiB/m);
   const bad = await runCli(['models', '--engine', 'tpu'], { env });

@@ -28,23 +28,31 @@ test('once a key exists every route needs it, and a valid key works through the 
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'invalid_api_key');
   }
   await assert.rejects(
-    h.client({ apiKey: 'csk_wrongwrongwrongwrong' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }),
+    h
+      .client({ apiKey: 'csk_wrongwrongwrongwrong' })
+      .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }),
     (err: { status?: number }) => err.status === 401,
   );
-  const reply = await h.client({ apiKey: key, sessionId: 'k' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] });
+  const reply = await h
+    .client({ apiKey: key, sessionId: 'k' })
+    .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] });
   assert.match(text(reply), /Turn 1/);
 });
 
 test("the client's key is never forwarded: the engine gets the daemon's own upstream key", async (t) => {
   const h = await startHarness(t, { sim: { apiKey: 'engine-secret' }, config: { daemon: { upstreamApiKey: 'engine-secret' } } });
   const { key } = h.daemon.store.keys.create('app', Date.now());
-  const reply = await h.client({ apiKey: key }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] });
+  const reply = await h
+    .client({ apiKey: key })
+    .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] });
   assert.match(text(reply), /Turn 1/);
 
   const without = await startHarness(t, { sim: { apiKey: 'engine-secret' } });
   // Even a client that sends the engine's key gets no further: the daemon drops client Authorization.
   await assert.rejects(
-    without.client({ apiKey: 'engine-secret' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }),
+    without
+      .client({ apiKey: 'engine-secret' })
+      .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }),
     (err: { status?: number }) => err.status === 401,
   );
 });
@@ -107,7 +115,11 @@ test('browser pages from other sites are refused: a foreign Origin is 403, a non
   });
   assert.equal(foreign.statusCode, 403);
   assert.equal(((await foreign.body.json()) as { error: { code: string } }).error.code, 'origin_not_allowed');
-  const textPlain = await request(`${h.daemon.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+  const textPlain = await request(`${h.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain' },
+    body,
+  });
   assert.equal(textPlain.statusCode, 415);
   assert.equal(((await textPlain.body.json()) as { error: { code: string } }).error.code, 'unsupported_media_type');
   const local = await request(`${h.daemon.url}/v1/chat/completions`, {

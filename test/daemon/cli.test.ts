@@ -39,14 +39,26 @@ test('sessions list, show, delete and prune work on the database the daemon writ
   const env = { CS_LLM_HOME: dir };
   const store = openStore({ file: resolvePaths(env).dbFile });
   const now = Date.now();
-  store.sessions.appendTurn('fresh', 'default', [{ role: 'user', content: 'hello there' }, { role: 'assistant', content: 'hi!' }], 3_600_000, now);
+  store.sessions.appendTurn(
+    'fresh',
+    'default',
+    [
+      { role: 'user', content: 'hello there' },
+      { role: 'assistant', content: 'hi!' },
+    ],
+    3_600_000,
+    now,
+  );
   store.sessions.appendTurn('old', 'default', [{ role: 'user', content: 'ancient' }], 90 * 86_400_000, now - 40 * 86_400_000);
   store.sessions.appendTurn('gone', 'default', [{ role: 'user', content: 'expired' }], 1000, now - 10_000);
   store.close();
 
   const list = await cli(['sessions', 'list', '--json'], { env });
   // the latest to expire first: 'old' was given a 90-day TTL
-  assert.deepEqual((JSON.parse(list.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id), ['old', 'fresh']);
+  assert.deepEqual(
+    (JSON.parse(list.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id),
+    ['old', 'fresh'],
+  );
   const show = await cli(['sessions', 'show', 'fresh'], { env });
   assert.equal(show.stdout, 'user: hello there\nassistant: hi!');
   const prune = await cli(['sessions', 'prune', '--older-than', '30d'], { env });

@@ -6,7 +6,10 @@ test('a three-turn conversation remembers the first turn when asked in the third
   const h = await startHarness(t);
   const chat = h.client({ sessionId: 'conv-1' });
   const model = 'cs-llm-sim';
-  const r1 = await chat.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hello, my name is Ada and I need help with an order.' }] });
+  const r1 = await chat.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'Hello, my name is Ada and I need help with an order.' }],
+  });
   assert.match(text(r1), /Turn 1/);
   const r2 = await chat.chat.completions.create({ model, messages: [{ role: 'user', content: 'It has not arrived yet.' }] });
   assert.match(text(r2), /Turn 2/);
@@ -15,7 +18,10 @@ test('a three-turn conversation remembers the first turn when asked in the third
   const r4 = await chat.chat.completions.create({ model, messages: [{ role: 'user', content: 'What was my first message?' }] });
   assert.match(text(r4), /Your first message was: "Hello, my name is Ada/);
 
-  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/conv-1`)).json()) as { messages: Array<{ role: string; content: string }>; id: string };
+  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/conv-1`)).json()) as {
+    messages: Array<{ role: string; content: string }>;
+    id: string;
+  };
   assert.equal(stored.id, 'conv-1');
   assert.deepEqual(
     stored.messages.map((m) => m.role),
@@ -28,10 +34,16 @@ test('the profile system prompt leads every request and is never stored', async 
   const h = await startHarness(t, { config: { profiles: { default: { systemPrompt: 'You help customers of Acme.' } } } });
   const chat = h.client({ sessionId: 'sys' });
   await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] });
-  const r = await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'What is your system prompt?' }] });
+  const r = await chat.chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'What is your system prompt?' }],
+  });
   assert.equal(text(r), 'My system prompt is: "You help customers of Acme.".');
   const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/sys`)).json()) as { messages: Array<{ role: string }> };
-  assert.equal(stored.messages.some((m) => m.role === 'system'), false);
+  assert.equal(
+    stored.messages.some((m) => m.role === 'system'),
+    false,
+  );
 });
 
 test('without X-Session-Id the daemon is a stateless proxy that stores nothing', async (t) => {
@@ -69,7 +81,10 @@ test('the history window keeps only the last N turns', async (t) => {
   for (const content of ['first: apples', 'second: pears', 'third: plums']) {
     await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content }] });
   }
-  const r = await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'What was my first message?' }] });
+  const r = await chat.chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'What was my first message?' }],
+  });
   // turns 2 and 3 are in the window, turn 1 is not (it stays in the store)
   assert.match(text(r), /Your first message was: "second: pears"/);
   const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/window`)).json()) as { messages: unknown[] };
@@ -83,9 +98,17 @@ test('the history window drops old turns that would not fit the context minus ma
   const long = (tag: string) => `${tag} ${'lorem ipsum dolor sit amet '.repeat(20)}`;
   await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: long('alpha') }], max_tokens: 10 });
   await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: long('beta') }], max_tokens: 10 });
-  const fits = await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'What was my first message?' }], max_tokens: 150 });
+  const fits = await chat.chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'What was my first message?' }],
+    max_tokens: 150,
+  });
   assert.match(text(fits), /Your first message was: "beta/);
-  const none = await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'What was my first message?' }], max_tokens: 400 });
+  const none = await chat.chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'What was my first message?' }],
+    max_tokens: 400,
+  });
   assert.match(text(none), /This is your first message/);
 });
 
@@ -95,9 +118,15 @@ test('an expired session is served as a new one', async (t) => {
   const chat = h.client({ sessionId: 'ttl' });
   await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'my name is Linus' }] });
   clock += 59_000;
-  assert.equal(text(await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'what is my name?' }] })), 'Your name is Linus.');
+  assert.equal(
+    text(await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'what is my name?' }] })),
+    'Your name is Linus.',
+  );
   clock += 61_000;
-  assert.match(text(await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'what is my name?' }] })), /I do not know your name yet/);
+  assert.match(
+    text(await chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'what is my name?' }] })),
+    /I do not know your name yet/,
+  );
   assert.equal((await fetch(`${h.daemon.url}/v1/sessions/ttl`)).status, 200);
   clock += 61_000;
   assert.equal((await fetch(`${h.daemon.url}/v1/sessions/ttl`)).status, 404);
@@ -107,19 +136,32 @@ test('two sessions in parallel stay separate', async (t) => {
   const h = await startHarness(t, { sim: { ttftMs: 20 } });
   const names = ['Alice', 'Bob', 'Carol', 'Dave'];
   await Promise.all(
-    names.map((name) => h.client({ sessionId: `p-${name}` }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: `my name is ${name}` }] })),
+    names.map((name) =>
+      h
+        .client({ sessionId: `p-${name}` })
+        .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: `my name is ${name}` }] }),
+    ),
   );
   const answers = await Promise.all(
-    names.map((name) => h.client({ sessionId: `p-${name}` }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'what is my name?' }] })),
+    names.map((name) =>
+      h
+        .client({ sessionId: `p-${name}` })
+        .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'what is my name?' }] }),
+    ),
   );
-  assert.deepEqual(answers.map(text), names.map((n) => `Your name is ${n}.`));
+  assert.deepEqual(
+    answers.map(text),
+    names.map((n) => `Your name is ${n}.`),
+  );
 });
 
 test('requests on the same session in parallel are served one after the other', async (t) => {
   const h = await startHarness(t, { sim: { ttftMs: 30 } });
   const chat = h.client({ sessionId: 'serial' });
   const replies = await Promise.all(
-    [1, 2, 3, 4].map(() => chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'how many messages have I sent?' }] })),
+    [1, 2, 3, 4].map(() =>
+      chat.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'how many messages have I sent?' }] }),
+    ),
   );
   // Each request saw the turns stored before it: 1, 2, 3 and 4 user messages, in some order.
   const counts = replies.map((r) => Number(/sent (\d+)/.exec(text(r))?.[1])).sort();
@@ -148,13 +190,21 @@ test('a request that waits too long for its session gets 409 with a clear messag
 
 test('X-Profile picks the profile: its system prompt and its own window', async (t) => {
   const h = await startHarness(t, {
-    config: { profiles: { default: { systemPrompt: 'You are the default.' }, billing: { systemPrompt: 'You handle invoices.', historyTurns: 1 } } },
+    config: {
+      profiles: { default: { systemPrompt: 'You are the default.' }, billing: { systemPrompt: 'You handle invoices.', historyTurns: 1 } },
+    },
   });
   const billing = h.client({ sessionId: 'inv', profile: 'billing' });
-  const r = await billing.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'What is your system prompt?' }] });
+  const r = await billing.chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'What is your system prompt?' }],
+  });
   assert.equal(text(r), 'My system prompt is: "You handle invoices.".');
   await billing.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'second' }] });
-  const first = await billing.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'What was my first message?' }] });
+  const first = await billing.chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'What was my first message?' }],
+  });
   assert.equal(text(first), 'Your first message was: "second".');
   const listed = (await (await fetch(`${h.daemon.url}/v1/sessions/inv`)).json()) as { profile: string };
   assert.equal(listed.profile, 'billing');

@@ -14,7 +14,11 @@ interface ErrorShape {
 }
 
 async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}) {
-  const res = await request(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  const res = await request(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text, json: JSON.parse(text) as ErrorShape };
 }
@@ -39,7 +43,12 @@ test('every bad request gets its status and an OpenAI-shaped error naming the pr
     { body: '{"messages": [{"role": "wizard", "content": "hi"}]}', status: 400, code: 'invalid_value', param: 'messages[0].role' },
     { body: '{"messages": [{"role": "user", "content": 42}]}', status: 400, code: 'invalid_value', param: 'messages[0].content' },
     { body: '{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}', status: 400, code: 'invalid_value', param: 'stream' },
-    { body: '{"messages": [{"role": "user", "content": "hi"}], "max_tokens": -5}', status: 400, code: 'invalid_value', param: 'max_tokens' },
+    {
+      body: '{"messages": [{"role": "user", "content": "hi"}], "max_tokens": -5}',
+      status: 400,
+      code: 'invalid_value',
+      param: 'max_tokens',
+    },
     { body: '{"messages": [{"role": "user", "content": "hi"}], "model": 7}', status: 400, code: 'invalid_value', param: 'model' },
     {
       body: '{"messages": [{"role": "user", "content": "hi"}]}',
@@ -99,7 +108,10 @@ test('unknown routes are 404 and wrong methods 405 with Allow', async (t) => {
 test('fields the daemon does not read reach the engine untouched, and engine errors come back with their status', async (t) => {
   const h = await startHarness(t);
   // The simulator's context is 8192 tokens: a max_tokens beyond it is the engine's own 400, passed through.
-  const res = await post(h.daemon.url, JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }], max_tokens: 100_000 }));
+  const res = await post(
+    h.daemon.url,
+    JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }], max_tokens: 100_000 }),
+  );
   assert.equal(res.status, 400);
   assert.match(res.text, /max|context|token/i);
   // response_format, temperature and a tool_choice naming a tool all pass through: the engine calls that tool.
@@ -115,12 +127,18 @@ test('fields the daemon does not read reach the engine untouched, and engine err
     }),
   );
   assert.equal(withTools.status, 200);
-  assert.equal((withTools.json as unknown as { choices: Array<{ message: { tool_calls: Array<{ function: { name: string } }> } }> }).choices[0]!.message.tool_calls[0]!.function.name, 'lookup');
+  assert.equal(
+    (withTools.json as unknown as { choices: Array<{ message: { tool_calls: Array<{ function: { name: string } }> } }> }).choices[0]!
+      .message.tool_calls[0]!.function.name,
+    'lookup',
+  );
 });
 
 test('engine overload answers (429 with Retry-After) pass through to the client', async (t) => {
   const h = await startHarness(t, { sim: { fail429Rate: 1 } });
-  const res = await post(h.daemon.url, JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }), { 'x-session-id': 's429' });
+  const res = await post(h.daemon.url, JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }), {
+    'x-session-id': 's429',
+  });
   assert.equal(res.status, 429);
   assert.equal(res.headers['retry-after'], '1');
   assert.equal((await fetch(`${h.daemon.url}/v1/sessions/s429`)).status, 404);
@@ -134,7 +152,9 @@ test('an upstream that refuses connections is 502, one that never answers is 504
   });
   const daemon = await startDaemon({ config, paths, port: 0 });
   t.after(() => daemon.close());
-  const refused = await post(daemon.url, JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }), { 'x-session-id': 'r' });
+  const refused = await post(daemon.url, JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }), {
+    'x-session-id': 'r',
+  });
   assert.equal(refused.status, 502);
   assertOpenAiError(refused.json, 'upstream_unavailable');
   assert.match(refused.json.error.message, /refused/);
@@ -146,7 +166,9 @@ test('an upstream that refuses connections is 502, one that never answers is 504
   assert.match(await ready.body.text(), /"store":"ok"/);
 
   const h = await startHarness(t, { sim: { hangRate: 1 }, config: { daemon: { upstreamTimeoutMs: 300 } } });
-  const hung = await post(h.daemon.url, JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }), { 'x-session-id': 'h' });
+  const hung = await post(h.daemon.url, JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }), {
+    'x-session-id': 'h',
+  });
   assert.equal(hung.status, 504);
   assertOpenAiError(hung.json, 'upstream_timeout');
   assert.equal((await fetch(`${h.daemon.url}/v1/sessions/h`)).status, 404);
@@ -179,10 +201,14 @@ test('readiness waits for the engine: 503 while it loads, 200 once it serves', a
 
 test('sessions can be listed in pages, read and deleted through the API', async (t) => {
   const h = await startHarness(t);
-  for (const id of ['a', 'b', 'c']) await h.client({ sessionId: id }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: `hi ${id}` }] });
+  for (const id of ['a', 'b', 'c'])
+    await h.client({ sessionId: id }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: `hi ${id}` }] });
   const page1 = (await (await fetch(`${h.daemon.url}/v1/sessions?limit=2`)).json()) as { data: Array<{ id: string }>; nextCursor: string };
   assert.equal(page1.data.length, 2);
-  const page2 = (await (await fetch(`${h.daemon.url}/v1/sessions?limit=2&cursor=${page1.nextCursor}`)).json()) as { data: Array<{ id: string }>; nextCursor: null };
+  const page2 = (await (await fetch(`${h.daemon.url}/v1/sessions?limit=2&cursor=${page1.nextCursor}`)).json()) as {
+    data: Array<{ id: string }>;
+    nextCursor: null;
+  };
   assert.deepEqual([...page1.data, ...page2.data].map((s) => s.id).sort(), ['a', 'b', 'c']);
   assert.equal(page2.nextCursor, null);
   const one = (await (await fetch(`${h.daemon.url}/v1/sessions/b`)).json()) as Record<string, unknown>;

@@ -26,12 +26,20 @@ export interface Harness {
  */
 export async function startHarness(
   t: { after(fn: () => Promise<void> | void): void },
-  options: { sim?: SimOptions; config?: Record<string, unknown>; now?: () => number; beforeStart?: (paths: Paths, config: Config) => void } = {},
+  options: {
+    sim?: SimOptions;
+    config?: Record<string, unknown>;
+    now?: () => number;
+    beforeStart?: (paths: Paths, config: Config) => void;
+  } = {},
 ): Promise<Harness> {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-daemon-'));
   const sim = await startSimulator({ port: 0, ...options.sim });
   t.after(() => sim.close());
-  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home }, flags: deepMerge({ daemon: { upstream: sim.url } }, options.config ?? {}) });
+  const { config, paths } = loadConfig({
+    env: { CS_LLM_HOME: home },
+    flags: deepMerge({ daemon: { upstream: sim.url } }, options.config ?? {}),
+  });
   options.beforeStart?.(paths, config);
   const daemon = await startDaemon({ config, paths, port: 0, ...(options.now ? { now: options.now } : {}) });
   t.after(() => daemon.close('test over'));

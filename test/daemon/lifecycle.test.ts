@@ -60,11 +60,15 @@ test('SIGTERM during a streamed turn lets it finish, stores it, and the process 
   const sim = await startSimulator({ port: 0, tokensPerSecond: 100 });
   t.after(() => sim.close());
   const dir = home();
-  const child = execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'daemon', 'run', '--port', '0', '--upstream', sim.url], {
-    cwd: ROOT,
-    env: { CS_LLM_HOME: dir, NO_COLOR: '1' },
-    reject: false,
-  });
+  const child = execa(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'daemon', 'run', '--port', '0', '--upstream', sim.url],
+    {
+      cwd: ROOT,
+      env: { CS_LLM_HOME: dir, NO_COLOR: '1' },
+      reject: false,
+    },
+  );
   t.after(() => {
     child.kill('SIGKILL');
   });

@@ -31,7 +31,7 @@ test('per-key settings override the default, and 0 requests per minute means no 
   assert.equal(new KeyRateLimiter({ requestsPerMinute: 0, keys: {} }).active, false);
 });
 
-test("through the daemon: a key over its rate gets 429 with Retry-After; other keys and /healthz do not", async (t) => {
+test('through the daemon: a key over its rate gets 429 with Retry-After; other keys and /healthz do not', async (t) => {
   const keys: Record<string, string> = {};
   const h = await startHarness(t, {
     beforeStart: (paths, config) => {
@@ -59,6 +59,14 @@ test("through the daemon: a key over its rate gets 429 with Retry-After; other k
   assert.ok(retryAfter >= 29 && retryAfter <= 30, `Retry-After ${retryAfter}`);
 
   for (let i = 0; i < 5; i++) await ask(keys.frontend!);
-  assert.equal((await fetch(`${h.daemon.url}/healthz`, { headers: { authorization: `Bearer ${keys['batch-job']}` } })).status, 200, '/healthz is not limited');
-  assert.equal((await fetch(`${h.daemon.url}/v1/models`, { headers: { authorization: `Bearer ${keys['batch-job']}` } })).status, 429, 'the whole API is limited for that key');
+  assert.equal(
+    (await fetch(`${h.daemon.url}/healthz`, { headers: { authorization: `Bearer ${keys['batch-job']}` } })).status,
+    200,
+    '/healthz is not limited',
+  );
+  assert.equal(
+    (await fetch(`${h.daemon.url}/v1/models`, { headers: { authorization: `Bearer ${keys['batch-job']}` } })).status,
+    429,
+    'the whole API is limited for that key',
+  );
 });

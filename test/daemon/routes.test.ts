@@ -14,7 +14,12 @@ const route = createRouter([
 test('exact and parameterised paths find their handler and parameters', () => {
   assert.deepEqual(route('POST', '/v1/chat/completions'), { kind: 'found', handler: a, params: {}, route: '/v1/chat/completions' });
   assert.deepEqual(route('POST', '/v1/chat/completions/'), { kind: 'found', handler: a, params: {}, route: '/v1/chat/completions' });
-  assert.deepEqual(route('DELETE', '/v1/sessions/abc%3A1'), { kind: 'found', handler: c, params: { id: 'abc:1' }, route: '/v1/sessions/:id' });
+  assert.deepEqual(route('DELETE', '/v1/sessions/abc%3A1'), {
+    kind: 'found',
+    handler: c,
+    params: { id: 'abc:1' },
+    route: '/v1/sessions/:id',
+  });
 });
 
 test('a known path with another method is 405 with the allowed methods; anything else is 404', () => {

@@ -10,12 +10,15 @@ import { similarity } from '../../src/daemon/shadow.js';
 const noClient = (url: string): Upstream => ({ url, request: () => Promise.reject(new Error('not used')), close: async () => {} });
 
 function members(weights: number[]): UpstreamMember[] {
-  return weights.map((weight, i) => new UpstreamMember({ name: `u${i}`, kind: 'local', weight, models: {}, client: noClient(`http://127.0.0.1:${9000 + i}`) }));
+  return weights.map(
+    (weight, i) =>
+      new UpstreamMember({ name: `u${i}`, kind: 'local', weight, models: {}, client: noClient(`http://127.0.0.1:${9000 + i}`) }),
+  );
 }
 
 test('weighted choice follows the weights', () => {
   let seed = 1;
-  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
   const set = new UpstreamSet(members([3, 1]), { ejectAfter: 5, ejectBaseMs: 1000, sticky: false, random });
   const counts = [0, 0];
   for (let i = 0; i < 4000; i++) counts[Number(set.pick(null, null)!.name.slice(1))]!++;
@@ -92,7 +95,10 @@ test('admission: free slots are granted at once, then queued FIFO, then refused 
   const second = admission.acquire();
   assert.ok(second instanceof Promise);
   assert.equal(admission.waiting, 1);
-  assert.throws(() => admission.acquire(), (err: unknown) => err instanceof ApiError && err.status === 429 && err.headers['retry-after'] === '5');
+  assert.throws(
+    () => admission.acquire(),
+    (err: unknown) => err instanceof ApiError && err.status === 429 && err.headers['retry-after'] === '5',
+  );
   (first as () => void)();
   const release = await second;
   assert.equal(admission.running, 1);

@@ -28,7 +28,13 @@ async function daemon(t: After, daemonConfig: Record<string, unknown>, now?: () 
 }
 
 function client(d: Daemon, sessionId?: string): OpenAI {
-  return new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000, ...(sessionId ? { defaultHeaders: { 'X-Session-Id': sessionId } } : {}) });
+  return new OpenAI({
+    baseURL: `${d.url}/v1`,
+    apiKey: 'unused',
+    maxRetries: 0,
+    timeout: 30_000,
+    ...(sessionId ? { defaultHeaders: { 'X-Session-Id': sessionId } } : {}),
+  });
 }
 
 async function post(d: Daemon, body: Record<string, unknown>, headers: Record<string, string> = {}) {
@@ -45,7 +51,12 @@ const ask = { model: 'cs-llm-sim', messages: [{ role: 'user' as const, content: 
 test('a 429 storm on one upstream fails over to the other with no client errors', async (t) => {
   const busy = await sim(t, { fail429Rate: 1 });
   const fine = await sim(t);
-  const d = await daemon(t, { upstreams: [{ name: 'busy', url: busy.url }, { name: 'fine', url: fine.url }] });
+  const d = await daemon(t, {
+    upstreams: [
+      { name: 'busy', url: busy.url },
+      { name: 'fine', url: fine.url },
+    ],
+  });
   for (let i = 0; i < 20; i++) {
     const reply = await client(d, `storm-${i}`).chat.completions.create(ask);
     assert.match(reply.choices[0]!.message.content ?? '', /You said: "hello there"/);
@@ -60,7 +71,12 @@ test('a 429 storm on one upstream fails over to the other with no client errors'
 test('when every upstream is overloaded the client gets 429 with Retry-After at once, and nothing is stored', async (t) => {
   const a = await sim(t, { fail429Rate: 1 });
   const b = await sim(t, { fail503Rate: 1 });
-  const d = await daemon(t, { upstreams: [{ name: 'a', url: a.url }, { name: 'b', url: b.url }] });
+  const d = await daemon(t, {
+    upstreams: [
+      { name: 'a', url: a.url },
+      { name: 'b', url: b.url },
+    ],
+  });
   const res = await post(d, {}, { 'x-session-id': 'overloaded' });
   assert.equal(res.status, 429);
   assert.match(String(res.headers['retry-after']), /^[1-9]\d*$/);
@@ -78,7 +94,13 @@ test('a 5xx from one upstream is retried on the next before any byte reaches the
   const broken = await sim(t, { fail500Rate: 1 });
   const fine = await sim(t);
   // The broken one is preferred (the fine one is a weight-0 backup), so every request starts there.
-  const d = await daemon(t, { upstreams: [{ name: 'broken', url: broken.url, weight: 1 }, { name: 'fine', url: fine.url, weight: 0 }], ejectAfterFailures: 100 });
+  const d = await daemon(t, {
+    upstreams: [
+      { name: 'broken', url: broken.url, weight: 1 },
+      { name: 'fine', url: fine.url, weight: 0 },
+    ],
+    ejectAfterFailures: 100,
+  });
   const stream = await client(d, 'retry-5xx').chat.completions.create({ ...ask, stream: true });
   let content = '';
   for await (const chunk of stream) content += chunk.choices[0]?.delta.content ?? '';
@@ -94,7 +116,14 @@ test('an upstream that keeps failing is ejected for a cool-down, then probed bac
   const port = primary.port;
   const d = await daemon(
     t,
-    { upstreams: [{ name: 'primary', url: primary.url, weight: 1 }, { name: 'backup', url: backup.url, weight: 0 }], ejectAfterFailures: 2, ejectBaseMs: 30_000 },
+    {
+      upstreams: [
+        { name: 'primary', url: primary.url, weight: 1 },
+        { name: 'backup', url: backup.url, weight: 0 },
+      ],
+      ejectAfterFailures: 2,
+      ejectBaseMs: 30_000,
+    },
     () => clock,
   );
   const ok = async () => assert.match((await client(d).chat.completions.create(ask)).choices[0]!.message.content ?? '', /hello there/);
@@ -137,13 +166,22 @@ test('remote upstreams are not used unless daemon.allowRemote is true', async (t
   await client(allowed).chat.completions.create(ask);
   assert.equal(remote.stats().completed, 1, 'allowed: the weighted remote one is chosen');
 
-  await assert.rejects(daemon(t, { upstreams: [{ name: 'cloud', url: remote.url, kind: 'remote' }] }), /every configured upstream is remote/);
+  await assert.rejects(
+    daemon(t, { upstreams: [{ name: 'cloud', url: remote.url, kind: 'remote' }] }),
+    /every configured upstream is remote/,
+  );
 });
 
 test('an upstream that hangs gives 504 at the timeout and is not retried; one that goes silent mid-stream gives an error event and nothing is stored', async (t) => {
   const hung = await sim(t, { hangRate: 1 });
   const fine = await sim(t);
-  const d = await daemon(t, { upstreams: [{ name: 'hung', url: hung.url, weight: 1 }, { name: 'fine', url: fine.url, weight: 0 }], upstreamTimeoutMs: 300 });
+  const d = await daemon(t, {
+    upstreams: [
+      { name: 'hung', url: hung.url, weight: 1 },
+      { name: 'fine', url: fine.url, weight: 0 },
+    ],
+    upstreamTimeoutMs: 300,
+  });
   const res = await post(d, {}, { 'x-session-id': 'hang' });
   assert.equal(res.status, 504);
   assert.equal((JSON.parse(res.text) as { error: { code: string } }).error.code, 'upstream_timeout');
@@ -180,7 +218,10 @@ test('admission: a queued request runs once a slot frees', async (t) => {
   const slow = await sim(t, { tokensPerSecond: 50 });
   const d = await daemon(t, { upstream: slow.url, admission: { maxInFlight: 1, maxQueue: 4, maxQueueWaitMs: 20_000 } });
   const replies = await Promise.all([1, 2, 3].map((i) => post(d, { messages: [{ role: 'user', content: `count to 5, request ${i}` }] })));
-  assert.deepEqual(replies.map((r) => r.status), [200, 200, 200]);
+  assert.deepEqual(
+    replies.map((r) => r.status),
+    [200, 200, 200],
+  );
 });
 
 test('shadow traffic never changes the client reply, and the comparison lands in the metrics', async (t) => {
@@ -188,8 +229,20 @@ test('shadow traffic never changes the client reply, and the comparison lands in
   const shadow = await sim(t);
   const broken = await sim(t, { fail500Rate: 1 });
   const plain = await daemon(t, { upstream: main.url });
-  const mirrored = await daemon(t, { upstreams: [{ name: 'main', url: main.url }, { name: 'candidate', url: shadow.url }], shadow: { upstream: 'candidate', percent: 100 } });
-  const failing = await daemon(t, { upstreams: [{ name: 'main', url: main.url }, { name: 'candidate', url: broken.url }], shadow: { upstream: 'candidate', percent: 100 } });
+  const mirrored = await daemon(t, {
+    upstreams: [
+      { name: 'main', url: main.url },
+      { name: 'candidate', url: shadow.url },
+    ],
+    shadow: { upstream: 'candidate', percent: 100 },
+  });
+  const failing = await daemon(t, {
+    upstreams: [
+      { name: 'main', url: main.url },
+      { name: 'candidate', url: broken.url },
+    ],
+    shadow: { upstream: 'candidate', percent: 100 },
+  });
 
   const expected = (await client(plain, 'sh').chat.completions.create(ask)).choices[0]!.message.content;
   for (const d of [mirrored, failing]) {
@@ -209,7 +262,13 @@ test('shadow traffic never changes the client reply, and the comparison lands in
 test('the shadow comparison is exposed as metrics without message text', async (t) => {
   const main = await sim(t);
   const shadow = await sim(t);
-  const d = await daemon(t, { upstreams: [{ name: 'main', url: main.url }, { name: 'candidate', url: shadow.url }], shadow: { upstream: 'candidate', percent: 100 } });
+  const d = await daemon(t, {
+    upstreams: [
+      { name: 'main', url: main.url },
+      { name: 'candidate', url: shadow.url },
+    ],
+    shadow: { upstream: 'candidate', percent: 100 },
+  });
   await client(d).chat.completions.create(ask);
   let metrics = '';
   // The shadow request runs after the reply: poll the scrape until it has been recorded.

@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SESSION_ID_PATTERN, allowedHostsFor, bearerToken, hostAllowed, hostName, isLoopbackHost, originAllowed } from '../../src/daemon/security.js';
+import {
+  SESSION_ID_PATTERN,
+  allowedHostsFor,
+  bearerToken,
+  hostAllowed,
+  hostName,
+  isLoopbackHost,
+  originAllowed,
+} from '../../src/daemon/security.js';
 
 test('Host headers are compared by name without the port, case-insensitively', () => {
   assert.equal(hostName('LocalHost:8080'), 'localhost');

@@ -21,7 +21,10 @@ test('events split across chunks come out whole, byte for byte', () => {
 test('CRLF separators, comments and multi-line data are understood', () => {
   const splitter = new SseSplitter();
   const events = splitter.push(Buffer.from(': keep-alive\r\n\r\ndata: a\r\ndata: b\r\n\r\ndata:[DONE]\n\n'));
-  assert.deepEqual(events.map((e) => e.data), [null, 'a\nb', '[DONE]']);
+  assert.deepEqual(
+    events.map((e) => e.data),
+    [null, 'a\nb', '[DONE]'],
+  );
   assert.equal(splitter.push(Buffer.from('data: incomplete')).length, 0);
   assert.equal(splitter.leftover, 16);
 });
@@ -29,7 +32,10 @@ test('CRLF separators, comments and multi-line data are understood', () => {
 test('one-line data events read the same with LF or CRLF, with or without the space, and empty data stays empty', () => {
   const splitter = new SseSplitter();
   const events = splitter.push(Buffer.from('data: {"a":"é"}\n\ndata:x\r\n\r\ndata:\n\ndata: y\nid: 3\n\nevent: ping\n\n'));
-  assert.deepEqual(events.map((e) => e.data), ['{"a":"é"}', 'x', '', 'y', null]);
+  assert.deepEqual(
+    events.map((e) => e.data),
+    ['{"a":"é"}', 'x', '', 'y', null],
+  );
 });
 
 test('the accumulator rebuilds content and tool calls from deltas of choice 0', () => {
@@ -38,7 +44,14 @@ test('the accumulator rebuilds content and tool calls from deltas of choice 0', 
     { choices: [{ index: 0, delta: { role: 'assistant', content: '' } }] },
     { choices: [{ index: 0, delta: { content: 'Let me check. ' } }] },
     { choices: [{ index: 1, delta: { content: 'other choice' } }] },
-    { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'track_', arguments: '{"order' } }] } }] },
+    {
+      choices: [
+        {
+          index: 0,
+          delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'track_', arguments: '{"order' } }] },
+        },
+      ],
+    },
     { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { name: 'order', arguments: '_id":"1"}' } }] } }] },
     { choices: [{ index: 0, delta: { tool_calls: [{ index: 1, id: 'call_2', function: { name: 'b', arguments: '{}' } }] } }] },
     { choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] },
@@ -66,7 +79,10 @@ test('an in-stream error object is noticed, and a reply with no content stays nu
 });
 
 test('the reply message of a non-streaming completion is choice 0', () => {
-  assert.deepEqual(replyMessage({ choices: [{ index: 0, message: { role: 'assistant', content: 'hi', tool_calls: [] } }] }), { role: 'assistant', content: 'hi' });
+  assert.deepEqual(replyMessage({ choices: [{ index: 0, message: { role: 'assistant', content: 'hi', tool_calls: [] } }] }), {
+    role: 'assistant',
+    content: 'hi',
+  });
   assert.equal(replyMessage({ choices: [] }), null);
   assert.equal(replyMessage({ error: 'x' }), null);
 });

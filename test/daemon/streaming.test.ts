@@ -31,7 +31,11 @@ function nextRecord(h: Harness, match: (r: RequestRecord) => boolean): Promise<R
 test('a streamed turn arrives in pieces and is stored once complete', async (t) => {
   const h = await startHarness(t);
   const chat = h.client({ sessionId: 'stream-1' });
-  const stream = await chat.chat.completions.create({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'my name is Ada' }] });
+  const stream = await chat.chat.completions.create({
+    model: 'cs-llm-sim',
+    stream: true,
+    messages: [{ role: 'user', content: 'my name is Ada' }],
+  });
   let content = '';
   let chunks = 0;
   for await (const chunk of stream) {
@@ -40,12 +44,18 @@ test('a streamed turn arrives in pieces and is stored once complete', async (t) 
   }
   assert.ok(chunks > 3, `expected several chunks, got ${chunks}`);
   assert.match(content, /Turn 1/);
-  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/stream-1`)).json()) as { messages: Array<{ role: string; content: string }> };
+  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/stream-1`)).json()) as {
+    messages: Array<{ role: string; content: string }>;
+  };
   assert.deepEqual(stored.messages, [
     { role: 'user', content: 'my name is Ada' },
     { role: 'assistant', content },
   ]);
-  const again = await chat.chat.completions.create({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'what is my name?' }] });
+  const again = await chat.chat.completions.create({
+    model: 'cs-llm-sim',
+    stream: true,
+    messages: [{ role: 'user', content: 'what is my name?' }],
+  });
   let answer = '';
   for await (const chunk of again) answer += chunk.choices[0]?.delta.content ?? '';
   assert.equal(answer, 'Your name is Ada.');
@@ -95,7 +105,11 @@ test('a client that disconnects mid-stream aborts the upstream request and nothi
 test('an upstream that dies mid-stream gives the client an error event and stores nothing', async (t) => {
   const h = await startHarness(t, { sim: { dieMidStreamRate: 1 } });
   const chat = h.client({ sessionId: 'dies' });
-  const stream = await chat.chat.completions.create({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'count to 200' }] });
+  const stream = await chat.chat.completions.create({
+    model: 'cs-llm-sim',
+    stream: true,
+    messages: [{ role: 'user', content: 'count to 200' }],
+  });
   await assert.rejects(
     (async () => {
       for await (const _chunk of stream) {
@@ -125,7 +139,11 @@ test('streamed tool calls are stored with their arguments and the tool result tu
   const tools = [
     {
       type: 'function' as const,
-      function: { name: 'track_order', description: 'Order status', parameters: { type: 'object', properties: { order_id: { type: 'string' } } } },
+      function: {
+        name: 'track_order',
+        description: 'Order status',
+        parameters: { type: 'object', properties: { order_id: { type: 'string' } } },
+      },
     },
   ];
   const stream = await chat.chat.completions.create({
@@ -148,8 +166,12 @@ test('streamed tool calls are stored with their arguments and the tool result tu
   assert.equal(call.name, 'track_order');
   assert.deepEqual(JSON.parse(call.args), { order_id: '12345' });
 
-  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/tools`)).json()) as { messages: Array<{ role: string; tool_calls?: unknown }> };
-  assert.deepEqual(stored.messages[1]!.tool_calls, [{ id: call.id, type: 'function', function: { name: 'track_order', arguments: call.args } }]);
+  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/tools`)).json()) as {
+    messages: Array<{ role: string; tool_calls?: unknown }>;
+  };
+  assert.deepEqual(stored.messages[1]!.tool_calls, [
+    { id: call.id, type: 'function', function: { name: 'track_order', arguments: call.args } },
+  ]);
 
   // The next turn sends only the tool result; the engine sees the call in the history and names the tool.
   const reply = await chat.chat.completions.create({
@@ -238,8 +260,16 @@ test('a session stream counts tokens from the usage the daemon asks for, and hid
       if (chunk.usage) usages.push(chunk.usage);
     }
     assert.equal(text, 'Hello there friend.');
-    assert.deepEqual((bodies.at(-1)!.stream_options as { include_usage?: boolean }).include_usage, true, 'the engine is asked for usage either way');
-    assert.equal(usages.length, clientAsks ? 1 : 0, clientAsks ? 'the client asked for usage and gets it' : 'usage the client did not ask for is not relayed');
+    assert.deepEqual(
+      (bodies.at(-1)!.stream_options as { include_usage?: boolean }).include_usage,
+      true,
+      'the engine is asked for usage either way',
+    );
+    assert.equal(
+      usages.length,
+      clientAsks ? 1 : 0,
+      clientAsks ? 'the client asked for usage and gets it' : 'usage the client did not ask for is not relayed',
+    );
     const record = await recorded;
     assert.equal(record.completionTokens, 7);
     assert.equal(record.promptTokens, 12);

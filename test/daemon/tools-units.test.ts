@@ -37,7 +37,9 @@ test('each broken rule is named with the argument it concerns', () => {
 
 test('schemas outside the subset are reported; unknown keywords are ignored', () => {
   assert.deepEqual(schemaProblems(order), []);
-  assert.deepEqual(schemaProblems({ type: 'object', properties: { a: { type: 'text' } } }), ['parameters.properties.a.type: unknown type "text"']);
+  assert.deepEqual(schemaProblems({ type: 'object', properties: { a: { type: 'text' } } }), [
+    'parameters.properties.a.type: unknown type "text"',
+  ]);
   assert.deepEqual(schemaProblems({ type: 'object', required: 'a' }), ['parameters.required must be a list of property names']);
   assert.deepEqual(schemaProblems({ type: 'string', pattern: '^[0-9]+$' }), []);
 });
@@ -68,7 +70,12 @@ test('a tool call becomes a URL with encoded arguments, a query or JSON body for
     name: 'get_logistics',
     description: '',
     parameters: {},
-    http: { method: 'GET' as const, url: 'http://127.0.0.1:9/orders/{order_id}/logistics', headers: { Authorization: 'Bearer ${TOKEN}' }, timeoutMs: 15000 },
+    http: {
+      method: 'GET' as const,
+      url: 'http://127.0.0.1:9/orders/{order_id}/logistics',
+      headers: { Authorization: 'Bearer ${TOKEN}' },
+      timeoutMs: 15000,
+    },
   };
   const get = toolRequest(tool, { order_id: 'A/1 2', lang: 'en' }, { TOKEN: 't0k' });
   assert.equal(get.url, 'http://127.0.0.1:9/orders/A%2F1%202/logistics?lang=en');

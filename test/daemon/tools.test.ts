@@ -54,7 +54,12 @@ function logisticsTool(url: string, extra: Record<string, unknown> = {}) {
 }
 
 interface Stored {
-  messages: Array<{ role: string; content: string | null; tool_calls?: Array<{ id: string; function: { name: string; arguments: string } }>; tool_call_id?: string }>;
+  messages: Array<{
+    role: string;
+    content: string | null;
+    tool_calls?: Array<{ id: string; function: { name: string; arguments: string } }>;
+    tool_call_id?: string;
+  }>;
 }
 
 async function stored(url: string, id: string): Promise<Stored> {
@@ -65,14 +70,21 @@ process.env.CS_LLM_TEST_TOOL_TOKEN = 'tool-secret';
 
 test('a profile with tools: the daemon runs the tool call and the client gets only the final reply; history keeps call and result', async (t) => {
   const tools = await startToolServer(t);
-  const h = await startHarness(t, { config: { daemon: { tools: [logisticsTool(tools.url)] }, profiles: { default: { tools: ['get_logistics'] } } } });
-  const reply = await h.client({ sessionId: 'tools-1' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'Where is my order 12345?' }] });
+  const h = await startHarness(t, {
+    config: { daemon: { tools: [logisticsTool(tools.url)] }, profiles: { default: { tools: ['get_logistics'] } } },
+  });
+  const reply = await h
+    .client({ sessionId: 'tools-1' })
+    .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'Where is my order 12345?' }] });
   assert.equal(reply.choices[0]?.message.tool_calls, undefined, 'the client never sees the server-side tool call');
   assert.match(text(reply), /According to get_logistics, order_id is 12345, status is in transit, carrier is SF Express/);
   assert.deepEqual(tools.calls, [{ path: '/logistics/12345', auth: 'Bearer tool-secret' }]);
 
   const history = await stored(h.daemon.url, 'tools-1');
-  assert.deepEqual(history.messages.map((m) => m.role), ['user', 'assistant', 'tool', 'assistant']);
+  assert.deepEqual(
+    history.messages.map((m) => m.role),
+    ['user', 'assistant', 'tool', 'assistant'],
+  );
   const call = history.messages[1]!.tool_calls![0]!;
   assert.equal(call.function.name, 'get_logistics');
   assert.deepEqual(JSON.parse(call.function.arguments), { order_id: '12345' });
@@ -86,7 +98,9 @@ test('a profile with tools: the daemon runs the tool call and the client gets on
 
 test('streamed: the tool round is consumed inside the daemon and only the answer streams, committed before [DONE]', async (t) => {
   const tools = await startToolServer(t);
-  const h = await startHarness(t, { config: { daemon: { tools: [logisticsTool(tools.url)] }, profiles: { default: { tools: ['get_logistics'] } } } });
+  const h = await startHarness(t, {
+    config: { daemon: { tools: [logisticsTool(tools.url)] }, profiles: { default: { tools: ['get_logistics'] } } },
+  });
   const stream = await h.client({ sessionId: 'tools-stream' }).chat.completions.create({
     model: 'cs-llm-sim',
     stream: true,
@@ -103,7 +117,10 @@ test('streamed: the tool round is consumed inside the daemon and only the answer
   assert.ok(chunks > 3, `the answer arrives in pieces, got ${chunks}`);
   assert.match(content, /According to get_logistics, order_id is 98765, status is in transit/);
   const history = await stored(h.daemon.url, 'tools-stream');
-  assert.deepEqual(history.messages.map((m) => m.role), ['user', 'assistant', 'tool', 'assistant']);
+  assert.deepEqual(
+    history.messages.map((m) => m.role),
+    ['user', 'assistant', 'tool', 'assistant'],
+  );
   assert.equal(history.messages[3]!.content, content);
 });
 
@@ -111,10 +128,16 @@ test('arguments that break the schema are not sent to the tool: the model gets a
   const tools = await startToolServer(t);
   // The simulator fills only the first property, so the required "region" is missing.
   const tool = logisticsTool(tools.url, {
-    parameters: { type: 'object', properties: { order_id: { type: 'string' }, region: { type: 'string', enum: ['eu', 'cn'] } }, required: ['order_id', 'region'] },
+    parameters: {
+      type: 'object',
+      properties: { order_id: { type: 'string' }, region: { type: 'string', enum: ['eu', 'cn'] } },
+      required: ['order_id', 'region'],
+    },
   });
   const h = await startHarness(t, { config: { daemon: { tools: [tool] }, profiles: { default: { tools: ['get_logistics'] } } } });
-  const reply = await h.client({ sessionId: 'tools-invalid' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 55555 please' }] });
+  const reply = await h
+    .client({ sessionId: 'tools-invalid' })
+    .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 55555 please' }] });
   assert.match(text(reply), /According to get_logistics, error is invalid arguments for get_logistics: region: required/);
   assert.deepEqual(tools.calls, [], 'the endpoint was not called');
   const history = await stored(h.daemon.url, 'tools-invalid');
@@ -125,7 +148,9 @@ test('a tool that does not answer in time becomes an error result, not a hung re
   const tools = await startToolServer(t);
   const tool = { ...logisticsTool(tools.url), http: { method: 'GET', url: `${tools.url}/hang/{order_id}`, timeoutMs: 300 } };
   const h = await startHarness(t, { config: { daemon: { tools: [tool] }, profiles: { default: { tools: ['get_logistics'] } } } });
-  const reply = await h.client({ sessionId: 'tools-timeout' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 4444?' }] });
+  const reply = await h
+    .client({ sessionId: 'tools-timeout' })
+    .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 4444?' }] });
   assert.match(text(reply), /error is the tool get_logistics did not answer within 300 ms/);
   assert.equal(tools.calls.length, 1);
 });
@@ -136,10 +161,17 @@ test('the breaker opens after repeated failures (the tool is not called), half-o
   const tool = { ...logisticsTool(tools.url), http: { method: 'GET', url: `${tools.url}/flaky/{order_id}` } };
   const h = await startHarness(t, {
     now: () => clock,
-    config: { daemon: { tools: [tool], toolBreakerFailures: 2, toolBreakerCooldownMs: 30_000 }, profiles: { default: { tools: ['get_logistics'] } } },
+    config: {
+      daemon: { tools: [tool], toolBreakerFailures: 2, toolBreakerCooldownMs: 30_000 },
+      profiles: { default: { tools: ['get_logistics'] } },
+    },
   });
   const ask = async (session: string) =>
-    text(await h.client({ sessionId: session }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 1001 status?' }] }));
+    text(
+      await h
+        .client({ sessionId: session })
+        .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 1001 status?' }] }),
+    );
 
   assert.match(await ask('b1'), /error is the tool get_logistics failed with HTTP 500/);
   assert.match(await ask('b2'), /failed with HTTP 500/);
@@ -169,30 +201,46 @@ function toolDeltas(body: string): ToolDelta[] {
     if (!line.startsWith('data: {')) continue;
     const chunk = JSON.parse(line.slice(6)) as { choices?: Array<{ delta?: { tool_calls?: ToolDelta[] } }> };
     // The call id hashes the conversation, which the session adds its system prompt to: compared apart.
-    for (const d of chunk.choices?.[0]?.delta?.tool_calls ?? []) out.push({ ...d, ...(d.id !== undefined ? { id: d.id.startsWith('call_') ? 'call_*' : d.id } : {}) });
+    for (const d of chunk.choices?.[0]?.delta?.tool_calls ?? [])
+      out.push({ ...d, ...(d.id !== undefined ? { id: d.id.startsWith('call_') ? 'call_*' : d.id } : {}) });
   }
   return out;
 }
 
 test('tools the client declares pass through untouched, streamed argument deltas included, even on a profile with server tools', async (t) => {
   const tools = await startToolServer(t);
-  const h = await startHarness(t, { config: { daemon: { tools: [logisticsTool(tools.url)] }, profiles: { default: { tools: ['get_logistics'] } } } });
+  const h = await startHarness(t, {
+    config: { daemon: { tools: [logisticsTool(tools.url)] }, profiles: { default: { tools: ['get_logistics'] } } },
+  });
   const body = JSON.stringify({
     model: 'cs-llm-sim',
     stream: true,
     messages: [{ role: 'user', content: 'track order 777123 for me' }],
-    tools: [{ type: 'function', function: { name: 'track_order', parameters: { type: 'object', properties: { order_number: { type: 'string' } } } } }],
+    tools: [
+      {
+        type: 'function',
+        function: { name: 'track_order', parameters: { type: 'object', properties: { order_number: { type: 'string' } } } },
+      },
+    ],
   });
-  const direct = await (await request(`${h.sim.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).body.text();
+  const direct = await (
+    await request(`${h.sim.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+  ).body.text();
   const expected = toolDeltas(direct);
   assert.ok(expected.length > 1, 'the engine streams the arguments in several deltas');
 
   for (const headers of [{}, { 'x-session-id': 'client-tools' }]) {
-    const res = await request(`${h.daemon.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    const res = await request(`${h.daemon.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+    });
     assert.equal(res.statusCode, 200);
     const relayed = await res.body.text();
     assert.deepEqual(toolDeltas(relayed), expected, 'the same deltas, in the same pieces');
-    const args = toolDeltas(relayed).map((d) => d.function?.arguments ?? '').join('');
+    const args = toolDeltas(relayed)
+      .map((d) => d.function?.arguments ?? '')
+      .join('');
     assert.deepEqual(JSON.parse(args), { order_number: '777123' });
   }
   assert.deepEqual(tools.calls, [], 'the server-side tool was not run');
@@ -200,14 +248,22 @@ test('tools the client declares pass through untouched, streamed argument deltas
   const reply = await h.client().chat.completions.create({
     model: 'cs-llm-sim',
     messages: [{ role: 'user', content: 'track order 777123 for me' }],
-    tools: [{ type: 'function', function: { name: 'track_order', parameters: { type: 'object', properties: { order_number: { type: 'string' } } } } }],
+    tools: [
+      {
+        type: 'function',
+        function: { name: 'track_order', parameters: { type: 'object', properties: { order_number: { type: 'string' } } } },
+      },
+    ],
   });
   const call = reply.choices[0]!.message.tool_calls![0]!;
   assert.equal(call.type === 'function' ? call.function.arguments : '', '{"order_number":"777123"}');
 });
 
 test('a profile naming an undeclared tool, or a schema outside the subset, is refused at start with the fix', async (t) => {
-  await assert.rejects(startHarness(t, { config: { profiles: { default: { tools: ['nope'] } } } }), /profiles\.default\.tools names "nope"/);
+  await assert.rejects(
+    startHarness(t, { config: { profiles: { default: { tools: ['nope'] } } } }),
+    /profiles\.default\.tools names "nope"/,
+  );
   const bad = { name: 'x', parameters: { type: 'objekt' }, http: { url: 'http://127.0.0.1:1/x' } };
   await assert.rejects(startHarness(t, { config: { daemon: { tools: [bad] } } }), /unknown type "objekt"/);
 });

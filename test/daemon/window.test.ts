@@ -12,7 +12,10 @@ function turns(...contents: Array<[string, string]>): StoredMessage[] {
 
 test('the window keeps the newest whole turns up to the turn limit', () => {
   const history = turns(['q1', 'a1'], ['q2', 'a2'], ['q3', 'a3']);
-  assert.deepEqual(selectWindow({ history, maxTurns: 2, tokenBudget: null }).map((m) => m.content), ['q2', 'a2', 'q3', 'a3']);
+  assert.deepEqual(
+    selectWindow({ history, maxTurns: 2, tokenBudget: null }).map((m) => m.content),
+    ['q2', 'a2', 'q3', 'a3'],
+  );
   assert.deepEqual(selectWindow({ history, maxTurns: 10, tokenBudget: null }).length, 6);
   assert.deepEqual(selectWindow({ history, maxTurns: 0, tokenBudget: null }), []);
 });
@@ -21,7 +24,10 @@ test('the window drops the oldest turns until the rest fit the token budget', ()
   const history = turns(['x'.repeat(400), 'a1'], ['y'.repeat(40), 'a2'], ['z'.repeat(40), 'a3']);
   const perSmallTurn = estimateTokens({ role: 'user', content: 'y'.repeat(40) }) + estimateTokens({ role: 'assistant', content: 'a2' });
   const window = selectWindow({ history, maxTurns: 10, tokenBudget: perSmallTurn * 2 });
-  assert.deepEqual(window.map((m) => m.content), ['y'.repeat(40), 'a2', 'z'.repeat(40), 'a3']);
+  assert.deepEqual(
+    window.map((m) => m.content),
+    ['y'.repeat(40), 'a2', 'z'.repeat(40), 'a3'],
+  );
   assert.deepEqual(selectWindow({ history, maxTurns: 10, tokenBudget: perSmallTurn - 1 }), []);
   assert.deepEqual(selectWindow({ history, maxTurns: 10, tokenBudget: 0 }), []);
 });
@@ -29,13 +35,19 @@ test('the window drops the oldest turns until the rest fit the token budget', ()
 test('a window never starts with a tool result whose call was dropped', () => {
   const history: StoredMessage[] = [
     { turn: 1, message: { role: 'user', content: 'where is order 12345?' } },
-    { turn: 1, message: { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 't', arguments: '{}' } }] } },
+    {
+      turn: 1,
+      message: { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 't', arguments: '{}' } }] },
+    },
     { turn: 2, message: { role: 'tool', content: '{"status":"shipped"}', tool_call_id: 'c1' } },
     { turn: 2, message: { role: 'assistant', content: 'It shipped.' } },
     { turn: 3, message: { role: 'user', content: 'thanks' } },
     { turn: 3, message: { role: 'assistant', content: 'You are welcome.' } },
   ];
-  assert.deepEqual(selectWindow({ history, maxTurns: 2, tokenBudget: null }).map((m) => m.content), ['thanks', 'You are welcome.']);
+  assert.deepEqual(
+    selectWindow({ history, maxTurns: 2, tokenBudget: null }).map((m) => m.content),
+    ['thanks', 'You are welcome.'],
+  );
   assert.equal(selectWindow({ history, maxTurns: 3, tokenBudget: null }).length, 6);
 });
 

@@ -36,7 +36,11 @@ function lightLoad(t: TestContext, daemon: Daemon): void {
   void (async () => {
     while (!stopped) {
       try {
-        const res = await fetch(`${daemon.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const res = await fetch(`${daemon.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
         await res.text();
       } catch {
         // the daemon is closing as the test ends
@@ -49,7 +53,8 @@ function lightLoad(t: TestContext, daemon: Daemon): void {
 /** key=value pairs; a value with spaces is a JSON string (logfmt style). */
 function pairsOf(line: string): Record<string, string> {
   const pairs: Record<string, string> = {};
-  for (const m of line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g)) pairs[m[1]!] = m[2]!.startsWith('"') ? (JSON.parse(m[2]!) as string) : m[2]!;
+  for (const m of line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g))
+    pairs[m[1]!] = m[2]!.startsWith('"') ? (JSON.parse(m[2]!) as string) : m[2]!;
   return pairs;
 }
 
@@ -74,13 +79,19 @@ test('without a terminal the dashboard prints one key=value line per interval', 
   assert.equal(last.engine, 'up');
   assert.equal(last.model, 'cs-llm-sim');
   assert.match(last.rps!, /^\d/);
-  assert.equal(Object.keys(last).some((k) => k.startsWith('gpu')), false, 'no GPU keys without GPU figures');
+  assert.equal(
+    Object.keys(last).some((k) => k.startsWith('gpu')),
+    false,
+    'no GPU keys without GPU figures',
+  );
 });
 
 test('a daemon that is not there is reported in the lines, not as a crash', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-dashboard-'));
   t.after(() => rmSync(home, { recursive: true, force: true }));
-  const result = await runCli(['dashboard', '--url', `http://127.0.0.1:${await closedPort()}`, '--interval', '200ms', '--count', '2'], { env: { CS_LLM_HOME: home } });
+  const result = await runCli(['dashboard', '--url', `http://127.0.0.1:${await closedPort()}`, '--interval', '200ms', '--count', '2'], {
+    env: { CS_LLM_HOME: home },
+  });
   assert.equal(result.exitCode, 0, String(result.stderr));
   const pairs = pairsOf(String(result.stdout).trim().split('\n')[1]!);
   assert.equal(pairs.daemon, 'unreachable');
@@ -92,7 +103,9 @@ test('an API key is sent but never printed, and a missing one is named as the pr
   const { key } = daemon.store.keys.create('dashboard', Date.now());
   const without = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], { env: { CS_LLM_HOME: home } });
   assert.match(String(without.stdout), /daemon=unreachable .*--api-key or set CS_LLM_API_KEY/);
-  const withKey = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], { env: { CS_LLM_HOME: home, CS_LLM_API_KEY: key } });
+  const withKey = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], {
+    env: { CS_LLM_HOME: home, CS_LLM_API_KEY: key },
+  });
   assert.match(String(withKey.stdout), /daemon=up/);
   assert.doesNotMatch(`${String(withKey.stdout)}${String(withKey.stderr)}`, new RegExp(key));
 });
@@ -128,7 +141,21 @@ test('in a terminal the live dashboard shows requests rising and a VRAM bar, red
   // As on an operator's terminal: Ink draws only a final frame when CI is set (is-in-ci), and the tmux
   // server inherits this test's environment, CI=true included under .ci/run.
   const command = `env -u CI -u CONTINUOUS_INTEGRATION ${process.execPath} --import tsx ${join(ROOT, 'src', 'cli', 'main.ts')} dashboard --url ${daemon.url} --interval 300ms; echo $? > ${exitFile}`;
-  const started = await tmux('new-session', '-d', '-x', '120', '-y', '40', '-e', `CS_LLM_HOME=${home}`, '-e', 'TERM=xterm-256color', '-c', ROOT, `sh -c '${command}'`);
+  const started = await tmux(
+    'new-session',
+    '-d',
+    '-x',
+    '120',
+    '-y',
+    '40',
+    '-e',
+    `CS_LLM_HOME=${home}`,
+    '-e',
+    'TERM=xterm-256color',
+    '-c',
+    ROOT,
+    `sh -c '${command}'`,
+  );
   assert.equal(started.exitCode, 0, started.stderr);
 
   let screen = '';

@@ -6,7 +6,17 @@ import { applyFailure, applyScrape, initialState, type DashboardState } from '..
 const CHAT = 'route="/v1/chat/completions"';
 
 /** The daemon's /metrics text with the figures the dashboard reads. */
-function scrape(o: { ok: number; errors?: number; limited?: number; tokens: number; fast: number; slow: number; start?: number; engineUp?: number; gpu?: boolean }): string {
+function scrape(o: {
+  ok: number;
+  errors?: number;
+  limited?: number;
+  tokens: number;
+  fast: number;
+  slow: number;
+  start?: number;
+  engineUp?: number;
+  gpu?: boolean;
+}): string {
   const total = o.fast + o.slow;
   return `cs_llm_info{version="0.1.0",model="qwen",upstream="http://127.0.0.1:8000"} 1
 cs_llm_start_time_seconds ${o.start ?? 5}
@@ -23,9 +33,13 @@ cs_llm_requests_queued 1
 cs_llm_sessions_active 7
 cs_llm_engine_up{upstream="u"} ${o.engineUp ?? 1}
 cs_llm_engine_kv_cache_usage_ratio{upstream="u"} 0.42
-${o.gpu === false ? '' : `cs_llm_gpu_memory_used_bytes{gpu="0",uuid="GPU-1",name="NVIDIA GeForce RTX 4090"} ${12 * 1024 ** 3}
+${
+  o.gpu === false
+    ? ''
+    : `cs_llm_gpu_memory_used_bytes{gpu="0",uuid="GPU-1",name="NVIDIA GeForce RTX 4090"} ${12 * 1024 ** 3}
 cs_llm_gpu_memory_total_bytes{gpu="0",uuid="GPU-1",name="NVIDIA GeForce RTX 4090"} ${24 * 1024 ** 3}
-cs_llm_gpu_temperature_celsius{gpu="0",uuid="GPU-1",name="NVIDIA GeForce RTX 4090"} 65`}
+cs_llm_gpu_temperature_celsius{gpu="0",uuid="GPU-1",name="NVIDIA GeForce RTX 4090"} 65`
+}
 `;
 }
 
@@ -60,7 +74,15 @@ test('gauges, the engine and the GPUs are read as they are', () => {
   assert.equal(s.kvCacheUsage, 0.42);
   assert.equal(s.engineUp, true);
   assert.deepEqual(s.gpus, [
-    { index: 0, name: 'NVIDIA GeForce RTX 4090', memoryUsedBytes: 12 * 1024 ** 3, memoryTotalBytes: 24 * 1024 ** 3, utilization: null, temperatureC: 65, powerW: null },
+    {
+      index: 0,
+      name: 'NVIDIA GeForce RTX 4090',
+      memoryUsedBytes: 12 * 1024 ** 3,
+      memoryTotalBytes: 24 * 1024 ** 3,
+      utilization: null,
+      temperatureC: 65,
+      powerW: null,
+    },
   ]);
   assert.deepEqual(two({ ok: 1, tokens: 1, fast: 1, slow: 0, gpu: false }, { ok: 1, tokens: 1, fast: 1, slow: 0, gpu: false }).gpus, []);
 });
@@ -78,7 +100,10 @@ test('a daemon that goes away and comes back leaves events and keeps its last fi
     s.events.map((e) => e.text),
     ['connected to http://d', 'daemon unreachable: ECONNREFUSED', 'daemon back after 7s'],
   );
-  assert.deepEqual(s.events.map((e) => e.id), [1, 2, 3]);
+  assert.deepEqual(
+    s.events.map((e) => e.id),
+    [1, 2, 3],
+  );
 });
 
 test('a restarted daemon, a stopped engine and a restarted engine each leave an event', () => {
@@ -108,7 +133,10 @@ cs_llm_tool_calls_total{tool="get_logistics",outcome="breaker_open"} 3
 `;
   let s = applyScrape(initialState('http://d', 1000), parsePrometheusText(first), 10_000);
   s = applyScrape(s, parsePrometheusText(second), 11_000);
-  assert.deepEqual(s.events.map((e) => e.text).slice(1), ['upstream http://a:8000 ejected after consecutive failures', 'tool get_logistics: breaker open, 3 calls refused']);
+  assert.deepEqual(s.events.map((e) => e.text).slice(1), [
+    'upstream http://a:8000 ejected after consecutive failures',
+    'tool get_logistics: breaker open, 3 calls refused',
+  ]);
   s = applyScrape(s, parsePrometheusText(second), 12_000);
   assert.equal(s.events.length, 3, 'no new event while the counts stand still');
 });

@@ -32,7 +32,17 @@ function busy(overrides: Partial<DashboardState> = {}): DashboardState {
     kvCacheUsage: 0.42,
     engineRunning: 3,
     engineWaiting: 0,
-    gpus: [{ index: 0, name: 'NVIDIA GeForce RTX 4090', memoryUsedBytes: 18 * GiB, memoryTotalBytes: 24 * GiB, utilization: 0.87, temperatureC: 71, powerW: 312.4 }],
+    gpus: [
+      {
+        index: 0,
+        name: 'NVIDIA GeForce RTX 4090',
+        memoryUsedBytes: 18 * GiB,
+        memoryTotalBytes: 24 * GiB,
+        utilization: 0.87,
+        temperatureC: 71,
+        powerW: 312.4,
+      },
+    ],
     events: [{ id: 1, at: NOW - 5000, level: 'info', text: 'connected to http://127.0.0.1:8080' }],
     ...overrides,
   };

@@ -38,8 +38,22 @@ async function occupyPort(t: { after(fn: () => Promise<void> | void): void }): P
   return (server.address() as { port: number }).port;
 }
 
-const reachable: DockerProbe = { endpoint: 'unix:///var/run/docker.sock', reachable: true, detail: 'Docker Engine 20.10.24 (API 1.41)', apiVersion: '1.41', serverVersion: '20.10.24', runtimes: ['runc'] };
-const noGpu: GpuReport = { source: 'none', gpus: [], usable: false, driverVersion: null, problem: 'nvidia-smi was not found on PATH', fix: 'Install the NVIDIA driver.' };
+const reachable: DockerProbe = {
+  endpoint: 'unix:///var/run/docker.sock',
+  reachable: true,
+  detail: 'Docker Engine 20.10.24 (API 1.41)',
+  apiVersion: '1.41',
+  serverVersion: '20.10.24',
+  runtimes: ['runc'],
+};
+const noGpu: GpuReport = {
+  source: 'none',
+  gpus: [],
+  usable: false,
+  driverVersion: null,
+  problem: 'nvidia-smi was not found on PATH',
+  fix: 'Install the NVIDIA driver.',
+};
 
 test('versions compare by number, not by text', () => {
   assert.ok(compareVersions('1.41', '1.9') > 0);
@@ -151,7 +165,10 @@ test('runChecks runs only the checks asked for, in order, and a busy port blocks
   const home = tempDir('home');
   const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home, CS_LLM_ENGINE_PORT: String(port) } });
   const checks = await runChecks({ config, paths, only: ['engine-port', 'node'] });
-  assert.deepEqual(checks.map((c) => c.name), ['node', 'engine-port']);
+  assert.deepEqual(
+    checks.map((c) => c.name),
+    ['node', 'engine-port'],
+  );
   assert.equal(checks[1]!.status, 'fail');
   assert.equal(blocksUp(checks), true);
 });
@@ -161,7 +178,10 @@ test('with no Docker engine at DOCKER_HOST the docker check fails with a fix and
   const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home } });
   const env = { ...process.env, DOCKER_HOST: `unix://${join(home, 'no-docker.sock')}`, PATH: envWithScenario('rtx4090-display').PATH };
   const checks = await runChecks({ config, paths, env, cdiDirs: [] });
-  assert.deepEqual(checks.map((c) => c.name), [...CHECK_NAMES]);
+  assert.deepEqual(
+    checks.map((c) => c.name),
+    [...CHECK_NAMES],
+  );
   const docker = checks.find((c) => c.name === 'docker')!;
   assert.equal(docker.status, 'fail');
   assert.match(docker.detail, /no-docker\.sock/);
@@ -185,12 +205,18 @@ test("a port held by cs-llm's own running daemon passes; a stale daemon state fi
   const home = tempDir('home');
   const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home, CS_LLM_DAEMON_PORT: String(port) } });
   mkdirSync(paths.stateDir, { recursive: true });
-  writeFileSync(paths.daemonStateFile, JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString() }));
+  writeFileSync(
+    paths.daemonStateFile,
+    JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString() }),
+  );
   const [ours] = await runChecks({ config, paths, only: ['daemon-port'] });
   assert.equal(ours!.status, 'ok');
   assert.match(ours!.detail, new RegExp(`in use by the running cs-llm daemon \\(pid ${process.pid}`));
 
-  writeFileSync(paths.daemonStateFile, JSON.stringify({ pid: 2 ** 22 + 12345, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString() }));
+  writeFileSync(
+    paths.daemonStateFile,
+    JSON.stringify({ pid: 2 ** 22 + 12345, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString() }),
+  );
   const [stale] = await runChecks({ config, paths, only: ['daemon-port'] });
   assert.equal(stale!.status, 'fail');
 });
@@ -204,7 +230,14 @@ test("a port held by cs-llm's own engine container passes, found by its labels",
   const docker = {
     listContainers: async (opts: unknown) => {
       asked.push(opts);
-      return [{ Id: 'abc123def4567890', Names: ['/cs-llm-engine'], State: 'running', Labels: { 'cs-llm.managed': 'true', 'cs-llm.port': String(port), 'cs-llm.model': 'qwen2.5-14b-instruct-awq' } }];
+      return [
+        {
+          Id: 'abc123def4567890',
+          Names: ['/cs-llm-engine'],
+          State: 'running',
+          Labels: { 'cs-llm.managed': 'true', 'cs-llm.port': String(port), 'cs-llm.model': 'qwen2.5-14b-instruct-awq' },
+        },
+      ];
     },
   } as unknown as Docker;
   const [check] = await runChecks({ config, paths, docker, only: ['engine-port'] });
@@ -221,7 +254,11 @@ test("Docker's own answer to a GPU request wins over the host files", () => {
   const base = { env: { PATH: bin }, cdiDirs: [], binDirs: [], probe: reachable, gpuReport: gpus };
   const refused = checkNvidiaRuntime({
     ...base,
-    dockerAnswer: { verdict: 'missing', message: 'could not select device driver "nvidia" with capabilities: [[gpu]]', diagnosis: { kind: 'no-nvidia-runtime' } as never },
+    dockerAnswer: {
+      verdict: 'missing',
+      message: 'could not select device driver "nvidia" with capabilities: [[gpu]]',
+      diagnosis: { kind: 'no-nvidia-runtime' } as never,
+    },
   });
   assert.equal(refused.status, 'warn');
   assert.match(refused.detail, /Docker refuses GPU requests: could not select device driver "nvidia"/);
@@ -245,7 +282,9 @@ test('with GPUs and the real Docker engine, the doctor asks Docker whether it ac
   const [check] = await runChecks({ config, paths, docker, gpuReport, only: ['nvidia-runtime'], env: { PATH: '' }, cdiDirs: [] });
   // This machine's dockerd runs with or without the stand-in hook (CI switches it); either answer is Docker's.
   assert.ok(
-    /Docker accepts GPU requests/.test(check!.detail) || /Docker refuses GPU requests: .*could not select device driver/.test(check!.detail) || /no NVIDIA container runtime/.test(check!.detail),
+    /Docker accepts GPU requests/.test(check!.detail) ||
+      /Docker refuses GPU requests: .*could not select device driver/.test(check!.detail) ||
+      /no NVIDIA container runtime/.test(check!.detail),
     check!.detail,
   );
   if (check!.detail.includes('refuses')) assert.equal(check!.status, 'warn');

@@ -24,7 +24,10 @@ test('doctor --json prints exactly {"checks": [{name, status, detail, fix}]} and
   assert.equal(result.exitCode, 4, String(result.stderr));
   const out = JSON.parse(String(result.stdout));
   assert.deepEqual(Object.keys(out), ['checks']);
-  assert.deepEqual(out.checks.map((c: { name: string }) => c.name), [...CHECK_NAMES]);
+  assert.deepEqual(
+    out.checks.map((c: { name: string }) => c.name),
+    [...CHECK_NAMES],
+  );
   for (const check of out.checks) {
     assert.deepEqual(Object.keys(check), ['name', 'status', 'detail', 'fix']);
     assert.ok(['ok', 'warn', 'fail'].includes(check.status));
@@ -45,7 +48,11 @@ test('doctor without a terminal prints one plain line per check and what stops u
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const busyPort = (server.address() as { port: number }).port;
   const result = await runCli(['doctor'], {
-    env: { CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-doctor-cli-')), CS_LLM_DAEMON_PORT: String(busyPort), CS_LLM_ENGINE_PORT: String(await freePort()) },
+    env: {
+      CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-doctor-cli-')),
+      CS_LLM_DAEMON_PORT: String(busyPort),
+      CS_LLM_ENGINE_PORT: String(await freePort()),
+    },
   });
   assert.notEqual(result.exitCode, 0);
   const stdout = String(result.stdout);

@@ -20,13 +20,19 @@ test("a lost Docker connection is the host's problem; another Docker failure is 
   const lost = dockerFailure(Object.assign(new Error('connect ENOENT /var/run/docker.sock'), { code: 'ENOENT' }), 'starting the engine');
   assert.ok(lost instanceof EnvironmentError);
   assert.match(lost.message, /lost the Docker Engine while starting the engine/);
-  const other = dockerFailure({ statusCode: 500, json: { message: 'driver failed' }, message: '(HTTP code 500) server error - driver failed' }, 'removing the engine');
+  const other = dockerFailure(
+    { statusCode: 500, json: { message: 'driver failed' }, message: '(HTTP code 500) server error - driver failed' },
+    'removing the engine',
+  );
   assert.ok(other instanceof EngineError);
   assert.match(other.message, /failed while removing the engine: driver failed/);
 });
 
 test('start failures map to the error a person can act on: port in use is a conflict, no GPU runtime the host', () => {
-  const port = startFailure({ statusCode: 500, json: { message: 'Error starting userland proxy: listen tcp4 127.0.0.1:8000: bind: address already in use' } });
+  const port = startFailure({
+    statusCode: 500,
+    json: { message: 'Error starting userland proxy: listen tcp4 127.0.0.1:8000: bind: address already in use' },
+  });
   assert.ok(port instanceof ConflictError);
   assert.match((port as ConflictError).next!, /--port/);
   const gpu = startFailure({ statusCode: 500, json: { message: 'could not select device driver "nvidia" with capabilities: [[gpu]]' } });

@@ -29,10 +29,13 @@ test('free memory below the utilization is its own diagnosis, ahead of a later O
 });
 
 test('a GPU request without the NVIDIA runtime names the toolkit and the no-GPU way', () => {
-  const err = Object.assign(new Error('(HTTP code 500) server error - could not select device driver "nvidia" with capabilities: [[gpu]]'), {
-    statusCode: 500,
-    json: { message: 'could not select device driver "nvidia" with capabilities: [[gpu]]' },
-  });
+  const err = Object.assign(
+    new Error('(HTTP code 500) server error - could not select device driver "nvidia" with capabilities: [[gpu]]'),
+    {
+      statusCode: 500,
+      json: { message: 'could not select device driver "nvidia" with capabilities: [[gpu]]' },
+    },
+  );
   const d = diagnoseDockerError(err);
   assert.equal(d?.kind, 'no-nvidia-runtime');
   assert.match(d!.fix, /nvidia-container-toolkit/);
@@ -68,10 +71,13 @@ test('an unreachable registry is told apart from a missing image', () => {
 });
 
 test('ordinary log lines give no diagnosis', () => {
-  assert.equal(diagnose(['INFO:     Uvicorn running on http://0.0.0.0:8000', 'Loading safetensors checkpoint shards: 100% Completed | 2/2']), null);
+  assert.equal(
+    diagnose(['INFO:     Uvicorn running on http://0.0.0.0:8000', 'Loading safetensors checkpoint shards: 100% Completed | 2/2']),
+    null,
+  );
 });
 
-test('the Docker message is taken without dockerode\'s HTTP prefix', () => {
+test("the Docker message is taken without dockerode's HTTP prefix", () => {
   assert.equal(dockerErrorMessage({ message: '(HTTP code 404) no such container - No such container: abc' }), 'No such container: abc');
   assert.equal(dockerErrorMessage({ message: 'x', json: { message: 'from json' } }), 'from json');
 });

@@ -42,11 +42,20 @@ test('without a Docker engine, the CLI runs the simulator as a local process tha
   const state = readLocalState(localPaths(loadConfig({ env }).paths.stateDir));
   assert.ok(state && isAlive(state.pid));
   const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: Array<{ id: string }> };
-  assert.deepEqual(models.data.map((m) => m.id), [state.servedName]);
+  assert.deepEqual(
+    models.data.map((m) => m.id),
+    [state.servedName],
+  );
 
   const status = await runCli(['status', '--json'], { env: cliEnv });
-  const report = JSON.parse(String(status.stdout)) as { engines: Array<{ mode: string; state: string; health: string; pid: number }>; dockerProblem: string };
-  assert.deepEqual(report.engines.map((e) => [e.mode, e.state, e.health, e.pid]), [['process', 'running', 'ok', state.pid]]);
+  const report = JSON.parse(String(status.stdout)) as {
+    engines: Array<{ mode: string; state: string; health: string; pid: number }>;
+    dockerProblem: string;
+  };
+  assert.deepEqual(
+    report.engines.map((e) => [e.mode, e.state, e.health, e.pid]),
+    [['process', 'running', 'ok', state.pid]],
+  );
   assert.match(report.dockerProblem, /no Docker Engine socket/);
 
   const logs = await runCli(['logs', '--tail', '100'], { env: cliEnv });
@@ -68,13 +77,20 @@ test('a second up reuses the running process; a simulator that crashes at start 
   assert.equal(again.reused, true);
   assert.equal(again.pid, first.pid);
 
-  const crash = "ValueError: The model's max seq len (8192) is larger than the maximum number of tokens that can be stored in KV cache (3664).";
-  await assert.rejects(up({ engine: loaded.config.engine, paths: loaded.paths, env, extraEnv: { SIM_CRASH_AT_START: crash } }), (err: unknown) => {
-    assert.ok(err instanceof EngineError, String(err));
-    assert.match(err.message, /simulator process \d+ exited with code 1 while (starting|loading): the context length 8192 does not fit the KV cache/);
-    assert.match(err.next!, /--context 3664/);
-    return true;
-  });
+  const crash =
+    "ValueError: The model's max seq len (8192) is larger than the maximum number of tokens that can be stored in KV cache (3664).";
+  await assert.rejects(
+    up({ engine: loaded.config.engine, paths: loaded.paths, env, extraEnv: { SIM_CRASH_AT_START: crash } }),
+    (err: unknown) => {
+      assert.ok(err instanceof EngineError, String(err));
+      assert.match(
+        err.message,
+        /simulator process \d+ exited with code 1 while (starting|loading): the context length 8192 does not fit the KV cache/,
+      );
+      assert.match(err.next!, /--context 3664/);
+      return true;
+    },
+  );
   // The changed configuration replaced the first process, and the failed one was cleaned up.
   assert.equal(isAlive(first.pid!), false);
   assert.equal(readLocalState(localPaths(loaded.paths.stateDir)), null);
@@ -90,7 +106,10 @@ test("up refuses before starting anything when the chat daemon's port is taken b
     env: { CS_LLM_HOME: dir, DOCKER_HOST: NO_DOCKER, CS_LLM_DAEMON_PORT: String(daemonPort) },
   });
   assert.equal(run.exitCode, 8, String(run.stderr));
-  assert.match(String(run.stderr), new RegExp(`error: the chat daemon's port ${daemonPort} on 127\\.0\\.0\\.1 is in use by another process`));
+  assert.match(
+    String(run.stderr),
+    new RegExp(`error: the chat daemon's port ${daemonPort} on 127\\.0\\.0\\.1 is in use by another process`),
+  );
   assert.match(String(run.stderr), /--no-daemon/);
   assert.equal(readLocalState(localPaths(loadConfig({ env }).paths.stateDir)), null);
 });

@@ -22,7 +22,10 @@ test('a complete snapshot lists its blobs before the links to them, then refs/ma
   const kinds = snapshot!.files.map((f) => (f.rel.includes('/blobs/') ? 'blob' : f.rel.endsWith('refs/main') ? 'ref' : 'link'));
   assert.deepEqual(kinds, ['blob', 'blob', 'blob', 'blob', 'link', 'link', 'link', 'link', 'ref']);
   for (const link of snapshot!.files.filter((f) => f.type === 'symlink')) assert.match(link.target!, /^\.\.\/\.\.\/blobs\/[0-9a-f]{64}$/);
-  assert.equal(snapshot!.totalBytes, snapshot!.files.reduce((s, f) => s + f.size, 0));
+  assert.equal(
+    snapshot!.totalBytes,
+    snapshot!.files.reduce((s, f) => s + f.size, 0),
+  );
 });
 
 test('a missing repository, a missing shard and a dangling link are each reported', () => {
@@ -33,12 +36,17 @@ test('a missing repository, a missing shard and a dangling link are each reporte
   unlinkSync(join(snapshotDir, 'model-00002-of-00002.safetensors'));
   const blobs = readdirSync(join(fake.repoDir, 'blobs'));
   const { problems } = readHfSnapshot(cache, 'Org/Model');
-  assert.deepEqual(problems, ['Org/Model: shard model-00002-of-00002.safetensors (named in model.safetensors.index.json) is missing: the download is incomplete']);
+  assert.deepEqual(problems, [
+    'Org/Model: shard model-00002-of-00002.safetensors (named in model.safetensors.index.json) is missing: the download is incomplete',
+  ]);
   // A link into a blob that is not there (an interrupted download leaves *.incomplete instead).
   for (const blob of blobs) unlinkSync(join(fake.repoDir, 'blobs', blob));
   writeFileSync(join(fake.repoDir, 'blobs', 'x.incomplete'), '');
   const dangling = readHfSnapshot(cache, 'Org/Model').problems;
-  assert.ok(dangling.some((p) => /config\.json points to a missing file/.test(p)), dangling.join('\n'));
+  assert.ok(
+    dangling.some((p) => /config\.json points to a missing file/.test(p)),
+    dangling.join('\n'),
+  );
 });
 
 test('engines as data: vllm reads the Hugging Face cache, cpu one GGUF file, the simulator needs no files', () => {
@@ -61,6 +69,8 @@ test('the offline check lists every missing piece at once and says how to bring 
   await checkOfflineReady(null, needs);
   // The engine asks for "main": a snapshot that refs/main does not name cannot be found offline.
   unlinkSync(join(fake.repoDir, 'refs', 'main'));
-  assert.deepEqual(await missingForOffline(null, needs), [`weights: Org/Qwen: no refs/main naming snapshot ${fake.revision}, so the engine cannot find it offline`]);
+  assert.deepEqual(await missingForOffline(null, needs), [
+    `weights: Org/Qwen: no refs/main naming snapshot ${fake.revision}, so the engine cannot find it offline`,
+  ]);
   assert.deepEqual(await missingForOffline(null, { ...needs, kind: 'sim' }), []);
 });

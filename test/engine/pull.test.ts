@@ -53,7 +53,10 @@ test('a pull stream resolves at its end and reports progress on the way', async 
 test('an in-stream {"error"} line rejects the pull instead of hanging', async () => {
   const stream = new PassThrough();
   const done = followPull(stream, createPullTracker('img:1'), undefined, 10_000);
-  lines(stream, [{ status: 'Pulling fs layer', id: A }, { errorDetail: { message: 'unauthorized: authentication required' }, error: 'unauthorized: authentication required' }]);
+  lines(stream, [
+    { status: 'Pulling fs layer', id: A },
+    { errorDetail: { message: 'unauthorized: authentication required' }, error: 'unauthorized: authentication required' },
+  ]);
   await assert.rejects(done, /unauthorized/);
 });
 
@@ -71,7 +74,10 @@ test('a pull that goes silent fails with a TimeoutError', async () => {
 });
 
 test('a 404 manifest-unknown pull error is explained as an image that is not there', () => {
-  const err = pullFailure('127.0.0.1:5000/x:nope', { statusCode: 404, json: { message: 'manifest for 127.0.0.1:5000/x:nope not found: manifest unknown: manifest unknown' } });
+  const err = pullFailure('127.0.0.1:5000/x:nope', {
+    statusCode: 404,
+    json: { message: 'manifest for 127.0.0.1:5000/x:nope not found: manifest unknown: manifest unknown' },
+  });
   assert.ok(err instanceof EnvironmentError);
   assert.match(err.message, /cannot pull image 127\.0\.0\.1:5000\/x:nope: the engine image is not available/);
   assert.match((err as EnvironmentError).next!, /--image/);

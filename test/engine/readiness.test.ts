@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EngineError, TimeoutError } from '../../src/core/errors.js';
-import { progressFromLogLine, waitForReady, type Clock, type HealthAnswer, type ReadinessEvent, type ReadinessTarget, type TargetState } from '../../src/engine/readiness.js';
+import {
+  progressFromLogLine,
+  waitForReady,
+  type Clock,
+  type HealthAnswer,
+  type ReadinessEvent,
+  type ReadinessTarget,
+  type TargetState,
+} from '../../src/engine/readiness.js';
 
 /** Looks like a Hugging Face token; built at run time so secret scanners do not flag this file. */
 const FAKE_HF_TOKEN = `hf_${'abcdefghijklm'.repeat(2)}`;
@@ -72,7 +80,12 @@ test('a server that answers /health with 503 counts as loading even without log 
 
 test('serving needs the served name in /v1/models AND a one-token completion', async () => {
   const target = scriptedTarget({
-    ticks: [{}, { health: 'ok', models: ['other'] }, { health: 'ok', models: ['m'], completion: 'engine busy' }, { health: 'ok', models: ['m'] }],
+    ticks: [
+      {},
+      { health: 'ok', models: ['other'] },
+      { health: 'ok', models: ['m'], completion: 'engine busy' },
+      { health: 'ok', models: ['m'] },
+    ],
   });
   const result = await waitForReady(target, { servedName: 'm', timeouts, clock: fakeClock() });
   assert.equal(target.tick, 3);
@@ -82,7 +95,11 @@ test('serving needs the served name in /v1/models AND a one-token completion', a
 test('an engine that exits fails at once with its last log lines and a diagnosis', async () => {
   const oom = 'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB';
   const target = scriptedTarget({
-    ticks: [{}, { logs: ['Loading safetensors checkpoint shards:  50% Completed | 1/2'] }, { state: { running: false, exitCode: 1, status: 'exited' } }],
+    ticks: [
+      {},
+      { logs: ['Loading safetensors checkpoint shards:  50% Completed | 1/2'] },
+      { state: { running: false, exitCode: 1, status: 'exited' } },
+    ],
     lastLogs: ['INFO loading', oom],
   });
   const clock = fakeClock();
@@ -133,7 +150,10 @@ test('log lines are read for loading progress', () => {
     detail: 'loading checkpoint shards 3/4',
   });
   assert.equal(progressFromLogLine('model-00001-of-00002.safetensors Downloading: 42%|████').percent, 42);
-  assert.equal(progressFromLogLine('INFO 11-29 [gpu_model_runner.py:1] Model loading took 9.3 GiB and 12.1 seconds').detail, 'weights loaded');
+  assert.equal(
+    progressFromLogLine('INFO 11-29 [gpu_model_runner.py:1] Model loading took 9.3 GiB and 12.1 seconds').detail,
+    'weights loaded',
+  );
   assert.deepEqual(progressFromLogLine('model-00001-of-00002.safetensors:  45%|████▌     | 2.23G/4.97G [00:10<00:12, 215MB/s]'), {
     loading: true,
     percent: 45,
@@ -148,10 +168,22 @@ test('log lines are read for loading progress', () => {
 });
 
 test('an engine killed for host memory, or stopped from outside, says so when its logs do not', async () => {
-  const oom = scriptedTarget({ ticks: [{}, { state: { running: false, exitCode: 137, oomKilled: true, status: 'exited' } }], lastLogs: ['INFO loading'] });
-  await assert.rejects(waitForReady(oom, { servedName: 'm', timeouts, clock: fakeClock() }), /exited with code 137 while starting: the kernel killed it for using too much host memory/);
-  const stopped = scriptedTarget({ ticks: [{}, { state: { running: false, exitCode: 143, status: 'exited' } }], lastLogs: ['INFO:     Shutting down (SIGTERM)'] });
-  await assert.rejects(waitForReady(stopped, { servedName: 'm', timeouts, clock: fakeClock() }), /exited with code 143 while starting: it was stopped from outside/);
+  const oom = scriptedTarget({
+    ticks: [{}, { state: { running: false, exitCode: 137, oomKilled: true, status: 'exited' } }],
+    lastLogs: ['INFO loading'],
+  });
+  await assert.rejects(
+    waitForReady(oom, { servedName: 'm', timeouts, clock: fakeClock() }),
+    /exited with code 137 while starting: the kernel killed it for using too much host memory/,
+  );
+  const stopped = scriptedTarget({
+    ticks: [{}, { state: { running: false, exitCode: 143, status: 'exited' } }],
+    lastLogs: ['INFO:     Shutting down (SIGTERM)'],
+  });
+  await assert.rejects(
+    waitForReady(stopped, { servedName: 'm', timeouts, clock: fakeClock() }),
+    /exited with code 143 while starting: it was stopped from outside/,
+  );
 });
 
 test('a token that shows up in the log lines of a failure report is redacted', async () => {

@@ -21,12 +21,36 @@ test('the simulator image built from this install (no registry, no base image) r
   const image = `cs-llm-test/sim-local:${process.pid}`;
   t.after(async () => {
     await engineDown({ paths: loadConfig({ env }).paths, env, docker, purge: false });
-    await docker.getImage(image).remove().catch(() => undefined);
+    await docker
+      .getImage(image)
+      .remove()
+      .catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   });
   // What an install carries as dist/sim, compiled here from source so the test does not depend on dist/.
   const simDir = join(work, 'sim');
-  await execa('npx', ['tsc', '--strict', '--outDir', simDir, '--rootDir', 'src/sim', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--types', 'node', 'src/sim/main.ts'], { cwd: ROOT, reject: false, timeout: 120_000 });
+  await execa(
+    'npx',
+    [
+      'tsc',
+      '--strict',
+      '--outDir',
+      simDir,
+      '--rootDir',
+      'src/sim',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--skipLibCheck',
+      '--types',
+      'node',
+      'src/sim/main.ts',
+    ],
+    { cwd: ROOT, reject: false, timeout: 120_000 },
+  );
   assert.ok(existsSync(join(simDir, 'main.js')), 'the simulator compiled');
 
   await buildLocalSimImage(docker, image, simDir);
@@ -38,6 +62,8 @@ test('the simulator image built from this install (no registry, no base image) r
   assert.equal(result.image, image);
   assert.equal(result.pulled, false);
   const models = (await (await fetch(`${result.baseUrl}/models`)).json()) as { data: Array<{ id: string }> };
-  assert.deepEqual(models.data.map((m) => m.id), [result.servedName]);
+  assert.deepEqual(
+    models.data.map((m) => m.id),
+    [result.servedName],
+  );
 });
-

@@ -28,5 +28,9 @@ test('ldd output gives the library paths and the dynamic loader', () => {
     '\tlibstdc++.so.6 => /lib/x86_64-linux-gnu/libstdc++.so.6 (0x00007f)',
     '\t/lib64/ld-linux-x86-64.so.2 (0x00007f)',
   ].join('\n');
-  assert.deepEqual(librariesFromLdd(output), ['/lib/x86_64-linux-gnu/libdl.so.2', '/lib/x86_64-linux-gnu/libstdc++.so.6', '/lib64/ld-linux-x86-64.so.2']);
+  assert.deepEqual(librariesFromLdd(output), [
+    '/lib/x86_64-linux-gnu/libdl.so.2',
+    '/lib/x86_64-linux-gnu/libstdc++.so.6',
+    '/lib64/ld-linux-x86-64.so.2',
+  ]);
 });

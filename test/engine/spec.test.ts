@@ -6,7 +6,14 @@ import { buildEngineSpec, configHashOf, LABEL, parseGpuSelection, type EngineSpe
 const base: EngineSpecInput = {
   kind: 'vllm',
   image: 'vllm/vllm-openai:v0.10.1.1',
-  model: { id: 'qwen2.5-14b-instruct-awq', hfRepo: 'Qwen/Qwen2.5-14B-Instruct-AWQ', servedName: 'qwen2.5-14b-instruct-awq', toolCallParser: 'hermes', chatTemplate: null, engineArgs: [] },
+  model: {
+    id: 'qwen2.5-14b-instruct-awq',
+    hfRepo: 'Qwen/Qwen2.5-14B-Instruct-AWQ',
+    servedName: 'qwen2.5-14b-instruct-awq',
+    toolCallParser: 'hermes',
+    chatTemplate: null,
+    engineArgs: [],
+  },
   maxModelLen: 16384,
   maxNumSeqs: 16,
   gpuMemoryUtilization: 0.9,
@@ -20,24 +27,41 @@ const base: EngineSpecInput = {
 test('the vLLM command line carries model, served name, context, sequences, utilization and the tool parser', () => {
   const { options } = buildEngineSpec(base);
   assert.deepEqual(options.Cmd, [
-    '--host', '0.0.0.0', '--port', '8000',
-    '--model', 'Qwen/Qwen2.5-14B-Instruct-AWQ',
-    '--served-model-name', 'qwen2.5-14b-instruct-awq',
-    '--max-model-len', '16384',
-    '--max-num-seqs', '16',
-    '--gpu-memory-utilization', '0.9',
-    '--enable-auto-tool-choice', '--tool-call-parser', 'hermes',
+    '--host',
+    '0.0.0.0',
+    '--port',
+    '8000',
+    '--model',
+    'Qwen/Qwen2.5-14B-Instruct-AWQ',
+    '--served-model-name',
+    'qwen2.5-14b-instruct-awq',
+    '--max-model-len',
+    '16384',
+    '--max-num-seqs',
+    '16',
+    '--gpu-memory-utilization',
+    '0.9',
+    '--enable-auto-tool-choice',
+    '--tool-call-parser',
+    'hermes',
   ]);
 });
 
 test('a model without a tool parser gets no tool flags, and a chat template and tensor parallel are passed', () => {
-  const { options } = buildEngineSpec({ ...base, tensorParallel: 2, model: { ...base.model, toolCallParser: null, chatTemplate: '/t.jinja' } });
+  const { options } = buildEngineSpec({
+    ...base,
+    tensorParallel: 2,
+    model: { ...base.model, toolCallParser: null, chatTemplate: '/t.jinja' },
+  });
   assert.ok(!options.Cmd!.includes('--enable-auto-tool-choice'));
   assert.deepEqual(options.Cmd!.slice(-4), ['--tensor-parallel-size', '2', '--chat-template', '/t.jinja']);
 });
 
 test('--quantization awq is never passed, even when a catalog entry asks for it', () => {
-  const { options } = buildEngineSpec({ ...base, model: { ...base.model, engineArgs: ['--quantization', 'awq', '--dtype', 'auto', '--quantization=awq'] } });
+  const { options } = buildEngineSpec({
+    ...base,
+    model: { ...base.model, engineArgs: ['--quantization', 'awq', '--dtype', 'auto', '--quantization=awq'] },
+  });
   assert.ok(!options.Cmd!.includes('--quantization'));
   assert.ok(!options.Cmd!.includes('--quantization=awq'));
   assert.deepEqual(options.Cmd!.slice(-2), ['--dtype', 'auto']);
@@ -53,8 +77,12 @@ test('the engine port is published on loopback only, with IPC host, the HF cache
 });
 
 test('GPU choice becomes DeviceRequests: ids, all, or none at all', () => {
-  assert.deepEqual(buildEngineSpec(base).options.HostConfig!.DeviceRequests, [{ Driver: 'nvidia', DeviceIDs: ['0'], Capabilities: [['gpu']] }]);
-  assert.deepEqual(buildEngineSpec({ ...base, gpus: { mode: 'all' } }).options.HostConfig!.DeviceRequests, [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }]);
+  assert.deepEqual(buildEngineSpec(base).options.HostConfig!.DeviceRequests, [
+    { Driver: 'nvidia', DeviceIDs: ['0'], Capabilities: [['gpu']] },
+  ]);
+  assert.deepEqual(buildEngineSpec({ ...base, gpus: { mode: 'all' } }).options.HostConfig!.DeviceRequests, [
+    { Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] },
+  ]);
   assert.equal(buildEngineSpec({ ...base, kind: 'sim', gpus: { mode: 'none' } }).options.HostConfig!.DeviceRequests, undefined);
 });
 
@@ -84,7 +112,14 @@ test('labels mark the container as ours with engine, model, port, GPUs and the c
 
 test('the config hash is stable for the same input and changes with any flag that matters', () => {
   assert.equal(configHashOf(base), configHashOf({ ...base }));
-  for (const change of [{ port: 8001 }, { maxModelLen: 8192 }, { image: 'other:1' }, { gpus: { mode: 'all' } as const }, { offline: true }, { extraEnv: { SIM_TTFT_MS: '5' } }]) {
+  for (const change of [
+    { port: 8001 },
+    { maxModelLen: 8192 },
+    { image: 'other:1' },
+    { gpus: { mode: 'all' } as const },
+    { offline: true },
+    { extraEnv: { SIM_TTFT_MS: '5' } },
+  ]) {
     assert.notEqual(configHashOf({ ...base, ...change }), configHashOf(base), JSON.stringify(change));
   }
 });
@@ -97,6 +132,9 @@ test('--gpus accepts all, none and index lists, and rejects anything else with t
   assert.deepEqual(parseGpuSelection('all'), { mode: 'all' });
   assert.deepEqual(parseGpuSelection('none'), { mode: 'none' });
   assert.deepEqual(parseGpuSelection('0,1'), { mode: 'ids', ids: ['0', '1'] });
-  assert.throws(() => parseGpuSelection('gpu0'), (err: unknown) => err instanceof UsageError && /--gpus/.test(err.message));
+  assert.throws(
+    () => parseGpuSelection('gpu0'),
+    (err: unknown) => err instanceof UsageError && /--gpus/.test(err.message),
+  );
   assert.throws(() => parseGpuSelection('0,0'), UsageError);
 });

@@ -57,19 +57,28 @@ async function setup(t: TestContext): Promise<Setup | null> {
  * removing one tag only untags). True when its layers are really gone, so the next pull downloads them.
  */
 async function removeImageEverywhere(docker: Docker, ref: string): Promise<boolean> {
-  const id = await docker.getImage(ref).inspect().then(
-    (info) => info.Id,
-    (err: { statusCode?: number }) => {
-      if (err.statusCode === 404) return null;
-      throw err;
-    },
-  );
+  const id = await docker
+    .getImage(ref)
+    .inspect()
+    .then(
+      (info) => info.Id,
+      (err: { statusCode?: number }) => {
+        if (err.statusCode === 404) return null;
+        throw err;
+      },
+    );
   if (id === null) return true;
-  await docker.getImage(id).remove({ force: true }).catch(() => undefined);
-  return docker.getImage(id).inspect().then(
-    () => false,
-    (err: { statusCode?: number }) => err.statusCode === 404,
-  );
+  await docker
+    .getImage(id)
+    .remove({ force: true })
+    .catch(() => undefined);
+  return docker
+    .getImage(id)
+    .inspect()
+    .then(
+      () => false,
+      (err: { statusCode?: number }) => err.statusCode === 404,
+    );
 }
 
 function readinessStates(events: UpProgress[]): string[] {
@@ -111,12 +120,17 @@ test('up --engine sim goes from nothing (image not on the host) to serving, and 
   const [container] = await s.ours();
   assert.ok(container);
   assert.equal(container.Labels[LABEL.managed], 'true');
-  assert.deepEqual(container.Ports.map((p) => [p.IP, p.PublicPort]), [['127.0.0.1', port]]);
+  assert.deepEqual(
+    container.Ports.map((p) => [p.IP, p.PublicPort]),
+    [['127.0.0.1', port]],
+  );
 
   const status = await engineStatus({ paths: request.paths, env: request.env, docker: s.docker });
   assert.equal(status.engines.length, 1);
   assert.deepEqual(
-    (({ state, health, restartCount, crashLoop, port: p }) => ({ state, health, restartCount, crashLoop, port: p }))(status.engines[0] as never),
+    (({ state, health, restartCount, crashLoop, port: p }) => ({ state, health, restartCount, crashLoop, port: p }))(
+      status.engines[0] as never,
+    ),
     { state: 'running', health: 'ok', restartCount: 0, crashLoop: false, port },
   );
 
@@ -128,7 +142,15 @@ test('up --engine sim goes from nothing (image not on the host) to serving, and 
     text += chunk.toString();
     if (text.includes('Uvicorn running on')) stop.abort();
   });
-  await engineLogs({ paths: request.paths, env: request.env, docker: s.docker, follow: true, stdout: seen, stderr: seen, signal: stop.signal });
+  await engineLogs({
+    paths: request.paths,
+    env: request.env,
+    docker: s.docker,
+    follow: true,
+    stdout: seen,
+    stderr: seen,
+    signal: stop.signal,
+  });
   assert.match(text, /Uvicorn running on/);
 
   // down --purge: the container and the image it ran are gone.
@@ -202,13 +224,17 @@ test('a port already in use is refused before anything is pulled or created, nam
 test('an engine that crashes at start with a CUDA OOM line fails with that diagnosis and leaves no container', async (t) => {
   const s = await setup(t);
   if (!s) return;
-  const oom = 'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 23.55 GiB of which 1.10 GiB is free.';
+  const oom =
+    'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 23.55 GiB of which 1.10 GiB is free.';
   const request = s.request({ port: await freePort() }, { extraEnv: { SIM_CRASH_AT_START: oom } });
   await assert.rejects(up(request), (err: unknown) => {
     assert.ok(err instanceof EngineError, String(err));
     assert.match(err.message, /the GPU ran out of memory/);
     assert.match(err.next!, /--context/);
-    assert.ok(err.details.some((line) => line.includes('CUDA out of memory')), err.details.join('\n'));
+    assert.ok(
+      err.details.some((line) => line.includes('CUDA out of memory')),
+      err.details.join('\n'),
+    );
     return true;
   });
   assert.deepEqual(await s.ours(), []);
@@ -222,7 +248,10 @@ test('a slow load shows the readiness states in order, with the shard progress f
   assert.deepEqual(readinessStates(request.events), ['starting', 'loading', 'healthy', 'serving']);
   const percents = request.events.flatMap((e) => (e.stage === 'readiness' && e.percent !== undefined ? [e.percent] : []));
   assert.ok(percents.length >= 2, `percent events: ${percents.join(', ')}`);
-  assert.deepEqual([...percents].sort((a, b) => a - b), percents);
+  assert.deepEqual(
+    [...percents].sort((a, b) => a - b),
+    percents,
+  );
 });
 
 test('a model that does not fit is refused before any pull, with the reason and what would fit', async (t) => {
@@ -275,7 +304,8 @@ test('GPU requests: with the NVIDIA hook the container gets DeviceRequests and s
   assert.deepEqual(requests, [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }]);
   // dockerd's nvidia driver puts the GPU choice into the container's environment through the hook.
   // (the engine's own process environment, which an exec'd process does not inherit).
-  const script = 'process.stdout.write(require("fs").readFileSync("/proc/1/environ", "utf8").split("\\0").filter((v) => v.startsWith("NVIDIA_")).join(" "))';
+  const script =
+    'process.stdout.write(require("fs").readFileSync("/proc/1/environ", "utf8").split("\\0").filter((v) => v.startsWith("NVIDIA_")).join(" "))';
   const seen = await execa('docker', ['exec', container!.Id, '/usr/local/bin/node', '-e', script]);
   assert.match(seen.stdout, /NVIDIA_VISIBLE_DEVICES=all/);
   await engineDown({ paths: loadConfig({ env }).paths, env, docker: s.docker, purge: false });
@@ -289,7 +319,10 @@ test('GPU requests: with the NVIDIA hook the container gets DeviceRequests and s
     assert.ok(err instanceof EnvironmentError, String(err));
     assert.match(err.message, /Docker cannot give GPUs to containers/);
     assert.match(err.next!, /nvidia-container-toolkit/);
-    assert.ok(err.details.some((d) => d.includes('could not select device driver "nvidia"')), err.details.join('\n'));
+    assert.ok(
+      err.details.some((d) => d.includes('could not select device driver "nvidia"')),
+      err.details.join('\n'),
+    );
     return true;
   });
   assert.deepEqual(await s.ours(), []);
@@ -302,9 +335,18 @@ test('the real CLI: up --json (engine + chat daemon in front), status, logs and 
   const daemonPort = await freePort();
   const env = { CS_LLM_HOME: s.home, CS_LLM_DAEMON_PORT: String(daemonPort) };
   t.after(() => runCli(['daemon', 'stop'], { env }));
-  const upRun = await runCli(['up', '--engine', 'sim', '--image', SIM_IMAGE, '--port', String(port), '--json'], { env, timeoutMs: 120_000 });
+  const upRun = await runCli(['up', '--engine', 'sim', '--image', SIM_IMAGE, '--port', String(port), '--json'], {
+    env,
+    timeoutMs: 120_000,
+  });
   assert.equal(upRun.exitCode, 0, String(upRun.stderr));
-  const result = JSON.parse(String(upRun.stdout)) as { baseUrl: string; servedName: string; curl: string; mode: string; daemon: { url: string } };
+  const result = JSON.parse(String(upRun.stdout)) as {
+    baseUrl: string;
+    servedName: string;
+    curl: string;
+    mode: string;
+    daemon: { url: string };
+  };
   assert.equal(result.baseUrl, `http://127.0.0.1:${port}/v1`);
   assert.equal(result.mode, 'container');
   assert.equal(result.daemon.url, `http://127.0.0.1:${daemonPort}`);
@@ -318,17 +360,26 @@ test('the real CLI: up --json (engine + chat daemon in front), status, logs and 
   assert.equal(chat.status, 200, await chat.clone().text());
   assert.equal(chat.headers.get('x-session-id'), 'cli-test-1');
   // Progress went to stderr as NDJSON, one object per line.
-  const progress = String(upRun.stderr).trim().split('\n').map((line) => JSON.parse(line) as { type: string; stage: string });
+  const progress = String(upRun.stderr)
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { type: string; stage: string });
   assert.ok(progress.every((p) => p.type === 'progress'));
   assert.ok(progress.some((p) => p.stage === 'readiness'));
 
   const status = await runCli(['status', '--json'], { env });
   assert.equal(status.exitCode, 0, String(status.stderr));
   const report = JSON.parse(String(status.stdout)) as { engines: Array<{ state: string; health: string; port: number }> };
-  assert.deepEqual(report.engines.map((e) => [e.state, e.health, e.port]), [['running', 'ok', port]]);
+  assert.deepEqual(
+    report.engines.map((e) => [e.state, e.health, e.port]),
+    [['running', 'ok', port]],
+  );
 
   const plain = await runCli(['status'], { env });
-  assert.match(String(plain.stdout), new RegExp(`state=running restarts=0 crash_loop=false health=ok .*endpoint=http://127\\.0\\.0\\.1:${port}/v1`));
+  assert.match(
+    String(plain.stdout),
+    new RegExp(`state=running restarts=0 crash_loop=false health=ok .*endpoint=http://127\\.0\\.0\\.1:${port}/v1`),
+  );
   assert.match(String(plain.stdout), new RegExp(`daemon=running url=http://127\\.0\\.0\\.1:${daemonPort} pid=\\d+ healthy=true`));
 
   const logs = await runCli(['logs', '--tail', '50'], { env });

@@ -35,7 +35,10 @@ test('MIG mode lists the instances and warns that the estimate from whole-GPU me
   const report = await detectGpus({ env: envWithScenario('mig') });
   assert.equal(report.usable, true);
   assert.equal(report.migEnabled, true);
-  assert.deepEqual(report.gpus[0]!.migDevices.map((d) => d.profile), ['3g.40gb', '3g.40gb']);
+  assert.deepEqual(
+    report.gpus[0]!.migDevices.map((d) => d.profile),
+    ['3g.40gb', '3g.40gb'],
+  );
   assert.match(report.problem!, /MIG is enabled on GPU 0/);
   assert.match(report.problem!, /3g\.40gb/);
   assert.match(report.fix!, /nvidia-smi -i 0 -mig 0/);
@@ -103,7 +106,10 @@ test('without nvidia-smi the real systeminformation fallback answers on this mac
 });
 
 test('an explicit nvidia-smi path is used instead of PATH', async () => {
-  const report = await detectGpus({ env: ENV_WITHOUT_NVIDIA_SMI, nvidiaSmi: `${envWithScenario('a100-80gb').PATH!.split(':')[0]}/nvidia-smi` });
+  const report = await detectGpus({
+    env: ENV_WITHOUT_NVIDIA_SMI,
+    nvidiaSmi: `${envWithScenario('a100-80gb').PATH!.split(':')[0]}/nvidia-smi`,
+  });
   assert.equal(report.source, 'nvidia-smi');
   assert.equal(report.gpus[0]!.memoryTotalMiB, 81920);
 });

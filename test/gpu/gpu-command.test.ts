@@ -74,7 +74,10 @@ test('gpu without a terminal prints plain lines: a header, one line per GPU and 
   assert.equal(result.exitCode, 0);
   const lines = String(result.stdout).trim().split('\n');
   assert.match(lines[0]!, /^GPU\s+NAME\s+MEMORY USED/);
-  assert.match(lines[1]!, /^0\s+NVIDIA GeForce RTX 4090\s+1\.1 \/ 24\.0 GiB\s+22\.5 GiB\s+7%\s+44C\s+32 W\s+8\.9\s+drives a display\s+GPU-6f3c2a8e-1b7d-4c55-9e0a-2d4f8b1c7e93$/);
+  assert.match(
+    lines[1]!,
+    /^0\s+NVIDIA GeForce RTX 4090\s+1\.1 \/ 24\.0 GiB\s+22\.5 GiB\s+7%\s+44C\s+32 W\s+8\.9\s+drives a display\s+GPU-6f3c2a8e-1b7d-4c55-9e0a-2d4f8b1c7e93$/,
+  );
   assert.equal(lines[2], 'source: nvidia-smi, driver 550.120; 1 GPU(s), usable by the NVIDIA engine');
   assert.ok(!String(result.stdout).includes('\u001b['), 'no color codes without a terminal');
 });

@@ -61,7 +61,8 @@ test('the legacy field list parses an old driver line with compute capability un
 });
 
 test('every bracketed placeholder and a bare N/A read as unknown', () => {
-  const line = '3, [N/A], Tesla V100, [Unknown Error], [Insufficient Permissions], N/A, [GPU requires reset], [Not Supported], [N/A], 535.1, 7.0, [N/A], [N/A]';
+  const line =
+    '3, [N/A], Tesla V100, [Unknown Error], [Insufficient Permissions], N/A, [GPU requires reset], [Not Supported], [N/A], 535.1, 7.0, [N/A], [N/A]';
   const [gpu] = parseNvidiaSmiCsv(line);
   assert.equal(gpu!.index, 3);
   assert.equal(gpu!.uuid, null);
@@ -82,7 +83,10 @@ test('blank lines and Windows line ends are ignored', () => {
 test('a line with the wrong number of values is refused with the line quoted', () => {
   assert.throws(
     () => parseNvidiaSmiCsv('0, GPU-x, NVIDIA GeForce RTX 4090, 24564'),
-    (err: unknown) => err instanceof EnvironmentError && err.message.includes(`4 values where ${GPU_QUERY_FIELDS.length} were asked for`) && Boolean(err.next),
+    (err: unknown) =>
+      err instanceof EnvironmentError &&
+      err.message.includes(`4 values where ${GPU_QUERY_FIELDS.length} were asked for`) &&
+      Boolean(err.next),
   );
 });
 
@@ -92,7 +96,10 @@ test('nvidia-smi -L output gives the MIG instances of each GPU', () => {
     { profile: '3g.40gb', uuid: 'MIG-5c8e1a3f-2b7d-5e94-a06c-d1f3b8e2c947' },
     { profile: '3g.40gb', uuid: 'MIG-e03b7d29-4a1c-58f6-9b2e-7c5a0d4f1e86' },
   ]);
-  assert.deepEqual(parseNvidiaSmiList('GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-6f3c)\nGPU 1: NVIDIA GeForce RTX 4090 (UUID: GPU-7a1b)\n').get(1), []);
+  assert.deepEqual(
+    parseNvidiaSmiList('GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-6f3c)\nGPU 1: NVIDIA GeForce RTX 4090 (UUID: GPU-7a1b)\n').get(1),
+    [],
+  );
 });
 
 test('the driver failure message is classified as a driver problem with an install/load fix', () => {
@@ -111,7 +118,10 @@ test('other failures are told apart by message or exit code', () => {
   assert.equal(classifyNvidiaSmiFailure('Failed to initialize NVML: Insufficient Permissions', 4).kind, 'permission');
   assert.equal(classifyNvidiaSmiFailure('Failed to initialize NVML: Driver/library version mismatch', 18).kind, 'version-mismatch');
   assert.equal(
-    classifyNvidiaSmiFailure("NVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make sure that the NVIDIA Display Driver is properly installed and present in your system.", 12).kind,
+    classifyNvidiaSmiFailure(
+      "NVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make sure that the NVIDIA Display Driver is properly installed and present in your system.",
+      12,
+    ).kind,
     'nvml-missing',
   );
   assert.equal(classifyNvidiaSmiFailure('Unable to determine the device handle for GPU0000:01:00.0: GPU is lost.', 15).kind, 'gpu-lost');

@@ -48,26 +48,34 @@ async function runWithGpuRequest(t: TestContext, docker: Docker, request: Docker
   return output;
 }
 
-test('with the stand-in nvidia hook on its PATH, dockerd starts containers that ask for all GPUs or one', { timeout: 180_000 }, async (t) => {
-  const docker = await engineForSwitching(t);
-  if (!docker) return;
-  await removeLabelledContainers(docker, TEST_LABEL_VALUE);
-  await setNvidiaHookMode('with');
-  assert.equal(await currentNvidiaHookMode(), 'with');
+test(
+  'with the stand-in nvidia hook on its PATH, dockerd starts containers that ask for all GPUs or one',
+  { timeout: 180_000 },
+  async (t) => {
+    const docker = await engineForSwitching(t);
+    if (!docker) return;
+    await removeLabelledContainers(docker, TEST_LABEL_VALUE);
+    await setNvidiaHookMode('with');
+    assert.equal(await currentNvidiaHookMode(), 'with');
 
-  assert.equal(await runWithGpuRequest(t, docker, { Count: -1 }), 'all');
-  assert.equal(await runWithGpuRequest(t, docker, { DeviceIDs: ['0'] }), '0');
-});
+    assert.equal(await runWithGpuRequest(t, docker, { Count: -1 }), 'all');
+    assert.equal(await runWithGpuRequest(t, docker, { DeviceIDs: ['0'] }), '0');
+  },
+);
 
-test('without the hook, a container that asks for GPUs is refused at start: could not select device driver "nvidia"', { timeout: 180_000 }, async (t) => {
-  const docker = await engineForSwitching(t);
-  if (!docker) return;
-  await setNvidiaHookMode('without');
-  assert.equal(await currentNvidiaHookMode(), 'without');
+test(
+  'without the hook, a container that asks for GPUs is refused at start: could not select device driver "nvidia"',
+  { timeout: 180_000 },
+  async (t) => {
+    const docker = await engineForSwitching(t);
+    if (!docker) return;
+    await setNvidiaHookMode('without');
+    assert.equal(await currentNvidiaHookMode(), 'without');
 
-  await assert.rejects(runWithGpuRequest(t, docker, { Count: -1 }), (err: unknown) => {
-    assert.equal(engineStatus(err), 500);
-    assert.match((err as Error).message, /could not select device driver "nvidia" with capabilities: \[\[gpu\]\]/);
-    return true;
-  });
-});
+    await assert.rejects(runWithGpuRequest(t, docker, { Count: -1 }), (err: unknown) => {
+      assert.equal(engineStatus(err), 500);
+      assert.match((err as Error).message, /could not select device driver "nvidia" with capabilities: \[\[gpu\]\]/);
+      return true;
+    });
+  },
+);

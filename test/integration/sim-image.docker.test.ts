@@ -45,18 +45,33 @@ async function waitForHealth(container: Docker.Container, baseUrl: string): Prom
     }
     const state = (await container.inspect()).State;
     if (!state.Running) {
-      throw new Error(`the simulator container exited (code ${state.ExitCode}) before /health answered 200:\n${await lastLogLines(container)}`);
+      throw new Error(
+        `the simulator container exited (code ${state.ExitCode}) before /health answered 200:\n${await lastLogLines(container)}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  throw new Error(`the simulator's /health did not answer 200 within ${READY_TIMEOUT_MS} ms (last: ${last}):\n${await lastLogLines(container)}`);
+  throw new Error(
+    `the simulator's /health did not answer 200 within ${READY_TIMEOUT_MS} ms (last: ${last}):\n${await lastLogLines(container)}`,
+  );
 }
 
 async function startSimContainer(t: TestContext, docker: Docker): Promise<string> {
   const container = await docker.createContainer({
     Image: SIM_IMAGE,
     // The image's ENTRYPOINT is node + the simulator, so Cmd carries vLLM-style arguments, as for vLLM.
-    Cmd: ['--host', '0.0.0.0', '--port', '8000', '--model', 'Qwen/Qwen2.5-7B-Instruct-AWQ', '--served-model-name', SERVED_NAME, '--load-time-ms', '500'],
+    Cmd: [
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '8000',
+      '--model',
+      'Qwen/Qwen2.5-7B-Instruct-AWQ',
+      '--served-model-name',
+      SERVED_NAME,
+      '--load-time-ms',
+      '500',
+    ],
     Labels: { [TEST_LABEL]: TEST_LABEL_VALUE },
     ExposedPorts: { '8000/tcp': {} },
     // HostPort '' lets dockerd pick a free port on loopback.
@@ -72,56 +87,63 @@ async function startSimContainer(t: TestContext, docker: Docker): Promise<string
   return baseUrl;
 }
 
-test('the simulator image pulled from the loopback registry serves the openai client, streaming and not', { timeout: 180_000 }, async (t) => {
-  const docker = await requireDocker(t);
-  if (!docker) return;
-  await removeLabelledContainers(docker, TEST_LABEL_VALUE);
-  await removeLocalImage(docker, SIM_IMAGE);
+test(
+  'the simulator image pulled from the loopback registry serves the openai client, streaming and not',
+  { timeout: 180_000 },
+  async (t) => {
+    const docker = await requireDocker(t);
+    if (!docker) return;
+    await removeLabelledContainers(docker, TEST_LABEL_VALUE);
+    await removeLocalImage(docker, SIM_IMAGE);
 
-  await pullImage(docker, SIM_IMAGE);
-  const image = await docker.getImage(SIM_IMAGE).inspect();
-  assert.deepEqual(image.Config.Entrypoint, ['/usr/local/bin/node', '/app/dist/sim/main.js']);
+    await pullImage(docker, SIM_IMAGE);
+    const image = await docker.getImage(SIM_IMAGE).inspect();
+    assert.deepEqual(image.Config.Entrypoint, ['/usr/local/bin/node', '/app/dist/sim/main.js']);
 
-  const baseUrl = await startSimContainer(t, docker);
-  const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: 'not-checked', maxRetries: 0, timeout: 30_000 });
+    const baseUrl = await startSimContainer(t, docker);
+    const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: 'not-checked', maxRetries: 0, timeout: 30_000 });
 
-  const models = await client.models.list();
-  assert.ok(models.data.some((model) => model.id === SERVED_NAME), `GET /v1/models lists ${SERVED_NAME}`);
+    const models = await client.models.list();
+    assert.ok(
+      models.data.some((model) => model.id === SERVED_NAME),
+      `GET /v1/models lists ${SERVED_NAME}`,
+    );
 
-  const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
-    { role: 'system', content: 'You are a test.' },
-    { role: 'user', content: 'My name is Ada.' },
-    { role: 'assistant', content: 'Hello Ada.' },
-    { role: 'user', content: 'Say something about containers.' },
-  ];
+    const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
+      { role: 'system', content: 'You are a test.' },
+      { role: 'user', content: 'My name is Ada.' },
+      { role: 'assistant', content: 'Hello Ada.' },
+      { role: 'user', content: 'Say something about containers.' },
+    ];
 
-  const completion = await client.chat.completions.create({ model: SERVED_NAME, messages, max_tokens: 64 });
-  assert.equal(completion.object, 'chat.completion');
-  assert.equal(completion.model, SERVED_NAME);
-  const choice = completion.choices[0];
-  assert.ok(choice);
-  assert.equal(choice.message.role, 'assistant');
-  assert.ok(choice.message.content && choice.message.content.length > 0, 'the reply has text');
-  assert.ok(choice.finish_reason === 'stop' || choice.finish_reason === 'length');
+    const completion = await client.chat.completions.create({ model: SERVED_NAME, messages, max_tokens: 64 });
+    assert.equal(completion.object, 'chat.completion');
+    assert.equal(completion.model, SERVED_NAME);
+    const choice = completion.choices[0];
+    assert.ok(choice);
+    assert.equal(choice.message.role, 'assistant');
+    assert.ok(choice.message.content && choice.message.content.length > 0, 'the reply has text');
+    assert.ok(choice.finish_reason === 'stop' || choice.finish_reason === 'length');
 
-  const stream = await client.chat.completions.create({ model: SERVED_NAME, messages, max_tokens: 64, stream: true });
-  let streamed = '';
-  let finishReason: string | null = null;
-  let chunks = 0;
-  for await (const chunk of stream) {
-    chunks += 1;
-    assert.equal(chunk.object, 'chat.completion.chunk');
-    const delta = chunk.choices[0];
-    streamed += delta?.delta.content ?? '';
-    finishReason = delta?.finish_reason ?? finishReason;
-  }
-  assert.ok(chunks > 1, 'the reply arrives in more than one chunk');
-  assert.equal(finishReason, choice.finish_reason);
-  // Replies are a deterministic function of the conversation, so both ways give the same text.
-  assert.equal(streamed, choice.message.content);
-});
+    const stream = await client.chat.completions.create({ model: SERVED_NAME, messages, max_tokens: 64, stream: true });
+    let streamed = '';
+    let finishReason: string | null = null;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks += 1;
+      assert.equal(chunk.object, 'chat.completion.chunk');
+      const delta = chunk.choices[0];
+      streamed += delta?.delta.content ?? '';
+      finishReason = delta?.finish_reason ?? finishReason;
+    }
+    assert.ok(chunks > 1, 'the reply arrives in more than one chunk');
+    assert.equal(finishReason, choice.finish_reason);
+    // Replies are a deterministic function of the conversation, so both ways give the same text.
+    assert.equal(streamed, choice.message.content);
+  },
+);
 
-test('pulling a tag the loopback registry does not have rejects with the registry\'s not-found error', { timeout: 60_000 }, async (t) => {
+test("pulling a tag the loopback registry does not have rejects with the registry's not-found error", { timeout: 60_000 }, async (t) => {
   const docker = await requireDocker(t);
   if (!docker) return;
   const missing = `${REGISTRY}/cs-llm/sim:no-such-tag-${process.pid}`;

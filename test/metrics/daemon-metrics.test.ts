@@ -40,10 +40,18 @@ function client(daemon: Daemon, headers: Record<string, string> = {}): OpenAI {
   return new OpenAI({ baseURL: `${daemon.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000, defaultHeaders: headers });
 }
 
-async function scrape(daemon: Daemon, headers: Record<string, string> = {}): Promise<{ status: number; text: string; parsed: ParsedMetrics | null; type: string }> {
+async function scrape(
+  daemon: Daemon,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string; parsed: ParsedMetrics | null; type: string }> {
   const res = await fetch(`${daemon.url}/metrics`, { headers });
   const text = await res.text();
-  return { status: res.status, text, type: res.headers.get('content-type') ?? '', parsed: res.status === 200 ? parsePrometheusText(text) : null };
+  return {
+    status: res.status,
+    text,
+    type: res.headers.get('content-type') ?? '',
+    parsed: res.status === 200 ? parsePrometheusText(text) : null,
+  };
 }
 
 /** The onRequest records are emitted after the response ends: wait until the daemon has counted n chat requests. */
@@ -97,10 +105,17 @@ test('a non-streaming reply and a stream both carry the overhead header', async 
   const daemon = await start(t);
   const body = (stream: boolean) => JSON.stringify({ model: 'cs-llm-sim', stream, messages: [{ role: 'user', content: 'hi' }] });
   for (const stream of [false, true]) {
-    const res = await fetch(`${daemon.url}${CHAT}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(stream) });
+    const res = await fetch(`${daemon.url}${CHAT}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(stream),
+    });
     await res.text();
     const overhead = Number(res.headers.get('x-cs-llm-overhead-ms'));
-    assert.ok(Number.isFinite(overhead) && overhead >= 0, `stream=${stream}: x-cs-llm-overhead-ms=${res.headers.get('x-cs-llm-overhead-ms')}`);
+    assert.ok(
+      Number.isFinite(overhead) && overhead >= 0,
+      `stream=${stream}: x-cs-llm-overhead-ms=${res.headers.get('x-cs-llm-overhead-ms')}`,
+    );
   }
 });
 
@@ -121,7 +136,11 @@ test('GPU gauges appear per GPU, in bytes, when nvidia-smi answers', async (t) =
 
 test('an engine that is down: engine_up 0, its figures absent, the failure counted by reason', async (t) => {
   const daemon = await start(t, { sim: false, upstream: 'http://127.0.0.1:9' });
-  const res = await fetch(`${daemon.url}${CHAT}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }) });
+  const res = await fetch(`${daemon.url}${CHAT}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }),
+  });
   assert.equal(res.status, 502);
   await res.text();
   const m = await countedChats(daemon, 1);
@@ -134,7 +153,11 @@ test('an engine that is down: engine_up 0, its figures absent, the failure count
 
 test("429s relayed from the engine are counted as the upstream's", async (t) => {
   const daemon = await start(t, { sim: { fail429Rate: 1 } });
-  const res = await fetch(`${daemon.url}${CHAT}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }) });
+  const res = await fetch(`${daemon.url}${CHAT}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }),
+  });
   assert.equal(res.status, 429);
   await res.text();
   const m = await countedChats(daemon, 1);
@@ -170,7 +193,11 @@ test('promtool check metrics accepts the daemon output, GPU gauges and all', asy
 test("429s the daemon answers itself (admission full) are counted as the daemon's", async (t) => {
   const daemon = await start(t, { sim: { ttftMs: 500 }, daemon: { admission: { maxInFlight: 1, maxQueue: 0 } } });
   const send = () =>
-    fetch(`${daemon.url}${CHAT}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }) });
+    fetch(`${daemon.url}${CHAT}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] }),
+    });
   const slow = send();
   // The first request holds the only slot while the engine takes 500 ms to its first token.
   let refused: Response | null = null;

@@ -36,7 +36,12 @@ async function exposedFamilies(t: TestContext): Promise<Set<string>> {
   const sim = await startSimulator({ port: 0, accessLog: false });
   t.after(() => sim.close());
   const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home }, flags: { daemon: { upstream: sim.url } } });
-  const daemon = await startDaemon({ config, paths, port: 0, metrics: { gpu: { nvidiaSmi: join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'loop', 'nvidia-smi'), intervalMs: 100 } } });
+  const daemon = await startDaemon({
+    config,
+    paths,
+    port: 0,
+    metrics: { gpu: { nvidiaSmi: join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'loop', 'nvidia-smi'), intervalMs: 100 } },
+  });
   t.after(() => daemon.close('test over'));
   const text = await (await fetch(`${daemon.url}/metrics`)).text();
   return new Set(parsePrometheusText(text).types.keys());
@@ -94,7 +99,22 @@ test('the Grafana dashboard and the alerts name only metrics the daemon exposes,
   const inAlerts = familiesNamed(readFileSync(ALERTS, 'utf8'));
   for (const name of [...inGrafana, ...inAlerts]) assert.ok(exposed.has(name), `${name} is not in the daemon's /metrics`);
   const titles = panels.map((p) => p.title).join(' | ');
-  for (const figure of [/Requests per second/, /Latency/, /Time to first token/, /Tokens per second/, /In flight and queued/, /Errors and 429s/, /Active sessions/, /VRAM/, /GPU utilisation/, /GPU temperature/, /KV-cache/, /Engine/, /Model/, /Uptime/]) {
+  for (const figure of [
+    /Requests per second/,
+    /Latency/,
+    /Time to first token/,
+    /Tokens per second/,
+    /In flight and queued/,
+    /Errors and 429s/,
+    /Active sessions/,
+    /VRAM/,
+    /GPU utilisation/,
+    /GPU temperature/,
+    /KV-cache/,
+    /Engine/,
+    /Model/,
+    /Uptime/,
+  ]) {
     assert.match(titles, figure);
   }
 });

@@ -23,7 +23,9 @@ weird{msg="a \\"quoted\\" \\\\ back\\nslash, and } brace"} NaN
 
 test('samples keep their names, labels and values, timestamps ignored', () => {
   const parsed = parsePrometheusText(VLLM);
-  assert.deepEqual(select(parsed, 'vllm:num_requests_running'), [{ name: 'vllm:num_requests_running', labels: { model_name: 'qwen' }, value: 3 }]);
+  assert.deepEqual(select(parsed, 'vllm:num_requests_running'), [
+    { name: 'vllm:num_requests_running', labels: { model_name: 'qwen' }, value: 3 },
+  ]);
   assert.equal(sumOf(parsed, 'plain_metric'), 42);
   assert.equal(parsed.types.get('vllm:prompt_tokens'), 'counter');
   assert.equal(sumOf(parsed, 'vllm:prompt_tokens_total'), 1234);

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { readUsage, StreamMeter, type TokenFields } from '../../src/metrics/usage.js';
 
 test('token counts come from a non-streaming reply usage', () => {
-  const body = Buffer.from(JSON.stringify({ id: 'x', choices: [{ message: { content: 'the word "usage" in text' } }], usage: { prompt_tokens: 12, total_tokens: 19, completion_tokens: 7 } }));
+  const body = Buffer.from(
+    JSON.stringify({
+      id: 'x',
+      choices: [{ message: { content: 'the word "usage" in text' } }],
+      usage: { prompt_tokens: 12, total_tokens: 19, completion_tokens: 7 },
+    }),
+  );
   const into: TokenFields = {};
   readUsage(body, into);
   assert.deepEqual(into, { promptTokens: 12, completionTokens: 7 });
@@ -21,8 +27,12 @@ function sse(...payloads: unknown[]): Buffer {
 
 test('a stream without usage counts its content and tool-call deltas as completion tokens', () => {
   const meter = new StreamMeter(0);
-  meter.push(sse({ choices: [{ index: 0, delta: { role: 'assistant', content: '' } }] }, { choices: [{ index: 0, delta: { content: 'Hel' } }] }));
-  meter.push(sse({ choices: [{ index: 0, delta: { content: 'lo' } }] }, { choices: [{ index: 0, delta: { tool_calls: [{ index: 0 }] } }] }));
+  meter.push(
+    sse({ choices: [{ index: 0, delta: { role: 'assistant', content: '' } }] }, { choices: [{ index: 0, delta: { content: 'Hel' } }] }),
+  );
+  meter.push(
+    sse({ choices: [{ index: 0, delta: { content: 'lo' } }] }, { choices: [{ index: 0, delta: { tool_calls: [{ index: 0 }] } }] }),
+  );
   meter.push(sse({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }, '[DONE]'));
   const into: TokenFields = {};
   meter.finish(into);

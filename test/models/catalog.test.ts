@@ -73,7 +73,10 @@ test('a bad user addition is a config error naming the entry and the field', () 
   assert.throws(
     () => loadCatalog({ userModels: [{ ...shipped, id: 'broken-model', kvHeads: 'eight' }] }),
     (err: unknown) =>
-      err instanceof ConfigError && err.message.includes('models[0] ("broken-model")') && err.message.includes('"kvHeads"') && Boolean(err.next),
+      err instanceof ConfigError &&
+      err.message.includes('models[0] ("broken-model")') &&
+      err.message.includes('"kvHeads"') &&
+      Boolean(err.next),
   );
   assert.throws(
     () => loadCatalog({ userModels: [{ ...shipped, id: 'no-repo', hfRepo: undefined }] }),
@@ -89,9 +92,15 @@ test('an unreadable or invalid catalog file is a config error naming the file', 
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-catalog-'));
   const file = join(dir, 'models.json');
   writeFileSync(file, JSON.stringify({ version: 1, models: [{ id: 'Bad Id' }] }));
-  assert.throws(() => loadCatalog({ file }), (err: unknown) => err instanceof ConfigError && err.message.includes(file) && err.message.includes('models.0.id'));
+  assert.throws(
+    () => loadCatalog({ file }),
+    (err: unknown) => err instanceof ConfigError && err.message.includes(file) && err.message.includes('models.0.id'),
+  );
   writeFileSync(file, '{ not json');
-  assert.throws(() => loadCatalog({ file }), (err: unknown) => err instanceof ConfigError && err.message.includes(file));
+  assert.throws(
+    () => loadCatalog({ file }),
+    (err: unknown) => err instanceof ConfigError && err.message.includes(file),
+  );
 });
 
 test('a model is found by id, served name or repo; an unknown one lists the ids', () => {
@@ -100,6 +109,10 @@ test('a model is found by id, served name or repo; an unknown one lists the ids'
   assert.equal(findModel(catalog, 'QWEN2.5-7B-INSTRUCT-AWQ').id, 'qwen2.5-7b-instruct-awq');
   assert.throws(
     () => findModel(catalog, 'gpt-5'),
-    (err: unknown) => err instanceof NotFoundError && err.message.includes('"gpt-5"') && err.details.join(' ').includes('qwen2.5-14b-instruct-awq') && Boolean(err.next),
+    (err: unknown) =>
+      err instanceof NotFoundError &&
+      err.message.includes('"gpt-5"') &&
+      err.details.join(' ').includes('qwen2.5-14b-instruct-awq') &&
+      Boolean(err.next),
   );
 });

@@ -20,7 +20,12 @@ const model = (id: string) => findModel(catalog, id);
 const rtx4090 = parseNvidiaSmiCsv(recorded('rtx4090-display'));
 const twoRtx3090 = parseNvidiaSmiCsv(recorded('two-gpus'));
 const a100 = parseNvidiaSmiCsv(recorded('a100-80gb'));
-const card = (gib: number, extra: Partial<FitGpu> = {}): FitGpu => ({ name: `${gib} GiB card`, memoryTotalMiB: gib * 1024, memoryFreeMiB: null, ...extra });
+const card = (gib: number, extra: Partial<FitGpu> = {}): FitGpu => ({
+  name: `${gib} GiB card`,
+  memoryTotalMiB: gib * 1024,
+  memoryFreeMiB: null,
+  ...extra,
+});
 
 test('Qwen2.5-32B-AWQ on a 24 GB card is tight: 8k context with a few sequences', () => {
   for (const gpus of [rtx4090, [card(24)]]) {
@@ -64,7 +69,10 @@ test('asking for more context than fits says what it needs, what is usable and w
   assert.equal(fit.verdict, 'no');
   assert.equal(fit.maxModelLen, null);
   assert.ok(fit.requiredBytes > fit.usableBytes);
-  assert.match(fit.reason, /^needs \d+\.\d GiB at 32k context; \d+\.\d GiB usable on GPU 0 \(NVIDIA GeForce RTX 4090\)\. Fits at 8k with \d sequences$/);
+  assert.match(
+    fit.reason,
+    /^needs \d+\.\d GiB at 32k context; \d+\.\d GiB usable on GPU 0 \(NVIDIA GeForce RTX 4090\)\. Fits at 8k with \d sequences$/,
+  );
 });
 
 test('a context beyond the model maximum is refused with the maximum', () => {
@@ -171,5 +179,8 @@ test('a model that runs on no single GPU nor split across them keeps the one-GPU
   const fit = estimateFit(model('qwen2.5-32b-instruct-awq'), small);
   assert.equal(fit.verdict, 'no');
   assert.equal(fit.tensorParallel, 1);
-  assert.match(fit.reason, /^weights \(18\.0 GiB\) and runtime \(1\.5 GiB\) alone need 19\.5 GiB; 7\.2 GiB usable on GPU 0 .*; split across up to 2 GPUs \(tensor parallel\) it does not run either$/);
+  assert.match(
+    fit.reason,
+    /^weights \(18\.0 GiB\) and runtime \(1\.5 GiB\) alone need 19\.5 GiB; 7\.2 GiB usable on GPU 0 .*; split across up to 2 GPUs \(tensor parallel\) it does not run either$/,
+  );
 });

@@ -17,10 +17,46 @@ const catalog = loadCatalog();
 
 const QWEN_GGUF = [
   // id, repo, file, bytes, layers, KV heads, head dim, licence
-  ['qwen2.5-0.5b-instruct-q4_k_m', 'bartowski/Qwen2.5-0.5B-Instruct-GGUF', 'Qwen2.5-0.5B-Instruct-Q4_K_M.gguf', 397808192, 24, 2, 64, 'Apache-2.0'],
-  ['qwen2.5-1.5b-instruct-q4_k_m', 'bartowski/Qwen2.5-1.5B-Instruct-GGUF', 'Qwen2.5-1.5B-Instruct-Q4_K_M.gguf', 986048768, 28, 2, 128, 'Apache-2.0'],
-  ['qwen2.5-3b-instruct-q4_k_m', 'bartowski/Qwen2.5-3B-Instruct-GGUF', 'Qwen2.5-3B-Instruct-Q4_K_M.gguf', 1929903264, 36, 2, 128, 'Qwen Research License'],
-  ['qwen2.5-7b-instruct-q4_k_m', 'bartowski/Qwen2.5-7B-Instruct-GGUF', 'Qwen2.5-7B-Instruct-Q4_K_M.gguf', 4683074240, 28, 4, 128, 'Apache-2.0'],
+  [
+    'qwen2.5-0.5b-instruct-q4_k_m',
+    'bartowski/Qwen2.5-0.5B-Instruct-GGUF',
+    'Qwen2.5-0.5B-Instruct-Q4_K_M.gguf',
+    397808192,
+    24,
+    2,
+    64,
+    'Apache-2.0',
+  ],
+  [
+    'qwen2.5-1.5b-instruct-q4_k_m',
+    'bartowski/Qwen2.5-1.5B-Instruct-GGUF',
+    'Qwen2.5-1.5B-Instruct-Q4_K_M.gguf',
+    986048768,
+    28,
+    2,
+    128,
+    'Apache-2.0',
+  ],
+  [
+    'qwen2.5-3b-instruct-q4_k_m',
+    'bartowski/Qwen2.5-3B-Instruct-GGUF',
+    'Qwen2.5-3B-Instruct-Q4_K_M.gguf',
+    1929903264,
+    36,
+    2,
+    128,
+    'Qwen Research License',
+  ],
+  [
+    'qwen2.5-7b-instruct-q4_k_m',
+    'bartowski/Qwen2.5-7B-Instruct-GGUF',
+    'Qwen2.5-7B-Instruct-Q4_K_M.gguf',
+    4683074240,
+    28,
+    4,
+    128,
+    'Apache-2.0',
+  ],
 ] as const;
 
 test('the catalog holds the four Qwen2.5 Instruct Q4_K_M GGUFs for the cpu engine, each with its file, size, sha256 and sources', () => {
@@ -55,7 +91,10 @@ test('with 4 GiB available the 0.5B and 1.5B fit at their full context, the 3B a
   assert.equal(Math.ceil(397_808_192 * 1.1 + RUNTIME_BYTES + 384 * MiB), 1_008_014_356);
   const half = fit('qwen2.5-0.5b-instruct-q4_k_m');
   assert.deepEqual([half.verdict, half.maxModelLen, half.maxNumSeqs], ['fits', 32768, 1]);
-  assert.match(half.reason, /^needs 961 MiB \(weights 379 MiB \+ KV cache 384 MiB for 32768 tokens x 1 sequence\(s\) \+ runtime\) of 4\.0 GiB available RAM$/);
+  assert.match(
+    half.reason,
+    /^needs 961 MiB \(weights 379 MiB \+ KV cache 384 MiB for 32768 tokens x 1 sequence\(s\) \+ runtime\) of 4\.0 GiB available RAM$/,
+  );
 
   // 1.5B: 28 x 2 x 128 x 2 x 2 = 28 KiB per token, 896 MiB at 32k; about 2.0 GiB in all.
   const oneAndHalf = fit('qwen2.5-1.5b-instruct-q4_k_m');
@@ -80,10 +119,16 @@ test('with 4 GiB available the 0.5B and 1.5B fit at their full context, the 3B a
 });
 
 test('cs-llm models --engine cpu --ram 4GiB shows every GGUF model with its verdict and reason', async () => {
-  const env = { CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-gguf-cat-')), CS_LLM_GGUF_DIR: mkdtempSync(join(tmpdir(), 'cs-llm-gguf-dir-')) };
+  const env = {
+    CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-gguf-cat-')),
+    CS_LLM_GGUF_DIR: mkdtempSync(join(tmpdir(), 'cs-llm-gguf-dir-')),
+  };
   const run = await runCli(['models', '--engine', 'cpu', '--ram', '4GiB', '--json'], { env });
   assert.equal(run.exitCode, 0, String(run.stderr));
-  const body = JSON.parse(String(run.stdout)) as { models: Array<{ id: string; verdict: string; maxModelLen: number | null; reason: string; file: string | null }>; recommended: string | null };
+  const body = JSON.parse(String(run.stdout)) as {
+    models: Array<{ id: string; verdict: string; maxModelLen: number | null; reason: string; file: string | null }>;
+    recommended: string | null;
+  };
   const byId = new Map(body.models.map((m) => [m.id, m]));
   assert.deepEqual(
     body.models.map((m) => m.id),
@@ -104,9 +149,15 @@ test('cs-llm models --engine cpu --ram 4GiB shows every GGUF model with its verd
   assert.equal(plain.exitCode, 0, String(plain.stderr));
   const out = String(plain.stdout);
   assert.match(out, /^planning for: 4\.0 GiB of available RAM \(--ram/m);
-  assert.match(out, /^qwen2\.5-7b-instruct-q4_k_m\s+4\.4 GiB\s+no\s+-\s+-\s+5\.0 GiB\s+missing \(Qwen2\.5-7B-Instruct-Q4_K_M\.gguf\)\s+does not fit: /m);
+  assert.match(
+    out,
+    /^qwen2\.5-7b-instruct-q4_k_m\s+4\.4 GiB\s+no\s+-\s+-\s+5\.0 GiB\s+missing \(Qwen2\.5-7B-Instruct-Q4_K_M\.gguf\)\s+does not fit: /m,
+  );
   assert.match(out, /^qwen2\.5-0\.5b-instruct-q4_k_m\s+379\.4 MiB\s+fits\s+32k\s+1\s+/m);
-  assert.match(out, /^missing files: cs-llm models pull <id> downloads one and checks it, e\.g\. cs-llm models pull qwen2\.5-0\.5b-instruct-q4_k_m$/m);
+  assert.match(
+    out,
+    /^missing files: cs-llm models pull <id> downloads one and checks it, e\.g\. cs-llm models pull qwen2\.5-0\.5b-instruct-q4_k_m$/m,
+  );
   assert.match(out, /^recommended: qwen2\.5-3b-instruct-q4_k_m \(the largest that fits with room; licence: Qwen Research License\)$/m);
 });
 

@@ -10,7 +10,15 @@ const home = () => mkdtempSync(join(tmpdir(), 'cs-llm-models-cli-'));
 const NO_GPU_ENV = () => ({ CS_LLM_HOME: home(), PATH: '/nonexistent-cs-llm-bin' });
 
 interface ModelsJson {
-  models: Array<{ id: string; verdict: string; maxModelLen: number | null; maxNumSeqs: number | null; requiredBytes: number; usableBytes: number; reason: string }>;
+  models: Array<{
+    id: string;
+    verdict: string;
+    maxModelLen: number | null;
+    maxNumSeqs: number | null;
+    requiredBytes: number;
+    usableBytes: number;
+    reason: string;
+  }>;
   recommended: string | null;
 }
 
@@ -23,7 +31,8 @@ async function modelsJson(args: string[], env: Record<string, string>): Promise<
 test('models --json --vram 24GiB plans for a 24 GiB card: 32B tight, 14B recommended, exact fields', async () => {
   const out = await modelsJson(['--vram', '24GiB'], NO_GPU_ENV());
   assert.deepEqual(Object.keys(out), ['models', 'recommended']);
-  for (const m of out.models) assert.deepEqual(Object.keys(m), ['id', 'verdict', 'maxModelLen', 'maxNumSeqs', 'requiredBytes', 'usableBytes', 'reason']);
+  for (const m of out.models)
+    assert.deepEqual(Object.keys(m), ['id', 'verdict', 'maxModelLen', 'maxNumSeqs', 'requiredBytes', 'usableBytes', 'reason']);
   const byId = new Map(out.models.map((m) => [m.id, m]));
   assert.equal(byId.get('qwen2.5-32b-instruct-awq')!.verdict, 'tight');
   assert.equal(byId.get('qwen2.5-32b-instruct-awq')!.maxModelLen, 8192);
@@ -103,7 +112,9 @@ test('a --vram that is not a size, or a GPU that is not there, is a usage error 
   assert.equal(vram.exitCode, 2);
   assert.match(String(vram.stderr), /--vram "lots" is not a memory size/);
   assert.match(String(vram.stderr), /next: Write it like 24GiB/);
-  const gpus = await runCli(['models', '--gpus', '3'], { env: { CS_LLM_HOME: home(), PATH: `${scenarioDir('two-gpus')}:${process.env.PATH}` } });
+  const gpus = await runCli(['models', '--gpus', '3'], {
+    env: { CS_LLM_HOME: home(), PATH: `${scenarioDir('two-gpus')}:${process.env.PATH}` },
+  });
   assert.equal(gpus.exitCode, 2);
   assert.match(String(gpus.stderr), /there is no GPU "3"/);
   assert.ok(!String(gpus.stderr).includes('    at '), 'no stack trace');
@@ -152,6 +163,12 @@ test('models in a narrow terminal keeps model ids whole, drops minor columns and
   const header = lines.find((l) => l.startsWith('MODEL'));
   assert.ok(header, String(result.stdout));
   assert.match(header, /^MODEL\s+VERDICT\s+CONTEXT\s+SEQS$/);
-  assert.ok(lines.some((l) => l.startsWith('llama-3.1-8b-instruct-awq-int4 ')), 'the longest id is not cut');
-  assert.ok(lines.some((l) => l.includes('\u001b[33mtight\u001b[0m')), 'tight is painted yellow');
+  assert.ok(
+    lines.some((l) => l.startsWith('llama-3.1-8b-instruct-awq-int4 ')),
+    'the longest id is not cut',
+  );
+  assert.ok(
+    lines.some((l) => l.includes('\u001b[33mtight\u001b[0m')),
+    'tight is painted yellow',
+  );
 });

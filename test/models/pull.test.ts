@@ -77,7 +77,11 @@ async function startHub(t: TestContext): Promise<Hub> {
         return;
       }
       const slice = body.subarray(start);
-      res.writeHead(206, { 'content-length': slice.length, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'accept-ranges': 'bytes' });
+      res.writeHead(206, {
+        'content-length': slice.length,
+        'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
+        'accept-ranges': 'bytes',
+      });
       res.end(slice);
       record(req, 206, slice.length);
       return;
@@ -104,7 +108,9 @@ async function startHub(t: TestContext): Promise<Hub> {
       return;
     }
     // As Hugging Face answers a file that is not in the repository.
-    res.writeHead(404, { 'content-type': 'text/plain', 'x-error-code': 'EntryNotFound', 'x-error-message': 'Entry not found' }).end('Entry not found');
+    res
+      .writeHead(404, { 'content-type': 'text/plain', 'x-error-code': 'EntryNotFound', 'x-error-message': 'Entry not found' })
+      .end('Entry not found');
     record(req, 404);
   });
   const endpoint = await listen(hub);
@@ -125,26 +131,36 @@ function home(config: Record<string, unknown> = {}): { env: Record<string, strin
 
 const sha256Of = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-test('models pull downloads the file through the hub redirect, checks size and sha256, and leaves no part file', { timeout: 120_000 }, async (t) => {
-  const hub = await startHub(t);
-  const { env, dir } = home();
-  const run = await runCli(['models', 'pull', 'test-tiny-gguf'], { env: { ...env, HF_ENDPOINT: hub.endpoint, HF_TOKEN: 'hf_secret' } });
-  assert.equal(run.exitCode, 0, String(run.stderr));
-  const path = join(dir, FILE);
-  assert.equal(sha256Of(path), SHA);
-  assert.equal(existsSync(`${path}.part`), false);
-  assert.equal(existsSync(`${path}.part.lock`), false);
-  const stdout = String(run.stdout).trim().split('\n');
-  assert.match(stdout[0]!, new RegExp(`^downloaded: ${path.replace(/[.]/g, '\\.')} \\(7\\.3 MiB; size and sha256 match the catalog\\)$`));
-  assert.equal(stdout[1], 'next: cs-llm up --engine cpu --model test-tiny-gguf');
-  // Without a terminal: the URL, then plain percent lines, 100% last.
-  const stderr = String(run.stderr).trim().split('\n');
-  assert.equal(stderr[0], `downloading ${hub.endpoint}/${REPO}/resolve/main/${FILE} to ${path}`);
-  assert.ok(stderr.includes('downloaded 100% (7.3 MiB of 7.3 MiB)'), String(run.stderr));
-  assert.ok(stderr.filter((l) => /^downloaded \d+% /.test(l)).length <= 11);
-  // The token went to the hub, not to the storage it redirects to.
-  assert.deepEqual(hub.seen.map((s) => [s.status, s.range, s.authorization]), [[302, undefined, 'Bearer hf_secret'], [200, undefined, undefined]]);
-});
+test(
+  'models pull downloads the file through the hub redirect, checks size and sha256, and leaves no part file',
+  { timeout: 120_000 },
+  async (t) => {
+    const hub = await startHub(t);
+    const { env, dir } = home();
+    const run = await runCli(['models', 'pull', 'test-tiny-gguf'], { env: { ...env, HF_ENDPOINT: hub.endpoint, HF_TOKEN: 'hf_secret' } });
+    assert.equal(run.exitCode, 0, String(run.stderr));
+    const path = join(dir, FILE);
+    assert.equal(sha256Of(path), SHA);
+    assert.equal(existsSync(`${path}.part`), false);
+    assert.equal(existsSync(`${path}.part.lock`), false);
+    const stdout = String(run.stdout).trim().split('\n');
+    assert.match(stdout[0]!, new RegExp(`^downloaded: ${path.replace(/[.]/g, '\\.')} \\(7\\.3 MiB; size and sha256 match the catalog\\)$`));
+    assert.equal(stdout[1], 'next: cs-llm up --engine cpu --model test-tiny-gguf');
+    // Without a terminal: the URL, then plain percent lines, 100% last.
+    const stderr = String(run.stderr).trim().split('\n');
+    assert.equal(stderr[0], `downloading ${hub.endpoint}/${REPO}/resolve/main/${FILE} to ${path}`);
+    assert.ok(stderr.includes('downloaded 100% (7.3 MiB of 7.3 MiB)'), String(run.stderr));
+    assert.ok(stderr.filter((l) => /^downloaded \d+% /.test(l)).length <= 11);
+    // The token went to the hub, not to the storage it redirects to.
+    assert.deepEqual(
+      hub.seen.map((s) => [s.status, s.range, s.authorization]),
+      [
+        [302, undefined, 'Bearer hf_secret'],
+        [200, undefined, undefined],
+      ],
+    );
+  },
+);
 
 test('models pull --json prints one JSON line as the result and NDJSON progress on stderr', { timeout: 120_000 }, async (t) => {
   const hub = await startHub(t);
@@ -156,10 +172,19 @@ test('models pull --json prints one JSON line as the result and NDJSON progress 
   assert.equal(lines.length, 1);
   const result = JSON.parse(lines[0]!) as Record<string, unknown>;
   assert.deepEqual(result, {
-    status: 'downloaded', id: 'test-tiny-gguf', path: join(dir, FILE), url: `${hub.endpoint}/${REPO}/resolve/main/${FILE}`,
-    sizeBytes: BYTES.length, sha256: SHA, resumedFrom: 0, downloadedBytes: BYTES.length,
+    status: 'downloaded',
+    id: 'test-tiny-gguf',
+    path: join(dir, FILE),
+    url: `${hub.endpoint}/${REPO}/resolve/main/${FILE}`,
+    sizeBytes: BYTES.length,
+    sha256: SHA,
+    resumedFrom: 0,
+    downloadedBytes: BYTES.length,
   });
-  const progress = String(run.stderr).trim().split('\n').map((l) => JSON.parse(l) as { type: string; event: { type: string; doneBytes?: number } });
+  const progress = String(run.stderr)
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; event: { type: string; doneBytes?: number } });
   assert.ok(progress.every((p) => p.type === 'progress'));
   assert.equal(progress.at(-2)?.event.doneBytes, BYTES.length);
   assert.equal(progress.at(-1)?.event.type, 'verifying');
@@ -185,7 +210,13 @@ test('a download that broke off is continued from its part file with a Range req
   assert.equal(result.resumedFrom, partSize);
   assert.equal(result.downloadedBytes, BYTES.length - partSize);
   const cdn = hub.seen.filter((s) => s.path.startsWith('/blobs/'));
-  assert.deepEqual(cdn.map((s) => [s.status, s.range]), [[200, undefined], [206, `bytes=${partSize}-`]]);
+  assert.deepEqual(
+    cdn.map((s) => [s.status, s.range]),
+    [
+      [200, undefined],
+      [206, `bytes=${partSize}-`],
+    ],
+  );
   assert.equal(cdn[1]!.bytesSent, BYTES.length - partSize, 'only the rest was sent');
   assert.equal(sha256Of(path), SHA);
   assert.equal(existsSync(`${path}.part`), false);
@@ -205,17 +236,21 @@ test('a server that ignores Range sends the whole file and the part starts over'
   assert.equal(sha256Of(join(dir, FILE)), SHA);
 });
 
-test('a server that closes the connection after each body is read to the end (the undici crash of nodejs/undici#5360 does not apply)', { timeout: 120_000 }, async (t) => {
-  const hub = await startHub(t);
-  hub.setMode('close');
-  const { dir } = home();
-  for (let i = 0; i < 5; i++) {
-    const result = await pullGguf({ model: ENTRY, dir, endpoint: hub.endpoint });
-    assert.equal(result.status, 'downloaded');
-    assert.equal(sha256Of(join(dir, FILE)), SHA);
-    rmSync(join(dir, FILE));
-  }
-});
+test(
+  'a server that closes the connection after each body is read to the end (the undici crash of nodejs/undici#5360 does not apply)',
+  { timeout: 120_000 },
+  async (t) => {
+    const hub = await startHub(t);
+    hub.setMode('close');
+    const { dir } = home();
+    for (let i = 0; i < 5; i++) {
+      const result = await pullGguf({ model: ENTRY, dir, endpoint: hub.endpoint });
+      assert.equal(result.status, 'downloaded');
+      assert.equal(sha256Of(join(dir, FILE)), SHA);
+      rmSync(join(dir, FILE));
+    }
+  },
+);
 
 test('a corrupt body is rejected: the part file is removed and the error says so', { timeout: 120_000 }, async (t) => {
   const hub = await startHub(t);
@@ -223,39 +258,53 @@ test('a corrupt body is rejected: the part file is removed and the error says so
   const { env, dir } = home();
   const run = await runCli(['models', 'pull', 'test-tiny-gguf'], { env: { ...env, HF_ENDPOINT: hub.endpoint } });
   assert.equal(run.exitCode, 4);
-  assert.match(String(run.stderr), new RegExp(`^error: test-tiny\\.gguf has sha256 [0-9a-f]{64}, the catalog says ${SHA} \\(a damaged or different file\\); the part file .*test-tiny\\.gguf\\.part was removed$`, 'm'));
+  assert.match(
+    String(run.stderr),
+    new RegExp(
+      `^error: test-tiny\\.gguf has sha256 [0-9a-f]{64}, the catalog says ${SHA} \\(a damaged or different file\\); the part file .*test-tiny\\.gguf\\.part was removed$`,
+      'm',
+    ),
+  );
   assert.match(String(run.stderr), /^next: Run cs-llm models pull test-tiny-gguf again to download from the start/m);
   assert.doesNotMatch(String(run.stderr), /\n\s+at /);
   assert.equal(existsSync(join(dir, FILE)), false);
   assert.equal(existsSync(join(dir, `${FILE}.part`)), false);
 });
 
-test('a file that is already there and valid is not downloaded again; one that is not the catalog\'s is not overwritten', { timeout: 120_000 }, async (t) => {
-  const hub = await startHub(t);
-  const { env, dir } = home();
-  const e = { ...env, HF_ENDPOINT: hub.endpoint };
-  assert.equal((await runCli(['models', 'pull', 'test-tiny-gguf'], { env: e })).exitCode, 0);
-  const before = hub.seen.length;
-  const again = await runCli(['models', 'pull', 'test-tiny-gguf'], { env: e });
-  assert.equal(again.exitCode, 0, String(again.stderr));
-  assert.match(String(again.stdout), /^already there: .*test-tiny\.gguf \(7\.3 MiB, size and sha256 match the catalog\); nothing downloaded$/m);
-  assert.equal(hub.seen.length, before, 'no request made');
+test(
+  "a file that is already there and valid is not downloaded again; one that is not the catalog's is not overwritten",
+  { timeout: 120_000 },
+  async (t) => {
+    const hub = await startHub(t);
+    const { env, dir } = home();
+    const e = { ...env, HF_ENDPOINT: hub.endpoint };
+    assert.equal((await runCli(['models', 'pull', 'test-tiny-gguf'], { env: e })).exitCode, 0);
+    const before = hub.seen.length;
+    const again = await runCli(['models', 'pull', 'test-tiny-gguf'], { env: e });
+    assert.equal(again.exitCode, 0, String(again.stderr));
+    assert.match(
+      String(again.stdout),
+      /^already there: .*test-tiny\.gguf \(7\.3 MiB, size and sha256 match the catalog\); nothing downloaded$/m,
+    );
+    assert.equal(hub.seen.length, before, 'no request made');
 
-  // The shipped tiny model counts as present where it ships; an entry with no source that is not here is refused.
-  const shipped = await pullGguf({ model: tiny, dir: join(dir, 'elsewhere'), endpoint: hub.endpoint, alsoLookIn: [SHIPPED_MODELS_DIR] });
-  assert.deepEqual([shipped.status, shipped.path, shipped.url], ['present', join(SHIPPED_MODELS_DIR, 'tiny-memory.gguf'), null]);
-  await assert.rejects(
-    pullGguf({ model: { ...tiny, gguf: { file: 'elsewhere.gguf', sha256: SHA } }, dir, endpoint: hub.endpoint }),
-    (err: unknown) => err instanceof UsageError && /not where to download it from/.test(err.message) && /gguf\.hfRepo/.test(err.next ?? ''),
-  );
+    // The shipped tiny model counts as present where it ships; an entry with no source that is not here is refused.
+    const shipped = await pullGguf({ model: tiny, dir: join(dir, 'elsewhere'), endpoint: hub.endpoint, alsoLookIn: [SHIPPED_MODELS_DIR] });
+    assert.deepEqual([shipped.status, shipped.path, shipped.url], ['present', join(SHIPPED_MODELS_DIR, 'tiny-memory.gguf'), null]);
+    await assert.rejects(
+      pullGguf({ model: { ...tiny, gguf: { file: 'elsewhere.gguf', sha256: SHA } }, dir, endpoint: hub.endpoint }),
+      (err: unknown) =>
+        err instanceof UsageError && /not where to download it from/.test(err.message) && /gguf\.hfRepo/.test(err.next ?? ''),
+    );
 
-  writeFileSync(join(dir, FILE), 'GGUF but not the right bytes');
-  const wrong = await runCli(['models', 'pull', 'test-tiny-gguf'], { env: e });
-  assert.equal(wrong.exitCode, 8);
-  assert.match(String(wrong.stderr), /is already there but is not the catalog's file \(28 bytes, expected 7644288\)/);
-  assert.match(String(wrong.stderr), /^next: Move it away or remove it/m);
-  assert.equal(readFileSync(join(dir, FILE), 'utf8'), 'GGUF but not the right bytes');
-});
+    writeFileSync(join(dir, FILE), 'GGUF but not the right bytes');
+    const wrong = await runCli(['models', 'pull', 'test-tiny-gguf'], { env: e });
+    assert.equal(wrong.exitCode, 8);
+    assert.match(String(wrong.stderr), /is already there but is not the catalog's file \(28 bytes, expected 7644288\)/);
+    assert.match(String(wrong.stderr), /^next: Move it away or remove it/m);
+    assert.equal(readFileSync(join(dir, FILE), 'utf8'), 'GGUF but not the right bytes');
+  },
+);
 
 test('a 404 from the hub is a clear error with the next step', { timeout: 120_000 }, async (t) => {
   const hub = await startHub(t);
@@ -263,8 +312,17 @@ test('a 404 from the hub is a clear error with the next step', { timeout: 120_00
   const run = await runCli(['models', 'pull', 'test-not-on-hub'], { env: { ...env, HF_ENDPOINT: hub.endpoint } });
   assert.equal(run.exitCode, 9);
   const stderr = String(run.stderr);
-  assert.match(stderr, new RegExp(`^error: ${hub.endpoint}/${REPO}/resolve/main/not-there\\.gguf answered 404 Not Found \\(EntryNotFound: Entry not found\\): ${REPO} has no file not-there\\.gguf there$`, 'm'));
-  assert.match(stderr, new RegExp(`^next: Check the endpoint \\(${hub.endpoint}\\) serves Hugging Face paths .* put it into ${dir}/\\.$`, 'm'));
+  assert.match(
+    stderr,
+    new RegExp(
+      `^error: ${hub.endpoint}/${REPO}/resolve/main/not-there\\.gguf answered 404 Not Found \\(EntryNotFound: Entry not found\\): ${REPO} has no file not-there\\.gguf there$`,
+      'm',
+    ),
+  );
+  assert.match(
+    stderr,
+    new RegExp(`^next: Check the endpoint \\(${hub.endpoint}\\) serves Hugging Face paths .* put it into ${dir}/\\.$`, 'm'),
+  );
   assert.match(stderr, new RegExp(`sha256 ${SHA}`));
   assert.equal(existsSync(join(dir, 'not-there.gguf.part')), false);
 });
@@ -285,21 +343,31 @@ test('pull refuses when the disk is short, before any request', { timeout: 60_00
   const { dir } = home();
   await assert.rejects(
     pullGguf({ model: ENTRY, dir, endpoint: hub.endpoint, freeDisk: async (at) => ({ at, freeBytes: 10 * 1024 ** 2 }) }),
-    (err: unknown) => err instanceof EnvironmentError && /^not enough free disk for test-tiny\.gguf: 7\.3 MiB, 7644288 bytes still to download/.test(err.message) && /CS_LLM_GGUF_DIR/.test(err.next ?? ''),
+    (err: unknown) =>
+      err instanceof EnvironmentError &&
+      /^not enough free disk for test-tiny\.gguf: 7\.3 MiB, 7644288 bytes still to download/.test(err.message) &&
+      /CS_LLM_GGUF_DIR/.test(err.next ?? ''),
   );
   assert.deepEqual(hub.seen, []);
 });
 
-test('a second pull of the same file while one runs is refused; a lock left by a dead pull is taken over', { timeout: 60_000 }, async (t) => {
-  const hub = await startHub(t);
-  const { dir } = home();
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${FILE}.part.lock`), String(process.pid));
-  await assert.rejects(pullGguf({ model: ENTRY, dir, endpoint: hub.endpoint }), (err: unknown) => err instanceof ConflictError && /another cs-llm models pull \(pid \d+\)/.test(err.message));
-  // A pid that cannot be running (above Linux's pid_max).
-  writeFileSync(join(dir, `${FILE}.part.lock`), '99999999');
-  assert.equal((await pullGguf({ model: ENTRY, dir, endpoint: hub.endpoint })).status, 'downloaded');
-});
+test(
+  'a second pull of the same file while one runs is refused; a lock left by a dead pull is taken over',
+  { timeout: 60_000 },
+  async (t) => {
+    const hub = await startHub(t);
+    const { dir } = home();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${FILE}.part.lock`), String(process.pid));
+    await assert.rejects(
+      pullGguf({ model: ENTRY, dir, endpoint: hub.endpoint }),
+      (err: unknown) => err instanceof ConflictError && /another cs-llm models pull \(pid \d+\)/.test(err.message),
+    );
+    // A pid that cannot be running (above Linux's pid_max).
+    writeFileSync(join(dir, `${FILE}.part.lock`), '99999999');
+    assert.equal((await pullGguf({ model: ENTRY, dir, endpoint: hub.endpoint })).status, 'downloaded');
+  },
+);
 
 test('a missing catalog GGUF makes up name the URL, the folder, the size, the sha256 and the pull command', () => {
   const catalog = loadCatalog();
@@ -316,44 +384,78 @@ test('a missing catalog GGUF makes up name the URL, the folder, the size, the sh
           `or on a machine without that access put the file from that URL in ${dir}/ yourself; or pass --model /path/to/model.gguf.`,
   );
   // A mirror from HF_ENDPOINT, or from the config (which wins), changes the URL.
-  assert.throws(() => chooseCpuModel(catalog, model.id, { CS_LLM_GGUF_DIR: dir, HF_ENDPOINT: 'https://mirror.example/hf/' }), (err: unknown) => err instanceof UsageError && (err.next ?? '').includes('downloads https://mirror.example/hf/bartowski/'));
-  assert.throws(() => chooseCpuModel(catalog, model.id, { CS_LLM_GGUF_DIR: dir, HF_ENDPOINT: 'https://mirror.example' }, 'https://internal.example'), (err: unknown) => err instanceof UsageError && (err.next ?? '').includes('downloads https://internal.example/bartowski/'));
+  assert.throws(
+    () => chooseCpuModel(catalog, model.id, { CS_LLM_GGUF_DIR: dir, HF_ENDPOINT: 'https://mirror.example/hf/' }),
+    (err: unknown) => err instanceof UsageError && (err.next ?? '').includes('downloads https://mirror.example/hf/bartowski/'),
+  );
+  assert.throws(
+    () => chooseCpuModel(catalog, model.id, { CS_LLM_GGUF_DIR: dir, HF_ENDPOINT: 'https://mirror.example' }, 'https://internal.example'),
+    (err: unknown) => err instanceof UsageError && (err.next ?? '').includes('downloads https://internal.example/bartowski/'),
+  );
 });
 
-test('cs-llm up --engine cpu with a catalog GGUF not downloaded refuses before anything starts, naming the mirror from the config', { timeout: 120_000 }, async () => {
-  const { env, dir } = home({ engine: { hfEndpoint: 'http://127.0.0.1:9/hf-mirror' } });
-  const run = await runCli(['up', '--engine', 'cpu', '--model', 'qwen2.5-0.5b-instruct-q4_k_m', '--detach', '--no-daemon'], { env });
-  assert.equal(run.exitCode, 2, String(run.stderr));
-  const stderr = String(run.stderr);
-  assert.match(stderr, new RegExp(`^error: model file not found: ${dir}/Qwen2\\.5-0\\.5B-Instruct-Q4_K_M\\.gguf`, 'm'));
-  assert.match(stderr, /^next: Run cs-llm models pull qwen2\.5-0\.5b-instruct-q4_k_m \(it downloads http:\/\/127\.0\.0\.1:9\/hf-mirror\/bartowski\/Qwen2\.5-0\.5B-Instruct-GGUF\/resolve\/main\/Qwen2\.5-0\.5B-Instruct-Q4_K_M\.gguf \(379\.4 MiB, 397808192 bytes, sha256 6eb923e7/m);
-});
+test(
+  'cs-llm up --engine cpu with a catalog GGUF not downloaded refuses before anything starts, naming the mirror from the config',
+  { timeout: 120_000 },
+  async () => {
+    const { env, dir } = home({ engine: { hfEndpoint: 'http://127.0.0.1:9/hf-mirror' } });
+    const run = await runCli(['up', '--engine', 'cpu', '--model', 'qwen2.5-0.5b-instruct-q4_k_m', '--detach', '--no-daemon'], { env });
+    assert.equal(run.exitCode, 2, String(run.stderr));
+    const stderr = String(run.stderr);
+    assert.match(stderr, new RegExp(`^error: model file not found: ${dir}/Qwen2\\.5-0\\.5B-Instruct-Q4_K_M\\.gguf`, 'm'));
+    assert.match(
+      stderr,
+      /^next: Run cs-llm models pull qwen2\.5-0\.5b-instruct-q4_k_m \(it downloads http:\/\/127\.0\.0\.1:9\/hf-mirror\/bartowski\/Qwen2\.5-0\.5B-Instruct-GGUF\/resolve\/main\/Qwen2\.5-0\.5B-Instruct-Q4_K_M\.gguf \(379\.4 MiB, 397808192 bytes, sha256 6eb923e7/m,
+    );
+  },
+);
 
 test('the endpoint: config, then HF_ENDPOINT, then huggingface.co; not an http(s) URL is refused; an entry url wins', () => {
   assert.deepEqual(resolveHfEndpoint(undefined, {}), { endpoint: DEFAULT_HF_ENDPOINT, from: 'default' });
-  assert.deepEqual(resolveHfEndpoint(undefined, { HF_ENDPOINT: 'http://127.0.0.1:8081/' }), { endpoint: 'http://127.0.0.1:8081', from: 'HF_ENDPOINT' });
+  assert.deepEqual(resolveHfEndpoint(undefined, { HF_ENDPOINT: 'http://127.0.0.1:8081/' }), {
+    endpoint: 'http://127.0.0.1:8081',
+    from: 'HF_ENDPOINT',
+  });
   assert.equal(resolveHfEndpoint('https://a.example', { HF_ENDPOINT: 'https://b.example' }).endpoint, 'https://a.example');
-  assert.throws(() => resolveHfEndpoint(undefined, { HF_ENDPOINT: 'hf-mirror.com' }), (err: unknown) => err instanceof UsageError && /HF_ENDPOINT "hf-mirror\.com" is not an http\(s\) URL/.test(err.message));
+  assert.throws(
+    () => resolveHfEndpoint(undefined, { HF_ENDPOINT: 'hf-mirror.com' }),
+    (err: unknown) => err instanceof UsageError && /HF_ENDPOINT "hf-mirror\.com" is not an http\(s\) URL/.test(err.message),
+  );
   assert.equal(ggufDownloadUrl({ file: 'a b.gguf', hfRepo: 'o/n' }, 'https://h'), 'https://h/o/n/resolve/main/a%20b.gguf');
-  assert.equal(ggufDownloadUrl({ file: 'a.gguf', hfRepo: 'o/n', url: 'https://files.example/a.gguf' }, 'https://h'), 'https://files.example/a.gguf');
+  assert.equal(
+    ggufDownloadUrl({ file: 'a.gguf', hfRepo: 'o/n', url: 'https://files.example/a.gguf' }, 'https://h'),
+    'https://files.example/a.gguf',
+  );
   assert.equal(ggufDownloadUrl({ file: 'a.gguf' }, 'https://h'), null);
 });
 
 test('progress: a line at each 10% without a terminal, a redrawn bar on one', () => {
-  assert.deepEqual([0, 9, 10, 55, 99, 100].map((n) => percentStep(n, 100)), [0, 0, 10, 50, 90, 100]);
+  assert.deepEqual(
+    [0, 9, 10, 55, 99, 100].map((n) => percentStep(n, 100)),
+    [0, 0, 10, 50, 90, 100],
+  );
   assert.equal(percentStep(5, null), null);
   const output = createOutput();
   const plain: string[] = [];
   const r = createPullRenderer(output, { json: false, tty: false, write: (s) => plain.push(s) });
   for (let done = 0; done <= 1000; done += 25) r.listener({ type: 'bytes', doneBytes: done, totalBytes: 1000 });
-  assert.deepEqual(plain.map((l) => l.replace(/ \(.*/, '').trim()), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100].map((p) => `downloaded ${p}%`));
+  assert.deepEqual(
+    plain.map((l) => l.replace(/ \(.*/, '').trim()),
+    [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100].map((p) => `downloaded ${p}%`),
+  );
   const tty: string[] = [];
   let clock = 0;
-  const bar = createPullRenderer({ ...output, columns: 100 }, { json: false, tty: true, write: (s) => tty.push(s), now: () => (clock += 200) });
+  const bar = createPullRenderer(
+    { ...output, columns: 100 },
+    { json: false, tty: true, write: (s) => tty.push(s), now: () => (clock += 200) },
+  );
   bar.listener({ type: 'bytes', doneBytes: 500, totalBytes: 1000 });
   bar.listener({ type: 'bytes', doneBytes: 1000, totalBytes: 1000 });
   bar.close();
   assert.ok(tty.includes('[############------------] 50% (500 B of 1000 B)'), JSON.stringify(tty));
-  assert.ok(tty.some((s) => s.startsWith('[########################] 100%')), JSON.stringify(tty));
+  assert.ok(
+    tty.some((s) => s.startsWith('[########################] 100%')),
+    JSON.stringify(tty),
+  );
   assert.equal(tty.filter((s) => s === '\r\u001b[2K').length, 2, 'each redraw and the close clear the line');
 });

@@ -18,7 +18,10 @@ test('ignore_eos parses as a boolean (null and absent are false); anything else 
     assert.ok(parsed.ok);
     return parsed.value.ignoreEos;
   };
-  assert.deepEqual([value({}), value({ ignore_eos: null }), value({ ignore_eos: false }), value({ ignore_eos: true })], [false, false, false, true]);
+  assert.deepEqual(
+    [value({}), value({ ignore_eos: null }), value({ ignore_eos: false }), value({ ignore_eos: true })],
+    [false, false, false, true],
+  );
   for (const bad of ['yes', 1, {}]) {
     const parsed = parse({ ignore_eos: bad });
     assert.ok(!parsed.ok);
@@ -42,18 +45,31 @@ test('continuedPast repeats a reply until max_tokens cuts it, even when the repl
 test('with ignore_eos the simulator answers exactly max_tokens tokens with length, streamed and not; stop strings still end it', async (t) => {
   const sim = await simFor(t, { servedModelNames: [MODEL] });
   const client = clientFor(sim);
-  const short = await client.chat.completions.create({ model: MODEL, messages, ignore_eos: false } as WithIgnoreEos<OpenAI.Chat.ChatCompletionCreateParamsNonStreaming>);
+  const short = await client.chat.completions.create({
+    model: MODEL,
+    messages,
+    ignore_eos: false,
+  } as WithIgnoreEos<OpenAI.Chat.ChatCompletionCreateParamsNonStreaming>);
   assert.equal(short.choices[0]!.finish_reason, 'stop');
   assert.ok(short.usage!.completion_tokens < 150);
 
-  const params: WithIgnoreEos<OpenAI.Chat.ChatCompletionCreateParamsNonStreaming> = { model: MODEL, messages, max_tokens: 150, ignore_eos: true };
+  const params: WithIgnoreEos<OpenAI.Chat.ChatCompletionCreateParamsNonStreaming> = {
+    model: MODEL,
+    messages,
+    max_tokens: 150,
+    ignore_eos: true,
+  };
   const long = await client.chat.completions.create(params);
   assert.equal(long.choices[0]!.finish_reason, 'length');
   assert.equal(long.usage?.completion_tokens, 150);
   const text = long.choices[0]!.message.content!;
   assert.ok(text.startsWith(`${short.choices[0]!.message.content!} `));
 
-  const streamParams: WithIgnoreEos<OpenAI.Chat.ChatCompletionCreateParamsStreaming> = { ...params, stream: true, stream_options: { include_usage: true } };
+  const streamParams: WithIgnoreEos<OpenAI.Chat.ChatCompletionCreateParamsStreaming> = {
+    ...params,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
   let streamed = '';
   let finish: string | null = null;
   let usage: OpenAI.CompletionUsage | undefined;
@@ -67,16 +83,29 @@ test('with ignore_eos the simulator answers exactly max_tokens tokens with lengt
   assert.equal(usage?.completion_tokens, 150);
 
   // A stop string that only the continuation contains (the second "Ada") cuts the reply before it.
-  const stopped = await client.chat.completions.create({ ...params, messages: [{ role: 'user', content: 'My name is Ada. What is my name?' }], stop: ['is Ada. Your'] } as typeof params);
+  const stopped = await client.chat.completions.create({
+    ...params,
+    messages: [{ role: 'user', content: 'My name is Ada. What is my name?' }],
+    stop: ['is Ada. Your'],
+  } as typeof params);
   assert.equal(stopped.choices[0]!.finish_reason, 'stop');
   assert.equal(stopped.choices[0]!.message.content, 'Your name ');
 
   // The legacy completions endpoint honours it too.
-  const completion = await client.completions.create({ model: MODEL, prompt: 'Once upon a time', max_tokens: 40, ignore_eos: true } as WithIgnoreEos<OpenAI.CompletionCreateParamsNonStreaming>);
+  const completion = await client.completions.create({
+    model: MODEL,
+    prompt: 'Once upon a time',
+    max_tokens: 40,
+    ignore_eos: true,
+  } as WithIgnoreEos<OpenAI.CompletionCreateParamsNonStreaming>);
   assert.equal(completion.choices[0]!.finish_reason, 'length');
   assert.equal(completion.usage?.completion_tokens, 40);
 
-  const bad = await fetch(`${sim.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages, ignore_eos: 'yes' }) });
+  const bad = await fetch(`${sim.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages, ignore_eos: 'yes' }),
+  });
   assert.equal(bad.status, 400);
   assert.deepEqual(((await bad.json()) as { error: { param: string } }).error.param, 'ignore_eos');
 });

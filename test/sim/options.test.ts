@@ -4,17 +4,26 @@ import { parseSimulatorArgs, resolveSimulatorOptions, SimOptionsError, simulator
 
 test('a vLLM command line is accepted: known flags are used and the rest are ignored with their values', () => {
   const { options, ignored } = parseSimulatorArgs([
-    '--model', 'Qwen/Qwen2.5-14B-Instruct-AWQ',
-    '--served-model-name', 'qwen14', 'qwen',
-    '--max-model-len', '16384',
-    '--gpu-memory-utilization', '0.90',
-    '--max-num-seqs', '16',
+    '--model',
+    'Qwen/Qwen2.5-14B-Instruct-AWQ',
+    '--served-model-name',
+    'qwen14',
+    'qwen',
+    '--max-model-len',
+    '16384',
+    '--gpu-memory-utilization',
+    '0.90',
+    '--max-num-seqs',
+    '16',
     '--enable-auto-tool-choice',
-    '--tool-call-parser', 'hermes',
+    '--tool-call-parser',
+    'hermes',
     '--dtype=half',
     '--trust-remote-code',
-    '--host', '0.0.0.0',
-    '--port', '8000',
+    '--host',
+    '0.0.0.0',
+    '--port',
+    '8000',
   ]);
   assert.deepEqual(options, {
     model: 'Qwen/Qwen2.5-14B-Instruct-AWQ',
@@ -24,7 +33,13 @@ test('a vLLM command line is accepted: known flags are used and the rest are ign
     host: '0.0.0.0',
     port: 8000,
   });
-  assert.deepEqual(ignored, ['--gpu-memory-utilization', '--enable-auto-tool-choice', '--tool-call-parser', '--dtype', '--trust-remote-code']);
+  assert.deepEqual(ignored, [
+    '--gpu-memory-utilization',
+    '--enable-auto-tool-choice',
+    '--tool-call-parser',
+    '--dtype',
+    '--trust-remote-code',
+  ]);
 });
 
 test('the model can come as the positional argument of `vllm serve MODEL`', () => {
@@ -51,7 +66,10 @@ test('knobs come from SIM_* environment variables, and flags win over them', () 
 });
 
 test('a bad knob value is refused with the flag or variable named', () => {
-  assert.throws(() => parseSimulatorArgs(['--fail-500-rate', '1.5']), (err: Error) => err instanceof SimOptionsError && /--fail-500-rate must be a share between 0 and 1, got "1.5"/.test(err.message));
+  assert.throws(
+    () => parseSimulatorArgs(['--fail-500-rate', '1.5']),
+    (err: Error) => err instanceof SimOptionsError && /--fail-500-rate must be a share between 0 and 1, got "1.5"/.test(err.message),
+  );
   assert.throws(() => parseSimulatorArgs(['--port', 'eighty']), /--port must be a whole number/);
   assert.throws(() => parseSimulatorArgs([], { SIM_HANG_RATE: 'often' }), /SIM_HANG_RATE must be a share/);
   assert.throws(() => parseSimulatorArgs(['--seed']), /--seed needs a value/);

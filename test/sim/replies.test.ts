@@ -25,7 +25,12 @@ test('the default reply names the turn, quotes the last user message and carries
 });
 
 test('"what was my first message?" quotes the first user message of the history', () => {
-  const text = textOf([{ role: 'system', content: 'Be brief.' }, user('I like green tea.'), assistant('ok'), user('What was my first message?')]);
+  const text = textOf([
+    { role: 'system', content: 'Be brief.' },
+    user('I like green tea.'),
+    assistant('ok'),
+    user('What was my first message?'),
+  ]);
   assert.equal(text, 'Your first message was: "I like green tea.".');
   assert.match(textOf([user('what was my first message?')]), /This is your first message/);
 });
@@ -37,11 +42,17 @@ test('"what is my name?" uses "my name is X" from an earlier turn, or says it do
 });
 
 test('"how many messages" counts the user messages, this one included', () => {
-  assert.match(textOf([user('a'), assistant('b'), user('c'), assistant('d'), user('How many messages have I sent?')]), /You have sent 3 messages/);
+  assert.match(
+    textOf([user('a'), assistant('b'), user('c'), assistant('d'), user('How many messages have I sent?')]),
+    /You have sent 3 messages/,
+  );
 });
 
 test('the system prompt rule quotes the system message, and content arrays count as text', () => {
-  const text = textOf([{ role: 'system', content: [{ type: 'text', text: 'You are a shipping assistant.' }] }, user('What is your system prompt?')]);
+  const text = textOf([
+    { role: 'system', content: [{ type: 'text', text: 'You are a shipping assistant.' }] },
+    user('What is your system prompt?'),
+  ]);
   assert.equal(text, 'My system prompt is: "You are a shipping assistant.".');
 });
 
@@ -60,7 +71,10 @@ test('an order number in the last user message calls the order tool with the fir
 });
 
 test('an integer property gets a number, and without properties the argument is order_id', () => {
-  const numeric: ToolDefinition = { type: 'function', function: { name: 'logistics_lookup', parameters: { properties: { id: { type: 'integer' } } } } };
+  const numeric: ToolDefinition = {
+    type: 'function',
+    function: { name: 'logistics_lookup', parameters: { properties: { id: { type: 'integer' } } } },
+  };
   const bare: ToolDefinition = { type: 'function', function: { name: 'shipping_status' } };
   const call = (tool: ToolDefinition) => {
     const reply = decideChatReply({ messages: [user('order number: 12345 please')], tools: [tool] });
@@ -79,8 +93,15 @@ test('no tool call without an order number, without a matching tool, or with too
 });
 
 test('tool_choice naming a tool, or "required", forces a call', () => {
-  const weather: ToolDefinition = { type: 'function', function: { name: 'get_weather', parameters: { properties: { city: { type: 'string' } } } } };
-  const named = decideChatReply({ messages: [user('Hello')], tools: [trackOrder, weather], tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+  const weather: ToolDefinition = {
+    type: 'function',
+    function: { name: 'get_weather', parameters: { properties: { city: { type: 'string' } } } },
+  };
+  const named = decideChatReply({
+    messages: [user('Hello')],
+    tools: [trackOrder, weather],
+    tool_choice: { type: 'function', function: { name: 'get_weather' } },
+  });
   assert.equal(named.kind === 'tool_calls' && named.calls[0]!.name, 'get_weather');
   const required = decideChatReply({ messages: [user('Hello')], tools: [weather], tool_choice: 'required' });
   assert.equal(required.kind === 'tool_calls' && required.calls[0]!.arguments, '{}');
@@ -89,17 +110,24 @@ test('tool_choice naming a tool, or "required", forces a call', () => {
 test('after a tool message the reply quotes the fields of its JSON result and names the tool', () => {
   const messages: ChatMessage[] = [
     user('Where is order 12345?'),
-    { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'track_order', arguments: '{"order_number":"12345"}' } }] },
+    {
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'track_order', arguments: '{"order_number":"12345"}' } }],
+    },
     { role: 'tool', tool_call_id: 'call_1', content: '{"order_id":"12345","status":"in_transit","eta":"2026-12-03"}' },
   ];
-  assert.equal(textOf(messages, { tools: [trackOrder] }), 'According to track_order, order_id is 12345, status is in_transit, eta is 2026-12-03.');
+  assert.equal(
+    textOf(messages, { tools: [trackOrder] }),
+    'According to track_order, order_id is 12345, status is in_transit, eta is 2026-12-03.',
+  );
   const plain = textOf([...messages.slice(0, 2), { role: 'tool', tool_call_id: 'call_1', content: 'delivered yesterday' }]);
   assert.equal(plain, 'According to track_order, the result is "delivered yesterday".');
 });
 
 test('prompt tokens count every message (one role token plus its text) and the tool definitions', () => {
   assert.equal(promptTokenCount([user('Hello, world!')]), 5);
-  assert.equal(promptTokenCount([{ role: 'system', content: 'Be brief.' }, user('Hi')]), (1 + 3) + (1 + 1));
+  assert.equal(promptTokenCount([{ role: 'system', content: 'Be brief.' }, user('Hi')]), 1 + 3 + (1 + 1));
   assert.ok(promptTokenCount([user('Hi')], [trackOrder]) > promptTokenCount([user('Hi')]));
 });
 

@@ -7,7 +7,9 @@ const ask = { model: 'cs-llm-sim', messages: [{ role: 'user' as const, content: 
 
 test('a 429 fault answers with Retry-After: 1 and an error body the client understands', async (t) => {
   const sim = await simFor(t, { fail429Rate: 1 });
-  const err = await clientFor(sim).chat.completions.create(ask).catch((e: unknown) => e);
+  const err = await clientFor(sim)
+    .chat.completions.create(ask)
+    .catch((e: unknown) => e);
   assert.ok(err instanceof OpenAI.RateLimitError);
   assert.equal(err.status, 429);
   assert.equal(err.headers?.get('retry-after'), '1');
@@ -16,7 +18,9 @@ test('a 429 fault answers with Retry-After: 1 and an error body the client under
 
 test('a 503 fault answers with Retry-After: 1', async (t) => {
   const sim = await simFor(t, { fail503Rate: 1 });
-  const err = await clientFor(sim).chat.completions.create({ ...ask, stream: true }).catch((e: unknown) => e);
+  const err = await clientFor(sim)
+    .chat.completions.create({ ...ask, stream: true })
+    .catch((e: unknown) => e);
   assert.ok(err instanceof OpenAI.APIError);
   assert.equal(err.status, 503);
   assert.equal(err.headers?.get('retry-after'), '1');
@@ -24,7 +28,9 @@ test('a 503 fault answers with Retry-After: 1', async (t) => {
 
 test('a 500 fault answers 500 without Retry-After', async (t) => {
   const sim = await simFor(t, { fail500Rate: 1 });
-  const err = await clientFor(sim).chat.completions.create(ask).catch((e: unknown) => e);
+  const err = await clientFor(sim)
+    .chat.completions.create(ask)
+    .catch((e: unknown) => e);
   assert.ok(err instanceof OpenAI.InternalServerError);
   assert.equal(err.status, 500);
   assert.equal(err.headers?.get('retry-after'), null);
@@ -32,7 +38,9 @@ test('a 500 fault answers 500 without Retry-After', async (t) => {
 
 test('a hang fault never answers, so the client times out, and the simulator lets go when the client does', async (t) => {
   const sim = await simFor(t, { hangRate: 1 });
-  const err = await clientFor(sim, { timeout: 500 }).chat.completions.create(ask).catch((e: unknown) => e);
+  const err = await clientFor(sim, { timeout: 500 })
+    .chat.completions.create(ask)
+    .catch((e: unknown) => e);
   assert.ok(err instanceof OpenAI.APIConnectionTimeoutError, `got ${String(err)}`);
   assert.equal(sim.stats().faults.hang, 1);
   await eventually(() => sim.stats().hanging === 0, 'the hung request to be released');
@@ -40,7 +48,9 @@ test('a hang fault never answers, so the client times out, and the simulator let
 
 test('close() ends hung requests instead of waiting for them', async (t) => {
   const sim = await simFor(t, { hangRate: 1 });
-  const pending = clientFor(sim).chat.completions.create(ask).catch((e: unknown) => e);
+  const pending = clientFor(sim)
+    .chat.completions.create(ask)
+    .catch((e: unknown) => e);
   await eventually(() => sim.stats().hanging === 1, 'the request to hang');
   await sim.close();
   assert.ok((await pending) instanceof OpenAI.APIConnectionError);
@@ -57,18 +67,22 @@ test('a die-mid-stream fault sends some chunks and then drops the connection, so
   assert.ok(text.length > 0, 'some content should have arrived first');
   assert.ok(!/conversation [0-9a-f]{6}\)\.$/.test(text), 'the reply should be cut short');
 
-  const whole = await clientFor(sim).chat.completions.create(ask).catch((e: unknown) => e);
+  const whole = await clientFor(sim)
+    .chat.completions.create(ask)
+    .catch((e: unknown) => e);
   assert.ok(whole instanceof OpenAI.APIConnectionError, 'a non-streaming request loses its connection too');
   assert.equal(sim.stats().faults.dieMidStream, 2);
 });
 
-test('/health answers 503 while the model loads, then 200 with an empty body, and the log says so in vLLM\'s words', async (t) => {
+test("/health answers 503 while the model loads, then 200 with an empty body, and the log says so in vLLM's words", async (t) => {
   const lines: string[] = [];
   const sim = await simFor(t, { loadTimeMs: 400, log: (line) => lines.push(line) });
   const early = await fetch(`${sim.url}/health`);
   assert.equal(early.status, 503);
   assert.ok(!lines.some((l) => l.includes('Uvicorn running')), 'not running yet while loading');
-  const earlyApi = await clientFor(sim).chat.completions.create(ask).catch((e: unknown) => e);
+  const earlyApi = await clientFor(sim)
+    .chat.completions.create(ask)
+    .catch((e: unknown) => e);
   assert.ok(earlyApi instanceof OpenAI.APIError && earlyApi.status === 503);
 
   await eventually(async () => (await fetch(`${sim.url}/health`)).status === 200, '/health to answer 200');
@@ -83,7 +97,7 @@ test('/health answers 503 while the model loads, then 200 with an empty body, an
   assert.equal(completion.choices[0]!.finish_reason, 'stop');
 });
 
-test('/metrics uses vLLM\'s names, and the token counters and histograms move with each request', async (t) => {
+test("/metrics uses vLLM's names, and the token counters and histograms move with each request", async (t) => {
   const sim = await simFor(t, { servedModelNames: ['m1'] });
   const scrape = async () => (await fetch(`${sim.url}/metrics`)).text();
   const before = await scrape();

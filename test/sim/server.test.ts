@@ -22,7 +22,7 @@ async function collect(stream: AsyncIterable<ChatCompletionChunk>): Promise<Chat
   return chunks;
 }
 
-test('a non-streaming chat completion has OpenAI\'s shape, the served name and usage from the documented tokenizer', async (t) => {
+test("a non-streaming chat completion has OpenAI's shape, the served name and usage from the documented tokenizer", async (t) => {
   const sim = await simFor(t, { servedModelNames: [MODEL] });
   const completion = await clientFor(sim).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hello there' }] });
   assert.match(completion.id, /^chatcmpl-/);
@@ -48,7 +48,9 @@ test('a streamed chat completion starts with the role, ends with finish_reason, 
   const client = clientFor(sim);
   const messages: ChatCompletionMessageParam[] = [{ role: 'user', content: 'Tell me something about streaming.' }];
   const whole = await client.chat.completions.create({ model: MODEL, messages });
-  const chunks = await collect(await client.chat.completions.create({ model: MODEL, messages, stream: true, stream_options: { include_usage: true } }));
+  const chunks = await collect(
+    await client.chat.completions.create({ model: MODEL, messages, stream: true, stream_options: { include_usage: true } }),
+  );
 
   assert.ok(chunks.length > 10, `only ${chunks.length} chunks`);
   for (const chunk of chunks) {
@@ -68,20 +70,31 @@ test('a streamed chat completion starts with the role, ends with finish_reason, 
 
 test('without include_usage there is no usage chunk', async (t) => {
   const sim = await simFor(t);
-  const chunks = await collect(await clientFor(sim).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }], stream: true }));
+  const chunks = await collect(
+    await clientFor(sim).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }], stream: true }),
+  );
   assert.ok(chunks.every((c) => c.choices.length === 1 && !c.usage));
 });
 
 test('max_tokens and max_completion_tokens cut the reply with finish_reason "length"', async (t) => {
   const sim = await simFor(t);
   const client = clientFor(sim);
-  const cut = await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'count to 100' }], max_tokens: 5 });
+  const cut = await client.chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'count to 100' }],
+    max_tokens: 5,
+  });
   assert.equal(cut.choices[0]!.finish_reason, 'length');
   assert.equal(cut.choices[0]!.message.content, '1 2 3 4 5');
   assert.equal(cut.usage!.completion_tokens, 5);
 
   const chunks = await collect(
-    await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'count to 100' }], max_completion_tokens: 3, stream: true }),
+    await client.chat.completions.create({
+      model: 'cs-llm-sim',
+      messages: [{ role: 'user', content: 'count to 100' }],
+      max_completion_tokens: 3,
+      stream: true,
+    }),
   );
   assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), '1 2 3');
   assert.equal(chunks[chunks.length - 1]!.choices[0]!.finish_reason, 'length');
@@ -118,7 +131,11 @@ test('an order number with an order tool gets a tool call, and the reply after t
   assert.equal(call.function.name, 'track_order');
   assert.deepEqual(JSON.parse(call.function.arguments), { order_number: '12345' });
 
-  messages.push(choice.message, { role: 'tool', tool_call_id: call.id, content: JSON.stringify({ status: 'in_transit', eta: '2026-12-03' }) });
+  messages.push(choice.message, {
+    role: 'tool',
+    tool_call_id: call.id,
+    content: JSON.stringify({ status: 'in_transit', eta: '2026-12-03' }),
+  });
   const second = await client.chat.completions.create({ model: 'cs-llm-sim', messages, tools: [trackOrder] });
   assert.equal(second.choices[0]!.finish_reason, 'stop');
   assert.equal(second.choices[0]!.message.content, 'According to track_order, status is in_transit, eta is 2026-12-03.');
@@ -168,7 +185,10 @@ test('/v1/models lists the served names as vLLM does, and the legacy completions
   const client = clientFor(sim);
   const models = [];
   for await (const model of client.models.list()) models.push(model);
-  assert.deepEqual(models.map((m) => m.id), ['qwen7', 'default']);
+  assert.deepEqual(
+    models.map((m) => m.id),
+    ['qwen7', 'default'],
+  );
   assert.equal(models[0]!.owned_by, 'vllm');
   assert.equal((models[0] as unknown as { max_model_len: number }).max_model_len, 4096);
 
@@ -179,7 +199,8 @@ test('/v1/models lists the served names as vLLM does, and the legacy completions
   assert.equal(countTokens(probe.choices[0]!.text), 1);
 
   let streamed = '';
-  for await (const chunk of await client.completions.create({ model: 'default', prompt: 'count to 4', stream: true })) streamed += chunk.choices[0]?.text ?? '';
+  for await (const chunk of await client.completions.create({ model: 'default', prompt: 'count to 4', stream: true }))
+    streamed += chunk.choices[0]?.text ?? '';
   assert.equal(streamed, ' 1 2 3 4');
 });
 
@@ -192,7 +213,9 @@ test('bad requests get OpenAI-style error bodies: 400 naming the param, 404 for 
   assert.equal(noMessages.param, 'messages');
   assert.equal(noMessages.type, 'BadRequestError');
 
-  const unknownModel = await client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'hi' }] }).catch((err: unknown) => err);
+  const unknownModel = await client.chat.completions
+    .create({ model: 'gpt-9', messages: [{ role: 'user', content: 'hi' }] })
+    .catch((err: unknown) => err);
   assert.ok(unknownModel instanceof OpenAI.NotFoundError);
   assert.match(unknownModel.message, /The model `gpt-9` does not exist\./);
 
@@ -211,7 +234,11 @@ test('bad requests get OpenAI-style error bodies: 400 naming the param, 404 for 
 
 test('malformed JSON is a 400, an unknown route a 404 and a wrong method a 405, all with the error shape', async (t) => {
   const sim = await simFor(t);
-  const malformed = await fetch(`${sim.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"messages": [' });
+  const malformed = await fetch(`${sim.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"messages": [',
+  });
   assert.equal(malformed.status, 400);
   const body = (await malformed.json()) as { error: Record<string, unknown> };
   assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'param', 'type']);
@@ -229,14 +256,19 @@ test('malformed JSON is a 400, an unknown route a 404 and a wrong method a 405, 
 
 test('with an API key, /v1 needs the bearer token as in vLLM, while /health stays open', async (t) => {
   const sim = await simFor(t, { apiKey: 'sekret' });
-  const wrong = await clientFor(sim, { apiKey: 'nope' }).models.list().catch((err: unknown) => err);
+  const wrong = await clientFor(sim, { apiKey: 'nope' })
+    .models.list()
+    .catch((err: unknown) => err);
   assert.ok(wrong instanceof OpenAI.AuthenticationError);
-  const right = await clientFor(sim, { apiKey: 'sekret' }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] });
+  const right = await clientFor(sim, { apiKey: 'sekret' }).chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'hi' }],
+  });
   assert.equal(right.choices[0]!.finish_reason, 'stop');
   assert.equal((await fetch(`${sim.url}/health`)).status, 200);
 });
 
-test('the openai SDK\'s own stream helper assembles the streamed tool call and the usage', async (t) => {
+test("the openai SDK's own stream helper assembles the streamed tool call and the usage", async (t) => {
   const sim = await simFor(t);
   const runner = clientFor(sim).chat.completions.stream({
     model: 'cs-llm-sim',
@@ -255,7 +287,11 @@ test('the openai SDK\'s own stream helper assembles the streamed tool call and t
 
 test('a stop string ends the reply before it, with finish_reason "stop"', async (t) => {
   const sim = await simFor(t);
-  const completion = await clientFor(sim).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'count to 10' }], stop: [' 6', ' 9'] });
+  const completion = await clientFor(sim).chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'count to 10' }],
+    stop: [' 6', ' 9'],
+  });
   assert.equal(completion.choices[0]!.message.content, '1 2 3 4 5');
   assert.equal(completion.choices[0]!.finish_reason, 'stop');
   assert.equal(completion.usage!.completion_tokens, 5);

@@ -12,7 +12,21 @@ const DAY = 86_400_000;
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 function entry(at: number, sessionId: string | null = null): AuditEntry {
-  return { at, keyId: null, method: 'POST', route: '/v1/chat/completions', sessionId, upstream: 'engine', status: 200, outcome: 'ok', errorCode: null, promptTokens: 10, completionTokens: 5, latencyMs: 12.5, upstreamMs: 11 };
+  return {
+    at,
+    keyId: null,
+    method: 'POST',
+    route: '/v1/chat/completions',
+    sessionId,
+    upstream: 'engine',
+    status: 200,
+    outcome: 'ok',
+    errorCode: null,
+    promptTokens: 10,
+    completionTokens: 5,
+    latencyMs: 12.5,
+    upstreamMs: 11,
+  };
 }
 
 function freshStore(t: { after(fn: () => void): void }): Store {
@@ -28,7 +42,8 @@ function tenDays(store: Store): void {
   writer.close();
 }
 
-const seqs = (store: Store) => (store.db.prepare('SELECT seq FROM audit_log ORDER BY seq').all() as Array<{ seq: number }>).map((r) => r.seq);
+const seqs = (store: Store) =>
+  (store.db.prepare('SELECT seq FROM audit_log ORDER BY seq').all() as Array<{ seq: number }>).map((r) => r.seq);
 
 test('pruning removes the oldest records behind an anchor; the rest verifies and new records extend the chain', (t) => {
   const store = freshStore(t);

@@ -61,5 +61,8 @@ test('a database from a newer cs-llm is refused instead of being changed', () =>
   const db = new Database(file);
   db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
   db.close();
-  assert.throws(() => openStore({ file }), (err: unknown) => err instanceof ConfigError && /newer than this cs-llm/.test(err.message));
+  assert.throws(
+    () => openStore({ file }),
+    (err: unknown) => err instanceof ConfigError && /newer than this cs-llm/.test(err.message),
+  );
 });

@@ -24,7 +24,10 @@ test('a created key verifies, and only its hash and a short prefix are stored', 
   assert.equal(store.keys.verify('sk-something-else'), false);
   const dump = JSON.stringify(store.db.prepare('SELECT * FROM api_keys').all());
   assert.equal(dump.includes(key), false);
-  assert.deepEqual(store.keys.list().map((k) => [k.name, k.prefix, k.revokedAt]), [['frontend', info.prefix, null]]);
+  assert.deepEqual(
+    store.keys.list().map((k) => [k.name, k.prefix, k.revokedAt]),
+    [['frontend', info.prefix, null]],
+  );
 });
 
 test('a revoked key stops verifying; revoking by prefix or id both work', (t) => {
@@ -37,5 +40,8 @@ test('a revoked key stops verifying; revoking by prefix or id both work', (t) =>
   assert.equal(store.keys.revoke(b.info.id, 11)?.name, 'b');
   assert.equal(store.keys.hasActiveKeys(), false);
   assert.equal(store.keys.revoke('csk_nothing', 12), null);
-  assert.equal(store.keys.list().every((k) => k.revokedAt !== null), true);
+  assert.equal(
+    store.keys.list().every((k) => k.revokedAt !== null),
+    true,
+  );
 });

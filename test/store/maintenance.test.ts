@@ -11,7 +11,8 @@ test('checkpoints copy the WAL into the database file from a worker thread, on a
   const store = openStore({ file });
   t.after(() => store.close());
   const before = statSync(file).size;
-  for (let i = 0; i < 200; i++) store.sessions.appendTurn(`s${i}`, 'default', [{ role: 'user', content: 'x'.repeat(500) }], 3_600_000, Date.now());
+  for (let i = 0; i < 200; i++)
+    store.sessions.appendTurn(`s${i}`, 'default', [{ role: 'user', content: 'x'.repeat(500) }], 3_600_000, Date.now());
   assert.equal(statSync(file).size, before, 'automatic checkpoints are off: the turns are only in the WAL');
   const errors: unknown[] = [];
   const stop = startMaintenance(store.db, store.sessions, { file, checkpointIntervalMs: 20, onError: (_what, err) => errors.push(err) });
@@ -32,7 +33,10 @@ test('the sweeper deletes expired sessions on its timer', async (t) => {
   while (swept < 450) await new Promise((r) => setTimeout(r, 20));
   await stop();
   assert.equal(swept, 450);
-  assert.deepEqual(store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id), ['live']);
+  assert.deepEqual(
+    store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id),
+    ['live'],
+  );
 });
 
 test('under a steady write load the WAL still rewinds instead of growing without bound', async (t) => {
@@ -40,7 +44,12 @@ test('under a steady write load the WAL still rewinds instead of growing without
   const store = openStore({ file });
   t.after(() => store.close());
   let rewinds = 0;
-  const stop = startMaintenance(store.db, store.sessions, { file, checkpointIntervalMs: 20, walRewindFrames: 200, onRewind: () => rewinds++ });
+  const stop = startMaintenance(store.db, store.sessions, {
+    file,
+    checkpointIntervalMs: 20,
+    walRewindFrames: 200,
+    onRewind: () => rewinds++,
+  });
   let turns = 0;
   // Keep writing (yielding between turns, as a busy daemon does) until a rewind happened and a few more turns followed.
   while (rewinds === 0 || turns % 50 !== 0) {

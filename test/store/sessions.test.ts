@@ -43,8 +43,23 @@ test('tool calls, tool results and content parts come back as they were stored',
   const store = tempStore(t);
   const call = { id: 'call_1', type: 'function', function: { name: 'track_order', arguments: '{"order_id":"12345"}' } };
   const parts = [{ type: 'text', text: 'look at this' }];
-  store.sessions.appendTurn('s', 'default', [{ role: 'user', content: parts }, { role: 'assistant', content: null, tool_calls: [call] }], HOUR, 1);
-  store.sessions.appendTurn('s', 'default', [{ role: 'tool', content: '{"status":"shipped"}', tool_call_id: 'call_1', name: 'track_order' }, assistant('It shipped.')], HOUR, 2);
+  store.sessions.appendTurn(
+    's',
+    'default',
+    [
+      { role: 'user', content: parts },
+      { role: 'assistant', content: null, tool_calls: [call] },
+    ],
+    HOUR,
+    1,
+  );
+  store.sessions.appendTurn(
+    's',
+    'default',
+    [{ role: 'tool', content: '{"status":"shipped"}', tool_call_id: 'call_1', name: 'track_order' }, assistant('It shipped.')],
+    HOUR,
+    2,
+  );
   const messages = store.sessions.get('s', 3)!.messages;
   assert.deepEqual(messages, [
     { role: 'user', content: parts },
@@ -63,7 +78,10 @@ test('an expired session is never served and a new turn on its id starts afresh'
   assert.equal(store.sessions.list({ now: 1000, limit: 10 }).sessions.length, 0);
   store.sessions.appendTurn('s', 'default', [user('new'), assistant('new reply')], 1000, 5000);
   const fresh = store.sessions.get('s', 5001)!;
-  assert.deepEqual(fresh.messages.map((m) => m.content), ['new', 'new reply']);
+  assert.deepEqual(
+    fresh.messages.map((m) => m.content),
+    ['new', 'new reply'],
+  );
   assert.equal(fresh.createdAt, 5000);
   assert.equal(fresh.turns, 1);
 });
@@ -90,11 +108,20 @@ test('listing pages through sessions, most recently updated first, with a cursor
   const store = tempStore(t);
   for (let i = 0; i < 5; i++) store.sessions.appendTurn(`s${i}`, 'default', [user('x')], HOUR, 100 + i);
   const first = store.sessions.list({ now: 200, limit: 2 });
-  assert.deepEqual(first.sessions.map((s) => s.id), ['s4', 's3']);
+  assert.deepEqual(
+    first.sessions.map((s) => s.id),
+    ['s4', 's3'],
+  );
   const second = store.sessions.list({ now: 200, limit: 2, cursor: first.nextCursor });
-  assert.deepEqual(second.sessions.map((s) => s.id), ['s2', 's1']);
+  assert.deepEqual(
+    second.sessions.map((s) => s.id),
+    ['s2', 's1'],
+  );
   const third = store.sessions.list({ now: 200, limit: 2, cursor: second.nextCursor });
-  assert.deepEqual(third.sessions.map((s) => s.id), ['s0']);
+  assert.deepEqual(
+    third.sessions.map((s) => s.id),
+    ['s0'],
+  );
   assert.equal(third.nextCursor, null);
 });
 
@@ -106,7 +133,10 @@ test('delete and prune remove whole sessions', (t) => {
   assert.equal(store.sessions.delete('a'), true);
   assert.equal(store.sessions.delete('a'), false);
   assert.equal(store.sessions.pruneOlderThan(250), 1);
-  assert.deepEqual(store.sessions.list({ now: 400, limit: 10 }).sessions.map((s) => s.id), ['c']);
+  assert.deepEqual(
+    store.sessions.list({ now: 400, limit: 10 }).sessions.map((s) => s.id),
+    ['c'],
+  );
   assert.equal((store.db.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 1);
 });
 

@@ -11,14 +11,21 @@ import { parseDuration } from './sessions.js';
 export function parseSince(text: string, now = Date.now(), option = '--since'): number {
   if (/^\d+\s*[smhdw]$/.test(text.trim())) return now - parseDuration(text);
   const at = Date.parse(text);
-  if (Number.isNaN(at)) throw new UsageError(`${option} "${text}" is neither a duration nor a time`, { next: 'Write a duration (30d, 12h) or a time (2026-01-31 or 2026-01-31T12:00:00Z).' });
+  if (Number.isNaN(at))
+    throw new UsageError(`${option} "${text}" is neither a duration nor a time`, {
+      next: 'Write a duration (30d, 12h) or a time (2026-01-31 or 2026-01-31T12:00:00Z).',
+    });
   return at;
 }
 
 function openFor(command: Command, db?: string) {
   const { loaded, output } = contextFor(command, { store: { path: db } });
   // The audit log holds no message contents: no encryption key or redaction is needed to read it.
-  const store = openStore({ file: storeFile(loaded.config, loaded.paths), synchronous: loaded.config.store.synchronous, busyTimeoutMs: loaded.config.store.busyTimeoutMs });
+  const store = openStore({
+    file: storeFile(loaded.config, loaded.paths),
+    synchronous: loaded.config.store.synchronous,
+    busyTimeoutMs: loaded.config.store.busyTimeoutMs,
+  });
   return { store, output };
 }
 
@@ -67,7 +74,10 @@ export function register(program: Command): void {
         const scrubbed = pruned === 0 || scrubBlocking(store.db);
         const check = verifyAuditChain(store.db);
         if (opts.json) output.json({ pruned, scrubbed, anchor: check.anchor ?? null });
-        else output.out(`pruned ${pruned} audit record(s) older than ${iso(before)}; ${check.records} kept${scrubbed ? '' : ' (the WAL file could not be truncated yet: another process holds the database; the daemon retries)'}`);
+        else
+          output.out(
+            `pruned ${pruned} audit record(s) older than ${iso(before)}; ${check.records} kept${scrubbed ? '' : ' (the WAL file could not be truncated yet: another process holds the database; the daemon retries)'}`,
+          );
       } finally {
         store.close();
       }
@@ -92,7 +102,17 @@ export function register(program: Command): void {
             output.out(
               formatTable(
                 ['SEQ', 'AT', 'KEY', 'ROUTE', 'SESSION', 'UPSTREAM', 'STATUS', 'TOKENS', 'MS'],
-                rows.map((r) => [String(r.seq), iso(r.at), r.keyId ?? '-', `${r.method} ${r.route}`, r.sessionId ?? '-', r.upstream ?? '-', String(r.status), `${r.promptTokens ?? '-'}/${r.completionTokens ?? '-'}`, r.latencyMs.toFixed(1)]),
+                rows.map((r) => [
+                  String(r.seq),
+                  iso(r.at),
+                  r.keyId ?? '-',
+                  `${r.method} ${r.route}`,
+                  r.sessionId ?? '-',
+                  r.upstream ?? '-',
+                  String(r.status),
+                  `${r.promptTokens ?? '-'}/${r.completionTokens ?? '-'}`,
+                  r.latencyMs.toFixed(1),
+                ]),
                 output.columns,
               ),
             );

@@ -20,7 +20,6 @@ function formatBytesEvent(event: Extract<BundleProgress, { type: 'bytes' }>): st
   return `${event.label}: ${formatBytes(event.doneBytes)}${total}`;
 }
 
-
 interface Renderer {
   listener: BundleProgressListener;
   close(): void;
@@ -102,18 +101,30 @@ function printInspect(output: Output, result: InspectResult): void {
   output.out(`bundle: ${result.file} (${formatBytes(result.fileSize)})`);
   output.out(`created: ${manifest.createdAt} by cs-llm ${manifest.csLlmVersion}`);
   output.out(`engine: ${manifest.engine}`);
-  output.out(`image: ${manifest.image.refs.join(', ')} id ${manifest.image.id} (${manifest.image.compression === 'gzip' ? 'gzip' : 'tar'})`);
+  output.out(
+    `image: ${manifest.image.refs.join(', ')} id ${manifest.image.id} (${manifest.image.compression === 'gzip' ? 'gzip' : 'tar'})`,
+  );
   output.out(`model: ${manifest.model.id}${manifest.model.repo ? ` (${manifest.model.repo}, revision ${manifest.model.revision})` : ''}`);
-  const rows = manifest.members.map((m) => [m.path, m.type === 'file' ? formatBytes(m.size) : `-> ${m.target}`, m.type === 'file' ? m.sha256.slice(0, 16) : '']);
+  const rows = manifest.members.map((m) => [
+    m.path,
+    m.type === 'file' ? formatBytes(m.size) : `-> ${m.target}`,
+    m.type === 'file' ? m.sha256.slice(0, 16) : '',
+  ]);
   output.out(formatTable(['member', 'size', 'sha256'], rows, output.isTTY ? output.columns : Infinity));
   if (result.verified) output.out(paint(output, 'green', `verified: all ${manifest.members.length} members match their size and sha256`));
 }
 
 function printLoad(output: Output, result: LoadBundleResult): void {
-  const imageText = { 'already-present': 'already present (same id), not loaded', tagged: 'already present, tags restored', loaded: 'loaded' }[result.image.action];
+  const imageText = {
+    'already-present': 'already present (same id), not loaded',
+    tagged: 'already present, tags restored',
+    loaded: 'loaded',
+  }[result.image.action];
   output.out(`image ${result.image.refs.join(', ')}: ${imageText} (id ${result.image.id.slice(7, 19)})`);
   if (result.files.cacheDir) {
-    output.out(`model files: ${result.files.written} written (${formatBytes(result.files.bytesWritten)}), ${result.files.skipped} already there, in ${result.files.cacheDir}`);
+    output.out(
+      `model files: ${result.files.written} written (${formatBytes(result.files.bytesWritten)}), ${result.files.skipped} already there, in ${result.files.cacheDir}`,
+    );
   }
   if (!result.changed) output.out('nothing changed: this bundle was already loaded');
   for (const note of result.notes) output.out(`note: ${note}`);
@@ -138,17 +149,21 @@ export function register(program: Command): void {
 
   bundle
     .command('create')
-    .description('Write one file with the engine image (saved by name), the model files from this host\'s cache, the catalog entry and a manifest of sizes and sha256s')
+    .description(
+      "Write one file with the engine image (saved by name), the model files from this host's cache, the catalog entry and a manifest of sizes and sha256s",
+    )
     .requiredOption('--model <id>', 'catalog model id')
     .option('--engine <kind>', 'vllm, cpu or sim: the engine the target host runs (default: config engine.kind; auto means vllm)')
-    .option('--image <ref>', 'engine image by name (default: the engine\'s pinned image, or config engine.image)')
+    .option('--image <ref>', "engine image by name (default: the engine's pinned image, or config engine.image)")
     .option('--out <file>', 'bundle file to write (default: ./cs-llm-bundle-<model>-<engine>.tar); never overwritten')
     .option('--gzip', 'gzip the image inside the bundle (smaller, slower to create; model files are stored as they are)')
     .option('--pull-policy <policy>', 'if the image is not here: if-missing (pull, the default), always, or never (refuse)')
     .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
     .action(async (opts: CreateFlags, command: Command) => {
       if (opts.engine !== undefined && !['vllm', 'sim', 'cpu'].includes(opts.engine)) {
-        throw new UsageError(`--engine must be vllm, cpu or sim, got "${opts.engine}"`, { next: 'Use --engine vllm for a GPU host, cpu for a CPU-only host, or sim for the simulator.' });
+        throw new UsageError(`--engine must be vllm, cpu or sim, got "${opts.engine}"`, {
+          next: 'Use --engine vllm for a GPU host, cpu for a CPU-only host, or sim for the simulator.',
+        });
       }
       if (opts.pullPolicy !== undefined && !['if-missing', 'always', 'never'].includes(opts.pullPolicy)) {
         throw new UsageError(`--pull-policy must be if-missing, always or never, got "${opts.pullPolicy}"`);
@@ -178,7 +193,7 @@ export function register(program: Command): void {
 
   bundle
     .command('inspect')
-    .description('Show a bundle\'s manifest and verify every member\'s size and sha256 (exit code 4 on any mismatch, naming the member)')
+    .description("Show a bundle's manifest and verify every member's size and sha256 (exit code 4 on any mismatch, naming the member)")
     .argument('<file>', 'bundle file')
     .option('--no-verify', 'only show the manifest')
     .option('--json', 'print {manifest, verified, problems} as JSON')
@@ -187,7 +202,9 @@ export function register(program: Command): void {
       const renderer = createBundleRenderer(output, Boolean(opts.json));
       let result: InspectResult;
       try {
-        result = await cancellable((signal) => inspectBundle(file, { verify: opts.verify !== false, onProgress: renderer.listener, signal }));
+        result = await cancellable((signal) =>
+          inspectBundle(file, { verify: opts.verify !== false, onProgress: renderer.listener, signal }),
+        );
       } finally {
         renderer.close();
       }
@@ -198,15 +215,21 @@ export function register(program: Command): void {
       }
       printInspect(output, result);
       if (result.problems.length > 0) {
-        throw new BundleIntegrityError(`bundle ${result.file} does not match its manifest: ${result.problems[0]}${result.problems.length > 1 ? ` (and ${result.problems.length - 1} more)` : ''}`, result.problems, {
-          next: 'Copy the bundle again (compare sha256sum with the original), or create it again.',
-        });
+        throw new BundleIntegrityError(
+          `bundle ${result.file} does not match its manifest: ${result.problems[0]}${result.problems.length > 1 ? ` (and ${result.problems.length - 1} more)` : ''}`,
+          result.problems,
+          {
+            next: 'Copy the bundle again (compare sha256sum with the original), or create it again.',
+          },
+        );
       }
     });
 
   bundle
     .command('load')
-    .description('Verify every member, then load the image into Docker and put the model files into the cache atomically; loading twice changes nothing')
+    .description(
+      'Verify every member, then load the image into Docker and put the model files into the cache atomically; loading twice changes nothing',
+    )
     .argument('<file>', 'bundle file')
     .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
     .action(async (file: string, opts: { json?: boolean }, command: Command) => {

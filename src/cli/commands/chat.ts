@@ -34,10 +34,18 @@ export function register(program: Command): void {
       const { config, paths } = loaded;
       const sessionId = opts.session ?? `chat-${randomBytes(6).toString('hex')}`;
       if (!SESSION_ID_PATTERN.test(sessionId)) throw new UsageError(`--session "${sessionId}" must be 1-128 letters, digits, or . _ : -`);
-      const base = (opts.url ?? readDaemonState(paths)?.url ?? `http://${config.daemon.host}:${config.daemon.port}`).replace(/\/+$/, '').replace(/\/v1$/, '');
+      const base = (opts.url ?? readDaemonState(paths)?.url ?? `http://${config.daemon.host}:${config.daemon.port}`)
+        .replace(/\/+$/, '')
+        .replace(/\/v1$/, '');
       const apiKey = opts.apiKey ?? process.env.CS_LLM_API_KEY ?? 'none';
       const headers: Record<string, string> = { 'X-Session-Id': sessionId, ...(opts.profile ? { 'X-Profile': opts.profile } : {}) };
-      const client = new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 1, timeout: config.daemon.upstreamTimeoutMs + 5000, defaultHeaders: headers });
+      const client = new OpenAI({
+        baseURL: `${base}/v1`,
+        apiKey,
+        maxRetries: 1,
+        timeout: config.daemon.upstreamTimeoutMs + 5000,
+        defaultHeaders: headers,
+      });
       const auth = { authorization: `Bearer ${apiKey}` };
 
       let model = opts.model;
@@ -76,7 +84,8 @@ export function register(program: Command): void {
           else if (!res.ok) output.out(`(could not read the history: HTTP ${res.status})`);
           else {
             const session = (await res.json()) as { messages: Array<{ role: string; content: unknown }> };
-            for (const m of session.messages) output.out(`${m.role}: ${typeof m.content === 'string' ? m.content : JSON.stringify(m.content)}`);
+            for (const m of session.messages)
+              output.out(`${m.role}: ${typeof m.content === 'string' ? m.content : JSON.stringify(m.content)}`);
           }
         } else if (line.startsWith('/')) {
           output.out('(commands: /reset, /history, /exit)');

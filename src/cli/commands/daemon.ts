@@ -37,7 +37,9 @@ function runArgs(opts: RunFlags): string[] {
 /** Lifecycle lines for the foreground daemon: stderr (the journal, or the daemon log when detached). */
 function lifecycleLogger(): Logger {
   const log = ((message: string, ...fields: unknown[]) => {
-    const text = [message, ...fields.map((f) => (f instanceof Error ? f.message : typeof f === 'string' ? f : JSON.stringify(f)))].join(' ');
+    const text = [message, ...fields.map((f) => (f instanceof Error ? f.message : typeof f === 'string' ? f : JSON.stringify(f)))].join(
+      ' ',
+    );
     process.stderr.write(`${new Date().toISOString()} cs-llm daemon: ${redactSecrets(text)}\n`);
   }) as Logger;
   log.enabled = true;
@@ -66,7 +68,9 @@ async function runForeground(opts: RunFlags, command: Command): Promise<void> {
     upstream: opts.upstream ?? config.daemon.upstream,
     db: daemon.store.file,
   });
-  log(`listening on ${daemon.url} (upstream ${opts.upstream ?? config.daemon.upstream}, database ${daemon.store.file}, pid ${process.pid})`);
+  log(
+    `listening on ${daemon.url} (upstream ${opts.upstream ?? config.daemon.upstream}, database ${daemon.store.file}, pid ${process.pid})`,
+  );
 
   // The process belongs to the daemon now: a stray error is logged, never a crash of every session.
   process.on('uncaughtException', (err) => log('uncaught exception (kept running)', err));
@@ -110,7 +114,12 @@ export function register(program: Command): void {
       const { loaded, output } = contextFor(command, configFlags({ ...opts, port: opts.port === 0 ? undefined : opts.port }));
       const started = await startDaemonDetached({ paths: loaded.paths, args: runArgs(opts) });
       if (opts.json) output.json(started);
-      else output.out(output.isTTY ? `daemon running at ${started.url} (pid ${started.pid}); log: ${loaded.paths.daemonLog}` : `url=${started.url} pid=${started.pid}`);
+      else
+        output.out(
+          output.isTTY
+            ? `daemon running at ${started.url} (pid ${started.pid}); log: ${loaded.paths.daemonLog}`
+            : `url=${started.url} pid=${started.pid}`,
+        );
     });
 
   daemon
@@ -133,8 +142,12 @@ export function register(program: Command): void {
       const { loaded, output } = contextFor(command);
       const status = await daemonStatus(loaded.paths);
       if (opts.json) output.json(status);
-      else if (!status.running) output.out(status.stale ? `daemon not running (removed the state file of dead pid ${status.pid})` : 'daemon not running');
-      else if (output.isTTY) output.out(`daemon running at ${status.url} (pid ${status.pid}, since ${status.startedAt}), ${status.healthy ? 'healthy' : 'NOT answering /healthz'}`);
+      else if (!status.running)
+        output.out(status.stale ? `daemon not running (removed the state file of dead pid ${status.pid})` : 'daemon not running');
+      else if (output.isTTY)
+        output.out(
+          `daemon running at ${status.url} (pid ${status.pid}, since ${status.startedAt}), ${status.healthy ? 'healthy' : 'NOT answering /healthz'}`,
+        );
       else output.out(`running=true url=${status.url} pid=${status.pid} healthy=${status.healthy} started_at=${status.startedAt}`);
     });
 

@@ -68,7 +68,14 @@ export function register(program: Command): void {
         // The UUID (for --gpus) is last, so a narrow terminal cuts it before anything else.
         const headers = ['GPU', 'NAME', 'MEMORY USED', 'FREE', 'UTIL', 'TEMP', 'POWER', 'CC', 'NOTES', 'UUID'];
         const table = formatTable(headers, rows, Infinity);
-        output.out(output.isTTY ? table.split('\n').map((line) => cut(line, output.columns)).join('\n') : table);
+        output.out(
+          output.isTTY
+            ? table
+                .split('\n')
+                .map((line) => cut(line, output.columns))
+                .join('\n')
+            : table,
+        );
       }
       const driver = report.driverVersion ? `, driver ${report.driverVersion}` : '';
       const usable = report.usable ? 'usable by the NVIDIA engine' : paint(output, 'yellow', 'not usable by the NVIDIA engine');

@@ -6,7 +6,11 @@ import { formatTable } from '../output.js';
 
 function openFor(command: Command, db?: string) {
   const { loaded, output } = contextFor(command, { store: { path: db } });
-  const store = openStore({ file: storeFile(loaded.config, loaded.paths), synchronous: 'FULL', busyTimeoutMs: loaded.config.store.busyTimeoutMs });
+  const store = openStore({
+    file: storeFile(loaded.config, loaded.paths),
+    synchronous: 'FULL',
+    busyTimeoutMs: loaded.config.store.busyTimeoutMs,
+  });
   return { store, output };
 }
 
@@ -29,7 +33,9 @@ export function register(program: Command): void {
         if (opts.json) output.json({ key, id: info.id, name: info.name, prefix: info.prefix });
         else {
           output.out(key);
-          output.err(`created key "${name}" (${info.prefix}...); it is shown only now: store it safely. A running daemon requires keys from its next request on.`);
+          output.err(
+            `created key "${name}" (${info.prefix}...); it is shown only now: store it safely. A running daemon requires keys from its next request on.`,
+          );
         }
       } finally {
         store.close();
@@ -45,18 +51,32 @@ export function register(program: Command): void {
       const { store, output } = openFor(command, opts.db);
       try {
         const list = store.keys.list();
-        if (opts.json) output.json({ keys: list.map((k) => ({ ...k, createdAt: new Date(k.createdAt).toISOString(), revokedAt: k.revokedAt && new Date(k.revokedAt).toISOString() })) });
+        if (opts.json)
+          output.json({
+            keys: list.map((k) => ({
+              ...k,
+              createdAt: new Date(k.createdAt).toISOString(),
+              revokedAt: k.revokedAt && new Date(k.revokedAt).toISOString(),
+            })),
+          });
         else if (list.length === 0) output.out(output.isTTY ? 'no keys: the daemon answers loopback clients without one' : '');
         else if (output.isTTY) {
           output.out(
             formatTable(
               ['PREFIX', 'NAME', 'CREATED', 'STATUS', 'ID'],
-              list.map((k) => [k.prefix, k.name, new Date(k.createdAt).toISOString(), k.revokedAt ? `revoked ${new Date(k.revokedAt).toISOString()}` : 'active', k.id]),
+              list.map((k) => [
+                k.prefix,
+                k.name,
+                new Date(k.createdAt).toISOString(),
+                k.revokedAt ? `revoked ${new Date(k.revokedAt).toISOString()}` : 'active',
+                k.id,
+              ]),
               output.columns,
             ),
           );
         } else {
-          for (const k of list) output.out(`prefix=${k.prefix} name=${JSON.stringify(k.name)} status=${k.revokedAt ? 'revoked' : 'active'} id=${k.id}`);
+          for (const k of list)
+            output.out(`prefix=${k.prefix} name=${JSON.stringify(k.name)} status=${k.revokedAt ? 'revoked' : 'active'} id=${k.id}`);
         }
       } finally {
         store.close();
@@ -72,7 +92,10 @@ export function register(program: Command): void {
       const { store, output } = openFor(command, opts.db);
       try {
         const revoked = store.keys.revoke(which, Date.now());
-        if (!revoked) throw new NotFoundError(`no active key with prefix or id "${which}" (or more than one matches)`, { next: 'See cs-llm keys list.' });
+        if (!revoked)
+          throw new NotFoundError(`no active key with prefix or id "${which}" (or more than one matches)`, {
+            next: 'See cs-llm keys list.',
+          });
         output.out(`revoked key "${revoked.name}" (${revoked.prefix}...)`);
       } finally {
         store.close();

@@ -10,7 +10,18 @@ import { formatBytes, formatTable, paint, type Output, type Style } from '../out
 const verdictStyle: Record<string, Style> = { fits: 'green', tight: 'yellow', no: 'red' };
 
 /** `cs-llm models --engine cpu`: the GGUF models with the RAM estimate for this machine. */
-export function printCpuModels(output: Output, catalog: Catalog, ram: RamInfo, options: { json: boolean; context?: number; env: NodeJS.ProcessEnv; /** RAM from --ram, not this machine's. */ given?: boolean; hfEndpoint?: string }): void {
+export function printCpuModels(
+  output: Output,
+  catalog: Catalog,
+  ram: RamInfo,
+  options: {
+    json: boolean;
+    context?: number;
+    env: NodeJS.ProcessEnv;
+    /** RAM from --ram, not this machine's. */ given?: boolean;
+    hfEndpoint?: string;
+  },
+): void {
   const fits = estimateRamCatalog(catalog, ram, { context: options.context });
   const fileOf = (file: string | undefined) => {
     if (!file) return null;
@@ -57,10 +68,15 @@ export function printCpuModels(output: Output, catalog: Catalog, ram: RamInfo, o
     const table = formatTable(['MODEL', 'WEIGHTS', 'VERDICT', 'CONTEXT', 'SEQS', 'NEEDS', 'FILE'], rows, output.columns).split('\n');
     const at = table[0]!.indexOf('VERDICT');
     output.out(
-      [table[0]!, ...table.slice(1).map((line, i) => {
-        const verdict = fits[i]!.fit.verdict;
-        return line.slice(at, at + verdict.length) === verdict ? line.slice(0, at) + paint(output, verdictStyle[verdict]!, verdict) + line.slice(at + verdict.length) : line;
-      })].join('\n'),
+      [
+        table[0]!,
+        ...table.slice(1).map((line, i) => {
+          const verdict = fits[i]!.fit.verdict;
+          return line.slice(at, at + verdict.length) === verdict
+            ? line.slice(0, at) + paint(output, verdictStyle[verdict]!, verdict) + line.slice(at + verdict.length)
+            : line;
+        }),
+      ].join('\n'),
     );
     output.out('');
     for (const { model, fit } of fits) output.out(`${model.id}: ${fit.reason}`);
@@ -68,8 +84,15 @@ export function printCpuModels(output: Output, catalog: Catalog, ram: RamInfo, o
     for (const [i, row] of rows.entries()) output.out([...row, fits[i]!.fit.reason].join('  '));
   }
   const pullable = fits.filter(({ model }) => !fileOf(model.gguf?.file) && downloadOf(model.gguf) && model.gguf?.sha256);
-  if (pullable.length) output.out(`missing files: cs-llm models pull <id> downloads one and checks it, e.g. cs-llm models pull ${pullable[0]!.model.id}`);
-  output.out(`GGUF files are looked for in ${ggufDir(options.env)} (CS_LLM_GGUF_DIR) and in the models shipped with cs-llm; any other: cs-llm up --engine cpu --model /path/to/model.gguf`);
+  if (pullable.length)
+    output.out(`missing files: cs-llm models pull <id> downloads one and checks it, e.g. cs-llm models pull ${pullable[0]!.model.id}`);
+  output.out(
+    `GGUF files are looked for in ${ggufDir(options.env)} (CS_LLM_GGUF_DIR) and in the models shipped with cs-llm; any other: cs-llm up --engine cpu --model /path/to/model.gguf`,
+  );
   const licence = fits.find((f) => f.model.id === recommended)?.model.license;
-  output.out(recommended ? `recommended: ${recommended} (the largest that fits with room; licence: ${licence})` : 'recommended: none fits with room here; see the reasons above');
+  output.out(
+    recommended
+      ? `recommended: ${recommended} (the largest that fits with room; licence: ${licence})`
+      : 'recommended: none fits with room here; see the reasons above',
+  );
 }

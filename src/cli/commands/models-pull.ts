@@ -32,7 +32,13 @@ export function formatPullBytes(done: number, total: number | null): string {
 
 export function createPullRenderer(
   output: Output,
-  options: { json: boolean; tty: boolean; write: (text: string) => void; now?: () => number; /** Of the terminal written to; 0 (unknown) reads as 100. */ columns?: number },
+  options: {
+    json: boolean;
+    tty: boolean;
+    write: (text: string) => void;
+    now?: () => number;
+    /** Of the terminal written to; 0 (unknown) reads as 100. */ columns?: number;
+  },
 ): PullRenderer {
   const now = options.now ?? Date.now;
   const line = (text: string) => options.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -76,7 +82,12 @@ export function createPullRenderer(
           const rate = seconds > 1 ? ` ${formatBytes((event.doneBytes - started.from) / seconds)}/s` : '';
           const bar = event.totalBytes ? `${progressBar(event.doneBytes / event.totalBytes)} ` : '';
           clear();
-          options.write(`${bar}${formatPullBytes(event.doneBytes, event.totalBytes)}${rate}`.slice(0, Math.max(40, (options.columns ?? output.columns) || 100) - 1));
+          options.write(
+            `${bar}${formatPullBytes(event.doneBytes, event.totalBytes)}${rate}`.slice(
+              0,
+              Math.max(40, (options.columns ?? output.columns) || 100) - 1,
+            ),
+          );
           live = true;
           return;
         }
@@ -95,7 +106,9 @@ export function createPullRenderer(
       if (event.type === 'bytes') {
         if (stepped(event)) line(`downloaded ${formatPullBytes(event.doneBytes, event.totalBytes)}`);
       } else if (event.type === 'start') {
-        line(`downloading ${event.url} to ${event.path}${event.resumeFrom > 0 ? ` (continuing the part file from ${formatBytes(event.resumeFrom)})` : ''}`);
+        line(
+          `downloading ${event.url} to ${event.path}${event.resumeFrom > 0 ? ` (continuing the part file from ${formatBytes(event.resumeFrom)})` : ''}`,
+        );
       } else if (event.type === 'verifying') line('checking size and sha256');
       else line(event.message);
     },
@@ -108,18 +121,22 @@ function printResult(output: Output, result: PullGgufResult): void {
     output.out(`already there: ${result.path} (${formatBytes(result.sizeBytes)}, size and sha256 match the catalog); nothing downloaded`);
   } else {
     const resumed = result.resumedFrom > 0 ? `, continued from ${formatBytes(result.resumedFrom)}` : '';
-    output.out(`${paint(output, 'green', 'downloaded')}: ${result.path} (${formatBytes(result.sizeBytes)}${resumed}; size and sha256 match the catalog)`);
+    output.out(
+      `${paint(output, 'green', 'downloaded')}: ${result.path} (${formatBytes(result.sizeBytes)}${resumed}; size and sha256 match the catalog)`,
+    );
   }
   output.out(`next: cs-llm up --engine cpu --model ${result.id}`);
 }
-
 
 export function registerPull(models: Command): void {
   models
     .command('pull <id>')
     .description('Download a GGUF model of the catalog for the cpu engine into CS_LLM_GGUF_DIR (resumable; size and sha256 checked)')
     .option('--json', 'print the result as one JSON line; progress as NDJSON on stderr')
-    .option('--endpoint <url>', 'Hugging Face endpoint or mirror (config engine.hfEndpoint; else HF_ENDPOINT; default https://huggingface.co)')
+    .option(
+      '--endpoint <url>',
+      'Hugging Face endpoint or mirror (config engine.hfEndpoint; else HF_ENDPOINT; default https://huggingface.co)',
+    )
     .option('--dir <path>', 'download folder (default: CS_LLM_GGUF_DIR, else ~/.cache/cs-llm/models, where cs-llm up looks)')
     .action(async (id: string, opts: { json?: boolean; endpoint?: string; dir?: string }, command: Command) => {
       // The parent `models` has a --json of its own, which commander fills when it follows the subcommand.
@@ -127,7 +144,12 @@ export function registerPull(models: Command): void {
       const { loaded, output } = contextFor(command, { engine: { hfEndpoint: opts.endpoint } });
       const model = findModel(loadCatalog({ userModels: loaded.config.models }), id);
       const { endpoint } = resolveHfEndpoint(loaded.config.engine.hfEndpoint, process.env);
-      const renderer = createPullRenderer(output, { json, tty: Boolean(process.stderr.isTTY), write: (text) => process.stderr.write(text), columns: process.stderr.columns });
+      const renderer = createPullRenderer(output, {
+        json,
+        tty: Boolean(process.stderr.isTTY),
+        write: (text) => process.stderr.write(text),
+        columns: process.stderr.columns,
+      });
       let result: PullGgufResult;
       try {
         result = await cancellable((signal) =>

@@ -38,14 +38,18 @@ function openFor(command: Command, db?: string) {
  */
 function scrubOrFail(store: Store, what: string): void {
   if (scrubBlocking(store.db, 10_000)) return;
-  throw new EnvironmentError(`${what}, but the deleted text may still be in ${store.file}-wal: another process kept the database busy for 10 s`, {
-    next: `Run cs-llm store scrub when the daemon is idle (a running daemon also scrubs after its own deletions).`,
-  });
+  throw new EnvironmentError(
+    `${what}, but the deleted text may still be in ${store.file}-wal: another process kept the database busy for 10 s`,
+    {
+      next: `Run cs-llm store scrub when the daemon is idle (a running daemon also scrubs after its own deletions).`,
+    },
+  );
 }
 
 function contentText(m: ChatMessage): string {
   if (typeof m.content === 'string') return m.content;
-  if (Array.isArray(m.content)) return m.content.map((p) => ((p as { text?: unknown }).text as string | undefined) ?? `[${(p as { type?: string }).type}]`).join(' ');
+  if (Array.isArray(m.content))
+    return m.content.map((p) => ((p as { text?: unknown }).text as string | undefined) ?? `[${(p as { type?: string }).type}]`).join(' ');
   return '';
 }
 
@@ -63,13 +67,26 @@ export function register(program: Command): void {
       const { store, output } = openFor(command, opts.db);
       try {
         const page = store.sessions.list({ now: Date.now(), limit: Math.max(1, opts.limit) });
-        const rows = page.sessions.map((s) => ({ ...s, createdAt: iso(s.createdAt), updatedAt: iso(s.updatedAt), expiresAt: iso(s.expiresAt) }));
+        const rows = page.sessions.map((s) => ({
+          ...s,
+          createdAt: iso(s.createdAt),
+          updatedAt: iso(s.updatedAt),
+          expiresAt: iso(s.expiresAt),
+        }));
         if (opts.json) output.json({ sessions: rows, more: page.nextCursor !== null });
         else if (output.isTTY) {
           if (rows.length === 0) output.out('no live sessions');
-          else output.out(formatTable(['ID', 'PROFILE', 'TURNS', 'UPDATED', 'EXPIRES'], rows.map((s) => [s.id, s.profile, String(s.turns), s.updatedAt, s.expiresAt]), output.columns));
+          else
+            output.out(
+              formatTable(
+                ['ID', 'PROFILE', 'TURNS', 'UPDATED', 'EXPIRES'],
+                rows.map((s) => [s.id, s.profile, String(s.turns), s.updatedAt, s.expiresAt]),
+                output.columns,
+              ),
+            );
         } else {
-          for (const s of rows) output.out(`id=${s.id} profile=${s.profile} turns=${s.turns} updated=${s.updatedAt} expires=${s.expiresAt}`);
+          for (const s of rows)
+            output.out(`id=${s.id} profile=${s.profile} turns=${s.turns} updated=${s.updatedAt} expires=${s.expiresAt}`);
         }
       } finally {
         store.close();
@@ -84,9 +101,15 @@ export function register(program: Command): void {
       const { store, output } = openFor(command, opts.db);
       try {
         const session = store.sessions.get(id, Date.now());
-        if (!session) throw new NotFoundError(`no live session "${id}"`, { next: 'See cs-llm sessions list (expired sessions are not shown).' });
+        if (!session)
+          throw new NotFoundError(`no live session "${id}"`, { next: 'See cs-llm sessions list (expired sessions are not shown).' });
         if (opts.json) {
-          output.json({ ...session, createdAt: iso(session.createdAt), updatedAt: iso(session.updatedAt), expiresAt: iso(session.expiresAt) });
+          output.json({
+            ...session,
+            createdAt: iso(session.createdAt),
+            updatedAt: iso(session.updatedAt),
+            expiresAt: iso(session.expiresAt),
+          });
           return;
         }
         for (const m of session.messages) {
@@ -125,7 +148,7 @@ export function register(program: Command): void {
       try {
         const now = Date.now();
         let expired = 0;
-        for (let n = -1; n !== 0; ) {
+        for (let n = -1; n !== 0;) {
           n = store.sessions.sweepExpired(now, 500);
           expired += n;
         }
@@ -139,14 +162,19 @@ export function register(program: Command): void {
     });
 
   dbOption(sessions.command('export'))
-    .description('Everything kept about one session, expired or not, as JSON: its messages with times and its audit records (a subject access request)')
+    .description(
+      'Everything kept about one session, expired or not, as JSON: its messages with times and its audit records (a subject access request)',
+    )
     .argument('<id>')
     .action((id: string, opts: { db?: string }, command: Command) => {
       const { store, output } = openFor(command, opts.db);
       try {
         const session = store.sessions.export(id);
         const audit = auditForSession(store.db, id);
-        if (!session && audit.length === 0) throw new NotFoundError(`nothing is kept about session "${id}"`, { next: 'See cs-llm sessions list; deleted and swept sessions leave only audit records.' });
+        if (!session && audit.length === 0)
+          throw new NotFoundError(`nothing is kept about session "${id}"`, {
+            next: 'See cs-llm sessions list; deleted and swept sessions leave only audit records.',
+          });
         output.json({
           id,
           exportedAt: new Date().toISOString(),

@@ -18,7 +18,10 @@ export function register(program: Command): void {
     // The simulator takes vLLM's command line as it is, so its flags are parsed by the simulator's own parser.
     .allowUnknownOption()
     .allowExcessArguments()
-    .addHelpText('after', `\n${simulatorFlagsHelp()}\n\nExample: cs-llm sim --port 8000 --served-model-name qwen --tokens-per-second 30 --fail-503-rate 0.1`)
+    .addHelpText(
+      'after',
+      `\n${simulatorFlagsHelp()}\n\nExample: cs-llm sim --port 8000 --served-model-name qwen --tokens-per-second 30 --fail-503-rate 0.1`,
+    )
     .action(async (_flags: string[], _opts: unknown, command: Command) => {
       const output = createOutput();
       let parsed;

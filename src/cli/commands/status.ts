@@ -29,9 +29,7 @@ export function register(program: Command): void {
         return;
       }
       const d = report.daemon;
-      const daemonLine = d.running
-        ? `daemon=running url=${d.url} pid=${d.pid} healthy=${d.healthy}`
-        : 'daemon=stopped';
+      const daemonLine = d.running ? `daemon=running url=${d.url} pid=${d.pid} healthy=${d.healthy}` : 'daemon=stopped';
       if (report.engines.length === 0) {
         output.out(`no engine${report.dockerProblem ? ` (no Docker engine: ${report.dockerProblem})` : ''}; start one with cs-llm up`);
         if (d.running) output.out(daemonLine);
@@ -48,8 +46,18 @@ export function register(program: Command): void {
           formatUptime(e.uptimeSeconds),
           e.mode === 'container' ? e.gpus : 'none',
         ]);
-        output.out(formatTable(['ENGINE', 'STATE', 'RESTARTS', 'HEALTH', 'MODEL', 'ENDPOINT', 'UPTIME', 'GPUS'], rows, output.columns > 0 ? output.columns : Infinity));
-        output.out(d.running ? `chat daemon: ${d.url} (pid ${d.pid}), ${d.healthy ? 'healthy' : paint(output, 'red', 'not answering')}` : 'chat daemon: not running');
+        output.out(
+          formatTable(
+            ['ENGINE', 'STATE', 'RESTARTS', 'HEALTH', 'MODEL', 'ENDPOINT', 'UPTIME', 'GPUS'],
+            rows,
+            output.columns > 0 ? output.columns : Infinity,
+          ),
+        );
+        output.out(
+          d.running
+            ? `chat daemon: ${d.url} (pid ${d.pid}), ${d.healthy ? 'healthy' : paint(output, 'red', 'not answering')}`
+            : 'chat daemon: not running',
+        );
         return;
       }
       // Plain key=value lines, one engine per line, for scripts without --json.

@@ -9,7 +9,9 @@ import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
 
 export function register(program: Command): void {
-  const store = program.command('store').description('The session database: encryption keys, key rotation, scrubbing deleted text from the files');
+  const store = program
+    .command('store')
+    .description('The session database: encryption keys, key rotation, scrubbing deleted text from the files');
   const dbOption = (c: Command) => c.option('--db <path>', 'database file (default: cs-llm.db in the state directory)');
 
   store
@@ -24,9 +26,17 @@ export function register(program: Command): void {
         fd = openSync(opts.out, 'wx', 0o600);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        throw new UsageError(code === 'EEXIST' ? `${opts.out} already exists; a key file is never overwritten` : `cannot create ${opts.out}: ${(err as Error).message}`, {
-          next: code === 'EEXIST' ? 'Pick another file name (keep the old key until a rotation has moved every row off it).' : 'Check the directory exists and is writable.',
-        });
+        throw new UsageError(
+          code === 'EEXIST'
+            ? `${opts.out} already exists; a key file is never overwritten`
+            : `cannot create ${opts.out}: ${(err as Error).message}`,
+          {
+            next:
+              code === 'EEXIST'
+                ? 'Pick another file name (keep the old key until a rotation has moved every row off it).'
+                : 'Check the directory exists and is writable.',
+          },
+        );
       }
       try {
         writeSync(fd, text);
@@ -43,7 +53,10 @@ export function register(program: Command): void {
     .action((opts: { keyFile?: string }, command: Command) => {
       const { loaded, output } = contextFor(command);
       const key = opts.keyFile ? readKeyFile(opts.keyFile) : configuredKey(loaded.config.store);
-      if (!key) throw new ConfigError('no encryption key is configured', { next: 'Set CS_LLM_STORE_KEY or store.encryption.keyFile, or pass --key-file.' });
+      if (!key)
+        throw new ConfigError('no encryption key is configured', {
+          next: 'Set CS_LLM_STORE_KEY or store.encryption.keyFile, or pass --key-file.',
+        });
       output.out(keyIdOf(key));
     });
 
@@ -62,16 +75,27 @@ export function register(program: Command): void {
           next: 'Stop it first (cs-llm daemon stop), rotate, point the config at the new key, and start it again.',
         });
       }
-      const s = openStore({ file: storeFile(loaded.config, loaded.paths), synchronous: loaded.config.store.synchronous, busyTimeoutMs: loaded.config.store.busyTimeoutMs });
+      const s = openStore({
+        file: storeFile(loaded.config, loaded.paths),
+        synchronous: loaded.config.store.synchronous,
+        busyTimeoutMs: loaded.config.store.busyTimeoutMs,
+      });
       try {
         const result = rotateContentKey(s.db, { from, to });
         if (!result.scrubbed) {
-          throw new EnvironmentError(`re-encrypted ${result.rows} message(s) with key ${to.keyId}, but old values may remain in ${s.file}-wal: another process kept the database busy`, {
-            next: 'Run cs-llm store scrub once nothing else uses the database.',
-          });
+          throw new EnvironmentError(
+            `re-encrypted ${result.rows} message(s) with key ${to.keyId}, but old values may remain in ${s.file}-wal: another process kept the database busy`,
+            {
+              next: 'Run cs-llm store scrub once nothing else uses the database.',
+            },
+          );
         }
-        output.out(`re-encrypted ${result.rows} message(s) with key ${to.keyId}${result.alreadyCurrent ? ` (${result.alreadyCurrent} already were)` : ''}; ${from.length ? `key ${from[0]!.keyId} no longer opens them` : 'no plain-text contents remain'}`);
-        output.out(`now set store.encryption.keyFile to ${opts.newKeyFile} (or CS_LLM_STORE_KEY to its contents) before the daemon starts again`);
+        output.out(
+          `re-encrypted ${result.rows} message(s) with key ${to.keyId}${result.alreadyCurrent ? ` (${result.alreadyCurrent} already were)` : ''}; ${from.length ? `key ${from[0]!.keyId} no longer opens them` : 'no plain-text contents remain'}`,
+        );
+        output.out(
+          `now set store.encryption.keyFile to ${opts.newKeyFile} (or CS_LLM_STORE_KEY to its contents) before the daemon starts again`,
+        );
       } finally {
         s.close();
       }
@@ -81,10 +105,16 @@ export function register(program: Command): void {
     .description('Make deleted text gone from the files now: a TRUNCATE checkpoint (waits up to 10 s for other readers)')
     .action((opts: { db?: string }, command: Command) => {
       const { loaded, output } = contextFor(command, { store: { path: opts.db } });
-      const s = openStore({ file: storeFile(loaded.config, loaded.paths), synchronous: loaded.config.store.synchronous, busyTimeoutMs: loaded.config.store.busyTimeoutMs });
+      const s = openStore({
+        file: storeFile(loaded.config, loaded.paths),
+        synchronous: loaded.config.store.synchronous,
+        busyTimeoutMs: loaded.config.store.busyTimeoutMs,
+      });
       try {
         if (!scrubBlocking(s.db, 10_000)) {
-          throw new EnvironmentError(`another process kept ${s.file} busy for 10 s; the WAL was not emptied`, { next: 'Try again when the daemon is idle.' });
+          throw new EnvironmentError(`another process kept ${s.file} busy for 10 s; the WAL was not emptied`, {
+            next: 'Try again when the daemon is idle.',
+          });
         }
         output.out(`scrubbed ${s.file}: the WAL is empty and deleted rows are zeroed in the database file`);
       } finally {

@@ -33,7 +33,10 @@ export function parseEngineEnv(pairs: string[] = []): Record<string, string> {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
       throw new UsageError(`--engine-env "${pair}" is not KEY=VALUE`, { next: 'Write it like --engine-env VLLM_LOGGING_LEVEL=DEBUG.' });
     }
-    if (key === 'HF_TOKEN') throw new UsageError('pass HF_TOKEN through the environment, not on the command line', { next: 'export HF_TOKEN=... and run cs-llm up again.' });
+    if (key === 'HF_TOKEN')
+      throw new UsageError('pass HF_TOKEN through the environment, not on the command line', {
+        next: 'export HF_TOKEN=... and run cs-llm up again.',
+      });
     env[key] = pair.slice(eq + 1);
   }
   return env;
@@ -57,7 +60,9 @@ function printResult(output: Output, result: UpResult): void {
   const how = result.reused ? 'already running with this configuration (reused)' : `ready in ${(result.readyInMs / 1000).toFixed(1)} s`;
   output.out(`${paint(output, 'green', 'engine serving')}: ${result.model} on the ${result.engine} engine (${where}), ${how}`);
   if (result.daemon) {
-    output.out(`chat endpoint: ${result.daemon.url}/v1 (OpenAI-compatible, with session memory: send an X-Session-Id header; daemon pid ${result.daemon.pid}${result.daemon.reused ? ', reused' : ''})`);
+    output.out(
+      `chat endpoint: ${result.daemon.url}/v1 (OpenAI-compatible, with session memory: send an X-Session-Id header; daemon pid ${result.daemon.pid}${result.daemon.reused ? ', reused' : ''})`,
+    );
   }
   output.out(`engine endpoint: ${result.baseUrl} (loopback only; model name "${result.servedName}")`);
   output.out(`context: ${result.maxModelLen} tokens, ${result.maxNumSeqs} sequences, GPUs: ${result.gpuNames.join(', ') || 'none'}`);
@@ -69,29 +74,45 @@ function printResult(output: Output, result: UpResult): void {
 export function register(program: Command): void {
   program
     .command('up')
-    .description('Start the engine and the chat daemon in front of it: checks, a model that fits, image pull, container, readiness until it serves')
+    .description(
+      'Start the engine and the chat daemon in front of it: checks, a model that fits, image pull, container, readiness until it serves',
+    )
     .option('--model <id>', 'catalog model id (default: the largest that fits the GPUs; config engine.model)')
-    .option('--engine <kind>', 'auto (default: vllm with a usable NVIDIA GPU, else cpu), vllm, cpu (llama.cpp, GGUF) or sim (the simulator); config engine.kind')
-    .option('--threads <n>', 'cpu engine: llama.cpp threads, also its CPU quota (default: CPUs - 1; env CS_LLM_CPU_THREADS)', intFlag('--threads'))
+    .option(
+      '--engine <kind>',
+      'auto (default: vllm with a usable NVIDIA GPU, else cpu), vllm, cpu (llama.cpp, GGUF) or sim (the simulator); config engine.kind',
+    )
+    .option(
+      '--threads <n>',
+      'cpu engine: llama.cpp threads, also its CPU quota (default: CPUs - 1; env CS_LLM_CPU_THREADS)',
+      intFlag('--threads'),
+    )
     .option('--image <ref>', 'engine image (default: the pinned vLLM image, or the simulator image)')
     .option('--gpus <sel>', 'all, none, or GPU indexes like 0,1 (default: all for vllm, none for sim)')
     .option('--port <n>', 'engine port on 127.0.0.1 (default 8000)', intFlag('--port'))
     .option('--context <n>', 'max context length (vLLM --max-model-len); default from the fit estimate', intFlag('--context'))
     .option('--pull-policy <policy>', 'if-missing (default), always or never')
-    .option('--offline', 'run with nothing downloaded: pull policy never, HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 in the engine, and a check first that the image and model files are here (cs-llm bundle load brings them; config engine.offline)')
+    .option(
+      '--offline',
+      'run with nothing downloaded: pull policy never, HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 in the engine, and a check first that the image and model files are here (cs-llm bundle load brings them; config engine.offline)',
+    )
     .option('--engine-env <KEY=VALUE>', 'extra environment for the engine (repeatable)', collect)
     .option('--no-daemon', 'start only the engine, not the chat daemon in front of it')
     .option('--detach', 'return once the engine serves, instead of ending in the live dashboard (a terminal only)')
     .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
     .action(async (opts: UpFlags, command: Command) => {
       if (opts.engine !== undefined && !['vllm', 'sim', 'cpu', 'auto'].includes(opts.engine)) {
-        throw new UsageError(`--engine must be auto, vllm, cpu or sim, got "${opts.engine}"`, { next: 'Use --engine vllm on a GPU host, --engine cpu for llama.cpp on the CPU, or --engine sim to try cs-llm without a model.' });
+        throw new UsageError(`--engine must be auto, vllm, cpu or sim, got "${opts.engine}"`, {
+          next: 'Use --engine vllm on a GPU host, --engine cpu for llama.cpp on the CPU, or --engine sim to try cs-llm without a model.',
+        });
       }
       if (opts.pullPolicy !== undefined && !['if-missing', 'always', 'never'].includes(opts.pullPolicy)) {
         throw new UsageError(`--pull-policy must be if-missing, always or never, got "${opts.pullPolicy}"`);
       }
       if (opts.offline && opts.pullPolicy !== undefined && opts.pullPolicy !== 'never') {
-        throw new UsageError(`--offline never pulls, so --pull-policy ${opts.pullPolicy} cannot apply`, { next: 'Drop --pull-policy (offline implies never), or drop --offline.' });
+        throw new UsageError(`--offline never pulls, so --pull-policy ${opts.pullPolicy} cannot apply`, {
+          next: 'Drop --pull-policy (offline implies never), or drop --offline.',
+        });
       }
       const extraEnv = parseEngineEnv(opts.engineEnv);
       const { loaded, output } = contextFor(command, {
@@ -137,7 +158,13 @@ export function register(program: Command): void {
       printResult(output, result);
       // In the foreground on a terminal, end in the live dashboard; the engine and daemon keep running after q.
       if (!opts.detach && result.daemon && output.interactive) {
-        await runDashboard({ url: result.daemon.url, intervalMs: 1000, apiKey: process.env.CS_LLM_API_KEY, interactive: true, color: output.color });
+        await runDashboard({
+          url: result.daemon.url,
+          intervalMs: 1000,
+          apiKey: process.env.CS_LLM_API_KEY,
+          interactive: true,
+          color: output.color,
+        });
         output.out('dashboard closed; the engine and the daemon are still running (cs-llm status; stop with cs-llm down)');
       }
     });

@@ -199,10 +199,14 @@ export function chatCompletions(services: DaemonServices) {
     }
     const profileName = header(ctx, 'x-profile') ?? config.defaultProfile;
     if (profileName !== config.defaultProfile && !(profileName in config.profiles)) {
-      throw new ApiError(400, `unknown profile "${profileName}"; configured: ${[config.defaultProfile, ...Object.keys(config.profiles)].join(', ')}`, {
-        param: 'X-Profile',
-        code: 'unknown_profile',
-      });
+      throw new ApiError(
+        400,
+        `unknown profile "${profileName}"; configured: ${[config.defaultProfile, ...Object.keys(config.profiles)].join(', ')}`,
+        {
+          param: 'X-Profile',
+          code: 'unknown_profile',
+        },
+      );
     }
     ctx.record.session = true;
     const profile = profileFor(config, profileName);
@@ -260,7 +264,10 @@ export function chatCompletions(services: DaemonServices) {
       const hideUsage = stream && !wantsUsage(request);
       if (hideUsage) {
         const options = (request as { stream_options?: unknown }).stream_options;
-        (outgoing as Record<string, unknown>).stream_options = { ...(typeof options === 'object' && options !== null ? options : {}), include_usage: true };
+        (outgoing as Record<string, unknown>).stream_options = {
+          ...(typeof options === 'object' && options !== null ? options : {}),
+          include_usage: true,
+        };
       }
       const turn: Turn = { id: sessionId, profile: profileName, ttlMs: profile.ttlSeconds * 1000, newMessages, hideUsage };
       // Server-side tools only when the client brought none of its own (those pass through untouched).
@@ -306,7 +313,14 @@ function bodyFor(member: UpstreamMember, body: Buffer, request: ChatRequest): Bu
   return Buffer.from(JSON.stringify(mapped));
 }
 
-async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer, stream: boolean, turn: Turn | null, request: ChatRequest): Promise<void> {
+async function proxy(
+  services: DaemonServices,
+  ctx: RequestContext,
+  body: Buffer,
+  stream: boolean,
+  turn: Turn | null,
+  request: ChatRequest,
+): Promise<void> {
   const { res } = ctx;
   if (res.destroyed) {
     // The client left while this request waited (for its body, its session or the model name).
@@ -333,7 +347,13 @@ async function proxy(services: DaemonServices, ctx: RequestContext, body: Buffer
       signal: controller.signal,
       build: (m) => {
         const bytes = bodyForUpstream(services.config, m, bodyFor(m, body, request));
-        return { method: 'POST', path: '/v1/chat/completions', headers: upstreamHeaders(ctx, bytes), body: bytes, signal: controller.signal };
+        return {
+          method: 'POST',
+          path: '/v1/chat/completions',
+          headers: upstreamHeaders(ctx, bytes),
+          body: bytes,
+          signal: controller.signal,
+        };
       },
     });
     upstream = routed.response;
@@ -452,7 +472,15 @@ async function relayStream(
   const { res } = ctx;
   // Overhead up to the headers: the daemon's work before the upstream request (the wait for it excluded).
   const overheadMs = (upstreamStart - ctx.startedAt).toFixed(3);
-  res.writeHead(200, replyHeaders(upstream, { ...sessionHeader, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-cs-llm-overhead-ms': overheadMs }));
+  res.writeHead(
+    200,
+    replyHeaders(upstream, {
+      ...sessionHeader,
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      'x-cs-llm-overhead-ms': overheadMs,
+    }),
+  );
   const meter = new StreamMeter(ctx.startedAt);
   res.flushHeaders();
   const timeoutMs = services.config.daemon.upstreamTimeoutMs;

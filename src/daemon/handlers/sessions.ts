@@ -22,7 +22,10 @@ function summary(info: SessionInfo) {
 function sessionIdParam(ctx: RequestContext): string {
   const id = ctx.params.id ?? '';
   if (!SESSION_ID_PATTERN.test(id)) {
-    throw new ApiError(400, 'a session id is 1-128 characters of letters, digits, ".", "_", ":" or "-"', { param: 'id', code: 'invalid_session_id' });
+    throw new ApiError(400, 'a session id is 1-128 characters of letters, digits, ".", "_", ":" or "-"', {
+      param: 'id',
+      code: 'invalid_session_id',
+    });
   }
   return id;
 }

@@ -13,15 +13,30 @@ export interface RoutingMetrics {
 
 export function createRoutingMetrics(registry: Registry): RoutingMetrics {
   const registers = [registry];
-  const attempts = new Counter({ name: 'cs_llm_upstream_attempts_total', help: 'Attempts sent to each upstream, retries included.', labelNames: ['upstream'], registers });
+  const attempts = new Counter({
+    name: 'cs_llm_upstream_attempts_total',
+    help: 'Attempts sent to each upstream, retries included.',
+    labelNames: ['upstream'],
+    registers,
+  });
   const attemptFailures = new Counter({
     name: 'cs_llm_upstream_attempt_failures_total',
     help: 'Failed attempts by upstream and reason (timeout, unavailable, overloaded = 429/503, status_NNN, stream_error).',
     labelNames: ['upstream', 'reason'],
     registers,
   });
-  const retries = new Counter({ name: 'cs_llm_upstream_retries_total', help: 'Failovers: attempts after the first, by the upstream retried on.', labelNames: ['upstream'], registers });
-  const ejections = new Counter({ name: 'cs_llm_upstream_ejections_total', help: 'Times an upstream was taken out after consecutive failures.', labelNames: ['upstream'], registers });
+  const retries = new Counter({
+    name: 'cs_llm_upstream_retries_total',
+    help: 'Failovers: attempts after the first, by the upstream retried on.',
+    labelNames: ['upstream'],
+    registers,
+  });
+  const ejections = new Counter({
+    name: 'cs_llm_upstream_ejections_total',
+    help: 'Times an upstream was taken out after consecutive failures.',
+    labelNames: ['upstream'],
+    registers,
+  });
   const shadowRequests = new Counter({
     name: 'cs_llm_shadow_requests_total',
     help: 'Mirrored requests by shadow upstream and result: exact (same text), differed, failed.',

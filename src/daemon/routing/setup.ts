@@ -45,7 +45,8 @@ export function createRouting(options: RoutingSetupOptions): Routing {
     : upstreamConfigs(config, options.upstreamUrl);
   const names = new Set<string>();
   for (const s of specs) {
-    if (names.has(s.name)) throw new ConfigError(`daemon.upstreams: the name "${s.name}" is used twice`, { next: 'Give each upstream its own name.' });
+    if (names.has(s.name))
+      throw new ConfigError(`daemon.upstreams: the name "${s.name}" is used twice`, { next: 'Give each upstream its own name.' });
     names.add(s.name);
   }
   const shadowName = d.shadow?.upstream;
@@ -68,7 +69,13 @@ export function createRouting(options: RoutingSetupOptions): Routing {
           });
         }
       }
-      client = createPooledUpstream({ url: s.url, timeoutMs: d.upstreamTimeoutMs, idleTimeoutMs: d.streamIdleTimeoutMs, connections: d.upstreamConnections, apiKey });
+      client = createPooledUpstream({
+        url: s.url,
+        timeoutMs: d.upstreamTimeoutMs,
+        idleTimeoutMs: d.streamIdleTimeoutMs,
+        connections: d.upstreamConnections,
+        apiKey,
+      });
       clients.push(client);
     }
     return new UpstreamMember({ name: s.name, kind: s.kind, weight: s.weight, models: s.models, client });
@@ -91,9 +98,12 @@ export function createRouting(options: RoutingSetupOptions): Routing {
       else members.push(toMember(s));
     }
     if (members.length === 0) {
-      throw new ConfigError('no upstream can be used: every configured upstream is remote (or the shadow) and daemon.allowRemote is false', {
-        next: 'Add a local upstream, or set daemon.allowRemote to true to use remote ones.',
-      });
+      throw new ConfigError(
+        'no upstream can be used: every configured upstream is remote (or the shadow) and daemon.allowRemote is false',
+        {
+          next: 'Add a local upstream, or set daemon.allowRemote to true to use remote ones.',
+        },
+      );
     }
   } catch (err) {
     for (const c of clients) void c.close();

@@ -29,13 +29,19 @@ export function expandEnv(value: string, env: NodeJS.ProcessEnv): string {
  * The request a tool call becomes: {arg} placeholders in the URL take the URL-encoded argument; the other
  * arguments go in the query string (GET, DELETE) or as the JSON body (POST, PUT, PATCH). Pure.
  */
-export function toolRequest(tool: ToolConfig, args: Record<string, unknown>, env: NodeJS.ProcessEnv): { url: string; method: string; headers: Record<string, string>; body: string | null } {
+export function toolRequest(
+  tool: ToolConfig,
+  args: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): { url: string; method: string; headers: Record<string, string>; body: string | null } {
   const used = new Set<string>();
   const url = new URL(
     tool.http.url.replace(/\{([A-Za-z0-9_]+)\}/g, (_, name: string) => {
       used.add(name);
       const value = args[name];
-      return encodeURIComponent(value === undefined || value === null ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value));
+      return encodeURIComponent(
+        value === undefined || value === null ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value),
+      );
     }),
   );
   const headers: Record<string, string> = { accept: 'application/json' };
@@ -58,7 +64,8 @@ function describeError(err: unknown): string {
   let e: unknown = err;
   for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code === 'ECONNREFUSED' ? 'the tool endpoint refused the connection' : `the tool endpoint failed (${code})`;
+    if (typeof code === 'string')
+      return code === 'ECONNREFUSED' ? 'the tool endpoint refused the connection' : `the tool endpoint failed (${code})`;
     e = (e as { cause?: unknown }).cause;
   }
   return 'the tool endpoint failed';

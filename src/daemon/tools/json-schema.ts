@@ -41,7 +41,8 @@ export function schemaProblems(schema: unknown, path = 'parameters'): string[] {
   const { type } = schema;
   if (type !== undefined) {
     const types = Array.isArray(type) ? type : [type];
-    for (const t of types) if (typeof t !== 'string' || !KNOWN_TYPES.has(t)) problems.push(`${path}.type: unknown type ${JSON.stringify(t)}`);
+    for (const t of types)
+      if (typeof t !== 'string' || !KNOWN_TYPES.has(t)) problems.push(`${path}.type: unknown type ${JSON.stringify(t)}`);
   }
   if (schema.properties !== undefined) {
     if (!isSchema(schema.properties)) problems.push(`${path}.properties must be an object`);
@@ -83,8 +84,10 @@ function check(value: unknown, schema: JsonSchema, path: string, problems: strin
   }
   if ('const' in schema && !deepEqual(schema.const, value)) problems.push(`${name}: must be ${JSON.stringify(schema.const)}`);
   if (typeof value === 'string') {
-    if (typeof schema.minLength === 'number' && value.length < schema.minLength) problems.push(`${name}: shorter than ${schema.minLength} characters`);
-    if (typeof schema.maxLength === 'number' && value.length > schema.maxLength) problems.push(`${name}: longer than ${schema.maxLength} characters`);
+    if (typeof schema.minLength === 'number' && value.length < schema.minLength)
+      problems.push(`${name}: shorter than ${schema.minLength} characters`);
+    if (typeof schema.maxLength === 'number' && value.length > schema.maxLength)
+      problems.push(`${name}: longer than ${schema.maxLength} characters`);
   }
   if (typeof value === 'number') {
     if (typeof schema.minimum === 'number' && value < schema.minimum) problems.push(`${name}: below the minimum ${schema.minimum}`);

@@ -36,7 +36,8 @@ export class ToolSet {
     this.onCall = options.onCall;
     const d = config.daemon;
     for (const tool of d.tools) {
-      if (this.tools.has(tool.name)) throw new ConfigError(`daemon.tools: the tool "${tool.name}" is declared twice`, { next: 'Give each tool its own name.' });
+      if (this.tools.has(tool.name))
+        throw new ConfigError(`daemon.tools: the tool "${tool.name}" is declared twice`, { next: 'Give each tool its own name.' });
       const problems = schemaProblems(tool.parameters);
       if (problems.length > 0) {
         throw new ConfigError(`daemon.tools: "${tool.name}" has an unusable parameters schema: ${problems.join('; ')}`, {
@@ -97,7 +98,10 @@ export class ToolSet {
     }
     if (!entry.breaker.tryAcquire()) {
       const seconds = Math.ceil(entry.breaker.retryInMs / 1000);
-      return errorResult('breaker_open', `the tool ${call.name} is unavailable after repeated failures; it will be tried again in about ${seconds} s`);
+      return errorResult(
+        'breaker_open',
+        `the tool ${call.name} is unavailable after repeated failures; it will be tried again in about ${seconds} s`,
+      );
     }
     const result = await runHttpTool(entry.config, args as Record<string, unknown>, this.env);
     if (result.outcome === 'timeout' || result.outcome === 'failed') entry.breaker.failure();

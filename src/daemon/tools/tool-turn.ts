@@ -67,7 +67,12 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
     if (headersSent) return;
     headersSent = true;
     const overhead = (performance.now() - ctx.startedAt - ctx.record.upstreamMs).toFixed(3);
-    res.writeHead(200, { ...sessionHeader, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-cs-llm-overhead-ms': overhead });
+    res.writeHead(200, {
+      ...sessionHeader,
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      'x-cs-llm-overhead-ms': overhead,
+    });
     res.flushHeaders();
     ctx.record.ttftMs = performance.now() - ctx.startedAt;
   };
@@ -132,7 +137,11 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
         if (response.statusCode !== 200) {
           ctx.record.outcome = 'upstream_failed';
           if (headersSent) {
-            return fail(new ApiError(502, `the upstream engine answered ${response.statusCode} in a later tool round; nothing was stored`, { code: 'upstream_failed' }));
+            return fail(
+              new ApiError(502, `the upstream engine answered ${response.statusCode} in a later tool round; nothing was stored`, {
+                code: 'upstream_failed',
+              }),
+            );
           }
           const retryAfter = response.headers['retry-after'];
           res.writeHead(response.statusCode, {
@@ -151,13 +160,22 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
           completion = null;
         }
         const message = replyMessage(completion);
-        if (!message) return fail(new ApiError(502, 'the upstream engine answered without a chat completion message; nothing was stored', { code: 'upstream_bad_reply' }));
+        if (!message)
+          return fail(
+            new ApiError(502, 'the upstream engine answered without a chat completion message; nothing was stored', {
+              code: 'upstream_bad_reply',
+            }),
+          );
         if (offerTools && message.tool_calls && message.tool_calls.length > 0) {
           await runCalls(services, ctx, message, messages, produced);
           continue;
         }
         input.commit(produced, message);
-        const headers: Record<string, string> = { ...sessionHeader, 'content-type': 'application/json', 'content-length': String(reply.length) };
+        const headers: Record<string, string> = {
+          ...sessionHeader,
+          'content-type': 'application/json',
+          'content-length': String(reply.length),
+        };
         headers['x-cs-llm-overhead-ms'] = (performance.now() - ctx.startedAt - ctx.record.upstreamMs).toFixed(3);
         res.writeHead(200, headers);
         res.end(reply);
@@ -182,7 +200,10 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
               sawDone = true;
               continue;
             }
-            let parsed: { error?: unknown; choices?: Array<{ delta?: { content?: unknown; tool_calls?: unknown }; finish_reason?: unknown }> } | null = null;
+            let parsed: {
+              error?: unknown;
+              choices?: Array<{ delta?: { content?: unknown; tool_calls?: unknown }; finish_reason?: unknown }>;
+            } | null = null;
             if (event.data !== null) {
               try {
                 parsed = JSON.parse(event.data);
@@ -226,7 +247,9 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
         return fail(
           broken !== null
             ? upstreamFailure(broken, member.url, services.config.daemon.upstreamTimeoutMs)
-            : new ApiError(502, 'the upstream engine ended the stream before it finished; nothing was stored', { code: 'upstream_stream_incomplete' }),
+            : new ApiError(502, 'the upstream engine ended the stream before it finished; nothing was stored', {
+                code: 'upstream_stream_incomplete',
+              }),
         );
       }
       if (acc.error !== null) {
@@ -262,7 +285,13 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
 }
 
 /** Runs a round's tool calls (in parallel) and appends the assistant message and the results. */
-async function runCalls(services: DaemonServices, ctx: RequestContext, message: ChatMessage, messages: unknown[], produced: ChatMessage[]): Promise<void> {
+async function runCalls(
+  services: DaemonServices,
+  ctx: RequestContext,
+  message: ChatMessage,
+  messages: unknown[],
+  produced: ChatMessage[],
+): Promise<void> {
   const calls = callsOf(message);
   const assistant: ChatMessage = {
     ...message,
