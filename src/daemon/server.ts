@@ -63,8 +63,11 @@ export interface Daemon {
   onRequest(listener: RequestListener): () => void;
   /** Requests being served right now. */
   inFlight(): number;
-  /** Graceful stop: no new connections, in-flight requests finish (up to daemon.shutdownTimeoutMs), store closed. */
-  close(reason?: string): Promise<void>;
+  /**
+   * Graceful stop: no new connections, in-flight requests finish (up to daemon.shutdownTimeoutMs, or
+   * `drainMs`), store closed. A later call while closing may shorten the drain (`drainMs: 0` cuts it now).
+   */
+  close(reason?: string, options?: { drainMs?: number }): Promise<void>;
 }
 
 function routesFor(services: DaemonServices): Route[] {
@@ -389,6 +392,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   log(`listening on ${daemonUrl}, upstream ${upstream.url}, database ${store.file}`);
 
   let closing: Promise<void> | null = null;
+  let endDrain: (() => void) | null = null;
   return {
     url: daemonUrl,
     host,
@@ -396,16 +400,20 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     store,
     onRequest: (listener) => observers.add(listener),
     inFlight: () => inFlight,
-    close(reason = 'close() called') {
-      closing ??= (async () => {
+    close(reason = 'close() called', { drainMs } = {}) {
+      if (closing) {
+        if (drainMs === 0) endDrain?.();
+        return closing;
+      }
+      closing = (async () => {
         log(`shutting down: ${reason}; ${inFlight} request(s) in flight`);
         draining = true;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         if (inFlight > 0) {
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, config.daemon.shutdownTimeoutMs);
-            onDrained = () => {
+            const timer = setTimeout(resolve, drainMs ?? config.daemon.shutdownTimeoutMs);
+            onDrained = endDrain = () => {
               clearTimeout(timer);
               resolve();
             };

@@ -1,7 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { redactSecrets, type Logger } from '../../core/log.js';
-import { cliCommand, daemonStatus, removeDaemonState, startDaemonDetached, stopDaemon, writeDaemonState } from '../../daemon/lifecycle.js';
-import { startDaemon } from '../../daemon/server.js';
+import { cliCommand, daemonStatus, startDaemonDetached, stopDaemon } from '../../daemon/lifecycle.js';
+import { runDaemonProcess } from '../../daemon/main.js';
 import { systemdUnit } from '../../daemon/unit.js';
 import { storeFile } from '../../store/store.js';
 import { dirname } from 'node:path';
@@ -34,18 +33,6 @@ function runArgs(opts: RunFlags): string[] {
   return args;
 }
 
-/** Lifecycle lines for the foreground daemon: stderr (the journal, or the daemon log when detached). */
-function lifecycleLogger(): Logger {
-  const log = ((message: string, ...fields: unknown[]) => {
-    const text = [message, ...fields.map((f) => (f instanceof Error ? f.message : typeof f === 'string' ? f : JSON.stringify(f)))].join(
-      ' ',
-    );
-    process.stderr.write(`${new Date().toISOString()} cs-llm daemon: ${redactSecrets(text)}\n`);
-  }) as Logger;
-  log.enabled = true;
-  return log;
-}
-
 function withRunFlags(command: Command): Command {
   return command
     .option('--host <host>', 'address to bind (default 127.0.0.1; anything else needs API keys)')
@@ -58,46 +45,7 @@ async function runForeground(opts: RunFlags, command: Command): Promise<void> {
   // port 0 (a free port) is valid here but not in the config schema, which describes fixed ports.
   const { port, ...rest } = opts;
   const { loaded } = contextFor(command, configFlags(port === 0 ? rest : opts));
-  const { config, paths } = loaded;
-  const log = lifecycleLogger();
-  const daemon = await startDaemon({ config, paths, log, ...(port === 0 ? { port: 0 } : {}) });
-  writeDaemonState(paths, {
-    pid: process.pid,
-    url: daemon.url,
-    startedAt: new Date().toISOString(),
-    upstream: opts.upstream ?? config.daemon.upstream,
-    db: daemon.store.file,
-  });
-  log(
-    `listening on ${daemon.url} (upstream ${opts.upstream ?? config.daemon.upstream}, database ${daemon.store.file}, pid ${process.pid})`,
-  );
-
-  // The process belongs to the daemon now: a stray error is logged, never a crash of every session.
-  process.on('uncaughtException', (err) => log('uncaught exception (kept running)', err));
-  process.on('unhandledRejection', (err) => log('unhandled rejection (kept running)', err instanceof Error ? err : String(err)));
-
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const shutdown = (reason: string) => {
-      if (stopping) return;
-      stopping = true;
-      // The backstop: a drain that hangs past its deadline must not keep the process alive.
-      const force = setTimeout(() => {
-        log(`shutdown did not finish in time (${reason}); exiting`);
-        process.exit(1);
-      }, config.daemon.shutdownTimeoutMs + 5000);
-      force.unref();
-      daemon
-        .close(reason)
-        .catch((err: unknown) => log('shutdown failed', err as Error))
-        .finally(() => {
-          removeDaemonState(paths, process.pid);
-          log(`stopped (${reason})`);
-          resolve();
-        });
-    };
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => shutdown(signal));
-  });
+  await runDaemonProcess({ config: loaded.config, paths: loaded.paths, ...(port === 0 ? { port: 0 } : {}) });
 }
 
 export function register(program: Command): void {

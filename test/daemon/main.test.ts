@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { request } from 'undici';
+import { resolvePaths } from '../../src/core/paths.js';
+import { readDaemonState } from '../../src/daemon/lifecycle.js';
+import { openStore } from '../../src/store/store.js';
+import { startSimulator } from '../../src/sim/server.js';
+import { ROOT } from '../helpers/cli.js';
+
+/** `cs-llm daemon run` as its own process (the way systemd and `daemon start` run it), with its state file found. */
+async function runDaemon(t: { after(fn: () => void): void }, upstream: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-daemon-main-'));
+  const child = execa(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'daemon', 'run', '--port', '0', '--upstream', upstream],
+    {
+      cwd: ROOT,
+      env: { CS_LLM_HOME: dir, NO_COLOR: '1' },
+      reject: false,
+    },
+  );
+  t.after(() => {
+    child.kill('SIGKILL');
+  });
+  const paths = resolvePaths({ CS_LLM_HOME: dir });
+  let state = readDaemonState(paths);
+  while (!state) {
+    assert.equal(child.exitCode, null, 'the daemon exited before it listened');
+    await new Promise((r) => setTimeout(r, 50));
+    state = readDaemonState(paths);
+  }
+  return { child, paths, state };
+}
+
+test('a second stop signal during the drain cuts it: the stream in flight ends unstored, the state file goes, the process exits 0', async (t) => {
+  // 5 tokens a second: the reply to "count to 60" would take 12 s to drain.
+  const sim = await startSimulator({ port: 0, tokensPerSecond: 5 });
+  t.after(() => sim.close());
+  const { child, paths, state } = await runDaemon(t, sim.url);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+
+  const res = await request(`${state.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-session-id': 'cut' },
+    body: JSON.stringify({ model: 'cs-llm-sim', stream: true, messages: [{ role: 'user', content: 'count to 60' }] }),
+  });
+  const chunks = res.body[Symbol.asyncIterator]();
+  let received = ((await chunks.next()).value as Buffer).toString();
+  child.kill('SIGTERM');
+  while (!/shutting down: SIGTERM/.test(stderr)) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGTERM');
+  try {
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) received += (next.value as Buffer).toString();
+  } catch {
+    // the connection was cut: what a client of a cut drain sees
+  }
+  assert.ok(!received.includes('data: [DONE]'), 'the stream was cut, not finished');
+
+  const result = await child;
+  assert.equal(result.signal, undefined, `the process ended by itself, not by the signal\n${stderr}`);
+  assert.equal(result.exitCode, 0, stderr);
+  assert.match(stderr, /SIGTERM while stopping: not waiting for requests in flight any longer/);
+  assert.match(stderr, /stopped \(SIGTERM\)/);
+  assert.equal(existsSync(paths.daemonStateFile), false, 'the state file is removed');
+  const store = openStore({ file: paths.dbFile });
+  t.after(() => store.close());
+  assert.equal(store.sessions.get('cut', Date.now()), null, 'a cut turn stores nothing');
+});
