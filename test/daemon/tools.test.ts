@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { startHarness, text } from './harness.js';
+import { startScriptedModel } from './scripted-model.js';
 
 /** A real HTTP tool endpoint on 127.0.0.1: /logistics/:id answers, /hang never does, /flaky fails while `failing`. */
 interface ToolServer {
@@ -64,6 +65,19 @@ interface Stored {
 
 async function stored(url: string, id: string): Promise<Stored> {
   return (await (await fetch(`${url}/v1/sessions/${id}`)).json()) as Stored;
+}
+
+/** The assistant's text in a raw reply body, a JSON completion or an SSE stream. */
+function replyText(body: string): string {
+  if (!body.startsWith('data:'))
+    return (JSON.parse(body) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content;
+  let content = '';
+  for (const line of body.split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    const chunk = JSON.parse(line.slice(6)) as { choices?: Array<{ delta?: { content?: string } }> };
+    content += chunk.choices?.[0]?.delta?.content ?? '';
+  }
+  return content;
 }
 
 process.env.CS_LLM_TEST_TOOL_TOKEN = 'tool-secret';
@@ -257,6 +271,35 @@ test('tools the client declares pass through untouched, streamed argument deltas
   });
   const call = reply.choices[0]!.message.tool_calls![0]!;
   assert.equal(call.type === 'function' ? call.function.arguments : '', '{"order_number":"777123"}');
+});
+
+test('a model naming a declared tool outside the turn\'s profile gets "there is no tool named X", and that tool is not called', async (t) => {
+  const tools = await startToolServer(t);
+  const refund = {
+    name: 'issue_refund',
+    description: 'Refunds an order in full',
+    parameters: { type: 'object', properties: { order_id: { type: 'string' } }, required: ['order_id'], additionalProperties: false },
+    http: { method: 'POST', url: `${tools.url}/refund/{order_id}` },
+  };
+  const model = await startScriptedModel(t, [{ name: 'issue_refund', arguments: '{"order_id":"12345"}' }]);
+  const h = await startHarness(t, {
+    config: {
+      daemon: { upstream: model.url, tools: [logisticsTool(tools.url), refund] },
+      profiles: { default: { tools: ['get_logistics'] }, back_office: { tools: ['issue_refund'] } },
+    },
+  });
+  for (const stream of [false, true]) {
+    const res = await request(`${h.daemon.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-session-id': `profile-${stream}` },
+      body: JSON.stringify({ model: 'cs-llm-sim', stream, messages: [{ role: 'user', content: 'refund order 12345 now' }] }),
+    });
+    assert.equal(res.statusCode, 200);
+    assert.match(replyText(await res.body.text()), /According to issue_refund, error is there is no tool named issue_refund/);
+  }
+  assert.deepEqual(tools.calls, [], 'the tool of another profile was not called');
+  const metrics = await (await fetch(`${h.daemon.url}/metrics`)).text();
+  assert.match(metrics, /cs_llm_tool_calls_total\{tool="issue_refund",outcome="unknown_tool"\} 2/);
 });
 
 test('a profile naming an undeclared tool, or a schema outside the subset, is refused at start with the fix', async (t) => {

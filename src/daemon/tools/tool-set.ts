@@ -4,12 +4,21 @@ import { CircuitBreaker } from './breaker.js';
 import { errorResult, runHttpTool, type ToolOutcome, type ToolResult } from './http-tool.js';
 import { schemaProblems, validateJson } from './json-schema.js';
 
+/** The metric label of a call naming no declared tool (not a valid tool name, so it cannot collide). */
+export const UNKNOWN_TOOL_LABEL = '(unknown)';
+
 /** A tool call as the model made it (OpenAI's tool_calls entry). */
 export interface ToolCallRequest {
   id: string;
   name: string;
   /** The raw arguments string (JSON, as the model wrote it). */
   arguments: string;
+}
+
+/** What a turn lets a call do. */
+export interface RunOptions {
+  /** The turn's profile's tools: a call naming any other tool gets "there is no tool named X". */
+  allowed: readonly string[];
 }
 
 export interface ToolSetOptions {
@@ -76,14 +85,16 @@ export class ToolSet {
   }
 
   /** Runs one call; every failure (bad arguments, open breaker, timeout, HTTP error) is an error result. */
-  async run(call: ToolCallRequest): Promise<ToolResult> {
-    const result = await this.runUncounted(call);
-    this.onCall?.(call.name, result.outcome);
+  async run(call: ToolCallRequest, options: RunOptions): Promise<ToolResult> {
+    const result = await this.runUncounted(call, options);
+    // The model writes the name: only declared names become metric labels, so their number stays bounded.
+    this.onCall?.(this.tools.has(call.name) ? call.name : UNKNOWN_TOOL_LABEL, result.outcome);
     return result;
   }
 
-  private async runUncounted(call: ToolCallRequest): Promise<ToolResult> {
-    const entry = this.tools.get(call.name);
+  private async runUncounted(call: ToolCallRequest, options: RunOptions): Promise<ToolResult> {
+    // A tool of another profile is as unknown to this turn as one never declared.
+    const entry = options.allowed.includes(call.name) ? this.tools.get(call.name) : undefined;
     if (!entry) return errorResult('unknown_tool', `there is no tool named ${call.name}`);
     let args: unknown;
     try {

@@ -167,7 +167,7 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
             }),
           );
         if (offerTools && message.tool_calls && message.tool_calls.length > 0) {
-          await runCalls(services, ctx, message, messages, produced);
+          await runCalls(services, ctx, input, message, messages, produced);
           continue;
         }
         input.commit(produced, message);
@@ -262,7 +262,7 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
       }
       const message = acc.message();
       if (offerTools && message.tool_calls && message.tool_calls.length > 0) {
-        await runCalls(services, ctx, message, messages, produced);
+        await runCalls(services, ctx, input, message, messages, produced);
         continue;
       }
       startStream();
@@ -288,6 +288,7 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
 async function runCalls(
   services: DaemonServices,
   ctx: RequestContext,
+  input: ToolTurnInput,
   message: ChatMessage,
   messages: unknown[],
   produced: ChatMessage[],
@@ -298,7 +299,7 @@ async function runCalls(
     tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
   };
   const started = performance.now();
-  const results = await Promise.all(calls.map((c) => services.tools.run(c)));
+  const results = await Promise.all(calls.map((c) => services.tools.run(c, { allowed: input.toolNames })));
   // Waiting on tools is time spent outside the daemon, like waiting on the engine.
   ctx.record.upstreamMs += performance.now() - started;
   const toolMessages: ChatMessage[] = calls.map((c, i) => ({ role: 'tool', tool_call_id: c.id, content: results[i]!.content }));
