@@ -65,6 +65,17 @@ test('the breaker opens after N failures, lets one trial through after the cool-
   assert.equal(b.state, 'closed');
 });
 
+test('a half-open trial abandoned (its client went away) lets the next trial through, without a verdict', () => {
+  let now = 0;
+  const b = new CircuitBreaker(1, 1000, () => now);
+  b.failure();
+  now = 1000;
+  assert.equal(b.tryAcquire(), true);
+  b.abandon();
+  assert.equal(b.state, 'half-open');
+  assert.equal(b.tryAcquire(), true);
+});
+
 test('a tool call becomes a URL with encoded arguments, a query or JSON body for the rest, and headers from the environment', () => {
   const tool = {
     name: 'get_logistics',

@@ -11,10 +11,12 @@ interface ToolServer {
   url: string;
   calls: Array<{ path: string; auth: string | undefined }>;
   failing: boolean;
+  /** /hang requests whose connection the caller closed. */
+  hangsClosed: number;
 }
 
 async function startToolServer(t: { after(fn: () => Promise<void> | void): void }): Promise<ToolServer> {
-  const state: ToolServer = { url: '', calls: [], failing: true };
+  const state: ToolServer = { url: '', calls: [], failing: true, hangsClosed: 0 };
   const hung: ServerResponse[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/';
@@ -25,6 +27,7 @@ async function startToolServer(t: { after(fn: () => Promise<void> | void): void 
       res.end(JSON.stringify({ order_id: decodeURIComponent(logistics[1]!), status: 'in transit', carrier: 'SF Express' }));
     } else if (path.startsWith('/hang')) {
       hung.push(res);
+      res.on('close', () => state.hangsClosed++);
     } else if (path.startsWith('/flaky')) {
       if (state.failing) {
         res.writeHead(500).end('down');
@@ -65,6 +68,13 @@ interface Stored {
 
 async function stored(url: string, id: string): Promise<Stored> {
   return (await (await fetch(`${url}/v1/sessions/${id}`)).json()) as Stored;
+}
+
+/** Resolves once `done()` holds, checking every 20 ms; fails after `ms` with `message`. */
+async function eventually(done: () => boolean, ms: number, message: string): Promise<void> {
+  for (const end = Date.now() + ms; !done(); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > end) assert.fail(message);
+  }
 }
 
 /** The assistant's text in a raw reply body, a JSON completion or an SSE stream. */
@@ -167,6 +177,30 @@ test('a tool that does not answer in time becomes an error result, not a hung re
     .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'order 4444?' }] });
   assert.match(text(reply), /error is the tool get_logistics did not answer within 300 ms/);
   assert.equal(tools.calls.length, 1);
+});
+
+test("a client that goes away stops its turn's tool calls: the tool endpoint sees its request closed and nothing is stored", async (t) => {
+  const tools = await startToolServer(t);
+  const tool = { ...logisticsTool(tools.url), http: { method: 'GET', url: `${tools.url}/hang/{order_id}`, timeoutMs: 60_000 } };
+  const h = await startHarness(t, { config: { daemon: { tools: [tool] }, profiles: { default: { tools: ['get_logistics'] } } } });
+  for (const stream of [false, true]) {
+    const before = tools.calls.length;
+    const client = new AbortController();
+    const asked = request(`${h.daemon.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-session-id': `gone-${stream}` },
+      body: JSON.stringify({ model: 'cs-llm-sim', stream, messages: [{ role: 'user', content: 'where is order 4444?' }] }),
+      signal: client.signal,
+    }).catch(() => null);
+    await eventually(() => tools.calls.length > before, 10_000, 'the tool was never called');
+    client.abort();
+    await asked;
+    // The tool's own timeout is 60 s: only the client's leaving can end the call this soon.
+    await eventually(() => tools.hangsClosed > before, 10_000, 'the tool call kept running after the client went away');
+    assert.equal((await fetch(`${h.daemon.url}/v1/sessions/gone-${stream}`)).status, 404, 'nothing stored');
+  }
+  const metrics = await (await fetch(`${h.daemon.url}/metrics`)).text();
+  assert.match(metrics, /cs_llm_tool_calls_total\{tool="get_logistics",outcome="aborted"\} 2/);
 });
 
 test('the breaker opens after repeated failures (the tool is not called), half-opens after the cool-down and closes on success', async (t) => {

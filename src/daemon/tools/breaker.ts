@@ -42,6 +42,11 @@ export class CircuitBreaker {
     this.trialInFlight = false;
   }
 
+  /** The call ended without a verdict on the endpoint (its client went away): a half-open trial may go again. */
+  abandon(): void {
+    this.trialInFlight = false;
+  }
+
   failure(): void {
     this.trialInFlight = false;
     this.consecutiveFailures++;

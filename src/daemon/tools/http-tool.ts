@@ -4,7 +4,7 @@ import type { ToolConfig } from '../../core/config.js';
 /** Tool results are cut here: a result goes back into the model's context. */
 export const MAX_RESULT_CHARS = 16_000;
 
-export type ToolOutcome = 'ok' | 'invalid_arguments' | 'unknown_tool' | 'timeout' | 'failed' | 'http_error' | 'breaker_open';
+export type ToolOutcome = 'ok' | 'invalid_arguments' | 'unknown_tool' | 'timeout' | 'failed' | 'http_error' | 'breaker_open' | 'aborted';
 
 export interface ToolResult {
   outcome: ToolOutcome;
@@ -71,12 +71,20 @@ function describeError(err: unknown): string {
   return 'the tool endpoint failed';
 }
 
+/** The result of a call cut short because the turn's client went away (no model ever reads it). */
+export const ABORTED: ToolResult = errorResult('aborted', 'the client went away');
+
 /**
- * Runs one HTTP tool call within its timeout. Never throws: every failure is an error result. 4xx answers
- * are results the model can explain (an unknown order); timeouts, connection errors and 5xx are failures
- * (they count towards the tool's circuit breaker).
+ * Runs one HTTP tool call within its timeout, or until `signal` (the turn's client went away) aborts it.
+ * Never throws: every failure is an error result. 4xx answers are results the model can explain (an unknown
+ * order); timeouts, connection errors and 5xx are failures (they count towards the tool's circuit breaker).
  */
-export async function runHttpTool(tool: ToolConfig, args: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<ToolResult> {
+export async function runHttpTool(
+  tool: ToolConfig,
+  args: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
+): Promise<ToolResult> {
   let req: ReturnType<typeof toolRequest>;
   try {
     req = toolRequest(tool, args, env);
@@ -84,13 +92,13 @@ export async function runHttpTool(tool: ToolConfig, args: Record<string, unknown
     return errorResult('failed', `the tool ${tool.name} is misconfigured: ${(err as Error).message}`);
   }
   const timeoutMs = tool.http.timeoutMs;
-  const signal = AbortSignal.timeout(timeoutMs);
+  const timeout = AbortSignal.timeout(timeoutMs);
   try {
     const res = await request(req.url, {
       method: req.method as 'GET',
       headers: req.headers,
       body: req.body,
-      signal,
+      signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });
@@ -100,8 +108,9 @@ export async function runHttpTool(tool: ToolConfig, args: Record<string, unknown
     if (res.statusCode >= 400) return { outcome: 'http_error', content: JSON.stringify({ error: `HTTP ${res.statusCode}`, body: text }) };
     return { outcome: 'ok', content: text === '' ? '{}' : text };
   } catch (err) {
+    if (signal?.aborted) return ABORTED;
     const code = (err as { code?: unknown; name?: unknown }).code;
-    if (signal.aborted || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    if (timeout.aborted || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
       return errorResult('timeout', `the tool ${tool.name} did not answer within ${timeoutMs} ms`);
     }
     return errorResult('failed', `${describeError(err)} (tool ${tool.name})`);

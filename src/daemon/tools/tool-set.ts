@@ -1,7 +1,7 @@
 import type { Config, Profile, ToolConfig } from '../../core/config.js';
 import { ConfigError } from '../../core/errors.js';
 import { CircuitBreaker } from './breaker.js';
-import { errorResult, runHttpTool, type ToolOutcome, type ToolResult } from './http-tool.js';
+import { ABORTED, errorResult, runHttpTool, type ToolOutcome, type ToolResult } from './http-tool.js';
 import { schemaProblems, validateJson } from './json-schema.js';
 
 /** The metric label of a call naming no declared tool (not a valid tool name, so it cannot collide). */
@@ -19,6 +19,8 @@ export interface ToolCallRequest {
 export interface RunOptions {
   /** The turn's profile's tools: a call naming any other tool gets "there is no tool named X". */
   allowed: readonly string[];
+  /** Aborted when the turn's client goes away: a call not yet started is skipped, a running one cut. */
+  signal?: AbortSignal;
 }
 
 export interface ToolSetOptions {
@@ -107,6 +109,7 @@ export class ToolSet {
     if (typeof args !== 'object' || args === null || Array.isArray(args)) {
       return errorResult('invalid_arguments', `the arguments for ${call.name} must be a JSON object`);
     }
+    if (options.signal?.aborted) return ABORTED;
     if (!entry.breaker.tryAcquire()) {
       const seconds = Math.ceil(entry.breaker.retryInMs / 1000);
       return errorResult(
@@ -114,8 +117,10 @@ export class ToolSet {
         `the tool ${call.name} is unavailable after repeated failures; it will be tried again in about ${seconds} s`,
       );
     }
-    const result = await runHttpTool(entry.config, args as Record<string, unknown>, this.env);
-    if (result.outcome === 'timeout' || result.outcome === 'failed') entry.breaker.failure();
+    const result = await runHttpTool(entry.config, args as Record<string, unknown>, this.env, options.signal);
+    // A call cut because the client left says nothing about the endpoint.
+    if (result.outcome === 'aborted') entry.breaker.abandon();
+    else if (result.outcome === 'timeout' || result.outcome === 'failed') entry.breaker.failure();
     else entry.breaker.success();
     return result;
   }

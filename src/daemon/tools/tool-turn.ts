@@ -167,7 +167,7 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
             }),
           );
         if (offerTools && message.tool_calls && message.tool_calls.length > 0) {
-          await runCalls(services, ctx, input, message, messages, produced);
+          await runCalls(services, ctx, input, controller.signal, message, messages, produced);
           continue;
         }
         input.commit(produced, message);
@@ -262,7 +262,7 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
       }
       const message = acc.message();
       if (offerTools && message.tool_calls && message.tool_calls.length > 0) {
-        await runCalls(services, ctx, input, message, messages, produced);
+        await runCalls(services, ctx, input, controller.signal, message, messages, produced);
         continue;
       }
       startStream();
@@ -289,6 +289,7 @@ async function runCalls(
   services: DaemonServices,
   ctx: RequestContext,
   input: ToolTurnInput,
+  signal: AbortSignal,
   message: ChatMessage,
   messages: unknown[],
   produced: ChatMessage[],
@@ -299,7 +300,7 @@ async function runCalls(
     tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
   };
   const started = performance.now();
-  const results = await Promise.all(calls.map((c) => services.tools.run(c, { allowed: input.toolNames })));
+  const results = await Promise.all(calls.map((c) => services.tools.run(c, { allowed: input.toolNames, signal })));
   // Waiting on tools is time spent outside the daemon, like waiting on the engine.
   ctx.record.upstreamMs += performance.now() - started;
   const toolMessages: ChatMessage[] = calls.map((c, i) => ({ role: 'tool', tool_call_id: c.id, content: results[i]!.content }));
