@@ -119,6 +119,50 @@ export class TurnAccumulator {
   }
 }
 
+/**
+ * A session turn's stream, chunk by chunk: whole events out (one chunk's events joined into one buffer), the
+ * assistant message rebuilt from them, and the final `data: [DONE]` held back (it goes out after the commit).
+ * `select` decides what each event sends: its bytes, nothing (null), or other bytes (events held back before
+ * it, then its own); everything when absent. Pure.
+ */
+export class TurnEvents {
+  private readonly splitter = new SseSplitter();
+  readonly turn = new TurnAccumulator();
+  /** The upstream sent [DONE]. */
+  done = false;
+
+  constructor(private readonly select?: (parsed: unknown, raw: Buffer) => Buffer | null) {}
+
+  /** The bytes to send for this chunk, or null for none. */
+  push(chunk: Buffer): Buffer | null {
+    const events = this.splitter.push(chunk);
+    let out: Buffer[] | null = null;
+    let bytes = 0;
+    for (const event of events) {
+      if (this.done) continue;
+      if (event.data === '[DONE]') {
+        this.done = true;
+        continue;
+      }
+      let parsed: unknown;
+      if (event.data !== null) {
+        try {
+          parsed = JSON.parse(event.data);
+        } catch {
+          // not JSON: forwarded as it is, nothing to accumulate
+        }
+        this.turn.add(parsed);
+      }
+      const send = this.select ? this.select(parsed, event.raw) : event.raw;
+      if (send === null) continue;
+      (out ??= []).push(send);
+      bytes += send.length;
+    }
+    if (!out) return null;
+    return out.length === 1 ? out[0]! : Buffer.concat(out, bytes);
+  }
+}
+
 /** The assistant message of a non-streaming chat.completion body (choice 0), or null if it has none. */
 export function replyMessage(completion: unknown): ChatMessage | null {
   const choices = (completion as { choices?: unknown } | null)?.choices;

@@ -1,13 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import { bodyForUpstream } from '../../compliance/upstream-redaction.js';
 import type { ChatMessage } from '../../store/sessions.js';
 import { ApiError, sseErrorEvent } from '../api-error.js';
+import { bodyFor, DONE, UpstreamExchange, write } from '../relay.js';
 import type { RequestContext } from '../routes.js';
-import { ClientGoneError, type Routed } from '../routing/failover.js';
-import type { UpstreamMember } from '../routing/upstream-set.js';
 import type { DaemonServices } from '../services.js';
-import { SseSplitter, TurnAccumulator, replyMessage } from '../sse.js';
-import { collectBody, idleWatch, upstreamFailure } from '../upstream.js';
+import { replyMessage, TurnEvents } from '../sse.js';
+import type { SessionTurn } from '../turn.js';
 import type { ChatRequest } from '../validate.js';
 import type { ToolCallRequest } from './tool-set.js';
 
@@ -22,23 +20,9 @@ import type { ToolCallRequest } from './tool-set.js';
 export interface ToolTurnInput {
   outgoing: ChatRequest;
   stream: boolean;
-  turn: { id: string; profile: string; ttlMs: number; newMessages: ChatMessage[] };
+  turn: SessionTurn;
   toolNames: readonly string[];
   maxRounds: number;
-  /** From chat-completions: headers for the upstream request, socket writes, the turn's commit. */
-  upstreamHeaders: (body: Buffer) => Record<string, string>;
-  write: (chunk: Buffer) => Promise<void> | null;
-  commit: (messages: ChatMessage[], reply: ChatMessage) => void;
-}
-
-const DONE = Buffer.from('data: [DONE]\n\n');
-
-function bodyFor(member: UpstreamMember, payload: Record<string, unknown>): Buffer {
-  const model = payload.model;
-  if (member.hasModelMap && typeof model === 'string' && model in member.models) {
-    return Buffer.from(JSON.stringify({ ...payload, model: member.models[model] }));
-  }
-  return Buffer.from(JSON.stringify(payload));
 }
 
 function callsOf(message: ChatMessage): ToolCallRequest[] {
@@ -50,15 +34,13 @@ function callsOf(message: ChatMessage): ToolCallRequest[] {
   }));
 }
 
+type StreamChoice = { delta?: { content?: unknown; tool_calls?: unknown }; finish_reason?: unknown };
+
 export async function toolTurn(services: DaemonServices, ctx: RequestContext, input: ToolTurnInput): Promise<void> {
   const { res } = ctx;
-  const { router, tools } = services;
+  const { tools } = services;
   const sessionHeader = { 'x-session-id': input.turn.id };
-  const controller = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) controller.abort();
-  };
-  res.on('close', onClose);
+  const exchange = new UpstreamExchange(services, ctx, input.turn.id);
   const messages: unknown[] = [...input.outgoing.messages];
   const produced: ChatMessage[] = [];
   const definitions = tools.definitions(input.toolNames);
@@ -66,14 +48,7 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
   const startStream = () => {
     if (headersSent) return;
     headersSent = true;
-    const overhead = (performance.now() - ctx.startedAt - ctx.record.upstreamMs).toFixed(3);
-    res.writeHead(200, {
-      ...sessionHeader,
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache',
-      'x-cs-llm-overhead-ms': overhead,
-    });
-    res.flushHeaders();
+    exchange.startEventStream(performance.now() - ctx.startedAt - ctx.record.upstreamMs);
     ctx.record.ttftMs = performance.now() - ctx.startedAt;
   };
   const fail = (err: ApiError): void => {
@@ -95,45 +70,29 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
         payload.tools = definitions;
         payload.tool_choice = toolChoice ?? 'auto';
       }
-      const started = performance.now();
-      let routed: Routed;
+      let routed;
       try {
-        routed = await router.send({
-          sessionId: input.turn.id,
-          signal: controller.signal,
-          build: (member) => {
-            // The same upstream redaction as the proxy path (store.redactUpstream), tool results included.
-            const body = bodyForUpstream(services.config, member, bodyFor(member, payload));
-            return { method: 'POST', path: '/v1/chat/completions', headers: input.upstreamHeaders(body), body, signal: controller.signal };
-          },
-        });
+        // The same upstream redaction as the proxy path (store.redactUpstream), tool results included.
+        const bytes = Buffer.from(JSON.stringify(payload));
+        routed = await exchange.send((member) => bodyFor(member, payload, bytes));
       } catch (err) {
-        ctx.record.upstreamMs += performance.now() - started;
-        if (err instanceof ClientGoneError) {
-          ctx.record.outcome = 'client_closed';
-          return;
-        }
         if (err instanceof ApiError) return fail(err);
         throw err;
       }
+      if (routed === null) return;
       const { response, member } = routed;
       const isEventStream = String(response.headers['content-type'] ?? '').startsWith('text/event-stream');
 
       if (response.statusCode !== 200 || (input.stream && !isEventStream) || !input.stream) {
         // A whole JSON body: the non-streaming round, or an engine error.
-        let reply: Buffer;
+        let reply: Buffer | null;
         try {
-          reply = await collectBody(response.body);
+          reply = await exchange.collect(routed);
         } catch (err) {
-          ctx.record.upstreamMs += performance.now() - started;
-          if (controller.signal.aborted) {
-            ctx.record.outcome = 'client_closed';
-            return;
-          }
-          router.streamFailed(member);
-          return fail(upstreamFailure(err, member.url, services.config.daemon.upstreamTimeoutMs));
+          if (err instanceof ApiError) return fail(err);
+          throw err;
         }
-        ctx.record.upstreamMs += performance.now() - started;
+        if (reply === null) return;
         if (response.statusCode !== 200) {
           ctx.record.outcome = 'upstream_failed';
           if (headersSent) {
@@ -167,10 +126,10 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
             }),
           );
         if (offerTools && message.tool_calls && message.tool_calls.length > 0) {
-          await runCalls(services, ctx, input, controller.signal, message, messages, produced);
+          await runCalls(services, ctx, input, exchange.signal, message, messages, produced);
           continue;
         }
-        input.commit(produced, message);
+        await input.turn.commit(message, produced);
         const headers: Record<string, string> = {
           ...sessionHeader,
           'content-type': 'application/json',
@@ -182,77 +141,40 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
         return;
       }
 
-      // A streamed round.
-      const splitter = new SseSplitter();
-      const acc = new TurnAccumulator();
+      // A streamed round: events are held until the first content delta shows this round is the answer.
       let held: Buffer[] = [];
       let answering = false;
-      let sawDone = false;
-      let broken: unknown = null;
-      const idle = idleWatch(response.body, services.config.daemon.streamIdleTimeoutMs);
-      try {
-        for await (const chunk of response.body as AsyncIterable<Buffer>) {
-          idle.refresh();
-          let out: Buffer[] | null = null;
-          for (const event of splitter.push(chunk)) {
-            if (sawDone) continue;
-            if (event.data === '[DONE]') {
-              sawDone = true;
-              continue;
-            }
-            let parsed: {
-              error?: unknown;
-              choices?: Array<{ delta?: { content?: unknown; tool_calls?: unknown }; finish_reason?: unknown }>;
-            } | null = null;
-            if (event.data !== null) {
-              try {
-                parsed = JSON.parse(event.data);
-              } catch {
-                parsed = null;
-              }
-              acc.add(parsed);
-            }
-            const choice = parsed?.choices?.[0];
-            if (choice?.delta?.tool_calls !== undefined || choice?.finish_reason === 'tool_calls') continue;
-            if (!answering) {
-              const content = choice?.delta?.content;
-              if ((typeof content === 'string' && content !== '') || parsed?.error !== undefined) {
-                answering = true;
-                out = held;
-                held = [];
-              } else {
-                held.push(event.raw);
-                continue;
-              }
-            }
-            (out ??= []).push(event.raw);
-          }
-          if (out && out.length > 0) {
-            startStream();
-            const wait = input.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-            if (wait) await wait;
-          }
+      const events = new TurnEvents((parsed, raw) => {
+        const p = parsed as { error?: unknown; choices?: StreamChoice[] } | null | undefined;
+        const choice = p?.choices?.[0];
+        if (choice?.delta?.tool_calls !== undefined || choice?.finish_reason === 'tool_calls') return null;
+        if (answering) return raw;
+        const content = choice?.delta?.content;
+        if ((typeof content === 'string' && content !== '') || p?.error !== undefined) {
+          answering = true;
+          const out = held.length > 0 ? Buffer.concat([...held, raw]) : raw;
+          held = [];
+          return out;
         }
-      } catch (err) {
-        broken = err;
-      }
-      idle.stop();
-      ctx.record.upstreamMs += performance.now() - started;
-      if (controller.signal.aborted) {
-        ctx.record.outcome = 'client_closed';
-        return;
-      }
-      if (broken !== null || !sawDone) {
-        router.streamFailed(member);
+        held.push(raw);
+        return null;
+      });
+      const broken = await exchange.pipe(routed, (chunk) => {
+        const out = events.push(chunk);
+        if (out !== null) startStream();
+        return out;
+      });
+      if (exchange.clientLeft()) return;
+      if (broken !== null || !events.done) {
+        services.router.streamFailed(member);
         return fail(
-          broken !== null
-            ? upstreamFailure(broken, member.url, services.config.daemon.upstreamTimeoutMs)
-            : new ApiError(502, 'the upstream engine ended the stream before it finished; nothing was stored', {
-                code: 'upstream_stream_incomplete',
-              }),
+          broken ??
+            new ApiError(502, 'the upstream engine ended the stream before it finished; nothing was stored', {
+              code: 'upstream_stream_incomplete',
+            }),
         );
       }
-      if (acc.error !== null) {
+      if (events.turn.error !== null) {
         // The engine's own error, relayed (it went out with the events); nothing stored.
         ctx.record.outcome = 'upstream_failed';
         startStream();
@@ -260,18 +182,18 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
         res.end();
         return;
       }
-      const message = acc.message();
+      const message = events.turn.message();
       if (offerTools && message.tool_calls && message.tool_calls.length > 0) {
-        await runCalls(services, ctx, input, controller.signal, message, messages, produced);
+        await runCalls(services, ctx, input, exchange.signal, message, messages, produced);
         continue;
       }
       startStream();
       if (held.length > 0) {
-        const wait = input.write(Buffer.concat(held));
+        const wait = write(res, Buffer.concat(held));
         if (wait) await wait;
       }
       try {
-        input.commit(produced, message);
+        await input.turn.commit(message, produced);
       } catch (err) {
         res.end(sseErrorEvent(err as ApiError));
         return;
@@ -280,7 +202,7 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
       return;
     }
   } finally {
-    res.off('close', onClose);
+    exchange.dispose();
   }
 }
 

@@ -1,0 +1,291 @@
+// The upstream side of one client request, for every front door (chat completions, tool turns, later the
+// Responses API): send through the router, read a whole reply, or relay a stream to the client as it comes
+// with backpressure, and account the time spent on the upstream. Whatever asks for it decides what the
+// client sees around it (headers, the commit before the last byte).
+import { performance } from 'node:perf_hooks';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { bodyForUpstream } from '../compliance/upstream-redaction.js';
+import type { StreamMeter } from '../metrics/usage.js';
+import { ApiError, sseErrorEvent } from './api-error.js';
+import type { RequestContext } from './routes.js';
+import { ClientGoneError, type Routed } from './routing/failover.js';
+import type { UpstreamMember } from './routing/upstream-set.js';
+import type { DaemonServices } from './services.js';
+import { collectBody, idleWatch, upstreamFailure, type IdleWatch, type UpstreamResponse } from './upstream.js';
+
+/** The end of an OpenAI stream; on a session turn it goes out only after the commit. */
+export const DONE = Buffer.from('data: [DONE]\n\n');
+
+/** Client headers worth passing on to the engine; Authorization and cookies never are. */
+const FORWARDED_REQUEST_HEADERS = ['user-agent', 'x-request-id', 'traceparent', 'tracestate'];
+/** Upstream reply headers worth passing back. */
+const FORWARDED_RESPONSE_HEADERS = ['retry-after', 'x-request-id'];
+
+export function requestHeader(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function upstreamHeaders(req: IncomingMessage, body: Buffer): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': String(body.length),
+    accept: requestHeader(req, 'accept') ?? 'application/json',
+  };
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = requestHeader(req, name);
+    if (value !== undefined) headers[name] = value;
+  }
+  return headers;
+}
+
+export function replyHeaders(upstream: UpstreamResponse, extra: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = { ...extra };
+  for (const name of FORWARDED_RESPONSE_HEADERS) {
+    const value = upstream.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  return headers;
+}
+
+/**
+ * The request's bytes for one upstream: `bytes` (the payload already serialised) unless that upstream renames
+ * the model. Own properties only: a model named "toString" is not a mapping.
+ */
+export function bodyFor(member: UpstreamMember, payload: { model?: unknown }, bytes?: Buffer): Buffer {
+  const model = payload.model;
+  if (member.hasModelMap && typeof model === 'string' && Object.hasOwn(member.models, model)) {
+    return Buffer.from(JSON.stringify({ ...payload, model: member.models[model] }));
+  }
+  return bytes ?? Buffer.from(JSON.stringify(payload));
+}
+
+/** Writes, and waits for the socket to drain when the client reads slower than the engine writes. */
+export function write(res: ServerResponse, chunk: Buffer): Promise<void> | null {
+  if (res.write(chunk)) return null;
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/**
+ * Relays a body's chunks (or what `transform` makes of each) to the client as they arrive, from 'data' events:
+ * an async iterator costs a promise and microtask hops per chunk, which on a stream of one-token chunks was a
+ * large share of the daemon's CPU. The upstream pauses while the client's socket is full. Rejects with the
+ * body's error, or when it closes before it ended (an abort can destroy it without one).
+ */
+function passThrough(
+  body: Readable,
+  res: ServerResponse,
+  idle: IdleWatch,
+  meter: StreamMeter | undefined,
+  /** What of a chunk to send (null: nothing); the chunk itself when absent. */
+  transform: ((chunk: Buffer) => Buffer | null) | undefined,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let ended = false;
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      res.uncork();
+    };
+    const resume = () => body.resume();
+    const onData = (chunk: Buffer) => {
+      idle.refresh();
+      meter?.push(chunk);
+      let out: Buffer | null = chunk;
+      if (transform) {
+        try {
+          out = transform(chunk);
+        } catch (err) {
+          body.destroy(err as Error);
+          return;
+        }
+      }
+      if (out === null) return;
+      // undici emits one 'data' per HTTP chunk, several in a row when one socket read held several: they
+      // leave in one writev at the end of this tick rather than a syscall each.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
+      if (!res.write(out)) body.pause();
+    };
+    const settle = (err: Error | null) => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+      res.off('drain', resume);
+      res.off('close', resume);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onEnd = () => {
+      ended = true;
+      settle(null);
+    };
+    const onError = (err: Error) => settle(err);
+    const onClose = () => {
+      if (!ended) settle(new Error('the upstream body closed before it ended'));
+    };
+    res.on('drain', resume);
+    // A client that left never drains; the abort that follows destroys the body.
+    res.on('close', resume);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
+    body.on('data', onData);
+  });
+}
+
+/**
+ * One client request's traffic with the upstreams (one or several rounds, as a tool turn makes). A client that
+ * goes away aborts the upstream request in flight. Time between sending and the end of each reply is added to
+ * the request's upstreamMs, so the daemon's overhead is what remains.
+ */
+export class UpstreamExchange {
+  private readonly controller = new AbortController();
+  private gone = false;
+  private mark = 0;
+  /** performance.now() when the first upstream request went out (-1 before). */
+  firstSentAt = -1;
+
+  constructor(
+    private readonly services: DaemonServices,
+    private readonly ctx: RequestContext,
+    /** The session the request belongs to (sticky routing, and the X-Session-Id on errors); null when stateless. */
+    private readonly sessionId: string | null,
+  ) {
+    ctx.res.on('close', this.onClose);
+  }
+
+  private readonly onClose = (): void => {
+    if (!this.ctx.res.writableFinished) {
+      this.gone = true;
+      this.controller.abort();
+    }
+  };
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Whether the client went away before its reply was complete; if so the request's outcome says so. */
+  clientLeft(): boolean {
+    if (!this.gone) return false;
+    this.ctx.record.outcome = 'client_closed';
+    return true;
+  }
+
+  /** Stops watching the client (the exchange is over). */
+  dispose(): void {
+    this.ctx.res.off('close', this.onClose);
+  }
+
+  private account(): void {
+    const now = performance.now();
+    this.ctx.record.upstreamMs += now - this.mark;
+    this.mark = now;
+  }
+
+  /**
+   * Sends a chat completion request through the router (failover before the first byte); `bytes` builds the
+   * body for the upstream it picked. Null when the client went away; otherwise failures are thrown as the
+   * ApiError the client should get.
+   */
+  async send(bytes: (member: UpstreamMember) => Buffer): Promise<Routed | null> {
+    const { services, ctx } = this;
+    this.mark = performance.now();
+    if (this.firstSentAt < 0) this.firstSentAt = this.mark;
+    const signal = this.controller.signal;
+    try {
+      const routed = await services.router.send({
+        sessionId: this.sessionId,
+        signal,
+        build: (member) => {
+          const body = bodyForUpstream(services.config, member, bytes(member));
+          return { method: 'POST', path: '/v1/chat/completions', headers: upstreamHeaders(ctx.req, body), body, signal };
+        },
+      });
+      ctx.record.upstream = routed.member.name;
+      return routed;
+    } catch (err) {
+      this.account();
+      if (this.gone || err instanceof ClientGoneError) {
+        ctx.record.outcome = 'client_closed';
+        return null;
+      }
+      ctx.record.outcome = 'upstream_failed';
+      const failure = err instanceof ApiError ? err : upstreamFailure(err, services.upstream.url, services.config.daemon.upstreamTimeoutMs);
+      if (this.sessionId !== null) failure.headers['x-session-id'] = this.sessionId;
+      throw failure;
+    }
+  }
+
+  /**
+   * The whole reply body. Null when it broke off because the client went away; a body that broke for any other
+   * reason counts against the upstream and is thrown as the client's error.
+   */
+  async collect(routed: Routed): Promise<Buffer | null> {
+    try {
+      const reply = await collectBody(routed.response.body);
+      this.account();
+      return reply;
+    } catch (err) {
+      this.account();
+      if (this.clientLeft()) return null;
+      this.ctx.record.outcome = 'upstream_failed';
+      this.services.router.streamFailed(routed.member);
+      throw upstreamFailure(err, routed.member.url, this.services.config.daemon.upstreamTimeoutMs);
+    }
+  }
+
+  /** Sends the headers of an event stream (200); `upstream`'s Retry-After and X-Request-Id go back with them. */
+  startEventStream(overheadMs: number, upstream?: UpstreamResponse): void {
+    const headers: Record<string, string> = {
+      ...(this.sessionId !== null ? { 'x-session-id': this.sessionId } : {}),
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      'x-cs-llm-overhead-ms': overheadMs.toFixed(3),
+    };
+    this.ctx.res.writeHead(200, upstream ? replyHeaders(upstream, headers) : headers);
+    this.ctx.res.flushHeaders();
+  }
+
+  /**
+   * Relays a streamed reply to the client as it arrives (`transform` picks what of each chunk goes out) until
+   * it ends. Resolves with null when it ended, or with the failure to report (the upstream broke off or went
+   * silent for daemon.streamIdleTimeoutMs); a client that went away is no failure (see clientLeft()).
+   */
+  async pipe(routed: Routed, transform?: (chunk: Buffer) => Buffer | null, meter?: StreamMeter): Promise<ApiError | null> {
+    const { services, ctx } = this;
+    const body = routed.response.body;
+    const idle = idleWatch(body, services.config.daemon.streamIdleTimeoutMs);
+    let failure: ApiError | null = null;
+    try {
+      await passThrough(body, ctx.res, idle, meter, transform);
+    } catch (err) {
+      if (!this.gone) failure = upstreamFailure(err, routed.member.url, services.config.daemon.upstreamTimeoutMs);
+    }
+    idle.stop();
+    this.account();
+    meter?.finish(ctx.record);
+    return failure;
+  }
+
+  /** A stream that broke after its headers went out: an error event and no [DONE]; it counts against the upstream. */
+  failStream(member: UpstreamMember, failure: ApiError): void {
+    this.ctx.record.outcome = 'upstream_failed';
+    this.services.router.streamFailed(member);
+    this.ctx.res.end(sseErrorEvent(failure));
+  }
+}

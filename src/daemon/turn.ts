@@ -1,0 +1,137 @@
+// One turn of a session, whatever wire shape asked for it (chat completions with X-Session-Id today, the
+// Responses API next): the session's lock, the history window, and the commit of the new messages with the
+// reply in one transaction. Messages in, a reply message out; the caller relays the reply and sends its
+// last byte only after commit() returned.
+import { profileFor, type Config, type Profile } from '../core/config.js';
+import type { ChatMessage } from '../store/sessions.js';
+import { ApiError } from './api-error.js';
+import type { RequestContext } from './routes.js';
+import type { DaemonServices } from './services.js';
+import { SessionBusyError } from './session-lock.js';
+import { completionReserve, estimateAllTokens, selectWindow } from './window.js';
+
+export interface TurnRequest {
+  sessionId: string;
+  profileName: string;
+  profile: Profile;
+  /** The request's own system and developer messages: sent after the profile's prompt, never stored. */
+  system: ChatMessage[];
+  /** The messages to store with the reply (user, assistant, tool); at least one. */
+  newMessages: ChatMessage[];
+  /** Tokens asked for the reply (max_tokens), kept free in the window's budget; else a default reserve. */
+  replyTokens?: number | null | undefined;
+}
+
+export interface SessionTurn {
+  readonly id: string;
+  readonly profileName: string;
+  readonly profile: Profile;
+  /** What the engine gets: the profile's system prompt, the request's system messages, the window, the new messages. */
+  readonly messages: ChatMessage[];
+  /**
+   * Stores the new messages, the messages the daemon produced on the way (a tool round's calls and results)
+   * and the reply, in one transaction. Throws the client's 500 (store_failed) when it could not.
+   */
+  commit(reply: ChatMessage, produced?: readonly ChatMessage[]): Promise<void>;
+}
+
+/** The profile a request names; an unknown name is a 400 that lists the configured ones. */
+export function profileNamed(config: Config, name: string): Profile {
+  if (name !== config.defaultProfile && !(name in config.profiles)) {
+    throw new ApiError(
+      400,
+      `unknown profile "${name}"; configured: ${[config.defaultProfile, ...Object.keys(config.profiles)].join(', ')}`,
+      {
+        param: 'X-Profile',
+        code: 'unknown_profile',
+      },
+    );
+  }
+  return profileFor(config, name);
+}
+
+/** The request's messages split into those sent only (system, developer) and those stored with the turn. */
+export function splitMessages(messages: readonly ChatMessage[]): { system: ChatMessage[]; newMessages: ChatMessage[] } {
+  const system: ChatMessage[] = [];
+  const newMessages: ChatMessage[] = [];
+  for (const m of messages) {
+    if (m.role === 'system' || m.role === 'developer') system.push(m);
+    else newMessages.push(m);
+  }
+  return { system, newMessages };
+}
+
+/**
+ * Runs `work` holding the session's lock, with the turn's messages (window loaded); the lock is released when
+ * `work` settles. A request that waits longer than daemon.sessionWaitMs gets 409 session_busy.
+ */
+export async function runTurn(
+  services: DaemonServices,
+  ctx: RequestContext,
+  request: TurnRequest,
+  work: (turn: SessionTurn) => Promise<void>,
+): Promise<void> {
+  const { config } = services;
+  const { sessionId, profile } = request;
+  let release: () => void;
+  try {
+    release = await services.locks.acquire(sessionId, config.daemon.sessionWaitMs);
+  } catch (err) {
+    if (err instanceof SessionBusyError) {
+      throw new ApiError(409, `${err.message}; send the next turn after the previous reply, or use another X-Session-Id`, {
+        code: 'session_busy',
+      });
+    }
+    throw err;
+  }
+  try {
+    if (ctx.res.destroyed) {
+      // The client left while this turn waited for its session.
+      ctx.record.outcome = 'client_closed';
+      return;
+    }
+    const history = services.store.sessions.loadWindow(sessionId, profile.historyTurns, services.now());
+    const system: ChatMessage[] = profile.systemPrompt ? [{ role: 'system', content: profile.systemPrompt }] : [];
+    system.push(...request.system);
+    let window: ChatMessage[] = [];
+    if (history.length > 0) {
+      const info = profile.contextTokens === null ? await services.upstreamInfo.get() : null;
+      const context = profile.contextTokens ?? info?.contextTokens ?? null;
+      const budget =
+        context === null
+          ? null
+          : Math.max(
+              0,
+              context -
+                completionReserve(request.replyTokens, context) -
+                estimateAllTokens(system) -
+                estimateAllTokens(request.newMessages),
+            );
+      window = selectWindow({ history, maxTurns: profile.historyTurns, tokenBudget: budget });
+    }
+    const ttlMs = profile.ttlSeconds * 1000;
+    await work({
+      id: sessionId,
+      profileName: request.profileName,
+      profile,
+      messages: [...system, ...window, ...request.newMessages],
+      commit: async (reply, produced = []) => {
+        const messages = [...request.newMessages, ...produced, reply];
+        try {
+          services.store.sessions.appendTurn(sessionId, request.profileName, messages, ttlMs, services.now());
+          // Message text is logged only when the operator turned it on (daemon.logContent).
+          if (config.daemon.logContent) services.log(`session ${sessionId} stored`, messages);
+        } catch (err) {
+          ctx.record.outcome = 'store_failed';
+          services.log('storing a turn failed', (err as Error).message);
+          throw new ApiError(500, 'the reply could not be stored in the session database; the turn was not saved, retry it', {
+            code: 'store_failed',
+            headers: { 'x-session-id': sessionId },
+          });
+        }
+      },
+    });
+  } finally {
+    release();
+  }
+}
