@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { EvaluationGate, gateSequence, type EvaluatingSequence } from '../../src/cpu/evaluation-gate.js';
 import { startCpuEngine, type RunningCpuEngine } from '../../src/cpu/server.js';
-import { requireCpuRuntime, TINY_CHAT } from './runtime.js';
+import { requireCpuRuntime, TINY_CHAT } from '../helpers/cpu-runtime.js';
 
 /**
  * A sequence that yields the tokens it was given, one per next(), and logs what it was asked. Its erase

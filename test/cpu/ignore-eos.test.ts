@@ -5,7 +5,7 @@ import type { Daemon } from '../../src/daemon/server.js';
 import type { RunningCpuEngine } from '../../src/cpu/server.js';
 import { endOfGenerationTokens, ignoreEosProblem, withoutStopTriggers } from '../../src/cpu/ignore-eos.js';
 import { loadNodeLlamaCpp, type ChatWrapperLike, type HistoryItem } from '../../src/cpu/runtime.js';
-import { cpuRuntimeSkip, startEngineWithDaemon, TINY_CHAT, type EngineWithDaemon } from './runtime.js';
+import { cpuRuntimeSkip, startEngineWithDaemon, TINY_CHAT, type EngineWithDaemon } from '../helpers/cpu-runtime.js';
 
 /**
  * vLLM's ignore_eos on the CPU engine, with tiny-chat: "What is 2+2?" gets a short reply at temperature 0

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/cli.js';
 import { startCpuEngine } from '../../src/cpu/server.js';
-import { requireCpuRuntime, TINY_CHAT } from './runtime.js';
+import { requireCpuRuntime, TINY_CHAT } from '../helpers/cpu-runtime.js';
 
 /**
  * Graceful stop: SIGTERM (or SIGINT) lets requests in flight finish, refuses new ones, unloads the model and

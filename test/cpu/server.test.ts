@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import OpenAI from 'openai';
 import { startCpuEngine, CpuEngineLoadError, type RunningCpuEngine } from '../../src/cpu/server.js';
 import { cpuRuntimeDir } from '../../src/cpu/runtime.js';
-import { requireCpuRuntime, TINY_MEMORY, TINY_CHAT } from './runtime.js';
+import { requireCpuRuntime, TINY_MEMORY, TINY_CHAT } from '../helpers/cpu-runtime.js';
 
 const SYSTEM = 'You are a helpful customer service assistant.';
 

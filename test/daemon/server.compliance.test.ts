@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { verifyAuditChain, type AuditRecord } from '../../src/store/audit.js';
 import { openStore } from '../../src/store/store.js';
 import { cli, startHarness, text } from '../daemon/harness.js';
-import { foundIn } from './files.js';
+import { foundIn } from '../helpers/db-files.js';
 
 const PII = 'Hi, I am Li Wei, mail li.wei@example.com, mobile 13812345678, card 4111 1111 1111 1111.';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import type { Daemon } from '../../src/daemon/server.js';
 import type { RunningCpuEngine } from '../../src/cpu/server.js';
-import { cpuRuntimeSkip, startEngineWithDaemon, TINY_MEMORY, type EngineWithDaemon } from './runtime.js';
+import { cpuRuntimeSkip, startEngineWithDaemon, TINY_MEMORY, type EngineWithDaemon } from '../helpers/cpu-runtime.js';
 
 /**
  * Session memory proven on a real LLM: the tiny memory model answers "What is my name?" with the name only

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
-import { requireCpuRuntime } from './runtime.js';
+import { requireCpuRuntime } from '../helpers/cpu-runtime.js';
 import { freePort } from '../helpers/ports.js';
 
 test(

@@ -8,7 +8,7 @@ import { listEngineContainers } from '../../src/engine/container.js';
 import { instanceIdFor, LABEL } from '../../src/engine/spec.js';
 import { runCli } from '../helpers/cli.js';
 import { requireDocker } from '../helpers/docker.js';
-import { requireCpuRuntime } from './runtime.js';
+import { requireCpuRuntime } from '../helpers/cpu-runtime.js';
 import { freePort } from '../helpers/ports.js';
 
 /**

@@ -77,7 +77,7 @@ test('cs-llm models --engine cpu lists the GGUF models with a RAM verdict, and r
     models: Array<{ id: string; verdict: string; maxModelLen: number; file: string | null }>;
     recommended: string | null;
   };
-  // The real GGUF models follow the tiny ones (their verdicts with a fixed RAM: test/models/gguf-catalog.test.ts).
+  // The real GGUF models follow the tiny ones (their verdicts with a fixed RAM: test/models/catalog.gguf.test.ts).
   assert.deepEqual(body.models.map((m) => m.id).slice(0, 2), ['tiny-memory', 'tiny-chat']);
   for (const m of body.models.slice(0, 2)) {
     assert.equal(m.verdict, 'fits');

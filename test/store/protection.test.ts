@@ -9,7 +9,7 @@ import { requireContentKeys } from '../../src/store/protection.js';
 import { openStore } from '../../src/store/store.js';
 import { startHarness, text } from '../daemon/harness.js';
 import { runCli } from '../helpers/cli.js';
-import { foundIn } from './files.js';
+import { foundIn } from '../helpers/db-files.js';
 
 const KEY_A = Buffer.alloc(32, 7).toString('base64');
 const KEY_B = Buffer.alloc(32, 9).toString('base64');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startMaintenance } from '../../src/store/maintenance.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { runCli } from '../helpers/cli.js';
-import { foundIn } from './files.js';
+import { foundIn } from '../helpers/db-files.js';
 
 const HOUR = 3_600_000;
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../helpers/cli.js';
+import { runCli } from '../../helpers/cli.js';
 
 test('config show prints the merged configuration with secrets hidden', async () => {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-config-show-'));

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { execa } from 'execa';
-import { loadConfig } from '../../src/core/config.js';
-import { startDaemon, type Daemon } from '../../src/daemon/server.js';
-import { startSimulator } from '../../src/sim/server.js';
-import { ROOT, runCli } from '../helpers/cli.js';
+import { loadConfig } from '../../../src/core/config.js';
+import { startDaemon, type Daemon } from '../../../src/daemon/server.js';
+import { startSimulator } from '../../../src/sim/server.js';
+import { ROOT, runCli } from '../../helpers/cli.js';
 
 const LOOP_SMI_DIR = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'loop');
 

@@ -4,9 +4,9 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../helpers/cli.js';
-import { CHECK_NAMES } from '../../src/doctor/checks.js';
-import { freePort } from '../helpers/ports.js';
+import { runCli } from '../../helpers/cli.js';
+import { CHECK_NAMES } from '../../../src/doctor/checks.js';
+import { freePort } from '../../helpers/ports.js';
 
 test('doctor --json prints exactly {"checks": [{name, status, detail, fix}]} and fails when the engine port is taken', async (t) => {
   const server = createServer();

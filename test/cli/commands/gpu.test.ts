@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../helpers/cli.js';
-import { scenarioDir } from './fixtures.js';
+import { runCli } from '../../helpers/cli.js';
+import { scenarioDir } from '../../gpu/fixtures.js';
 
 const home = () => mkdtempSync(join(tmpdir(), 'cs-llm-gpu-cli-'));
 /** The CLI's own PATH with a fake nvidia-smi first (node runs from its absolute path). */

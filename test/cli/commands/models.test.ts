@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../helpers/cli.js';
-import { scenarioDir } from '../gpu/fixtures.js';
+import { runCli } from '../../helpers/cli.js';
+import { scenarioDir } from '../../gpu/fixtures.js';
 
 const home = () => mkdtempSync(join(tmpdir(), 'cs-llm-models-cli-'));
 const NO_GPU_ENV = () => ({ CS_LLM_HOME: home(), PATH: '/nonexistent-cs-llm-bin' });
@@ -130,7 +130,7 @@ test('models without a terminal prints one plain line per model and the recommen
 });
 
 test('--vram sizes read GB as the GiB printed on cards, and MiB and TiB as written', async () => {
-  const { parseVramMiB } = await import('../../src/cli/commands/models.js');
+  const { parseVramMiB } = await import('../../../src/cli/commands/models.js');
   assert.equal(parseVramMiB('24GiB'), 24576);
   assert.equal(parseVramMiB('24GB'), 24576);
   assert.equal(parseVramMiB('24 g'), 24576);
@@ -144,7 +144,7 @@ test('--vram sizes read GB as the GiB printed on cards, and MiB and TiB as writt
 
 test('models in a narrow terminal keeps model ids whole, drops minor columns and colors verdicts', async (t) => {
   const { execa } = await import('execa');
-  const { ROOT } = await import('../helpers/cli.js');
+  const { ROOT } = await import('../../helpers/cli.js');
   const script = await execa('sh', ['-c', 'command -v script'], { reject: false });
   if (script.exitCode !== 0) {
     t.skip('util-linux script(1) is not installed, so there is no pseudo-terminal to run in');

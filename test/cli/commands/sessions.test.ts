@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolvePaths } from '../../src/core/paths.js';
-import { parseDuration } from '../../src/cli/commands/sessions.js';
-import { openStore } from '../../src/store/store.js';
-import { cli, startHarness } from './harness.js';
+import { resolvePaths } from '../../../src/core/paths.js';
+import { parseDuration } from '../../../src/cli/commands/sessions.js';
+import { openStore } from '../../../src/store/store.js';
+import { cli, startHarness } from '../../daemon/harness.js';
 
 test('keys create prints the key once, list shows only its prefix, revoke stops it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-cli-'));

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli } from '../helpers/cli.js';
+import { runCli } from '../../helpers/cli.js';
 
 /** Bad input to up/status/logs/down: a clear error with the next step and the usage exit code, never a stack. */
 function home(t: { after(fn: () => void): void }): string {

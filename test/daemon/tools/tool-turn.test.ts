@@ -3,8 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { request } from 'undici';
-import { startHarness, text } from './harness.js';
-import { startScriptedModel } from './scripted-model.js';
+import { startHarness, text } from '../harness.js';
+import { startScriptedModel } from '../scripted-model.js';
 
 /** A real HTTP tool endpoint on 127.0.0.1: /logistics/:id answers, /hang never does, /flaky fails while `failing`. */
 interface ToolServer {
