@@ -60,17 +60,23 @@ test('ejection grows with each ejection in a row; after it one probe at a time; 
   assert.equal(set.pick(null, null), a);
 });
 
-test('overloaded upstreams are skipped until Retry-After; with every one overloaded there is none to pick', () => {
+test('overloaded upstreams are skipped until Retry-After while another can serve; never when none can', () => {
   let now = 0;
   const [a, b] = members([1, 1]);
   const set = new UpstreamSet([a!, b!], { ejectAfter: 5, ejectBaseMs: 1000, sticky: false, now: () => now });
   set.overload(a!, 2000);
   for (let i = 0; i < 10; i++) assert.equal(set.pick(null, null), b);
   set.overload(b!, 5000);
-  assert.equal(set.pick(null, null), null);
+  assert.equal(set.pick(null, null), a, 'every one overloaded: the first attempt goes to the one that frees up first');
+  assert.equal(set.pick(null, [a!]), null, 'a retry never goes to an overloaded upstream');
   assert.equal(set.overloadEndsInMs(), 2000);
   now = 2000;
   assert.equal(set.pick(null, null), a);
+  const [only] = members([1]);
+  const single = new UpstreamSet([only!], { ejectAfter: 5, ejectBaseMs: 1000, sticky: false, now: () => now });
+  single.overload(only!, 7000);
+  assert.equal(single.pick(null, null), only, 'the only upstream is always asked');
+  assert.equal(single.pick(null, [only!]), null);
   assert.equal(retryAfterMs('3', 0), 3000);
   assert.equal(retryAfterMs(new Date(10_000).toUTCString(), 0), 10_000);
   assert.equal(retryAfterMs(undefined, 0), 1000);

@@ -68,15 +68,20 @@ test('a 429 storm on one upstream fails over to the other with no client errors'
   assert.match(metrics, /cs_llm_upstream_attempt_failures_total\{upstream="busy",reason="overloaded"\} [1-9]/);
 });
 
-test('when every upstream is overloaded the client gets 429 with Retry-After at once, and nothing is stored', async (t) => {
+test('when every upstream is overloaded the client gets 429 with Retry-After, and nothing is stored', async (t) => {
   const a = await sim(t, { fail429Rate: 1 });
   const b = await sim(t, { fail503Rate: 1 });
-  const d = await daemon(t, {
-    upstreams: [
-      { name: 'a', url: a.url },
-      { name: 'b', url: b.url },
-    ],
-  });
+  // A clock that stands still: the upstreams' Retry-After never runs out during the test.
+  const d = await daemon(
+    t,
+    {
+      upstreams: [
+        { name: 'a', url: a.url },
+        { name: 'b', url: b.url },
+      ],
+    },
+    () => 1_000_000,
+  );
   const res = await post(d, {}, { 'x-session-id': 'overloaded' });
   assert.equal(res.status, 429);
   assert.match(String(res.headers['retry-after']), /^[1-9]\d*$/);
@@ -84,10 +89,34 @@ test('when every upstream is overloaded the client gets 429 with Retry-After at 
   assert.equal(error.type, 'rate_limit_error');
   assert.equal(error.code, 'upstream_overloaded');
   assert.equal(a.stats().requests + b.stats().requests, 2, 'each upstream was tried once');
-  // Both are now inside their Retry-After: the next request is refused without asking them.
-  assert.equal((await post(d, {})).status, 429);
-  assert.equal(a.stats().requests + b.stats().requests, 2);
+  // Both are inside their Retry-After and no other could serve: one of them is still asked, and its own
+  // answer goes back (the daemon never answers for an upstream it did not ask).
+  const next = await post(d, {});
+  assert.ok(next.status === 429 || next.status === 503, `status ${next.status}`);
+  assert.equal(next.headers['retry-after'], '1');
+  assert.equal(a.stats().requests + b.stats().requests, 3);
   assert.equal((await fetch(`${d.url}/v1/sessions/overloaded`)).status, 404);
+});
+
+test('a 429 from the only upstream is passed on for that request and never takes the daemon offline', async (t) => {
+  const engine = await sim(t, { fail429Rate: 1 });
+  // The clock stands still, so the engine's Retry-After (1 s) would last the whole test.
+  const d = await daemon(t, { upstream: engine.url }, () => 1_000_000);
+  const ai = client(d);
+  for (let i = 1; i <= 3; i++) {
+    await assert.rejects(ai.chat.completions.create(ask), (err: unknown) => {
+      assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+      assert.equal(err.headers?.get('retry-after'), '1');
+      assert.match(err.message, /simulated/, "the engine's own answer, not one the daemon made up");
+      return true;
+    });
+    assert.equal(engine.stats().requests, i, 'every request reached the engine');
+  }
+  const session = await post(d, {}, { 'x-session-id': 'only-upstream' });
+  assert.equal(session.status, 429);
+  assert.equal(session.headers['retry-after'], '1');
+  assert.equal(engine.stats().requests, 4);
+  assert.equal((await fetch(`${d.url}/v1/sessions/only-upstream`)).status, 404);
 });
 
 test('a 5xx from one upstream is retried on the next before any byte reaches the client', async (t) => {

@@ -45,8 +45,8 @@ function drain(response: UpstreamResponse): void {
 }
 
 /**
- * Sends a request with failover before the first byte: connection errors, 429/503 (Retry-After honoured)
- * and other 5xx move on to the next upstream, at most maxAttempts in all, while the retry budget allows,
+ * Sends a request with failover before the first byte: connection errors, 429/503 (Retry-After steers the
+ * choice) and other 5xx move on to the next upstream, at most maxAttempts in all, while the retry budget allows,
  * with a short backoff. A timeout is not retried (the request's time is spent). Once an answer is returned
  * nothing is retried: the caller streams it.
  */
@@ -125,7 +125,8 @@ export class Router {
     // One upstream asked and it was overloaded: its own answer (status, Retry-After, body) goes back as it is.
     if (last?.response && tried !== null && tried.length === 1) return { response: last.response, member: last.member, attempts: 1 };
     if (last === null || (allOverloaded && last.response)) {
-      // Every upstream asked was overloaded, or all were skipped for it: busy, retry later.
+      // Every upstream asked was overloaded: busy, retry when the first of them frees up. (The first attempt
+      // always finds an upstream, so the daemon never answers this without asking.)
       if (last?.response) drain(last.response);
       const seconds = Math.max(1, Math.ceil(set.overloadEndsInMs() / 1000));
       throw new ApiError(429, `every upstream engine is busy; retry in ${seconds} s`, {

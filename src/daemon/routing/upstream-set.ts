@@ -4,7 +4,8 @@ import type { Upstream } from '../upstream.js';
  * The upstream engines and what the daemon knows about their health. Pure state plus an injected clock; the
  * HTTP work is in failover.ts.
  *
- * - Overload (429/503): the upstream is skipped until its Retry-After (default 1 s) passed. Not a failure.
+ * - Overload (429/503): the upstream is skipped until its Retry-After (default 1 s) passed, while another can
+ *   serve the request. Not a failure.
  * - Failures (connection errors, timeouts, other 5xx) in a row: after `ejectAfter` of them the upstream is
  *   ejected for `ejectBaseMs`, doubling with each ejection in a row (up to 10x). Once that passed it is on
  *   probation: one request at a time may try it (a passive probe); a success restores it, a failure ejects
@@ -102,25 +103,32 @@ export class UpstreamSet {
 
   /**
    * The upstream for the next attempt, not one of `tried`: weighted among the available ones (weight 0 ones
-   * only when no other is), sticky per session when configured. When none is available but some are only
-   * ejected (not overloaded), the one whose ejection ends first is tried anyway rather than failing every
-   * request (Envoy's panic mode). Null when every untried one is overloaded or none is left.
+   * only when no other is), sticky per session when configured. Retry-After only steers this choice: when no
+   * upstream is available, the first attempt still goes to the one that frees up first, ejected or
+   * overloaded (Envoy's panic mode), so a busy engine answers for itself and never takes the daemon offline.
+   * A retry never goes to an overloaded upstream. Null when none is left to try.
    */
   pick(sessionId: string | null, tried: readonly UpstreamMember[] | null): UpstreamMember | null {
     const now = this.now();
     const members = this.members;
+    const first = tried === null || tried.length === 0;
     if (members.length === 1) {
-      // The common case, kept cheap.
-      const only = members[0]!;
-      if (tried && tried.length > 0) return null;
-      return only.overloaded(now) ? null : only;
+      // The common case, kept cheap: the only upstream is always asked once.
+      return first ? members[0]! : null;
     }
     let candidates: UpstreamMember[] = [];
     let fallback: UpstreamMember | null = null;
+    let fallbackFreeAt = Number.POSITIVE_INFINITY;
     for (const m of members) {
       if (tried?.includes(m)) continue;
       if (m.available(now)) candidates.push(m);
-      else if (!m.overloaded(now) && (fallback === null || m.ejectedUntil < fallback.ejectedUntil)) fallback = m;
+      else if (first || !m.overloaded(now)) {
+        const freeAt = Math.max(m.ejectedUntil, m.overloadedUntil);
+        if (freeAt < fallbackFreeAt) {
+          fallback = m;
+          fallbackFreeAt = freeAt;
+        }
+      }
     }
     if (candidates.length === 0) return fallback;
     const weighted = candidates.filter((m) => m.weight > 0);
@@ -180,7 +188,7 @@ export class UpstreamSet {
     }
   }
 
-  /** 429 or 503: skip this upstream until Retry-After passed. */
+  /** 429 or 503: prefer the others until Retry-After passed. */
   overload(member: UpstreamMember, retryAfterMs: number): void {
     member.probeInFlight = false;
     member.overloadedUntil = Math.max(member.overloadedUntil, this.now() + retryAfterMs);
