@@ -25,7 +25,7 @@ export interface RequestRecord {
   errorCode?: string;
   /** For the audit log: the API key's public prefix when a key was verified (never the key). */
   keyId?: string;
-  /** The session the request concerned (X-Session-Id, or :id on /v1/sessions/:id). */
+  /** The session the request concerned, set by its handler once the id is well-formed (X-Session-Id of a turn, :id on /v1/sessions/:id). */
   sessionId?: string;
   /** The upstream that served the request, where the router knows it (its name or URL). */
   upstream?: string;

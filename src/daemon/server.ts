@@ -10,7 +10,6 @@ import { startMaintenance } from '../store/maintenance.js';
 import { openStore, storeFile, type Store } from '../store/store.js';
 import { protectionFor, requireContentKeys } from '../store/protection.js';
 import { KEY_PREFIX } from '../store/keys.js';
-import { attachAudit, requestSessionId } from '../compliance/audit-observer.js';
 import { KeyRateLimiter } from './rate-limit.js';
 import { ApiError, sendError } from './api-error.js';
 import { chatCompletions } from './handlers/chat-completions.js';
@@ -25,6 +24,7 @@ import { SessionLocks } from './session-lock.js';
 import type { Upstream } from './upstream.js';
 import { UpstreamInfo } from './upstream-info.js';
 import { Admission } from './admission.js';
+import { attachAudit } from './audit.js';
 import type { RoutingEvents } from './routing/failover.js';
 import { createRoutingMetrics, type RoutingMetrics } from './routing/routing-metrics.js';
 import { createRouting } from './routing/setup.js';
@@ -300,7 +300,6 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         const totalMs = performance.now() - startedAt;
         observers.emit({
           ...ctx.record,
-          sessionId: ctx.record.sessionId ?? requestSessionId(req, ctx.params),
           method: req.method ?? '',
           status: res.statusCode,
           totalMs,

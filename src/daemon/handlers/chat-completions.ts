@@ -69,6 +69,7 @@ export function chatCompletions(services: DaemonServices) {
         code: 'invalid_session_id',
       });
     }
+    ctx.record.sessionId = sessionId;
     const profileName = requestHeader(ctx.req, 'x-profile') ?? config.defaultProfile;
     const profile = profileNamed(config, profileName);
     ctx.record.session = true;

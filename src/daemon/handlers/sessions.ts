@@ -27,6 +27,7 @@ function sessionIdParam(ctx: RequestContext): string {
       code: 'invalid_session_id',
     });
   }
+  ctx.record.sessionId = id;
   return id;
 }
 

@@ -1,17 +1,8 @@
-import type { IncomingMessage } from 'node:http';
-import type { RequestObservers, RequestRecord } from '../daemon/observers.js';
-import { SESSION_ID_PATTERN } from '../daemon/security.js';
+// The daemon's side of the audit log: what a finished request leaves in it, and the observer that queues it.
+// The log itself (chain, writer, verify) is src/store/audit.ts.
 import { createAuditWriter, type AuditEntry, type AuditWriter } from '../store/audit.js';
 import type { SqliteDatabase } from '../store/database.js';
-
-/** The session a request concerned: X-Session-Id on a turn, :id on /v1/sessions/:id; only well-formed ids. */
-export function requestSessionId(req: IncomingMessage, params: Record<string, string>): string | undefined {
-  const header = req.headers['x-session-id'];
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value !== undefined && SESSION_ID_PATTERN.test(value)) return value;
-  const id = params.id;
-  return id !== undefined && SESSION_ID_PATTERN.test(id) ? id : undefined;
-}
+import type { RequestObservers, RequestRecord } from './observers.js';
 
 /** What the audit log keeps of a finished request: metadata only, never message contents. */
 export function auditEntryOf(record: RequestRecord, at: number, defaultUpstream: string): AuditEntry {
