@@ -16,11 +16,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConflictError, EnvironmentError, TimeoutError } from '../core/errors.js';
 import type { Paths } from '../core/paths.js';
+import { processStamp, recordedProcess, signalRecorded, type RecordedProcess } from '../core/process-identity.js';
 
 /**
  * The daemon as a background process: a state file (pid, url) in the state directory, the log next to it.
  * `daemon run` writes the state file once it listens and removes it when it stops, so a reader always
- * finds the real URL (also with --port 0) and a stale file is recognised by its dead pid.
+ * finds the real URL (also with --port 0). A stale file (left by a crash, or from before a reboot) is
+ * recognised by its process: gone, or its PID now held by another process (the start time and boot id kept
+ * with the PID no longer match), and such a PID is never signalled.
  */
 export interface DaemonState {
   pid: number;
@@ -28,6 +31,25 @@ export interface DaemonState {
   startedAt: string;
   upstream?: string;
   db?: string;
+  /** The process's start time (/proc/PID/stat field 22) and the boot id: see core/process-identity.ts. */
+  startTicks?: string;
+  bootId?: string;
+}
+
+/** The state file of the daemon process calling it. */
+export function ownDaemonState(fields: Omit<DaemonState, 'pid' | 'startTicks' | 'bootId'>): DaemonState {
+  return { pid: process.pid, ...processStamp(process.pid), ...fields };
+}
+
+/** A state file written before start times were kept: trusted only if its PID runs `cs-llm ... daemon run` now. */
+function looksLikeDaemon(commandLine: string[]): boolean {
+  const i = commandLine.indexOf('daemon');
+  return i > 0 && commandLine[i + 1] === 'run' && commandLine.some((arg) => /cs-llm|cli[/\\]main\.[jt]s$/.test(arg));
+}
+
+/** Whether the daemon a state file names is still that process. */
+export function daemonProcess(state: DaemonState): RecordedProcess {
+  return recordedProcess(state, looksLikeDaemon);
 }
 
 export function readDaemonState(paths: Pick<Paths, 'daemonStateFile'>): DaemonState | null {
@@ -63,15 +85,6 @@ export function removeDaemonState(paths: Pick<Paths, 'daemonStateFile'>, pid: nu
   }
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** true when something answers /healthz at url (401 counts: a daemon with keys still answers). */
 export async function answersHealth(url: string, timeoutMs = 1000): Promise<boolean> {
   try {
@@ -92,14 +105,25 @@ export interface DaemonStatus {
   healthy: boolean | null;
   /** A state file was left by a daemon that is gone (it is removed). */
   stale: boolean;
+  /** Why a stale file was stale: its process exited, or its PID belongs to another process now. */
+  staleReason?: 'exited' | 'pid-reused';
 }
 
 export async function daemonStatus(paths: Pick<Paths, 'daemonStateFile'>): Promise<DaemonStatus> {
   const state = readDaemonState(paths);
   if (!state) return { running: false, pid: null, url: null, startedAt: null, healthy: null, stale: false };
-  if (!isAlive(state.pid)) {
+  const now = daemonProcess(state);
+  if (now !== 'running') {
     removeDaemonState(paths, state.pid);
-    return { running: false, pid: state.pid, url: state.url, startedAt: state.startedAt, healthy: null, stale: true };
+    return {
+      running: false,
+      pid: state.pid,
+      url: state.url,
+      startedAt: state.startedAt,
+      healthy: null,
+      stale: true,
+      staleReason: now === 'gone' ? 'exited' : 'pid-reused',
+    };
   }
   return {
     running: true,
@@ -229,24 +253,20 @@ export interface StopResult {
 export async function stopDaemon(paths: Pick<Paths, 'daemonStateFile'>, options: { timeoutMs?: number } = {}): Promise<StopResult> {
   const state = readDaemonState(paths);
   if (!state) return { stopped: false, pid: null, forced: false };
-  if (!isAlive(state.pid)) {
+  // Only ever the process that wrote the file: a PID reused by another process is left alone.
+  if (!signalRecorded(state, 'SIGTERM', looksLikeDaemon)) {
     removeDaemonState(paths, state.pid);
     return { stopped: false, pid: state.pid, forced: false };
   }
-  process.kill(state.pid, 'SIGTERM');
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   while (Date.now() < deadline) {
-    if (!isAlive(state.pid)) {
+    if (daemonProcess(state) !== 'running') {
       removeDaemonState(paths, state.pid);
       return { stopped: true, pid: state.pid, forced: false };
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  try {
-    process.kill(state.pid, 'SIGKILL');
-  } catch {
-    // exited just now
-  }
+  signalRecorded(state, 'SIGKILL', looksLikeDaemon);
   removeDaemonState(paths, state.pid);
   return { stopped: true, pid: state.pid, forced: true };
 }

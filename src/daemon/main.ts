@@ -5,7 +5,7 @@
 import type { Config } from '../core/config.js';
 import { redactSecrets, type Logger } from '../core/log.js';
 import type { Paths } from '../core/paths.js';
-import { removeDaemonState, writeDaemonState } from './lifecycle.js';
+import { ownDaemonState, removeDaemonState, writeDaemonState } from './lifecycle.js';
 import { startDaemon } from './server.js';
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -67,13 +67,10 @@ export async function runDaemonProcess(options: DaemonProcessOptions): Promise<v
   const onRejection = (err: unknown) => log('unhandled rejection (kept running)', err instanceof Error ? err : String(err));
   try {
     daemon = await startDaemon({ config, paths, log, ...(options.port === undefined ? {} : { port: options.port }) });
-    writeDaemonState(paths, {
-      pid: process.pid,
-      url: daemon.url,
-      startedAt: new Date().toISOString(),
-      upstream: config.daemon.upstream,
-      db: daemon.store.file,
-    });
+    writeDaemonState(
+      paths,
+      ownDaemonState({ url: daemon.url, startedAt: new Date().toISOString(), upstream: config.daemon.upstream, db: daemon.store.file }),
+    );
     log(`listening on ${daemon.url} (upstream ${config.daemon.upstream}, database ${daemon.store.file}, pid ${process.pid})`);
 
     // The process belongs to the daemon now: a stray error is logged, never a crash of every session.

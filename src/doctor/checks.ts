@@ -13,6 +13,7 @@ import { formatGiB } from '../models/fit.js';
 import type { Catalog } from '../models/schema.js';
 import { probePort } from '../core/ports.js';
 import { freeDisk } from '../core/disk.js';
+import { daemonProcess, readDaemonState } from '../daemon/lifecycle.js';
 
 export { isPortFree, probePort } from '../core/ports.js';
 
@@ -336,21 +337,15 @@ async function ownEngineOnPort(docker: Docker | null, port: number): Promise<str
 
 /**
  * The running cs-llm daemon that holds the port, described; null when none. Reads the daemon's state file
- * ({pid, url}, written by the daemon once it listens) and checks that the pid is alive.
+ * ({pid, url}, written by the daemon once it listens) and checks that its pid is still that daemon.
  */
 function ownDaemonOnPort(paths: Paths, port: number): string | null {
-  let state: { pid?: unknown; url?: unknown };
-  try {
-    state = JSON.parse(readFileSync(paths.daemonStateFile, 'utf8')) as { pid?: unknown; url?: unknown };
-  } catch {
-    return null;
-  }
-  if (typeof state.pid !== 'number' || typeof state.url !== 'string') return null;
+  const state = readDaemonState(paths);
+  if (!state || daemonProcess(state) !== 'running') return null;
   try {
     if (Number(new URL(state.url).port) !== port) return null;
-    process.kill(state.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return null;
+  } catch {
+    return null;
   }
   return `the running cs-llm daemon (pid ${state.pid}, ${state.url}); cs-llm daemon stop frees it`;
 }

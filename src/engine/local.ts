@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ConflictError, EnvironmentError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { PACKAGE_ROOT } from '../core/version.js';
+import { processStamp, recordedProcess, signalRecorded, type ProcessStamp, type RecordedProcess } from '../core/process-identity.js';
 import { splitLogLines } from './diagnose.js';
 import { engineKindInfo, type StageTimeouts } from './kinds.js';
 import { completeOneToken, fetchServedModels, probeHealth } from './probes.js';
@@ -31,6 +32,9 @@ export interface LocalEngineState {
   startedAt: string;
   logFile: string;
   command: string[];
+  /** The process's start time and boot id: its PID is trusted and signalled only while they match. */
+  startTicks?: ProcessStamp['startTicks'];
+  bootId?: ProcessStamp['bootId'];
 }
 
 export interface LocalPaths {
@@ -123,23 +127,24 @@ function fileFollower(file: string) {
   };
 }
 
-async function stopPid(pid: number, graceMs = 5000): Promise<void> {
-  if (!isAlive(pid)) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
+/** Whether the recorded PID is still the process we started (a state file written before start times were kept: the same command line). */
+function sameCommand(state: LocalEngineState): (commandLine: string[]) => boolean {
+  return (commandLine) => commandLine.join('\0') === state.command.join('\0');
+}
+
+function recorded(state: LocalEngineState): RecordedProcess {
+  return recordedProcess(state, sameCommand(state));
+}
+
+/** SIGTERM, then SIGKILL after graceMs, to the recorded process only: a PID that another process holds now is left alone. */
+async function stopRecorded(state: LocalEngineState, graceMs = 5000): Promise<void> {
+  if (!signalRecorded(state, 'SIGTERM', sameCommand(state))) return;
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
-    if (!isAlive(pid)) return;
+    if (recorded(state) !== 'running') return;
     await realClock.sleep(100);
   }
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
+  signalRecorded(state, 'SIGKILL', sameCommand(state));
 }
 
 export interface LocalUpOptions {
@@ -188,7 +193,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
   const timeouts = { ...engineKindInfo(input.kind === 'cpu' ? 'cpu' : 'sim').timeouts, ...options.timeouts };
   const previous = readLocalState(paths);
 
-  if (previous && isAlive(previous.pid) && previous.configHash === configHash) {
+  if (previous && recorded(previous) === 'running' && previous.configHash === configHash) {
     options.onNote?.(`reusing the running simulator process ${previous.pid} (same configuration)`);
     const target = processTarget(previous.pid, { code: null, exited: false }, previous.logFile, baseUrl, input.model.servedName);
     const ready = await waitForReady(target, {
@@ -211,8 +216,8 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
     options.onNote?.('the running simulator does not answer; replacing it');
   }
   if (previous) {
-    if (isAlive(previous.pid)) options.onNote?.(`stopping the previous simulator process ${previous.pid} (other configuration)`);
-    await stopPid(previous.pid);
+    if (recorded(previous) === 'running') options.onNote?.(`stopping the previous simulator process ${previous.pid} (other configuration)`);
+    await stopRecorded(previous);
     rmSync(paths.stateFile, { force: true });
   }
   if (!(await isPortFree(input.port))) {
@@ -273,6 +278,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
     startedAt: new Date().toISOString(),
     logFile: paths.logFile,
     command,
+    ...processStamp(pid),
   };
   writeLocalState(paths, state);
   const target = processTarget(pid, exitInfo, paths.logFile, baseUrl, input.model.servedName);
@@ -287,7 +293,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
     child.unref();
     return { ...endpoint, pid, logFile: paths.logFile, configHash, reused: false, replaced: previous !== null, readyInMs: ready.elapsedMs };
   } catch (err) {
-    await stopPid(pid, 2000);
+    await stopRecorded(state, 2000);
     rmSync(paths.stateFile, { force: true });
     throw err;
   }
@@ -310,7 +316,7 @@ export interface LocalStatus {
 export async function localStatus(stateDir: string, now = Date.now()): Promise<LocalStatus | null> {
   const state = readLocalState(localPaths(stateDir));
   if (!state) return null;
-  const running = isAlive(state.pid);
+  const running = recorded(state) === 'running';
   return {
     mode: 'process',
     pid: state.pid,
@@ -331,7 +337,7 @@ export async function downLocalProcess(stateDir: string, purge: boolean): Promis
   const paths = localPaths(stateDir);
   const state = readLocalState(paths);
   if (!state) return null;
-  await stopPid(state.pid);
+  await stopRecorded(state);
   rmSync(paths.stateFile, { force: true });
   if (purge) rmSync(paths.logFile, { force: true });
   return { pid: state.pid };
@@ -350,7 +356,7 @@ export async function localLogs(
   follow(); // skip what was printed
   while (!options.signal?.aborted) {
     for (const line of follow()) options.stdout.write(`${line}\n`);
-    if (state && !isAlive(state.pid)) break;
+    if (state && recorded(state) !== 'running') break;
     await realClock.sleep(250, options.signal);
   }
   return true;

@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { request } from 'undici';
 import OpenAI from 'openai';
 import { resolvePaths } from '../../src/core/paths.js';
+import { processStamp } from '../../src/core/process-identity.js';
 import { daemonStatus, readDaemonState } from '../../src/daemon/lifecycle.js';
 import { openStore } from '../../src/store/store.js';
 import { startSimulator } from '../../src/sim/server.js';
@@ -99,6 +102,62 @@ test('SIGTERM during a streamed turn lets it finish, stores it, and the process 
   const store = openStore({ file: paths.dbFile });
   t.after(() => store.close());
   assert.equal(store.sessions.get('drain', Date.now())?.messages.length, 2);
+});
+
+test('a state file whose pid now belongs to another process: status says not running, stop leaves that process alone, start starts', async (t) => {
+  const sim = await startSimulator({ port: 0 });
+  t.after(() => sim.close());
+  // What a crash or a reboot leaves: the daemon's pid is held by an unrelated process now.
+  const stranger = spawn('sleep', ['300'], { stdio: 'ignore' });
+  await once(stranger, 'spawn');
+  t.after(() => stranger.kill('SIGKILL'));
+  const dir = home();
+  const env = { CS_LLM_HOME: dir };
+  const paths = resolvePaths(env);
+  t.after(() => cli(['daemon', 'stop'], { env }));
+  mkdirSync(paths.stateDir, { recursive: true });
+  const stamp = processStamp(stranger.pid!)!;
+  const stale = [
+    // written by this version: the start time no longer matches
+    {
+      pid: stranger.pid,
+      url: 'http://127.0.0.1:9',
+      startedAt: '2026-01-01T00:00:00.000Z',
+      startTicks: String(Number(stamp.startTicks) - 7),
+      bootId: stamp.bootId,
+    },
+    // written before start times were kept: the command line is not a daemon's
+    { pid: stranger.pid, url: 'http://127.0.0.1:9', startedAt: '2026-01-01T00:00:00.000Z' },
+  ];
+  for (const state of stale) {
+    writeFileSync(paths.daemonStateFile, JSON.stringify(state));
+    const status = await cli(['daemon', 'status', '--json'], { env });
+    const parsed = JSON.parse(status.stdout) as { running: boolean; stale: boolean; staleReason: string };
+    assert.equal(parsed.running, false, status.stdout);
+    assert.equal(parsed.staleReason, 'pid-reused');
+    assert.equal(existsSync(paths.daemonStateFile), false, 'the stale file is removed');
+
+    writeFileSync(paths.daemonStateFile, JSON.stringify(state));
+    const stopped = await cli(['daemon', 'stop'], { env });
+    assert.equal(stopped.exitCode, 0, stopped.stderr);
+    assert.match(stopped.stdout, /daemon not running/);
+    assert.equal(stranger.exitCode, null, 'the unrelated process was not signalled');
+    assert.equal(stranger.signalCode, null);
+  }
+
+  writeFileSync(paths.daemonStateFile, JSON.stringify(stale[0]));
+  const started = await cli(['daemon', 'start', '--port', '0', '--upstream', sim.url], { env });
+  assert.equal(started.exitCode, 0, started.stderr);
+  const state = readDaemonState(paths);
+  assert.notEqual(state?.pid, stranger.pid);
+  assert.deepEqual(
+    processStamp(state!.pid),
+    { startTicks: state!.startTicks, bootId: state!.bootId },
+    'the new state file keeps its start time',
+  );
+  const stopped = await cli(['daemon', 'stop'], { env });
+  assert.match(stopped.stdout, /daemon stopped/);
+  assert.equal(stranger.exitCode, null);
 });
 
 test('a damaged database file stops the daemon at start with the file named, and the file is kept', async () => {

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { loadConfig } from '../../src/core/config.js';
 import { EngineError } from '../../src/core/errors.js';
+import { processStamp } from '../../src/core/process-identity.js';
 import { isAlive, localPaths, readLocalState } from '../../src/engine/local.js';
 import { engineDown } from '../../src/engine/manage.js';
 import { up } from '../../src/engine/up.js';
@@ -112,4 +115,36 @@ test("up refuses before starting anything when the chat daemon's port is taken b
   );
   assert.match(String(run.stderr), /--no-daemon/);
   assert.equal(readLocalState(localPaths(loadConfig({ env }).paths.stateDir)), null);
+});
+
+test('status and down leave alone a process that holds the pid of a local engine that is gone', async (t) => {
+  const { dir, env } = home(t);
+  const stranger = spawn('sleep', ['300'], { stdio: 'ignore' });
+  await once(stranger, 'spawn');
+  t.after(() => stranger.kill('SIGKILL'));
+  const paths = localPaths(loadConfig({ env }).paths.stateDir);
+  mkdirSync(loadConfig({ env }).paths.stateDir, { recursive: true });
+  const stamp = processStamp(stranger.pid!)!;
+  const base = { port: 1, model: 'm', servedName: 'm', configHash: 'x', startedAt: '2026-01-01T00:00:00.000Z', logFile: paths.logFile };
+  const stale = [
+    // this version's file: the start time differs
+    { ...base, pid: stranger.pid, command: ['sleep', '300'], startTicks: String(Number(stamp.startTicks) - 3), bootId: stamp.bootId },
+    // an older file without a start time: the command line differs from the one recorded
+    { ...base, pid: stranger.pid, command: [process.execPath, 'dist/sim/main.js'] },
+  ];
+  const cliEnv = { CS_LLM_HOME: dir, DOCKER_HOST: NO_DOCKER };
+  for (const state of stale) {
+    writeFileSync(paths.stateFile, JSON.stringify(state));
+    const status = await runCli(['status', '--json'], { env: cliEnv });
+    const report = JSON.parse(String(status.stdout)) as { engines: Array<{ state: string }> };
+    assert.deepEqual(
+      report.engines.map((e) => e.state),
+      ['exited'],
+    );
+    const down = await runCli(['down'], { env: cliEnv });
+    assert.equal(down.exitCode, 0, String(down.stderr));
+    assert.equal(existsSync(paths.stateFile), false);
+    assert.equal(stranger.exitCode, null, 'the unrelated process was not signalled');
+    assert.equal(stranger.signalCode, null);
+  }
 });

@@ -91,7 +91,13 @@ export function register(program: Command): void {
       const status = await daemonStatus(loaded.paths);
       if (opts.json) output.json(status);
       else if (!status.running)
-        output.out(status.stale ? `daemon not running (removed the state file of dead pid ${status.pid})` : 'daemon not running');
+        output.out(
+          !status.stale
+            ? 'daemon not running'
+            : status.staleReason === 'pid-reused'
+              ? `daemon not running (removed a stale state file: its pid ${status.pid} belongs to another process now)`
+              : `daemon not running (removed the state file of dead pid ${status.pid})`,
+        );
       else if (output.isTTY)
         output.out(
           `daemon running at ${status.url} (pid ${status.pid}, since ${status.startedAt}), ${status.healthy ? 'healthy' : 'NOT answering /healthz'}`,

@@ -1,7 +1,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError, ConflictError, EnvironmentError, UsageError } from '../../core/errors.js';
-import { isAlive, readDaemonState } from '../../daemon/lifecycle.js';
+import { daemonProcess, readDaemonState } from '../../daemon/lifecycle.js';
 import { configuredKey, createCipher, keyIdOf, newKeyText, readKeyFile } from '../../store/crypto.js';
 import { rotateContentKey } from '../../store/key-rotation.js';
 import { scrubBlocking } from '../../store/retention.js';
@@ -70,7 +70,7 @@ export function register(program: Command): void {
       const from = oldKey ? [createCipher(oldKey)] : [];
       // A running daemon would go on writing with the old key.
       const state = readDaemonState(loaded.paths);
-      if (state && isAlive(state.pid)) {
+      if (state && daemonProcess(state) === 'running') {
         throw new ConflictError(`the daemon (pid ${state.pid}) is running and writes with the current key`, {
           next: 'Stop it first (cs-llm daemon stop), rotate, point the config at the new key, and start it again.',
         });
