@@ -25,6 +25,7 @@ import { detectGpus, type GpuReport } from '../../src/gpu/detect.js';
 import { loadCatalog } from '../../src/models/catalog.js';
 import { envWithScenario } from '../gpu/fixtures.js';
 import { requireDocker } from '../helpers/docker.js';
+import { processStamp } from '../../src/core/process-identity.js';
 
 function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `cs-llm-doctor-${prefix}-`));
@@ -207,7 +208,12 @@ test("a port held by cs-llm's own running daemon passes; a stale daemon state fi
   mkdirSync(paths.stateDir, { recursive: true });
   writeFileSync(
     paths.daemonStateFile,
-    JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString() }),
+    JSON.stringify({
+      pid: process.pid,
+      ...processStamp(process.pid),
+      url: `http://127.0.0.1:${port}`,
+      startedAt: new Date().toISOString(),
+    }),
   );
   const [ours] = await runChecks({ config, paths, only: ['daemon-port'] });
   assert.equal(ours!.status, 'ok');
