@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { ToolConfig } from '../../core/config.js';
 
 /** Tool results are cut here: a result goes back into the model's context. */
@@ -60,6 +60,29 @@ export function toolRequest(
   return { url: url.toString(), method, headers, body };
 }
 
+/** Closes a reply's connection without reading on; undici reports that as an abort error, expected here. */
+function stopReading(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+/**
+ * A reply's text up to MAX_RESULT_CHARS: reading stops at the cut and the rest is never fetched (the
+ * connection is closed), so a huge or endless reply costs at most one chunk more than the cut.
+ */
+async function readCut(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = '';
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    text += decoder.decode(chunk, { stream: true });
+    if (text.length > MAX_RESULT_CHARS) {
+      stopReading(body);
+      return `${text.slice(0, MAX_RESULT_CHARS)}...(cut)`;
+    }
+  }
+  return text + decoder.decode();
+}
+
 function describeError(err: unknown): string {
   let e: unknown = err;
   for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
@@ -102,9 +125,11 @@ export async function runHttpTool(
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });
-    let text = await res.body.text();
-    if (text.length > MAX_RESULT_CHARS) text = `${text.slice(0, MAX_RESULT_CHARS)}...(cut)`;
-    if (res.statusCode >= 500) return errorResult('failed', `the tool ${tool.name} failed with HTTP ${res.statusCode}`);
+    if (res.statusCode >= 500) {
+      stopReading(res.body);
+      return errorResult('failed', `the tool ${tool.name} failed with HTTP ${res.statusCode}`);
+    }
+    const text = await readCut(res.body);
     if (res.statusCode >= 400) return { outcome: 'http_error', content: JSON.stringify({ error: `HTTP ${res.statusCode}`, body: text }) };
     return { outcome: 'ok', content: text === '' ? '{}' : text };
   } catch (err) {

@@ -13,10 +13,12 @@ interface ToolServer {
   failing: boolean;
   /** /hang requests whose connection the caller closed. */
   hangsClosed: number;
+  /** /big replies (64 MiB, sent as fast as the caller reads) once their connection closed: bytes written, and whether all were. */
+  bigReplies: Array<{ written: number; finished: boolean }>;
 }
 
 async function startToolServer(t: { after(fn: () => Promise<void> | void): void }): Promise<ToolServer> {
-  const state: ToolServer = { url: '', calls: [], failing: true, hangsClosed: 0 };
+  const state: ToolServer = { url: '', calls: [], failing: true, hangsClosed: 0, bigReplies: [] };
   const hung: ServerResponse[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/';
@@ -28,6 +30,19 @@ async function startToolServer(t: { after(fn: () => Promise<void> | void): void 
     } else if (path.startsWith('/hang')) {
       hung.push(res);
       res.on('close', () => state.hangsClosed++);
+    } else if (path.startsWith('/big')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      let written = 0;
+      const pump = (): void => {
+        while (written < 64 * 1024 * 1024) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      res.on('close', () => state.bigReplies.push({ written, finished: res.writableFinished }));
+      pump();
     } else if (path.startsWith('/flaky')) {
       if (state.failing) {
         res.writeHead(500).end('down');
@@ -201,6 +216,24 @@ test("a client that goes away stops its turn's tool calls: the tool endpoint see
   }
   const metrics = await (await fetch(`${h.daemon.url}/metrics`)).text();
   assert.match(metrics, /cs_llm_tool_calls_total\{tool="get_logistics",outcome="aborted"\} 2/);
+});
+
+test('a long tool reply is read only up to the 16,000-character cut: the daemon stops reading and closes the connection', async (t) => {
+  const tools = await startToolServer(t);
+  const tool = { ...logisticsTool(tools.url), http: { method: 'GET', url: `${tools.url}/big/{order_id}` } };
+  const h = await startHarness(t, { config: { daemon: { tools: [tool] }, profiles: { default: { tools: ['get_logistics'] } } } });
+  const reply = await h
+    .client({ sessionId: 'tools-big' })
+    .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'where is order 5555?' }] });
+  assert.match(text(reply), /According to get_logistics, the result is "x+/);
+  const result = (await stored(h.daemon.url, 'tools-big')).messages[2]!.content!;
+  assert.equal(result, `${'x'.repeat(16_000)}...(cut)`);
+  await eventually(() => tools.bigReplies.length === 1, 10_000, 'the tool connection stayed open');
+  assert.equal(
+    tools.bigReplies[0]!.finished,
+    false,
+    `the endpoint could send all ${tools.bigReplies[0]!.written} bytes: the daemon read them all`,
+  );
 });
 
 test('the breaker opens after repeated failures (the tool is not called), half-opens after the cool-down and closes on success', async (t) => {
