@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CircuitBreaker } from '../../src/daemon/tools/breaker.js';
-import { expandEnv, toolRequest } from '../../src/daemon/tools/http-tool.js';
+import { expandEnv, ToolArgumentError, toolRequest, urlTemplateProblems } from '../../src/daemon/tools/tool-request.js';
 import { schemaProblems, validateJson } from '../../src/daemon/tools/json-schema.js';
 
 const order = {
@@ -95,4 +95,39 @@ test('a tool call becomes a URL with encoded arguments, a query or JSON body for
   const post = toolRequest({ ...tool, http: { ...tool.http, method: 'POST' } }, { order_id: '7', lang: 'en' }, { TOKEN: 't' });
   assert.deepEqual(JSON.parse(post.body!), { order_id: '7', lang: 'en' });
   assert.throws(() => expandEnv('${MISSING_VAR}', {}), /MISSING_VAR is not set/);
+});
+
+const orders = {
+  name: 'get_logistics',
+  description: '',
+  parameters: { type: 'object', properties: { order_id: { type: 'string' }, lang: { type: 'string' } } },
+  http: { method: 'GET' as const, url: 'http://127.0.0.1:9/api/orders/{order_id}/logistics', headers: {}, timeoutMs: 15000 },
+};
+
+test('a placeholder value that is "." or "..", or decodes to one, or holds such a segment, is refused; other dots are fine', () => {
+  for (const id of ['.', '..', '%2e', '%2E%2e', '%252e%252e', 'a/../b', '..\\x', '../', '%2e%2e%2fadmin', '%25252525252e']) {
+    assert.throws(() => toolRequest(orders, { order_id: id }, {}), ToolArgumentError, `order_id ${JSON.stringify(id)}`);
+  }
+  for (const id of ['...', 'a.b', 'v1.2', '.hidden', 'A/1 2']) {
+    const url = new URL(toolRequest(orders, { order_id: id }, {}).url);
+    assert.equal(url.origin, 'http://127.0.0.1:9');
+    assert.equal(url.pathname, `/api/orders/${encodeURIComponent(id)}/logistics`);
+  }
+  assert.throws(() => toolRequest(orders, { order_id: '' }, {}), /order_id: needed for the tool's URL, must not be empty/);
+  assert.throws(() => toolRequest(orders, {}, {}), /order_id: needed/);
+  const query = { ...orders, http: { ...orders.http, url: 'http://127.0.0.1:9/api/logistics?order={order_id}' } };
+  assert.throws(() => toolRequest(query, { order_id: '..' }, {}), ToolArgumentError);
+  assert.equal(toolRequest(query, { order_id: '7&admin=1' }, {}).url, 'http://127.0.0.1:9/api/logistics?order=7%26admin%3D1');
+});
+
+test('a URL template with a placeholder in its scheme or host, or naming no declared property, is a config problem', () => {
+  assert.deepEqual(urlTemplateProblems(orders), []);
+  const at = (url: string) => urlTemplateProblems({ ...orders, http: { ...orders.http, url } });
+  assert.deepEqual(at('http://{order_id}/x'), ['http.url: {order_id} may stand in the path or the query only, not in the scheme or host']);
+  assert.deepEqual(at('http://127.0.0.1:{order_id}/x'), [
+    'http.url: {order_id} may stand in the path or the query only, not in the scheme or host',
+  ]);
+  assert.deepEqual(at('http://127.0.0.1:9/x/{customer}'), ['http.url: {customer} is not a property in parameters.properties']);
+  assert.deepEqual(at('file:///etc/{order_id}'), ['http.url must start with http:// or https://']);
+  assert.deepEqual(at('not a url'), ['http.url is not a URL: not a url']);
 });

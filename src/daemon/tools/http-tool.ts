@@ -1,5 +1,6 @@
 import { request, type Dispatcher } from 'undici';
 import type { ToolConfig } from '../../core/config.js';
+import type { ToolRequest } from './tool-request.js';
 
 /** Tool results are cut here: a result goes back into the model's context. */
 export const MAX_RESULT_CHARS = 16_000;
@@ -14,50 +15,6 @@ export interface ToolResult {
 
 export function errorResult(outcome: ToolOutcome, message: string): ToolResult {
   return { outcome, content: JSON.stringify({ error: message }) };
-}
-
-/** ${NAME} references in a header value, replaced from the environment; a missing variable is an error. */
-export function expandEnv(value: string, env: NodeJS.ProcessEnv): string {
-  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
-    const found = env[name];
-    if (found === undefined) throw new Error(`environment variable ${name} is not set`);
-    return found;
-  });
-}
-
-/**
- * The request a tool call becomes: {arg} placeholders in the URL take the URL-encoded argument; the other
- * arguments go in the query string (GET, DELETE) or as the JSON body (POST, PUT, PATCH). Pure.
- */
-export function toolRequest(
-  tool: ToolConfig,
-  args: Record<string, unknown>,
-  env: NodeJS.ProcessEnv,
-): { url: string; method: string; headers: Record<string, string>; body: string | null } {
-  const used = new Set<string>();
-  const url = new URL(
-    tool.http.url.replace(/\{([A-Za-z0-9_]+)\}/g, (_, name: string) => {
-      used.add(name);
-      const value = args[name];
-      return encodeURIComponent(
-        value === undefined || value === null ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value),
-      );
-    }),
-  );
-  const headers: Record<string, string> = { accept: 'application/json' };
-  for (const [name, value] of Object.entries(tool.http.headers)) headers[name.toLowerCase()] = expandEnv(value, env);
-  const method = tool.http.method;
-  let body: string | null = null;
-  if (method === 'GET' || method === 'DELETE') {
-    for (const [name, value] of Object.entries(args)) {
-      if (used.has(name) || value === undefined) continue;
-      url.searchParams.set(name, typeof value === 'object' ? JSON.stringify(value) : String(value));
-    }
-  } else {
-    body = JSON.stringify(args);
-    headers['content-type'] = 'application/json';
-  }
-  return { url: url.toString(), method, headers, body };
 }
 
 /** Closes a reply's connection without reading on; undici reports that as an abort error, expected here. */
@@ -102,18 +59,7 @@ export const ABORTED: ToolResult = errorResult('aborted', 'the client went away'
  * Never throws: every failure is an error result. 4xx answers are results the model can explain (an unknown
  * order); timeouts, connection errors and 5xx are failures (they count towards the tool's circuit breaker).
  */
-export async function runHttpTool(
-  tool: ToolConfig,
-  args: Record<string, unknown>,
-  env: NodeJS.ProcessEnv,
-  signal?: AbortSignal,
-): Promise<ToolResult> {
-  let req: ReturnType<typeof toolRequest>;
-  try {
-    req = toolRequest(tool, args, env);
-  } catch (err) {
-    return errorResult('failed', `the tool ${tool.name} is misconfigured: ${(err as Error).message}`);
-  }
+export async function runHttpTool(tool: ToolConfig, req: ToolRequest, signal?: AbortSignal): Promise<ToolResult> {
   const timeoutMs = tool.http.timeoutMs;
   const timeout = AbortSignal.timeout(timeoutMs);
   try {

@@ -3,6 +3,7 @@ import { ConfigError } from '../../core/errors.js';
 import { CircuitBreaker } from './breaker.js';
 import { ABORTED, errorResult, runHttpTool, type ToolOutcome, type ToolResult } from './http-tool.js';
 import { schemaProblems, validateJson } from './json-schema.js';
+import { ToolArgumentError, toolRequest, urlTemplateProblems, type ToolRequest } from './tool-request.js';
 
 /** The metric label of a call naming no declared tool (not a valid tool name, so it cannot collide). */
 export const UNKNOWN_TOOL_LABEL = '(unknown)';
@@ -49,6 +50,12 @@ export class ToolSet {
     for (const tool of d.tools) {
       if (this.tools.has(tool.name))
         throw new ConfigError(`daemon.tools: the tool "${tool.name}" is declared twice`, { next: 'Give each tool its own name.' });
+      const urlProblems = urlTemplateProblems(tool);
+      if (urlProblems.length > 0) {
+        throw new ConfigError(`daemon.tools: "${tool.name}" has an unusable URL: ${urlProblems.join('; ')}`, {
+          next: 'Put {placeholders} only in the path or the query, each naming a property of parameters.properties.',
+        });
+      }
       const problems = schemaProblems(tool.parameters);
       if (problems.length > 0) {
         throw new ConfigError(`daemon.tools: "${tool.name}" has an unusable parameters schema: ${problems.join('; ')}`, {
@@ -109,6 +116,13 @@ export class ToolSet {
     if (typeof args !== 'object' || args === null || Array.isArray(args)) {
       return errorResult('invalid_arguments', `the arguments for ${call.name} must be a JSON object`);
     }
+    let request: ToolRequest;
+    try {
+      request = toolRequest(entry.config, args as Record<string, unknown>, this.env);
+    } catch (err) {
+      if (err instanceof ToolArgumentError) return errorResult('invalid_arguments', `invalid arguments for ${call.name}: ${err.message}`);
+      return errorResult('failed', `the tool ${call.name} is misconfigured: ${(err as Error).message}`);
+    }
     if (options.signal?.aborted) return ABORTED;
     if (!entry.breaker.tryAcquire()) {
       const seconds = Math.ceil(entry.breaker.retryInMs / 1000);
@@ -117,7 +131,7 @@ export class ToolSet {
         `the tool ${call.name} is unavailable after repeated failures; it will be tried again in about ${seconds} s`,
       );
     }
-    const result = await runHttpTool(entry.config, args as Record<string, unknown>, this.env, options.signal);
+    const result = await runHttpTool(entry.config, request, options.signal);
     // A call cut because the client left says nothing about the endpoint.
     if (result.outcome === 'aborted') entry.breaker.abandon();
     else if (result.outcome === 'timeout' || result.outcome === 'failed') entry.breaker.failure();

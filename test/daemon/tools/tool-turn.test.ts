@@ -369,6 +369,30 @@ test('a model naming a declared tool outside the turn\'s profile gets "there is 
   assert.match(metrics, /cs_llm_tool_calls_total\{tool="issue_refund",outcome="unknown_tool"\} 2/);
 });
 
+test('a placeholder value that is "." or ".." (or decodes to one) is invalid arguments: the request cannot leave the tool\'s path', async (t) => {
+  const tools = await startToolServer(t);
+  const tool = logisticsTool(tools.url, {
+    http: { method: 'GET', url: `${tools.url}/api/orders/{order_id}/logistics`, headers: {} },
+  });
+  const model = await startScriptedModel(
+    t,
+    ['..', '.', '%2e%2e', 'a/../../admin', '12345'].map((id) => ({ name: 'get_logistics', arguments: JSON.stringify({ order_id: id }) })),
+  );
+  const h = await startHarness(t, {
+    config: { daemon: { upstream: model.url, tools: [tool] }, profiles: { default: { tools: ['get_logistics'] } } },
+  });
+  const reply = await h
+    .client({ sessionId: 'tools-dotdot' })
+    .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'where is my order?' }] });
+  const refused = text(reply).match(/invalid arguments for get_logistics: order_id: "\." and "\.\." are not allowed/g) ?? [];
+  assert.equal(refused.length, 4, text(reply));
+  assert.deepEqual(
+    tools.calls.map((c) => c.path),
+    ['/api/orders/12345/logistics'],
+    'only the plain order number reached the endpoint',
+  );
+});
+
 test('a profile naming an undeclared tool, or a schema outside the subset, is refused at start with the fix', async (t) => {
   await assert.rejects(
     startHarness(t, { config: { profiles: { default: { tools: ['nope'] } } } }),
@@ -376,4 +400,9 @@ test('a profile naming an undeclared tool, or a schema outside the subset, is re
   );
   const bad = { name: 'x', parameters: { type: 'objekt' }, http: { url: 'http://127.0.0.1:1/x' } };
   await assert.rejects(startHarness(t, { config: { daemon: { tools: [bad] } } }), /unknown type "objekt"/);
+  const hostFromModel = logisticsTool('http://{order_id}.example');
+  await assert.rejects(
+    startHarness(t, { config: { daemon: { tools: [hostFromModel] } } }),
+    /"get_logistics" has an unusable URL: http\.url: \{order_id\} may stand in the path or the query only/,
+  );
 });
