@@ -76,11 +76,11 @@ test('a half-open trial abandoned (its client went away) lets the next trial thr
   assert.equal(b.tryAcquire(), true);
 });
 
-test('a tool call becomes a URL with encoded arguments, a query or JSON body for the rest, and headers from the environment', () => {
+test('a tool call becomes a URL with encoded arguments, a query or JSON body for the other declared ones (undeclared ones dropped), and headers from the environment', () => {
   const tool = {
     name: 'get_logistics',
     description: '',
-    parameters: {},
+    parameters: { type: 'object', properties: { order_id: { type: 'string' }, lang: { type: 'string' } } },
     http: {
       method: 'GET' as const,
       url: 'http://127.0.0.1:9/orders/{order_id}/logistics',
@@ -88,11 +88,11 @@ test('a tool call becomes a URL with encoded arguments, a query or JSON body for
       timeoutMs: 15000,
     },
   };
-  const get = toolRequest(tool, { order_id: 'A/1 2', lang: 'en' }, { TOKEN: 't0k' });
+  const get = toolRequest(tool, { order_id: 'A/1 2', lang: 'en', customer_id: '999', admin: true }, { TOKEN: 't0k' });
   assert.equal(get.url, 'http://127.0.0.1:9/orders/A%2F1%202/logistics?lang=en');
   assert.equal(get.headers.authorization, 'Bearer t0k');
   assert.equal(get.body, null);
-  const post = toolRequest({ ...tool, http: { ...tool.http, method: 'POST' } }, { order_id: '7', lang: 'en' }, { TOKEN: 't' });
+  const post = toolRequest({ ...tool, http: { ...tool.http, method: 'POST' } }, { order_id: '7', lang: 'en', admin: true }, { TOKEN: 't' });
   assert.deepEqual(JSON.parse(post.body!), { order_id: '7', lang: 'en' });
   assert.throws(() => expandEnv('${MISSING_VAR}', {}), /MISSING_VAR is not set/);
 });

@@ -1,7 +1,8 @@
 /**
  * The HTTP request a tool call becomes, built from the tool's URL template and the model's arguments. Pure.
- * The model writes the arguments, so a placeholder value cannot move the request to another host or up the
- * path.
+ * The model writes the arguments, so they can only fill the template's placeholders and the arguments the
+ * schema declares: a value cannot move the request to another host or up the path, and an argument the
+ * schema does not name is never sent.
  */
 import type { ToolConfig } from '../../core/config.js';
 
@@ -84,7 +85,8 @@ function queryValue(value: unknown): string {
 
 /**
  * The request for one call. {arg} placeholders in the URL take the URL-encoded argument; the other arguments
- * go in the query string (GET, DELETE), or all of them as the JSON body (POST, PUT, PATCH). Throws ToolArgumentError for a value the URL cannot take, Error for a header
+ * the schema declares go in the query string (GET, DELETE), or all declared ones as the JSON body (POST, PUT,
+ * PATCH); undeclared ones are dropped. Throws ToolArgumentError for a value the URL cannot take, Error for a header
  * naming an unset environment variable.
  */
 export function toolRequest(tool: ToolConfig, args: Record<string, unknown>, env: NodeJS.ProcessEnv): ToolRequest {
@@ -105,7 +107,9 @@ export function toolRequest(tool: ToolConfig, args: Record<string, unknown>, env
       throw new ToolArgumentError(`the arguments would take the request outside the tool's URL ${base.origin}${base.pathname}`);
     }
   }
-  const forwarded = Object.entries(args).filter(([, value]) => value !== undefined);
+  // Only what the schema declares goes out: the model may add any name (customer_id, admin) to its arguments.
+  const declared = declaredProperties(tool);
+  const forwarded = Object.entries(args).filter(([name, value]) => Object.hasOwn(declared, name) && value !== undefined);
   const headers: Record<string, string> = { accept: 'application/json' };
   for (const [name, value] of Object.entries(tool.http.headers)) headers[name.toLowerCase()] = expandEnv(value, env);
   const method = tool.http.method;

@@ -15,10 +15,12 @@ interface ToolServer {
   hangsClosed: number;
   /** /big replies (64 MiB, sent as fast as the caller reads) once their connection closed: bytes written, and whether all were. */
   bigReplies: Array<{ written: number; finished: boolean }>;
+  /** POST /address/:id bodies, as received. */
+  posted: Array<{ path: string; body: string }>;
 }
 
 async function startToolServer(t: { after(fn: () => Promise<void> | void): void }): Promise<ToolServer> {
-  const state: ToolServer = { url: '', calls: [], failing: true, hangsClosed: 0, bigReplies: [] };
+  const state: ToolServer = { url: '', calls: [], failing: true, hangsClosed: 0, bigReplies: [], posted: [] };
   const hung: ServerResponse[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/';
@@ -27,6 +29,13 @@ async function startToolServer(t: { after(fn: () => Promise<void> | void): void 
     if (logistics) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ order_id: decodeURIComponent(logistics[1]!), status: 'in transit', carrier: 'SF Express' }));
+    } else if (path.startsWith('/address')) {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      req.on('end', () => {
+        state.posted.push({ path, body });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"saved":true}');
+      });
     } else if (path.startsWith('/hang')) {
       hung.push(res);
       res.on('close', () => state.hangsClosed++);
@@ -391,6 +400,33 @@ test('a placeholder value that is "." or ".." (or decodes to one) is invalid arg
     ['/api/orders/12345/logistics'],
     'only the plain order number reached the endpoint',
   );
+});
+
+test('arguments the schema does not declare are never sent to the endpoint, in the query or in the body', async (t) => {
+  const tools = await startToolServer(t);
+  const open = { type: 'object', properties: { order_id: { type: 'string' } }, required: ['order_id'] };
+  const address = {
+    name: 'update_address',
+    description: 'Changes the delivery address of an order',
+    parameters: { ...open, properties: { order_id: { type: 'string' }, address: { type: 'string' } } },
+    http: { method: 'POST', url: `${tools.url}/address/{order_id}` },
+  };
+  const model = await startScriptedModel(t, [
+    { name: 'get_logistics', arguments: '{"order_id":"12345","customer_id":"999","admin":true}' },
+    { name: 'update_address', arguments: '{"order_id":"12345","address":"1 Main St","customer_id":"999","admin":true}' },
+  ]);
+  const h = await startHarness(t, {
+    config: {
+      daemon: { upstream: model.url, tools: [logisticsTool(tools.url, { parameters: open }), address] },
+      profiles: { default: { tools: ['get_logistics', 'update_address'] } },
+    },
+  });
+  const reply = await h
+    .client({ sessionId: 'tools-undeclared' })
+    .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'move my order' }] });
+  assert.match(text(reply), /According to get_logistics, order_id is 12345.*According to update_address, saved is true/);
+  assert.deepEqual(tools.calls.map((c) => c.path).sort(), ['/address/12345', '/logistics/12345']);
+  assert.deepEqual(JSON.parse(tools.posted[0]!.body), { order_id: '12345', address: '1 Main St' });
 });
 
 test('a profile naming an undeclared tool, or a schema outside the subset, is refused at start with the fix', async (t) => {
