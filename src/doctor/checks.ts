@@ -1,11 +1,11 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
 import type { Paths } from '../core/paths.js';
 import { createDockerClient, probeDocker, type DockerProbe } from '../engine/docker.js';
 import { probeGpuRuntime, type GpuRuntimeProbe } from '../engine/gpu-preflight.js';
+import { modelCacheDir } from '../engine/model-files.js';
 import { LABEL, instanceIdFor } from '../engine/spec.js';
 import { detectGpus, type GpuReport } from '../gpu/detect.js';
 import { loadCatalog } from '../models/catalog.js';
@@ -16,6 +16,7 @@ import { freeDisk } from '../core/disk.js';
 import { daemonProcess, readDaemonState } from '../daemon/lifecycle.js';
 
 export { isPortFree, probePort } from '../core/ports.js';
+export { modelCacheDir };
 
 /**
  * The doctor's checks: what `up` needs from this host, each with what was found and how to fix it. Checks
@@ -241,16 +242,6 @@ export function checkGpu(report: GpuReport): Check {
     return { ...base, status: 'warn', detail: `${names.join('; ')}${driver}; ${report.problem}`, fix: report.fix ?? null };
   }
   return { ...base, status: 'ok', detail: `${names.join('; ')}${driver}`, fix: null };
-}
-
-/**
- * Where the engine's model downloads go: the config's hfCacheDir, else HF_HOME, else Hugging Face's own
- * default $XDG_CACHE_HOME/huggingface (~/.cache/huggingface).
- */
-export function modelCacheDir(config: Config, env: NodeJS.ProcessEnv): string {
-  if (config.engine.hfCacheDir) return resolve(config.engine.hfCacheDir);
-  if (env.HF_HOME) return resolve(env.HF_HOME);
-  return join(env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), '.cache'), 'huggingface');
 }
 
 export async function checkDisk(dir: string, catalog: Catalog | null): Promise<Check> {

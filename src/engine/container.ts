@@ -1,20 +1,22 @@
 import { mkdirSync } from 'node:fs';
 import { isPortFree } from '../core/ports.js';
-import { PassThrough, type Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { ConflictError, EngineError, EnvironmentError, isCsLlmError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { diagnoseDockerError, dockerErrorMessage, splitLogLines } from './diagnose.js';
 import { engineKindInfo, type EngineKind, type StageTimeouts } from './kinds.js';
 import { completeOneToken, fetchServedModels, probeHealth } from './probes.js';
-import { ensureImage, imageExists, isNotFound, type PullPolicy, type PullProgress } from './pull.js';
+import { ensureImage, imageExists, type PullPolicy, type PullProgress } from './pull.js';
+import { lastContainerLogLines } from './container-logs.js';
+import { listEngineContainers, removeContainer } from './containers.js';
 import { probeGpuRuntime } from './gpu-preflight.js';
 import { waitForReady, type ReadinessEvent, type ReadinessTarget, type TargetState } from './readiness.js';
 import { buildEngineSpec, LABEL, type EngineSpecInput } from './spec.js';
 
 /**
- * The engine container's lifecycle through dockerode: up (reuse, replace, pull, create, start, readiness,
- * clean-up on failure), down, status and logs. Our containers are found by label, never by name guessing.
+ * The engine container's start through dockerode: reuse, replace, pull, create, start, readiness, and
+ * clean-up on failure. Status, removal and logs of our containers: containers.ts and container-logs.ts.
  */
 const log = createLogger('engine');
 
@@ -53,42 +55,6 @@ export interface ContainerUpResult extends EngineEndpoint {
 }
 
 export { isPortFree };
-
-export async function listEngineContainers(docker: Docker, instance?: string): Promise<Docker.ContainerInfo[]> {
-  const labels = [`${LABEL.managed}=true`];
-  if (instance) labels.push(`${LABEL.instance}=${instance}`);
-  return docker.listContainers({ all: true, filters: { label: labels } });
-}
-
-async function removeContainer(docker: Docker, id: string, stopFirst: boolean): Promise<void> {
-  const container = docker.getContainer(id);
-  try {
-    // A graceful stop lets vLLM release GPU memory cleanly; force-remove is the backstop.
-    if (stopFirst) await container.stop({ t: 10 }).catch(() => undefined);
-    await container.remove({ force: true, v: true });
-  } catch (err) {
-    if (!isNotFound(err) && !/removal of container .* is already in progress/i.test(dockerErrorMessage(err))) throw err;
-  }
-}
-
-/** Docker multiplexes stdout/stderr in non-TTY log output: 8-byte header (stream, 0, 0, 0, size BE) + payload. */
-export function demuxLogBuffer(buffer: Buffer): string {
-  let out = '';
-  let offset = 0;
-  while (offset + 8 <= buffer.length) {
-    const size = buffer.readUInt32BE(offset + 4);
-    out += buffer.subarray(offset + 8, offset + 8 + size).toString('utf8');
-    offset += 8 + size;
-  }
-  // Not multiplexed after all (a TTY container): the raw text.
-  if (offset === 0 && buffer.length > 0) return buffer.toString('utf8');
-  return out;
-}
-
-export async function lastContainerLogLines(docker: Docker, id: string, n: number): Promise<string[]> {
-  const raw = (await docker.getContainer(id).logs({ stdout: true, stderr: true, tail: n, follow: false })) as unknown as Buffer;
-  return splitLogLines(demuxLogBuffer(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)))).slice(-n);
-}
 
 /** A readiness target for a started container: inspect, followed logs, HTTP probes on the published port. */
 async function containerTarget(
@@ -310,138 +276,4 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
     pulled,
     readyInMs,
   };
-}
-
-export interface ContainerStatus {
-  mode: 'container';
-  id: string;
-  name: string;
-  engine: string;
-  model: string;
-  servedName: string;
-  image: string;
-  state: string;
-  restartCount: number;
-  /** Restarted since it was created: the engine crashes after start (a crash loop while it keeps rising). */
-  crashLoop: boolean;
-  exitCode: number | null;
-  health: 'ok' | 'loading' | 'down' | 'unknown';
-  port: number | null;
-  baseUrl: string | null;
-  gpus: string;
-  startedAt: string | null;
-  uptimeSeconds: number | null;
-  configHash: string;
-}
-
-export async function containerStatuses(docker: Docker, instance: string, now = Date.now()): Promise<ContainerStatus[]> {
-  const out: ContainerStatus[] = [];
-  for (const c of await listEngineContainers(docker, instance)) {
-    let detail: Docker.ContainerInspectInfo;
-    try {
-      detail = await docker.getContainer(c.Id).inspect();
-    } catch (err) {
-      if (isNotFound(err)) continue; // removed between list and inspect
-      throw err;
-    }
-    const port = Number(c.Labels[LABEL.port]) || null;
-    const running = detail.State.Running;
-    const baseUrl = port ? `http://127.0.0.1:${port}/v1` : null;
-    const health = running && port ? await probeHealth(`http://127.0.0.1:${port}`, 2000) : running ? 'unknown' : 'down';
-    const started = running ? Date.parse(detail.State.StartedAt) : NaN;
-    out.push({
-      mode: 'container',
-      id: c.Id.slice(0, 12),
-      name: detail.Name.replace(/^\//, ''),
-      engine: c.Labels[LABEL.engine] ?? '?',
-      model: c.Labels[LABEL.model] ?? '?',
-      servedName: c.Labels[LABEL.servedName] ?? '?',
-      image: c.Image,
-      state: detail.State.Restarting ? 'restarting' : detail.State.Status,
-      restartCount: detail.RestartCount,
-      crashLoop: detail.RestartCount > 0,
-      exitCode: running ? null : detail.State.ExitCode,
-      health,
-      port,
-      baseUrl,
-      gpus: c.Labels[LABEL.gpus] ?? 'none',
-      startedAt: running ? detail.State.StartedAt : null,
-      uptimeSeconds: Number.isFinite(started) ? Math.max(0, Math.round((now - started) / 1000)) : null,
-      configHash: c.Labels[LABEL.configHash] ?? '',
-    });
-  }
-  return out;
-}
-
-export interface ContainerDownResult {
-  removed: Array<{ name: string; image: string }>;
-  imagesRemoved: string[];
-}
-
-/** Stop and remove our containers; with purge, also the images they ran (weights in the HF cache stay). */
-export async function downContainers(docker: Docker, instance: string, purge: boolean): Promise<ContainerDownResult> {
-  const result: ContainerDownResult = { removed: [], imagesRemoved: [] };
-  for (const c of await listEngineContainers(docker, instance)) {
-    await removeContainer(docker, c.Id, c.State === 'running');
-    result.removed.push({ name: c.Names[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12), image: c.Image });
-  }
-  if (purge) {
-    for (const image of new Set(result.removed.map((r) => r.image))) {
-      try {
-        await docker.getImage(image).remove();
-        result.imagesRemoved.push(image);
-      } catch (err) {
-        // Gone already, or still used by a container that is not ours: leave it.
-        if (!isNotFound(err)) log('image %s kept: %s', image, dockerErrorMessage(err));
-      }
-    }
-  }
-  return result;
-}
-
-export interface LogsOptions {
-  follow: boolean;
-  tail?: number;
-  stdout: Writable;
-  stderr: Writable;
-  signal?: AbortSignal;
-}
-
-/** Stream our engine container's logs, stdout and stderr kept apart. Resolves when the stream ends. */
-export async function containerLogs(docker: Docker, id: string, options: LogsOptions): Promise<void> {
-  const container = docker.getContainer(id);
-  const tail = options.tail === undefined ? {} : { tail: options.tail };
-  if (!options.follow) {
-    const raw = (await container.logs({ stdout: true, stderr: true, ...tail, follow: false })) as unknown as Buffer;
-    const buffer = Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw));
-    let offset = 0;
-    while (offset + 8 <= buffer.length) {
-      const size = buffer.readUInt32BE(offset + 4);
-      const payload = buffer.subarray(offset + 8, offset + 8 + size);
-      (buffer[offset] === 2 ? options.stderr : options.stdout).write(payload);
-      offset += 8 + size;
-    }
-    return;
-  }
-  const stream = (await container.logs({ stdout: true, stderr: true, ...tail, follow: true })) as unknown as NodeJS.ReadableStream & {
-    destroy(): void;
-  };
-  await new Promise<void>((resolve, reject) => {
-    const stop = () => {
-      stream.destroy();
-      resolve();
-    };
-    options.signal?.addEventListener('abort', stop, { once: true });
-    // Pipe into PassThroughs, so a closed stdout (| head) never ends our process with EPIPE mid-demux.
-    const out = new PassThrough();
-    const err = new PassThrough();
-    out.pipe(options.stdout, { end: false });
-    err.pipe(options.stderr, { end: false });
-    docker.modem.demuxStream(stream, out, err);
-    stream.on('end', () => {
-      options.signal?.removeEventListener('abort', stop);
-      resolve();
-    });
-    stream.on('error', (e: Error) => (options.signal?.aborted ? resolve() : reject(e)));
-  });
 }

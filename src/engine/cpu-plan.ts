@@ -1,79 +1,24 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import type Docker from 'dockerode';
 import { FitError, UsageError } from '../core/errors.js';
 import { PACKAGE_ROOT } from '../core/version.js';
 import { checkModelFile, ModelFileProblem } from '../cpu/model-file.js';
-import type { GpuReport } from '../gpu/detect.js';
 import { findModel } from '../models/catalog.js';
 import { ggufFetchHint, resolveHfEndpoint } from '../models/gguf-source.js';
 import { estimateRamFit, type RamInfo } from '../models/ram-fit.js';
 import type { Catalog, ModelEntry } from '../models/schema.js';
-import { probeDocker } from './docker.js';
-import { probeGpuRuntime } from './gpu-preflight.js';
-import type { EngineKind } from './kinds.js';
+import type { CpuPlan } from './cpu-spec.js';
 
 /**
- * Planning for the CPU engine (llama.cpp): which engine `--engine auto` means on this host, which GGUF
- * file on disk, how many threads, and whether it fits in RAM. Everything here refuses before any pull.
+ * Planning for the CPU engine (llama.cpp): which GGUF file on disk, how many threads, and whether it fits
+ * in RAM. Everything here refuses before any pull.
  */
 
 /** The model `up` serves on a CPU when none is given: tiny, shipped, and honest about being a demo. */
 export const CPU_DEMO_MODEL = 'tiny-memory';
 /** Where the container sees the model file (mounted read-only). */
 export const CONTAINER_MODEL_DIR = '/models';
-
-export interface CpuPlan {
-  /** The GGUF on the host. */
-  hostModelPath: string;
-  /** The same file inside the container. */
-  containerModelPath: string;
-  /** llama.cpp threads, and the CPUs (NanoCpus) the container gets: always the same number. */
-  threads: number;
-  sha256?: string;
-  /** Lines to show the user (the demo-model notice). */
-  notes: string[];
-}
-
-export interface AutoChoice {
-  kind: Extract<EngineKind, 'vllm' | 'cpu'>;
-  /** One line: why. */
-  why: string;
-}
-
-/** `--engine auto`: vllm when a usable NVIDIA GPU and Docker's NVIDIA runtime are found, otherwise cpu. */
-export async function chooseAutoEngine(
-  env: NodeJS.ProcessEnv,
-  detect: () => Promise<GpuReport>,
-  docker: Docker,
-  instance: string,
-): Promise<AutoChoice> {
-  const report = await detect().catch(
-    (err: unknown) => ({ usable: false, problem: (err as Error).message, gpus: [] }) as Pick<GpuReport, 'usable' | 'problem' | 'gpus'>,
-  );
-  if (!report.usable || report.gpus.length === 0) {
-    return { kind: 'cpu', why: `engine auto: cpu, because there is no usable NVIDIA GPU (${report.problem ?? 'none found'})` };
-  }
-  const names = report.gpus.map((g) => g.name).join(', ');
-  const probe = await probeDocker(docker, env);
-  if (!probe.reachable)
-    return {
-      kind: 'cpu',
-      why: `engine auto: cpu, because Docker is not usable (${probe.detail}), and vllm runs only in Docker (GPU: ${names})`,
-    };
-  const runtime = await probeGpuRuntime(docker, { mode: 'all' }, instance).catch((err: unknown) => ({
-    verdict: 'unknown' as const,
-    reason: (err as Error).message,
-  }));
-  if (runtime.verdict === 'missing') {
-    return {
-      kind: 'cpu',
-      why: `engine auto: cpu, because Docker cannot give the GPU (${names}) to containers: ${runtime.diagnosis.summary}`,
-    };
-  }
-  return { kind: 'vllm', why: `engine auto: vllm, on ${names}${runtime.verdict === 'ok' ? ' (Docker accepts GPU requests)' : ''}` };
-}
 
 /** Where downloaded GGUF files live: $CS_LLM_GGUF_DIR, else ~/.cache/cs-llm/models (XDG_CACHE_HOME respected). */
 export function ggufDir(env: NodeJS.ProcessEnv): string {

@@ -1,11 +1,23 @@
 import type Docker from 'dockerode';
-import type { CpuPlan } from './cpu-plan.js';
 
 /**
  * The CPU engine's part of the container spec, pure: its command line (the same vLLM names the other
  * engines get, plus --threads and the model file inside the container) and the host config additions
  * (the GGUF mounted read-only, and a CPU quota equal to the thread count).
  */
+/** The cpu engine's model file and threads, as planned by cpu-plan.ts. */
+export interface CpuPlan {
+  /** The GGUF on the host. */
+  hostModelPath: string;
+  /** The same file inside the container. */
+  containerModelPath: string;
+  /** llama.cpp threads, and the CPUs (NanoCpus) the container gets: always the same number. */
+  threads: number;
+  sha256?: string;
+  /** Lines to show the user (the demo-model notice). */
+  notes: string[];
+}
+
 export interface CpuArgsInput {
   port: number;
   servedName: string;

@@ -2,14 +2,9 @@ import type { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { NotFoundError } from '../core/errors.js';
 import type { Paths } from '../core/paths.js';
-import {
-  containerLogs,
-  containerStatuses,
-  dockerFailure,
-  downContainers,
-  listEngineContainers,
-  type ContainerStatus,
-} from './container.js';
+import { dockerFailure } from './container.js';
+import { containerLogs } from './container-logs.js';
+import { containerStatuses, downContainers, listEngineContainers, type ContainerStatus } from './containers.js';
 import { createDockerClient, probeDocker } from './docker.js';
 import { downLocalProcess, localLogs, localStatus, type LocalStatus } from './local.js';
 import { instanceIdFor } from './spec.js';

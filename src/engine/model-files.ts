@@ -1,4 +1,5 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ggufDir, SHIPPED_MODELS_DIR } from './cpu-plan.js';
 
@@ -8,6 +9,17 @@ import { ggufDir, SHIPPED_MODELS_DIR } from './cpu-plan.js';
  * refs/main); for the cpu engine, one GGUF file; the simulator needs none. `up --offline` checks them before anything starts, and offline
  * bundles (src/bundle/) carry exactly these files.
  */
+
+/**
+ * Where an engine's Hugging Face downloads go, for `up`, the doctor and bundles alike: engine.hfCacheDir, else
+ * HF_HOME, else Hugging Face's own default $XDG_CACHE_HOME/huggingface (~/.cache/huggingface). Read from the
+ * environment given, HOME included, so a caller's env decides and never the process's by accident.
+ */
+export function modelCacheDir(config: { engine: { hfCacheDir?: string | undefined } }, env: NodeJS.ProcessEnv): string {
+  if (config.engine.hfCacheDir) return resolve(config.engine.hfCacheDir);
+  if (env.HF_HOME) return resolve(env.HF_HOME);
+  return resolve(env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), '.cache'), 'huggingface');
+}
 
 /** The Hugging Face cache folder of one repository (hub/models--owner--name). */
 export function hfRepoCacheDir(hfCacheDir: string, repo: string): string {

@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import { UsageError } from '../core/errors.js';
 import { engineKindInfo, type EngineKind } from './kinds.js';
-import type { CpuPlan } from './cpu-plan.js';
-import { cpuEngineArgs, cpuHostConfig } from './cpu-spec.js';
+import { cpuEngineArgs, cpuHostConfig, type CpuPlan } from './cpu-spec.js';
 
 /**
  * The engine container as data: model + GPU choice + port + options in, dockerode create options out.

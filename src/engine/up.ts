@@ -1,6 +1,4 @@
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
 import { ConflictError, EnvironmentError, FitError, UsageError } from '../core/errors.js';
@@ -19,9 +17,11 @@ import { ensureDaemonInFront, type DaemonFront } from './front.js';
 import { upLocalProcess } from './local.js';
 import { formatGpuSelection, instanceIdFor, parseGpuSelection, type EngineModel, type EngineSpecInput, type GpuSelection } from './spec.js';
 import { buildLocalSimImage, isDefaultSimImage } from './sim-image.js';
-import { chooseAutoEngine, planCpuEngine, type CpuPlan } from './cpu-plan.js';
+import { chooseAutoEngine } from './auto.js';
+import { planCpuEngine } from './cpu-plan.js';
+import type { CpuPlan } from './cpu-spec.js';
 import { readRamInfo } from '../models/ram.js';
-import { hfRepoCacheDir } from './model-files.js';
+import { hfRepoCacheDir, modelCacheDir } from './model-files.js';
 import { checkOfflineReady } from './offline.js';
 import { freeDisk } from '../core/disk.js';
 
@@ -223,11 +223,6 @@ function describeGpus(gpus: GpuInfo[]): string {
   return gpus.map((g) => `GPU ${g.index} (${g.name})`).join(' + ');
 }
 
-export function defaultHfCacheDir(env: NodeJS.ProcessEnv): string {
-  if (env.HF_HOME) return env.HF_HOME;
-  return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'huggingface');
-}
-
 /** The chat daemon's port must be free, or held by our own daemon (which up reuses or restarts). */
 async function checkDaemonPort(request: UpRequest): Promise<void> {
   if (!request.daemon || !request.daemonListen) return;
@@ -294,7 +289,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
     gpus: plan.gpus,
     tensorParallel: plan.tensorParallel,
     port: request.engine.port,
-    hfCacheDir: request.engine.hfCacheDir ?? defaultHfCacheDir(env),
+    hfCacheDir: modelCacheDir({ engine: request.engine }, env),
     offline: request.engine.offline,
     hfToken: env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || undefined,
     extraEnv: request.extraEnv,

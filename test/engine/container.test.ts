@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConflictError, EngineError, EnvironmentError } from '../../src/core/errors.js';
-import { demuxLogBuffer, dockerFailure, startFailure } from '../../src/engine/container.js';
+import { dockerFailure, startFailure } from '../../src/engine/container.js';
+import { demuxLogBuffer } from '../../src/engine/container-logs.js';
 
 function frame(stream: 1 | 2, text: string): Buffer {
   const payload = Buffer.from(text);

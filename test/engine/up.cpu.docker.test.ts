@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import OpenAI from 'openai';
-import { listEngineContainers } from '../../src/engine/container.js';
+import { listEngineContainers } from '../../src/engine/containers.js';
 import { instanceIdFor, LABEL } from '../../src/engine/spec.js';
 import { runCli } from '../helpers/cli.js';
 import { requireDocker } from '../helpers/docker.js';

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import type Docker from 'dockerode';
 import { loadConfig } from '../../src/core/config.js';
 import { ConflictError, EngineError, EnvironmentError, FitError } from '../../src/core/errors.js';
-import { listEngineContainers } from '../../src/engine/container.js';
+import { listEngineContainers } from '../../src/engine/containers.js';
 import { probeGpuRuntime } from '../../src/engine/gpu-preflight.js';
 import { engineDown, engineLogs, engineStatus } from '../../src/engine/manage.js';
 import { instanceIdFor, LABEL } from '../../src/engine/spec.js';

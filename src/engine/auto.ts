@@ -1,0 +1,47 @@
+import type Docker from 'dockerode';
+import type { GpuReport } from '../gpu/detect.js';
+import { probeDocker } from './docker.js';
+import { probeGpuRuntime } from './gpu-preflight.js';
+import type { EngineKind } from './kinds.js';
+
+// What `--engine auto` means on this host: vllm when a usable NVIDIA GPU and Docker's NVIDIA runtime are
+// there, otherwise cpu, with the reason in one line.
+
+export interface AutoChoice {
+  kind: Extract<EngineKind, 'vllm' | 'cpu'>;
+  /** One line: why. */
+  why: string;
+}
+
+/** `--engine auto`: vllm when a usable NVIDIA GPU and Docker's NVIDIA runtime are found, otherwise cpu. */
+export async function chooseAutoEngine(
+  env: NodeJS.ProcessEnv,
+  detect: () => Promise<GpuReport>,
+  docker: Docker,
+  instance: string,
+): Promise<AutoChoice> {
+  const report = await detect().catch(
+    (err: unknown) => ({ usable: false, problem: (err as Error).message, gpus: [] }) as Pick<GpuReport, 'usable' | 'problem' | 'gpus'>,
+  );
+  if (!report.usable || report.gpus.length === 0) {
+    return { kind: 'cpu', why: `engine auto: cpu, because there is no usable NVIDIA GPU (${report.problem ?? 'none found'})` };
+  }
+  const names = report.gpus.map((g) => g.name).join(', ');
+  const probe = await probeDocker(docker, env);
+  if (!probe.reachable)
+    return {
+      kind: 'cpu',
+      why: `engine auto: cpu, because Docker is not usable (${probe.detail}), and vllm runs only in Docker (GPU: ${names})`,
+    };
+  const runtime = await probeGpuRuntime(docker, { mode: 'all' }, instance).catch((err: unknown) => ({
+    verdict: 'unknown' as const,
+    reason: (err as Error).message,
+  }));
+  if (runtime.verdict === 'missing') {
+    return {
+      kind: 'cpu',
+      why: `engine auto: cpu, because Docker cannot give the GPU (${names}) to containers: ${runtime.diagnosis.summary}`,
+    };
+  }
+  return { kind: 'vllm', why: `engine auto: vllm, on ${names}${runtime.verdict === 'ok' ? ' (Docker accepts GPU requests)' : ''}` };
+}
