@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/**
+/*
  * `npm run bench:cpu` (after `npm run build` and `npm run setup:cpu`): tokens/s and time to first token of the
  * CPU engine (llama.cpp, tiny-chat) alone and through the chat daemon, at 1 and 4 concurrent streaming chats.
  * The engine and the daemon run as separate processes, the load generator in this one.
@@ -22,6 +22,7 @@
  * --threads <n> (engine threads, default 1), --warmup <n> (default 300), --out <dir> (default bench-results),
  * --no-pin (leave the processes unpinned: they then compete for the same CPUs).
  */
+
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/**
+/*
  * `npm run bench` (after `npm run build`): the daemon's own cost per request. The simulator (zero delay) and
  * the daemon run as separate processes, the load generator in this one; each path is measured at
  * concurrency 1 and at saturation, and compared with going straight to the simulator:
@@ -12,6 +12,7 @@
  * --store-sessions <n> (sessions in the store-only measurement, default 100000; 0 skips it),
  * --out <dir> (default bench-results). Results go to <dir>/bench-<time>.json and a table on stdout.
  */
+
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';

@@ -1,3 +1,10 @@
+/*
+ * The bundle file as a tar archive on disk. Writing is sequential with explicit positions, so a header
+ * whose size is only known at the end (docker save streams without a length) or the manifest (whose hashes
+ * are only known at the end) is written as a placeholder and patched in place. Reading walks the headers
+ * by position and hashes members as byte ranges of the file: nothing is unpacked to learn what is inside.
+ */
+
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -13,12 +20,6 @@ import {
   type TarEntryType,
 } from '../core/tar.js';
 
-/**
- * The bundle file as a tar archive on disk. Writing is sequential with explicit positions, so a header
- * whose size is only known at the end (docker save streams without a length) or the manifest (whose hashes
- * are only known at the end) is written as a placeholder and patched in place. Reading walks the headers
- * by position and hashes members as byte ranges of the file: nothing is unpacked to learn what is inside.
- */
 const CHUNK = 1024 * 1024;
 
 export interface WrittenFile {

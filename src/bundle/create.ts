@@ -1,3 +1,10 @@
+/*
+ * `bundle create`: the engine image (docker save by name), the model's files from this host's cache, the
+ * catalog entry and a manifest, in one tar file. Everything is streamed and hashed as it is written; the
+ * manifest goes first in the file, so it is reserved at the start and filled in at the end, when every
+ * member's sha256 is known. The file appears under its name only when complete.
+ */
+
 import { createReadStream, existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -33,12 +40,6 @@ import { byteCounter, throwIfCancelled, type BundleProgressListener } from './pr
 import { freeDisk } from '../core/disk.js';
 import { formatGiB } from '../models/fit.js';
 
-/**
- * `bundle create`: the engine image (docker save by name), the model's files from this host's cache, the
- * catalog entry and a manifest, in one tar file. Everything is streamed and hashed as it is written; the
- * manifest goes first in the file, so it is reserved at the start and filled in at the end, when every
- * member's sha256 is known. The file appears under its name only when complete.
- */
 const log = createLogger('bundle');
 
 export interface CreateBundleRequest {

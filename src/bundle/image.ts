@@ -1,13 +1,14 @@
+/*
+ * The engine image in and out of Docker: saved by name (an image saved by id loads back as <none>:<none>),
+ * loaded from a stream. dockerd answers a failed load with HTTP 200 and puts the error in the progress
+ * stream, so the whole stream is read and every event checked (FACTS.md section 7).
+ */
+
 import type Docker from 'dockerode';
 import { EnvironmentError } from '../core/errors.js';
 import { dockerErrorMessage } from '../engine/diagnose.js';
 import { isNotFound } from '../engine/pull.js';
 
-/**
- * The engine image in and out of Docker: saved by name (an image saved by id loads back as <none>:<none>),
- * loaded from a stream. dockerd answers a failed load with HTTP 200 and puts the error in the progress
- * stream, so the whole stream is read and every event checked (FACTS.md section 7).
- */
 export interface ImageFacts {
   id: string;
   repoTags: string[];

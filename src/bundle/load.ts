@@ -1,3 +1,11 @@
+/*
+ * `bundle load`: verify every member first (nothing changes on a bad bundle), then the image (skipped when
+ * present with the same id, re-tagged when only a tag is missing, else loaded with the response read to the
+ * end and the id checked), then the model files into the cache: staged in a folder on the same file system
+ * and renamed into place, a new model folder in one rename, so no half-written model is ever visible.
+ * Files already there with the same sha256 are left alone: a second load changes nothing.
+ */
+
 import { createHash } from 'node:crypto';
 import {
   createReadStream,
@@ -31,13 +39,6 @@ import { requireVerifiedBundle, type OpenedBundle } from './verify.js';
 import { freeDisk } from '../core/disk.js';
 import { formatGiB } from '../models/fit.js';
 
-/**
- * `bundle load`: verify every member first (nothing changes on a bad bundle), then the image (skipped when
- * present with the same id, re-tagged when only a tag is missing, else loaded with the response read to the
- * end and the id checked), then the model files into the cache: staged in a folder on the same file system
- * and renamed into place, a new model folder in one rename, so no half-written model is ever visible.
- * Files already there with the same sha256 are left alone: a second load changes nothing.
- */
 const log = createLogger('bundle');
 
 export interface LoadBundleRequest {

@@ -1,12 +1,13 @@
-import { posix } from 'node:path';
-import { z } from 'zod';
-import { hfRepoFolderName } from '../engine/model-files.js';
-
-/**
+/*
  * The manifest of an offline bundle, and the rules every member path must follow. Pure: no files, no
  * Docker. The manifest is the bundle's first member, manifest.json; it names every other member with its
  * size and sha256, so a bundle can be verified completely before anything on the host changes.
  */
+
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { hfRepoFolderName } from '../engine/model-files.js';
+
 export const BUNDLE_FORMAT = 'cs-llm-bundle';
 export const BUNDLE_FORMAT_VERSION = 1;
 export const MANIFEST_MEMBER = 'manifest.json';

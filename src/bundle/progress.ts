@@ -1,9 +1,10 @@
-import { EnvironmentError } from '../core/errors.js';
-
-/**
+/*
  * Progress of bundle work, as events the CLI renders (bars on a terminal, plain lines, or NDJSON).
  * One part at a time: the image, the model files, verification, installation.
  */
+
+import { EnvironmentError } from '../core/errors.js';
+
 export type BundlePart = 'image' | 'models' | 'verify' | 'load-image' | 'install-models';
 
 export type BundleProgress =

@@ -1,13 +1,13 @@
+/*
+ * `bundle inspect`: read the manifest (the first member) and check every member against it, streaming:
+ * present, the right kind, not cut short, the announced size, the sha256. Problems name the member.
+ */
+
 import { open } from 'node:fs/promises';
 import { EnvironmentError, NotFoundError, type CsLlmErrorOptions } from '../core/errors.js';
 import { hashRange, NotATarError, readArchiveIndex, type ArchiveEntry, type ArchiveIndex } from './archive.js';
 import { describeManifestIssue, MANIFEST_MEMBER, manifestSchema, type BundleManifest } from './manifest.js';
 import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
-
-/**
- * `bundle inspect`: read the manifest (the first member) and check every member against it, streaming:
- * present, the right kind, not cut short, the announced size, the sha256. Problems name the member.
- */
 
 /** A bundle that does not match its manifest; `problems` names each bad member. */
 export class BundleIntegrityError extends EnvironmentError {

@@ -1,7 +1,8 @@
-/**
+/*
  * How the CLI shows things: a table when stdout is a terminal, plain tab-free lines otherwise, JSON on
  * request. Color only on a TTY and never with NO_COLOR (https://no-color.org).
  */
+
 export interface Output {
   isTTY: boolean;
   /**

@@ -1,14 +1,15 @@
-import type { UpProgress } from '../engine/up.js';
-import type { PullProgress } from '../engine/pull.js';
-import type { ReadinessEvent } from '../engine/readiness.js';
-import { formatBytes, paint, type Output } from './output.js';
-
-/**
+/*
  * How `up` shows its progress. Pure parts: a view state reduced from progress events, and the text of
  * each line. The reporter picks the channel: an Ink view on a terminal, plain lines (at most one every few
  * seconds for the same stage) otherwise, NDJSON on stderr with --json. Progress always goes to stderr
  * when stdout is not a terminal, so stdout stays the parseable result.
  */
+
+import type { UpProgress } from '../engine/up.js';
+import type { PullProgress } from '../engine/pull.js';
+import type { ReadinessEvent } from '../engine/readiness.js';
+import { formatBytes, paint, type Output } from './output.js';
+
 export interface ProgressViewState {
   /** Finished steps, printed once. */
   done: string[];

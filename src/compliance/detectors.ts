@@ -1,4 +1,4 @@
-/**
+/*
  * Detectors of personal data in free text, and the redaction that replaces what they find with typed
  * placeholders. Pure functions: no I/O, no clock unless passed in.
  *

@@ -1,13 +1,14 @@
+/*
+ * The one configuration of cs-llm. Sources, later wins: defaults < file ($CS_LLM_HOME/config.json) <
+ * environment (CS_LLM_<SECTION>_<FIELD>, e.g. CS_LLM_DAEMON_PORT=9000) < flags. Every section is strict so a
+ * misspelt field is reported instead of silently ignored.
+ */
+
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { resolvePaths, type Paths } from './paths.js';
 
-/**
- * The one configuration of cs-llm. Sources, later wins: defaults < file ($CS_LLM_HOME/config.json) <
- * environment (CS_LLM_<SECTION>_<FIELD>, e.g. CS_LLM_DAEMON_PORT=9000) < flags. Every section is strict so a
- * misspelt field is reported instead of silently ignored.
- */
 const port = z.number().int().min(1).max(65535);
 
 export const profileSchema = z

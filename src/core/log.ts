@@ -1,8 +1,9 @@
-/**
+/*
  * Debug logging by namespace, enabled with DEBUG=cs-llm:* (or a list such as cs-llm:engine,cs-llm:daemon).
  * It writes to stderr so stdout stays parseable, and redacts anything that looks like a secret: services
  * log freely without thinking about which field holds a key.
  */
+
 export type Logger = ((message: string, ...fields: unknown[]) => void) & { enabled: boolean };
 
 const SECRET_PATTERNS: RegExp[] = [

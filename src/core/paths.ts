@@ -1,11 +1,12 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-
-/**
+/*
  * Where cs-llm keeps its files. CS_LLM_HOME relocates everything (config and state), so tests and
  * side-by-side installs never touch the real home. Without it: config under XDG config, state (database,
  * daemon log and state file) under XDG state.
  */
+
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
 export interface Paths {
   home: string;
   configFile: string;

@@ -1,10 +1,11 @@
-/**
+/*
  * The tar format as cs-llm writes and reads it: POSIX ustar headers, a pax extended header where a path or
  * link target is too long for ustar, and base-256 sizes above ustar's 8 GiB limit (GNU tar and Go's
  * archive/tar, which dockerd uses, both read that). Headers only: callers stream the data themselves, so a
  * multi-gigabyte member never sits in memory. Used for the simulator image (src/engine/sim-image.ts) and
  * for offline bundles (src/bundle/).
  */
+
 export const TAR_BLOCK = 512;
 
 export type TarEntryType = 'file' | 'directory' | 'symlink';

@@ -1,4 +1,4 @@
-/**
+/*
  * Why a new request used to wait for the others to finish (node-llama-cpp 3.21.1), and the gate that fixes it.
  *
  * A pooled sequence still holds the previous request's prompt and reply. Before LlamaChat evaluates the new

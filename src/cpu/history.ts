@@ -1,9 +1,10 @@
-/**
+/*
  * OpenAI chat messages -> node-llama-cpp chat history (pure). system and developer become the system
  * item, user the user item, assistant the model item; tool results are shown to the model as user text
  * (the tiny and GGUF chat templates here have no tool role the engine can drive). Consecutive items of
  * one kind are joined, and an empty model item is appended: the turn the model is asked to write.
  */
+
 import type { HistoryItem } from './runtime.js';
 
 export interface ChatMessageLike {

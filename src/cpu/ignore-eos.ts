@@ -1,10 +1,11 @@
-/**
+/*
  * vLLM's `ignore_eos` request field on the CPU engine: the reply does not end at the model's end of
  * generation and runs to `max_tokens` (benchmarks use it for replies of a fixed length). llama.cpp's own
  * server does it by biasing every end-of-generation token to -infinity; node-llama-cpp's LlamaChat also
  * ends a reply on its chat wrapper's stop triggers (ChatML: EOS, `<|im_end|>` as a special token and as
  * text), so those are turned off too. The client's `stop` strings still apply.
  */
+
 import type { ChatRequest, RequestProblem } from '../sim/requests.js';
 import type { ChatWrapperLike, LlamaModelLike, NodeLlamaCpp, Token, TokenBiasLike } from './runtime.js';
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/**
+/*
  * Entry of the CPU engine (and of its image): `node dist/cpu/main.js --model /models/x.gguf --threads 1
  * --port 8000 [--ctx-size 512] [--parallel 1]`. Listens at once (so /health answers 503 while loading),
  * then loads the model; a load failure prints one ERROR line naming the cause and exits 1.
@@ -10,6 +10,7 @@
  * SIGTERM/SIGINT/SIGHUP and, when it is the only listener, re-raises the signal so the process dies (143).
  * node-llama-cpp has no option to skip that import; while another listener exists, the hook lets it be.
  */
+
 import { cpuFlagsHelp, CpuOptionsError, DEFAULT_DRAIN_TIMEOUT_MS, parseCpuArgs } from './options.js';
 import { CpuEngineListenError, startCpuEngine, type RunningCpuEngine } from './server.js';
 

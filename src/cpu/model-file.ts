@@ -1,7 +1,8 @@
-/**
+/*
  * Checks on a model file before llama.cpp sees it, each failing with a line the CLI's diagnosis
  * recognises: missing, not GGUF (first four bytes), or not the file the catalog names (sha256).
  */
+
 import { createHash } from 'node:crypto';
 import { createReadStream, openSync, readSync, closeSync, statSync } from 'node:fs';
 

@@ -1,9 +1,10 @@
-/**
+/*
  * The CPU engine's command line. Its own flags (llama.cpp's names: --ctx-size, --parallel, --threads) and
  * the vLLM names cs-llm passes to every engine (--max-model-len, --max-num-seqs, --served-model-name), so
  * the same container spec drives vllm, sim and cpu. --threads has no default on purpose: inside a
  * container os.cpus() reports the host's cores, and 2 threads under a 1-CPU quota ran 11x slower.
  */
+
 import { basename } from 'node:path';
 
 export interface CpuEngineOptions {

@@ -1,9 +1,10 @@
-/**
+/*
  * node-llama-cpp, loaded at run time from the engine's own package (engines/cpu), not from the root
  * node_modules: it must be installed with --omit=optional (or npm adds 650 MB of CUDA/Vulkan builds), and
  * the root install cannot use that flag without losing esbuild's platform binary that tsx needs.
  * Only the small part of its API this engine uses is typed here.
  */
+
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';

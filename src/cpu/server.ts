@@ -1,4 +1,4 @@
-/**
+/*
  * The CPU engine: an OpenAI-compatible HTTP server (node:http) around llama.cpp through node-llama-cpp,
  * answering in the simulator's (that is, vLLM's) wire format: GET /health (503 while the model loads),
  * GET /v1/models, POST /v1/chat/completions (streaming or not), GET /metrics with vLLM's names.
@@ -8,6 +8,7 @@
  * Stopping drains: close(drainTimeoutMs) refuses new requests (503, listener closed), lets the ones in flight
  * finish, and only after the timeout stops them with an error the client can read (503, or an SSE error event).
  */
+
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomInt, randomUUID } from 'node:crypto';

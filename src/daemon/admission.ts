@@ -1,10 +1,11 @@
-import { ApiError } from './api-error.js';
-
-/**
+/*
  * Admission control for chat requests: at most `maxInFlight` at once, at most `maxQueue` waiting (FIFO) for
  * at most `maxQueueWaitMs`; beyond that 429 at once with Retry-After, never an unbounded queue. A free slot
  * is taken synchronously (no promise) so the common path costs nothing measurable.
  */
+
+import { ApiError } from './api-error.js';
+
 export interface AdmissionOptions {
   maxInFlight: number;
   maxQueue: number;

@@ -1,3 +1,11 @@
+/*
+ * The daemon as a background process: a state file (pid, url) in the state directory, the log next to it.
+ * `daemon run` writes the state file once it listens and removes it when it stops, so a reader always
+ * finds the real URL (also with --port 0). A stale file (left by a crash, or from before a reboot) is
+ * recognised by its process: gone, or its PID now held by another process (the start time and boot id kept
+ * with the PID no longer match), and such a PID is never signalled.
+ */
+
 import { spawn } from 'node:child_process';
 import {
   closeSync,
@@ -18,13 +26,6 @@ import { ConflictError, EnvironmentError, TimeoutError } from '../core/errors.js
 import type { Paths } from '../core/paths.js';
 import { processStamp, recordedProcess, signalRecorded, type RecordedProcess } from '../core/process-identity.js';
 
-/**
- * The daemon as a background process: a state file (pid, url) in the state directory, the log next to it.
- * `daemon run` writes the state file once it listens and removes it when it stops, so a reader always
- * finds the real URL (also with --port 0). A stale file (left by a crash, or from before a reboot) is
- * recognised by its process: gone, or its PID now held by another process (the start time and boot id kept
- * with the PID no longer match), and such a PID is never signalled.
- */
 export interface DaemonState {
   pid: number;
   url: string;

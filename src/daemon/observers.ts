@@ -1,7 +1,8 @@
-/**
+/*
  * The hook metrics attach to: one record per finished request, emitted after the response ended. The daemon
  * works without listeners; listeners must be cheap and must not throw (a throwing one is dropped from the call).
  */
+
 export interface RequestRecord {
   route: string;
   method: string;

@@ -1,11 +1,12 @@
-import { ApiError } from './api-error.js';
-
-/**
+/*
  * Per-key request rate limits (token buckets), so one application sharing the box cannot take all of it.
  * Admission control bounds what runs at once for everyone; this bounds how often each key may ask. A key's
  * bucket holds `burst` requests and refills at requestsPerMinute / 60 per second. Requests without a key
  * (loopback while no key exists) share one bucket.
  */
+
+import { ApiError } from './api-error.js';
+
 export interface RateLimit {
   /** 0: no limit. */
   requestsPerMinute: number;

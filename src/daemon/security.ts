@@ -1,10 +1,11 @@
-import { networkInterfaces } from 'node:os';
-
-/**
+/*
  * Who may talk to the daemon: the Host header allowlist (a page on another site that rebinds its DNS name
  * to 127.0.0.1 still sends its own name as Host: CVE-2024-28224 reached a loopback-bound Ollama this way)
  * and API keys. Pure functions except allowedHostsFor, which reads the machine's addresses for a wildcard bind.
  */
+
+import { networkInterfaces } from 'node:os';
+
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1', '[::1]'];
 
 export function isLoopbackHost(host: string): boolean {

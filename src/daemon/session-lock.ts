@@ -1,8 +1,9 @@
-/**
+/*
  * One lock per session id, so two requests on the same session run one after the other (the second sees
  * the first's turn in its history) while other sessions never wait. Waiting is bounded: after waitMs the
  * waiter gets SessionBusyError. Entries exist only while a session is held, so the map stays small.
  */
+
 export class SessionBusyError extends Error {
   constructor(
     readonly sessionId: string,

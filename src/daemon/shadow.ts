@@ -1,15 +1,16 @@
+/*
+ * Shadow traffic: a share of completed chat requests is sent again, after the client's reply has ended, to
+ * a shadow upstream, and the two answers are compared (latency, length, exact agreement, word overlap).
+ * Never awaited by a request and never throws: it cannot delay or change what the client got. Message text
+ * is never logged, only figures.
+ */
+
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/log.js';
 import type { UpstreamMember } from './routing/upstream-set.js';
 import { replyMessage } from './sse.js';
 import { collectBody } from './upstream.js';
 
-/**
- * Shadow traffic: a share of completed chat requests is sent again, after the client's reply has ended, to
- * a shadow upstream, and the two answers are compared (latency, length, exact agreement, word overlap).
- * Never awaited by a request and never throws: it cannot delay or change what the client got. Message text
- * is never logged, only figures.
- */
 export interface ShadowComparison {
   upstream: string;
   primaryMs: number;

@@ -1,9 +1,10 @@
-import type { ChatMessage } from '../store/sessions.js';
-
-/**
+/*
  * Server-sent events, incrementally: the upstream's bytes arrive in arbitrary chunks, the daemon forwards
  * whole events (so it can hold back the final `data: [DONE]`) and reads each event's data. Pure.
  */
+
+import type { ChatMessage } from '../store/sessions.js';
+
 export interface SseEvent {
   /** The event's bytes including its terminating blank line, to forward unchanged. */
   raw: Buffer;

@@ -1,7 +1,8 @@
-/**
+/*
  * A systemd unit for `cs-llm daemon run`: systemd owns restarts and the journal; SIGTERM gets the daemon's
  * graceful shutdown. Pure: the caller passes the paths.
  */
+
 export interface UnitOptions {
   /** The program and arguments that run cs-llm, e.g. ['/usr/bin/node', '/opt/cs-llm/dist/cli/main.js']. */
   command: string[];

@@ -1,10 +1,11 @@
-import { z } from 'zod';
-import { ApiError } from './api-error.js';
-
-/**
+/*
  * Only the fields the daemon itself reads are checked; everything else in the body (tools, tool_choice,
  * temperature, response_format, stream_options, ...) goes to the upstream untouched, which validates it.
  */
+
+import { z } from 'zod';
+import { ApiError } from './api-error.js';
+
 const contentPart = z.looseObject({ type: z.string() });
 const message = z.looseObject({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),

@@ -1,11 +1,12 @@
-import type { ChatMessage, StoredMessage } from '../store/sessions.js';
-
-/**
+/*
  * The history window sent to the model: pure functions, no I/O.
  *
  * Tokens are estimated, not counted (the daemon has no tokenizer for every model): about 4 characters per
  * token plus a few tokens of chat-template overhead per message. Erring high only trims a little more.
  */
+
+import type { ChatMessage, StoredMessage } from '../store/sessions.js';
+
 const CHARS_PER_TOKEN = 4;
 const TOKENS_PER_MESSAGE = 4;
 

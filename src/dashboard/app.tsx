@@ -1,3 +1,8 @@
+/*
+ * The live dashboard: a poller feeds states, the Ink app draws them; or, without a terminal, one plain
+ * key=value line per interval. Work happens in effects and the poller, never during render.
+ */
+
 import { useEffect, useState } from 'react';
 import { render, useApp, useInput, useStdout } from 'ink';
 import { startPoller, type Poller } from './poller.js';
@@ -5,10 +10,6 @@ import { plainLine } from './format.js';
 import type { DashboardState } from './state.js';
 import { Dashboard } from './view.js';
 
-/**
- * The live dashboard: a poller feeds states, the Ink app draws them; or, without a terminal, one plain
- * key=value line per interval. Work happens in effects and the poller, never during render.
- */
 export interface RunDashboardOptions {
   url: string;
   intervalMs: number;

@@ -1,6 +1,6 @@
-import type { DashboardState } from './state.js';
+/* Text pieces of the dashboard, pure, shared by the Ink view and the plain (not a TTY) lines. */
 
-/** Text pieces of the dashboard, pure, shared by the Ink view and the plain (not a TTY) lines. */
+import type { DashboardState } from './state.js';
 
 const SPARKS = '▁▂▃▄▅▆▇█';
 

@@ -1,11 +1,12 @@
-import { parsePrometheusText, type ParsedMetrics } from '../metrics/prom-text.js';
-import { applyFailure, applyScrape, initialState, type DashboardState } from './state.js';
-
-/**
+/*
  * Scrapes the daemon's /metrics every interval (one scrape at a time, each with a timeout) and hands each
  * new DashboardState to onState. A daemon that goes away is a state ("unreachable since ..."), never an
  * exception: the poller keeps trying at the same pace until stopped.
  */
+
+import { parsePrometheusText, type ParsedMetrics } from '../metrics/prom-text.js';
+import { applyFailure, applyScrape, initialState, type DashboardState } from './state.js';
+
 export interface PollerOptions {
   /** The daemon's base URL, e.g. http://127.0.0.1:8080. */
   url: string;

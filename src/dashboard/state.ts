@@ -1,11 +1,12 @@
-import { bucketsOf, select, sumOf, type Buckets, type ParsedMetrics } from '../metrics/prom-text.js';
-import { bucketDelta, histogramQuantile } from '../metrics/quantile.js';
-
-/**
+/*
  * What the dashboard shows, built from successive scrapes of the daemon's /metrics. Pure: each scrape (or
  * failed scrape) and the previous state give the next state; rates and latency quantiles are computed over
  * the window between two scrapes from the counters' and histograms' differences.
  */
+
+import { bucketsOf, select, sumOf, type Buckets, type ParsedMetrics } from '../metrics/prom-text.js';
+import { bucketDelta, histogramQuantile } from '../metrics/quantile.js';
+
 export interface GpuView {
   index: number;
   name: string;

@@ -1,13 +1,14 @@
+/*
+ * The dashboard's components: pure functions of a DashboardState (plus the terminal width and whether to
+ * use color), so tests render them from state objects. Events go in <Static> above the live panel: printed
+ * once, scrolling up like a log, while the panel below redraws in place.
+ */
+
 import { Box, Static, Text } from 'ink';
 import type { DashboardEvent, DashboardState, GpuView } from './state.js';
 import { bar, formatCount, formatGiB, formatInterval, formatPercent, formatRate, formatSeconds, sparkline } from './format.js';
 import { formatDuration } from './state.js';
 
-/**
- * The dashboard's components: pure functions of a DashboardState (plus the terminal width and whether to
- * use color), so tests render them from state objects. Events go in <Static> above the live panel: printed
- * once, scrolling up like a log, while the panel below redraws in place.
- */
 export interface ViewProps {
   state: DashboardState;
   color: boolean;

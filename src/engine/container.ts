@@ -1,3 +1,8 @@
+/*
+ * The engine container's start through dockerode: reuse, replace, pull, create, start, readiness, and
+ * clean-up on failure. Status, removal and logs of our containers: containers.ts and container-logs.ts.
+ */
+
 import { mkdirSync } from 'node:fs';
 import { isPortFree } from '../core/ports.js';
 import { PassThrough } from 'node:stream';
@@ -14,10 +19,6 @@ import { probeGpuRuntime } from './gpu-preflight.js';
 import { waitForReady, type ReadinessEvent, type ReadinessTarget, type TargetState } from './readiness.js';
 import { buildEngineSpec, LABEL, type EngineSpecInput } from './spec.js';
 
-/**
- * The engine container's start through dockerode: reuse, replace, pull, create, start, readiness, and
- * clean-up on failure. Status, removal and logs of our containers: containers.ts and container-logs.ts.
- */
 const log = createLogger('engine');
 
 export type EngineProgress =

@@ -1,3 +1,8 @@
+/*
+ * Planning for the CPU engine (llama.cpp): which GGUF file on disk, how many threads, and whether it fits
+ * in RAM. Everything here refuses before any pull.
+ */
+
 import { existsSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -9,11 +14,6 @@ import { ggufFetchHint, resolveHfEndpoint } from '../models/gguf-source.js';
 import { estimateRamFit, type RamInfo } from '../models/ram-fit.js';
 import type { Catalog, ModelEntry } from '../models/schema.js';
 import type { CpuPlan } from './cpu-spec.js';
-
-/**
- * Planning for the CPU engine (llama.cpp): which GGUF file on disk, how many threads, and whether it fits
- * in RAM. Everything here refuses before any pull.
- */
 
 /** The model `up` serves on a CPU when none is given: tiny, shipped, and honest about being a demo. */
 export const CPU_DEMO_MODEL = 'tiny-memory';

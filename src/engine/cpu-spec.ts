@@ -1,10 +1,11 @@
-import type Docker from 'dockerode';
-
-/**
+/*
  * The CPU engine's part of the container spec, pure: its command line (the same vLLM names the other
  * engines get, plus --threads and the model file inside the container) and the host config additions
  * (the GGUF mounted read-only, and a CPU quota equal to the thread count).
  */
+
+import type Docker from 'dockerode';
+
 /** The cpu engine's model file and threads, as planned by cpu-plan.ts. */
 export interface CpuPlan {
   /** The GGUF on the host. */

@@ -1,8 +1,9 @@
-/**
+/*
  * Known engine failures, recognised from container log lines or Docker Engine errors and explained in
  * plain words with the flag that fixes them. Pure: text in, a Diagnosis (or null) out, so every rule is
  * unit-tested against the exact lines vLLM and dockerd print.
  */
+
 export type DiagnosisKind =
   | 'cuda-oom'
   | 'kv-cache-too-small'

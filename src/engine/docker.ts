@@ -1,11 +1,12 @@
-import Docker from 'dockerode';
-import { EnvironmentError } from '../core/errors.js';
-
-/**
+/*
  * The Docker boundary: one dockerode client built from DOCKER_HOST (or the default socket), and a probe
  * that turns "cannot talk to the engine" into a reason and a fix. Everything else that talks to the Docker
  * Engine API takes a Docker instance as a parameter, so tests can pass the real engine or a fake.
  */
+
+import Docker from 'dockerode';
+import { EnvironmentError } from '../core/errors.js';
+
 export const DEFAULT_SOCKET = '/var/run/docker.sock';
 
 export interface DockerEndpoint {

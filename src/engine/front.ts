@@ -1,10 +1,11 @@
-import type { Paths } from '../core/paths.js';
-import { daemonStatus, readDaemonState, startDaemonDetached, stopDaemon } from '../daemon/lifecycle.js';
-
-/**
+/*
  * The chat daemon in front of the engine (the last step of `up`): reuse a healthy daemon that already
  * proxies to this engine, otherwise (re)start it with the engine as its upstream.
  */
+
+import type { Paths } from '../core/paths.js';
+import { daemonStatus, readDaemonState, startDaemonDetached, stopDaemon } from '../daemon/lifecycle.js';
+
 export interface DaemonFront {
   url: string;
   pid: number;

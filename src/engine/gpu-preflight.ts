@@ -1,15 +1,16 @@
-import type Docker from 'dockerode';
-import { createLogger } from '../core/log.js';
-import { diagnoseDockerError, dockerErrorMessage, type Diagnosis } from './diagnose.js';
-import { LABEL, type GpuSelection } from './spec.js';
-
-/**
+/*
  * Can Docker give GPUs to containers? Host files (nvidia-ctk, the hook, CDI specs) only hint at it; the
  * sure answer is Docker's own: start a container with the GPU request. This one uses an image that is
  * already here and an entrypoint that does not exist, so nothing runs and nothing is pulled: Docker
  * refuses the GPU request ("could not select device driver") before it ever looks for the entrypoint.
  * Run before pulling a multi-GB engine image, so a missing NVIDIA runtime is reported in a second.
  */
+
+import type Docker from 'dockerode';
+import { createLogger } from '../core/log.js';
+import { diagnoseDockerError, dockerErrorMessage, type Diagnosis } from './diagnose.js';
+import { LABEL, type GpuSelection } from './spec.js';
+
 const log = createLogger('engine');
 
 export type GpuRuntimeProbe =

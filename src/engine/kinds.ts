@@ -1,9 +1,10 @@
-import { VERSION } from '../core/version.js';
-
-/**
+/*
  * Engine kinds differ only in their image, the arguments their container gets, how long each readiness
  * stage may take, and whether they need a GPU. Everything else (pull, create, readiness, diagnosis) is shared.
  */
+
+import { VERSION } from '../core/version.js';
+
 export type EngineKind = 'vllm' | 'sim' | 'cpu';
 
 export interface StageTimeouts {

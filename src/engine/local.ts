@@ -1,3 +1,9 @@
+/*
+ * The simulator as a local process, for hosts without a Docker engine: `up --engine sim` still runs the
+ * whole main job. The process is detached (it outlives `up`), its output goes to a log file, and a state
+ * file records what `down`, `status` and `logs` need.
+ */
+
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,11 +22,6 @@ import { isPortFree, type EngineEndpoint } from './container.js';
 import { cpuEngineCommand } from './cpu-local.js';
 import { cpuEngineArgs } from './cpu-spec.js';
 
-/**
- * The simulator as a local process, for hosts without a Docker engine: `up --engine sim` still runs the
- * whole main job. The process is detached (it outlives `up`), its output goes to a log file, and a state
- * file records what `down`, `status` and `logs` need.
- */
 const log = createLogger('engine');
 
 export interface LocalEngineState {

@@ -1,3 +1,9 @@
+/*
+ * `down`, `status` and `logs` over both ways an engine runs: our containers (found by label) and the
+ * simulator as a local process (found by its state file). A missing Docker engine is not an error here:
+ * there is then simply no container of ours to act on.
+ */
+
 import type { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { NotFoundError } from '../core/errors.js';
@@ -11,11 +17,6 @@ import { instanceIdFor } from './spec.js';
 import { stopDaemonInFront } from './front.js';
 import { daemonStatus, type DaemonStatus } from '../daemon/lifecycle.js';
 
-/**
- * `down`, `status` and `logs` over both ways an engine runs: our containers (found by label) and the
- * simulator as a local process (found by its state file). A missing Docker engine is not an error here:
- * there is then simply no container of ours to act on.
- */
 export interface ManageOptions {
   paths: Paths;
   env?: NodeJS.ProcessEnv;

@@ -1,14 +1,14 @@
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join, relative, resolve, sep } from 'node:path';
-import { ggufDir, SHIPPED_MODELS_DIR } from './cpu-plan.js';
-
-/**
+/*
  * The files an engine needs on this host for a model, as data: for vLLM, one snapshot of the model's
  * Hugging Face cache folder (hub/models--Org--Name: blobs, snapshots/<revision>/ links into blobs,
  * refs/main); for the cpu engine, one GGUF file; the simulator needs none. `up --offline` checks them before anything starts, and offline
  * bundles (src/bundle/) carry exactly these files.
  */
+
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { ggufDir, SHIPPED_MODELS_DIR } from './cpu-plan.js';
 
 /**
  * Where an engine's Hugging Face downloads go, for `up`, the doctor and bundles alike: engine.hfCacheDir, else

@@ -1,3 +1,9 @@
+/*
+ * `up --offline`: before anything starts, everything the engine needs must already be on this host (the
+ * image, and the model's files in its store). Every missing piece is listed at once, with how to bring it
+ * over from a connected machine: an offline bundle.
+ */
+
 import type Docker from 'dockerode';
 import { EnvironmentError } from '../core/errors.js';
 import { dirname } from 'node:path';
@@ -5,11 +11,6 @@ import { locateGguf, modelStoreFor, readHfSnapshot } from './model-files.js';
 import { imageExists } from './pull.js';
 import type { EngineKind } from './kinds.js';
 
-/**
- * `up --offline`: before anything starts, everything the engine needs must already be on this host (the
- * image, and the model's files in its store). Every missing piece is listed at once, with how to bring it
- * over from a connected machine: an offline bundle.
- */
 export interface OfflineNeeds {
   kind: EngineKind;
   image: string;

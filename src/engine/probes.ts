@@ -1,9 +1,10 @@
-import type { HealthAnswer } from './readiness.js';
-
-/**
+/*
  * The HTTP side of readiness, the same for every engine kind (all speak vLLM's OpenAI-compatible API).
  * Each request has its own timeout so a hung server never hangs `up`.
  */
+
+import type { HealthAnswer } from './readiness.js';
+
 const REQUEST_TIMEOUT_MS = 5000;
 /**
  * Short on purpose: right after a container starts, Docker's port proxy can accept a connection and hold

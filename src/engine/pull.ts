@@ -1,14 +1,15 @@
-import type Docker from 'dockerode';
-import { EngineError, EnvironmentError, TimeoutError } from '../core/errors.js';
-import { createLogger } from '../core/log.js';
-import { diagnose, dockerErrorMessage } from './diagnose.js';
-
-/**
+/*
  * Image pulls with one progress figure: Docker reports bytes per layer; these are summed into
  * "downloaded of total" and "layers done of layers". A pull fails on a stream error AND on an in-stream
  * {"error": ...} line (dockerd answers 200 and reports some failures only there), and a pull that goes
  * silent for too long fails with a TimeoutError instead of hanging.
  */
+
+import type Docker from 'dockerode';
+import { EngineError, EnvironmentError, TimeoutError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { diagnose, dockerErrorMessage } from './diagnose.js';
+
 const log = createLogger('engine');
 
 export type PullPolicy = 'if-missing' | 'always' | 'never';

@@ -1,9 +1,4 @@
-import { EngineError, TimeoutError } from '../core/errors.js';
-import { redactSecrets } from '../core/log.js';
-import { diagnose, type Diagnosis } from './diagnose.js';
-import type { StageTimeouts } from './kinds.js';
-
-/**
+/*
  * Readiness as a state machine an operator can watch:
  *   starting -> loading -> healthy (/health 200) -> serving (/v1/models lists the served name AND a
  *   one-token completion answers).
@@ -11,6 +6,12 @@ import type { StageTimeouts } from './kinds.js';
  * once (an EngineError with its last log lines and a diagnosis). The target (container or process) and the
  * clock are parameters, so the transitions are unit-tested with fakes and run for real against dockerd.
  */
+
+import { EngineError, TimeoutError } from '../core/errors.js';
+import { redactSecrets } from '../core/log.js';
+import { diagnose, type Diagnosis } from './diagnose.js';
+import type { StageTimeouts } from './kinds.js';
+
 export type ReadinessState = 'starting' | 'loading' | 'healthy' | 'serving';
 export type EngineState = 'pulling' | ReadinessState;
 

@@ -1,3 +1,10 @@
+/*
+ * Builds the simulator image from this install when the default one cannot be pulled (a fresh machine
+ * with Docker but without the project's registry): no base image and no network, just the node binary,
+ * the libraries ldd names for it, dist/sim and a package.json that makes its files ES modules, streamed as
+ * a tar archive into the engine's image import.
+ */
+
 import { readdirSync, readFileSync, realpathSync, statSync, existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -10,12 +17,6 @@ import { PACKAGE_ROOT, VERSION } from '../core/version.js';
 import { SIM_IMAGE_DEFAULT } from './kinds.js';
 import { createPullTracker, followPull } from './pull.js';
 
-/**
- * Builds the simulator image from this install when the default one cannot be pulled (a fresh machine
- * with Docker but without the project's registry): no base image and no network, just the node binary,
- * the libraries ldd names for it, dist/sim and a package.json that makes its files ES modules, streamed as
- * a tar archive into the engine's image import.
- */
 const log = createLogger('engine');
 
 export function isDefaultSimImage(image: string): boolean {

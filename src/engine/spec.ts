@@ -1,13 +1,13 @@
+/*
+ * The engine container as data: model + GPU choice + port + options in, dockerode create options out.
+ * Pure, so the exact arguments, bindings and labels are unit-tested without a Docker engine.
+ */
+
 import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import { UsageError } from '../core/errors.js';
 import { engineKindInfo, type EngineKind } from './kinds.js';
 import { cpuEngineArgs, cpuHostConfig, type CpuPlan } from './cpu-spec.js';
-
-/**
- * The engine container as data: model + GPU choice + port + options in, dockerode create options out.
- * Pure, so the exact arguments, bindings and labels are unit-tested without a Docker engine.
- */
 
 /** What the spec needs from a catalog entry (src/models); structurally compatible with it. */
 export interface EngineModel {

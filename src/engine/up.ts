@@ -1,3 +1,9 @@
+/*
+ * `cs-llm up` as a service: checks -> model + fit (refused before any pull) -> pull -> create -> start ->
+ * readiness. Progress goes out as events; the CLI decides how they look. Without a Docker engine,
+ * the simulator runs as a local process so the main job works on any machine.
+ */
+
 import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
@@ -25,11 +31,6 @@ import { hfRepoCacheDir, modelCacheDir } from './model-files.js';
 import { checkOfflineReady } from './offline.js';
 import { freeDisk } from '../core/disk.js';
 
-/**
- * `cs-llm up` as a service: checks -> model + fit (refused before any pull) -> pull -> create -> start ->
- * readiness. Progress goes out as events; the CLI decides how they look. Without a Docker engine,
- * the simulator runs as a local process so the main job works on any machine.
- */
 export type EngineConfig = Config['engine'];
 
 export type UpProgress = EngineProgress | { stage: 'plan'; message: string };

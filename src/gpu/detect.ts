@@ -1,3 +1,10 @@
+/*
+ * GPU detection at the hardware edge: nvidia-smi (the only source that knows what the NVIDIA engine can
+ * use), with systeminformation as a fallback when nvidia-smi is not installed, so the operator still sees
+ * the cards that are there. Never throws for a missing or broken GPU stack: the report carries the problem
+ * and its fix, and callers (doctor, up, the gpu command) decide what it means for them.
+ */
+
 import { execa } from 'execa';
 import si from 'systeminformation';
 import { createLogger } from '../core/log.js';
@@ -10,12 +17,6 @@ import {
   type GpuInfo,
 } from './parse.js';
 
-/**
- * GPU detection at the hardware edge: nvidia-smi (the only source that knows what the NVIDIA engine can
- * use), with systeminformation as a fallback when nvidia-smi is not installed, so the operator still sees
- * the cards that are there. Never throws for a missing or broken GPU stack: the report carries the problem
- * and its fix, and callers (doctor, up, the gpu command) decide what it means for them.
- */
 export type GpuSource = 'nvidia-smi' | 'systeminformation' | 'none';
 
 export interface GpuReport {

@@ -1,9 +1,9 @@
-import { EnvironmentError } from '../core/errors.js';
-
-/**
+/*
  * Pure parsing of nvidia-smi's machine-readable output. Nothing here runs a process, so the parser is tested
  * on recorded text (test/fixtures/nvidia-smi).
  */
+
+import { EnvironmentError } from '../core/errors.js';
 
 /** The fields asked of `nvidia-smi --query-gpu`, in order. The first eleven are the issue's JSON fields. */
 export const GPU_QUERY_FIELDS = [

@@ -1,14 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { createLogger } from '../core/log.js';
-import { parseNvidiaSmiCsv, type GpuInfo } from './parse.js';
-
-/**
+/*
  * Live GPU figures for /metrics: ONE long-lived `nvidia-smi --query-gpu=... -lms N` that prints a line per
  * GPU every interval, parsed line by line, instead of one process per sample. If it dies (driver reload, a
  * crash, no nvidia-smi at all) it is started again after a growing pause; while it is down the sampler
  * holds no figures, so the GPU gauges disappear instead of showing zeros that look like an idle GPU.
  */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { createLogger } from '../core/log.js';
+import { parseNvidiaSmiCsv, type GpuInfo } from './parse.js';
 
 /** The fields the sampler asks for: the ones every supported driver knows. */
 export const SAMPLER_FIELDS = [

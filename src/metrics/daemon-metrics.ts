@@ -1,3 +1,9 @@
+/*
+ * The daemon's Prometheus metrics (GET /metrics). Per-request figures arrive through the daemon's
+ * onRequest hook as one RequestRecord per finished request and cost a few counter/histogram updates; the
+ * rest (sessions, GPUs, the engine's own figures) is read when scraped, never per request.
+ */
+
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from '../store/store.js';
 import { startGpuSampler, type GpuSampler, type GpuSamplerOptions } from '../gpu/sampler.js';
@@ -7,12 +13,6 @@ import type { RequestContext } from '../daemon/routes.js';
 import type { Upstream } from '../daemon/upstream.js';
 import { readAll, type UpstreamInfo } from '../daemon/upstream-info.js';
 import { parsePrometheusText, sumOf, type ParsedMetrics } from './prom-text.js';
-
-/**
- * The daemon's Prometheus metrics (GET /metrics). Per-request figures arrive through the daemon's
- * onRequest hook as one RequestRecord per finished request and cost a few counter/histogram updates; the
- * rest (sessions, GPUs, the engine's own figures) is read when scraped, never per request.
- */
 
 export interface DaemonMetricsSources {
   store: Store;

@@ -1,8 +1,9 @@
-/**
+/*
  * A small parser for the Prometheus text exposition format (version 0.0.4), enough to read the daemon's own
  * /metrics and vLLM's: samples with labels, HELP/TYPE comments, escaped label values, NaN/+Inf, optional
  * timestamps. Pure: text in, samples out.
  */
+
 export interface Sample {
   /** The sample's name as written, e.g. cs_llm_http_request_duration_seconds_bucket. */
   name: string;

@@ -1,10 +1,10 @@
-import type { Buckets } from './prom-text.js';
-
-/**
+/*
  * Quantiles from cumulative histogram buckets, the way Prometheus' histogram_quantile() computes them:
  * find the bucket holding rank q x count and interpolate linearly inside it (the first bucket from 0).
  * Pure functions, so the dashboard's figures are tested on numbers.
  */
+
+import type { Buckets } from './prom-text.js';
 
 /** Buckets observed between two scrapes: now minus before, per bound (a counter reset counts from zero). */
 export function bucketDelta(now: Buckets, before: Buckets | null): Buckets {

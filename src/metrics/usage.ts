@@ -1,11 +1,12 @@
-import { performance } from 'node:perf_hooks';
-
-/**
+/*
  * Token counts for the metrics, read from the bytes the daemon relays anyway, without parsing whole JSON
  * bodies on the hot path: a non-streaming reply carries `"usage": {...}` near its end; a stream carries it
  * in its last chunk only when the client asked (stream_options.include_usage), otherwise its content and
  * tool-call deltas are counted (vLLM and the simulator send one token per delta).
  */
+
+import { performance } from 'node:perf_hooks';
+
 export interface TokenFields {
   promptTokens?: number;
   completionTokens?: number;

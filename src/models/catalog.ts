@@ -1,3 +1,8 @@
+/*
+ * The model catalog: models.json shipped with the package, plus the user's additions from the config's
+ * `models` array. A user entry with the id of a shipped one replaces it (to change engine args, say).
+ */
+
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
@@ -5,10 +10,6 @@ import { ConfigError, NotFoundError } from '../core/errors.js';
 import { PACKAGE_ROOT } from '../core/version.js';
 import { catalogSchema, modelEntrySchema, type Catalog, type ModelEntry } from './schema.js';
 
-/**
- * The model catalog: models.json shipped with the package, plus the user's additions from the config's
- * `models` array. A user entry with the id of a shipped one replaces it (to change engine args, say).
- */
 export const CATALOG_FILE = join(PACKAGE_ROOT, 'models.json');
 
 export interface LoadCatalogOptions {

@@ -1,6 +1,4 @@
-import type { Catalog, ModelEntry } from './schema.js';
-
-/**
+/*
  * The VRAM fit estimate, pure: will this model run on these GPUs, with which --max-model-len and
  * --max-num-seqs, and if not, why. It follows how vLLM spends GPU memory:
  *
@@ -19,6 +17,9 @@ import type { Catalog, ModelEntry } from './schema.js';
  * preempts (slower, not broken). The proposal is the largest context step that leaves room for at least
  * COMFORTABLE_SEQUENCES such sequences, else the largest that starts at all.
  */
+
+import type { Catalog, ModelEntry } from './schema.js';
+
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 

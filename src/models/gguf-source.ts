@@ -1,14 +1,15 @@
-import { join } from 'node:path';
-import { UsageError } from '../core/errors.js';
-import type { ModelEntry } from './schema.js';
-
-/**
+/*
  * Where a catalog GGUF is downloaded from, pure. Hugging Face serves a repository file at
  * `<endpoint>/<owner>/<name>/resolve/<revision>/<file>` (a redirect to its CDN); a mirror answers the same
  * paths, and Hugging Face's own tools take the mirror from the HF_ENDPOINT environment variable. cs-llm
  * takes it from its config (engine.hfEndpoint, or CS_LLM_ENGINE_HF_ENDPOINT), else HF_ENDPOINT, else
  * huggingface.co. An entry's own `gguf.url` wins over all of them.
  */
+
+import { join } from 'node:path';
+import { UsageError } from '../core/errors.js';
+import type { ModelEntry } from './schema.js';
+
 export const DEFAULT_HF_ENDPOINT = 'https://huggingface.co';
 /** The revision downloaded: the sha256 in the catalog pins the bytes, whatever the branch holds. */
 export const HF_REVISION = 'main';

@@ -1,3 +1,11 @@
+/*
+ * `cs-llm models pull <id>`: one catalog GGUF onto this host, checked. The bytes go to `<file>.part` next
+ * to the final name; a later run continues that part with a Range request (servers that ignore Range send
+ * the whole file and the part starts over). Size and sha256 are checked before the rename, so the engine
+ * never sees a file that is not the catalog's; a mismatch removes the part. A `<file>.part.lock` holding the
+ * pid keeps two pulls from writing the same part.
+ */
+
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -11,14 +19,6 @@ import { ConflictError, CsLlmError, EnvironmentError, NotFoundError, UsageError 
 import { VERSION } from '../core/version.js';
 import { formatFileSize, ggufDownloadUrl } from './gguf-source.js';
 import type { ModelEntry } from './schema.js';
-
-/**
- * `cs-llm models pull <id>`: one catalog GGUF onto this host, checked. The bytes go to `<file>.part` next
- * to the final name; a later run continues that part with a Range request (servers that ignore Range send
- * the whole file and the part starts over). Size and sha256 are checked before the rename, so the engine
- * never sees a file that is not the catalog's; a mismatch removes the part. A `<file>.part.lock` holding the
- * pid keeps two pulls from writing the same part.
- */
 
 export type GgufPullProgress =
   | { type: 'checking'; path: string; message: string }

@@ -1,7 +1,4 @@
-import type { FitVerdict } from './fit.js';
-import type { Catalog, ModelEntry } from './schema.js';
-
-/**
+/*
  * The RAM fit estimate for the CPU engine (llama.cpp), pure: will this GGUF model run in this machine's
  * free memory, with which context and how many sequences, and if not, why. llama.cpp spends RAM on
  *
@@ -14,6 +11,10 @@ import type { Catalog, ModelEntry } from './schema.js';
  * "tight" when the plan needs more than COMFORTABLE_SHARE of it: other processes and the page cache of the
  * weights compete for the rest.
  */
+
+import type { FitVerdict } from './fit.js';
+import type { Catalog, ModelEntry } from './schema.js';
+
 const MiB = 1024 ** 2;
 
 /** Seen here: the engine with the tiny models has an RSS of about 110-120 MB; rounded up. */

@@ -1,11 +1,12 @@
-import { z } from 'zod';
-
-/**
+/*
  * One catalog entry: what the engine needs to run the model and what the fit estimate uses. Figures are
  * facts of the published repository (config.json and the weight files); `source` says where they come from.
  * Entries for the vLLM engine name a Hugging Face repo; entries for the CPU engine (llama.cpp) name a GGUF
  * file instead, so the schema is open to both.
  */
+
+import { z } from 'zod';
+
 export const engineKindSchema = z.enum(['vllm', 'cpu']);
 
 /**

@@ -1,4 +1,4 @@
-/**
+/*
  * Which injected fault a request gets. A seeded PRNG makes a run repeatable (same seed, same requests,
  * same faults), and a rate of 1 means every request, so tests can force each fault.
  */

@@ -1,7 +1,8 @@
-/**
+/*
  * vLLM-like log lines, so the engine readiness and log diagnosis code sees the same shapes from the
  * simulator as from vLLM. Pure formatting; the caller decides where lines go.
  */
+
 import { STATUS_CODES } from 'node:http';
 
 export const SIM_VERSION = '0.0.0+cs-llm-sim';

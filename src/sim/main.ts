@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-/**
+/*
  * Standalone entry of the simulator image: `node dist/sim/main.js [vLLM flags]`. Node built-ins only,
  * since the image holds just the node binary and dist/sim/*.js.
  */
+
 import { parseSimulatorArgs, SimOptionsError, simulatorFlagsHelp } from './options.js';
 import { SimulatedCrash, SimulatorListenError, startSimulator } from './server.js';
 

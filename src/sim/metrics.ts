@@ -1,4 +1,4 @@
-/**
+/*
  * The simulator's /metrics: Prometheus text with vLLM's metric names, label model_name, and numbers
  * written the way vLLM's Python client writes them ("3.0"), so parsers written against vLLM work here.
  */

@@ -1,4 +1,4 @@
-/**
+/*
  * The simulator's options and the one argv parser shared by `node dist/sim/main.js` and `cs-llm sim`.
  * It accepts vLLM's command line (so one container spec serves both engines) and ignores vLLM flags the
  * simulator has no use for. Node built-ins only: the simulator image carries no node_modules.

@@ -1,8 +1,9 @@
-/**
+/*
  * Reply rules: the simulator's answer is a pure function of the request's conversation, so tests can
  * check that a proxy sent the whole history (memory) and drive the tool-calling loop. The rules are
  * documented in docs/sim.md; keep the two in step.
  */
+
 import { createHash } from 'node:crypto';
 import { countTokens, splitTokens } from './tokenizer.js';
 

@@ -1,7 +1,8 @@
-/**
+/*
  * Validation of the request bodies the simulator serves, with vLLM's status codes and messages. Pure apart from readBody:
  * returns either the fields the simulator uses or the error to answer with.
  */
+
 import type { IncomingMessage } from 'node:http';
 import type { ChatMessage, ToolChoice, ToolDefinition } from './replies.js';
 

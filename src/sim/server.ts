@@ -1,8 +1,9 @@
-/**
+/*
  * The vLLM-compatible simulator: a real HTTP server (node:http only) that answers like vLLM's
  * OpenAI-compatible server with a model loaded, with knobs for timing, concurrency and injected faults.
  * Importable by tests (`startSimulator({port: 0})`) and run by main.ts and `cs-llm sim`.
  */
+
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';

@@ -1,4 +1,4 @@
-/**
+/*
  * Sequence slots, like vLLM's --max-num-seqs: at most `capacity` requests generate at once; the rest
  * wait in arrival order. Waiting and running counts feed vllm:num_requests_waiting / _running.
  */

@@ -1,8 +1,9 @@
-/**
+/*
  * The simulator's tokenizer: a token is a run of letters/digits/underscore, or any single other
  * non-space character. Whitespace belongs to the token after it. Deterministic and documented in
  * docs/sim.md so tests can predict usage numbers.
  */
+
 const TOKEN = /\s*(?:[\p{L}\p{N}_]+|[^\s\p{L}\p{N}_])/gu;
 
 /** Split text into pieces whose concatenation is the text; each piece is one token (plus leading space). */

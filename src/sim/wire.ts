@@ -1,8 +1,9 @@
-/**
+/*
  * OpenAI's wire format for what the simulator generates: a GenerationPlan describes one reply as paced
  * steps (one token each, as far as timing goes) plus how to render it as a JSON body or SSE chunks.
  * Pure: ids and the clock come in as arguments.
  */
+
 import type { ToolCall } from './replies.js';
 import { countTokens, splitTokens } from './tokenizer.js';
 

@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
-import type { SqliteDatabase } from './database.js';
-
-/**
+/*
  * The audit log: one record per API request, never message contents. Append-only (triggers refuse UPDATE and
  * DELETE) and hash-chained: each record's hash is sha256 over the previous record's hash and a canonical
  * encoding of its own fields, so changing, removing or reordering a record breaks the chain at that record.
  */
+
+import { createHash } from 'node:crypto';
+import type { SqliteDatabase } from './database.js';
+
 export interface AuditEntry {
   /** ms since the epoch when the request finished. */
   at: number;

@@ -1,12 +1,13 @@
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
-
-/**
+/*
  * WAL checkpoints on their own thread with their own connection. A checkpoint copies pages into the database
  * file and fsyncs it, which can take tens of milliseconds on a busy disk; on the event loop that would stall
  * every request in flight. PASSIVE mode never blocks the daemon's writers: they keep appending to the WAL
  * while the checkpoint runs.
  */
+
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { statSync } = require('node:fs');

@@ -1,12 +1,13 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { ConfigError } from '../core/errors.js';
-
-/**
+/*
  * Encryption of stored message contents: AES-256-GCM, a fresh 96-bit nonce per value, the row's identity
  * (session id, seq, field) as additional data so a value copied into another row does not decrypt.
  * Stored value: version byte 1 | nonce (12) | tag (16) | ciphertext.
  */
+
+import { createCipheriv, createDecipheriv, createHash, randomBytes, randomFillSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../core/errors.js';
+
 const VERSION = 1;
 const NONCE = 12;
 const TAG = 16;

@@ -1,6 +1,4 @@
-import type { SqliteDatabase } from './database.js';
-
-/**
+/*
  * Making deleted text really gone from the files. With `secure_delete` on (set on every connection the
  * SessionStore uses) SQLite overwrites deleted rows with zeros, but in WAL mode the zeroed pages and the
  * older pages that still hold the text sit in the WAL, and the database file keeps the text until a
@@ -10,6 +8,8 @@ import type { SqliteDatabase } from './database.js';
  * A TRUNCATE checkpoint cannot finish while another connection reads an older snapshot or writes: then it
  * reports busy and is tried again.
  */
+
+import type { SqliteDatabase } from './database.js';
 
 export interface ScrubResult {
   done: boolean;

@@ -1,3 +1,5 @@
+/* What bundle create refuses before it touches Docker: these run on any machine. */
+
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,7 +8,6 @@ import { after, test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { writeFakeHfRepo } from './fixtures.js';
 
-/** What bundle create refuses before it touches Docker: these run on any machine. */
 const dir = mkdtempSync(join(tmpdir(), 'cs-llm-bundle-create-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const env = { CS_LLM_HOME: join(dir, 'home'), CS_LLM_ENGINE_HF_CACHE_DIR: join(dir, 'hf') };

@@ -1,3 +1,10 @@
+/*
+ * Offline bundles against the real dockerd: create, take the image and the files away, load, check they
+ * are back identical, serve with `up --offline`; damaged bundles are refused naming the member and change
+ * nothing. The image is our own (the simulator plus a label, so it has its own id): removing it never
+ * touches the simulator image other suites use.
+ */
+
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
@@ -43,12 +50,6 @@ import {
 } from './fixtures.js';
 import { freePort } from '../helpers/ports.js';
 
-/**
- * Offline bundles against the real dockerd: create, take the image and the files away, load, check they
- * are back identical, serve with `up --offline`; damaged bundles are refused naming the member and change
- * nothing. The image is our own (the simulator plus a label, so it has its own id): removing it never
- * touches the simulator image other suites use.
- */
 const MODEL = 'qwen2.5-7b-instruct-awq';
 const REPO = 'Qwen/Qwen2.5-7B-Instruct-AWQ';
 

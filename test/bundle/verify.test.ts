@@ -1,3 +1,8 @@
+/*
+ * Verification reads nothing but the bundle file: these bundles are written by hand (no Docker), then
+ * damaged in the ways a copy goes wrong, and every problem must name the member it concerns.
+ */
+
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
@@ -11,10 +16,6 @@ import { NotFoundError } from '../../src/core/errors.js';
 import { runCli } from '../helpers/cli.js';
 import { sha256, TINY_PREFIX, writeHandMadeBundle, type HandMadeMember } from './fixtures.js';
 
-/**
- * Verification reads nothing but the bundle file: these bundles are written by hand (no Docker), then
- * damaged in the ways a copy goes wrong, and every problem must name the member it concerns.
- */
 const dir = mkdtempSync(join(tmpdir(), 'cs-llm-verify-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 

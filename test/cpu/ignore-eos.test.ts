@@ -1,3 +1,9 @@
+/*
+ * vLLM's ignore_eos on the CPU engine, with tiny-chat: "What is 2+2?" gets a short reply at temperature 0
+ * (22 tokens here), so a reply of 150 tokens can only come from generating past the end of generation.
+ * One engine and one stateless daemon in front of it for the file (loading is the slow part).
+ */
+
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -7,11 +13,6 @@ import { endOfGenerationTokens, ignoreEosProblem, withoutStopTriggers } from '..
 import { loadNodeLlamaCpp, type ChatWrapperLike, type HistoryItem } from '../../src/cpu/runtime.js';
 import { cpuRuntimeSkip, startEngineWithDaemon, TINY_CHAT, type EngineWithDaemon } from '../helpers/cpu-runtime.js';
 
-/**
- * vLLM's ignore_eos on the CPU engine, with tiny-chat: "What is 2+2?" gets a short reply at temperature 0
- * (22 tokens here), so a reply of 150 tokens can only come from generating past the end of generation.
- * One engine and one stateless daemon in front of it for the file (loading is the slow part).
- */
 const skip = cpuRuntimeSkip();
 
 const MAX = 150;

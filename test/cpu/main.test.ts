@@ -1,3 +1,8 @@
+/*
+ * Graceful stop: SIGTERM (or SIGINT) lets requests in flight finish, refuses new ones, unloads the model and
+ * exits 0, although node-llama-cpp's import installs a signal hook that would otherwise end the process (143).
+ */
+
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -9,10 +14,6 @@ import { ROOT } from '../helpers/cli.js';
 import { startCpuEngine } from '../../src/cpu/server.js';
 import { requireCpuRuntime, TINY_CHAT } from '../helpers/cpu-runtime.js';
 
-/**
- * Graceful stop: SIGTERM (or SIGINT) lets requests in flight finish, refuses new ones, unloads the model and
- * exits 0, although node-llama-cpp's import installs a signal hook that would otherwise end the process (143).
- */
 const CPU_MAIN = join(ROOT, 'src', 'cpu', 'main.ts');
 
 /** tiny-chat tells the same 89-token story at temperature 0. */

@@ -1,3 +1,8 @@
+/*
+ * Session memory proven on a real LLM: the tiny memory model answers "What is my name?" with the name only
+ * when the daemon sent the earlier turn. One engine and one daemon for the file (loading is the slow part).
+ */
+
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -5,10 +10,6 @@ import type { Daemon } from '../../src/daemon/server.js';
 import type { RunningCpuEngine } from '../../src/cpu/server.js';
 import { cpuRuntimeSkip, startEngineWithDaemon, TINY_MEMORY, type EngineWithDaemon } from '../helpers/cpu-runtime.js';
 
-/**
- * Session memory proven on a real LLM: the tiny memory model answers "What is my name?" with the name only
- * when the daemon sent the earlier turn. One engine and one daemon for the file (loading is the slow part).
- */
 const skip = cpuRuntimeSkip();
 
 let running: EngineWithDaemon | undefined;

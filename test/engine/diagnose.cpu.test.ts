@@ -1,10 +1,11 @@
+/* The cpu engine's own failure lines, as it prints them, are recognised by `up`'s diagnosis. */
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { diagnose } from '../../src/engine/diagnose.js';
 import { CpuEngineLoadError, startCpuEngine } from '../../src/cpu/server.js';
 import { requireCpuRuntime, TINY_MEMORY } from '../helpers/cpu-runtime.js';
 
-/** The cpu engine's own failure lines, as it prints them, are recognised by `up`'s diagnosis. */
 async function failureLine(options: Partial<Parameters<typeof startCpuEngine>[0]>): Promise<string[]> {
   const lines: string[] = [];
   await assert.rejects(

@@ -1,3 +1,8 @@
+/*
+ * Without a Docker engine, `up --engine sim` runs the simulator as a local process: the main job works on
+ * any machine. DOCKER_HOST points at a socket that does not exist, so these tests never need dockerd.
+ */
+
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -15,10 +20,6 @@ import { up } from '../../src/engine/up.js';
 import { runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 
-/**
- * Without a Docker engine, `up --engine sim` runs the simulator as a local process: the main job works on
- * any machine. DOCKER_HOST points at a socket that does not exist, so these tests never need dockerd.
- */
 const NO_DOCKER = 'unix:///nonexistent/cs-llm-test-docker.sock';
 
 function home(t: TestContext): { dir: string; env: NodeJS.ProcessEnv } {

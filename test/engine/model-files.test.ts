@@ -1,3 +1,5 @@
+/* The model files an engine needs, read from a Hugging Face cache laid out like a real download. */
+
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, unlinkSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +10,6 @@ import { checkOfflineReady, missingForOffline } from '../../src/engine/offline.j
 import { EnvironmentError } from '../../src/core/errors.js';
 import { writeFakeHfRepo } from '../bundle/fixtures.js';
 
-/** The model files an engine needs, read from a Hugging Face cache laid out like a real download. */
 const dir = mkdtempSync(join(tmpdir(), 'cs-llm-model-files-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 

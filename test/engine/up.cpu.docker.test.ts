@@ -1,3 +1,9 @@
+/*
+ * `cs-llm up --engine cpu` against the real dockerd and the loopback registry, with the image that
+ * scripts/ci/build-cpu-image.sh pushed, through the CLI as a user runs it. Each test has its own
+ * CS_LLM_HOME and ports, and runs `down` in t.after.
+ */
+
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,11 +17,6 @@ import { requireDocker } from '../helpers/docker.js';
 import { requireCpuRuntime } from '../helpers/cpu-runtime.js';
 import { freePort } from '../helpers/ports.js';
 
-/**
- * `cs-llm up --engine cpu` against the real dockerd and the loopback registry, with the image that
- * scripts/ci/build-cpu-image.sh pushed, through the CLI as a user runs it. Each test has its own
- * CS_LLM_HOME and ports, and runs `down` in t.after.
- */
 const CPU_IMAGE = process.env.CS_LLM_CPU_IMAGE ?? '127.0.0.1:5000/cs-llm/cpu:test';
 
 async function setup(t: TestContext) {

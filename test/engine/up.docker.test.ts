@@ -1,3 +1,8 @@
+/*
+ * `up` against the real dockerd, the loopback registry and the simulator image. Each test has its own
+ * CS_LLM_HOME, so its containers carry their own instance label, and removes them in t.after.
+ */
+
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -18,11 +23,6 @@ import { runCli, ROOT } from '../helpers/cli.js';
 import { requireDocker, SIM_IMAGE } from '../helpers/docker.js';
 import { dockerRestartRefusal, setNvidiaHookMode } from '../integration/nvidia-hook-mode.js';
 import { freePort } from '../helpers/ports.js';
-
-/**
- * `up` against the real dockerd, the loopback registry and the simulator image. Each test has its own
- * CS_LLM_HOME, so its containers carry their own instance label, and removes them in t.after.
- */
 
 interface Setup {
   docker: Docker;

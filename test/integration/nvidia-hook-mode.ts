@@ -1,13 +1,14 @@
-import { join } from 'node:path';
-import { execa } from 'execa';
-import { PACKAGE_ROOT } from '../../src/core/version.js';
-
-/**
+/*
  * Switches dockerd between "the stand-in nvidia-container-runtime-hook is on its PATH" (containers that
  * ask for GPUs start) and "it is not" (they fail: could not select device driver "nvidia"), through
  * scripts/ci/restart-docker.sh. A switch restarts dockerd, which stops every running container, so
  * tests only do it where they own the engine: in CI, or when CS_LLM_TEST_RESTART_DOCKER=1.
  */
+
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { PACKAGE_ROOT } from '../../src/core/version.js';
+
 export type NvidiaHookMode = 'with' | 'without';
 
 const CI_SCRIPTS = join(PACKAGE_ROOT, 'scripts', 'ci');

@@ -1,3 +1,10 @@
+/*
+ * `cs-llm models pull` against real HTTP servers on 127.0.0.1, laid out like Hugging Face: the endpoint
+ * answers /<repo>/resolve/main/<file> with a 302 to a second server (its CDN, another origin) that serves
+ * the bytes with Range support. The bytes are the shipped tiny-memory model's, under a test catalog entry
+ * given in the config, with its real sha256.
+ */
+
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -14,13 +21,6 @@ import { pullGguf } from '../../src/models/pull.js';
 import { createPullRenderer, percentStep } from '../../src/cli/commands/models-pull.js';
 import { createOutput } from '../../src/cli/output.js';
 import { runCli } from '../helpers/cli.js';
-
-/**
- * `cs-llm models pull` against real HTTP servers on 127.0.0.1, laid out like Hugging Face: the endpoint
- * answers /<repo>/resolve/main/<file> with a 302 to a second server (its CDN, another origin) that serves
- * the bytes with Range support. The bytes are the shipped tiny-memory model's, under a test catalog entry
- * given in the config, with its real sha256.
- */
 
 const BYTES = readFileSync(join(SHIPPED_MODELS_DIR, 'tiny-memory.gguf'));
 const SHA = createHash('sha256').update(BYTES).digest('hex');

@@ -1,3 +1,9 @@
+/*
+ * `cs-llm bundle create|inspect|load`: offline bundles for air-gapped hosts. Thin: flags in, the bundle
+ * service does the work, progress rendered here (a redrawn bar on a terminal, plain lines otherwise,
+ * NDJSON on stderr with --json).
+ */
+
 import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../../core/errors.js';
 import { createBundle, type CreateBundleResult } from '../../bundle/create.js';
@@ -8,12 +14,6 @@ import { contextFor } from '../context.js';
 import { formatBytes, formatTable, paint, type Output } from '../output.js';
 import { progressBar } from '../progress.js';
 import { cancellable } from '../cancellable.js';
-
-/**
- * `cs-llm bundle create|inspect|load`: offline bundles for air-gapped hosts. Thin: flags in, the bundle
- * service does the work, progress rendered here (a redrawn bar on a terminal, plain lines otherwise,
- * NDJSON on stderr with --json).
- */
 
 function formatBytesEvent(event: Extract<BundleProgress, { type: 'bytes' }>): string {
   const total = event.totalBytes ? ` / ${formatBytes(event.totalBytes)}` : '';

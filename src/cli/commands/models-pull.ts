@@ -1,3 +1,9 @@
+/*
+ * `cs-llm models pull <id>`: download a catalog GGUF for the cpu engine. Progress goes to stderr: a redrawn
+ * bar on a terminal, a plain line at each 10% otherwise, NDJSON lines with --json; the result goes to
+ * stdout (one JSON line with --json).
+ */
+
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { ggufDir, SHIPPED_MODELS_DIR } from '../../engine/cpu-plan.js';
@@ -8,12 +14,6 @@ import { contextFor } from '../context.js';
 import { formatBytes, paint, type Output } from '../output.js';
 import { progressBar } from '../progress.js';
 import { cancellable } from '../cancellable.js';
-
-/**
- * `cs-llm models pull <id>`: download a catalog GGUF for the cpu engine. Progress goes to stderr: a redrawn
- * bar on a terminal, a plain line at each 10% otherwise, NDJSON lines with --json; the result goes to
- * stdout (one JSON line with --json).
- */
 
 export interface PullRenderer {
   listener(event: GgufPullProgress): void;

@@ -1,6 +1,4 @@
-import type { Upstream } from '../upstream.js';
-
-/**
+/*
  * The upstream engines and what the daemon knows about their health. Pure state plus an injected clock; the
  * HTTP work is in failover.ts.
  *
@@ -11,6 +9,9 @@ import type { Upstream } from '../upstream.js';
  *   probation: one request at a time may try it (a passive probe); a success restores it, a failure ejects
  *   it again for longer.
  */
+
+import type { Upstream } from '../upstream.js';
+
 export interface MemberSpec {
   name: string;
   kind: 'local' | 'remote';

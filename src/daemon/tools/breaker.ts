@@ -1,8 +1,9 @@
-/**
+/*
  * A circuit breaker per tool: closed -> open after `failures` consecutive failures -> half-open once
  * `cooldownMs` passed (one trial call may go) -> closed on that call's success, open again on its failure.
  * Pure state plus an injected clock.
  */
+
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export class CircuitBreaker {

@@ -1,10 +1,11 @@
-/**
+/*
  * A small JSON Schema checker for tool arguments. Pure. The subset (docs/routing-and-tools.md):
  * `type` (string, number, integer, boolean, array, object, null, or a list of them), `properties`,
  * `required`, `additionalProperties` (false or a schema), `items`, `enum`, `const`, `description`
  * (ignored), and `minLength`/`maxLength`/`minimum`/`maximum`. Anything else in a schema is ignored, so a
  * richer schema still reaches the model unchanged; the daemon only checks what it understands.
  */
+
 export type JsonSchema = Record<string, unknown>;
 
 const KNOWN_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'array', 'object', 'null']);

@@ -1,9 +1,10 @@
-/**
+/*
  * The HTTP request a tool call becomes, built from the tool's URL template and the model's arguments. Pure.
  * The model writes the arguments, so they can only fill the template's placeholders and the arguments the
  * schema declares: a value cannot move the request to another host or up the path, and an argument the
  * schema does not name is never sent.
  */
+
 import type { ToolConfig } from '../../core/config.js';
 
 export interface ToolRequest {

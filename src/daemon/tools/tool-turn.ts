@@ -1,3 +1,12 @@
+/*
+ * A session turn on a profile with server-side tools: the daemon offers the tools, runs the calls the model
+ * makes, feeds the results back and asks again, up to maxRounds rounds of tool calls (after that the model
+ * is asked once more without tools, so it must answer). The client sees only the final assistant reply,
+ * streamed when it asked: each round streams from the engine; a round's events are held until its first
+ * content delta shows it is an answer, tool-call deltas are never relayed. The tool calls and results are
+ * stored with the turn, in the same commit, before [DONE].
+ */
+
 import { performance } from 'node:perf_hooks';
 import type { ChatMessage } from '../../store/sessions.js';
 import { ApiError, sseErrorEvent } from '../api-error.js';
@@ -9,14 +18,6 @@ import type { SessionTurn } from '../turn.js';
 import type { ChatRequest } from '../validate.js';
 import type { ToolCallRequest } from './tool-set.js';
 
-/**
- * A session turn on a profile with server-side tools: the daemon offers the tools, runs the calls the model
- * makes, feeds the results back and asks again, up to maxRounds rounds of tool calls (after that the model
- * is asked once more without tools, so it must answer). The client sees only the final assistant reply,
- * streamed when it asked: each round streams from the engine; a round's events are held until its first
- * content delta shows it is an answer, tool-call deltas are never relayed. The tool calls and results are
- * stored with the turn, in the same commit, before [DONE].
- */
 export interface ToolTurnInput {
   outgoing: ChatRequest;
   stream: boolean;

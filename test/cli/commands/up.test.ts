@@ -1,3 +1,5 @@
+/* Bad input to up/status/logs/down: a clear error with the next step and the usage exit code, never a stack. */
+
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -5,7 +7,6 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli } from '../../helpers/cli.js';
 
-/** Bad input to up/status/logs/down: a clear error with the next step and the usage exit code, never a stack. */
 function home(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-engine-cli-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
