@@ -18,8 +18,10 @@ export interface Paths {
 
 export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
   const explicitHome = env.CS_LLM_HOME;
-  const home = explicitHome ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'cs-llm');
-  const stateDir = explicitHome ? join(explicitHome, 'state') : join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'cs-llm');
+  // env.HOME first: paths for another environment (the systemd unit's user) follow its HOME, not ours.
+  const userHome = env.HOME || homedir();
+  const home = explicitHome ?? join(env.XDG_CONFIG_HOME ?? join(userHome, '.config'), 'cs-llm');
+  const stateDir = explicitHome ? join(explicitHome, 'state') : join(env.XDG_STATE_HOME ?? join(userHome, '.local', 'state'), 'cs-llm');
   return {
     home,
     configFile: join(home, 'config.json'),

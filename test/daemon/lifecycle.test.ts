@@ -182,15 +182,3 @@ test('daemon run refuses a non-loopback address until a key exists', async () =>
   assert.match(result.stderr, /refusing to listen on 0\.0\.0\.0 without API keys/);
   assert.match(result.stderr, /next: Create a key first/);
 });
-
-test('daemon unit prints a systemd service that runs daemon run with this CS_LLM_HOME', async () => {
-  const dir = home();
-  const result = await cli(['daemon', 'unit', '--user', 'cs-llm'], { env: { CS_LLM_HOME: dir } });
-  assert.equal(result.exitCode, 0, result.stderr);
-  assert.match(result.stdout, /^\[Unit\]/);
-  assert.match(result.stdout, /ExecStart=\S+node\S* .* daemon run\n/);
-  assert.ok(result.stdout.includes(`Environment=CS_LLM_HOME=${dir}`));
-  assert.ok(result.stdout.includes(`ReadWritePaths=${join(dir, 'state')}\n`), 'the state directory (and the database in it) is writable');
-  assert.match(result.stdout, /User=cs-llm/);
-  assert.match(result.stdout, /KillSignal=SIGTERM/);
-});

@@ -1,10 +1,9 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { cliCommand, daemonStatus, startDaemonDetached, stopDaemon } from '../../daemon/lifecycle.js';
+import { daemonStatus, startDaemonDetached, stopDaemon } from '../../daemon/lifecycle.js';
 import { runDaemonProcess } from '../../daemon/main.js';
-import { systemdUnit } from '../../daemon/unit.js';
-import { storeFile } from '../../store/store.js';
-import { dirname } from 'node:path';
+import { serviceUnit } from '../../daemon/service-account.js';
 import { contextFor } from '../context.js';
+import { createOutput } from '../output.js';
 
 /** An integer flag; commander reports a bad value as a usage error naming the flag. */
 function integer(value: string): number {
@@ -107,19 +106,16 @@ export function register(program: Command): void {
 
   daemon
     .command('unit')
-    .description('Print a systemd unit that runs this cs-llm daemon')
-    .option('--user <name>', 'User= of the service')
+    .description('Print a systemd unit that runs this cs-llm daemon as an unprivileged user, sandboxed (creates its state directory)')
+    .option('--user <name>', 'User= of the service (default: the user who ran sudo, else you)')
     .action((opts: { user?: string }, command: Command) => {
-      const { loaded, output } = contextFor(command);
-      const { command: node, args } = cliCommand();
-      output.out(
-        systemdUnit({
-          command: [node, ...args],
-          ...(process.env.CS_LLM_HOME ? { home: loaded.paths.home } : {}),
-          writablePaths: [loaded.paths.stateDir, dirname(storeFile(loaded.config, loaded.paths))],
-          ...(opts.user ? { user: opts.user } : {}),
-          stopTimeoutSeconds: Math.ceil(loaded.config.daemon.shutdownTimeoutMs / 1000) + 10,
-        }),
-      );
+      const globals = command.optsWithGlobals() as { config?: string };
+      const output = createOutput();
+      const { unit, notes } = serviceUnit({
+        ...(opts.user ? { user: opts.user } : {}),
+        ...(globals.config ? { configFile: globals.config } : {}),
+      });
+      for (const note of notes) output.err(`note: ${note}`);
+      output.out(unit);
     });
 }
