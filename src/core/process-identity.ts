@@ -1,8 +1,11 @@
-// Which process a PID from a state file is now. A PID alone names whatever process holds it today: after a
-// crash or a reboot that can be anything, and signalling it kills a stranger. So state files keep the
-// process's start time with its PID (field 22 of /proc/PID/stat, clock ticks since boot, proc(5)) and the
-// boot id (/proc/sys/kernel/random/boot_id, which changes at every boot), and a reader trusts or signals the
-// PID only while both still match.
+/*
+ * Which process a PID from a state file is now. A PID alone names whatever process holds it today: after a
+ * crash or a reboot that can be anything, and signalling it kills a stranger. So state files keep the
+ * process's start time with its PID (field 22 of /proc/PID/stat, clock ticks since boot, proc(5)) and the
+ * boot id (/proc/sys/kernel/random/boot_id, which changes at every boot), and a reader trusts or signals the
+ * PID only while both still match.
+ */
+
 import { readFileSync } from 'node:fs';
 
 export interface ProcessStamp {

@@ -1,7 +1,10 @@
-// The daemon as a process (`cs-llm daemon run`, which systemd and `daemon start` run): its lifecycle log
-// lines, the stop signals, the force-exit backstop, the state file other commands find it by, and the
-// process-wide error handlers. The HTTP server itself is startDaemon (server.ts); the CLI command only parses
-// flags and calls runDaemonProcess.
+/*
+ * The daemon as a process (`cs-llm daemon run`, which systemd and `daemon start` run): its lifecycle log
+ * lines, the stop signals, the force-exit backstop, the state file other commands find it by, and the
+ * process-wide error handlers. The HTTP server itself is startDaemon (server.ts); the CLI command only parses
+ * flags and calls runDaemonProcess.
+ */
+
 import type { Config } from '../core/config.js';
 import { redactSecrets, type Logger } from '../core/log.js';
 import type { Paths } from '../core/paths.js';

@@ -1,8 +1,11 @@
-// Who the systemd service runs as, and where that user's cs-llm state really is. The unit never defaults to
-// root: its User= is --user, else the user who ran sudo, else the user running the command. The paths are
-// the ones the service will compute (systemd gives it that user's HOME and only the Environment= lines), and
-// the state directory must exist before the sandbox starts (ReadWritePaths= of a missing path fails the
-// start), so it is created here, 0700 and owned by that user.
+/*
+ * Who the systemd service runs as, and where that user's cs-llm state really is. The unit never defaults to
+ * root: its User= is --user, else the user who ran sudo, else the user running the command. The paths are
+ * the ones the service will compute (systemd gives it that user's HOME and only the Environment= lines), and
+ * the state directory must exist before the sandbox starts (ReadWritePaths= of a missing path fails the
+ * start), so it is created here, 0700 and owned by that user.
+ */
+
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';

@@ -1,6 +1,9 @@
-// A systemd unit for `cs-llm daemon run`: systemd owns restarts and the journal; SIGTERM gets the daemon's
-// graceful shutdown. The service runs as a named user in a sandbox that lets it write only its state
-// directory (docs/daemon.md, "The systemd unit"). Pure: the caller passes the user and the paths.
+/*
+ * A systemd unit for `cs-llm daemon run`: systemd owns restarts and the journal; SIGTERM gets the daemon's
+ * graceful shutdown. The service runs as a named user in a sandbox that lets it write only its state
+ * directory (docs/daemon.md, "The systemd unit"). Pure: the caller passes the user and the paths.
+ */
+
 import { isAbsolute } from 'node:path';
 
 export interface UnitOptions {
