@@ -122,6 +122,8 @@ export const configSchema = z
         ejectBaseMs: z.number().int().min(1).default(30_000),
         /** Longest silence between chunks of an upstream reply once it started (streams: error event, nothing stored). */
         streamIdleTimeoutMs: z.number().int().min(100).default(60_000),
+        /** Longest a client may leave its socket full (not reading) mid-reply before it is cut; not the upstream's fault. */
+        clientStallTimeoutMs: z.number().int().min(100).default(60_000),
         admission: z
           .object({
             /** Chat requests in flight to the upstreams at once; 0: no limit. */

@@ -10,8 +10,11 @@ export interface RequestRecord {
   stream: boolean;
   /** true when the request was a turn of a session (X-Session-Id). */
   session: boolean;
-  /** 'ok', or why not: the client left, the upstream failed, the request was refused. */
-  outcome: 'ok' | 'client_closed' | 'upstream_failed' | 'rejected' | 'store_failed';
+  /**
+   * 'ok', or why not: the client left, the client was cut for not reading (daemon.clientStallTimeoutMs), the
+   * upstream failed, the request was refused.
+   */
+  outcome: 'ok' | 'client_closed' | 'client_stalled' | 'upstream_failed' | 'rejected' | 'store_failed';
   totalMs: number;
   /** From sending the upstream request to its last byte; 0 when none was made. */
   upstreamMs: number;

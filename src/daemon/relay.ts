@@ -61,42 +61,41 @@ export function bodyFor(member: UpstreamMember, payload: { model?: unknown }, by
   return bytes ?? Buffer.from(JSON.stringify(payload));
 }
 
-/** Writes, and waits for the socket to drain when the client reads slower than the engine writes. */
-export function write(res: ServerResponse, chunk: Buffer): Promise<void> | null {
-  if (res.write(chunk)) return null;
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
+interface PassThroughOptions {
+  idle: IdleWatch;
+  meter: StreamMeter | undefined;
+  /** What of a chunk to send (null: nothing); the chunk itself when absent. */
+  transform: ((chunk: Buffer) => Buffer | null) | undefined;
+  /** How long the client's socket may stay full before onStall() (which cuts the client). */
+  stallMs: number;
+  onStall: () => void;
 }
 
 /**
  * Relays a body's chunks (or what `transform` makes of each) to the client as they arrive, from 'data' events:
  * an async iterator costs a promise and microtask hops per chunk, which on a stream of one-token chunks was a
- * large share of the daemon's CPU. The upstream pauses while the client's socket is full. Rejects with the
- * body's error, or when it closes before it ended (an abort can destroy it without one).
+ * large share of the daemon's CPU. The upstream pauses while the client's socket is full; that wait does not
+ * count as upstream silence, and one longer than `stallMs` cuts the client. Rejects with the body's error, or
+ * when it closes before it ended (an abort can destroy it without one).
  */
-function passThrough(
-  body: Readable,
-  res: ServerResponse,
-  idle: IdleWatch,
-  meter: StreamMeter | undefined,
-  /** What of a chunk to send (null: nothing); the chunk itself when absent. */
-  transform: ((chunk: Buffer) => Buffer | null) | undefined,
-): Promise<void> {
+function passThrough(body: Readable, res: ServerResponse, options: PassThroughOptions): Promise<void> {
+  const { idle, meter, transform } = options;
   return new Promise((resolve, reject) => {
     let ended = false;
     let corked = false;
+    // Armed only while the client's socket is full, so a client that reads costs no timer.
+    let stall: NodeJS.Timeout | null = null;
     const uncork = () => {
       corked = false;
       res.uncork();
     };
-    const resume = () => body.resume();
+    const resume = () => {
+      if (stall === null) return;
+      clearTimeout(stall);
+      stall = null;
+      idle.resume();
+      body.resume();
+    };
     const onData = (chunk: Buffer) => {
       idle.refresh();
       meter?.push(chunk);
@@ -117,9 +116,14 @@ function passThrough(
         res.cork();
         process.nextTick(uncork);
       }
-      if (!res.write(out)) body.pause();
+      if (!res.write(out) && stall === null) {
+        body.pause();
+        idle.pause();
+        stall = setTimeout(options.onStall, options.stallMs);
+      }
     };
     const settle = (err: Error | null) => {
+      if (stall !== null) clearTimeout(stall);
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('error', onError);
@@ -155,6 +159,7 @@ function passThrough(
 export class UpstreamExchange {
   private readonly controller = new AbortController();
   private gone = false;
+  private stalled = false;
   private mark = 0;
   /** performance.now() when the first upstream request went out (-1 before). */
   firstSentAt = -1;
@@ -179,11 +184,37 @@ export class UpstreamExchange {
     return this.controller.signal;
   }
 
-  /** Whether the client went away before its reply was complete; if so the request's outcome says so. */
+  /** Whether the client went away (or was cut) before its reply was complete; if so the request's outcome says so. */
   clientLeft(): boolean {
     if (!this.gone) return false;
-    this.ctx.record.outcome = 'client_closed';
+    this.ctx.record.outcome = this.stalled ? 'client_stalled' : 'client_closed';
     return true;
+  }
+
+  /** The client left its socket full for daemon.clientStallTimeoutMs: cut it (the upstream request is aborted). */
+  private readonly stall = (): void => {
+    this.stalled = true;
+    this.ctx.res.destroy();
+  };
+
+  /**
+   * Writes; when the client's socket is full, the promise resolves once it drained, or once the client is gone
+   * (cut after daemon.clientStallTimeoutMs). Check clientLeft() after waiting.
+   */
+  write(chunk: Buffer): Promise<void> | null {
+    const { res } = this.ctx;
+    if (res.write(chunk)) return null;
+    return new Promise((resolve) => {
+      const timer = setTimeout(this.stall, this.services.config.daemon.clientStallTimeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
   }
 
   /** Stops watching the client (the exchange is over). */
@@ -264,7 +295,8 @@ export class UpstreamExchange {
   /**
    * Relays a streamed reply to the client as it arrives (`transform` picks what of each chunk goes out) until
    * it ends. Resolves with null when it ended, or with the failure to report (the upstream broke off or went
-   * silent for daemon.streamIdleTimeoutMs); a client that went away is no failure (see clientLeft()).
+   * silent for daemon.streamIdleTimeoutMs while the client was reading); a client that went away, or was cut
+   * for leaving its socket full longer than daemon.clientStallTimeoutMs, is no failure (see clientLeft()).
    */
   async pipe(routed: Routed, transform?: (chunk: Buffer) => Buffer | null, meter?: StreamMeter): Promise<ApiError | null> {
     const { services, ctx } = this;
@@ -272,7 +304,13 @@ export class UpstreamExchange {
     const idle = idleWatch(body, services.config.daemon.streamIdleTimeoutMs);
     let failure: ApiError | null = null;
     try {
-      await passThrough(body, ctx.res, idle, meter, transform);
+      await passThrough(body, ctx.res, {
+        idle,
+        meter,
+        transform,
+        stallMs: services.config.daemon.clientStallTimeoutMs,
+        onStall: this.stall,
+      });
     } catch (err) {
       if (!this.gone) failure = upstreamFailure(err, routed.member.url, services.config.daemon.upstreamTimeoutMs);
     }

@@ -144,17 +144,20 @@ export function upstreamFailure(err: unknown, upstreamUrl: string, timeoutMs: nu
  * undici's bodyTimeout was seen not to fire between slow stream chunks here. refresh() runs once per chunk,
  * so it only counts: re-arming a timer per chunk cost more than the rest of the relay. The timer ticks every
  * ms/2 and fires after two ticks without a chunk, so a silence ends the stream after between ms and 1.5 ms.
+ * While the relay holds the body back for a client whose socket is full (pause() to resume()), no chunk can
+ * arrive: that time is the client's, never counted as the upstream's silence.
  */
 export class IdleWatch {
   private chunks = 0;
   private seenAtTick = 0;
   private quietTicks = 0;
+  private paused = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(body: Readable, ms: number) {
     const tickMs = Math.max(1, Math.ceil(ms / 2));
     this.timer = setInterval(() => {
-      if (this.chunks !== this.seenAtTick) {
+      if (this.paused || this.chunks !== this.seenAtTick) {
         this.seenAtTick = this.chunks;
         this.quietTicks = 0;
         return;
@@ -166,6 +169,17 @@ export class IdleWatch {
   }
 
   refresh(): void {
+    this.chunks++;
+  }
+
+  /** The body is held back for the client: silence from here on is not the upstream's. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** The body flows again: the upstream has a whole idle period from now. */
+  resume(): void {
+    this.paused = false;
     this.chunks++;
   }
 

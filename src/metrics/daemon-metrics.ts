@@ -179,6 +179,12 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     labelNames: ['upstream', 'reason'],
     registers,
   });
+  const aborted = new Counter({
+    name: 'cs_llm_requests_aborted_total',
+    help: 'Requests whose reply the client did not take to the end, by reason: client_closed (it went away), client_stalled (it left its socket full longer than daemon.clientStallTimeoutMs and was cut). Neither counts against the upstream.',
+    labelNames: ['reason'],
+    registers,
+  });
   // Registered now so dashboards and alerts can name it; the tools loop fills it.
   const toolCalls = new Counter({
     name: 'cs_llm_tool_calls_total',
@@ -268,6 +274,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     return { route: route!, stream: stream! };
   });
   const failureLabels = new LabelCache((reason) => ({ upstream: upstreamName, reason }));
+  const abortLabels = new LabelCache((reason) => ({ reason }));
   const upstreamLabel = { upstream: upstreamName };
   const fromDaemon = { source: 'daemon' };
   const fromUpstream = { source: 'upstream' };
@@ -279,6 +286,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     if (r.promptTokens) promptTokens.inc(r.promptTokens);
     if (r.completionTokens) completionTokens.inc(r.completionTokens);
     // upstream_overloaded: the daemon answers for upstreams that all said 429/503 (their overload, not ours).
+    if (r.outcome === 'client_closed' || r.outcome === 'client_stalled') aborted.inc(abortLabels.get(r.outcome));
     if (r.status === 429) rateLimited.inc(r.errorCode && r.errorCode !== 'upstream_overloaded' ? fromDaemon : fromUpstream);
     if (r.upstreamMs > 0) {
       overhead.observe(r.overheadMs / 1000);

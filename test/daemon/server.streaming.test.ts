@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
 import type { RequestRecord } from '../../src/daemon/observers.js';
@@ -275,4 +276,128 @@ test('a session stream counts tokens from the usage the daemon asks for, and hid
     assert.equal(record.promptTokens, 12);
     assert.equal(storedCount(h, sessionId), 2);
   }
+});
+
+/**
+ * An engine that streams `events` content events of 8 KB each as fast as its client takes them, waiting for
+ * 'drain' when its socket is full: `state.blockedSince` says since when it waits (0: it does not).
+ */
+async function bulkEngine(t: { after(fn: () => Promise<void>): void }, events: number) {
+  const state = { blockedSince: 0, completed: 0, aborted: 0 };
+  const engine = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (req.method !== 'POST') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ object: 'list', data: [{ id: 'bulk', object: 'model', max_model_len: 1_000_000 }] }));
+        return;
+      }
+      const head = { id: 'chatcmpl-bulk', object: 'chat.completion.chunk', created: 1, model: 'bulk' };
+      const event = (delta: object, finish: string | null = null) =>
+        `data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+      // 8 KB per event, of which one character is content: the stored turn stays small.
+      const content = event({ content: 'x' }).replace('"object"', `"padding":"${'p'.repeat(8192)}","object"`);
+      let closed = false;
+      res.on('close', () => {
+        closed = true;
+        if (!res.writableFinished) state.aborted++;
+      });
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(event({ role: 'assistant', content: '' }));
+      void (async () => {
+        for (let i = 0; i < events && !closed; i++) {
+          if (!res.write(content)) {
+            state.blockedSince = Date.now();
+            await once(res, 'drain').catch(() => {});
+            state.blockedSince = 0;
+          }
+        }
+        if (closed) return;
+        res.write(event({}, 'stop'));
+        res.end('data: [DONE]\n\n');
+        state.completed++;
+      })();
+    });
+  });
+  await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => engine.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(engine.address() as AddressInfo).port}`, state };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A streamed session turn read over a raw socket, so the test decides when the client reads: the socket is
+ * paused at its first bytes. `paused()` runs while it is paused; the socket reads again once it returned
+ * (never, when it returns false).
+ */
+function slowReader(h: Harness, sessionId: string, paused: () => Promise<boolean>): Promise<string> {
+  const body = JSON.stringify({ model: 'bulk', stream: true, messages: [{ role: 'user', content: 'tell me a long story' }] });
+  const { hostname, port } = new URL(h.daemon.url);
+  const socket = connect(Number(port), hostname);
+  socket.write(
+    `POST /v1/chat/completions HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Session-Id: ${sessionId}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.once('data', () => {
+      socket.pause();
+      void paused().then((resume) => {
+        if (resume) socket.resume();
+      });
+    });
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+}
+
+async function metricsText(h: Harness): Promise<string> {
+  return (await fetch(`${h.daemon.url}/metrics`)).text();
+}
+
+test('a client that stops reading for longer than the stream idle timeout is not blamed on the upstream: the turn completes', async (t) => {
+  // 16 MB of events: more than the sockets between the engine and the client hold.
+  const engine = await bulkEngine(t, 2000);
+  const h = await startHarness(t, { config: { daemon: { upstream: engine.url, streamIdleTimeoutMs: 300 } } });
+  const recorded = nextRecord(h, (r) => r.sessionId === 'slow-reader');
+  let heldBack = false;
+  const raw = await slowReader(h, 'slow-reader', async () => {
+    // Unread until the engine has waited for five idle timeouts in a row: the relay holds it back for the
+    // client all that time (two writes in a row can block it for a moment, never that long).
+    while (!(engine.state.blockedSince > 0 && Date.now() - engine.state.blockedSince > 1500) && engine.state.completed === 0)
+      await sleep(10);
+    heldBack = engine.state.completed === 0;
+    return true;
+  });
+  assert.ok(heldBack, 'the reply outgrew the sockets on the way, so the relay held the engine back while the client did not read');
+  // The end of the stream: [DONE] after the last content event, no error event (the reply is too long to print).
+  assert.ok(!raw.includes('"error"') && raw.includes('data: [DONE]'), raw.slice(-300));
+  const record = await recorded;
+  assert.equal(record.outcome, 'ok');
+  assert.equal(engine.state.completed, 1);
+  assert.equal(storedCount(h, 'slow-reader'), 2);
+  const metrics = await metricsText(h);
+  assert.doesNotMatch(metrics, /cs_llm_upstream_attempt_failures_total\{/);
+  assert.doesNotMatch(metrics, /cs_llm_upstream_failures_total\{/);
+});
+
+test('a client that stays unreadable past daemon.clientStallTimeoutMs is cut without blaming the upstream, and nothing is stored', async (t) => {
+  const engine = await bulkEngine(t, 2000);
+  const h = await startHarness(t, {
+    config: { daemon: { upstream: engine.url, streamIdleTimeoutMs: 5000, clientStallTimeoutMs: 300 } },
+  });
+  const recorded = nextRecord(h, (r) => r.sessionId === 'stalled');
+  void slowReader(h, 'stalled', async () => false);
+  const record = await recorded;
+  assert.equal(record.outcome, 'client_stalled');
+  while (engine.state.aborted === 0) await sleep(10);
+  assert.equal(engine.state.completed, 0);
+  assert.equal(storedCount(h, 'stalled'), 0);
+  const metrics = await metricsText(h);
+  assert.match(metrics, /cs_llm_requests_aborted_total\{reason="client_stalled"\} 1/);
+  assert.doesNotMatch(metrics, /cs_llm_upstream_attempt_failures_total\{/);
+  assert.doesNotMatch(metrics, /cs_llm_upstream_failures_total\{/);
+  assert.equal(h.daemon.inFlight(), 0);
 });

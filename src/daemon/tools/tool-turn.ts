@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ChatMessage } from '../../store/sessions.js';
 import { ApiError, sseErrorEvent } from '../api-error.js';
-import { bodyFor, DONE, UpstreamExchange, write } from '../relay.js';
+import { bodyFor, DONE, UpstreamExchange } from '../relay.js';
 import type { RequestContext } from '../routes.js';
 import type { DaemonServices } from '../services.js';
 import { replyMessage, TurnEvents } from '../sse.js';
@@ -190,8 +190,9 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
       }
       startStream();
       if (held.length > 0) {
-        const wait = write(res, Buffer.concat(held));
+        const wait = exchange.write(Buffer.concat(held));
         if (wait) await wait;
+        if (exchange.clientLeft()) return;
       }
       try {
         await input.turn.commit(message, produced);
