@@ -1,11 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Admission } from '../../src/daemon/admission.js';
-import { ApiError } from '../../src/daemon/api-error.js';
-import { RetryBudget } from '../../src/daemon/routing/retry-budget.js';
-import { retryAfterMs, UpstreamMember, UpstreamSet } from '../../src/daemon/routing/upstream-set.js';
-import type { Upstream } from '../../src/daemon/upstream.js';
-import { similarity } from '../../src/daemon/shadow.js';
+import { retryAfterMs, UpstreamMember, UpstreamSet } from '../../../src/daemon/routing/upstream-set.js';
+import type { Upstream } from '../../../src/daemon/upstream.js';
 
 const noClient = (url: string): Upstream => ({ url, request: () => Promise.reject(new Error('not used')), close: async () => {} });
 
@@ -80,40 +76,4 @@ test('overloaded upstreams are skipped until Retry-After while another can serve
   assert.equal(retryAfterMs('3', 0), 3000);
   assert.equal(retryAfterMs(new Date(10_000).toUTCString(), 0), 10_000);
   assert.equal(retryAfterMs(undefined, 0), 1000);
-});
-
-test('the retry budget allows a minimum, then a share of the requests in the window', () => {
-  const budget = new RetryBudget(20, 3);
-  let now = 0;
-  for (let i = 0; i < 3; i++) assert.equal(budget.tryRetry(now), true, 'the minimum');
-  assert.equal(budget.tryRetry(now), false);
-  for (let i = 0; i < 50; i++) budget.recordRequest(now);
-  for (let i = 0; i < 7; i++) assert.equal(budget.tryRetry(now), true, '20% of 50 = 10 retries in all');
-  assert.equal(budget.tryRetry(now), false);
-  now = 20_000; // the window moved on
-  assert.equal(budget.tryRetry(now), true);
-});
-
-test('admission: free slots are granted at once, then queued FIFO, then refused with 429 and Retry-After', async () => {
-  const admission = new Admission({ maxInFlight: 1, maxQueue: 1, maxQueueWaitMs: 10_000 });
-  const first = admission.acquire();
-  assert.equal(typeof first, 'function');
-  const second = admission.acquire();
-  assert.ok(second instanceof Promise);
-  assert.equal(admission.waiting, 1);
-  assert.throws(
-    () => admission.acquire(),
-    (err: unknown) => err instanceof ApiError && err.status === 429 && err.headers['retry-after'] === '5',
-  );
-  (first as () => void)();
-  const release = await second;
-  assert.equal(admission.running, 1);
-  release();
-  assert.equal(admission.running, 0);
-});
-
-test('shadow similarity is word overlap', () => {
-  assert.equal(similarity('Your order is in transit.', 'your order is IN transit'), 1);
-  assert.equal(similarity('a b', 'c d'), 0);
-  assert.equal(similarity('a b c', 'a b d'), 0.5);
 });
