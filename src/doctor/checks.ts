@@ -1,13 +1,13 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
 import type { Paths } from '../core/paths.js';
 import { createDockerClient, probeDocker, type DockerProbe } from '../engine/docker.js';
 import { probeGpuRuntime, type GpuRuntimeProbe } from '../engine/gpu-preflight.js';
 import { modelCacheDir } from '../engine/model-files.js';
+import type { Check, CheckName } from './check.js';
+import { CDI_DIRS, checkNvidiaRuntime } from './nvidia-runtime.js';
 import { LABEL, instanceIdFor } from '../engine/spec.js';
-import { detectGpus, type GpuReport } from '../gpu/detect.js';
+import { detectGpus, gpuStackBroken, type GpuReport } from '../gpu/detect.js';
 import { loadCatalog } from '../models/catalog.js';
 import { formatGiB } from '../models/fit.js';
 import type { Catalog } from '../models/schema.js';
@@ -17,34 +17,20 @@ import { daemonProcess, readDaemonState } from '../daemon/lifecycle.js';
 
 export { isPortFree, probePort } from '../core/ports.js';
 export { modelCacheDir };
+export { CHECK_NAMES, type Check, type CheckName, type CheckStatus } from './check.js';
+export { checkNvidiaRuntime } from './nvidia-runtime.js';
 
 /**
  * The doctor's checks: what `up` needs from this host, each with what was found and how to fix it. Checks
  * never throw for a host problem; they report it. `neededByUp` marks the checks whose failure stops `up`.
+ * The NVIDIA container runtime check is in nvidia-runtime.ts.
  */
-export type CheckStatus = 'ok' | 'warn' | 'fail';
-
-export interface Check {
-  name: CheckName;
-  status: CheckStatus;
-  detail: string;
-  fix: string | null;
-  neededByUp: boolean;
-}
-
-export const CHECK_NAMES = ['node', 'docker', 'docker-api', 'nvidia-runtime', 'gpu', 'disk', 'engine-port', 'daemon-port'] as const;
-export type CheckName = (typeof CHECK_NAMES)[number];
-
 export const MIN_NODE_VERSION = '20.18.0';
 /** DeviceRequests (the --gpus of the API) arrived in 1.40; 1.41 is Docker 20.10, the oldest we test on. */
 export const MIN_DOCKER_API = '1.40';
 export const GOOD_DOCKER_API = '1.41';
 /** Below this the host is about full: state, logs and image layers fail to write. */
 export const MIN_FREE_DISK_BYTES = 1024 ** 3;
-export const CDI_DIRS = ['/etc/cdi', '/var/run/cdi'];
-/** Executables that make Docker's `--gpus` / DeviceRequests work (FACTS.md section 1). */
-export const NVIDIA_RUNTIME_EXECUTABLES = ['nvidia-container-runtime-hook', 'nvidia-ctk', 'nvidia-container-runtime'];
-
 export interface RunChecksOptions {
   config: Config;
   paths: Paths;
@@ -127,102 +113,18 @@ export function checkDockerApi(probe: DockerProbe): Check {
   };
 }
 
-/** dockerd often runs with a wider PATH than the user's shell (sbin included), so these are searched too. */
-export const SYSTEM_BIN_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
-function findOnPath(names: string[], env: NodeJS.ProcessEnv, extraDirs: string[]): string | null {
-  const dirs = [...(env.PATH ?? '').split(delimiter), ...extraDirs].filter(Boolean);
-  for (const name of names) {
-    for (const dir of dirs) {
-      const file = join(dir, name);
-      try {
-        if (statSync(file).isFile()) return file;
-      } catch {
-        // not in this directory
-      }
-    }
-  }
-  return null;
-}
-
-function findNvidiaCdiSpec(dirs: string[]): string | null {
-  for (const dir of dirs) {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names.filter((n) => /\.(ya?ml|json)$/.test(n)).sort()) {
-      const file = join(dir, name);
-      try {
-        if (readFileSync(file, 'utf8').includes('nvidia.com/gpu')) return file;
-      } catch {
-        // unreadable spec: look at the next
-      }
-    }
-  }
-  return null;
-}
-
-export function checkNvidiaRuntime(options: {
-  probe: DockerProbe | null;
-  gpuReport: GpuReport;
-  env: NodeJS.ProcessEnv;
-  cdiDirs: string[];
-  /** Searched after PATH; default SYSTEM_BIN_DIRS. */
-  binDirs?: string[];
-  /** Docker's own answer to a GPU request (src/engine/gpu-preflight.ts), when it was asked. */
-  dockerAnswer?: GpuRuntimeProbe | null;
-}): Check {
-  const { probe, gpuReport, env, dockerAnswer } = options;
-  const base = { name: 'nvidia-runtime' as const, neededByUp: false };
-  const runtimes = probe?.runtimes ?? [];
-  const hook = findOnPath(NVIDIA_RUNTIME_EXECUTABLES, env, options.binDirs ?? SYSTEM_BIN_DIRS);
-  const cdi = findNvidiaCdiSpec(options.cdiDirs);
-  const toolkitFix =
-    'Install the NVIDIA Container Toolkit (apt-get install nvidia-container-toolkit), then sudo nvidia-ctk runtime configure --runtime=docker and restart Docker.';
-  // Docker's answer is the sure one; the host files below only hint.
-  if (dockerAnswer?.verdict === 'ok') {
-    return {
-      ...base,
-      status: 'ok',
-      detail: `Docker accepts GPU requests (asked with a container that never ran)${hook ? `; toolkit at ${hook}` : ''}`,
-      fix: null,
-    };
-  }
-  if (dockerAnswer?.verdict === 'missing') {
-    // The trap FACTS.md section 1 describes: dockerd registers the nvidia driver only if the hook is there when it starts.
-    const installed = hook ? `; ${hook} is installed, but dockerd registers the nvidia driver only when it starts` : '';
-    return {
-      ...base,
-      status: 'warn',
-      detail: `Docker refuses GPU requests: ${dockerAnswer.message}${installed}`,
-      fix: hook ? 'Restart Docker (systemctl restart docker) so it registers the NVIDIA runtime.' : toolkitFix,
-    };
-  }
-  if (runtimes.includes('nvidia')) {
-    return { ...base, status: 'ok', detail: 'the nvidia runtime is registered with Docker', fix: null };
-  }
-  if (hook) {
-    return { ...base, status: 'ok', detail: `NVIDIA Container Toolkit found (${hook}); Docker's GPU device requests use it`, fix: null };
-  }
-  if (cdi) {
-    return { ...base, status: 'ok', detail: `NVIDIA CDI spec found (${cdi}); needs Docker 25+ with CDI enabled`, fix: null };
-  }
-  if (gpuReport.gpus.length === 0) {
-    return { ...base, status: 'ok', detail: 'not needed: no NVIDIA GPU detected', fix: null };
-  }
-  return {
-    ...base,
-    status: 'warn',
-    detail: `${gpuReport.gpus.length} GPU(s) present, but no NVIDIA container runtime: no nvidia runtime in Docker, no ${NVIDIA_RUNTIME_EXECUTABLES[0]} or nvidia-ctk on PATH, no CDI spec in ${options.cdiDirs.join(' or ')}`,
-    fix: toolkitFix,
-  };
-}
-
 export function checkGpu(report: GpuReport): Check {
   const base = { name: 'gpu' as const, neededByUp: false };
+  if (gpuStackBroken(report)) {
+    // up --engine auto refuses such a host too (src/engine/auto.ts): the repair, or an explicit cpu engine.
+    return {
+      name: 'gpu',
+      neededByUp: true,
+      status: 'fail',
+      detail: `nvidia-smi is installed but fails: ${report.problem ?? 'no GPU listed'}`,
+      fix: `${report.fix ?? 'Repair the NVIDIA driver (nvidia-smi must list the GPUs).'} To run without the GPU meanwhile: cs-llm up --engine cpu.`,
+    };
+  }
   if (!report.usable || report.gpus.length === 0) {
     const seen = report.gpus.length ? ` (seen by ${report.source}: ${report.gpus.map((g) => g.name).join(', ')})` : '';
     return {

@@ -1,11 +1,12 @@
 import type Docker from 'dockerode';
-import type { GpuReport } from '../gpu/detect.js';
+import { EnvironmentError } from '../core/errors.js';
+import { gpuStackBroken, type GpuReport } from '../gpu/detect.js';
 import { probeDocker } from './docker.js';
 import { probeGpuRuntime } from './gpu-preflight.js';
 import type { EngineKind } from './kinds.js';
 
 // What `--engine auto` means on this host: vllm when a usable NVIDIA GPU and Docker's NVIDIA runtime are
-// there, otherwise cpu, with the reason in one line.
+// there, otherwise cpu, with the reason in one line; a GPU box whose driver is broken is refused instead.
 
 export interface AutoChoice {
   kind: Extract<EngineKind, 'vllm' | 'cpu'>;
@@ -21,8 +22,18 @@ export async function chooseAutoEngine(
   instance: string,
 ): Promise<AutoChoice> {
   const report = await detect().catch(
-    (err: unknown) => ({ usable: false, problem: (err as Error).message, gpus: [] }) as Pick<GpuReport, 'usable' | 'problem' | 'gpus'>,
+    (err: unknown) =>
+      ({ source: 'none', usable: false, problem: (err as Error).message, gpus: [] }) as Pick<
+        GpuReport,
+        'source' | 'usable' | 'problem' | 'fix' | 'gpus'
+      >,
   );
+  if (gpuStackBroken(report)) {
+    // A GPU box with a broken driver must not quietly serve a tiny CPU model: repair it, or ask for cpu.
+    throw new EnvironmentError(`the NVIDIA driver on this host is not working, so engine auto will not choose: ${report.problem}`, {
+      next: `${report.fix ?? 'Repair the NVIDIA driver (nvidia-smi must list the GPUs).'} To run on the CPU anyway: cs-llm up --engine cpu.`,
+    });
+  }
   if (!report.usable || report.gpus.length === 0) {
     return { kind: 'cpu', why: `engine auto: cpu, because there is no usable NVIDIA GPU (${report.problem ?? 'none found'})` };
   }

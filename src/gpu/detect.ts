@@ -31,6 +31,15 @@ export interface GpuReport {
   migEnabled?: boolean;
 }
 
+/**
+ * nvidia-smi is installed but fails (driver not loaded, driver/library version mismatch after an update, no
+ * permission, a hang): a GPU box whose GPU stack is broken, not a machine without a GPU. Such a host must be
+ * repaired, or told explicitly to run without its GPU; nothing should quietly fall back to the CPU.
+ */
+export function gpuStackBroken(report: Pick<GpuReport, 'source' | 'usable'>): boolean {
+  return report.source === 'nvidia-smi' && !report.usable;
+}
+
 /** Just what the fallback reads of systeminformation's graphics(); lets tests pass recorded data. */
 export interface GraphicsControllers {
   controllers: Array<{

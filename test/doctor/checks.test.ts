@@ -115,11 +115,25 @@ test('the GPU check names the cards, the driver, a display in use and MIG', asyn
   const mig = checkGpu(await detectGpus({ env: envWithScenario('mig') }));
   assert.equal(mig.status, 'warn');
   assert.match(mig.detail, /MIG is enabled/);
-  const broken = checkGpu(await detectGpus({ env: envWithScenario('driver-failure') }));
-  assert.equal(broken.status, 'warn');
-  assert.equal(broken.neededByUp, false);
-  assert.match(broken.detail, /couldn't communicate/);
-  assert.match(broken.fix!, /NVIDIA driver/);
+  const none = checkGpu(noGpu);
+  assert.deepEqual([none.status, none.neededByUp], ['warn', false]);
+});
+
+test('nvidia-smi installed but failing (driver not loaded, version mismatch) fails the gpu check and stops up', async () => {
+  for (const [scenario, said, fix] of [
+    ['driver-failure', /couldn't communicate/, /NVIDIA driver/],
+    ['version-mismatch', /Driver\/library version mismatch/, /Reboot/],
+    ['permission', /Insufficient Permissions/, /video or render group/],
+  ] as const) {
+    const check = checkGpu(await detectGpus({ env: envWithScenario(scenario) }));
+    assert.equal(check.status, 'fail', scenario);
+    assert.equal(check.neededByUp, true, scenario);
+    assert.match(check.detail, /^nvidia-smi is installed but fails: /, scenario);
+    assert.match(check.detail, said, scenario);
+    assert.match(check.fix!, fix, scenario);
+    assert.match(check.fix!, /cs-llm up --engine cpu/, scenario);
+    assert.equal(blocksUp([check]), true, scenario);
+  }
 });
 
 test('free disk is read at the nearest existing parent of the model cache', async () => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { runCli } from '../../helpers/cli.js';
 import { CHECK_NAMES } from '../../../src/doctor/checks.js';
 import { freePort } from '../../helpers/ports.js';
+import { scenarioDir } from '../../gpu/fixtures.js';
 
 test('doctor --json prints exactly {"checks": [{name, status, detail, fix}]} and fails when the engine port is taken', async (t) => {
   const server = createServer();
@@ -60,4 +61,21 @@ test('doctor without a terminal prints one plain line per check and what stops u
   assert.match(stdout, new RegExp(`^fail  daemon-port  daemon port ${busyPort} is in use by another process on 127\\.0\\.0\\.1$`, 'm'));
   assert.match(stdout, /^fix daemon-port: Pick another port/m);
   assert.match(stdout, /^cs-llm up cannot run yet: .*daemon-port.* failed$/m);
+});
+
+test('doctor on a GPU box whose driver is broken exits 4 with the gpu check failing and its fix', async () => {
+  const result = await runCli(['doctor', '--json'], {
+    env: {
+      CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-doctor-cli-')),
+      CS_LLM_ENGINE_PORT: String(await freePort()),
+      CS_LLM_DAEMON_PORT: String(await freePort()),
+      PATH: `${scenarioDir('version-mismatch')}:${process.env.PATH}`,
+    },
+  });
+  assert.equal(result.exitCode, 4, String(result.stdout));
+  const out = JSON.parse(String(result.stdout)) as { checks: Array<{ name: string; status: string; detail: string; fix: string }> };
+  const gpu = out.checks.find((c) => c.name === 'gpu')!;
+  assert.equal(gpu.status, 'fail');
+  assert.match(gpu.detail, /Driver\/library version mismatch/);
+  assert.match(gpu.fix, /Reboot/);
 });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli } from '../../helpers/cli.js';
+import { scenarioDir } from '../../gpu/fixtures.js';
 
 function home(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-engine-cli-'));
@@ -52,4 +53,24 @@ test('status, logs and down with nothing running are calm about it', async (t) =
   const logs = await runCli(['logs'], { env });
   assert.equal(logs.exitCode, 9);
   assert.match(String(logs.stderr), /error: no engine to show logs of .*\nnext: Start one with cs-llm up/);
+});
+
+test('up --engine auto on a host whose NVIDIA driver is broken refuses, naming the problem; --engine cpu goes on', async (t) => {
+  const env = {
+    CS_LLM_HOME: home(t),
+    PATH: `${scenarioDir('driver-failure')}:${process.env.PATH}`,
+    DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+  };
+  // Were it to start anything (it must not), this stops it.
+  t.after(() => runCli(['down'], { env }));
+  const auto = await runCli(['up', '--no-daemon'], { env, timeoutMs: 120_000 });
+  assert.equal(auto.exitCode, 4, String(auto.stderr));
+  assert.match(String(auto.stderr), /error: .*NVIDIA driver.*couldn't communicate with the NVIDIA driver/);
+  assert.match(String(auto.stderr), /next: .*modprobe nvidia.*cs-llm up --engine cpu/);
+  assert.doesNotMatch(String(auto.stderr), /\n\s+at /);
+  // An explicit cpu engine is not stopped by the driver: planning goes on (here to a model file that is not there).
+  const cpu = await runCli(['up', '--engine', 'cpu', '--model', '/nonexistent/model.gguf', '--no-daemon'], { env });
+  assert.equal(cpu.exitCode, 2, String(cpu.stderr));
+  assert.match(String(cpu.stderr), /nonexistent\/model\.gguf/);
+  assert.doesNotMatch(String(cpu.stderr), /NVIDIA driver/);
 });
