@@ -4,10 +4,10 @@
 #
 #   scripts/ci/build-cpu-image.sh [--force]
 #
-# Needs `npm run build` (dist/cpu, dist/sim) and `npm run setup:cpu` (engines/cpu/node_modules, installed
+# Needs `npm run build` (dist/cpu, dist/sim, dist/openai-server) and `npm run setup:cpu` (engines/cpu/node_modules, installed
 # with --omit=optional: linux-x64 CPU binaries only). The image holds the node binary, the system
 # libraries that ldd names for node, llama-addon.node and every .so of the prebuilt folder (all
-# libggml-cpu-*.so variants: llama.cpp picks one for the CPU at run time), dist/cpu + dist/sim and
+# libggml-cpu-*.so variants: llama.cpp picks one for the CPU at run time), dist/cpu + dist/sim + dist/openai-server and
 # engines/cpu. No model: `cs-llm up` mounts the GGUF read-only at /models. Tags:
 # 127.0.0.1:5000/cs-llm/cpu:test and :<package version>; a label records a hash of what went in, and when
 # the registry already has both tags with that hash nothing is rebuilt (--force rebuilds anyway).
@@ -25,7 +25,11 @@ esac
 
 repo_root="$(cd "$here/../.." && pwd)"
 dist="$(cd "${CS_LLM_DIST:-$repo_root/dist}" 2>/dev/null && pwd)" || die "no ${CS_LLM_DIST:-$repo_root/dist}: run 'npm run build' first"
-[ -f "$dist/cpu/main.js" ] && [ -f "$dist/sim/metrics.js" ] || die "no $dist/cpu/main.js or $dist/sim: run 'npm run build' first"
+# The folders of dist/ the engine's code imports (check-image-imports.mjs below proves it needs no others).
+dist_dirs=(cpu sim openai-server)
+for dir in "${dist_dirs[@]}"; do [ -d "$dist/$dir" ] || die "no $dist/$dir: run 'npm run build' first"; done
+[ -f "$dist/cpu/main.js" ] || die "no $dist/cpu/main.js: run 'npm run build' first"
+node "$here/check-image-imports.mjs" "${dist_dirs[@]/#/$dist/}"
 runtime="$repo_root/engines/cpu"
 prebuilt="$runtime/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
 [ -f "$prebuilt/llama-addon.node" ] || die "no $prebuilt/llama-addon.node: run 'npm run setup:cpu' first"
@@ -41,7 +45,7 @@ label_key=cs-llm.cpu.content
 
 content_hash="$(
   {
-    (cd "$dist" && find cpu sim -type f -name '*.js' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    (cd "$dist" && find "${dist_dirs[@]}" -type f -name '*.js' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
     sha256sum "$runtime/package-lock.json" "$node_bin" "${BASH_SOURCE[0]}" | cut -d' ' -f1
   } | sha256sum | cut -c1-32
 )"
@@ -90,7 +94,7 @@ printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexi
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$rootfs/etc/hosts"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
-(cd "$dist" && find cpu sim -name '*.js' -print0 | xargs -0 -I{} install -D -m 0644 {} "$rootfs/app/dist/{}")
+(cd "$dist" && find "${dist_dirs[@]}" -name '*.js' -print0 | xargs -0 -I{} install -D -m 0644 {} "$rootfs/app/dist/{}")
 cp "$runtime/package.json" "$runtime/package-lock.json" "$rootfs/app/engines/cpu/"
 cp -R "$runtime/node_modules" "$rootfs/app/engines/cpu/node_modules"
 printf '{"name":"cs-llm-cpu","version":"%s","private":true,"type":"module"}\n' "$version" >"$rootfs/app/package.json"

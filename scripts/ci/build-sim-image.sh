@@ -5,10 +5,12 @@
 #   scripts/ci/build-sim-image.sh [--force]
 #
 # The image holds only the node binary, the libraries ldd names for it (with the dynamic loader), a few
-# files in /etc, a 1777 /tmp and dist/sim/ (run `npm run build` first). Tags: 127.0.0.1:5000/cs-llm/sim:test
-# and :<package version>. A label records a hash of what went in (dist/sim, node, this script); when
-# the registry already has both tags with that hash, nothing is rebuilt. --force rebuilds anyway.
-# CS_LLM_SIM_DIST overrides the folder the simulator is taken from (default: dist/sim).
+# files in /etc, a 1777 /tmp, dist/sim/ and dist/openai-server/ (the OpenAI wire and access code it shares
+# with the CPU engine; run `npm run build` first). Tags: 127.0.0.1:5000/cs-llm/sim:test and :<package
+# version>. A label records a hash of what went in (those folders, node, this script); when the registry
+# already has both tags with that hash, nothing is rebuilt. --force rebuilds anyway.
+# CS_LLM_SIM_DIST overrides the folder the simulator is taken from (default: dist/sim); openai-server is
+# taken from beside it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lib.sh
@@ -25,7 +27,9 @@ repo_root="$(cd "$here/../.." && pwd)"
 sim_dir="$(cd "${CS_LLM_SIM_DIST:-$repo_root/dist/sim}" 2>/dev/null && pwd)" \
   || die "no ${CS_LLM_SIM_DIST:-$repo_root/dist/sim}: run 'npm run build' first"
 [ -f "$sim_dir/main.js" ] || die "no $sim_dir/main.js: run 'npm run build' first"
-node "$here/check-sim-imports.mjs" "$sim_dir"
+shared_dir="$(dirname "$sim_dir")/openai-server"
+[ -d "$shared_dir" ] || die "no $shared_dir: run 'npm run build' first"
+node "$here/check-image-imports.mjs" "$sim_dir" "$shared_dir"
 
 image_repo="$REGISTRY_ADDR/cs-llm/sim"
 version="$(node -p "require('$repo_root/package.json').version")"
@@ -34,10 +38,11 @@ tag_list="$image_repo:{$(IFS=,; echo "${tags[*]}")}"
 node_bin="$(readlink -f "$(command -v node)")"
 label_key=cs-llm.sim.content
 
-# What goes into the image, as one hash: the simulator's files (names and contents), node, this script.
+# What goes into the image, as one hash: the simulator's and the shared files (names and contents), node, this script.
 content_hash="$(
   {
     (cd "$sim_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    (cd "$shared_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
     sha256sum "$node_bin" | cut -d' ' -f1
     sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
   } | sha256sum | cut -c1-32
@@ -99,6 +104,7 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$rootfs/etc/hosts"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
 cp -R "$sim_dir" "$rootfs/app/dist/sim"
+cp -R "$shared_dir" "$rootfs/app/dist/openai-server"
 # Makes node treat /app/dist/sim/*.js as ES modules, as the repository's package.json does.
 printf '{"name":"cs-llm-sim","version":"%s","private":true,"type":"module"}\n' "$version" >"$rootfs/app/package.json"
 

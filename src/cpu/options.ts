@@ -28,6 +28,10 @@ export interface CpuEngineOptions {
   streamIntervalMs?: number;
   /** On SIGTERM/SIGINT (main.ts): how long requests in flight may take to finish before they are stopped. */
   drainTimeoutMs?: number;
+  /** When set, /v1/* needs `Authorization: Bearer <apiKey>`, as vLLM's --api-key (flag, else $VLLM_API_KEY). */
+  apiKey?: string;
+  /** Names besides loopback and the machine's hostname the Host header may carry, comma-separated (the container name). */
+  engineHostname?: string;
   /** One log line at a time (default: stdout). */
   log?: (line: string) => void;
   env?: NodeJS.ProcessEnv;
@@ -70,6 +74,8 @@ const VALUE_FLAGS: Record<string, keyof CpuEngineOptions | null> = {
   '--sha256': 'sha256',
   '--stream-interval-ms': 'streamIntervalMs',
   '--drain-timeout-ms': 'drainTimeoutMs',
+  '--api-key': 'apiKey',
+  '--engine-hostname': 'engineHostname',
   // vLLM flags the shared spec passes that mean nothing on a CPU.
   '--gpu-memory-utilization': null,
   '--tensor-parallel-size': null,
@@ -93,7 +99,7 @@ export interface ParsedCpuArgs {
   ignored: string[];
 }
 
-/** argv (without node and the script) + env (CS_LLM_CPU_THREADS) -> options; CpuOptionsError on bad input. */
+/** argv (without node and the script) + env (CS_LLM_CPU_THREADS, VLLM_API_KEY, CS_LLM_ENGINE_HOSTNAME) -> options; CpuOptionsError on bad input. */
 export function parseCpuArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): ParsedCpuArgs {
   const values: Partial<Record<keyof CpuEngineOptions, string>> = {};
   const ignored: string[] = [];
@@ -119,6 +125,9 @@ export function parseCpuArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
   }
   if (help) return { help, options: { modelPath: '', port: 0, threads: 1 }, ignored };
   values.threads ??= env.CS_LLM_CPU_THREADS;
+  // Flags win over the environment, as with vLLM (VLLM_API_KEY) and the simulator.
+  values.apiKey ??= env.VLLM_API_KEY || undefined;
+  values.engineHostname ??= env.CS_LLM_ENGINE_HOSTNAME || undefined;
   if (!values.modelPath) throw new CpuOptionsError('--model <path to a .gguf file> is required');
   if (values.threads === undefined) {
     throw new CpuOptionsError('--threads <n> is required (or CS_LLM_CPU_THREADS): set it to the CPUs this engine gets, never more');
@@ -149,6 +158,8 @@ export function parseCpuArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
       sha256: values.sha256?.toLowerCase(),
       streamIntervalMs: numbers.streamIntervalMs,
       drainTimeoutMs: numbers.drainTimeoutMs,
+      apiKey: values.apiKey || undefined,
+      engineHostname: values.engineHostname || undefined,
     },
   };
 }
@@ -177,5 +188,7 @@ export function cpuFlagsHelp(): string {
     '  --sha256 HEX               refuse to load unless the file has this sha256',
     `  --stream-interval-ms N     streaming: later pieces within N ms share a chunk (default ${DEFAULT_STREAM_INTERVAL_MS}; 0: one per piece)`,
     `  --drain-timeout-ms N       on SIGTERM/SIGINT: time requests in flight get to finish (default ${DEFAULT_DRAIN_TIMEOUT_MS}); then they get a 503`,
+    '  --api-key KEY              /v1/* needs Authorization: Bearer KEY, as vLLM (or VLLM_API_KEY)',
+    '  --engine-hostname NAMES    Host names (comma-separated) served besides loopback and this hostname (or CS_LLM_ENGINE_HOSTNAME)',
   ].join('\n');
 }

@@ -24,7 +24,8 @@ import {
   type RequestProblem,
 } from '../sim/requests.js';
 import { SequenceSlots } from '../sim/slots.js';
-import { errorBody } from '../sim/wire.js';
+import { createAccessGuard, type AccessGuard } from '../openai-server/access.js';
+import { errorBody } from '../openai-server/errors.js';
 import { EvaluationGate, gateSequence } from './evaluation-gate.js';
 import { toChatHistory } from './history.js';
 import { banTokens, endOfGenerationTokens, ignoreEosProblem, withoutStopTriggers } from './ignore-eos.js';
@@ -233,8 +234,10 @@ class EngineState {
   private readonly idleWaiters = new Set<() => void>();
   private stopReason: EngineStopping | undefined;
   private drainWaitEnd: (() => void) | undefined;
+  private readonly access: AccessGuard;
 
   constructor(private readonly options: CpuEngineOptions & { log: (line: string) => void }) {
+    this.access = createAccessGuard(options);
     this.servedName = options.servedModelName ?? defaultServedName(options.modelPath);
     this.parallel = options.parallel ?? 1;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
@@ -408,6 +411,9 @@ class EngineState {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
     const method = req.method ?? 'GET';
+    // First, as vLLM's middleware: a foreign Host (DNS rebinding) or a missing key learns nothing, not even the routes.
+    const refused = this.access({ method, path, host: req.headers.host, authorization: req.headers.authorization });
+    if (refused) return sendJson(res, refused.status, refused.body);
     if (this.closed) {
       // Draining: a request on a connection opened before the stop. Tell it to go elsewhere, and close.
       res.shouldKeepAlive = false;

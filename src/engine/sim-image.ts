@@ -1,12 +1,12 @@
 /*
  * Builds the simulator image from this install when the default one cannot be pulled (a fresh machine
  * with Docker but without the project's registry): no base image and no network, just the node binary,
- * the libraries ldd names for it, dist/sim and a package.json that makes its files ES modules, streamed as
- * a tar archive into the engine's image import.
+ * the libraries ldd names for it, dist/sim, dist/openai-server (the OpenAI wire it shares with the CPU engine)
+ * and a package.json that makes its files ES modules, streamed as a tar archive into the engine's image import.
  */
 
 import { readdirSync, readFileSync, realpathSync, statSync, existsSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
@@ -89,8 +89,8 @@ export async function buildLocalSimImage(
   ref: string = SIM_IMAGE_DEFAULT,
   simDir: string = INSTALLED_SIM_DIR,
 ): Promise<void> {
-  if (!existsSync(join(simDir, 'main.js'))) {
-    throw new EnvironmentError(`cannot build the simulator image: ${simDir}/main.js is missing`, {
+  if (!existsSync(join(simDir, 'main.js')) || !existsSync(join(dirname(simDir), 'openai-server'))) {
+    throw new EnvironmentError(`cannot build the simulator image: ${simDir}/main.js or ${dirname(simDir)}/openai-server is missing`, {
       next: 'Run npm run build in the cs-llm checkout (or reinstall cs-llm), or pass --image with a simulator image you have.',
     });
   }
@@ -119,6 +119,9 @@ export async function buildLocalSimImage(
   addFile('etc/nsswitch.conf', Buffer.from('passwd: files\ngroup: files\nhosts: files dns\n'), 0o644);
   files.set('tmp', { path: 'tmp', mode: 0o1777 });
   for (const file of walk(simDir)) addFile(`app/dist/sim/${relative(simDir, file)}`, readFileSync(file), 0o644);
+  // The OpenAI wire and access code the simulator shares with the CPU engine (Node built-ins only), beside dist/sim.
+  const sharedDir = join(dirname(simDir), 'openai-server');
+  for (const file of walk(sharedDir)) addFile(`app/dist/openai-server/${relative(sharedDir, file)}`, readFileSync(file), 0o644);
   addFile(
     'app/package.json',
     Buffer.from(`${JSON.stringify({ name: 'cs-llm-sim', version: VERSION, private: true, type: 'module' })}\n`),

@@ -19,6 +19,8 @@ export interface SimulatorOptions {
   maxNumSeqs?: number;
   /** When set, /v1/* needs `Authorization: Bearer <apiKey>`, like vLLM's --api-key. */
   apiKey?: string;
+  /** Names besides loopback and the machine's hostname that the Host header may carry, comma-separated (the container name). */
+  engineHostname?: string;
   /** /health answers 503 (and the API 503) until this many ms after start. Default 0. */
   loadTimeMs?: number;
   /** Delay before the first token of each request, once it holds a sequence slot. Default 0. */
@@ -76,6 +78,13 @@ export const KNOBS: readonly KnobSpec[] = [
   { flag: 'max-model-len', key: 'maxModelLen', kind: 'int', help: 'context window in tokens (default 8192)' },
   { flag: 'max-num-seqs', key: 'maxNumSeqs', kind: 'int', help: 'sequences generated at once; the rest wait (default 256)' },
   { flag: 'api-key', env: 'VLLM_API_KEY', key: 'apiKey', kind: 'string', help: 'require Authorization: Bearer KEY on /v1/*' },
+  {
+    flag: 'engine-hostname',
+    env: 'CS_LLM_ENGINE_HOSTNAME',
+    key: 'engineHostname',
+    kind: 'string',
+    help: 'names (comma-separated) the Host header may carry besides loopback and this hostname',
+  },
   {
     flag: 'load-time-ms',
     env: 'SIM_LOAD_TIME_MS',
@@ -246,8 +255,9 @@ function assign(options: SimulatorOptions, spec: KnobSpec, values: string[], sou
 }
 
 /** Every option with its default filled in; what the server runs on. */
-export interface ResolvedSimulatorOptions extends Required<Omit<SimulatorOptions, 'apiKey' | 'crashAtStart' | 'log'>> {
+export interface ResolvedSimulatorOptions extends Required<Omit<SimulatorOptions, 'apiKey' | 'engineHostname' | 'crashAtStart' | 'log'>> {
   apiKey: string | undefined;
+  engineHostname: string | undefined;
   crashAtStart: string | undefined;
   log: (line: string) => void;
 }
@@ -262,6 +272,7 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
     maxModelLen: options.maxModelLen ?? 8192,
     maxNumSeqs: options.maxNumSeqs ?? 256,
     apiKey: options.apiKey || undefined,
+    engineHostname: options.engineHostname || undefined,
     loadTimeMs: options.loadTimeMs ?? 0,
     ttftMs: options.ttftMs ?? 0,
     tokensPerSecond: options.tokensPerSecond ?? 0,

@@ -4,13 +4,10 @@
  */
 
 import type { IncomingMessage } from 'node:http';
+import type { RequestProblem } from '../openai-server/errors.js';
 import type { ChatMessage, ToolChoice, ToolDefinition } from './replies.js';
 
-export interface RequestProblem {
-  status: number;
-  message: string;
-  param: string | null;
-}
+export type { RequestProblem } from '../openai-server/errors.js';
 
 export interface CommonFields {
   model: string;

@@ -34,7 +34,9 @@ import {
 } from './requests.js';
 import { SequenceSlots } from './slots.js';
 import { countTokens } from './tokenizer.js';
-import { chatTextPlan, chatToolCallPlan, completionPlan, continuedPast, cutAtStop, errorBody, type GenerationPlan } from './wire.js';
+import { chatTextPlan, chatToolCallPlan, completionPlan, continuedPast, cutAtStop, type GenerationPlan } from './wire.js';
+import { createAccessGuard, type AccessGuard } from '../openai-server/access.js';
+import { errorBody } from '../openai-server/errors.js';
 
 export type { SimulatorOptions } from './options.js';
 export { parseSimulatorArgs, resolveSimulatorOptions, SimOptionsError, simulatorFlagsHelp } from './options.js';
@@ -169,8 +171,10 @@ class SimulatorState {
   private readonly counts = { requests: 0, completed: 0, aborted: 0 };
   private readonly faults: Record<FaultKind, number> = { fail429: 0, fail503: 0, fail500: 0, hang: 0, dieMidStream: 0 };
   private readonly routes: Record<string, Record<string, Handler>>;
+  private readonly access: AccessGuard;
 
   constructor(private readonly options: ResolvedSimulatorOptions) {
+    this.access = createAccessGuard(options);
     this.metrics = new SimulatorMetrics(options.servedModelNames[0]!);
     this.slots = new SequenceSlots(options.maxNumSeqs);
     this.pickFault = createFaultPicker(
@@ -257,6 +261,10 @@ class SimulatorState {
       );
     }
 
+    // Before anything else, as vLLM's middleware: a foreign Host or a missing key learns nothing, not even the routes.
+    const refused = this.access({ method, path, host: req.headers.host, authorization: req.headers.authorization });
+    if (refused) return sendJson(res, refused.status, refused.body);
+
     if (!this.loaded) {
       // vLLM is not serving yet; /health is the endpoint readiness checks poll.
       if (path === '/health') {
@@ -273,10 +281,6 @@ class SimulatorState {
       return sendJson(res, 405, errorBody(405, `Method Not Allowed: ${method} ${path} (use ${Object.keys(route).join(', ')})`), {
         allow: Object.keys(route).join(', '),
       });
-    }
-    if (path.startsWith('/v1/') && this.options.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.options.apiKey}`) {
-      // vLLM's exact answer to a missing or wrong key.
-      return sendJson(res, 401, { error: 'Unauthorized' });
     }
     await handler(req, res);
   }

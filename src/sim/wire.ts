@@ -195,23 +195,3 @@ export function completionPlan(envelope: Envelope, promptTokens: number, text: s
 function chunkHead(envelope: Envelope) {
   return { id: envelope.id, object: 'chat.completion.chunk', created: envelope.created, model: envelope.model };
 }
-
-export interface ErrorBody {
-  error: { message: string; type: string; param: string | null; code: number };
-}
-
-/** vLLM's error body: OpenAI's shape, with vLLM's type names and the HTTP status as code. */
-export function errorBody(status: number, message: string, param: string | null = null): ErrorBody {
-  return { error: { message, type: ERROR_TYPES[status] ?? 'InternalServerError', param, code: status } };
-}
-
-const ERROR_TYPES: Record<number, string> = {
-  400: 'BadRequestError',
-  401: 'AuthenticationError',
-  404: 'NotFoundError',
-  405: 'MethodNotAllowedError',
-  413: 'BadRequestError',
-  429: 'RateLimitError',
-  500: 'InternalServerError',
-  503: 'ServiceUnavailableError',
-};

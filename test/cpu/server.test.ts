@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import OpenAI from 'openai';
 import { startCpuEngine, CpuEngineLoadError, type RunningCpuEngine } from '../../src/cpu/server.js';
 import { cpuRuntimeDir } from '../../src/cpu/runtime.js';
+import { rawRequest } from '../helpers/http.js';
 import { requireCpuRuntime, TINY_MEMORY, TINY_CHAT } from '../helpers/cpu-runtime.js';
 
 const SYSTEM = 'You are a helpful customer service assistant.';
@@ -281,6 +282,45 @@ test('clients that go away stop their generation or leave the queue, and free th
   const metrics = await (await fetch(`${engine.url}/metrics`)).text();
   assert.match(metrics, new RegExp(`vllm:request_success_total\\{finished_reason="abort",model_name="tiny-chat"\\} ${stats.aborted}\\.0`));
 });
+
+test(
+  'with an API key /v1 needs the bearer token (401 as vLLM), /health and /metrics stay open, and a foreign Host gets 403',
+  { timeout: 120_000 },
+  async (t) => {
+    if (!requireCpuRuntime(t)) return;
+    const engine = await engineFor(t, { apiKey: 'sekret', engineHostname: 'cs-llm-engine-cpu' });
+    const wrong = await new OpenAI({ baseURL: `${engine.url}/v1`, apiKey: 'nope', maxRetries: 0 }).models
+      .list()
+      .catch((err: unknown) => err);
+    assert.ok(wrong instanceof OpenAI.AuthenticationError);
+    for (const [method, path, authorization] of [
+      ['POST', '/v1/chat/completions', undefined],
+      ['POST', '/v1/chat/completions', 'Bearer nope'],
+      ['GET', '/v1/nope', 'Basic sekret'],
+    ] as const) {
+      const refused = await rawRequest(engine.url, { method, path, headers: authorization ? { authorization } : {} });
+      assert.equal(refused.status, 401, `${method} ${path}`);
+      assert.deepEqual(JSON.parse(refused.text), { error: 'Unauthorized' });
+    }
+    const reply = await new OpenAI({ baseURL: `${engine.url}/v1`, apiKey: 'sekret', maxRetries: 0 }).chat.completions.create({
+      model: 'tiny-memory',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 2,
+    });
+    assert.equal(reply.usage?.completion_tokens, 2);
+    assert.equal((await fetch(`${engine.url}/health`)).status, 200);
+    assert.equal((await fetch(`${engine.url}/metrics`)).status, 200);
+
+    const auth = { authorization: 'Bearer sekret' };
+    for (const path of ['/health', '/metrics', '/v1/models']) {
+      const refused = await rawRequest(engine.url, { path, headers: { host: 'attacker.example', ...auth } });
+      assert.equal(refused.status, 403, path);
+      assert.equal((JSON.parse(refused.text) as { error: { code: number } }).error.code, 403);
+    }
+    for (const host of [`localhost:${engine.port}`, 'cs-llm-engine-cpu:8000'])
+      assert.equal((await rawRequest(engine.url, { path: '/v1/models', headers: { host, ...auth } })).status, 200, host);
+  },
+);
 
 test('health answers 503 while the model loads, then 200; models lists the served name and context', { timeout: 120_000 }, async (t) => {
   if (!requireCpuRuntime(t)) return;

@@ -27,17 +27,18 @@ test('the simulator image built from this install (no registry, no base image) r
       .catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   });
-  // What an install carries as dist/sim, compiled here from source so the test does not depend on dist/.
-  const simDir = join(work, 'sim');
+  // What an install carries as dist/sim (and the dist/openai-server it imports), compiled here from source
+  // so the test does not depend on dist/.
+  const simDir = join(work, 'dist', 'sim');
   await execa(
     'npx',
     [
       'tsc',
       '--strict',
       '--outDir',
-      simDir,
+      join(work, 'dist'),
       '--rootDir',
-      'src/sim',
+      'src',
       '--module',
       'nodenext',
       '--moduleResolution',

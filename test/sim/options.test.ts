@@ -55,6 +55,7 @@ test('knobs come from SIM_* environment variables, and flags win over them', () 
     SIM_CRASH_AT_START: 'torch.OutOfMemoryError: CUDA out of memory.',
     SIM_SEED: '7',
     VLLM_API_KEY: 'secret',
+    CS_LLM_ENGINE_HOSTNAME: 'cs-llm-engine-x',
   });
   assert.equal(options.loadTimeMs, 1500);
   assert.equal(options.ttftMs, 25);
@@ -63,6 +64,8 @@ test('knobs come from SIM_* environment variables, and flags win over them', () 
   assert.equal(options.crashAtStart, 'torch.OutOfMemoryError: CUDA out of memory.');
   assert.equal(options.seed, 7);
   assert.equal(options.apiKey, 'secret');
+  assert.equal(options.engineHostname, 'cs-llm-engine-x');
+  assert.equal(parseSimulatorArgs(['--api-key', 'k2'], { VLLM_API_KEY: 'secret' }).options.apiKey, 'k2');
 });
 
 test('a bad knob value is refused with the flag or variable named', () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { countTokens } from '../../src/sim/tokenizer.js';
+import { rawRequest } from '../helpers/http.js';
 import { clientFor, simFor } from './harness.js';
 
 const MODEL = 'sim-model';
@@ -254,7 +255,7 @@ test('malformed JSON is a 400, an unknown route a 404 and a wrong method a 405, 
   assert.equal(((await wrongMethod.json()) as { error: { type: string } }).error.type, 'MethodNotAllowedError');
 });
 
-test('with an API key, /v1 needs the bearer token as in vLLM, while /health stays open', async (t) => {
+test('with an API key, /v1 needs the bearer token as in vLLM, while /health and /metrics stay open', async (t) => {
   const sim = await simFor(t, { apiKey: 'sekret' });
   const wrong = await clientFor(sim, { apiKey: 'nope' })
     .models.list()
@@ -265,7 +266,33 @@ test('with an API key, /v1 needs the bearer token as in vLLM, while /health stay
     messages: [{ role: 'user', content: 'hi' }],
   });
   assert.equal(right.choices[0]!.finish_reason, 'stop');
+  // vLLM's middleware answers before routing: an unknown /v1 path or a wrong method is a 401 too, with its exact body.
+  for (const [method, path] of [
+    ['POST', '/v1/chat/completions'],
+    ['GET', '/v1/nope'],
+    ['GET', '/v1/chat/completions'],
+  ] as const) {
+    const refused = await rawRequest(sim.url, { method, path, headers: { authorization: 'Bearer nope' } });
+    assert.equal(refused.status, 401, `${method} ${path}`);
+    assert.deepEqual(JSON.parse(refused.text), { error: 'Unauthorized' });
+  }
+  assert.equal((await rawRequest(sim.url, { path: '/v1/models', headers: { authorization: 'bearer sekret' } })).status, 200);
   assert.equal((await fetch(`${sim.url}/health`)).status, 200);
+  assert.equal((await fetch(`${sim.url}/metrics`)).status, 200);
+});
+
+test('a Host that is not loopback or the engine own name gets 403 on every route, key or not (DNS rebinding)', async (t) => {
+  const sim = await simFor(t, { apiKey: 'sekret', engineHostname: 'cs-llm-engine-sim' });
+  const auth = { authorization: 'Bearer sekret' };
+  for (const path of ['/health', '/metrics', '/v1/models']) {
+    const refused = await rawRequest(sim.url, { path, headers: { host: `evil.example:${sim.port}`, ...auth } });
+    assert.equal(refused.status, 403, path);
+    const body = JSON.parse(refused.text) as { error: Record<string, unknown> };
+    assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'param', 'type']);
+    assert.equal(body.error.code, 403);
+  }
+  for (const host of [`localhost:${sim.port}`, `[::1]:${sim.port}`, `cs-llm-engine-sim:8000`])
+    assert.equal((await rawRequest(sim.url, { path: '/v1/models', headers: { host, ...auth } })).status, 200, host);
 });
 
 test("the openai SDK's own stream helper assembles the streamed tool call and the usage", async (t) => {
