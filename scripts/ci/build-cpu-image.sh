@@ -96,7 +96,9 @@ printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$rootfs/etc/hosts"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
 (cd "$dist" && find "${dist_dirs[@]}" -name '*.js' -print0 | xargs -0 -I{} install -D -m 0644 {} "$rootfs/app/dist/{}")
 cp "$runtime/package.json" "$runtime/package-lock.json" "$rootfs/app/engines/cpu/"
-cp -R "$runtime/node_modules" "$rootfs/app/engines/cpu/node_modules"
+# readlink -f: in a git worktree engines/cpu/node_modules is often a symlink to the main checkout's; copy
+# the folder it names, not the link (which would dangle inside the image).
+cp -R "$(readlink -f "$runtime/node_modules")" "$rootfs/app/engines/cpu/node_modules"
 printf '{"name":"cs-llm-cpu","version":"%s","private":true,"type":"module"}\n' "$version" >"$rootfs/app/package.json"
 
 log "importing $image_repo:test ($(du -sm "$rootfs" | cut -f1) MB, $(grep -c . <<<"$(ls "$rootfs"/lib*/*/ "$rootfs"/lib64/ 2>/dev/null | grep '\.so')") system libraries, content $content_hash)"
