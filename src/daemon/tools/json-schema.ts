@@ -1,123 +1,265 @@
 /*
- * A small JSON Schema checker for tool arguments. Pure. The subset (docs/routing-and-tools.md):
- * `type` (string, number, integer, boolean, array, object, null, or a list of them), `properties`,
- * `required`, `additionalProperties` (false or a schema), `items`, `enum`, `const`, `description`
- * (ignored), and `minLength`/`maxLength`/`minimum`/`maximum`. Anything else in a schema is ignored, so a
- * richer schema still reaches the model unchanged; the daemon only checks what it understands.
+ * Tool argument schemas, checked by ajv (JSON Schema 2020-12, with ajv-formats). Each tool's schema is
+ * compiled once, at start, in strict mode: a keyword ajv does not know, a format it cannot check, or a
+ * keyword that cannot apply without its type (`minLength` on a schema without `"type": "string"`) would let
+ * arguments through unchecked, so such a schema is refused with the place and the keyword. At run time the
+ * problems are short sentences naming the argument ("order_id: must match pattern ..."): they go back to the
+ * model as the tool's result, so it can correct its call.
  */
 
-export type JsonSchema = Record<string, unknown>;
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import addFormatsModule, { type FormatName } from 'ajv-formats';
 
-const KNOWN_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'array', 'object', 'null']);
+const addFormats = addFormatsModule.default;
+
+/** What is wrong with a value; empty when it is valid. */
+export type ArgumentsValidator = (value: unknown) => string[];
+
+/** A schema that cannot be used; `problems` name the place in the schema (`parameters.properties.a`). */
+export class SchemaError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('; '));
+    this.name = 'SchemaError';
+  }
+}
+
+const MAX_PROBLEMS = 10;
+const DRAFT = 'https://json-schema.org/draft/2020-12/schema';
+
+/** ajv-formats' formats except "password" and "binary", which it accepts whatever the value (annotations). */
+const FORMATS = (
+  'date time date-time iso-time iso-date-time duration uri uri-reference uri-template url email hostname ipv4 ipv6 regex uuid ' +
+  'json-pointer json-pointer-uri-fragment relative-json-pointer byte int32 int64 float double'
+).split(' ') as FormatName[];
+
+/** Keywords JSON Schema 2020-12 defines as annotations only: ajv knows them but checks nothing. */
+const UNCHECKED = ['contentMediaType', 'contentEncoding', 'contentSchema'];
+
+let shared: Ajv2020 | null = null;
+
+/** One ajv for every tool, made at the first schema (a daemon without tools never pays for it). */
+function ajv(): Ajv2020 {
+  if (shared) return shared;
+  // allowUnionTypes: `"type": ["string", "null"]` is plain JSON Schema; strict mode refuses it otherwise.
+  // strictRequired would refuse `anyOf: [{required: ["a"]}, {required: ["b"]}]` (a required name with no
+  // `properties` beside it), a common way to say "a or b"; the top-level `required` is checked below instead.
+  // addUsedSchema false: a tool's $id is not registered, so two tools may use the same one.
+  shared = new Ajv2020({
+    strict: true,
+    strictRequired: false,
+    allErrors: true,
+    allowUnionTypes: true,
+    verbose: true,
+    logger: false,
+    addUsedSchema: false,
+  });
+  addFormats(shared, FORMATS);
+  return shared;
+}
+
+/** Compiles a tool's `parameters`; throws SchemaError naming what cannot be checked. */
+export function compileArgumentsSchema(schema: unknown): ArgumentsValidator {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw new SchemaError(['parameters: must be an object']);
+  const declared = (schema as { $schema?: unknown }).$schema;
+  if (declared !== undefined && declared !== DRAFT && declared !== `${DRAFT}#`) {
+    throw new SchemaError([`parameters.$schema: only JSON Schema 2020-12 is checked; remove "$schema" or set it to ${DRAFT}`]);
+  }
+  const checker = ajv();
+  if (!checker.validateSchema(schema)) throw new SchemaError(metaProblems(checker.errors ?? []));
+  for (const keyword of UNCHECKED) {
+    const place = keywordPlace(schema, keyword, 'parameters');
+    if (place) throw new SchemaError([`${place}: "${keyword}" is an annotation in JSON Schema, never checked: remove it`]);
+  }
+  const undeclared = requiredNotDeclared(schema);
+  if (undeclared.length > 0) {
+    throw new SchemaError([
+      `parameters.required: ${undeclared.map((n) => JSON.stringify(n)).join(', ')} not in parameters.properties (only declared arguments are sent to the tool)`,
+    ]);
+  }
+  let validate: ReturnType<Ajv2020['compile']>;
+  try {
+    validate = checker.compile(schema);
+  } catch (err) {
+    throw new SchemaError([compileProblem((err as Error).message, schema)]);
+  }
+  return (value) => (validate(value) ? [] : describeAll(validate.errors ?? []).slice(0, MAX_PROBLEMS));
+}
+
+/** Names the top-level `required` lists that `properties` does not declare: they could never be sent. */
+function requiredNotDeclared(schema: object): string[] {
+  const { required, properties } = schema as { required?: unknown; properties?: unknown };
+  if (!Array.isArray(required)) return [];
+  const declared = typeof properties === 'object' && properties !== null ? properties : {};
+  return required.filter((name): name is string => typeof name === 'string' && !Object.hasOwn(declared, name));
+}
+
+/** "/properties/a/type" -> "parameters.properties.a.type". */
+function schemaPlace(pointer: string): string {
+  const parts = pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return ['parameters', ...parts].join('.');
+}
+
+/** The schema against the 2020-12 meta-schema: the first problem at each place. */
+function metaProblems(errors: ErrorObject[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const e of errors) {
+    const place = schemaPlace(e.instancePath);
+    if (seen.has(place)) continue;
+    seen.add(place);
+    if (place.endsWith('.type') && typeof e.data === 'string') out.push(`${place}: unknown type ${JSON.stringify(e.data)}`);
+    else out.push(`${place}: ${e.message ?? 'invalid'}`);
+  }
+  return out;
+}
+
+/** ajv's compile errors ("strict mode: unknown keyword: "x"") as "<place>: <what>". */
+function compileProblem(message: string, schema: object): string {
+  let what = message.replace(/^strict mode: /, '').replace(/ \(strict\w*\)$/, '');
+  let place = 'parameters';
+  const at = / (?:ignored in schema )?at (?:path )?"#([^"]*)"/.exec(what);
+  if (at) {
+    place = schemaPlace(at[1]!);
+    what = what.slice(0, at.index) + what.slice(at.index + at[0].length);
+  }
+  const badPattern = /^Invalid regular expression: \/(.*)\/[a-z]*: /s.exec(what);
+  if (badPattern) place = keywordPlace(schema, 'pattern', 'parameters', badPattern[1]) ?? place;
+  const unknown = /^unknown keyword: "(.+)"$/.exec(what);
+  if (unknown) {
+    place = keywordPlace(schema, unknown[1]!, 'parameters') ?? place;
+    what = `unknown keyword "${unknown[1]}" (the daemon could not check it: remove it, or express it with standard keywords)`;
+  }
+  if (/^unknown format /.test(what)) what += ` (checked formats: ${FORMATS.join(', ')})`;
+  return `${place}: ${what}`;
+}
+
+/** Keywords whose value maps names to subschemas (the names are not keywords). */
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']);
+/** Keywords whose value is data, not schemas. */
+const DATA = new Set(['enum', 'const', 'default', 'examples', 'required', 'dependentRequired']);
+
+/**
+ * Where `keyword` is used as a keyword in the schema (with `value`, when given), which ajv's message does not
+ * say: the first place, depth first.
+ */
+function keywordPlace(schema: unknown, keyword: string, place: string, value?: unknown): string | null {
+  if (typeof schema !== 'object' || schema === null) return null;
+  if (Array.isArray(schema)) {
+    for (const [i, item] of schema.entries()) {
+      const found = keywordPlace(item, keyword, `${place}[${i}]`, value);
+      if (found) return found;
+    }
+    return null;
+  }
+  if (Object.hasOwn(schema, keyword) && (value === undefined || (schema as Record<string, unknown>)[keyword] === value)) return place;
+  for (const [key, child] of Object.entries(schema)) {
+    if (DATA.has(key) || typeof child !== 'object' || child === null) continue;
+    if (SCHEMA_MAPS.has(key)) {
+      for (const [name, sub] of Object.entries(child)) {
+        const found = keywordPlace(sub, keyword, `${place}.${key}.${name}`, value);
+        if (found) return found;
+      }
+    } else {
+      const found = keywordPlace(child, keyword, `${place}.${key}`, value);
+      if (found) return found;
+    }
+  }
+  return null;
+}
 
 function typeOf(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number' && Number.isInteger(value)) return 'integer';
   return typeof value;
 }
 
-function matchesType(value: unknown, type: string): boolean {
-  switch (type) {
-    case 'integer':
-      return typeof value === 'number' && Number.isInteger(value);
-    case 'number':
-      return typeof value === 'number' && Number.isFinite(value);
+/** "/items/1/name" -> "items[1].name"; the whole arguments object: "(arguments)". */
+function argumentName(instancePath: string, child?: string): string {
+  const parts = instancePath.split('/').slice(1);
+  if (child !== undefined) parts.push(child);
+  let name = '';
+  for (const raw of parts) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    name += /^\d+$/.test(part) ? `[${part}]` : name === '' ? part : `.${part}`;
+  }
+  return name === '' ? '(arguments)' : name;
+}
+
+function describe(e: ErrorObject): string {
+  const p = e.params as Record<string, unknown>;
+  const name = argumentName(e.instancePath);
+  switch (e.keyword) {
+    case 'required':
+      return `${argumentName(e.instancePath, String(p.missingProperty))}: required`;
+    case 'additionalProperties':
+      return `${argumentName(e.instancePath, String(p.additionalProperty))}: not an allowed property`;
+    case 'unevaluatedProperties':
+      return `${argumentName(e.instancePath, String(p.unevaluatedProperty))}: not an allowed property`;
+    case 'type': {
+      const got = typeOf(e.data);
+      // A fraction is a number, not an integer: "expected integer, got number".
+      return `${name}: expected ${String(p.type).split(',').join(' or ')}, got ${got === 'integer' ? 'number' : got}`;
+    }
+    case 'enum':
+      return `${name}: must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'const':
+      return `${name}: must be ${JSON.stringify(p.allowedValue)}`;
+    case 'minLength':
+      return `${name}: shorter than ${String(p.limit)} characters`;
+    case 'maxLength':
+      return `${name}: longer than ${String(p.limit)} characters`;
+    case 'minimum':
+      return `${name}: below the minimum ${String(p.limit)}`;
+    case 'maximum':
+      return `${name}: above the maximum ${String(p.limit)}`;
+    case 'false schema':
+      return `${name}: not allowed`;
     default:
-      return typeOf(value) === type;
+      return `${name}: ${e.message ?? `fails ${e.keyword}`}`;
   }
-}
-
-function isSchema(value: unknown): value is JsonSchema {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function at(path: string, key: string | number): string {
-  return typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key;
-}
-
-/** Problems with a schema itself (so a bad config is refused at start, not at the first tool call). */
-export function schemaProblems(schema: unknown, path = 'parameters'): string[] {
-  if (!isSchema(schema)) return [`${path} must be an object`];
-  const problems: string[] = [];
-  const { type } = schema;
-  if (type !== undefined) {
-    const types = Array.isArray(type) ? type : [type];
-    for (const t of types)
-      if (typeof t !== 'string' || !KNOWN_TYPES.has(t)) problems.push(`${path}.type: unknown type ${JSON.stringify(t)}`);
-  }
-  if (schema.properties !== undefined) {
-    if (!isSchema(schema.properties)) problems.push(`${path}.properties must be an object`);
-    else for (const [k, v] of Object.entries(schema.properties)) problems.push(...schemaProblems(v, `${path}.properties.${k}`));
-  }
-  if (schema.required !== undefined && !(Array.isArray(schema.required) && schema.required.every((r) => typeof r === 'string'))) {
-    problems.push(`${path}.required must be a list of property names`);
-  }
-  if (schema.enum !== undefined && !Array.isArray(schema.enum)) problems.push(`${path}.enum must be a list`);
-  if (schema.items !== undefined) problems.push(...schemaProblems(schema.items, `${path}.items`));
-  const extra = schema.additionalProperties;
-  if (extra !== undefined && typeof extra !== 'boolean') problems.push(...schemaProblems(extra, `${path}.additionalProperties`));
-  return problems;
 }
 
 /**
- * What is wrong with `value` under `schema`, as short sentences naming the argument ("order_id: expected
- * string, got number"); empty when it is valid. Stops at 10 problems.
+ * ajv's errors as sentences. An anyOf/oneOf that failed comes with its branches' errors: they are folded into
+ * one sentence per combinator ("matches none of the allowed forms: [...] or [...]"), outermost first.
  */
-export function validateJson(value: unknown, schema: JsonSchema, path = ''): string[] {
-  const problems: string[] = [];
-  check(value, schema, path, problems);
-  return problems;
-}
-
-function check(value: unknown, schema: JsonSchema, path: string, problems: string[]): void {
-  if (problems.length >= 10) return;
-  const name = path || '(arguments)';
-  const { type } = schema;
-  if (type !== undefined) {
-    const types = (Array.isArray(type) ? type : [type]) as string[];
-    if (!types.some((t) => matchesType(value, t))) {
-      problems.push(`${name}: expected ${types.join(' or ')}, got ${typeOf(value)}`);
-      return;
+function describeAll(errors: ErrorObject[]): string[] {
+  const inside = new Map<ErrorObject, ErrorObject[]>();
+  const folded = new Set<ErrorObject>();
+  const combinators = errors
+    .filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')
+    .sort((a, b) => a.schemaPath.length - b.schemaPath.length);
+  for (const c of combinators) {
+    if (folded.has(c)) continue;
+    const branchErrors = errors.filter((e) => e !== c && e.schemaPath.startsWith(`${c.schemaPath}/`));
+    for (const e of branchErrors) folded.add(e);
+    inside.set(c, branchErrors);
+  }
+  const out: string[] = [];
+  for (const e of errors) {
+    if (folded.has(e)) continue;
+    const branchErrors = inside.get(e);
+    if (!branchErrors) {
+      out.push(describe(e));
+      continue;
     }
-  }
-  if (Array.isArray(schema.enum) && !schema.enum.some((option) => deepEqual(option, value))) {
-    problems.push(`${name}: must be one of ${schema.enum.map((o) => JSON.stringify(o)).join(', ')}`);
-  }
-  if ('const' in schema && !deepEqual(schema.const, value)) problems.push(`${name}: must be ${JSON.stringify(schema.const)}`);
-  if (typeof value === 'string') {
-    if (typeof schema.minLength === 'number' && value.length < schema.minLength)
-      problems.push(`${name}: shorter than ${schema.minLength} characters`);
-    if (typeof schema.maxLength === 'number' && value.length > schema.maxLength)
-      problems.push(`${name}: longer than ${schema.maxLength} characters`);
-  }
-  if (typeof value === 'number') {
-    if (typeof schema.minimum === 'number' && value < schema.minimum) problems.push(`${name}: below the minimum ${schema.minimum}`);
-    if (typeof schema.maximum === 'number' && value > schema.maximum) problems.push(`${name}: above the maximum ${schema.maximum}`);
-  }
-  if (Array.isArray(value) && isSchema(schema.items)) {
-    value.forEach((item, i) => check(item, schema.items as JsonSchema, at(path, i), problems));
-  }
-  if (typeOf(value) === 'object') {
-    const object = value as Record<string, unknown>;
-    const properties = isSchema(schema.properties) ? schema.properties : {};
-    if (Array.isArray(schema.required)) {
-      for (const key of schema.required as string[]) if (!(key in object)) problems.push(`${at(path, key)}: required`);
+    const name = argumentName(e.instancePath);
+    const passing = (e.params as { passingSchemas?: number[] | null }).passingSchemas;
+    if (e.keyword === 'oneOf' && Array.isArray(passing)) {
+      out.push(`${name}: matches more than one of the allowed forms (${passing.join(' and ')}); it must match exactly one`);
+      continue;
     }
-    for (const [key, child] of Object.entries(object)) {
-      const sub = properties[key];
-      if (isSchema(sub)) check(child, sub, at(path, key), problems);
-      else if (schema.additionalProperties === false) problems.push(`${at(path, key)}: not an allowed property`);
-      else if (isSchema(schema.additionalProperties)) check(child, schema.additionalProperties, at(path, key), problems);
+    const branches = new Map<string, ErrorObject[]>();
+    for (const b of branchErrors) {
+      const index = b.schemaPath.slice(e.schemaPath.length + 1).split('/')[0]!;
+      branches.set(index, [...(branches.get(index) ?? []), b]);
     }
+    const forms = [...branches.values()].map((list) => `[${describeAll(list).join('; ')}]`);
+    out.push(`${name}: matches none of the allowed forms: ${forms.join(' or ')}`);
   }
-}
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length) return false;
-  return ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return out;
 }

@@ -2,7 +2,7 @@ import type { Config, Profile, ToolConfig } from '../../core/config.js';
 import { ConfigError } from '../../core/errors.js';
 import { CircuitBreaker } from './breaker.js';
 import { ABORTED, errorResult, runHttpTool, type ToolOutcome, type ToolResult } from './http-tool.js';
-import { schemaProblems, validateJson } from './json-schema.js';
+import { compileArgumentsSchema, SchemaError, type ArgumentsValidator } from './json-schema.js';
 import { ToolArgumentError, toolRequest, urlTemplateProblems, type ToolRequest } from './tool-request.js';
 
 /** The metric label of a call naming no declared tool (not a valid tool name, so it cannot collide). */
@@ -33,6 +33,8 @@ export interface ToolSetOptions {
 
 interface Entry {
   config: ToolConfig;
+  /** The parameters schema, compiled once at start. */
+  validate: ArgumentsValidator;
   breaker: CircuitBreaker;
   definition: { type: 'function'; function: { name: string; description: string; parameters: Record<string, unknown> } };
 }
@@ -56,14 +58,18 @@ export class ToolSet {
           next: 'Put {placeholders} only in the path or the query, each naming a property of parameters.properties.',
         });
       }
-      const problems = schemaProblems(tool.parameters);
-      if (problems.length > 0) {
-        throw new ConfigError(`daemon.tools: "${tool.name}" has an unusable parameters schema: ${problems.join('; ')}`, {
-          next: 'Use the JSON Schema subset in docs/routing-and-tools.md.',
+      let validate: ArgumentsValidator;
+      try {
+        validate = compileArgumentsSchema(tool.parameters);
+      } catch (err) {
+        if (!(err instanceof SchemaError)) throw err;
+        throw new ConfigError(`daemon.tools: "${tool.name}" has a parameters schema the daemon cannot check: ${err.problems.join('; ')}`, {
+          next: 'Fix the schema (JSON Schema 2020-12, the keywords and formats in docs/routing-and-tools.md); the daemon refuses what it could not enforce.',
         });
       }
       this.tools.set(tool.name, {
         config: tool,
+        validate,
         breaker: new CircuitBreaker(d.toolBreakerFailures, d.toolBreakerCooldownMs, options.now),
         definition: { type: 'function', function: { name: tool.name, description: tool.description, parameters: tool.parameters } },
       });
@@ -111,7 +117,7 @@ export class ToolSet {
     } catch {
       return errorResult('invalid_arguments', `the arguments for ${call.name} are not valid JSON`);
     }
-    const problems = validateJson(args, entry.config.parameters);
+    const problems = entry.validate(args);
     if (problems.length > 0) return errorResult('invalid_arguments', `invalid arguments for ${call.name}: ${problems.join('; ')}`);
     if (typeof args !== 'object' || args === null || Array.isArray(args)) {
       return errorResult('invalid_arguments', `the arguments for ${call.name} must be a JSON object`);

@@ -192,6 +192,24 @@ test('arguments that break the schema are not sent to the tool: the model gets a
   assert.match(history.messages[2]!.content!, /region: required/);
 });
 
+test('pattern and format are enforced: arguments that break them are not sent, and the model is told what to fix', async (t) => {
+  const tools = await startToolServer(t);
+  for (const [session, order_id, problem] of [
+    ['tools-pattern', { type: 'string', pattern: '^[A-Z]{2}-[0-9]+$' }, 'order_id: must match pattern "^[A-Z]{2}-[0-9]+$"'],
+    ['tools-format', { type: 'string', format: 'uuid' }, 'order_id: must match format "uuid"'],
+  ] as const) {
+    const tool = logisticsTool(tools.url, {
+      parameters: { type: 'object', properties: { order_id }, required: ['order_id'], additionalProperties: false },
+    });
+    const h = await startHarness(t, { config: { daemon: { tools: [tool] }, profiles: { default: { tools: ['get_logistics'] } } } });
+    const reply = await h
+      .client({ sessionId: session })
+      .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'where is order 12345?' }] });
+    assert.ok(text(reply).includes(`error is invalid arguments for get_logistics: ${problem}`), text(reply));
+  }
+  assert.deepEqual(tools.calls, [], 'the endpoint was not called');
+});
+
 test('a tool that does not answer in time becomes an error result, not a hung request', async (t) => {
   const tools = await startToolServer(t);
   const tool = { ...logisticsTool(tools.url), http: { method: 'GET', url: `${tools.url}/hang/{order_id}`, timeoutMs: 300 } };
@@ -429,13 +447,20 @@ test('arguments the schema does not declare are never sent to the endpoint, in t
   assert.deepEqual(JSON.parse(tools.posted[0]!.body), { order_id: '12345', address: '1 Main St' });
 });
 
-test('a profile naming an undeclared tool, or a schema outside the subset, is refused at start with the fix', async (t) => {
+test('a profile naming an undeclared tool, a schema with a keyword the daemon cannot check, or a URL the model could steer is refused at start', async (t) => {
   await assert.rejects(
     startHarness(t, { config: { profiles: { default: { tools: ['nope'] } } } }),
     /profiles\.default\.tools names "nope"/,
   );
   const bad = { name: 'x', parameters: { type: 'objekt' }, http: { url: 'http://127.0.0.1:1/x' } };
   await assert.rejects(startHarness(t, { config: { daemon: { tools: [bad] } } }), /unknown type "objekt"/);
+  const typo = logisticsTool('http://127.0.0.1:1', {
+    parameters: { type: 'object', properties: { order_id: { type: 'string', maxlength: 12 } }, required: ['order_id'] },
+  });
+  await assert.rejects(
+    startHarness(t, { config: { daemon: { tools: [typo] } } }),
+    /"get_logistics" has a parameters schema the daemon cannot check: parameters\.properties\.order_id: unknown keyword "maxlength"/,
+  );
   const hostFromModel = logisticsTool('http://{order_id}.example');
   await assert.rejects(
     startHarness(t, { config: { daemon: { tools: [hostFromModel] } } }),
