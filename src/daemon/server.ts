@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../core/config.js';
 import { ConfigError, EnvironmentError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
-import { createDaemonMetrics, type DaemonMetricsOptions } from '../metrics/daemon-metrics.js';
+import { createDaemonMetrics, type DaemonMetricsOptions } from './metrics.js';
 import type { Paths } from '../core/paths.js';
 import { startMaintenance } from '../store/maintenance.js';
 import { openStore, storeFile, type Store } from '../store/store.js';

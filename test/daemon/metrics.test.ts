@@ -7,11 +7,11 @@ import { execa } from 'execa';
 import OpenAI from 'openai';
 import { loadConfig } from '../../src/core/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon/server.js';
-import type { DaemonMetricsOptions } from '../../src/metrics/daemon-metrics.js';
+import type { DaemonMetricsOptions } from '../../src/daemon/metrics.js';
 import { parsePrometheusText, select, sumOf, type ParsedMetrics } from '../../src/metrics/prom-text.js';
 import { startSimulator } from '../../src/sim/server.js';
 import { ROOT } from '../helpers/cli.js';
-import { requirePromtool } from './promtool.js';
+import { requirePromtool } from '../metrics/promtool.js';
 
 const LOOP_SMI = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'loop', 'nvidia-smi');
 const NO_GPU: DaemonMetricsOptions = { gpu: { env: { PATH: '/nonexistent-bin' } } };

@@ -6,13 +6,14 @@
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from '../store/store.js';
-import { startGpuSampler, type GpuSampler, type GpuSamplerOptions } from '../gpu/sampler.js';
+import type { GpuSamplerOptions } from '../gpu/sampler.js';
+import { createGpuMetrics } from '../metrics/gpu-metrics.js';
+import { parsePrometheusText, sumOf, type ParsedMetrics } from '../metrics/prom-text.js';
 import { VERSION } from '../core/version.js';
-import type { RequestRecord } from '../daemon/observers.js';
-import type { RequestContext } from '../daemon/routes.js';
-import type { Upstream } from '../daemon/upstream.js';
-import { readAll, type UpstreamInfo } from '../daemon/upstream-info.js';
-import { parsePrometheusText, sumOf, type ParsedMetrics } from './prom-text.js';
+import type { RequestRecord } from './observers.js';
+import type { RequestContext } from './routes.js';
+import type { Upstream } from './upstream.js';
+import { readAll, type UpstreamInfo } from './upstream-info.js';
 
 export interface DaemonMetricsSources {
   store: Store;
@@ -206,33 +207,6 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     registers,
   });
 
-  const gpuLabels = ['gpu', 'uuid', 'name'];
-  const gpuMemoryUsed = new Gauge({
-    name: 'cs_llm_gpu_memory_used_bytes',
-    help: 'GPU memory in use (nvidia-smi).',
-    labelNames: gpuLabels,
-    registers,
-  });
-  const gpuMemoryTotal = new Gauge({
-    name: 'cs_llm_gpu_memory_total_bytes',
-    help: 'GPU memory in total (nvidia-smi).',
-    labelNames: gpuLabels,
-    registers,
-  });
-  const gpuUtilization = new Gauge({
-    name: 'cs_llm_gpu_utilization_ratio',
-    help: 'GPU busy time over the last sample period, 0 to 1 (nvidia-smi).',
-    labelNames: gpuLabels,
-    registers,
-  });
-  const gpuTemperature = new Gauge({
-    name: 'cs_llm_gpu_temperature_celsius',
-    help: 'GPU core temperature (nvidia-smi).',
-    labelNames: gpuLabels,
-    registers,
-  });
-  const gpuPower = new Gauge({ name: 'cs_llm_gpu_power_watts', help: 'GPU power draw (nvidia-smi).', labelNames: gpuLabels, registers });
-
   const engineUp = new Gauge({
     name: 'cs_llm_engine_up',
     help: "1 when the engine's /metrics answered at the last scrape, else 0.",
@@ -296,7 +270,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
   };
 
   // Scrape-time sources.
-  const sampler: GpuSampler | null = options.gpu === false ? null : startGpuSampler(options.gpu ?? {});
+  const gpus = createGpuMetrics(registry, options.gpu ?? {});
 
   const sessionCacheMs = options.sessionCountCacheMs ?? 5000;
   const countActive = sources.store.db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?');
@@ -357,24 +331,11 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     await enginePending;
   };
 
-  const refreshGpus = () => {
-    for (const g of [gpuMemoryUsed, gpuMemoryTotal, gpuUtilization, gpuTemperature, gpuPower]) g.reset();
-    if (!sampler) return;
-    for (const s of sampler.current()) {
-      const labels = { gpu: String(s.index), uuid: s.uuid ?? '', name: s.name };
-      if (s.memoryUsedBytes !== null) gpuMemoryUsed.set(labels, s.memoryUsedBytes);
-      if (s.memoryTotalBytes !== null) gpuMemoryTotal.set(labels, s.memoryTotalBytes);
-      if (s.utilization !== null) gpuUtilization.set(labels, s.utilization);
-      if (s.temperatureC !== null) gpuTemperature.set(labels, s.temperatureC);
-      if (s.powerW !== null) gpuPower.set(labels, s.powerW);
-    }
-  };
-
   /** @param selfInFlight requests to leave out of the in-flight count (the scrape itself). */
   const render = async (selfInFlight = 0): Promise<string> => {
     await refreshEngine();
     refreshSessions();
-    refreshGpus();
+    gpus.refresh();
     info.reset();
     const model = sources.upstreamInfo.known?.id;
     // Not known yet (the engine was not up when the daemon started): ask in the background, it is cached.
@@ -400,7 +361,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
       ctx.res.end(body);
     },
     async close() {
-      await sampler?.stop();
+      await gpus.close();
     },
   };
 }
