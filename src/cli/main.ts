@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { renderError, exitCodeOf, isCsLlmError } from '../core/errors.js';
+import { terminalText } from '../core/terminal-text.js';
 import { buildProgram, translateCommanderError } from './program.js';
 
 // The one place that turns errors into what a person sees and an exit code.
@@ -13,9 +14,10 @@ async function main(argv: string[]): Promise<number> {
     if (err === null) return 0;
     // commander prints its own usage message; print only the next step for those.
     if (isCsLlmError(err) && raw !== err) {
-      if (err.next) process.stderr.write(`next: ${err.next}\n`);
+      if (err.next) process.stderr.write(terminalText(`next: ${err.next}\n`));
     } else {
-      process.stderr.write(`${renderError(err, { verbose })}\n`);
+      // Error texts can quote an upstream or an engine: no control characters reach the terminal.
+      process.stderr.write(terminalText(`${renderError(err, { verbose })}\n`));
     }
     return exitCodeOf(err);
   }
@@ -26,7 +28,7 @@ main(process.argv).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`${renderError(err, { verbose: true })}\n`);
+    process.stderr.write(terminalText(`${renderError(err, { verbose: true })}\n`));
     process.exitCode = 1;
   },
 );

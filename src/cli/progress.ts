@@ -8,6 +8,7 @@
 import type { UpProgress } from '../engine/up.js';
 import type { PullProgress } from '../engine/pull.js';
 import type { ReadinessEvent } from '../engine/readiness.js';
+import { terminalLine } from '../core/terminal-text.js';
 import { formatBytes, paint, type Output } from './output.js';
 
 export interface ProgressViewState {
@@ -52,8 +53,15 @@ export function formatReadiness(e: ReadinessEvent): string {
   return `${STATE_TEXT[e.state]}${detail} [${seconds}]`;
 }
 
-/** Pure: the next view state for a progress event. */
+/** Pure: the next view state for a progress event (its labels one line each, without control characters: they quote engine logs). */
 export function reduceView(state: ProgressViewState, event: UpProgress): ProgressViewState {
+  const next = reduceViewRaw(state, event);
+  const current = next.current && { ...next.current, label: terminalLine(next.current.label) };
+  const done = next.done === state.done ? next.done : [...state.done, ...next.done.slice(state.done.length).map(terminalLine)];
+  return { done, current };
+}
+
+function reduceViewRaw(state: ProgressViewState, event: UpProgress): ProgressViewState {
   const finishCurrent = (): string[] => (state.current ? [...state.done, state.current.label] : state.done);
   switch (event.stage) {
     case 'plan':

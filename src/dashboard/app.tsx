@@ -6,6 +6,7 @@
 import { useEffect, useState } from 'react';
 import { render, useApp, useInput, useStdout } from 'ink';
 import { startPoller, type Poller } from './poller.js';
+import { terminalLines } from '../core/terminal-text.js';
 import { plainLine } from './format.js';
 import type { DashboardState } from './state.js';
 import { Dashboard } from './view.js';
@@ -62,7 +63,10 @@ export async function runDashboard(options: RunDashboardOptions): Promise<void> 
       url: options.url,
       intervalMs: options.intervalMs,
       apiKey: options.apiKey,
-      onState: (state) => {
+      // The one way states reach the screen: names from the engine and the daemon's metrics (model, upstream,
+      // GPU names, problems) lose their control characters here.
+      onState: (raw) => {
+        const state = terminalLines(raw);
         if (options.interactive) {
           for (const listener of listeners) listener(state);
           return;
@@ -78,12 +82,12 @@ export async function runDashboard(options: RunDashboardOptions): Promise<void> 
     }
     const subscribe = (fn: Listener) => {
       listeners.add(fn);
-      fn(poller!.state());
+      fn(terminalLines(poller!.state()));
       return () => {
         listeners.delete(fn);
       };
     };
-    const instance = render(<App subscribe={subscribe} initial={poller.state()} color={options.color} />, {
+    const instance = render(<App subscribe={subscribe} initial={terminalLines(poller.state())} color={options.color} />, {
       stdout,
       ...(options.stdin ? { stdin: options.stdin } : {}),
       exitOnCtrlC: false,

@@ -95,3 +95,14 @@ test('the progress bar is bounded', () => {
     'pulling i: Pulling',
   );
 });
+
+test("the terminal view shows an engine's log text in its steps without control characters", () => {
+  let state: ProgressViewState = initialViewState;
+  state = reduceView(state, { stage: 'note', message: 'engine said \u001b]0;pwned\u0007hi\nthere' });
+  state = reduceView(state, { stage: 'readiness', state: 'loading', elapsedMs: 1000, detail: 'shard \u001b[2J1/2\u009b' });
+  assert.deepEqual(state.done, ['engine said ]0;pwnedhi there']);
+  assert.equal(state.current?.label, 'loading the model: shard [2J1/2 [1 s]');
+  const { lastFrame, unmount } = render(<ProgressView state={state} color={false} />);
+  assert.doesNotMatch(lastFrame() ?? '', /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/);
+  unmount();
+});

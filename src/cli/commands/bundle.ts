@@ -6,6 +6,7 @@
 
 import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../../core/errors.js';
+import { terminalLine } from '../../core/terminal-text.js';
 import { createBundle, type CreateBundleResult } from '../../bundle/create.js';
 import { loadBundle, type LoadBundleResult } from '../../bundle/load.js';
 import type { BundleProgress, BundleProgressListener } from '../../bundle/progress.js';
@@ -17,7 +18,7 @@ import { cancellable } from '../cancellable.js';
 
 function formatBytesEvent(event: Extract<BundleProgress, { type: 'bytes' }>): string {
   const total = event.totalBytes ? ` / ${formatBytes(event.totalBytes)}` : '';
-  return `${event.label}: ${formatBytes(event.doneBytes)}${total}`;
+  return `${terminalLine(event.label)}: ${formatBytes(event.doneBytes)}${total}`;
 }
 
 interface Renderer {
@@ -60,7 +61,7 @@ export function createBundleRenderer(output: Output, json: boolean, now: () => n
           return;
         }
         clear();
-        stderr.write(`${event.type === 'part-done' ? paint(output, 'green', 'done') + ': ' : ''}${event.message}\n`);
+        stderr.write(`${event.type === 'part-done' ? paint(output, 'green', 'done') + ': ' : ''}${terminalLine(event.message)}\n`);
       },
       close: clear,
     };

@@ -64,7 +64,7 @@ export function register(program: Command): void {
       output.err(`session ${sessionId} with ${model} at ${base}; /reset clears it, /history shows it, /exit leaves`);
       const rl = createInterface({ input: process.stdin, terminal: interactive });
       const prompt = () => {
-        if (interactive) process.stdout.write(paint(output, 'cyan', 'you> '));
+        if (interactive) output.write(paint(output, 'cyan', 'you> '));
       };
       prompt();
       for await (const raw of rl) {
@@ -92,9 +92,10 @@ export function register(program: Command): void {
         } else {
           try {
             const stream = await client.chat.completions.create({ model, stream: true, messages: [{ role: 'user', content: line }] });
-            if (interactive) process.stdout.write(paint(output, 'green', 'assistant> '));
-            for await (const chunk of stream) process.stdout.write(chunk.choices[0]?.delta.content ?? '');
-            process.stdout.write('\n');
+            if (interactive) output.write(paint(output, 'green', 'assistant> '));
+            // The model's words, made safe for the terminal by output.write.
+            for await (const chunk of stream) output.write(chunk.choices[0]?.delta.content ?? '');
+            output.write('\n');
           } catch (err) {
             output.err(`error: ${(err as Error).message}`);
             process.exitCode = 1;

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { engineLogs } from '../../engine/manage.js';
 import { contextFor, intFlag } from '../context.js';
+import { terminalStream } from '../output.js';
 
 export function register(program: Command): void {
   program
@@ -18,8 +19,9 @@ export function register(program: Command): void {
           paths: loaded.paths,
           follow: Boolean(opts.follow),
           tail: opts.tail,
-          stdout: process.stdout,
-          stderr: process.stderr,
+          // The engine's output as it wrote it, less control characters (core/terminal-text.ts).
+          stdout: terminalStream(process.stdout),
+          stderr: terminalStream(process.stderr),
           signal: abort.signal,
         });
       } finally {

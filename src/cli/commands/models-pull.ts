@@ -10,6 +10,7 @@ import { ggufDir, SHIPPED_MODELS_DIR } from '../../engine/cpu-plan.js';
 import { findModel, loadCatalog } from '../../models/catalog.js';
 import { resolveHfEndpoint } from '../../models/gguf-source.js';
 import { pullGguf, type GgufPullProgress, type PullGgufResult } from '../../models/pull.js';
+import { terminalLine } from '../../core/terminal-text.js';
 import { contextFor } from '../context.js';
 import { formatBytes, paint, type Output } from '../output.js';
 import { progressBar } from '../progress.js';
@@ -42,6 +43,8 @@ export function createPullRenderer(
 ): PullRenderer {
   const now = options.now ?? Date.now;
   const line = (text: string) => options.write(text.endsWith('\n') ? text : `${text}\n`);
+  // Names, URLs and error texts from outside: one line, no control characters.
+  const textLine = (text: string) => line(terminalLine(text));
   let lastStep: number | null = -1;
   let unknownAt = 0;
   const stepped = (event: Extract<GgufPullProgress, { type: 'bytes' }>): boolean => {
@@ -94,9 +97,9 @@ export function createPullRenderer(
         clear();
         if (event.type === 'start') {
           started = { at: now(), from: event.resumeFrom };
-          line(`downloading ${event.url}${event.resumeFrom > 0 ? ` (continuing from ${formatBytes(event.resumeFrom)})` : ''}`);
+          textLine(`downloading ${event.url}${event.resumeFrom > 0 ? ` (continuing from ${formatBytes(event.resumeFrom)})` : ''}`);
         } else if (event.type === 'verifying') line('checking size and sha256');
-        else line(event.message);
+        else textLine(event.message);
       },
       close: clear,
     };
@@ -106,11 +109,11 @@ export function createPullRenderer(
       if (event.type === 'bytes') {
         if (stepped(event)) line(`downloaded ${formatPullBytes(event.doneBytes, event.totalBytes)}`);
       } else if (event.type === 'start') {
-        line(
+        textLine(
           `downloading ${event.url} to ${event.path}${event.resumeFrom > 0 ? ` (continuing the part file from ${formatBytes(event.resumeFrom)})` : ''}`,
         );
       } else if (event.type === 'verifying') line('checking size and sha256');
-      else line(event.message);
+      else textLine(event.message);
     },
     close() {},
   };

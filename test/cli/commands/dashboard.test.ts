@@ -10,6 +10,7 @@ import { loadConfig } from '../../../src/core/config.js';
 import { startDaemon, type Daemon } from '../../../src/daemon/server.js';
 import { startSimulator } from '../../../src/sim/server.js';
 import { ROOT, runCli } from '../../helpers/cli.js';
+import { CONTROL, startHostileEngine } from '../../helpers/hostile-engine.js';
 
 const LOOP_SMI_DIR = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'loop');
 
@@ -182,4 +183,20 @@ test('in a terminal the live dashboard shows requests rising and a VRAM bar, red
   await tmux('send-keys', 'q');
   for (let i = 0; i < 100 && !existsSync(exitFile); i++) await new Promise((resolve) => setTimeout(resolve, 100));
   assert.equal(readFileSync(exitFile, 'utf8').trim(), '0', 'q ends the dashboard with exit code 0');
+});
+
+test("a model id with escape sequences from the engine reaches the dashboard's lines without them", async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'cs-llm-dashboard-'));
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  const engine = await startHostileEngine(t);
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home }, flags: { daemon: { upstream: engine } } });
+  const daemon = await startDaemon({ config, paths, port: 0, metrics: { gpu: false } });
+  t.after(() => daemon.close('test over'));
+  // The daemon learns the model from the engine's /v1/models; ask until its metrics name it.
+  for (let i = 0; i < 100 && !(await (await fetch(`${daemon.url}/metrics`)).text()).includes('evil-model'); i++)
+    await new Promise((r) => setTimeout(r, 50));
+  const result = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '2'], { env: { CS_LLM_HOME: home } });
+  assert.equal(result.exitCode, 0, String(result.stderr));
+  assert.doesNotMatch(String(result.stdout), CONTROL);
+  assert.match(String(result.stdout), /model=\]0;pwnedevil-model31m /);
 });
