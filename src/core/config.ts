@@ -230,6 +230,8 @@ export const configSchema = z
         auditFlushMs: z.number().int().min(10).max(10_000).default(100),
         /** Audit records older than this are pruned by the daemon (the chain stays verifiable); 0 keeps them. */
         auditRetentionDays: z.number().int().min(0).max(36_500).default(365),
+        /** The audit chain's HMAC key file (default: audit.key in the state directory), created 0600 on first use. */
+        auditKeyFile: z.string().min(1).optional(),
       })
       .strict()
       .prefault({}),

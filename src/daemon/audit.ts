@@ -1,5 +1,9 @@
-// The daemon's side of the audit log: what a finished request leaves in it, and the observer that queues it.
-// The log itself (chain, writer, verify) is src/store/audit.ts.
+/*
+ * The daemon's side of the audit log: what a finished request leaves in it, and the observer that queues it.
+ * The log itself (chain, key, writer, verify) is src/store/audit*.ts.
+ */
+
+import type { AuditKeyring } from '../store/audit-key.js';
 import { createAuditWriter, type AuditEntry, type AuditWriter } from '../store/audit.js';
 import type { SqliteDatabase } from '../store/database.js';
 import type { RequestObservers, RequestRecord } from './observers.js';
@@ -30,10 +34,11 @@ export function auditEntryOf(record: RequestRecord, at: number, defaultUpstream:
  */
 export function attachAudit(
   db: SqliteDatabase,
+  ring: AuditKeyring,
   observers: RequestObservers,
   options: { upstreamUrl: string; flushMs?: number; onError?: (err: unknown) => void },
 ): AuditWriter {
-  const writer = createAuditWriter(db, {
+  const writer = createAuditWriter(db, ring, {
     ...(options.flushMs ? { flushMs: options.flushMs } : {}),
     ...(options.onError ? { onError: options.onError } : {}),
   });

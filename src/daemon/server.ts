@@ -10,6 +10,8 @@ import { startMaintenance } from '../store/maintenance.js';
 import { openStore, storeFile, type Store } from '../store/store.js';
 import { protectionFor, requireContentKeys } from '../store/protection.js';
 import { KEY_PREFIX } from '../store/keys.js';
+import { openAuditKeyring } from '../store/audit-chain.js';
+import { auditKeyFile, type AuditKeyring } from '../store/audit-key.js';
 import { KeyRateLimiter } from './rate-limit.js';
 import { ApiError, sendError } from './api-error.js';
 import { chatCompletions } from './handlers/chat-completions.js';
@@ -144,6 +146,18 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       throw err;
     }
   }
+  // The audit key (a file outside the database, created on first use): without the key the log is chained
+  // under, the daemon does not start with the audit log on; with it off, only the retention prune needs it.
+  let auditRing: AuditKeyring | null = null;
+  try {
+    auditRing = openAuditKeyring(store.db, auditKeyFile(config, options.paths));
+  } catch (err) {
+    if (config.store.audit) {
+      if (ownsStore) store.close();
+      throw err;
+    }
+    log('audit retention is off: the audit key is not available', (err as Error).message);
+  }
   const loopbackOnly = isLoopbackHost(host);
   if (!loopbackOnly && !store.keys.hasActiveKeys()) {
     if (ownsStore) store.close();
@@ -181,6 +195,20 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   const upstream = routing.primary;
   const d = config.daemon;
   const observers = new RequestObservers();
+  let audit: ReturnType<typeof attachAudit> | null = null;
+  try {
+    if (config.store.audit && auditRing) {
+      audit = attachAudit(store.db, auditRing, observers, {
+        upstreamUrl: upstream.url,
+        flushMs: config.store.auditFlushMs,
+        onError: (err) => log('audit write failed', (err as Error).message),
+      });
+    }
+  } catch (err) {
+    if (ownsStore) store.close();
+    await routing.close();
+    throw err;
+  }
   const services: DaemonServices = {
     config,
     store,
@@ -218,13 +246,6 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   );
   routingMetrics = createRoutingMetrics(metrics.registry);
   observers.add(metrics.observe);
-  const audit = config.store.audit
-    ? attachAudit(store.db, observers, {
-        upstreamUrl: upstream.url,
-        flushMs: config.store.auditFlushMs,
-        onError: (err) => log('audit write failed', (err as Error).message),
-      })
-    : null;
   const route = createRouter([...routesFor(services), { method: 'GET', path: '/metrics', handler: metrics.handler }]);
   const allowedHosts = allowedHostsFor(host, config.daemon.allowedHosts);
 
@@ -368,6 +389,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   try {
     address = await listen(server, host, port);
   } catch (err) {
+    audit?.close();
     if (ownsStore) store.close();
     await routing.close();
     await metrics.close();
@@ -377,7 +399,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     file: store.file,
     checkpointIntervalMs: config.store.checkpointIntervalMs,
     sweepIntervalMs: config.store.sweepIntervalMs,
-    auditRetentionMs: config.store.auditRetentionDays * 86_400_000,
+    auditRetentionMs: auditRing ? config.store.auditRetentionDays * 86_400_000 : 0,
+    ...(auditRing ? { auditKey: auditRing } : {}),
     now: services.now,
     onError: (what, err) => log(`${what} failed`, (err as Error).message),
     onSweep: (n) => log(`swept ${n} expired session(s)`),

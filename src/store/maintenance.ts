@@ -1,6 +1,7 @@
 import type { SqliteDatabase } from './database.js';
 import type { SessionStore } from './sessions.js';
 import { pruneAuditBefore } from './audit.js';
+import type { AuditKeyring } from './audit-key.js';
 import { startCheckpointWorker, type Checkpointer } from './checkpointer.js';
 
 /** WAL length (pages; 32,768 pages of 4 KiB = 128 MiB) past which this thread checkpoints once so the WAL can rewind. */
@@ -15,6 +16,8 @@ export interface MaintenanceOptions {
   sweepIntervalMs?: number;
   /** Audit records older than this are pruned on each sweep; 0 or absent keeps them. */
   auditRetentionMs?: number;
+  /** The audit key, which signs the retention anchor; without it nothing is pruned. */
+  auditKey?: AuditKeyring;
   now?: () => number;
   onError?: (what: 'checkpoint' | 'sweep' | 'audit prune', err: unknown) => void;
   onSweep?: (deleted: number) => void;
@@ -96,11 +99,12 @@ export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, opt
     }
   };
   const retention = options.auditRetentionMs ?? 0;
+  const auditKey = options.auditKey;
   // In batches of `batch` records, yielding between them, like the session sweep.
   const pruneAuditOnce = (total: number): void => {
-    if (stopped || retention <= 0) return;
+    if (stopped || retention <= 0 || !auditKey) return;
     try {
-      const n = pruneAuditBefore(db, now() - retention, now(), batch);
+      const n = pruneAuditBefore(db, auditKey, now() - retention, now(), batch);
       if (n === batch) {
         setImmediate(() => pruneAuditOnce(total + n));
         return;

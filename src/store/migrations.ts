@@ -119,6 +119,42 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: only records up to the retention anchor may be pruned'); END;
     `,
   },
+  {
+    version: 4,
+    description: 'audit chain keyed (HMAC-SHA-256 under a key outside the database) from the next record on',
+    sql: `
+      -- Where each audit key's part of the chain starts: the first record it chains and the hash it chains
+      -- from, signed with that key (tag) so the start cannot be moved without it. The records before the first
+      -- row keep their plain SHA-256 hashes. This first row starts after the last record (or the anchor) and
+      -- is signed by the first process that uses the key on this database (src/store/audit-chain.ts).
+      CREATE TABLE audit_chain (
+        id          INTEGER PRIMARY KEY,
+        from_seq    INTEGER NOT NULL,
+        prev_hash   TEXT NOT NULL,
+        key_id      TEXT,
+        tag         TEXT,
+        created_at  INTEGER NOT NULL
+      );
+      INSERT INTO audit_chain (from_seq, prev_hash, created_at) VALUES (
+        COALESCE((SELECT MAX(seq) FROM audit_log), (SELECT seq FROM audit_anchor WHERE id = 1), 0) + 1,
+        COALESCE(
+          (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
+          (SELECT hash FROM audit_anchor WHERE id = 1),
+          '0000000000000000000000000000000000000000000000000000000000000000'
+        ),
+        CAST(strftime('%s', 'now') AS INTEGER) * 1000
+      );
+      -- Rows are written once; the migration's row gets its key and signature once.
+      CREATE TRIGGER audit_chain_write_once BEFORE UPDATE ON audit_chain
+        WHEN OLD.tag IS NOT NULL OR NEW.from_seq IS NOT OLD.from_seq OR NEW.prev_hash IS NOT OLD.prev_hash
+        BEGIN SELECT RAISE(ABORT, 'the audit chain''s key records are written once'); END;
+      CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain
+        BEGIN SELECT RAISE(ABORT, 'the audit chain''s key records cannot be removed'); END;
+      -- The anchor is signed with the audit key too (moving it to delete records needs the key).
+      ALTER TABLE audit_anchor ADD COLUMN key_id TEXT;
+      ALTER TABLE audit_anchor ADD COLUMN tag TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { verifyAuditChain, type AuditRecord } from '../../src/store/audit.js';
+import { join } from 'node:path';
+import type { AuditRecord } from '../../src/store/audit.js';
+import { readAuditKeyring } from '../../src/store/audit-key.js';
+import { verifyAuditChain } from '../../src/store/audit-verify.js';
 import { openStore } from '../../src/store/store.js';
 import { cli, startHarness, text } from '../daemon/harness.js';
 import { foundIn } from '../helpers/db-files.js';
@@ -75,7 +78,7 @@ test('every request is audited without contents in a hash chain that verifies, a
   const all = JSON.stringify(rows);
   assert.ok(!all.includes(key), 'never the key');
   assert.ok(!all.includes('AUDIT-TEXT') && !all.includes('question'), 'never message contents');
-  assert.equal(verifyAuditChain(db).ok, true);
+  assert.equal(verifyAuditChain(db, readAuditKeyring(join(h.paths.stateDir, 'audit.key'))).ok, true);
 
   assert.throws(() => db.prepare('UPDATE audit_log SET status = 500 WHERE seq = 2').run(), /append-only/);
   assert.throws(() => db.prepare('DELETE FROM audit_log WHERE seq = 4').run(), /append-only/);

@@ -1,6 +1,10 @@
 import type { Command } from 'commander';
-import { EnvironmentError, UsageError } from '../../core/errors.js';
-import { auditSince, pruneAuditBefore, verifyAuditChain, type AuditRecord } from '../../store/audit.js';
+import { ConfigError, ConflictError, EnvironmentError, UsageError } from '../../core/errors.js';
+import { daemonProcess, readDaemonState } from '../../daemon/lifecycle.js';
+import { auditSince, pruneAuditBefore, type AuditRecord } from '../../store/audit.js';
+import { openAuditKeyring, startAuditKey } from '../../store/audit-chain.js';
+import { addAuditKey, auditKeyFile, readAuditKeyring } from '../../store/audit-key.js';
+import { verifyAuditChain, type ChainCheck } from '../../store/audit-verify.js';
 import { scrubBlocking } from '../../store/retention.js';
 import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
@@ -18,7 +22,7 @@ export function parseSince(text: string, now = Date.now(), option = '--since'): 
   return at;
 }
 
-function openFor(command: Command, db?: string) {
+function openFor(command: Command, db?: string, keyFile?: string) {
   const { loaded, output } = contextFor(command, { store: { path: db } });
   // The audit log holds no message contents: no encryption key or redaction is needed to read it.
   const store = openStore({
@@ -26,53 +30,78 @@ function openFor(command: Command, db?: string) {
     synchronous: loaded.config.store.synchronous,
     busyTimeoutMs: loaded.config.store.busyTimeoutMs,
   });
-  return { store, output };
+  return { store, output, loaded, keyFile: keyFile ?? auditKeyFile(loaded.config, loaded.paths) };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const exported = (r: AuditRecord) => ({ ...r, at: iso(r.at) });
 
+/** ", keyed (HMAC-SHA-256) with key K from record N; the M before it ..." for verify's line. */
+function keyedText(check: ChainCheck): string {
+  const keyed = check.keys.filter((k) => k.keyId !== null);
+  if (keyed.length === 0) return '; plain SHA-256: no audit key has been used on this log yet (the daemon signs it when it starts)';
+  const under = keyed.map((k) => `${k.keyId} from record ${k.fromSeq}`).join(', ');
+  const before =
+    check.unkeyedRecords > 0
+      ? `; the ${check.unkeyedRecords} record(s) before it were written before the key (plain SHA-256) and are bound to the keyed chain by their last hash`
+      : '';
+  return `; HMAC-SHA-256 under audit key ${under}${before}`;
+}
+
 export function register(program: Command): void {
   const audit = program.command('audit').description('The audit log of API requests: who, when, what, how it went; never message contents');
   const dbOption = (c: Command) => c.option('--db <path>', 'database file (default: cs-llm.db in the state directory)');
 
-  dbOption(audit.command('verify'))
-    .description('Check the hash chain of the whole log; names the first record that was altered, removed or reordered (exit 4)')
-    .option('--json', 'print {"ok", "records", "broken"} as JSON')
-    .action((opts: { db?: string; json?: boolean }, command: Command) => {
-      const { store, output } = openFor(command, opts.db);
+  const keyFileOption = (c: Command) =>
+    c.option('--key-file <file>', 'the audit key file (default: store.auditKeyFile, else audit.key in the state directory)');
+
+  keyFileOption(dbOption(audit.command('verify')))
+    .description(
+      'Check the chain of the whole log (HMAC-SHA-256 under the audit key); names the first record that was altered, removed or reordered (exit 4)',
+    )
+    .option('--json', 'print {"ok", "records", "broken", "anchor", "keys", "unkeyedRecords"} as JSON')
+    .action((opts: { db?: string; keyFile?: string; json?: boolean }, command: Command) => {
+      const { store, output, keyFile } = openFor(command, opts.db, opts.keyFile);
       try {
-        const check = verifyAuditChain(store.db);
+        const check = verifyAuditChain(store.db, readAuditKeyring(keyFile));
         if (opts.json) output.json(check);
         if (!check.ok) {
-          throw new EnvironmentError(`audit log in ${store.file} is broken at record ${check.broken!.seq}: ${check.broken!.reason}`, {
-            next: `Records before ${check.broken!.seq} are intact. Keep a copy of the file as evidence, and compare it with your last export (cs-llm audit export).`,
+          const { seq, reason, keyMissing } = check.broken!;
+          if (keyMissing) {
+            throw new EnvironmentError(`audit log in ${store.file} cannot be verified from record ${seq}: ${reason}`, {
+              next: `Pass the key file that holds key ${keyMissing} with --key-file (cs-llm audit key-id --key-file F lists a file's keys), or restore ${keyFile} from your backup.`,
+            });
+          }
+          throw new EnvironmentError(`audit log in ${store.file} is broken at record ${seq}: ${reason}`, {
+            next: `Records before ${seq} are intact. Keep a copy of the file as evidence, and compare it with your last export (cs-llm audit export).`,
           });
         }
         if (!opts.json) {
           const from = check.anchor
             ? `, from record ${check.anchor.seq + 1} (${check.anchor.prunedRecords} older record(s) pruned, last on ${iso(check.anchor.prunedAt)}; the chain starts from the last pruned record's hash)`
             : '';
-          output.out(`audit log ok: ${check.records} record(s), hash chain intact${from}`);
+          output.out(`audit log ok: ${check.records} record(s), hash chain intact${from}${keyedText(check)}`);
         }
       } finally {
         store.close();
       }
     });
 
-  dbOption(audit.command('prune'))
+  keyFileOption(dbOption(audit.command('prune')))
     .description('Delete the records older than a time (the daemon does it by store.auditRetentionDays); the rest still verifies')
     .requiredOption('--older-than <time|duration>', 'e.g. 365d, 2026-01-31')
     .option('--json', 'print {"pruned", "anchor"} as JSON')
-    .action((opts: { db?: string; olderThan: string; json?: boolean }, command: Command) => {
+    .action((opts: { db?: string; keyFile?: string; olderThan: string; json?: boolean }, command: Command) => {
       const before = parseSince(opts.olderThan, Date.now(), '--older-than');
-      const { store, output } = openFor(command, opts.db);
+      const { store, output, keyFile } = openFor(command, opts.db, opts.keyFile);
       try {
+        // The new anchor is signed with the audit key (created here on first use, as the daemon would).
+        const ring = openAuditKeyring(store.db, keyFile);
         let pruned = 0;
-        for (let n = -1; n !== 0; pruned += n) n = pruneAuditBefore(store.db, before, Date.now());
+        for (let n = -1; n !== 0; pruned += n) n = pruneAuditBefore(store.db, ring, before, Date.now());
         // The deleted rows name sessions and keys: out of the WAL file too, as for sessions.
         const scrubbed = pruned === 0 || scrubBlocking(store.db);
-        const check = verifyAuditChain(store.db);
+        const check = verifyAuditChain(store.db, ring);
         if (opts.json) output.json({ pruned, scrubbed, anchor: check.anchor ?? null });
         else
           output.out(
@@ -81,6 +110,54 @@ export function register(program: Command): void {
       } finally {
         store.close();
       }
+    });
+
+  keyFileOption(dbOption(audit.command('new-key')))
+    .description(
+      'Put a new audit key in force (earlier keys stay in the file) and chain the next records under it: after a key was lost or exposed',
+    )
+    .option('--json', 'print {"keyId", "keyFile", "fromSeq", "previousKeyId", "previousKeyHeld"} as JSON')
+    .action((opts: { db?: string; keyFile?: string; json?: boolean }, command: Command) => {
+      const { store, output, loaded, keyFile } = openFor(command, opts.db, opts.keyFile);
+      try {
+        // A running daemon holds the old key in memory and would go on chaining with it.
+        const state = readDaemonState(loaded.paths);
+        if (state && daemonProcess(state) === 'running') {
+          throw new ConflictError(`the daemon (pid ${state.pid}) is running and chains the audit log with the current key`, {
+            next: 'Stop it first (cs-llm daemon stop), run cs-llm audit new-key, and start it again.',
+          });
+        }
+        const ring = addAuditKey(keyFile);
+        const { fromSeq, previousKeyId } = startAuditKey(store.db, ring);
+        const previousKeyHeld = previousKeyId === null || ring.byId(previousKeyId) !== undefined;
+        if (opts.json) {
+          output.json({ keyId: ring.current.id, keyFile, fromSeq, previousKeyId, previousKeyHeld });
+          return;
+        }
+        output.out(`audit key ${ring.current.id} is in force (${keyFile}); records from ${fromSeq} on are chained under it`);
+        if (!previousKeyHeld)
+          output.out(
+            `records before ${fromSeq} are under key ${previousKeyId}, which ${keyFile} does not hold: audit verify cannot check them until that key's line is added back to the file`,
+          );
+        output.out(`back up ${keyFile} now, apart from the database backups`);
+      } finally {
+        store.close();
+      }
+    });
+
+  audit
+    .command('key-id')
+    .description('Print the ids of the keys in an audit key file, the one in force first (to find the backup that holds a key)')
+    .option('--key-file <file>', 'the file to read (default: store.auditKeyFile, else audit.key in the state directory)')
+    .action((opts: { keyFile?: string }, command: Command) => {
+      const { loaded, output } = contextFor(command);
+      const file = opts.keyFile ?? auditKeyFile(loaded.config, loaded.paths);
+      const ring = readAuditKeyring(file);
+      if (!ring)
+        throw new ConfigError(`no audit key file at ${file}`, {
+          next: 'The daemon creates it on first start; pass --key-file to read another file.',
+        });
+      for (const [i, k] of ring.keys.entries()) output.out(i === 0 ? `${k.id} (in force)` : k.id);
     });
 
   dbOption(audit.command('export'))
