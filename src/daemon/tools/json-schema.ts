@@ -7,10 +7,13 @@
  * model as the tool's result, so it can correct its call.
  */
 
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
-import addFormatsModule, { type FormatName } from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { Ajv2020, ErrorObject } from 'ajv/dist/2020.js';
+import type { FormatName, FormatsPlugin } from 'ajv-formats';
 
-const addFormats = addFormatsModule.default;
+// Loaded at the first schema, not with the daemon: the two modules cost about 100 ms of CPU to load, which a
+// daemon without tools (and every CLI command that imports the daemon) need not pay.
+const require = createRequire(import.meta.url);
 
 /** What is wrong with a value; empty when it is valid. */
 export type ArgumentsValidator = (value: unknown) => string[];
@@ -37,14 +40,16 @@ const UNCHECKED = ['contentMediaType', 'contentEncoding', 'contentSchema'];
 
 let shared: Ajv2020 | null = null;
 
-/** One ajv for every tool, made at the first schema (a daemon without tools never pays for it). */
+/** One ajv for every tool, made at the first schema. */
 function ajv(): Ajv2020 {
   if (shared) return shared;
   // allowUnionTypes: `"type": ["string", "null"]` is plain JSON Schema; strict mode refuses it otherwise.
   // strictRequired would refuse `anyOf: [{required: ["a"]}, {required: ["b"]}]` (a required name with no
   // `properties` beside it), a common way to say "a or b"; the top-level `required` is checked below instead.
   // addUsedSchema false: a tool's $id is not registered, so two tools may use the same one.
-  shared = new Ajv2020({
+  const { Ajv2020: Ajv } = require('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 };
+  const addFormats = (require('ajv-formats') as { default: FormatsPlugin }).default;
+  shared = new Ajv({
     strict: true,
     strictRequired: false,
     allErrors: true,
