@@ -18,11 +18,24 @@ export function contextFor(command: Command, flags: Record<string, unknown> = {}
   };
 }
 
-/** Parse an integer flag; commander reports the error as a usage problem naming the flag. */
-export function intFlag(name: string) {
+/**
+ * The one parser of integer flags: a whole decimal number within the flag's range. Commander reports a bad
+ * value as a usage error (exit 2) naming the flag and the range.
+ */
+export function intFlag(name: string, range: { min?: number; max?: number } = {}) {
+  const { min, max } = range;
+  const expected =
+    min !== undefined && max !== undefined
+      ? `a whole number from ${min} to ${max}`
+      : min !== undefined
+        ? `a whole number (${min} or more)`
+        : max !== undefined
+          ? `a whole number (${max} or less)`
+          : 'a whole number';
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${value}".`);
+    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || (min !== undefined && n < min) || (max !== undefined && n > max))
+      throw new InvalidArgumentError(`${name} must be ${expected}, got "${value}".`);
     return n;
   };
 }

@@ -1,16 +1,9 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { daemonStatus, startDaemonDetached, stopDaemon } from '../../daemon/lifecycle.js';
 import { runDaemonProcess } from '../../daemon/main.js';
 import { serviceUnit } from '../../daemon/service-account.js';
-import { contextFor } from '../context.js';
+import { contextFor, intFlag } from '../context.js';
 import { createOutput } from '../output.js';
-
-/** An integer flag; commander reports a bad value as a usage error naming the flag. */
-function integer(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number, got "${value}".`);
-  return n;
-}
 
 interface RunFlags {
   host?: string;
@@ -35,7 +28,7 @@ function runArgs(opts: RunFlags): string[] {
 function withRunFlags(command: Command): Command {
   return command
     .option('--host <host>', 'address to bind (default 127.0.0.1; anything else needs API keys)')
-    .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)', integer)
+    .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)', intFlag('--port', { min: 0, max: 65535 }))
     .option('--upstream <url>', 'the engine to proxy to (default http://127.0.0.1:8000)')
     .option('--db <path>', 'session database file (default: cs-llm.db in the state directory)');
 }

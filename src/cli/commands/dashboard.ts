@@ -4,13 +4,13 @@ import type { Config } from '../../core/config.js';
 import type { Paths } from '../../core/paths.js';
 import { readDaemonState } from '../../daemon/lifecycle.js';
 import { runDashboard } from '../../dashboard/app.js';
-import { contextFor } from '../context.js';
+import { contextFor, intFlag } from '../context.js';
 
 interface DashboardFlags {
   url?: string;
   interval?: string;
   apiKey?: string;
-  count?: string;
+  count?: number;
 }
 
 /** "1s", "500ms", "2.5s", "1m", or a bare number of seconds -> milliseconds (at least 100 ms). */
@@ -39,22 +39,17 @@ export function register(program: Command): void {
     .option('--url <url>', 'daemon URL (default: the running daemon, else daemon.host:daemon.port)')
     .option('--interval <duration>', 'refresh interval, e.g. 1s or 500ms', '1s')
     .option('--api-key <key>', 'daemon API key (default: $CS_LLM_API_KEY); never shown')
-    .option('--count <n>', 'without a terminal: stop after n lines')
+    .option('--count <n>', 'without a terminal: stop after n lines', intFlag('--count', { min: 1 }))
     .action(async (opts: DashboardFlags, command: Command) => {
       const { loaded, output } = contextFor(command);
       const intervalMs = parseInterval(opts.interval ?? '1s');
-      let count: number | undefined;
-      if (opts.count !== undefined) {
-        count = Number(opts.count);
-        if (!Number.isInteger(count) || count < 1) throw new UsageError(`--count must be a whole number above 0, got "${opts.count}"`);
-      }
       await runDashboard({
         url: daemonUrlFor(loaded.config, loaded.paths, opts.url),
         intervalMs,
         apiKey: opts.apiKey ?? process.env.CS_LLM_API_KEY,
         interactive: output.interactive,
         color: output.color,
-        count,
+        count: opts.count,
       });
     });
 }

@@ -8,7 +8,7 @@ export function register(program: Command): void {
     .command('logs')
     .description("Print the engine's logs (stdout and stderr as the engine wrote them)")
     .option('-f, --follow', 'keep printing new lines until Ctrl-C or the engine stops')
-    .option('--tail <n>', 'only the last n lines', intFlag('--tail'))
+    .option('--tail <n>', 'only the last n lines', intFlag('--tail', { min: 0 }))
     .action(async (opts: { follow?: boolean; tail?: number }, command: Command) => {
       const { loaded } = contextFor(command);
       const abort = new AbortController();

@@ -53,7 +53,7 @@ export function register(program: Command): void {
     .option('--json', 'print {"models": [...], "recommended": id|null} as JSON')
     .option('--gpus <sel>', 'GPUs to plan for: all, or indexes/UUIDs like 0,1 (config engine.gpus)')
     .option('--vram <size>', 'plan for a card that is not in this box, e.g. 24GiB (with --gpus 0,1: two such cards)')
-    .option('--context <n>', 'check this --max-model-len instead of proposing one', intFlag('--context'))
+    .option('--context <n>', 'check this --max-model-len instead of proposing one', intFlag('--context', { min: 1 }))
     .option('--gpu-memory-utilization <f>', "vLLM's share of each GPU's memory (config engine.gpuMemoryUtilization)", Number)
     .option('--engine <kind>', 'vllm (default: VRAM fit on the GPUs) or cpu (RAM fit of the GGUF models for llama.cpp)')
     .option('--ram <size>', "with --engine cpu: plan for this much available memory instead of this machine's, e.g. 4GiB")

@@ -1,19 +1,12 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { EnvironmentError, NotFoundError, UsageError } from '../../core/errors.js';
 import { auditForSession } from '../../store/audit.js';
 import { openConfiguredStore } from '../../store/protection.js';
 import { scrubBlocking } from '../../store/retention.js';
 import type { ChatMessage } from '../../store/sessions.js';
 import type { Store } from '../../store/store.js';
-import { contextFor } from '../context.js';
+import { contextFor, intFlag } from '../context.js';
 import { formatTable } from '../output.js';
-
-/** An integer flag; commander reports a bad value as a usage error naming the flag. */
-function integer(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number, got "${value}".`);
-  return n;
-}
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -61,7 +54,7 @@ export function register(program: Command): void {
 
   dbOption(sessions.command('list'))
     .description('Live sessions, the latest to expire (most recently used) first')
-    .option('--limit <n>', 'at most this many', integer, 50)
+    .option('--limit <n>', 'at most this many', intFlag('--limit', { min: 0 }), 50)
     .option('--json', 'print {"sessions": [...]} as JSON')
     .action((opts: { db?: string; limit: number; json?: boolean }, command: Command) => {
       const { store, output } = openFor(command, opts.db);

@@ -85,12 +85,12 @@ export function register(program: Command): void {
     .option(
       '--threads <n>',
       'cpu engine: llama.cpp threads, also its CPU quota (default: CPUs - 1; env CS_LLM_CPU_THREADS)',
-      intFlag('--threads'),
+      intFlag('--threads', { min: 1 }),
     )
     .option('--image <ref>', 'engine image (default: the pinned vLLM image, or the simulator image)')
     .option('--gpus <sel>', 'all, none, or GPU indexes like 0,1 (default: all for vllm, none for sim)')
-    .option('--port <n>', 'engine port on 127.0.0.1 (default 8000)', intFlag('--port'))
-    .option('--context <n>', 'max context length (vLLM --max-model-len); default from the fit estimate', intFlag('--context'))
+    .option('--port <n>', 'engine port on 127.0.0.1 (default 8000)', intFlag('--port', { min: 1, max: 65535 }))
+    .option('--context <n>', 'max context length (vLLM --max-model-len); default from the fit estimate', intFlag('--context', { min: 1 }))
     .option('--pull-policy <policy>', 'if-missing (default), always or never')
     .option(
       '--offline',

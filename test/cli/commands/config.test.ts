@@ -25,6 +25,6 @@ test('a bad integer flag is a usage error with exit code 2, not a bug report', a
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-config-show-'));
   const result = await runCli(['logs', '--tail', 'many'], { env: { CS_LLM_HOME: home } });
   assert.equal(result.exitCode, 2);
-  assert.match(String(result.stderr), /--tail must be an integer/);
+  assert.match(String(result.stderr), /--tail must be a whole number \(0 or more\), got "many"/);
   assert.doesNotMatch(String(result.stderr), /bug in cs-llm|at .*\.ts:\d+/);
 });
