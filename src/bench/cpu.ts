@@ -30,6 +30,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { percentile } from '../metrics/quantile.js';
 
 const here = fileURLToPath(import.meta.url);
 const ext = here.endsWith('.ts') ? 'ts' : 'js';
@@ -249,11 +250,6 @@ type Round = Record<Path, Unit>;
 /** The two rates compared: while a reply streams, and over the whole run (time to first token and gaps included). */
 type Rate = 'stream' | 'throughput';
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
-}
-
 function tokensPerSecond(rounds: Round[], path: Path, rate: Rate): number {
   let tokens = 0;
   let ms = 0;
@@ -283,6 +279,7 @@ function bootstrap(rounds: Round[], path: Path, rate: Rate, resamples = 2000): [
     const sample = Array.from({ length: rounds.length }, () => rounds[Math.floor(random() * rounds.length)]!);
     costs.push(costPercent(sample, path, rate));
   }
+  costs.sort((a, b) => a - b);
   return [percentile(costs, 2.5), percentile(costs, 97.5)];
 }
 
@@ -393,7 +390,7 @@ async function measure(plan: Plan, home: string, children: ChildProcess[]): Prom
     const tokens = (path: Path) => rounds.reduce((n, r) => n + r[path].tokens, 0);
     const engineCpuPerToken = cpu.engineOnProxies / Math.max(1, tokens('relay') + tokens('daemon'));
     const result = (path: Path): PathResult => {
-      const ttfts = rounds.flatMap((r) => r[path].ttfts);
+      const ttfts = rounds.flatMap((r) => r[path].ttfts).sort((a, b) => a - b);
       const base: PathResult = {
         streamTokensPerSecond: tokensPerSecond(rounds, path, 'stream'),
         throughputTokensPerSecond: tokensPerSecond(rounds, path, 'throughput'),

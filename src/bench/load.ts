@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
+import { percentile } from '../metrics/quantile.js';
 
 export interface LoadOptions {
   url: string;
@@ -20,12 +21,6 @@ export interface LoadResult {
   meanMs: number;
   /** The daemon's own X-CS-LLM-Overhead-Ms, p50, when it sent one. */
   reportedOverheadP50Ms: number | null;
-}
-
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index]!;
 }
 
 /**

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openStore } from '../store/store.js';
-import { percentile } from './load.js';
+import { percentile } from '../metrics/quantile.js';
 
 export interface StoreBenchResult {
   sessions: number;

@@ -42,3 +42,14 @@ export function histogramQuantile(q: number, buckets: Buckets): number | null {
   }
   return null;
 }
+
+/**
+ * The p-th percentile (0..100) of samples sorted ascending, by nearest rank: the smallest sample with at
+ * least p% of the samples at or below it (so p50 of [1, 2, 3, 4] is 2, and every answer is a real sample).
+ * NaN without samples. The one sample percentile of cs-llm: the benchmarks use it.
+ */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bucketDelta, histogramQuantile } from '../../src/metrics/quantile.js';
+import { bucketDelta, histogramQuantile, percentile } from '../../src/metrics/quantile.js';
 
 const INF = Number.POSITIVE_INFINITY;
 
@@ -35,4 +35,18 @@ test('after a counter reset (the daemon restarted) the window is everything coun
   const before = { bounds: [0.1, INF], counts: [50, 60] };
   const now = { bounds: [0.1, INF], counts: [2, 3] };
   assert.deepEqual(bucketDelta(now, before).counts, [2, 3]);
+});
+
+test('percentile of samples is the nearest rank: the smallest value with at least p% of the samples at or below it', () => {
+  const ten = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  assert.equal(percentile(ten, 50), 5);
+  assert.equal(percentile(ten, 90), 9);
+  assert.equal(percentile(ten, 99), 10);
+  assert.equal(percentile(ten, 100), 10);
+  assert.equal(percentile(ten, 0), 1);
+  assert.equal(percentile([1, 2, 3, 4], 50), 2, 'an even count takes the lower middle, never a value above half the samples');
+  assert.equal(percentile([1, 2, 3, 4], 2.5), 1);
+  assert.equal(percentile([1, 2, 3, 4], 97.5), 4);
+  assert.equal(percentile([7], 50), 7);
+  assert.ok(Number.isNaN(percentile([], 50)), 'no samples, no percentile');
 });
