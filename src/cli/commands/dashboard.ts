@@ -3,7 +3,6 @@ import { UsageError } from '../../core/errors.js';
 import type { Config } from '../../core/config.js';
 import type { Paths } from '../../core/paths.js';
 import { readDaemonState } from '../../daemon/lifecycle.js';
-import { runDashboard } from '../../dashboard/app.js';
 import { contextFor, intFlag } from '../context.js';
 
 interface DashboardFlags {
@@ -43,6 +42,8 @@ export function register(program: Command): void {
     .action(async (opts: DashboardFlags, command: Command) => {
       const { loaded, output } = contextFor(command);
       const intervalMs = parseInterval(opts.interval ?? '1s');
+      // Loaded here, not at the top: Ink and React would cost every other command about a fifth of its start-up.
+      const { runDashboard } = await import('../../dashboard/app.js');
       await runDashboard({
         url: daemonUrlFor(loaded.config, loaded.paths, opts.url),
         intervalMs,

@@ -4,7 +4,6 @@ import { up, type UpResult } from '../../engine/up.js';
 import { contextFor, intFlag } from '../context.js';
 import { paint, type Output } from '../output.js';
 import { createProgressReporter } from '../progress.js';
-import { runDashboard } from '../../dashboard/app.js';
 
 interface UpFlags {
   model?: string;
@@ -158,6 +157,8 @@ export function register(program: Command): void {
       printResult(output, result);
       // In the foreground on a terminal, end in the live dashboard; the engine and daemon keep running after q.
       if (!opts.detach && result.daemon && output.interactive) {
+        // Loaded here: Ink and React would cost every other command about a fifth of its start-up.
+        const { runDashboard } = await import('../../dashboard/app.js');
         await runDashboard({
           url: result.daemon.url,
           intervalMs: 1000,
