@@ -13,7 +13,7 @@ export interface PollerOptions {
   intervalMs: number;
   /** Sent as Authorization: Bearer; never shown. */
   apiKey?: string | undefined;
-  /** Per scrape (default: the interval, at most 5 s). */
+  /** Per scrape (default: the interval, at least 1 s and at most 5 s). */
   timeoutMs?: number;
   onState: (state: DashboardState) => void;
   /** Injected for tests. */
@@ -57,7 +57,10 @@ export function daemonBaseUrl(url: string): string {
 export function startPoller(options: PollerOptions): Poller {
   const url = daemonBaseUrl(options.url);
   const now = options.now ?? Date.now;
-  const timeoutMs = options.timeoutMs ?? Math.min(options.intervalMs, 5000);
+  // At least 1 s even at a fast pace: a cold process or a busy machine takes a few hundred ms for the first
+  // scrape, and a daemon that is only slow is not "unreachable". One scrape at a time, so a slow one delays
+  // the next instead of piling up.
+  const timeoutMs = options.timeoutMs ?? Math.min(Math.max(options.intervalMs, 1000), 5000);
   const headers: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
   const fetchMetrics = options.fetchMetrics ?? fetchDaemonMetrics;
   let state = initialState(url, options.intervalMs);
