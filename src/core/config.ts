@@ -362,5 +362,6 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 /** The profile by name, falling back to the defaults for 'default'. */
 export function profileFor(config: Config, name?: string): Profile {
   const key = name ?? config.defaultProfile;
-  return config.profiles[key] ?? profileSchema.parse({});
+  // Own properties only: a name such as "constructor" is no profile.
+  return (Object.hasOwn(config.profiles, key) ? config.profiles[key] : undefined) ?? profileSchema.parse({});
 }

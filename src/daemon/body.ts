@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { ApiError } from './api-error.js';
 
@@ -33,7 +34,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     });
     req.on('end', () => {
       if (over) reject(tooLarge());
-      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      else {
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+        // Decoding would turn bad bytes into replacement characters, which the engine and the store would get.
+        if (isUtf8(body)) resolve(body);
+        else reject(new ApiError(400, 'the request body is not valid UTF-8; send JSON encoded as UTF-8', { code: 'invalid_encoding' }));
+      }
     });
     req.on('error', (err) => reject(err));
     // A client that leaves mid-body: settle so nothing waits forever (a settled promise ignores this).

@@ -37,7 +37,7 @@ export class KeyRateLimiter {
   }
 
   private limitFor(keyId: string): RateLimit {
-    return this.config.keys[keyId] ?? this.config;
+    return (Object.hasOwn(this.config.keys, keyId) ? this.config.keys[keyId] : undefined) ?? this.config;
   }
 
   /** Takes one request from the key's bucket: null when allowed, else the seconds until one is. Pure but for the map. */

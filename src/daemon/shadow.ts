@@ -92,7 +92,8 @@ export class Shadow {
 
   private async run(request: Record<string, unknown>, primaryText: string, primaryMs: number): Promise<void> {
     const { member, log, onResult } = this.options;
-    const model = this.options.model ?? (typeof request.model === 'string' ? (member.models[request.model] ?? request.model) : undefined);
+    const asked = typeof request.model === 'string' ? request.model : undefined;
+    const model = this.options.model ?? (asked !== undefined && Object.hasOwn(member.models, asked) ? member.models[asked] : asked);
     const { stream: _stream, stream_options: _options, ...rest } = request;
     const plain = Buffer.from(JSON.stringify({ ...rest, ...(model !== undefined ? { model } : {}), stream: false }));
     const body = this.options.prepare ? this.options.prepare(member, plain) : plain;

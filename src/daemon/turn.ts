@@ -35,9 +35,12 @@ export interface SessionTurn {
   commit(reply: ChatMessage, produced?: readonly ChatMessage[]): Promise<void>;
 }
 
-/** The profile a request names; an unknown name is a 400 that lists the configured ones. */
+/**
+ * The profile a request names; an unknown name is a 400 that lists the configured ones. Own properties only:
+ * "toString" or "__proto__" name no profile.
+ */
 export function profileNamed(config: Config, name: string): Profile {
-  if (name !== config.defaultProfile && !(name in config.profiles)) {
+  if (name !== config.defaultProfile && !Object.hasOwn(config.profiles, name)) {
     throw new ApiError(
       400,
       `unknown profile "${name}"; configured: ${[config.defaultProfile, ...Object.keys(config.profiles)].join(', ')}`,

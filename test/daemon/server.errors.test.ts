@@ -86,6 +86,48 @@ test('every bad request gets its status and an OpenAI-shaped error naming the pr
   }
 });
 
+test('a body that is not valid UTF-8 is 400 and reaches neither the engine nor the store', async (t) => {
+  const h = await startHarness(t);
+  // "caf" then 0xC3 0x28: a lead byte whose continuation is missing.
+  const bad = Buffer.concat([
+    Buffer.from('{"messages": [{"role": "user", "content": "caf'),
+    Buffer.from([0xc3, 0x28]),
+    Buffer.from('"}]}'),
+  ]);
+  for (const headers of [{}, { 'x-session-id': 'bad-bytes' }] as Array<Record<string, string>>) {
+    const res = await post(h.daemon.url, bad, headers);
+    assert.equal(res.status, 400, res.text);
+    assertOpenAiError(res.json, 'invalid_encoding');
+  }
+  assert.equal(h.sim.stats().requests, 0);
+  assert.equal((await request(`${h.daemon.url}/v1/sessions/bad-bytes`)).statusCode, 404);
+});
+
+test('names from the client are looked up as configured names only: toString, __proto__ and constructor are no profile or model mapping', async (t) => {
+  const h = await startHarness(t, {
+    config: {
+      daemon: { upstreams: [{ name: 'mapped', url: 'http://127.0.0.1:1', models: { 'cs-llm-sim': 'cs-llm-sim' } }] },
+      profiles: { support: { systemPrompt: 'Be kind.' } },
+    },
+    beforeStart: (_paths, config) => {
+      // The one upstream is the simulator, with a model map (so the daemon looks the request's model up in it).
+      config.daemon.upstreams[0]!.url = config.daemon.upstream;
+    },
+  });
+  const body = JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] });
+  for (const profile of ['toString', '__proto__', 'constructor', 'hasOwnProperty', 'valueOf']) {
+    const res = await post(h.daemon.url, body, { 'x-session-id': 'proto', 'x-profile': profile });
+    assert.equal(res.status, 400, `${profile}: ${res.text}`);
+    assertOpenAiError(res.json, 'unknown_profile', 'X-Profile');
+    assert.match(res.json.error.message, /configured: default, support/);
+  }
+  assert.equal(h.sim.stats().requests, 0);
+  // A model named like an Object method is not in the upstream's map: it reaches the engine as it is.
+  const res = await post(h.daemon.url, JSON.stringify({ model: 'constructor', messages: [{ role: 'user', content: 'hi' }] }));
+  assert.equal(res.status, 404, res.text);
+  assert.match(res.text, /constructor/);
+});
+
 test('a body over the limit is 413', async (t) => {
   const h = await startHarness(t, { config: { daemon: { bodyLimitBytes: 4096 } } });
   const big = JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(10_000) }] });
