@@ -12,6 +12,7 @@ import type { RequestContext } from './routes.js';
 import { ClientGoneError, type Routed } from './routing/failover.js';
 import type { UpstreamMember } from './routing/upstream-set.js';
 import type { DaemonServices } from './services.js';
+import { SseEventTooLongError } from './sse.js';
 import { collectBody, idleWatch, upstreamFailure, type IdleWatch, type UpstreamResponse } from './upstream.js';
 
 /** The end of an OpenAI stream; on a session turn it goes out only after the commit. */
@@ -312,7 +313,17 @@ export class UpstreamExchange {
         onStall: this.stall,
       });
     } catch (err) {
-      if (!this.gone) failure = upstreamFailure(err, routed.member.url, services.config.daemon.upstreamTimeoutMs);
+      if (this.gone) {
+        // the client's leaving is no failure
+      } else if (err instanceof SseEventTooLongError) {
+        failure = new ApiError(
+          502,
+          `the upstream engine at ${routed.member.url} sent an event over 1 MiB; the stream was ended and nothing was stored`,
+          {
+            code: 'upstream_bad_reply',
+          },
+        );
+      } else failure = upstreamFailure(err, routed.member.url, services.config.daemon.upstreamTimeoutMs);
     }
     idle.stop();
     this.account();

@@ -15,15 +15,30 @@ export interface SseEvent {
 const LF = 10;
 const CR = 13;
 
+/** The longest event the splitter holds while waiting for its end (an engine's events are a few hundred bytes). */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+
+/** An upstream event grew past MAX_EVENT_BYTES without ending: the stream is refused rather than buffered. */
+export class SseEventTooLongError extends Error {
+  constructor() {
+    super(`the upstream sent an event longer than ${MAX_EVENT_BYTES} bytes`);
+  }
+}
+
 export class SseSplitter {
   private pending: Buffer | null = null;
 
-  /** Complete events in this chunk (plus what was pending); an incomplete tail waits for the next chunk. */
+  /**
+   * Complete events in this chunk (plus what was pending); an incomplete tail waits for the next chunk. Throws
+   * SseEventTooLongError when that tail passes MAX_EVENT_BYTES.
+   */
   push(chunk: Buffer): SseEvent[] {
+    const held = this.pending?.length ?? 0;
     const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     const events: SseEvent[] = [];
     let start = 0;
-    for (let i = 0; i < buf.length; i++) {
+    // The held bytes were scanned already; only a separator straddling the two (\n | \n, \n | \r\n) is new.
+    for (let i = Math.max(0, held - 2); i < buf.length; i++) {
       if (buf[i] !== LF) continue;
       let end = -1;
       if (buf[i + 1] === LF) end = i + 2;
@@ -33,6 +48,10 @@ export class SseSplitter {
       events.push({ raw, data: eventData(raw) });
       start = end;
       i = end - 1;
+    }
+    if (buf.length - start > MAX_EVENT_BYTES) {
+      this.pending = null;
+      throw new SseEventTooLongError();
     }
     this.pending = start < buf.length ? Buffer.from(buf.subarray(start)) : null;
     return events;

@@ -401,3 +401,37 @@ test('a client that stays unreadable past daemon.clientStallTimeoutMs is cut wit
   assert.doesNotMatch(metrics, /cs_llm_upstream_failures_total\{/);
   assert.equal(h.daemon.inFlight(), 0);
 });
+
+test('an upstream event over 1 MiB ends the stream with an error event, and nothing is stored', async (t) => {
+  // One normal event, then a data line that does not end within 1 MiB (the daemon would have to hold it all).
+  const engine = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (req.method !== 'POST') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ object: 'list', data: [{ id: 'huge', object: 'model' }] }));
+        return;
+      }
+      const head = { id: 'chatcmpl-huge', object: 'chat.completion.chunk', created: 1, model: 'huge' };
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta: { role: 'assistant', content: 'Hi' } }] })}\n\n`);
+      res.write(`data: {"choices": [{"index": 0, "delta": {"content": "${'z'.repeat(1536 * 1024)}`);
+      res.end('"}}]}\n\ndata: [DONE]\n\n');
+    });
+  });
+  await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => engine.close(() => resolve())));
+  const h = await startHarness(t, { config: { daemon: { upstream: `http://127.0.0.1:${(engine.address() as AddressInfo).port}` } } });
+  const res = await request(`${h.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-session-id': 'huge-line' },
+    body: JSON.stringify({ model: 'huge', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  const text = await res.body.text();
+  assert.equal(res.statusCode, 200);
+  assert.ok(text.length < 1024 * 1024, `${text.length} bytes relayed: the long event was not`);
+  assert.match(text, /"content":"Hi"/);
+  assert.match(text, /data: \{"error":.*"code":"upstream_bad_reply"/);
+  assert.doesNotMatch(text, /\[DONE\]/);
+  assert.equal(storedCount(h, 'huge-line'), 0);
+});

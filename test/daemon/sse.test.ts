@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SseSplitter, TurnAccumulator, replyMessage } from '../../src/daemon/sse.js';
+import { SseEventTooLongError, SseSplitter, TurnAccumulator, replyMessage } from '../../src/daemon/sse.js';
 
 const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
   `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
@@ -85,4 +85,20 @@ test('the reply message of a non-streaming completion is choice 0', () => {
   });
   assert.equal(replyMessage({ choices: [] }), null);
   assert.equal(replyMessage({ error: 'x' }), null);
+});
+
+test('an event that grows past 1 MiB without ending is refused, however it arrives; one just under the limit passes', () => {
+  const limit = 1024 * 1024;
+  const under = `data: ${'x'.repeat(limit - 10)}\n\n`;
+  for (const size of [64 * 1024, limit + 100]) {
+    const splitter = new SseSplitter();
+    const bytes = Buffer.from(`${under}data: ${'y'.repeat(limit)}`);
+    const events: unknown[] = [];
+    assert.throws(() => {
+      for (let i = 0; i < bytes.length; i += size) events.push(...splitter.push(bytes.subarray(i, i + size)));
+    }, SseEventTooLongError);
+    assert.ok(events.length <= 1, 'the event under the limit may come out first');
+  }
+  const splitter = new SseSplitter();
+  assert.equal(splitter.push(Buffer.from(under)).length, 1);
 });
