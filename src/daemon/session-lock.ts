@@ -1,7 +1,8 @@
 /*
  * One lock per session id, so two requests on the same session run one after the other (the second sees
  * the first's turn in its history) while other sessions never wait. Waiting is bounded: after waitMs the
- * waiter gets SessionBusyError. Entries exist only while a session is held, so the map stays small.
+ * waiter gets SessionBusyError, and so is their number (SessionQueueFullError). Entries exist only while a
+ * session is held, so the map stays small.
  */
 
 export class SessionBusyError extends Error {
@@ -13,6 +14,16 @@ export class SessionBusyError extends Error {
   }
 }
 
+/** More requests already wait for this session than may: refused at once instead of queueing without bound. */
+export class SessionQueueFullError extends Error {
+  constructor(
+    readonly sessionId: string,
+    readonly waiters: number,
+  ) {
+    super(`session ${sessionId} already has ${waiters} request(s) waiting for it`);
+  }
+}
+
 interface Waiter {
   grant: () => void;
   timer: NodeJS.Timeout | null;
@@ -21,13 +32,17 @@ interface Waiter {
 export class SessionLocks {
   private readonly held = new Map<string, Waiter[]>();
 
-  /** Resolves with a release function once the session is ours. Call release exactly once. */
-  acquire(id: string, waitMs: number): Promise<() => void> {
+  /**
+   * Resolves with a release function once the session is ours. Call release exactly once. Rejects with
+   * SessionQueueFullError at once when `maxWaiters` already wait for it.
+   */
+  acquire(id: string, waitMs: number, maxWaiters = Number.POSITIVE_INFINITY): Promise<() => void> {
     const queue = this.held.get(id);
     if (!queue) {
       this.held.set(id, []);
       return Promise.resolve(this.releaser(id));
     }
+    if (queue.length >= maxWaiters) return Promise.reject(new SessionQueueFullError(id, queue.length));
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         grant: () => resolve(this.releaser(id)),

@@ -7,7 +7,7 @@ import type { ChatMessage } from '../store/sessions.js';
 import { ApiError } from './api-error.js';
 import type { RequestContext } from './routes.js';
 import type { DaemonServices } from './services.js';
-import { SessionBusyError } from './session-lock.js';
+import { SessionBusyError, SessionQueueFullError } from './session-lock.js';
 import { completionReserve, estimateAllTokens, selectWindow } from './window.js';
 
 export interface TurnRequest {
@@ -66,7 +66,8 @@ export function splitMessages(messages: readonly ChatMessage[]): { system: ChatM
 
 /**
  * Runs `work` holding the session's lock, with the turn's messages (window loaded); the lock is released when
- * `work` settles. A request that waits longer than daemon.sessionWaitMs gets 409 session_busy.
+ * `work` settles. A request that waits longer than daemon.sessionWaitMs gets 409 session_busy; one that would
+ * wait behind more than admission.maxQueue others gets 429 session_queue_full at once.
  */
 export async function runTurn(
   services: DaemonServices,
@@ -78,8 +79,14 @@ export async function runTurn(
   const { sessionId, profile } = request;
   let release: () => void;
   try {
-    release = await services.locks.acquire(sessionId, config.daemon.sessionWaitMs);
+    release = await services.locks.acquire(sessionId, config.daemon.sessionWaitMs, config.daemon.admission.maxQueue);
   } catch (err) {
+    if (err instanceof SessionQueueFullError) {
+      throw new ApiError(429, `${err.message}; retry after the turns before it, one at a time`, {
+        code: 'session_queue_full',
+        headers: { 'retry-after': '1' },
+      });
+    }
     if (err instanceof SessionBusyError) {
       throw new ApiError(409, `${err.message}; send the next turn after the previous reply, or use another X-Session-Id`, {
         code: 'session_busy',

@@ -188,6 +188,33 @@ test('a request that waits too long for its session gets 409 with a clear messag
   await first;
 });
 
+test('more than admission.maxQueue requests waiting on one session get 429 at once; the others are served in turn', async (t) => {
+  const h = await startHarness(t, { sim: { ttftMs: 300 }, config: { daemon: { admission: { maxQueue: 2 } } } });
+  const ask = () =>
+    fetch(`${h.daemon.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-session-id': 'crowded' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'me too' }] }),
+    });
+  const first = ask();
+  // The first one holds the session (it reached the engine); two may wait behind it, the next two may not.
+  while (h.sim.stats().running + h.sim.stats().waiting === 0) await new Promise((r) => setImmediate(r));
+  const waiting = [ask(), ask()];
+  await new Promise((r) => setTimeout(r, 50));
+  const refused = await Promise.all([ask(), ask()]);
+  for (const res of refused) {
+    assert.equal(res.status, 429);
+    assert.match(res.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
+    const body = (await res.json()) as { error: { code: string; type: string; message: string } };
+    assert.equal(body.error.code, 'session_queue_full');
+    assert.equal(body.error.type, 'rate_limit_error');
+    assert.match(body.error.message, /crowded/);
+  }
+  for (const res of await Promise.all([first, ...waiting])) assert.equal(res.status, 200);
+  const stored = (await (await fetch(`${h.daemon.url}/v1/sessions/crowded`)).json()) as { turns: number };
+  assert.equal(stored.turns, 3);
+});
+
 test('X-Profile picks the profile: its system prompt and its own window', async (t) => {
   const h = await startHarness(t, {
     config: {

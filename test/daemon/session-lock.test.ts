@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SessionBusyError, SessionLocks } from '../../src/daemon/session-lock.js';
+import { SessionBusyError, SessionLocks, SessionQueueFullError } from '../../src/daemon/session-lock.js';
 
 test('a second holder of the same session waits for the first; other sessions do not', async () => {
   const locks = new SessionLocks();
@@ -30,4 +30,17 @@ test('a waiter that runs out of time gets SessionBusyError and leaves the queue'
   assert.equal(locks.size, 0);
   const again = await locks.acquire('s', 5);
   again();
+});
+
+test('waiters on one session are bounded: past maxWaiters a request is refused at once; other sessions are not affected', async () => {
+  const locks = new SessionLocks();
+  const release = await locks.acquire('s', 1000, 1);
+  const waiter = locks.acquire('s', 1000, 1);
+  await assert.rejects(locks.acquire('s', 1000, 1), (err: unknown) => err instanceof SessionQueueFullError && err.sessionId === 's');
+  const other = await locks.acquire('t', 1000, 1);
+  release();
+  (await waiter)();
+  other();
+  assert.equal(locks.size, 0);
+  assert.equal(locks.waiting, 0);
 });
