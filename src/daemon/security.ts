@@ -53,17 +53,26 @@ export function hostAllowed(header: string | undefined, allowed: ReadonlySet<str
 
 /**
  * A browser page on another site can still send simple requests straight to http://localhost:PORT (no
- * rebinding needed). Browsers name the page's origin in an Origin header: it must be one of the allowed hosts.
- * Clients that are not browsers send none.
+ * rebinding needed). Browsers name the page's origin in an Origin header: its scheme, host and port must be
+ * the daemon's own. The host must be an allowed one, the port the one the request came in on (its Host
+ * header's), and the scheme http (the daemon speaks plain http; https only for a non-loopback name, i.e. a
+ * TLS proxy in front of it). A page on another port of localhost is another site. Clients that are not
+ * browsers send no Origin.
  */
-export function originAllowed(origin: string | undefined, allowed: ReadonlySet<string>): boolean {
+export function originAllowed(origin: string | undefined, host: string | undefined, allowed: ReadonlySet<string>): boolean {
   if (origin === undefined) return true;
+  if (host === undefined) return false;
+  let page: URL;
+  let self: URL;
   try {
-    const url = new URL(origin);
-    return allowed.has(hostName(url.host));
+    page = new URL(origin);
+    self = new URL(`${page.protocol}//${host}`);
   } catch {
     return false;
   }
+  if (page.protocol !== 'http:' && !(page.protocol === 'https:' && !isLoopbackHost(page.hostname))) return false;
+  const port = (u: URL) => u.port || (u.protocol === 'https:' ? '443' : '80');
+  return allowed.has(hostName(page.host)) && port(page) === port(self);
 }
 
 /** The token of an `Authorization: Bearer <token>` header, or null. */

@@ -344,7 +344,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
           },
         );
       }
-      if (!originAllowed(req.headers.origin, allowedHosts)) {
+      if (!originAllowed(req.headers.origin, req.headers.host, allowedHosts)) {
         throw new ApiError(403, `Origin "${req.headers.origin}" is not allowed: browser pages from other sites may not use this daemon`, {
           code: 'origin_not_allowed',
         });

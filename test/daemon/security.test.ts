@@ -38,10 +38,21 @@ test('bearer tokens and session ids are parsed strictly', () => {
   assert.equal(SESSION_ID_PATTERN.test('x'.repeat(129)), false);
 });
 
-test('an Origin passes only when its host is allowed; no Origin (not a browser) passes', () => {
-  const allowed = allowedHostsFor('127.0.0.1', []);
-  assert.equal(originAllowed(undefined, allowed), true);
-  assert.equal(originAllowed('http://localhost:8080', allowed), true);
-  assert.equal(originAllowed('https://evil.example', allowed), false);
-  assert.equal(originAllowed('null', allowed), false);
+test('an Origin passes only with the scheme, an allowed host and the port the request came in on; no Origin (not a browser) passes', () => {
+  const allowed = allowedHostsFor('127.0.0.1', ['chat.example.com']);
+  assert.equal(originAllowed(undefined, '127.0.0.1:8080', allowed), true);
+  assert.equal(originAllowed('http://localhost:8080', '127.0.0.1:8080', allowed), true, 'another loopback name of the daemon');
+  assert.equal(originAllowed('http://127.0.0.1:8080', '127.0.0.1:8080', allowed), true);
+  assert.equal(originAllowed('http://localhost:3000', 'localhost:8080', allowed), false, 'a page on another port of this machine');
+  assert.equal(originAllowed('http://localhost', 'localhost:8080', allowed), false);
+  assert.equal(originAllowed('https://localhost:8080', 'localhost:8080', allowed), false, 'the daemon speaks plain http');
+  assert.equal(originAllowed('http://[::1]:8080', '[::1]:8080', allowed), true);
+  assert.equal(originAllowed('https://evil.example', 'evil.example', allowed), false);
+  assert.equal(originAllowed('http://evil.example:8080', '127.0.0.1:8080', allowed), false);
+  assert.equal(originAllowed('null', '127.0.0.1:8080', allowed), false);
+  assert.equal(originAllowed('file:///tmp/page.html', '127.0.0.1:8080', allowed), false);
+  // Behind a TLS proxy that uses a configured name: its https origin, on its port.
+  assert.equal(originAllowed('https://chat.example.com', 'chat.example.com', allowed), true);
+  assert.equal(originAllowed('https://chat.example.com:8443', 'chat.example.com', allowed), false);
+  assert.equal(originAllowed('http://chat.example.com:8080', 'chat.example.com:8080', allowed), true);
 });

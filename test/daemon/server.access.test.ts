@@ -129,4 +129,15 @@ test('browser pages from other sites are refused: a foreign Origin is 403, a non
   });
   assert.equal(local.statusCode, 200);
   await local.body.dump();
+  // A page on another port of this machine is another site: the port counts, as does the scheme.
+  for (const origin of [`http://localhost:${h.daemon.port + 1}`, 'http://localhost', `https://localhost:${h.daemon.port}`]) {
+    const otherPort = await request(`${h.daemon.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin },
+      body,
+    });
+    assert.equal(otherPort.statusCode, 403, origin);
+    assert.equal(((await otherPort.body.json()) as { error: { code: string } }).error.code, 'origin_not_allowed');
+  }
+  assert.equal(h.sim.stats().requests, 1);
 });
