@@ -1,9 +1,16 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts with node's test runner through tsx. Node 20's --test takes no globs,
-// so the file list is built here. Pass paths or substrings to run a subset: npm test -- daemon
-import { readdirSync, statSync } from 'node:fs';
+// Runs every test/**/*.test.ts(x) with node's test runner through tsx, one process per file, in two pools:
+// files that drive dockerd run one at a time (they share the engine, its registry and, in CI, restart it),
+// the others run alongside them, a few at a time. Each file's output is printed whole when it ends, and the
+// run ends with the slowest files. Node 20's --test takes no globs, so the file list is built here.
+//   npm test                          every file
+//   npm test -- daemon store/keys     files whose path contains one of the words
+//   CS_LLM_TEST_JOBS=1 npm test       one file at a time (default: one more than the CPUs, at most 4)
+//   CS_LLM_TEST_REPORT=out.json       also write every file's duration and counts there
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 
 function findTests(dir) {
   const out = [];
@@ -16,6 +23,33 @@ function findTests(dir) {
   return out;
 }
 
+// A file drives dockerd when its name says so or its code reaches the engine: the shared docker helpers,
+// dockerode itself (a type-only import does not count), or the nvidia hook switch that restarts dockerd.
+const DOCKER_CODE = /\brequireDocker\(|^import (?!type\b)[^;]*from 'dockerode'|\bsetNvidiaHookMode\(|integration\/(images|containers)\.js/m;
+// Files that reach dockerd only through the CLI they start (no DOCKER_HOST of their own): listed by hand.
+const DOCKER_BY_HAND = new Set([
+  'test/cli/commands/doctor.test.ts', // `cs-llm doctor` pings dockerd and may probe a GPU container
+]);
+function usesDocker(file) {
+  const path = file.split('\\').join('/');
+  return /\.docker\.test\.tsx?$/.test(path) || DOCKER_BY_HAND.has(path) || DOCKER_CODE.test(readFileSync(file, 'utf8'));
+}
+
+function parseJobs(value) {
+  // One more than the cores: most files spend much of their time waiting (servers starting, streams,
+  // timeouts), so a third file on two cores keeps them busy; more than that only stretches every file.
+  if (value === undefined || value === '') return Math.min(4, availableParallelism() + 1);
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`CS_LLM_TEST_JOBS must be a whole number of 1 or more, got "${value}"`);
+    process.exit(2);
+  }
+  return n;
+}
+
+// A file that hangs would hold CI until its 90-minute limit: past this, its process group is killed.
+const FILE_TIMEOUT_MS = Number(process.env.CS_LLM_TEST_FILE_TIMEOUT_MS ?? 15 * 60_000);
+
 const filters = process.argv.slice(2);
 const files = findTests('test')
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
@@ -24,8 +58,138 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-// One file at a time: integration tests share dockerd, ports and the 2 cores; interleaving them
-// makes timing-sensitive readiness tests flaky without saving much wall time.
-const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files];
-const result = spawnSync(process.execPath, args, { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+const jobs = parseJobs(process.env.CS_LLM_TEST_JOBS);
+const dockerFiles = files.filter(usesDocker);
+const otherFiles = files.filter((f) => !dockerFiles.includes(f));
+
+/** The counts the spec reporter prints at the end ("ℹ tests 12", "ℹ pass 11", ...). */
+function counts(output) {
+  const read = (name) => Number(new RegExp(`^ℹ ${name} (\\d+)$`, 'm').exec(output)?.[1] ?? 0);
+  return {
+    tests: read('tests'),
+    pass: read('pass'),
+    fail: read('fail'),
+    skipped: read('skipped') + read('todo'),
+    cancelled: read('cancelled'),
+  };
+}
+
+function runFile(file) {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group, so a timeout also ends what the file started
+    });
+    const chunks = [];
+    child.stdout.on('data', (c) => chunks.push(c));
+    child.stderr.on('data', (c) => chunks.push(c));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, FILE_TIMEOUT_MS);
+    const kill = () => {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    };
+    running.add(kill);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      running.delete(kill);
+      let output = Buffer.concat(chunks).toString('utf8');
+      if (timedOut) output += `\n✖ ${file}: killed after ${FILE_TIMEOUT_MS / 1000} s (CS_LLM_TEST_FILE_TIMEOUT_MS)\n`;
+      const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+      const c = counts(plain);
+      const ok = code === 0 && !timedOut && c.fail === 0;
+      resolve({ file, ok, code, signal, seconds: (performance.now() - started) / 1000, output, ...c });
+    });
+  });
+}
+
+const running = new Set();
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    for (const kill of running) kill();
+    process.exit(130);
+  });
+}
+
+const results = [];
+function report(r) {
+  results.push(r);
+  process.stdout.write(r.output.endsWith('\n') ? r.output : `${r.output}\n`);
+  const mark = r.ok ? '✔' : '✖';
+  const detail = `${r.tests} tests, ${r.fail} failed, ${r.skipped} skipped${r.ok || r.code === 0 ? '' : `, exit ${r.code ?? r.signal}`}`;
+  console.log(`${mark} ${r.file}  ${r.seconds.toFixed(1)} s  (${detail})  [${results.length}/${files.length}]\n`);
+}
+
+async function pool(list, width) {
+  const queue = [...list];
+  const worker = async () => {
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) report(await runFile(file));
+  };
+  await Promise.all(Array.from({ length: Math.min(width, list.length) }, worker));
+}
+
+// The longest files start first, so that a pool does not end with one long file running alone: by their
+// time in earlier runs (.test-times.json, kept by every run), else by how many processes and servers they
+// start, which is where the time of a file goes (a rough guess, in about seconds on two cores).
+const HISTORY = '.test-times.json';
+const history = (() => {
+  try {
+    return JSON.parse(readFileSync(HISTORY, 'utf8'));
+  } catch {
+    return {};
+  }
+})();
+const PROCESSES = /\b(runCli|cli|spawn|execa|launch)\(/g; // a child node process: about a second of CPU
+const SERVERS = /\b(startHarness|startDaemon|startSimulator|startCpuEngine|startEngineWithDaemon|engineFor)\(/g;
+const weight = (file) => {
+  if (history[file] !== undefined) return history[file];
+  const code = readFileSync(file, 'utf8');
+  return 3 * (code.match(PROCESSES)?.length ?? 0) + (code.match(SERVERS)?.length ?? 0);
+};
+const longestFirst = (list) => [...list].sort((a, b) => weight(b) - weight(a));
+
+const started = performance.now();
+console.log(
+  jobs === 1
+    ? `${files.length} test files, one at a time\n`
+    : `${files.length} test files: ${dockerFiles.length} that drive dockerd one at a time, beside them ${otherFiles.length} more ${jobs} at a time\n`,
+);
+if (jobs === 1) await pool(files, 1);
+else await Promise.all([pool(longestFirst(dockerFiles), 1), pool(longestFirst(otherFiles), jobs)]);
+const wall = (performance.now() - started) / 1000;
+
+const total = (k) => results.reduce((sum, r) => sum + r[k], 0);
+const failed = results.filter((r) => !r.ok);
+console.log('slowest test files:');
+for (const r of [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 10)) {
+  console.log(`  ${r.seconds.toFixed(1).padStart(6)} s  ${r.file}${dockerFiles.includes(r.file) ? '  (dockerd)' : ''}`);
+}
+console.log(
+  `\n${results.length} files, ${total('tests')} tests: ${total('pass')} passed, ${total('fail')} failed, ${total('skipped')} skipped` +
+    `${total('cancelled') ? `, ${total('cancelled')} cancelled` : ''}; ${wall.toFixed(1)} s (${total('seconds').toFixed(1)} s of files)`,
+);
+if (failed.length > 0) {
+  console.log(`\nfailed files:\n${failed.map((r) => `  ${r.file}`).join('\n')}`);
+}
+for (const r of results) history[r.file] = Math.round(r.seconds * 10) / 10;
+try {
+  writeFileSync(HISTORY, `${JSON.stringify(history, null, 1)}\n`);
+} catch {
+  // a read-only checkout: the next run orders by the fallback
+}
+if (process.env.CS_LLM_TEST_REPORT) {
+  const files = results.map(({ output: _output, ...r }) => r).sort((a, b) => b.seconds - a.seconds);
+  writeFileSync(process.env.CS_LLM_TEST_REPORT, `${JSON.stringify({ wallSeconds: wall, jobs, files }, null, 2)}\n`);
+}
+process.exit(failed.length > 0 ? 1 : 0);
