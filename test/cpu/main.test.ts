@@ -10,11 +10,11 @@ import { once } from 'node:events';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { ROOT } from '../helpers/cli.js';
+import { entryArgs, ROOT } from '../helpers/cli.js';
 import { startCpuEngine } from '../../src/cpu/server.js';
 import { requireCpuRuntime, TINY_CHAT } from '../helpers/cpu-runtime.js';
 
-const CPU_MAIN = join(ROOT, 'src', 'cpu', 'main.ts');
+const CPU_MAIN = entryArgs('cpu/main');
 
 /** tiny-chat tells the same 89-token story at temperature 0. */
 const story = (stream: boolean) =>
@@ -26,9 +26,9 @@ const story = (stream: boolean) =>
     stream,
   });
 
-/** The engine as a real process from source; line() waits for a stdout line matching re. */
+/** The engine as a real process; line() waits for a stdout line matching re. */
 function launch(t: TestContext, args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', CPU_MAIN, '--model', TINY_CHAT, '--threads', '1', '--port', '0', ...args], {
+  const child = spawn(process.execPath, [...CPU_MAIN, '--model', TINY_CHAT, '--threads', '1', '--port', '0', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

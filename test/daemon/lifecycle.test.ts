@@ -13,7 +13,7 @@ import { processStamp } from '../../src/core/process-identity.js';
 import { daemonStatus, readDaemonState } from '../../src/daemon/lifecycle.js';
 import { openStore } from '../../src/store/store.js';
 import { startSimulator } from '../../src/sim/server.js';
-import { ROOT } from '../helpers/cli.js';
+import { entryArgs, ROOT } from '../helpers/cli.js';
 import { cli } from './harness.js';
 
 function home(): string {
@@ -63,15 +63,11 @@ test('SIGTERM during a streamed turn lets it finish, stores it, and the process 
   const sim = await startSimulator({ port: 0, tokensPerSecond: 100 });
   t.after(() => sim.close());
   const dir = home();
-  const child = execa(
-    process.execPath,
-    ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'daemon', 'run', '--port', '0', '--upstream', sim.url],
-    {
-      cwd: ROOT,
-      env: { CS_LLM_HOME: dir, NO_COLOR: '1' },
-      reject: false,
-    },
-  );
+  const child = execa(process.execPath, [...entryArgs('cli/main'), 'daemon', 'run', '--port', '0', '--upstream', sim.url], {
+    cwd: ROOT,
+    env: { CS_LLM_HOME: dir, NO_COLOR: '1' },
+    reject: false,
+  });
   t.after(() => {
     child.kill('SIGKILL');
   });

@@ -9,20 +9,16 @@ import { resolvePaths } from '../../src/core/paths.js';
 import { readDaemonState } from '../../src/daemon/lifecycle.js';
 import { openStore } from '../../src/store/store.js';
 import { startSimulator } from '../../src/sim/server.js';
-import { ROOT } from '../helpers/cli.js';
+import { entryArgs, ROOT } from '../helpers/cli.js';
 
 /** `cs-llm daemon run` as its own process (the way systemd and `daemon start` run it), with its state file found. */
 async function runDaemon(t: { after(fn: () => void): void }, upstream: string) {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-daemon-main-'));
-  const child = execa(
-    process.execPath,
-    ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'daemon', 'run', '--port', '0', '--upstream', upstream],
-    {
-      cwd: ROOT,
-      env: { CS_LLM_HOME: dir, NO_COLOR: '1' },
-      reject: false,
-    },
-  );
+  const child = execa(process.execPath, [...entryArgs('cli/main'), 'daemon', 'run', '--port', '0', '--upstream', upstream], {
+    cwd: ROOT,
+    env: { CS_LLM_HOME: dir, NO_COLOR: '1' },
+    reject: false,
+  });
   t.after(() => {
     child.kill('SIGKILL');
   });

@@ -8,16 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { execa } from 'execa';
-import { ROOT } from '../helpers/cli.js';
+import { entryArgs, ROOT } from '../helpers/cli.js';
 
-const SIM_MAIN = join(ROOT, 'src', 'sim', 'main.ts');
-const CLI_MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const SIM_MAIN = entryArgs('sim/main');
+const CLI_MAIN = entryArgs('cli/main');
 const OOM =
   'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 23.55 GiB of which 1.02 GiB is free.';
 
-/** Spawns a long-running process from source, killed when the test ends; lines() waits for a stdout line matching re. */
+/** Spawns a long-running process (node with these arguments), killed when the test ends; lines() waits for a stdout line matching re. */
 function launch(t: TestContext, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -60,7 +60,7 @@ function launch(t: TestContext, args: string[], env: Record<string, string> = {}
 test('--crash-at-start prints vLLM-like start-up lines, then the given line on stderr, and exits 1 without listening', async () => {
   const result = await execa(
     process.execPath,
-    ['--import', 'tsx', SIM_MAIN, '--model', 'Qwen/Qwen2.5-32B-Instruct-AWQ', '--port', '0', '--crash-at-start', OOM],
+    [...SIM_MAIN, '--model', 'Qwen/Qwen2.5-32B-Instruct-AWQ', '--port', '0', '--crash-at-start', OOM],
     {
       cwd: ROOT,
       reject: false,
@@ -76,7 +76,7 @@ test('--crash-at-start prints vLLM-like start-up lines, then the given line on s
 });
 
 test('SIM_CRASH_AT_START does the same from the environment, as a container spec would set it', async () => {
-  const result = await execa(process.execPath, ['--import', 'tsx', SIM_MAIN], {
+  const result = await execa(process.execPath, SIM_MAIN, {
     cwd: ROOT,
     reject: false,
     timeout: 60_000,
@@ -93,7 +93,7 @@ test(
     const sim = launch(
       t,
       [
-        SIM_MAIN,
+        ...SIM_MAIN,
         '--model',
         'Qwen/Qwen2.5-7B-Instruct-AWQ',
         '--served-model-name',
@@ -127,7 +127,7 @@ test(
 
 test('cs-llm sim --port 0 prints the URL it listens on and stops on SIGINT', { timeout: 90_000 }, async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-sim-'));
-  const sim = launch(t, [CLI_MAIN, 'sim', '--port', '0', '--served-model-name', 'demo', '--disable-uvicorn-access-log'], {
+  const sim = launch(t, [...CLI_MAIN, 'sim', '--port', '0', '--served-model-name', 'demo', '--disable-uvicorn-access-log'], {
     CS_LLM_HOME: home,
   });
   const [, url] = await sim.line(/^listening on (http:\/\/127\.0\.0\.1:\d+)$/);
@@ -151,7 +151,7 @@ test('cs-llm sim --port 0 prints the URL it listens on and stops on SIGINT', { t
 
 test('cs-llm sim refuses a bad knob with the flag named and the next step, exit code 2', async () => {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-sim-'));
-  const result = await execa(process.execPath, ['--import', 'tsx', CLI_MAIN, 'sim', '--hang-rate', '2'], {
+  const result = await execa(process.execPath, [...CLI_MAIN, 'sim', '--hang-rate', '2'], {
     cwd: ROOT,
     reject: false,
     timeout: 60_000,
@@ -165,9 +165,9 @@ test('cs-llm sim refuses a bad knob with the flag named and the next step, exit 
 
 test('cs-llm sim on a port in use says so and suggests another port', { timeout: 90_000 }, async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-sim-'));
-  const first = launch(t, [CLI_MAIN, 'sim', '--port', '0'], { CS_LLM_HOME: home });
+  const first = launch(t, [...CLI_MAIN, 'sim', '--port', '0'], { CS_LLM_HOME: home });
   const [, port] = await first.line(/^listening on http:\/\/127\.0\.0\.1:(\d+)$/);
-  const result = await execa(process.execPath, ['--import', 'tsx', CLI_MAIN, 'sim', '--port', port!], {
+  const result = await execa(process.execPath, [...CLI_MAIN, 'sim', '--port', port!], {
     cwd: ROOT,
     reject: false,
     timeout: 60_000,

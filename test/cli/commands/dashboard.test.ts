@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { loadConfig } from '../../../src/core/config.js';
 import { startDaemon, type Daemon } from '../../../src/daemon/server.js';
 import { startSimulator } from '../../../src/sim/server.js';
-import { ROOT, runCli } from '../../helpers/cli.js';
+import { entryArgs, ROOT, runCli } from '../../helpers/cli.js';
 import { CONTROL, startHostileEngine } from '../../helpers/hostile-engine.js';
 
 const LOOP_SMI_DIR = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'loop');
@@ -141,7 +141,7 @@ test('in a terminal the live dashboard shows requests rising and a VRAM bar, red
   const exitFile = join(home, 'dashboard-exit');
   // As on an operator's terminal: Ink draws only a final frame when CI is set (is-in-ci), and the tmux
   // server inherits this test's environment, CI=true included under .ci/run.
-  const command = `env -u CI -u CONTINUOUS_INTEGRATION ${process.execPath} --import tsx ${join(ROOT, 'src', 'cli', 'main.ts')} dashboard --url ${daemon.url} --interval 300ms; echo $? > ${exitFile}`;
+  const command = `env -u CI -u CONTINUOUS_INTEGRATION ${[process.execPath, ...entryArgs('cli/main')].join(' ')} dashboard --url ${daemon.url} --interval 300ms; echo $? > ${exitFile}`;
   const started = await tmux(
     'new-session',
     '-d',

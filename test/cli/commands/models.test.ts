@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../../helpers/cli.js';
+import { entryArgs, runCli } from '../../helpers/cli.js';
 import { scenarioDir } from '../../gpu/fixtures.js';
 
 const home = () => mkdtempSync(join(tmpdir(), 'cs-llm-models-cli-'));
@@ -150,7 +150,7 @@ test('models in a narrow terminal keeps model ids whole, drops minor columns and
     t.skip('util-linux script(1) is not installed, so there is no pseudo-terminal to run in');
     return;
   }
-  const cli = `${process.execPath} --import tsx src/cli/main.ts models --vram 24GiB`;
+  const cli = [process.execPath, ...entryArgs('cli/main'), 'models', '--vram', '24GiB'].join(' ');
   // script(1) gives the CLI a real pseudo-terminal of 60 columns.
   const result = await execa('script', ['-qec', `stty cols 60; ${cli}`, '/dev/null'], {
     cwd: ROOT,
