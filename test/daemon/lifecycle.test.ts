@@ -60,7 +60,9 @@ test('daemon start runs it in the background, status finds it, stop ends it and 
 });
 
 test('SIGTERM during a streamed turn lets it finish, stores it, and the process exits cleanly', async (t) => {
-  const sim = await startSimulator({ port: 0, tokensPerSecond: 100 });
+  // About 3 s of stream: the signal must reach the daemon while the turn is still in flight, also on a busy
+  // machine (at 100 tokens/s the whole reply was sometimes through before the daemon saw the signal).
+  const sim = await startSimulator({ port: 0, tokensPerSecond: 20 });
   t.after(() => sim.close());
   const dir = home();
   const child = execa(process.execPath, [...entryArgs('cli/main'), 'daemon', 'run', '--port', '0', '--upstream', sim.url], {
