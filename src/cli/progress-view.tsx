@@ -1,13 +1,13 @@
 import { Box, render, Static, Text } from 'ink';
-import type { UpProgress } from '../engine/up.js';
-import type { Output } from './output.js';
-import { initialViewState, progressBar, reduceView, type ProgressReporter, type ProgressViewState } from './progress.js';
+import { progressBar, reduceView, initialViewState, type ProgressUpdate, type ProgressViewState } from './progress-state.js';
 
 /**
- * The terminal view of `up`: finished steps in <Static> (printed once, scrolling up), the step in
- * progress below with a bar when its size is known. A pure function of ProgressViewState.
+ * The terminal view of a long command: finished lines in <Static> (printed once, scrolling up), the step in
+ * progress below with a bar when its size is known and its rate once it has one. A pure function of
+ * ProgressViewState.
  */
 export function ProgressView({ state, color }: { state: ProgressViewState; color: boolean }) {
+  const current = state.current;
   return (
     <>
       <Static items={state.done.map((line, i) => ({ line, key: `${i}` }))}>
@@ -18,20 +18,21 @@ export function ProgressView({ state, color }: { state: ProgressViewState; color
           </Text>
         )}
       </Static>
-      {state.current && (
+      {current && (
         <Box>
           <Text color={color ? 'cyan' : undefined}>{'… '}</Text>
-          {state.current.fraction !== undefined && <Text>{`${progressBar(state.current.fraction)} `}</Text>}
-          <Text>{state.current.label}</Text>
+          {current.fraction !== undefined && <Text>{`${progressBar(current.fraction)} `}</Text>}
+          <Text>{current.rate ? `${current.text} ${current.rate}` : current.text}</Text>
         </Box>
       )}
     </>
   );
 }
 
-export function inkReporter(output: Output): ProgressReporter {
+/** Draws updates with Ink on stderr; frequent ones at most ten times a second. */
+export function inkReporter(color: boolean, now: () => number = Date.now): { update(updates: ProgressUpdate[]): void; close(): void } {
   let state = initialViewState;
-  const instance = render(<ProgressView state={state} color={output.color} />, {
+  const instance = render(<ProgressView state={state} color={color} />, {
     stdout: process.stderr,
     patchConsole: false,
     exitOnCtrlC: false,
@@ -39,19 +40,20 @@ export function inkReporter(output: Output): ProgressReporter {
   let closed = false;
   let lastRender = 0;
   return {
-    event(event: UpProgress) {
-      if (closed) return;
-      state = reduceView(state, event);
-      // A big pull sends thousands of events: redraw at most ten times a second for those.
-      const now = Date.now();
-      if (event.stage === 'pulling' && now - lastRender < 100) return;
-      lastRender = now;
-      instance.rerender(<ProgressView state={state} color={output.color} />);
+    update(updates) {
+      if (closed || updates.length === 0) return;
+      for (const u of updates) state = reduceView(state, u, now());
+      const frequent = updates.every((u) => u.kind === 'live' && u.frequent);
+      if (frequent && now() - lastRender < 100) return;
+      lastRender = now();
+      instance.rerender(<ProgressView state={state} color={color} />);
     },
     close() {
       if (closed) return;
       closed = true;
-      // The step still in progress stays on screen as the last frame.
+      // A step that keeps its line stays on screen as the last frame; a transfer's bar goes.
+      if (state.current && !state.current.keep) instance.rerender(<ProgressView state={{ ...state, current: null }} color={color} />);
+      else instance.rerender(<ProgressView state={state} color={color} />);
       instance.unmount();
       instance.cleanup();
     },

@@ -1,34 +1,36 @@
 /*
- * How `up` shows its progress. Pure parts: a view state reduced from progress events, and the text of
- * each line. The reporter picks the channel: an Ink view on a terminal, plain lines (at most one every few
- * seconds for the same stage) otherwise, NDJSON on stderr with --json. Progress always goes to stderr
- * when stdout is not a terminal, so stdout stays the parseable result.
+ * How long commands show their progress: `up` (image pull, readiness), `bundle create|inspect|load` (its
+ * parts) and `models pull` (the download). One reporter for all three: each command's events become
+ * ProgressUpdates (the adapters below), and the reporter shows them on the channel that fits. On a
+ * terminal: an Ink view (finished lines above, the live step with a bar and a rate below). Otherwise plain
+ * lines on stderr: each new step at once, within a step at each 10% of a known size, else at most every 5 s.
+ * With --json: the command's own events as NDJSON on stderr, byte counts at most once a second or per 10%.
+ * Progress always goes to stderr, so stdout stays the parseable result.
  */
 
-import type { UpProgress } from '../engine/up.js';
+import type { BundleProgress } from '../bundle/progress.js';
 import type { PullProgress } from '../engine/pull.js';
 import type { ReadinessEvent } from '../engine/readiness.js';
-import { terminalLine } from '../core/terminal-text.js';
+import type { UpProgress } from '../engine/up.js';
+import type { GgufPullProgress } from '../models/pull.js';
 import { formatBytes, paint, type Output } from './output.js';
+import { liveText, percentStep, type ProgressUpdate } from './progress-state.js';
 
-export interface ProgressViewState {
-  /** Finished steps, printed once. */
-  done: string[];
-  /** The step in progress. */
-  current: { label: string; detail?: string; fraction?: number } | null;
+export { initialViewState, progressBar, reduceView, type ProgressUpdate, type ProgressViewState } from './progress-state.js';
+
+/** A command's events, turned into updates (the same for every channel) and into its NDJSON line. */
+export interface ProgressAdapter<E> {
+  updates(event: E): ProgressUpdate[];
+  json(event: E): unknown;
 }
 
-export const initialViewState: ProgressViewState = { done: [], current: null };
-
-export function progressBar(fraction: number, width = 24): string {
-  const clamped = Math.max(0, Math.min(1, fraction));
-  const full = Math.round(clamped * width);
-  return `[${'#'.repeat(full)}${'-'.repeat(width - full)}]`;
+export interface ProgressReporter<E> {
+  event(event: E): void;
+  /** Stop rendering (before the result or an error is printed). */
+  close(): void;
 }
 
-export function pullFraction(p: PullProgress): number | undefined {
-  return p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : undefined;
-}
+// --- the three commands' events ---
 
 export function formatPull(p: PullProgress): string {
   const bytes = p.totalBytes > 0 ? `${formatBytes(p.downloadedBytes)} / ${formatBytes(p.totalBytes)}` : p.status;
@@ -53,101 +55,179 @@ export function formatReadiness(e: ReadinessEvent): string {
   return `${STATE_TEXT[e.state]}${detail} [${seconds}]`;
 }
 
-/** Pure: the next view state for a progress event (its labels one line each, without control characters: they quote engine logs). */
-export function reduceView(state: ProgressViewState, event: UpProgress): ProgressViewState {
-  const next = reduceViewRaw(state, event);
-  const current = next.current && { ...next.current, label: terminalLine(next.current.label) };
-  const done = next.done === state.done ? next.done : [...state.done, ...next.done.slice(state.done.length).map(terminalLine)];
-  return { done, current };
-}
-
-function reduceViewRaw(state: ProgressViewState, event: UpProgress): ProgressViewState {
-  const finishCurrent = (): string[] => (state.current ? [...state.done, state.current.label] : state.done);
-  switch (event.stage) {
-    case 'plan':
-    case 'note':
-      return { done: [...finishCurrent(), event.message], current: null };
-    case 'pulling': {
-      const fraction = pullFraction(event.pull);
-      const same = state.current?.label.startsWith('pulling ');
-      return {
-        done: same ? state.done : finishCurrent(),
-        current: { label: formatPull(event.pull), ...(fraction !== undefined ? { fraction } : {}) },
-      };
-    }
-    case 'readiness': {
-      const label = formatReadiness(event);
-      const sameState = state.current?.label.startsWith(STATE_TEXT[event.state].split(':')[0]!);
-      if (event.state === 'serving') return { done: [...finishCurrent(), label], current: null };
-      const fraction = event.percent !== undefined ? event.percent / 100 : undefined;
-      return { done: sameState ? state.done : finishCurrent(), current: { label, ...(fraction !== undefined ? { fraction } : {}) } };
-    }
-  }
-}
-
-export interface ProgressReporter {
-  event(event: UpProgress): void;
-  /** Stop rendering (before the result or an error is printed). */
-  close(): void;
-}
-
-interface ReporterOptions {
-  json: boolean;
-  /** Minimum gap between two plain lines for the same stage. */
-  plainIntervalMs?: number;
-  now?: () => number;
-}
-
-/** NDJSON on stderr: one object per event (pull events at most once a second). */
-function jsonReporter(stderr: NodeJS.WritableStream, now: () => number): ProgressReporter {
-  let lastPull = 0;
-  return {
-    event(event) {
-      if (event.stage === 'pulling') {
-        if (now() - lastPull < 1000) return;
-        lastPull = now();
+/** `up`: each step keeps its line once done. A registry's layer totals grow as it goes, so a pull is a labelled step, not a transfer. */
+export const upProgress: ProgressAdapter<UpProgress> = {
+  updates(event) {
+    switch (event.stage) {
+      case 'plan':
+      case 'note':
+        return [{ kind: 'line', text: event.message }];
+      case 'pulling': {
+        const p = event.pull;
+        return [
+          {
+            kind: 'live',
+            key: 'pull',
+            label: formatPull(p),
+            keep: true,
+            frequent: true,
+            ...(p.totalBytes > 0 ? { fraction: p.downloadedBytes / p.totalBytes } : {}),
+          },
+        ];
       }
-      stderr.write(`${JSON.stringify({ type: 'progress', ...event })}\n`);
+      case 'readiness':
+        if (event.state === 'serving') return [{ kind: 'line', text: formatReadiness(event), green: true }];
+        return [
+          {
+            kind: 'live',
+            key: `readiness:${event.state}`,
+            label: formatReadiness(event),
+            keep: true,
+            ...(event.percent !== undefined ? { fraction: event.percent / 100 } : {}),
+          },
+        ];
+    }
+  },
+  json: (event) => ({ type: 'progress', ...event }),
+};
+
+/** `bundle`: a part's bytes while it runs, then its "done" line. */
+export const bundleProgress: ProgressAdapter<BundleProgress> = {
+  updates(event) {
+    if (event.type === 'note') return [{ kind: 'line', text: event.message }];
+    if (event.type === 'part-done') return [{ kind: 'line', text: `done: ${event.message}`, green: true }];
+    return [
+      {
+        kind: 'live',
+        key: `${event.part}:${event.label}`,
+        label: event.label,
+        transfer: { doneBytes: event.doneBytes, totalBytes: event.totalBytes },
+        frequent: true,
+      },
+    ];
+  },
+  json: (event) => ({ type: 'progress', event }),
+};
+
+/** `models pull`: the download as a transfer whose rate leaves out the bytes a resumed part file already had. */
+export function pullProgress(): ProgressAdapter<GgufPullProgress> {
+  let fromBytes = 0;
+  return {
+    updates(event) {
+      switch (event.type) {
+        case 'checking':
+          return [{ kind: 'line', text: event.message }];
+        case 'start':
+          fromBytes = event.resumeFrom;
+          return [
+            {
+              kind: 'line',
+              text: `downloading ${event.url} to ${event.path}${event.resumeFrom > 0 ? ` (continuing the part file from ${formatBytes(event.resumeFrom)})` : ''}`,
+            },
+          ];
+        case 'bytes':
+          return [
+            {
+              kind: 'live',
+              key: 'download',
+              label: 'downloaded',
+              transfer: { doneBytes: event.doneBytes, totalBytes: event.totalBytes, fromBytes },
+              frequent: true,
+            },
+          ];
+        case 'verifying':
+          return [{ kind: 'line', text: 'checking size and sha256' }];
+      }
     },
-    close() {},
+    json: (event) => ({ type: 'progress', event }),
   };
 }
 
-/** Plain lines: every change of stage at once, progress within a stage at most every interval. */
+// --- the channels ---
+
+/**
+ * When a frequent update of the same step is worth showing again: its 10% step advanced, it is complete, or
+ * (no known size) `intervalMs` passed. Each new step, and anything not frequent, always is.
+ */
+function throttle(intervalMs: number, now: () => number) {
+  let key = '';
+  let at = -Infinity;
+  let step: number | null = null;
+  return (updates: ProgressUpdate[]): boolean => {
+    const live =
+      updates.length > 0 && updates.every((u) => u.kind === 'live') ? (updates.at(-1) as Extract<ProgressUpdate, { kind: 'live' }>) : null;
+    const t = live?.transfer;
+    const nextStep = t ? percentStep(t.doneBytes, t.totalBytes) : null;
+    const show =
+      !live ||
+      live.key !== key ||
+      (nextStep !== null ? step === null || nextStep > step : now() - at >= intervalMs) ||
+      (t !== undefined && t.totalBytes !== null && t.doneBytes >= t.totalBytes && step !== 100);
+    if (!show) return false;
+    key = live?.key ?? '';
+    at = now();
+    step = nextStep;
+    return true;
+  };
+}
+
+/** Plain lines (no terminal): lines at once; a live step when it starts, then per the throttle; never the same text twice. */
 export function plainReporter(
   write: (line: string) => void,
   output: Pick<Output, 'color'>,
   intervalMs = 5000,
   now: () => number = Date.now,
-): ProgressReporter {
-  let lastKey = '';
-  let lastAt = -Infinity;
+) {
+  const worth = throttle(intervalMs, now);
   let lastLine = '';
   return {
-    event(event) {
-      const key = event.stage === 'readiness' ? `readiness:${event.state}` : event.stage;
-      const line =
-        event.stage === 'pulling' ? formatPull(event.pull) : event.stage === 'readiness' ? formatReadiness(event) : event.message;
-      if (line === lastLine) return;
-      const changed = key !== lastKey || event.stage === 'note' || event.stage === 'plan';
-      if (!changed && now() - lastAt < intervalMs) return;
-      lastKey = key;
-      lastAt = now();
-      lastLine = line;
-      const styled = event.stage === 'readiness' && event.state === 'serving' ? paint(output, 'green', line) : line;
-      write(styled);
+    update(updates: ProgressUpdate[]) {
+      for (const u of updates) {
+        const text = u.kind === 'line' ? u.text : liveText(u);
+        if (u.kind === 'live' && (text === lastLine || !worth([u]))) continue;
+        if (u.kind === 'line') worth([u]);
+        lastLine = text;
+        write(u.kind === 'line' && u.green ? paint(output, 'green', text) : text);
+      }
     },
     close() {},
   };
 }
 
-export async function createProgressReporter(output: Output, options: ReporterOptions): Promise<ProgressReporter> {
+export interface ReporterOptions {
+  json: boolean;
+  /** Draw on a terminal; default: whether stderr is one. */
+  tty?: boolean;
+  /** Minimum gap between two plain lines of the same step without a known size. */
+  plainIntervalMs?: number;
+  now?: () => number;
+  /** Where lines go, without their newline; default stderr (plain lines through output.err, JSON exactly as it is). */
+  write?: (line: string) => void;
+}
+
+export async function createProgressReporter<E>(
+  output: Output,
+  adapter: ProgressAdapter<E>,
+  options: ReporterOptions,
+): Promise<ProgressReporter<E>> {
   const now = options.now ?? Date.now;
-  if (options.json) return jsonReporter(process.stderr, now);
-  if (output.isTTY && process.stderr.isTTY) {
-    // Loaded only on a terminal: Ink and React are not needed to print plain lines.
-    const { inkReporter } = await import('./progress-view.js');
-    return inkReporter(output);
+  if (options.json) {
+    const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+    const worth = throttle(1000, now);
+    return {
+      event(event) {
+        if (worth(adapter.updates(event))) write(JSON.stringify(adapter.json(event)));
+      },
+      close() {},
+    };
   }
-  return plainReporter((line) => output.err(line), output, options.plainIntervalMs ?? 5000, now);
+  const channel =
+    (options.tty ?? Boolean(process.stderr.isTTY))
+      ? // Loaded only on a terminal: Ink and React are not needed to print plain lines.
+        (await import('./progress-view.js')).inkReporter(output.color, now)
+      : plainReporter(options.write ?? ((line) => output.err(line)), output, options.plainIntervalMs ?? 5000, now);
+  return {
+    event: (event) => channel.update(adapter.updates(event)),
+    close: () => channel.close(),
+  };
 }

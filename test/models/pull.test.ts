@@ -18,8 +18,6 @@ import { ConflictError, EnvironmentError, UsageError } from '../../src/core/erro
 import { findModel, loadCatalog } from '../../src/models/catalog.js';
 import { DEFAULT_HF_ENDPOINT, ggufDownloadUrl, resolveHfEndpoint } from '../../src/models/gguf-source.js';
 import { pullGguf } from '../../src/models/pull.js';
-import { createPullRenderer, percentStep } from '../../src/cli/commands/models-pull.js';
-import { createOutput } from '../../src/cli/output.js';
 import { runCli } from '../helpers/cli.js';
 
 const BYTES = readFileSync(join(SHIPPED_MODELS_DIR, 'tiny-memory.gguf'));
@@ -427,35 +425,4 @@ test('the endpoint: config, then HF_ENDPOINT, then huggingface.co; not an http(s
     'https://files.example/a.gguf',
   );
   assert.equal(ggufDownloadUrl({ file: 'a.gguf' }, 'https://h'), null);
-});
-
-test('progress: a line at each 10% without a terminal, a redrawn bar on one', () => {
-  assert.deepEqual(
-    [0, 9, 10, 55, 99, 100].map((n) => percentStep(n, 100)),
-    [0, 0, 10, 50, 90, 100],
-  );
-  assert.equal(percentStep(5, null), null);
-  const output = createOutput();
-  const plain: string[] = [];
-  const r = createPullRenderer(output, { json: false, tty: false, write: (s) => plain.push(s) });
-  for (let done = 0; done <= 1000; done += 25) r.listener({ type: 'bytes', doneBytes: done, totalBytes: 1000 });
-  assert.deepEqual(
-    plain.map((l) => l.replace(/ \(.*/, '').trim()),
-    [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100].map((p) => `downloaded ${p}%`),
-  );
-  const tty: string[] = [];
-  let clock = 0;
-  const bar = createPullRenderer(
-    { ...output, columns: 100 },
-    { json: false, tty: true, write: (s) => tty.push(s), now: () => (clock += 200) },
-  );
-  bar.listener({ type: 'bytes', doneBytes: 500, totalBytes: 1000 });
-  bar.listener({ type: 'bytes', doneBytes: 1000, totalBytes: 1000 });
-  bar.close();
-  assert.ok(tty.includes('[############------------] 50% (500 B of 1000 B)'), JSON.stringify(tty));
-  assert.ok(
-    tty.some((s) => s.startsWith('[########################] 100%')),
-    JSON.stringify(tty),
-  );
-  assert.equal(tty.filter((s) => s === '\r\u001b[2K').length, 2, 'each redraw and the close clear the line');
 });

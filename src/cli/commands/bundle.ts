@@ -1,88 +1,18 @@
 /*
  * `cs-llm bundle create|inspect|load`: offline bundles for air-gapped hosts. Thin: flags in, the bundle
- * service does the work, progress rendered here (a redrawn bar on a terminal, plain lines otherwise,
- * NDJSON on stderr with --json).
+ * service does the work, progress shown by the one progress reporter (progress.ts: a bar on a terminal, plain
+ * lines otherwise, NDJSON on stderr with --json).
  */
 
 import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../../core/errors.js';
-import { terminalLine } from '../../core/terminal-text.js';
 import { createBundle, type CreateBundleResult } from '../../bundle/create.js';
 import { loadBundle, type LoadBundleResult } from '../../bundle/load.js';
-import type { BundleProgress, BundleProgressListener } from '../../bundle/progress.js';
 import { BundleIntegrityError, inspectBundle, type InspectResult } from '../../bundle/verify.js';
 import { contextFor } from '../context.js';
 import { formatBytes, formatTable, paint, type Output } from '../output.js';
-import { progressBar } from '../progress.js';
+import { bundleProgress, createProgressReporter } from '../progress.js';
 import { cancellable } from '../cancellable.js';
-
-function formatBytesEvent(event: Extract<BundleProgress, { type: 'bytes' }>): string {
-  const total = event.totalBytes ? ` / ${formatBytes(event.totalBytes)}` : '';
-  return `${terminalLine(event.label)}: ${formatBytes(event.doneBytes)}${total}`;
-}
-
-interface Renderer {
-  listener: BundleProgressListener;
-  close(): void;
-}
-
-export function createBundleRenderer(output: Output, json: boolean, now: () => number = Date.now): Renderer {
-  const stderr = process.stderr;
-  if (json) {
-    let last = 0;
-    return {
-      listener(event) {
-        if (event.type === 'bytes') {
-          if (now() - last < 1000) return;
-          last = now();
-        }
-        stderr.write(`${JSON.stringify({ type: 'progress', event })}\n`);
-      },
-      close() {},
-    };
-  }
-  if (stderr.isTTY) {
-    let live = false;
-    let lastDraw = 0;
-    const clear = () => {
-      if (live) stderr.write('\r\u001b[2K');
-      live = false;
-    };
-    return {
-      listener(event) {
-        if (event.type === 'bytes') {
-          if (now() - lastDraw < 100 && event.doneBytes !== event.totalBytes) return;
-          lastDraw = now();
-          const fraction = event.totalBytes ? Math.min(1, event.doneBytes / event.totalBytes) : undefined;
-          const bar = fraction !== undefined ? `${progressBar(fraction)} ` : '';
-          clear();
-          stderr.write(`${bar}${formatBytesEvent(event)}`.slice(0, Math.max(20, (stderr.columns || 100) - 1)));
-          live = true;
-          return;
-        }
-        clear();
-        stderr.write(`${event.type === 'part-done' ? paint(output, 'green', 'done') + ': ' : ''}${terminalLine(event.message)}\n`);
-      },
-      close: clear,
-    };
-  }
-  // Plain lines: a part's start, its bytes at most every 5 s, its end.
-  let lastLabel = '';
-  let lastAt = 0;
-  return {
-    listener(event) {
-      if (event.type === 'bytes') {
-        if (event.label === lastLabel && now() - lastAt < 5000) return;
-        lastLabel = event.label;
-        lastAt = now();
-        output.err(formatBytesEvent(event));
-        return;
-      }
-      output.err(event.type === 'part-done' ? `done: ${event.message}` : event.message);
-    },
-    close() {},
-  };
-}
 
 function printCreate(output: Output, result: CreateBundleResult): void {
   const { manifest } = result;
@@ -170,7 +100,7 @@ export function register(program: Command): void {
         throw new UsageError(`--pull-policy must be if-missing, always or never, got "${opts.pullPolicy}"`);
       }
       const { loaded, output } = contextFor(command, { engine: { pullPolicy: opts.pullPolicy } });
-      const renderer = createBundleRenderer(output, Boolean(opts.json));
+      const renderer = await createProgressReporter(output, bundleProgress, { json: Boolean(opts.json) });
       let result: CreateBundleResult;
       try {
         result = await cancellable((signal) =>
@@ -181,7 +111,7 @@ export function register(program: Command): void {
             out: opts.out,
             gzipImage: Boolean(opts.gzip),
             config: loaded.config,
-            onProgress: renderer.listener,
+            onProgress: (event) => renderer.event(event),
             signal,
           }),
         );
@@ -200,11 +130,11 @@ export function register(program: Command): void {
     .option('--json', 'print {manifest, verified, problems} as JSON')
     .action(async (file: string, opts: { verify?: boolean; json?: boolean }, command: Command) => {
       const { output } = contextFor(command);
-      const renderer = createBundleRenderer(output, Boolean(opts.json));
+      const renderer = await createProgressReporter(output, bundleProgress, { json: Boolean(opts.json) });
       let result: InspectResult;
       try {
         result = await cancellable((signal) =>
-          inspectBundle(file, { verify: opts.verify !== false, onProgress: renderer.listener, signal }),
+          inspectBundle(file, { verify: opts.verify !== false, onProgress: (event) => renderer.event(event), signal }),
         );
       } finally {
         renderer.close();
@@ -235,10 +165,12 @@ export function register(program: Command): void {
     .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
     .action(async (file: string, opts: { json?: boolean }, command: Command) => {
       const { loaded, output } = contextFor(command);
-      const renderer = createBundleRenderer(output, Boolean(opts.json));
+      const renderer = await createProgressReporter(output, bundleProgress, { json: Boolean(opts.json) });
       let result: LoadBundleResult;
       try {
-        result = await cancellable((signal) => loadBundle({ file, config: loaded.config, onProgress: renderer.listener, signal }));
+        result = await cancellable((signal) =>
+          loadBundle({ file, config: loaded.config, onProgress: (event) => renderer.event(event), signal }),
+        );
       } finally {
         renderer.close();
       }

@@ -3,7 +3,7 @@ import { UsageError } from '../../core/errors.js';
 import { up, type UpResult } from '../../engine/up.js';
 import { contextFor, intFlag } from '../context.js';
 import { paint, type Output } from '../output.js';
-import { createProgressReporter } from '../progress.js';
+import { createProgressReporter, upProgress } from '../progress.js';
 
 interface UpFlags {
   model?: string;
@@ -126,7 +126,7 @@ export function register(program: Command): void {
           offline: opts.offline,
         },
       });
-      const reporter = await createProgressReporter(output, { json: Boolean(opts.json) });
+      const reporter = await createProgressReporter(output, upProgress, { json: Boolean(opts.json) });
       // Ctrl-C while starting: cancel, and the failed start removes what it created.
       const abort = new AbortController();
       const onSignal = () => abort.abort();
