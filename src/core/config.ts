@@ -39,7 +39,8 @@ export const upstreamSchema = z
     /** The client's model name -> this upstream's; names not listed pass unchanged. */
     models: z.record(z.string(), z.string()).default({}),
     weight: z.number().min(0).default(1),
-    kind: z.enum(['local', 'remote']).default('local'),
+    /** Unset: local only when the URL's host is a loopback address; anything else off this machine is remote. */
+    kind: z.enum(['local', 'remote']).optional(),
   })
   .strict();
 

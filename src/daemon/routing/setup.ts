@@ -1,5 +1,6 @@
 import type { Config, UpstreamConfig } from '../../core/config.js';
 import { ConfigError } from '../../core/errors.js';
+import { upstreamKindOf } from '../../compliance/redact.js';
 import type { Logger } from '../../core/log.js';
 import { createPooledUpstream, type Upstream } from '../upstream.js';
 import { Router, type RoutingEvents } from './failover.js';
@@ -26,11 +27,16 @@ export interface RoutingSetupOptions {
   now?: () => number;
 }
 
-/** The configured upstreams, or the one local default built from daemon.upstream and daemon.upstreamApiKey. */
+/** Local only when it says so, or when its host is a loopback address (127.0.0.0/8, ::1, localhost). */
+function kindOf(s: Pick<UpstreamConfig, 'kind' | 'url'>): 'local' | 'remote' {
+  return s.kind ?? upstreamKindOf(s.url);
+}
+
+/** The configured upstreams, or the one default built from daemon.upstream and daemon.upstreamApiKey. */
 export function upstreamConfigs(config: Config, upstreamUrl?: string): Array<UpstreamConfig & { apiKey?: string | undefined }> {
   const d = config.daemon;
   if (upstreamUrl !== undefined || d.upstreams.length === 0) {
-    return [{ name: 'local', url: upstreamUrl ?? d.upstream, models: {}, weight: 1, kind: 'local', apiKey: d.upstreamApiKey }];
+    return [{ name: 'local', url: upstreamUrl ?? d.upstream, models: {}, weight: 1, apiKey: d.upstreamApiKey }];
   }
   return d.upstreams;
 }
@@ -78,14 +84,19 @@ export function createRouting(options: RoutingSetupOptions): Routing {
       });
       clients.push(client);
     }
-    return new UpstreamMember({ name: s.name, kind: s.kind, weight: s.weight, models: s.models, client });
+    return new UpstreamMember({ name: s.name, kind: kindOf(s), weight: s.weight, models: s.models, client });
   };
 
   let shadow: UpstreamMember | null = null;
   const members: UpstreamMember[] = [];
   try {
     for (const s of specs) {
-      if (s.kind === 'remote' && !d.allowRemote) {
+      if (s.kind === undefined && kindOf(s) === 'remote') {
+        log(
+          `upstream ${s.name} at ${s.url} is not a loopback address: treated as remote (daemon.allowRemote and store.redactUpstream "remote" apply); give it "kind": "local" in daemon.upstreams if it is a machine of this deployment`,
+        );
+      }
+      if (kindOf(s) === 'remote' && !d.allowRemote) {
         if (s.name === shadowName) {
           throw new ConfigError(`the shadow upstream "${s.name}" is remote and daemon.allowRemote is false`, {
             next: 'Set daemon.allowRemote to true to send copies of requests off this machine, or shadow to a local upstream.',
@@ -99,9 +110,9 @@ export function createRouting(options: RoutingSetupOptions): Routing {
     }
     if (members.length === 0) {
       throw new ConfigError(
-        'no upstream can be used: every configured upstream is remote (or the shadow) and daemon.allowRemote is false',
+        'no upstream can be used: every configured upstream is remote (or the shadow) and daemon.allowRemote is false; an upstream whose host is not a loopback address is remote unless it says "kind": "local"',
         {
-          next: 'Add a local upstream, or set daemon.allowRemote to true to use remote ones.',
+          next: 'Add a local upstream (an address of this machine, or a LAN engine of this deployment in daemon.upstreams with "kind": "local"), or set daemon.allowRemote to true to use remote ones.',
         },
       );
     }
