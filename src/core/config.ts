@@ -231,6 +231,11 @@ export const configSchema = z
         auditFlushMs: z.number().int().min(10).max(10_000).default(100),
         /** Audit records older than this are pruned by the daemon (the chain stays verifiable); 0 keeps them. */
         auditRetentionDays: z.number().int().min(0).max(36_500).default(365),
+        /**
+         * The most audit records waiting to be written (writes failing or blocked); at it the daemon refuses API
+         * requests (503 audit_unavailable) until the queue drains, instead of serving unaudited.
+         */
+        auditMaxQueue: z.number().int().min(1).max(10_000_000).default(10_000),
         /** The audit chain's HMAC key file (default: audit.key in the state directory), created 0600 on first use. */
         auditKeyFile: z.string().min(1).optional(),
       })

@@ -33,6 +33,8 @@ export interface RequestRecord {
   sessionId?: string;
   /** The upstream that served the request, where the router knows it (its name or URL). */
   upstream?: string;
+  /** The request came while the audit queue was full (refused, or a health check): its record is kept only if there is room. */
+  auditOptional?: boolean;
 }
 
 export type RequestListener = (record: RequestRecord) => void;

@@ -26,7 +26,7 @@ import { SessionLocks } from './session-lock.js';
 import type { Upstream } from './upstream.js';
 import { UpstreamInfo } from './upstream-info.js';
 import { Admission } from './admission.js';
-import { attachAudit } from './audit.js';
+import { attachAudit, type DaemonAudit } from './audit.js';
 import type { RoutingEvents } from './routing/failover.js';
 import { createRoutingMetrics, type RoutingMetrics } from './routing/routing-metrics.js';
 import { createRouting } from './routing/setup.js';
@@ -195,13 +195,14 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   const upstream = routing.primary;
   const d = config.daemon;
   const observers = new RequestObservers();
-  let audit: ReturnType<typeof attachAudit> | null = null;
+  let audit: DaemonAudit | null = null;
   try {
     if (config.store.audit && auditRing) {
       audit = attachAudit(store.db, auditRing, observers, {
         upstreamUrl: upstream.url,
         flushMs: config.store.auditFlushMs,
-        onError: (err) => log('audit write failed', (err as Error).message),
+        maxQueue: config.store.auditMaxQueue,
+        log,
       });
     }
   } catch (err) {
@@ -230,6 +231,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     upstreamInfo: new UpstreamInfo(upstream),
     locks: new SessionLocks(),
     observers,
+    audit,
     log,
     now: options.now ?? Date.now,
   };
@@ -246,6 +248,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   );
   routingMetrics = createRoutingMetrics(metrics.registry);
   observers.add(metrics.observe);
+  audit?.register(metrics.registry);
   const route = createRouter([...routesFor(services), { method: 'GET', path: '/metrics', handler: metrics.handler }]);
   const allowedHosts = allowedHostsFor(host, config.daemon.allowedHosts);
 
@@ -335,6 +338,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         res.shouldKeepAlive = false;
         throw new ApiError(503, 'the daemon is shutting down', { code: 'shutting_down', headers: { connection: 'close' } });
       }
+      // Fail closed: while audit records cannot be written, nothing is served unaudited.
+      audit?.admit(pathname, ctx.record);
       if (!hostAllowed(req.headers.host, allowedHosts)) {
         throw new ApiError(
           403,

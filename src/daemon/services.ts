@@ -2,6 +2,7 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../store/store.js';
 import type { Admission } from './admission.js';
+import type { DaemonAudit } from './audit.js';
 import type { RequestObservers } from './observers.js';
 import type { Router } from './routing/failover.js';
 import type { Shadow } from './shadow.js';
@@ -27,6 +28,8 @@ export interface DaemonServices {
   upstreamInfo: UpstreamInfo;
   locks: SessionLocks;
   observers: RequestObservers;
+  /** The audit log's queue and gate; null when store.audit is off. */
+  audit: DaemonAudit | null;
   log: Logger;
   /** The clock for TTLs (ms since the epoch). */
   now: () => number;

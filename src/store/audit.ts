@@ -61,30 +61,44 @@ export function auditRowToRecord(r: AuditRow): AuditRecord {
 }
 
 export interface AuditWriter {
-  /** Queues a record; it is written with others in one transaction within flushMs (or at maxBatch). */
-  append(entry: AuditEntry): void;
+  /**
+   * Queues a record; it is written with others in one transaction within flushMs (or at maxBatch). An
+   * optional record (a request that came while the queue was full) is dropped when it is full: returns
+   * whether the record was queued.
+   */
+  append(entry: AuditEntry, optional?: boolean): boolean;
   /** Writes what is queued now. */
   flush(): void;
   /** Flushes and stops the timer. */
   close(): void;
   /** Records queued and not yet written. */
   readonly queued: number;
+  /** queued >= maxQueue: records of requests already being served are still queued, nothing else is. */
+  readonly full: boolean;
 }
 
 export interface AuditWriterOptions {
   flushMs?: number;
+  /** Records per transaction. */
   maxBatch?: number;
+  /** The bound on records waiting to be written (while writes fail, they wait). */
+  maxQueue?: number;
   onError?: (err: unknown) => void;
+  /** The queue reached maxQueue. */
+  onFull?: (queued: number) => void;
+  /** The queue fell below maxQueue again. */
+  onDrained?: () => void;
 }
 
 /**
- * Writes audit records off the request path: the observer only pushes to an array; a timer writes the batch
- * in one transaction, reading the last hash inside it so that two writers (a daemon restarted over an old
- * one's tail) still extend one chain. On first use it signs the chain's start with the key (keyChain).
+ * Writes audit records off the request path: the observer only pushes to an array; a timer writes the queue
+ * in transactions of maxBatch, reading the last hash inside each so that two writers (a daemon restarted over
+ * an old one's tail) still extend one chain. On first use it signs the chain's start with the key (keyChain).
  */
 export function createAuditWriter(db: SqliteDatabase, ring: AuditKeyring, options: AuditWriterOptions = {}): AuditWriter {
   const flushMs = options.flushMs ?? 100;
   const maxBatch = options.maxBatch ?? 512;
+  const maxQueue = options.maxQueue ?? Number.POSITIVE_INFINITY;
   const key = ring.current.key;
   db.transaction(() => keyChain(db, ring))();
   const insert = db.prepare(
@@ -126,39 +140,70 @@ export function createAuditWriter(db: SqliteDatabase, ring: AuditKeyring, option
   });
   let queue: AuditEntry[] = [];
   let timer: NodeJS.Timeout | null = null;
+  let immediate = false;
+  // After a failed write, retries wait for the timer: a locked database is not asked again on every request.
+  let failing = false;
   let closed = false;
+  let full = false;
 
-  const flush = () => {
+  const schedule = (ms: number) => {
+    if (timer || closed) return;
+    timer = setTimeout(flush, ms);
+    timer.unref();
+  };
+  const flushSoon = () => {
+    if (immediate || closed) return;
+    immediate = true;
+    setImmediate(() => {
+      immediate = false;
+      flush();
+    });
+  };
+  const flush = (): void => {
     if (timer) {
       clearTimeout(timer);
       timer = null;
     }
+    // One batch per turn of the event loop: a long queue (after writes failed) drains without a long pause.
     if (queue.length === 0 || !db.open) return;
-    const batch = queue;
-    queue = [];
+    const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
     try {
       write(batch);
     } catch (err) {
       // Kept for the next flush (the database may be busy for a moment); never thrown at a request.
-      queue = batch.concat(queue);
+      failing = true;
       options.onError?.(err);
-      if (!closed) schedule();
+      schedule(flushMs);
+      return;
     }
-  };
-  const schedule = () => {
-    if (timer || closed) return;
-    timer = setTimeout(flush, flushMs);
-    timer.unref();
+    failing = false;
+    queue = batch === queue ? [] : queue.slice(batch.length);
+    if (full && queue.length < maxQueue) {
+      full = false;
+      options.onDrained?.();
+    }
+    if (queue.length > 0) {
+      if (closed) flush();
+      else flushSoon();
+    }
   };
   return {
     get queued() {
       return queue.length;
     },
-    append(entry) {
-      if (closed) return;
+    get full() {
+      return full;
+    },
+    append(entry, optional = false) {
+      if (closed || (optional && queue.length >= maxQueue)) return false;
       queue.push(entry);
-      if (queue.length >= maxBatch) setImmediate(flush);
-      else schedule();
+      if (!full && queue.length >= maxQueue) {
+        full = true;
+        options.onFull?.(queue.length);
+      }
+      if (queue.length >= maxBatch && !failing) flushSoon();
+      else schedule(flushMs);
+      return true;
     },
     flush,
     close() {

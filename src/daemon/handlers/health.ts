@@ -24,7 +24,10 @@ async function upstreamAnswers(services: DaemonServices): Promise<string | null>
   return 'no /health or /v1/models';
 }
 
-/** GET /readyz: the store answers a query and the upstream engine is healthy. 503 with the reasons otherwise. */
+/**
+ * GET /readyz: the store answers a query, the audit log can be written (its queue is not full) and the upstream
+ * engine is healthy. 503 with the reasons otherwise.
+ */
 export function readyz(services: DaemonServices) {
   return async (ctx: RequestContext): Promise<void> => {
     let store = 'ok';
@@ -35,7 +38,15 @@ export function readyz(services: DaemonServices) {
     }
     const upstreamProblem = await upstreamAnswers(services);
     const upstream = upstreamProblem === null ? 'ok' : `failed: ${upstreamProblem}`;
-    const ready = store === 'ok' && upstream === 'ok';
-    sendJson(ctx.res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', store, upstream, upstreamUrl: services.upstream.url });
+    const a = services.audit;
+    const audit = !a ? 'off' : a.available ? 'ok' : `failed: ${a.queued} records not written (limit ${a.maxQueue}); see the daemon log`;
+    const ready = store === 'ok' && upstream === 'ok' && !audit.startsWith('failed');
+    sendJson(ctx.res, ready ? 200 : 503, {
+      status: ready ? 'ready' : 'not ready',
+      store,
+      audit,
+      upstream,
+      upstreamUrl: services.upstream.url,
+    });
   };
 }
