@@ -10,7 +10,8 @@
  * Table audit_chain says where each key starts: (from_seq, prev_hash, key_id, tag), tag being an HMAC of
  * from_seq and prev_hash under that key, so the start cannot be moved or re-pointed without the key. The
  * schema-4 migration writes the first row unsigned (it has no key); the first process that uses the key on
- * the database signs it, and the retention anchor with it.
+ * the database signs it, and the retention anchor with it (or, when an older daemon wrote records after the
+ * migration, starts a signed row after them: the records before the first signed row are plain SHA-256).
  */
 
 import { createHash, createHmac } from 'node:crypto';
@@ -226,11 +227,18 @@ export function keyChain(db: SqliteDatabase, ring: AuditKeyring, now = Date.now(
     const count = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM audit_chain').get()!.n;
     const anchor = anchorRow(db);
     if (count > 1 || anchor?.tag) throw tamperedError(db, 'has an unsigned start of its keyed chain after a signed one');
-    db.prepare('UPDATE audit_chain SET key_id = ?, tag = ? WHERE id = ?').run(
-      ring.current.id,
-      segmentTag(ring.current.key, last.from_seq, last.prev_hash),
-      last.id,
-    );
+    const since = db.prepare<[number], { n: number }>('SELECT EXISTS (SELECT 1 FROM audit_log WHERE seq >= ?) AS n').get(last.from_seq)!.n;
+    if (since === 1) {
+      // A daemon of the previous version went on writing (plain SHA-256) after this one migrated the file:
+      // those records stay before the key, which starts after the last record.
+      insertSegment(db, ring, now);
+    } else {
+      db.prepare('UPDATE audit_chain SET key_id = ?, tag = ? WHERE id = ?').run(
+        ring.current.id,
+        segmentTag(ring.current.key, last.from_seq, last.prev_hash),
+        last.id,
+      );
+    }
     if (anchor)
       writeAnchor(db, ring, { seq: anchor.seq, hash: anchor.hash, prunedRecords: anchor.pruned_records, prunedAt: anchor.pruned_at });
     return;

@@ -90,7 +90,9 @@ export function verifyAuditChain(db: SqliteDatabase, ring: AuditKeyring | null):
   // The segment in force for the record being read: the last one starting at or before it (-1: before all).
   let at = -1;
   let key: Buffer | null = null;
-  const enter = (s: ChainSegment, seq: number): ChainCheck['broken'] | Buffer => {
+  const enter = (s: ChainSegment, seq: number): ChainCheck['broken'] | Buffer | null => {
+    // The migration's row before any key: what an older daemon wrote after it is plain SHA-256.
+    if (s.tag === null && s === segments[0]) return null;
     if (s.tag === null || s.keyId === null) {
       return {
         seq,
@@ -118,7 +120,7 @@ export function verifyAuditChain(db: SqliteDatabase, ring: AuditKeyring | null):
       while (at + 2 < segments.length && segments[at + 2]!.fromSeq <= r.seq) at++;
       at++;
       const entered = enter(segments[at]!, r.seq);
-      if (!Buffer.isBuffer(entered)) return result(entered);
+      if (entered !== null && !Buffer.isBuffer(entered)) return result(entered);
       key = entered;
       if (r.seq === segments[at]!.fromSeq && r.prevHash !== segments[at]!.prevHash) {
         return result({

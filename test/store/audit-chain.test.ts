@@ -209,6 +209,39 @@ test('a schema-3 log opened by this version keeps its SHA-256 records verifiable
   assert.match(verifyAuditChain(again.db, ring).broken!.reason, /start of the chain under audit key .* \(record 7\) was altered/);
 });
 
+test('records a daemon of the previous version wrote after this version migrated the file stay plain SHA-256, and the key starts after them', async (t) => {
+  const file = schema3Database(2);
+  openStore({ file }).close(); // e.g. cs-llm keys list of the new version, while the old daemon still runs
+  const old = new Database(file);
+  const last = old.prepare('SELECT * FROM audit_log WHERE seq = 2').get() as Row;
+  let prev = last.hash;
+  for (const seq of [3, 4]) {
+    const row = { ...last, seq, at: Date.now() - 1000, prev_hash: prev, hash: '' } as Row;
+    row.hash = sha256Link(prev, row);
+    old
+      .prepare(
+        'INSERT INTO audit_log SELECT @seq, @at, @key_id, @method, @route, @session_id, @upstream, @status, @outcome, @error_code, @prompt_tokens, @completion_tokens, @latency_ms, @upstream_ms, @prev_hash, @hash',
+      )
+      .run(row);
+    prev = row.hash;
+  }
+  old.close();
+
+  const ring = createAuditKeyring(join(mkdtempSync(join(tmpdir(), 'cs-llm-audit-key-')), 'audit.key'));
+  const store = openStore({ file });
+  t.after(() => store.close());
+  const writer = createAuditWriter(store.db, ring);
+  writer.append(entry('new'));
+  writer.close();
+  const check = verifyAuditChain(store.db, ring);
+  assert.equal(check.ok, true, JSON.stringify(check.broken));
+  assert.equal(check.unkeyedRecords, 4);
+  assert.deepEqual(check.keys, [
+    { fromSeq: 3, keyId: null },
+    { fromSeq: 5, keyId: ring.current.id },
+  ]);
+});
+
 test('removing the key records or moving where the key starts, to pass SHA-256 records off as old ones, is found', async (t) => {
   const file = schema3Database(2);
   const ring = createAuditKeyring(join(mkdtempSync(join(tmpdir(), 'cs-llm-audit-key-')), 'audit.key'));
