@@ -17,11 +17,11 @@ import {
   renameSync,
   rmSync,
   statSync,
-  symlinkSync,
   mkdtempSync,
 } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { fsync, write } from 'node:fs';
+import { basename, dirname, join, posix, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import type { Config } from '../core/config.js';
 import { EnvironmentError } from '../core/errors.js';
@@ -35,11 +35,15 @@ import { rangeStream } from './archive.js';
 import { inspectImage, loadImage } from './image.js';
 import { cacheRelOf, type BundleManifest, type BundleMember } from './manifest.js';
 import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
+import { linkInside, mkdirInside, openNewInside } from './staging.js';
 import { requireVerifiedBundle, type OpenedBundle } from './verify.js';
 import { freeDisk } from '../core/disk.js';
 import { formatGiB } from '../models/fit.js';
 
 const log = createLogger('bundle');
+const writeAt = (fd: number, data: Buffer, offset: number, length: number, position: number) =>
+  new Promise<number>((resolve, reject) => write(fd, data, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+const fsyncFd = promisify(fsync);
 
 export interface LoadBundleRequest {
   file: string;
@@ -191,15 +195,23 @@ async function filesToWrite(bundle: OpenedBundle, cacheDir: string): Promise<{ t
   return { todo, skipped };
 }
 
-/** Copies a member to `path`, hashing again as it goes (the file could have changed since verification). */
-async function writeMember(bundle: OpenedBundle, member: BundleMember, path: string, onBytes: (n: number) => void): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true });
+/**
+ * Copies a member to `rel` under `root`, hashing again as it goes (the file could have changed since
+ * verification). Created as staging.ts creates: never through a link.
+ */
+async function writeMember(
+  bundle: OpenedBundle,
+  member: BundleMember,
+  root: string,
+  rel: string,
+  onBytes: (n: number) => void,
+): Promise<void> {
   if (member.type === 'symlink') {
-    symlinkSync(member.target, path);
+    linkInside(root, rel, member.target);
     return;
   }
   const entry = bundle.entries.get(member.path)!;
-  const handle = await open(path, 'wx', 0o644);
+  const file = openNewInside(root, rel, 0o644);
   const hash = createHash('sha256');
   try {
     let position = 0;
@@ -207,13 +219,13 @@ async function writeMember(bundle: OpenedBundle, member: BundleMember, path: str
       const data = chunk as Buffer;
       hash.update(data);
       let done = 0;
-      while (done < data.length) done += (await handle.write(data, done, data.length - done, position + done)).bytesWritten;
+      while (done < data.length) done += await writeAt(file.fd, data, done, data.length - done, position + done);
       position += data.length;
       onBytes(data.length);
     }
-    await handle.sync();
+    await fsyncFd(file.fd);
   } finally {
-    await handle.close();
+    file.close();
   }
   if (hash.digest('hex') !== member.sha256) {
     throw new EnvironmentError(`member ${member.path} changed while it was being loaded (sha256 differs from the manifest)`, {
@@ -268,9 +280,12 @@ async function installModelFiles(
   const progress = byteCounter(onProgress, 'install-models', `installing ${label}`, bytes);
   let bytesWritten = 0;
   try {
-    const staged = todo.map((f) => ({ ...f, staged: join(staging, cacheRelOf(f.member.path).slice('hub/'.length)) }));
+    const staged = todo.map((f) => {
+      const rel = cacheRelOf(f.member.path).slice('hub/'.length);
+      return { ...f, rel, staged: join(staging, rel) };
+    });
     for (const f of staged) {
-      await writeMember(bundle, f.member, f.staged, (n) => {
+      await writeMember(bundle, f.member, staging, f.rel, (n) => {
         throwIfCancelled(signal, 'bundle load');
         bytesWritten += n;
         progress.add(n);
@@ -281,7 +296,8 @@ async function installModelFiles(
     } else {
       // Manifest order: blobs, then the snapshot links to them, then refs/main, so a link never dangles.
       for (const f of staged) {
-        mkdirSync(dirname(f.dest), { recursive: true });
+        // The cache's own folders on the way must be folders, not links (created as staging.ts does).
+        mkdirInside(repoDir, posix.dirname(f.rel.slice(folder.length + 1)));
         if (existsSync(f.dest) && statSync(f.dest).isDirectory() && !lstatSync(f.dest).isSymbolicLink()) {
           throw new EnvironmentError(`${f.dest} is a directory where the bundle has a file`, {
             next: `Move ${f.dest} away and run bundle load again.`,
@@ -335,7 +351,7 @@ async function installGguf(
   const progress = byteCounter(onProgress, 'install-models', `installing ${name}`, plan.member.size);
   let bytesWritten = 0;
   try {
-    await writeMember(bundle, plan.member, staged, (n) => {
+    await writeMember(bundle, plan.member, dirname(staged), basename(staged), (n) => {
       throwIfCancelled(signal, 'bundle load');
       bytesWritten += n;
       progress.add(n);

@@ -76,10 +76,11 @@ export const manifestSchema = z
   .strict()
   .superRefine((manifest, ctx) => {
     const seen = new Set<string>();
+    const links = new Set(manifest.members.filter((m) => m.type === 'symlink').map((m) => m.path));
     for (const [i, member] of manifest.members.entries()) {
       if (seen.has(member.path)) ctx.addIssue({ code: 'custom', path: ['members', i, 'path'], message: `duplicate member ${member.path}` });
       seen.add(member.path);
-      const problem = memberPathProblem(manifest, member);
+      const problem = memberPathProblem(manifest, member) ?? linkProblem(member, links);
       if (problem) ctx.addIssue({ code: 'custom', path: ['members', i, 'path'], message: problem });
     }
     if (!manifest.members.some((m) => m.path === manifest.image.member && m.role === 'image')) {
@@ -130,6 +131,32 @@ export function memberPathProblem(manifest: Pick<BundleManifest, 'model' | 'imag
     if (member.target.startsWith('/')) return `link ${member.path} has an absolute target`;
     const resolved = posix.normalize(posix.join(posix.dirname(member.path), member.target));
     if (!resolved.startsWith(repoPrefix)) return `link ${member.path} points outside its model folder (${member.target})`;
+  }
+  return null;
+}
+
+/**
+ * Why a member would be created, or a link resolved, through one of the bundle's own links, or null. The
+ * path rules above read a link's target as text, but on disk a link that is already there is followed: a
+ * link "under" another link, or a target that walks through one and then "..", lands somewhere the text
+ * does not say (issue 13.1). Nothing is ever created through a link, so both are refused.
+ */
+export function linkProblem(member: BundleMember, links: ReadonlySet<string>): string | null {
+  const parts = member.path.split('/');
+  for (let n = 1; n < parts.length; n++) {
+    const above = parts.slice(0, n).join('/');
+    if (links.has(above)) return `member ${member.path} lies under the link ${above}: nothing is created through a link`;
+  }
+  if (member.type !== 'symlink') return null;
+  const walked = parts.slice(0, -1);
+  const steps = member.target.split('/').filter((p) => p !== '' && p !== '.');
+  for (const [i, step] of steps.entries()) {
+    if (step === '..') walked.pop();
+    else walked.push(step);
+    const here = walked.join('/');
+    if (step !== '..' && i < steps.length - 1 && links.has(here)) {
+      return `link ${member.path} has a target that passes through the link ${here} (${member.target}): nothing is resolved through a link`;
+    }
   }
   return null;
 }
