@@ -35,7 +35,7 @@ import { rangeStream } from './archive.js';
 import { inspectImage, loadImage } from './image.js';
 import { cacheRelOf, type BundleManifest, type BundleMember } from './manifest.js';
 import { byteCounter, throwIfCancelled, type BundleProgressListener } from './progress.js';
-import { linkInside, mkdirInside, openNewInside } from './staging.js';
+import { linkInside, mkdirInside, openNewInside, removeStaleStaging, STAGING_PREFIX, stagingPrefix } from './staging.js';
 import { requireVerifiedBundle, type OpenedBundle } from './verify.js';
 import { freeDisk } from '../core/disk.js';
 import { formatGiB } from '../models/fit.js';
@@ -134,8 +134,6 @@ async function placeImage(
   return 'loaded';
 }
 
-const STAGING_PREFIX = '.cs-llm-bundle-';
-
 async function checkRoom(dir: string, neededBytes: number): Promise<void> {
   const { freeBytes: free } = await freeDisk(dir);
   if (free === null) return; // cannot tell: the writes themselves will say
@@ -146,26 +144,6 @@ async function checkRoom(dir: string, neededBytes: number): Promise<void> {
         next: 'Nothing was changed. Free space there, or point the cache at a larger disk (engine.hfCacheDir, CS_LLM_ENGINE_HF_CACHE_DIR), and run bundle load again.',
       },
     );
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Staging folders of loads that were killed (their process is gone): never visible as models, only wasted room. */
-function removeStaleStaging(hubDir: string): void {
-  for (const name of readdirSync(hubDir)) {
-    const pid = Number(name.startsWith(STAGING_PREFIX) ? name.slice(STAGING_PREFIX.length).split('-')[0] : NaN);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) {
-      log('removing the staging folder %s of an interrupted load', name);
-      rmSync(join(hubDir, name), { recursive: true, force: true });
-    }
   }
 }
 
@@ -274,9 +252,9 @@ async function installModelFiles(
   const folder = hfRepoFolderName(manifest.model.repo!);
   const repoDir = join(hubDir, folder);
   mkdirSync(hubDir, { recursive: true });
-  removeStaleStaging(hubDir);
+  for (const name of removeStaleStaging(hubDir)) log('removed the staging folder %s of an interrupted load', name);
   // Same file system as the cache, so every move into place is a rename.
-  const staging = mkdtempSync(join(hubDir, `${STAGING_PREFIX}${process.pid}-`));
+  const staging = mkdtempSync(join(hubDir, stagingPrefix()));
   const progress = byteCounter(onProgress, 'install-models', `installing ${label}`, bytes);
   let bytesWritten = 0;
   try {

@@ -7,9 +7,37 @@
  * was on disk before, or one that a rule missed.
  */
 
-import { closeSync, constants, lstatSync, mkdirSync, openSync, realpathSync, symlinkSync } from 'node:fs';
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { EnvironmentError } from '../core/errors.js';
+import { processStamp, recordedProcess } from '../core/process-identity.js';
+
+export const STAGING_PREFIX = '.cs-llm-bundle-';
+
+/** A staging folder's name starts with the loading process's pid and start time (mkdtemp adds the rest). */
+export function stagingPrefix(): string {
+  return `${STAGING_PREFIX}${process.pid}-${processStamp(process.pid)?.startTicks ?? 0}-`;
+}
+
+/**
+ * Removes the staging folders of loads that were killed (never visible as models, only wasted room) and
+ * returns their names. A folder is a dead load's when its process is gone, or its pid now belongs to another
+ * process (the start time in the name differs); a folder named before start times were kept, only when gone.
+ */
+export function removeStaleStaging(hubDir: string): string[] {
+  const removed: string[] = [];
+  for (const name of readdirSync(hubDir)) {
+    if (!name.startsWith(STAGING_PREFIX)) continue;
+    const [pid, ticks, rest] = name.slice(STAGING_PREFIX.length).split('-');
+    const record = rest !== undefined && /^\d+$/.test(ticks ?? '') ? { pid: Number(pid), startTicks: ticks } : { pid: Number(pid) };
+    if (!Number.isInteger(record.pid) || record.pid <= 0 || record.pid === process.pid) continue;
+    const now = recordedProcess(record, () => true);
+    if (now === 'running') continue;
+    rmSync(join(hubDir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
 
 function linkRefused(root: string, rel: string): EnvironmentError {
   return new EnvironmentError(`${rel} is a link, not a folder, in ${root}: nothing is created through a link`, {

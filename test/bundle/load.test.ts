@@ -5,12 +5,15 @@
  */
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { mkdirInside, openNewInside } from '../../src/bundle/staging.js';
+import { mkdirInside, openNewInside, removeStaleStaging, STAGING_PREFIX, stagingPrefix } from '../../src/bundle/staging.js';
+import { processStamp } from '../../src/core/process-identity.js';
 import { inspectBundle } from '../../src/bundle/verify.js';
 import { runCli } from '../helpers/cli.js';
 import { TINY_PREFIX, writeHandMadeBundle, type HandMadeMember } from './fixtures.js';
@@ -77,4 +80,24 @@ test('the staging writer never creates anything through a link on disk, even one
   const made = openNewInside(staging, 'models--Org--Tiny/snapshots/r1/config.json');
   assert.equal(made.path, join(staging, 'models--Org--Tiny', 'snapshots', 'r1', 'config.json'));
   made.close();
+});
+
+test('staging folders of killed loads are removed, also when their pid now belongs to another process', async (t) => {
+  const hub = mkdtempSync(join(dir, 'hub-'));
+  const dead = spawn('true', { stdio: 'ignore' });
+  await once(dead, 'exit');
+  const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+  await once(stranger, 'spawn');
+  t.after(() => stranger.kill('SIGKILL'));
+  const ticks = Number(processStamp(stranger.pid!)!.startTicks);
+  const names = {
+    dead: `${STAGING_PREFIX}${dead.pid}-1-abc123`,
+    reused: `${STAGING_PREFIX}${stranger.pid}-${ticks - 5}-def456`,
+    alive: `${STAGING_PREFIX}${stranger.pid}-${ticks}-ghi789`,
+    mine: `${stagingPrefix()}jkl012`,
+    model: 'models--Org--Tiny',
+  };
+  for (const name of Object.values(names)) mkdirSync(join(hub, name));
+  assert.deepEqual(removeStaleStaging(hub).sort(), [names.dead, names.reused].sort());
+  assert.deepEqual(readdirSync(hub).sort(), [names.alive, names.mine, names.model].sort());
 });
