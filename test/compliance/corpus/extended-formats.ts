@@ -56,8 +56,14 @@ export function wechatId(r: Prng): string {
   const word = () =>
     r.pick(['zhang', 'wang', 'li', 'chen', 'lin', 'xiao', 'mei', 'hao', 'tian', 'yu', 'sun', 'jing', 'Amy', 'Kevin', 'Lucky']);
   return r.weighted<() => string>([
-    [() => `${word()}${r.digits(r.int(2, 6))}`, 4],
-    [() => `${word()}_${word()}${r.chance(0.5) ? r.digits(2) : ''}`, 3],
+    [
+      () => {
+        const w = word();
+        return `${w}${r.digits(Math.max(6 - w.length, r.int(2, 6)))}`;
+      },
+      4,
+    ],
+    [() => `${word()}_${word()}`.padEnd(6, '8') + (r.chance(0.5) ? r.digits(2) : ''), 3],
     [() => `${word()}-${r.digits(4)}`, 1],
     [() => `wxid_${Array.from({ length: 14 }, () => r.pick([...'abcdefghijklmnopqrstuvwxyz0123456789'])).join('')}`, 2],
   ])();

@@ -102,7 +102,7 @@ export function generateCorpus(seed: number, count: number): CorpusMessage[] {
       out.push(first);
       continue;
     }
-    const joiner = r.pick(['。', '\n', ' ', '，另外', '！']);
+    const joiner = r.pick(['。', '\n', ' ', '，另外，', '！']);
     const second = fill(r.pick(TEMPLATES), r);
     const shift = first.text.length + joiner.length;
     out.push({

@@ -73,7 +73,7 @@ export function mobile(r: Prng): string {
     [() => `86 ${body}`, 1],
     [() => `(+86)${body}`, 2],
     [() => `(+86) ${body}`, 1],
-    [() => `+86 (${body.slice(0, 3)}) ${body.slice(3).trim()}`, 0.5],
+    [() => `+86 (${d.slice(0, 3)}) ${d.slice(3, 7)} ${d.slice(7)}`, 0.5],
   ])();
   return r.chance(0.12) ? fullWidth(prefixed) : prefixed;
 }
@@ -156,6 +156,7 @@ export function landline(r: Prng): string {
     [() => `+86 ${area} ${localGrouped}`, 5],
     [() => `+86-${area}-${local}${ext}`, 4],
     [() => `+86 (${area}) ${local}`, 1],
+    [() => `+86 (0)${area} ${localGrouped}`, 1], // E.123 advises against it; business cards print it anyway
     [() => `0086-${area}-${local}`, 2],
     [() => `0086 ${area} ${localGrouped}`, 1],
     [() => `86-${national}-${local}`, 1],
