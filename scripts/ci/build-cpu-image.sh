@@ -4,10 +4,10 @@
 #
 #   scripts/ci/build-cpu-image.sh [--force]
 #
-# Needs `npm run build` (dist/cpu, dist/sim, dist/openai-server) and `npm run setup:cpu` (engines/cpu/node_modules, installed
+# Needs `npm run build` (dist/cpu, dist/openai-server) and `npm run setup:cpu` (engines/cpu/node_modules, installed
 # with --omit=optional: linux-x64 CPU binaries only). The image holds the node binary, the system
 # libraries that ldd names for node, llama-addon.node and every .so of the prebuilt folder (all
-# libggml-cpu-*.so variants: llama.cpp picks one for the CPU at run time), dist/cpu + dist/sim + dist/openai-server and
+# libggml-cpu-*.so variants: llama.cpp picks one for the CPU at run time), dist/cpu + dist/openai-server (the OpenAI wire it shares with the simulator) and
 # engines/cpu. No model: `cs-llm up` mounts the GGUF read-only at /models. Tags:
 # 127.0.0.1:5000/cs-llm/cpu:test and :<package version>; a label records a hash of what went in, and when
 # the registry already has both tags with that hash nothing is rebuilt (--force rebuilds anyway).
@@ -26,7 +26,7 @@ esac
 repo_root="$(cd "$here/../.." && pwd)"
 dist="$(cd "${CS_LLM_DIST:-$repo_root/dist}" 2>/dev/null && pwd)" || die "no ${CS_LLM_DIST:-$repo_root/dist}: run 'npm run build' first"
 # The folders of dist/ the engine's code imports (check-image-imports.mjs below proves it needs no others).
-dist_dirs=(cpu sim openai-server)
+dist_dirs=(cpu openai-server)
 for dir in "${dist_dirs[@]}"; do [ -d "$dist/$dir" ] || die "no $dist/$dir: run 'npm run build' first"; done
 [ -f "$dist/cpu/main.js" ] || die "no $dist/cpu/main.js: run 'npm run build' first"
 node "$here/check-image-imports.mjs" "${dist_dirs[@]/#/$dist/}"

@@ -6,7 +6,8 @@
  * text), so those are turned off too. The client's `stop` strings still apply.
  */
 
-import type { ChatRequest, RequestProblem } from '../sim/requests.js';
+import type { RequestProblem } from '../openai-server/errors.js';
+import type { ChatRequest } from '../openai-server/requests.js';
 import type { ChatWrapperLike, LlamaModelLike, NodeLlamaCpp, Token, TokenBiasLike } from './runtime.js';
 
 /** ignore_eos without max_tokens would run silently to the end of the context: refused (pure). */

@@ -11,31 +11,9 @@
  * node-llama-cpp has no option to skip that import; while another listener exists, the hook lets it be.
  */
 
+import { stopSignals } from '../openai-server/stop-signals.js';
 import { cpuFlagsHelp, CpuOptionsError, DEFAULT_DRAIN_TIMEOUT_MS, parseCpuArgs } from './options.js';
 import { CpuEngineListenError, startCpuEngine, type RunningCpuEngine } from './server.js';
-
-const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
-
-/**
- * Resolves with the first stop signal. A second one, while the drain runs, ends the drain at once (the
- * requests still in flight get a 503); the process still exits 0 after unloading the model.
- */
-function stopSignals(log: (line: string) => void, engine: () => RunningCpuEngine | undefined): Promise<string> {
-  return new Promise((resolve) => {
-    let first: string | undefined;
-    for (const signal of STOP_SIGNALS) {
-      process.on(signal, () => {
-        if (first === undefined) {
-          first = signal;
-          resolve(signal);
-          return;
-        }
-        log(`INFO ${signal} while stopping: not waiting for requests in flight any longer`);
-        void engine()?.close(0);
-      });
-    }
-  });
-}
 
 async function main(): Promise<number> {
   let parsed;
@@ -54,8 +32,13 @@ async function main(): Promise<number> {
   }
   const log = (line: string) => process.stdout.write(`${line}\n`);
   let engine: RunningCpuEngine | undefined;
-  // Before startCpuEngine: it imports node-llama-cpp (and its signal hook) while loading.
-  const stopped = stopSignals(log, () => engine);
+  // Before startCpuEngine: it imports node-llama-cpp (and its signal hook) while loading. A second signal,
+  // while the drain runs, ends the drain at once (the requests still in flight get a 503); the process still
+  // exits 0 after unloading the model.
+  const stopped = stopSignals((signal) => {
+    log(`INFO ${signal} while stopping: not waiting for requests in flight any longer`);
+    void engine?.close(0);
+  });
   if (parsed.ignored.length > 0) log(`INFO ignoring flags with no meaning on a CPU: ${parsed.ignored.join(' ')}`);
   try {
     engine = await startCpuEngine({ ...parsed.options, log, waitForLoad: false });

@@ -101,7 +101,7 @@ const RULES: Rule[] = [
       environment: true,
     }),
   },
-  // The cpu engine's load failures (src/cpu/server.ts prints these lines).
+  // The cpu engine's load failures (src/cpu/engine-state.ts prints these lines).
   {
     kind: 'model-file-missing',
     test: /model file not found: (\S+)/,

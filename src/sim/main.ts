@@ -4,6 +4,7 @@
  * since the image holds just the node binary and dist/sim/*.js.
  */
 
+import { stopSignals } from '../openai-server/stop-signals.js';
 import { parseSimulatorArgs, SimOptionsError, simulatorFlagsHelp } from './options.js';
 import { SimulatedCrash, SimulatorListenError, startSimulator } from './server.js';
 
@@ -38,15 +39,10 @@ async function main(): Promise<number> {
     throw err;
   }
 
-  const running = sim;
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      process.stdout.write(`INFO:     Shutting down (${signal})\n`);
-      void running.close().then(resolve);
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  // A second signal while closing: do not wait for close() (it cuts every connection, so it is quick anyway).
+  const signal = await stopSignals(() => process.exit(0));
+  process.stdout.write(`INFO:     Shutting down (${signal})\n`);
+  await sim.close();
   return 0;
 }
 

@@ -5,22 +5,8 @@
  */
 
 import { createHash } from 'node:crypto';
+import type { ChatMessage, ToolChoice, ToolDefinition } from '../openai-server/messages.js';
 import { countTokens, splitTokens } from './tokenizer.js';
-
-export interface ChatMessage {
-  role: string;
-  content?: unknown;
-  name?: string;
-  tool_calls?: Array<{ id?: string; type?: string; function?: { name?: string; arguments?: string } }>;
-  tool_call_id?: string;
-}
-
-export interface ToolDefinition {
-  type?: string;
-  function?: { name?: string; description?: string; parameters?: { properties?: Record<string, { type?: string }> } };
-}
-
-export type ToolChoice = 'none' | 'auto' | 'required' | { type?: string; function?: { name?: string } } | undefined;
 
 export interface ToolCall {
   id: string;

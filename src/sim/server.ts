@@ -6,37 +6,21 @@
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createFaultPicker, type FaultKind } from './faults.js';
-import {
-  accessLine,
-  crashLines,
-  loadedLines,
-  preambleLines,
-  shardProgressLine,
-  SHARD_COUNT,
-  uvicornRunningLine,
-  SIM_VERSION,
-} from './logs.js';
-import { SimulatorMetrics } from './metrics.js';
+import { accessLine, crashLines, preambleLines, SIM_VERSION } from './logs.js';
+import { simulateLoading } from './loading.js';
 import { resolveSimulatorOptions, type ResolvedSimulatorOptions, type SimulatorOptions } from './options.js';
-import { completionReply, decideChatReply, promptTokenCount } from './replies.js';
-import {
-  contextProblem,
-  MAX_BODY_BYTES,
-  parseChatRequest,
-  parseCompletionRequest,
-  parseJsonBody,
-  readBody,
-  type RequestProblem,
-} from './requests.js';
-import { SequenceSlots } from './slots.js';
-import { countTokens } from './tokenizer.js';
-import { chatTextPlan, chatToolCallPlan, completionPlan, continuedPast, cutAtStop, type GenerationPlan } from './wire.js';
+import { planRequest } from './plans.js';
+import type { GenerationPlan } from './wire.js';
 import { createAccessGuard, type AccessGuard } from '../openai-server/access.js';
+import { MAX_BODY_BYTES, readBody } from '../openai-server/body.js';
 import { errorBody } from '../openai-server/errors.js';
+import { VllmMetrics } from '../openai-server/metrics.js';
+import { parseJsonBody } from '../openai-server/requests.js';
+import { sendEmpty, sendJson, sendProblem } from '../openai-server/respond.js';
+import { SequenceSlots } from '../openai-server/slots.js';
 
 export type { SimulatorOptions } from './options.js';
 export { parseSimulatorArgs, resolveSimulatorOptions, SimOptionsError, simulatorFlagsHelp } from './options.js';
@@ -143,16 +127,6 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function sendProblem(res: ServerResponse, problem: RequestProblem): void {
-  sendJson(res, problem.status, errorBody(problem.status, problem.message, problem.param));
-}
-
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
 class AbortedByClient extends Error {}
@@ -160,7 +134,7 @@ class AbortedByClient extends Error {}
 class SimulatorState {
   private loaded = false;
   private readonly loadingTimers: NodeJS.Timeout[] = [];
-  private readonly metrics: SimulatorMetrics;
+  private readonly metrics: VllmMetrics;
   private readonly slots: SequenceSlots;
   private readonly pickFault: () => FaultKind | undefined;
   /** Every in-flight generation, so shutdown can stop their timers. */
@@ -175,7 +149,7 @@ class SimulatorState {
 
   constructor(private readonly options: ResolvedSimulatorOptions) {
     this.access = createAccessGuard(options);
-    this.metrics = new SimulatorMetrics(options.servedModelNames[0]!);
+    this.metrics = new VllmMetrics(options.servedModelNames[0]!);
     this.slots = new SequenceSlots(options.maxNumSeqs);
     this.pickFault = createFaultPicker(
       {
@@ -199,35 +173,11 @@ class SimulatorState {
   }
 
   startLoading(url: string): void {
-    const { log, loadTimeMs, maxModelLen } = this.options;
-    const started = Date.now();
-    const finish = () => {
-      this.loaded = true;
-      for (const line of loadedLines({
-        loadSeconds: (Date.now() - started) / 1000,
-        maxModelLen,
-        kvCacheTokens: maxModelLen * KV_CACHE_CONTEXTS,
-        url,
-      }))
-        log(line);
-      log(uvicornRunningLine(url));
-    };
-    log(shardProgressLine(0, 0));
-    if (loadTimeMs <= 0) {
-      for (let done = 1; done <= SHARD_COUNT; done++) log(shardProgressLine(done, 0));
-      finish();
-      return;
-    }
-    for (let done = 1; done <= SHARD_COUNT; done++) {
-      const timer = setTimeout(
-        () => {
-          log(shardProgressLine(done, (Date.now() - started) / 1000));
-          if (done === SHARD_COUNT) finish();
-        },
-        (loadTimeMs * done) / SHARD_COUNT,
-      );
-      this.loadingTimers.push(timer);
-    }
+    this.loadingTimers.push(
+      ...simulateLoading(this.options, this.options.maxModelLen * KV_CACHE_CONTEXTS, url, () => {
+        this.loaded = true;
+      }),
+    );
   }
 
   shutdown(): void {
@@ -267,10 +217,8 @@ class SimulatorState {
 
     if (!this.loaded) {
       // vLLM is not serving yet; /health is the endpoint readiness checks poll.
-      if (path === '/health') {
-        res.writeHead(503, { 'content-length': 0 });
-        res.end();
-      } else sendJson(res, 503, errorBody(503, 'The model is still loading.'), { 'retry-after': '1' });
+      if (path === '/health') sendEmpty(res, 503);
+      else sendJson(res, 503, errorBody(503, 'The model is still loading.'), { 'retry-after': '1' });
       return;
     }
 
@@ -286,8 +234,7 @@ class SimulatorState {
   }
 
   private health(res: ServerResponse): void {
-    res.writeHead(200, { 'content-length': 0 });
-    res.end();
+    sendEmpty(res, 200);
   }
 
   private models(res: ServerResponse): void {
@@ -328,48 +275,9 @@ class SimulatorState {
     const json = parseJsonBody(text);
     if (!json.ok) return sendProblem(res, json.problem);
 
-    const envelope = { id: '', created: Math.floor(arrived / 1000), model: '' };
-    let plan: GenerationPlan;
-    let stream: boolean;
-    let includeUsage: boolean;
-    if (kind === 'chat') {
-      const parsed = parseChatRequest(json.value, this.options.servedModelNames);
-      if (!parsed.ok) return sendProblem(res, parsed.problem);
-      const request = parsed.value;
-      const promptTokens = promptTokenCount(request.messages, request.tools);
-      const tooLong = contextProblem(promptTokens, request.maxTokens, this.options.maxModelLen, 'messages');
-      if (tooLong) return sendProblem(res, tooLong);
-      Object.assign(envelope, { id: `chatcmpl-${randomUUID().replace(/-/g, '')}`, model: request.model });
-      const reply = decideChatReply({ messages: request.messages, tools: request.tools, tool_choice: request.toolChoice });
-      const budget = request.maxTokens ?? this.options.maxModelLen - promptTokens;
-      plan =
-        reply.kind === 'text'
-          ? chatTextPlan(
-              envelope,
-              promptTokens,
-              cutAtStop(request.ignoreEos ? continuedPast(reply.text, budget) : reply.text, request.stop),
-              budget,
-            )
-          : chatToolCallPlan(envelope, promptTokens, reply.calls);
-      ({ stream, includeUsage } = request);
-    } else {
-      const parsed = parseCompletionRequest(json.value, this.options.servedModelNames);
-      if (!parsed.ok) return sendProblem(res, parsed.problem);
-      const request = parsed.value;
-      const promptTokens = countTokens(request.prompt);
-      const tooLong = contextProblem(promptTokens, request.maxTokens, this.options.maxModelLen, 'prompt');
-      if (tooLong) return sendProblem(res, tooLong);
-      Object.assign(envelope, { id: `cmpl-${randomUUID().replace(/-/g, '')}`, model: request.model });
-      const budget = request.maxTokens ?? 16;
-      const reply = completionReply(request.prompt);
-      plan = completionPlan(
-        envelope,
-        promptTokens,
-        cutAtStop(request.ignoreEos ? continuedPast(reply, budget) : reply, request.stop),
-        budget,
-      );
-      ({ stream, includeUsage } = request);
-    }
+    const planned = planRequest(json.value, kind, this.options, Math.floor(arrived / 1000));
+    if (!planned.ok) return sendProblem(res, planned.problem);
+    const { plan, stream, includeUsage } = planned;
 
     const fault = this.pickFault();
     if (fault) this.faults[fault]++;

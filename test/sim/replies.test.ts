@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { completionReply, decideChatReply, promptTokenCount, type ChatMessage, type ToolDefinition } from '../../src/sim/replies.js';
+import type { ChatMessage, ToolDefinition } from '../../src/openai-server/messages.js';
+import { completionReply, decideChatReply, promptTokenCount } from '../../src/sim/replies.js';
 
 const user = (content: string): ChatMessage => ({ role: 'user', content });
 const assistant = (content: string): ChatMessage => ({ role: 'assistant', content });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type OpenAI from 'openai';
-import { parseChatRequest } from '../../src/sim/requests.js';
+import { parseChatRequest } from '../../src/openai-server/requests.js';
 import { countTokens } from '../../src/sim/tokenizer.js';
 import { continuedPast, truncateToTokens } from '../../src/sim/wire.js';
 import { clientFor, simFor } from './harness.js';

@@ -1,5 +1,5 @@
 /*
- * The simulator's /metrics: Prometheus text with vLLM's metric names, label model_name, and numbers
+ * The engines' /metrics (the simulator's and the CPU engine's): Prometheus text with vLLM's metric names, label model_name, and numbers
  * written the way vLLM's Python client writes them ("3.0"), so parsers written against vLLM work here.
  */
 
@@ -37,7 +37,7 @@ export interface GaugeValues {
 /** vLLM's engine-level reasons: a tool call finishes as "stop" there. */
 export type FinishedReason = 'stop' | 'length' | 'abort';
 
-export class SimulatorMetrics {
+export class VllmMetrics {
   promptTokens = 0;
   generationTokens = 0;
   readonly finished: Record<FinishedReason, number> = { stop: 0, length: 0, abort: 0 };

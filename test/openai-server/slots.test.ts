@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SequenceSlots } from '../../src/sim/slots.js';
+import { SequenceSlots } from '../../src/openai-server/slots.js';
 
 test('requests beyond the capacity wait in arrival order and get a slot as one is released', async () => {
   const slots = new SequenceSlots(1);

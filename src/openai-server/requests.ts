@@ -1,13 +1,10 @@
 /*
- * Validation of the request bodies the simulator serves, with vLLM's status codes and messages. Pure apart from readBody:
- * returns either the fields the simulator uses or the error to answer with.
+ * Validation of the chat and legacy completion request bodies the simulator and the CPU engine serve, with
+ * vLLM's status codes and messages. Pure: returns either the fields the engines use or the error to answer with.
  */
 
-import type { IncomingMessage } from 'node:http';
-import type { RequestProblem } from '../openai-server/errors.js';
-import type { ChatMessage, ToolChoice, ToolDefinition } from './replies.js';
-
-export type { RequestProblem } from '../openai-server/errors.js';
+import type { RequestProblem } from './errors.js';
+import type { ChatMessage, ToolChoice, ToolDefinition } from './messages.js';
 
 export interface CommonFields {
   model: string;
@@ -156,26 +153,4 @@ export function contextProblem(
       `(${promptTokens} in the messages, ${maxTokens ?? 0} in the completion). Please reduce the length of the messages or completion.`,
     param,
   };
-}
-
-/** Largest request body the engines accept (vLLM has no small limit either; this only stops runaway input). */
-export const MAX_BODY_BYTES = 16 * 1024 * 1024;
-
-/** The whole request body as text; rejects past MAX_BODY_BYTES (the caller answers 413). */
-export function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new Error('body too large'));
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
-  });
 }
