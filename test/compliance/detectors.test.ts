@@ -104,3 +104,38 @@ test('detectors can be turned off one by one, and custom ones add a labelled pla
   assert.throws(() => customDetector({ label: 'X', pattern: 'a*' }), /matches the empty string/);
   assert.throws(() => customDetector({ label: '1bad', pattern: 'a' }), /label/);
 });
+
+test('numbers in the forms customers type them (issue 17: each missed or mislabelled before)', () => {
+  const redact = (text: string) => redactText(text, buildDetectors());
+  const cases: Array<[string, string]> = [
+    ['座机010-65529988找前台', '座机[PHONE]找前台'],
+    ['电话(021) 6552 9988', '电话[PHONE]'],
+    ['手机１３８１２３４５６７８', '手机[PHONE]'],
+    ['打138.1234.5678吧', '打[PHONE]吧'],
+    ['号码 138 12345678', '号码 [PHONE]'],
+    ['0086 138 1234 5678', '[PHONE]'],
+    ['座机号是 62345678', '座机号是 [PHONE]'],
+    ['身份证 110105 19491231 002X', '身份证 [CN_ID]'],
+    ['老身份证号是440306900307123', '老身份证号是[CN_ID]'],
+    ['工行卡9558801234567890128', '工行卡[CARD]'],
+    ['退到622202 1234567890128', '退到[CARD]'],
+    ['邮箱：张伟@例子.中国 谢谢', '邮箱：[EMAIL] 谢谢'],
+    ['邮箱zhang＠qq．com', '邮箱[EMAIL]'],
+  ];
+  for (const [text, expected] of cases) assert.equal(redact(text), expected, text);
+});
+
+test('numbers that belong to nobody stay: tracking numbers and barcodes that pass Luhn, hotlines, dates, prices', () => {
+  const redact = (text: string) => redactText(text, buildDetectors());
+  for (const text of [
+    '快递单号7731234567892，三天没更新',
+    '商品条码6901234567892扫不出来',
+    '订单号 2024051712345678 什么时候发货',
+    '客服热线95588，或者400-820-8820',
+    '打12345投诉',
+    '2024-05-17 下的单，实付1299.00元',
+    '版本 v2.3.11，型号 SKU-20240517',
+  ]) {
+    assert.equal(redact(text), text);
+  }
+});
