@@ -34,17 +34,8 @@ const LONG_FILES: Record<string, string> = {};
  * fails until you delete its line here.
  */
 const KNOWN: readonly { violation: string; owner: string }[] = [
-  { violation: 'import cycle: src/compliance/redact.ts src/store/sessions.ts', owner: 'store (#14.2 ChatMessage)' },
   { violation: 'over 400 lines: src/bench/cpu.ts', owner: 'nobody yet (lead)' },
   { violation: 'over 400 lines: src/daemon/server.ts', owner: 'nobody yet (lead)' },
-  { violation: 'over 400 lines: src/store/sessions.ts', owner: 'store' },
-  { violation: 'raw database handle outside src/store/: src/bench/store.ts', owner: 'store (#14.1)' },
-  { violation: 'raw database handle outside src/store/: src/cli/commands/audit.ts', owner: 'store (#14.1), audit' },
-  { violation: 'raw database handle outside src/store/: src/cli/commands/sessions.ts', owner: 'store (#14.1)' },
-  { violation: 'raw database handle outside src/store/: src/cli/commands/store.ts', owner: 'store (#14.1)' },
-  { violation: 'raw database handle outside src/store/: src/daemon/handlers/health.ts', owner: 'store (#14.1)' },
-  { violation: 'raw database handle outside src/store/: src/daemon/server.ts', owner: 'store (#14.1)' },
-  { violation: 'raw database handle outside src/store/: src/daemon/metrics.ts', owner: 'store (#14.1)' },
 ];
 
 // ---------------------------------------------------------------------------------------------------------

@@ -180,7 +180,7 @@ async function main(): Promise<void> {
     const store: StoreBenchResult[] = [];
     if (storeSessions > 0) {
       process.stderr.write(`filling a store with ${storeSessions} sessions of 4 turns...\n`);
-      store.push(benchStore(storeSessions, 'NORMAL'), benchStore(Math.min(storeSessions, 10_000), 'FULL'));
+      store.push(await benchStore(storeSessions, 'NORMAL'), await benchStore(Math.min(storeSessions, 10_000), 'FULL'));
     }
     const result = {
       date: new Date().toISOString(),

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { openStore } from '../store/store.js';
+import { openSeededStore } from '../store/seed.js';
+import type { Store } from '../store/store.js';
 import { percentile } from '../metrics/quantile.js';
 
 export interface StoreBenchResult {
@@ -14,43 +15,53 @@ export interface StoreBenchResult {
 }
 
 /**
- * The store on its own, at a size: `sessions` sessions of 4 turns, then the last 8 turns of random sessions
- * loaded and single turns appended (each in its own transaction, as the daemon does).
+ * The store on its own, at a size (`npm run bench`): `sessions` sessions of 4 turns, then the last 8 turns of
+ * random sessions loaded and single turns appended (each in its own transaction, as the daemon does),
+ * through the Store's interface as the daemon calls it (the fill goes under it: src/store/seed.ts).
  */
-export function benchStore(sessions: number, synchronous: 'NORMAL' | 'FULL' = 'NORMAL', operations = 20_000): StoreBenchResult {
+export async function benchStore(
+  sessions: number,
+  synchronous: 'NORMAL' | 'FULL' = 'NORMAL',
+  operations = 20_000,
+): Promise<StoreBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-bench-store-'));
-  const store = openStore({ file: join(dir, 'bench.db'), synchronous });
+  const now = Date.now();
+  const turn = (i: number) => [
+    { role: 'user', content: `Hello, this is message ${i}: where is my parcel? It was due on Monday.` },
+    { role: 'assistant', content: 'I am sorry to hear that. Let me check the status of your order; could you give me the order number?' },
+  ];
   try {
-    const now = Date.now();
-    const turn = (i: number) => [
-      { role: 'user', content: `Hello, this is message ${i}: where is my parcel? It was due on Monday.` },
-      { role: 'assistant', content: 'I am sorry to hear that. Let me check the status of your order; could you give me the order number?' },
-    ];
-    const fill = store.db.transaction((from: number, to: number) => {
-      for (let s = from; s < to; s++)
-        for (let t = 0; t < 4; t++) store.sessions.appendTurn(`session-${s}`, 'default', turn(t), 3_600_000, now);
-    });
-    for (let s = 0; s < sessions; s += 10_000) fill(s, Math.min(sessions, s + 10_000));
-    store.db.pragma('wal_checkpoint(TRUNCATE)');
-
+    const store = await openSeededStore(
+      { file: join(dir, 'bench.db'), synchronous },
+      { sessions, turnsEach: 4, turn, ttlMs: 3_600_000, now },
+    );
+    try {
+      return await measure(store);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  async function measure(store: Store): Promise<StoreBenchResult> {
     const pick = () => `session-${Math.floor(Math.random() * sessions)}`;
     const loads: number[] = [];
     for (let i = 0; i < operations; i++) {
       const id = pick();
       const t0 = performance.now();
-      store.sessions.loadWindow(id, 8, now);
+      await store.sessions.loadWindow(id, 8, now);
       loads.push((performance.now() - t0) * 1000);
     }
     const appends: number[] = [];
     for (let i = 0; i < Math.min(operations, synchronous === 'FULL' ? 2000 : operations); i++) {
       const id = pick();
       const t0 = performance.now();
-      store.sessions.appendTurn(id, 'default', turn(i), 3_600_000, now);
+      await store.sessions.appendTurn(id, 'default', turn(i), 3_600_000, now);
       appends.push((performance.now() - t0) * 1000);
     }
     loads.sort((a, b) => a - b);
     appends.sort((a, b) => a - b);
-    const messages = (store.db.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n;
+    const messages = await store.stats.messageCount();
     return {
       sessions,
       messages,
@@ -58,8 +69,5 @@ export function benchStore(sessions: number, synchronous: 'NORMAL' | 'FULL' = 'N
       loadWindow: { p50Us: percentile(loads, 50), p99Us: percentile(loads, 99) },
       appendTurn: { p50Us: percentile(appends, 50), p99Us: percentile(appends, 99) },
     };
-  } finally {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 }

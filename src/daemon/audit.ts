@@ -6,8 +6,8 @@
 
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AuditKeyring } from '../store/audit-key.js';
-import { createAuditWriter, type AuditEntry } from '../store/audit.js';
-import type { SqliteDatabase } from '../store/database.js';
+import type { AuditEntry } from '../store/audit.js';
+import type { AuditLog } from '../store/store.js';
 import { ApiError } from './api-error.js';
 import type { RequestObservers, RequestRecord } from './observers.js';
 
@@ -58,7 +58,7 @@ export interface DaemonAudit {
  * it was full are dropped and counted.
  */
 export function attachAudit(
-  db: SqliteDatabase,
+  audit: Pick<AuditLog, 'writer'>,
   ring: AuditKeyring,
   observers: RequestObservers,
   options: { upstreamUrl: string; flushMs: number; maxQueue: number; log: (message: string, detail?: string) => void },
@@ -66,7 +66,7 @@ export function attachAudit(
   let dropped = 0;
   let droppedWhileFull = 0;
   let lastError = '';
-  const writer = createAuditWriter(db, ring, {
+  const writer = audit.writer(ring, {
     flushMs: options.flushMs,
     maxQueue: options.maxQueue,
     onError: (err) => {

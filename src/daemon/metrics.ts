@@ -16,7 +16,7 @@ import type { Upstream } from './upstream.js';
 import { readAll, type UpstreamInfo } from './upstream-info.js';
 
 export interface DaemonMetricsSources {
-  store: Store;
+  store: Pick<Store, 'stats'>;
   upstream: Upstream;
   /** Where the served model's name is learnt (from the engine's /v1/models). */
   upstreamInfo: Pick<UpstreamInfo, 'known' | 'get'>;
@@ -273,16 +273,15 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
   const gpus = createGpuMetrics(registry, options.gpu ?? {});
 
   const sessionCacheMs = options.sessionCountCacheMs ?? 5000;
-  const countActive = sources.store.db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?');
-  const countStored = sources.store.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM sessions');
   let sessionsAt = Number.NEGATIVE_INFINITY;
-  const refreshSessions = () => {
+  const refreshSessions = async () => {
     const now = Date.now();
     if (now - sessionsAt < sessionCacheMs) return;
     sessionsAt = now;
     try {
-      sessionsActive.set(countActive.get(sources.now())!.n);
-      sessionsStored.set(countStored.get()!.n);
+      const counts = await sources.store.stats.sessionCounts(sources.now());
+      sessionsActive.set(counts.live);
+      sessionsStored.set(counts.stored);
     } catch {
       // a closed or busy database: keep the last counts
     }
@@ -334,7 +333,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
   /** @param selfInFlight requests to leave out of the in-flight count (the scrape itself). */
   const render = async (selfInFlight = 0): Promise<string> => {
     await refreshEngine();
-    refreshSessions();
+    await refreshSessions();
     gpus.refresh();
     info.reset();
     const model = sources.upstreamInfo.known?.id;

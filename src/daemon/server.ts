@@ -6,11 +6,9 @@ import { ConfigError, EnvironmentError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { createDaemonMetrics, type DaemonMetricsOptions } from './metrics.js';
 import type { Paths } from '../core/paths.js';
-import { startMaintenance } from '../store/maintenance.js';
 import { openStore, storeFile, type Store } from '../store/store.js';
-import { protectionFor, requireContentKeys } from '../store/protection.js';
+import { protectionFor } from '../store/protection.js';
 import { KEY_PREFIX } from '../store/keys.js';
-import { openAuditKeyring } from '../store/audit-chain.js';
 import { auditKeyFile, type AuditKeyring } from '../store/audit-key.js';
 import { KeyRateLimiter } from './rate-limit.js';
 import { ApiError, sendError } from './api-error.js';
@@ -132,17 +130,17 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   const protection = ownsStore ? protectionFor(config, { onScrubError: (err) => log('scrub failed', (err as Error).message) }) : undefined;
   const store =
     options.store ??
-    openStore({
+    (await openStore({
       file: options.dbFile ?? storeFile(config, options.paths),
       synchronous: config.store.synchronous,
       busyTimeoutMs: config.store.busyTimeoutMs,
       protection,
-    });
+    }));
   if (ownsStore) {
     try {
-      requireContentKeys(store.db, protection?.cipher ?? null);
+      await store.maintenance.requireContentKeys();
     } catch (err) {
-      store.close();
+      await store.close();
       throw err;
     }
   }
@@ -150,17 +148,17 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   // under, the daemon does not start with the audit log on; with it off, only the retention prune needs it.
   let auditRing: AuditKeyring | null = null;
   try {
-    auditRing = openAuditKeyring(store.db, auditKeyFile(config, options.paths));
+    auditRing = await store.audit.keyring(auditKeyFile(config, options.paths));
   } catch (err) {
     if (config.store.audit) {
-      if (ownsStore) store.close();
+      if (ownsStore) await store.close();
       throw err;
     }
     log('audit retention is off: the audit key is not available', (err as Error).message);
   }
   const loopbackOnly = isLoopbackHost(host);
-  if (!loopbackOnly && !store.keys.hasActiveKeys()) {
-    if (ownsStore) store.close();
+  if (!loopbackOnly && !(await store.keys.hasActiveKeys())) {
+    if (ownsStore) await store.close();
     throw new ConfigError(`refusing to listen on ${host} without API keys: anyone who can reach this address could use the engine`, {
       next: 'Create a key first (cs-llm keys create <name>), or bind to 127.0.0.1 (the default).',
     });
@@ -189,7 +187,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       ...(options.now ? { now: options.now } : {}),
     });
   } catch (err) {
-    if (ownsStore) store.close();
+    if (ownsStore) await store.close();
     throw err;
   }
   const upstream = routing.primary;
@@ -198,7 +196,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   let audit: DaemonAudit | null = null;
   try {
     if (config.store.audit && auditRing) {
-      audit = attachAudit(store.db, auditRing, observers, {
+      audit = attachAudit(store.audit, auditRing, observers, {
         upstreamUrl: upstream.url,
         flushMs: config.store.auditFlushMs,
         maxQueue: config.store.auditMaxQueue,
@@ -206,7 +204,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       });
     }
   } catch (err) {
-    if (ownsStore) store.close();
+    if (ownsStore) await store.close();
     await routing.close();
     throw err;
   }
@@ -281,20 +279,20 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   let keysKnownAt = Number.NEGATIVE_INFINITY;
   let keysGeneration = -1;
   let keysExist = false;
-  const keysRequired = (now: number): boolean => {
+  const keysRequired = async (now: number): Promise<boolean> => {
     if (!loopbackOnly) return true;
     if (now - keysKnownAt > 1000 || keysGeneration !== store.keys.generation) {
-      keysExist = store.keys.hasActiveKeys();
-      keysKnownAt = now;
       keysGeneration = store.keys.generation;
+      keysExist = await store.keys.hasActiveKeys();
+      keysKnownAt = now;
     }
     return keysExist;
   };
 
-  const authorised = (req: IncomingMessage, now: number, record: RequestContext['record']): boolean => {
-    if (!keysRequired(now)) return true;
+  const authorised = async (req: IncomingMessage, now: number, record: RequestContext['record']): Promise<boolean> => {
+    if (!(await keysRequired(now))) return true;
     const token = bearerToken(req.headers.authorization);
-    const ok = token !== null && store.keys.verify(token);
+    const ok = token !== null && (await store.keys.verify(token));
     // The audit log's "who": the key's public prefix (what keys list shows), never the key.
     if (ok) record.keyId = token.slice(0, KEY_PREFIX.length + 8);
     return ok;
@@ -333,7 +331,15 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       if (inFlight === 0 && onDrained) onDrained();
     };
     res.once('close', partDone);
-    try {
+    serve(ctx, pathname)
+      .catch((err: unknown) => fail(ctx, err))
+      .finally(partDone);
+  };
+
+  /** Checks the request (Host, Origin, key, rate) and runs its route's handler. */
+  const serve = async (ctx: RequestContext, pathname: string): Promise<void> => {
+    const { req, res } = ctx;
+    {
       if (draining) {
         res.shouldKeepAlive = false;
         throw new ApiError(503, 'the daemon is shutting down', { code: 'shutting_down', headers: { connection: 'close' } });
@@ -354,7 +360,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
           code: 'origin_not_allowed',
         });
       }
-      if (!authorised(req, startedAt, ctx.record)) {
+      if (!(await authorised(req, ctx.startedAt, ctx.record))) {
         throw new ApiError(401, 'a valid API key is required: send Authorization: Bearer <key> (create one with cs-llm keys create)', {
           code: 'invalid_api_key',
           headers: { 'www-authenticate': 'Bearer' },
@@ -372,15 +378,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       }
       ctx.params = match.params;
       ctx.record.route = match.route;
-      const pending = match.handler(ctx);
-      if (pending) {
-        pending.catch((err: unknown) => fail(ctx, err)).finally(partDone);
-        return;
-      }
-    } catch (err) {
-      fail(ctx, err);
+      await match.handler(ctx);
     }
-    partDone();
   };
 
   const server = createServer({ keepAliveTimeout: 65_000 }, onRequest);
@@ -395,13 +394,12 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     address = await listen(server, host, port);
   } catch (err) {
     audit?.close();
-    if (ownsStore) store.close();
+    if (ownsStore) await store.close();
     await routing.close();
     await metrics.close();
     throw err;
   }
-  const stopMaintenance = startMaintenance(store.db, store.sessions, {
-    file: store.file,
+  const stopMaintenance = store.maintenance.start({
     checkpointIntervalMs: config.store.checkpointIntervalMs,
     sweepIntervalMs: config.store.sweepIntervalMs,
     auditRetentionMs: auditRing ? config.store.auditRetentionDays * 86_400_000 : 0,
@@ -453,7 +451,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         await services.shadow?.idle();
         await routing.close();
         audit?.close();
-        if (ownsStore) store.close();
+        if (ownsStore) await store.close();
         log(`stopped: ${reason}`);
       })();
       return closing;

@@ -100,7 +100,7 @@ export async function runTurn(
       ctx.record.outcome = 'client_closed';
       return;
     }
-    const history = services.store.sessions.loadWindow(sessionId, profile.historyTurns, services.now());
+    const history = await services.store.sessions.loadWindow(sessionId, profile.historyTurns, services.now());
     const system: ChatMessage[] = profile.systemPrompt ? [{ role: 'system', content: profile.systemPrompt }] : [];
     system.push(...request.system);
     let window: ChatMessage[] = [];
@@ -128,7 +128,7 @@ export async function runTurn(
       commit: async (reply, produced = []) => {
         const messages = [...request.newMessages, ...produced, reply];
         try {
-          services.store.sessions.appendTurn(sessionId, request.profileName, messages, ttlMs, services.now());
+          await services.store.sessions.appendTurn(sessionId, request.profileName, messages, ttlMs, services.now());
           // Message text is logged only when the operator turned it on (daemon.logContent).
           if (config.daemon.logContent) services.log(`session ${sessionId} stored`, messages);
         } catch (err) {

@@ -6,6 +6,14 @@ import { migrate } from './migrations.js';
 
 export type SqliteDatabase = Database.Database;
 
+/**
+ * An interface's methods answering directly instead of through a promise: what the SQLite implementations
+ * give (better-sqlite3 is synchronous); sqlite-store.ts puts them behind the promises of the interfaces.
+ */
+export type Synchronous<T> = {
+  [K in keyof T]: T[K] extends (...args: infer A) => Promise<infer R> ? (...args: A) => R : T[K];
+};
+
 export interface OpenDatabaseOptions {
   file: string;
   /**

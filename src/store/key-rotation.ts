@@ -1,6 +1,5 @@
 import type { ContentCipher } from './crypto.js';
 import type { SqliteDatabase } from './database.js';
-import { scrubBlocking } from './retention.js';
 import { contentContext, missingKeyError } from './sessions.js';
 
 export interface RotationResult {
@@ -16,12 +15,20 @@ export interface RotationResult {
  * Re-encrypts every stored message under `to`, in batches of `batch` rows (one transaction each, so a
  * daemon's reads interleave and an interrupted run can simply be run again). Rows in plain text are
  * encrypted too: after a rotation nothing in the database opens without the new key. The old keys are
- * marked retired; then the old values are scrubbed from the database and WAL files.
+ * marked retired; then the old values are scrubbed from the database and WAL files (`scrub`). It yields to
+ * the event loop between batches, so a daemon serving requests runs it without stalling them.
  */
-export function rotateContentKey(
+export async function rotateContentKey(
   db: SqliteDatabase,
-  options: { from: readonly ContentCipher[]; to: ContentCipher; batch?: number; now?: number; onProgress?: (rows: number) => void },
-): RotationResult {
+  options: {
+    from: readonly ContentCipher[];
+    to: ContentCipher;
+    scrub: () => Promise<boolean>;
+    batch?: number;
+    now?: number;
+    onProgress?: (rows: number) => void;
+  },
+): Promise<RotationResult> {
   const batch = options.batch ?? 500;
   const keys = new Map(options.from.map((k) => [k.keyId, k]));
   const { to } = options;
@@ -68,7 +75,24 @@ export function rotateContentKey(
   for (let after = 0; after >= 0;) {
     after = step(after);
     options.onProgress?.(rows);
+    if (after >= 0) await new Promise((resolve) => setImmediate(resolve));
   }
   db.prepare('UPDATE content_keys SET retired_at = ? WHERE id <> ? AND retired_at IS NULL').run(now, to.keyId);
-  return { rows, alreadyCurrent, scrubbed: scrubBlocking(db) };
+  return { rows, alreadyCurrent, scrubbed: await options.scrub() };
+}
+
+/**
+ * Refuses (with the fix) when the database holds messages encrypted with a key that is not configured: a
+ * daemon would otherwise start and fail on the first turn of such a session. Keys whose rows are all gone
+ * are marked retired on the way.
+ */
+export function requireContentKeys(db: SqliteDatabase, cipher: ContentCipher | null, now = Date.now()): void {
+  const active = db.prepare<[], { id: string }>('SELECT id FROM content_keys WHERE retired_at IS NULL').all();
+  const stillUsed = db.prepare<[string], { n: number }>('SELECT EXISTS (SELECT 1 FROM messages WHERE key_id = ?) AS n');
+  const retire = db.prepare('UPDATE content_keys SET retired_at = ? WHERE id = ?');
+  for (const { id } of active) {
+    if (cipher && id === cipher.keyId) continue;
+    if (stillUsed.get(id)!.n === 1) throw missingKeyError(id, cipher);
+    retire.run(now, id);
+  }
 }

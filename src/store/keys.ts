@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { SqliteDatabase } from './database.js';
+import type { SqliteDatabase, Synchronous } from './database.js';
 
 export interface KeyInfo {
   id: string;
@@ -15,13 +15,13 @@ export interface KeyInfo {
  * by create() and never again. Keys are long random strings, so a fast hash is enough (no password KDF).
  */
 export interface KeyStore {
-  create(name: string, now: number): { key: string; info: KeyInfo };
-  list(): KeyInfo[];
+  create(name: string, now: number): Promise<{ key: string; info: KeyInfo }>;
+  list(): Promise<KeyInfo[]>;
   /** Revokes by id or by prefix; returns the key revoked, or null if none matched. */
-  revoke(idOrPrefix: string, now: number): KeyInfo | null;
+  revoke(idOrPrefix: string, now: number): Promise<KeyInfo | null>;
   /** true when at least one key is not revoked: from then on every request needs a key. */
-  hasActiveKeys(): boolean;
-  verify(key: string): boolean;
+  hasActiveKeys(): Promise<boolean>;
+  verify(key: string): Promise<boolean>;
   /** Grows on every create/revoke through this KeyStore, so a cache in this process can tell it is stale. */
   readonly generation: number;
 }
@@ -46,7 +46,8 @@ function toInfo(row: KeyRow): KeyInfo {
   return { id: row.id, name: row.name, prefix: row.prefix, createdAt: row.created_at, revokedAt: row.revoked_at };
 }
 
-export function createKeyStore(db: SqliteDatabase): KeyStore {
+/** KeyStore on SQLite, answering directly (sqlite-store.ts puts it behind the promises). */
+export function createSqliteKeys(db: SqliteDatabase): Synchronous<KeyStore> {
   const insert = db.prepare('INSERT INTO api_keys (id, name, prefix, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)');
   const all = db.prepare<[], KeyRow>('SELECT * FROM api_keys ORDER BY created_at, id');
   const byIdOrPrefix = db.prepare<[string, string], KeyRow>('SELECT * FROM api_keys WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL');

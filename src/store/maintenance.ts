@@ -1,6 +1,5 @@
 import type { SqliteDatabase } from './database.js';
 import type { SessionStore } from './sessions.js';
-import { pruneAuditBefore } from './audit.js';
 import type { AuditKeyring } from './audit-key.js';
 import { startCheckpointWorker, type Checkpointer } from './checkpointer.js';
 
@@ -33,7 +32,16 @@ export interface MaintenanceOptions {
  * between batches so requests are never stalled for long. Nothing here keeps a process alive. Returns an
  * async stop function.
  */
-export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, options: MaintenanceOptions): () => Promise<void> {
+export function startMaintenance(
+  db: SqliteDatabase,
+  work: {
+    sessions: Pick<SessionStore, 'sweepExpired' | 'capRetention'>;
+    /** Audit retention: deletes up to `limit` records before `before`, returns how many. */
+    pruneAudit: (key: AuditKeyring, before: number, now: number, limit: number) => Promise<number>;
+  },
+  options: MaintenanceOptions,
+): () => Promise<void> {
+  const { sessions } = work;
   const now = options.now ?? Date.now;
   const interval = options.checkpointIntervalMs ?? 1000;
   const batch = 200;
@@ -85,58 +93,66 @@ export function startMaintenance(db: SqliteDatabase, sessions: SessionStore, opt
     inThread.unref();
   }
 
-  const sweepOnce = (total: number): void => {
-    if (stopped) return;
-    try {
-      const n = sessions.sweepExpired(now(), batch);
-      if (n === batch) {
-        setImmediate(() => sweepOnce(total + n));
-        return;
+  const yieldToRequests = () => new Promise((resolve) => setImmediate(resolve));
+  /**
+   * Deletes in batches of `batch` until one comes back short, yielding to requests between batches; runs one
+   * at a time (a batch waiting for another process's lock is not joined by the next interval's).
+   */
+  const inBatches = (what: 'sweep' | 'audit prune', step: () => Promise<number>, done: (total: number) => void) => {
+    let running = false;
+    return async (): Promise<void> => {
+      if (running || stopped) return;
+      running = true;
+      try {
+        let total = 0;
+        for (let n = batch; n === batch && !stopped; total += n) {
+          if (total > 0) await yieldToRequests();
+          n = await step();
+        }
+        if (total > 0) done(total);
+      } catch (err) {
+        options.onError?.(what, err);
+      } finally {
+        running = false;
       }
-      if (total + n > 0) options.onSweep?.(total + n);
-    } catch (err) {
-      options.onError?.('sweep', err);
-    }
+    };
   };
+  const sweepOnce = inBatches(
+    'sweep',
+    () => sessions.sweepExpired(now(), batch),
+    (n) => options.onSweep?.(n),
+  );
   const retention = options.auditRetentionMs ?? 0;
   const auditKey = options.auditKey;
-  // In batches of `batch` records, yielding between them, like the session sweep.
-  const pruneAuditOnce = (total: number): void => {
-    if (stopped || retention <= 0 || !auditKey) return;
-    try {
-      const n = pruneAuditBefore(db, auditKey, now() - retention, now(), batch);
-      if (n === batch) {
-        setImmediate(() => pruneAuditOnce(total + n));
-        return;
-      }
-      if (total + n > 0) options.onAuditPrune?.(total + n);
-    } catch (err) {
-      options.onError?.('audit prune', err);
-    }
-  };
+  // Without the key that signs the retention anchor, nothing is pruned.
+  const pruneAuditOnce = inBatches(
+    'audit prune',
+    () => (retention > 0 && auditKey ? work.pruneAudit(auditKey, now() - retention, now(), batch) : Promise.resolve(0)),
+    (n) => options.onAuditPrune?.(n),
+  );
   const sweep = setInterval(() => {
-    sweepOnce(0);
-    pruneAuditOnce(0);
+    void sweepOnce();
+    void pruneAuditOnce();
   }, options.sweepIntervalMs ?? 60_000);
   sweep.unref();
-  setImmediate(() => pruneAuditOnce(0));
+  setImmediate(() => void pruneAuditOnce());
 
   // Once at start: a retention set or lowered since sessions were stored caps their expiry too (new turns
   // apply it as they are written). In small batches, yielding between them; then one sweep deletes them.
-  const capOnce = (afterId: string, capped: number): void => {
+  const capOnce = async (afterId: string, capped: number): Promise<void> => {
     if (stopped) return;
     try {
-      const step = sessions.capRetention(afterId, batch);
+      const step = await sessions.capRetention(afterId, batch);
       if (step.next !== null) {
-        setImmediate(() => capOnce(step.next!, capped + step.capped));
+        setImmediate(() => void capOnce(step.next!, capped + step.capped));
         return;
       }
-      if (capped + step.capped > 0) sweepOnce(0);
+      if (capped + step.capped > 0) await sweepOnce();
     } catch (err) {
       options.onError?.('sweep', err);
     }
   };
-  setImmediate(() => capOnce('', 0));
+  setImmediate(() => void capOnce('', 0));
 
   return async () => {
     stopped = true;

@@ -2,8 +2,7 @@ import { profileFor, type Config } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import { buildDetectors, type Detector } from '../compliance/detectors.js';
 import { configuredKey, createCipher, type ContentCipher } from './crypto.js';
-import type { SqliteDatabase } from './database.js';
-import { missingKeyError, type ContentProtection } from './sessions.js';
+import type { ContentProtection } from './sessions.js';
 import { openStore, storeFile, type Store } from './store.js';
 
 /** The detectors the config asks for (store.redaction); [] when redaction is off. */
@@ -46,27 +45,11 @@ export function protectionFor(config: Config, options: { onScrubError?: (err: un
 }
 
 /** The store in force (store.path or --db), opened with the config's protection. */
-export function openConfiguredStore(config: Config, paths: { dbFile: string }): Store {
+export function openConfiguredStore(config: Config, paths: { dbFile: string }): Promise<Store> {
   return openStore({
     file: storeFile(config, paths),
     synchronous: config.store.synchronous,
     busyTimeoutMs: config.store.busyTimeoutMs,
     protection: protectionFor(config),
   });
-}
-
-/**
- * Refuses (with the fix) when the database holds messages encrypted with a key that is not configured: a
- * daemon would otherwise start and fail on the first turn of such a session. Keys whose rows are all gone
- * are marked retired on the way.
- */
-export function requireContentKeys(db: SqliteDatabase, cipher: ContentCipher | null, now = Date.now()): void {
-  const active = db.prepare<[], { id: string }>('SELECT id FROM content_keys WHERE retired_at IS NULL').all();
-  const stillUsed = db.prepare<[string], { n: number }>('SELECT EXISTS (SELECT 1 FROM messages WHERE key_id = ?) AS n');
-  const retire = db.prepare('UPDATE content_keys SET retired_at = ? WHERE id = ?');
-  for (const { id } of active) {
-    if (cipher && id === cipher.keyId) continue;
-    if (stillUsed.get(id)!.n === 1) throw missingKeyError(id, cipher);
-    retire.run(now, id);
-  }
 }

@@ -34,16 +34,6 @@ export function scrubOnce(db: SqliteDatabase, busyMs: number): ScrubResult {
   }
 }
 
-/** For commands: try until done or `timeoutMs` passed (blocking; a CLI has nothing else to do). */
-export function scrubBlocking(db: SqliteDatabase, timeoutMs = 10_000): boolean {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = deadline - Date.now();
-    if (scrubOnce(db, Math.max(0, Math.min(1000, left))).done) return true;
-    if (Date.now() >= deadline) return false;
-  }
-}
-
 export interface Scrubber {
   /**
    * Asks for a TRUNCATE checkpoint after everything deleted so far. Resolves true once one finished, or false

@@ -1,36 +1,13 @@
-import { openDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './database.js';
-import { createKeyStore, type KeyStore } from './keys.js';
-import { createSessionStore, type ContentProtection, type SessionStore } from './sessions.js';
+// Opening the store. Its interface is in interface.ts; the SQLite implementation in sqlite-store.ts.
 
-export interface Store {
-  file: string;
-  db: SqliteDatabase;
-  sessions: SessionStore;
-  keys: KeyStore;
-  /** Checkpoints the WAL into the database file and closes it. Safe to call twice. */
-  close(): void;
-}
+import type { OpenStoreOptions, Store } from './interface.js';
+import { openSqliteStore } from './sqlite-store.js';
 
-/** protection: redaction, encryption and retention of stored messages (protectionFor(config) builds it). */
-export function openStore(options: OpenDatabaseOptions & { protection?: ContentProtection }): Store {
-  const db = openDatabase(options);
-  let closed = false;
-  return {
-    file: options.file,
-    db,
-    sessions: createSessionStore(db, options.protection),
-    keys: createKeyStore(db),
-    close() {
-      if (closed) return;
-      closed = true;
-      try {
-        db.pragma('wal_checkpoint(TRUNCATE)');
-      } catch {
-        // another connection may hold the file; SQLite checkpoints again when the last one closes
-      }
-      db.close();
-    },
-  };
+export type { AuditLog, OpenStoreOptions, Store, StoreMaintenance, StoreStats } from './interface.js';
+
+/** Opens (creating if absent) the store at options.file, with the schema migrated. */
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  return openSqliteStore(options).store;
 }
 
 /** The database file in force: store.path from the config, else the state directory's cs-llm.db. */

@@ -30,7 +30,7 @@ export async function startHarness(
     sim?: SimOptions;
     config?: Record<string, unknown>;
     now?: () => number;
-    beforeStart?: (paths: Paths, config: Config) => void;
+    beforeStart?: (paths: Paths, config: Config) => void | Promise<void>;
   } = {},
 ): Promise<Harness> {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-daemon-'));
@@ -40,7 +40,7 @@ export async function startHarness(
     env: { CS_LLM_HOME: home },
     flags: deepMerge({ daemon: { upstream: sim.url } }, options.config ?? {}),
   });
-  options.beforeStart?.(paths, config);
+  await options.beforeStart?.(paths, config);
   const daemon = await startDaemon({ config, paths, port: 0, ...(options.now ? { now: options.now } : {}) });
   t.after(() => daemon.close('test over'));
   return {

@@ -54,9 +54,9 @@ test('daemon start runs it in the background, status finds it, stop ends it and 
   assert.match(log, /listening on/);
   assert.match(log, /stopped \(SIGTERM\)/);
 
-  const store = openStore({ file: resolvePaths(env).dbFile });
+  const store = await openStore({ file: resolvePaths(env).dbFile });
   t.after(() => store.close());
-  assert.equal(store.sessions.get('bg', Date.now())?.messages.length, 2);
+  assert.equal((await store.sessions.get('bg', Date.now()))?.messages.length, 2);
 });
 
 test('SIGTERM during a streamed turn lets it finish, stores it, and the process exits cleanly', async (t) => {
@@ -97,9 +97,9 @@ test('SIGTERM during a streamed turn lets it finish, stores it, and the process 
   assert.match(result.stderr, /shutting down: SIGTERM; 1 request\(s\) in flight/);
   assert.match(result.stderr, /stopped \(SIGTERM\)/);
   assert.equal(existsSync(paths.daemonStateFile), false);
-  const store = openStore({ file: paths.dbFile });
+  const store = await openStore({ file: paths.dbFile });
   t.after(() => store.close());
-  assert.equal(store.sessions.get('drain', Date.now())?.messages.length, 2);
+  assert.equal((await store.sessions.get('drain', Date.now()))?.messages.length, 2);
 });
 
 test('a state file whose pid now belongs to another process: status says not running, stop leaves that process alone, start starts', async (t) => {

@@ -63,7 +63,7 @@ test('a second stop signal during the drain cuts it: the stream in flight ends u
   assert.match(stderr, /SIGTERM while stopping: not waiting for requests in flight any longer/);
   assert.match(stderr, /stopped \(SIGTERM\)/);
   assert.equal(existsSync(paths.daemonStateFile), false, 'the state file is removed');
-  const store = openStore({ file: paths.dbFile });
+  const store = await openStore({ file: paths.dbFile });
   t.after(() => store.close());
-  assert.equal(store.sessions.get('cut', Date.now()), null, 'a cut turn stores nothing');
+  assert.equal(await store.sessions.get('cut', Date.now()), null, 'a cut turn stores nothing');
 });

@@ -167,7 +167,7 @@ test("429s relayed from the engine are counted as the upstream's", async (t) => 
 
 test('/metrics needs an API key once keys exist, like every other route', async (t) => {
   const daemon = await start(t);
-  const { key } = daemon.store.keys.create('ops', Date.now());
+  const { key } = await daemon.store.keys.create('ops', Date.now());
   assert.equal((await scrape(daemon)).status, 401);
   const withKey = await scrape(daemon, { authorization: `Bearer ${key}` });
   assert.equal(withKey.status, 200);

@@ -34,10 +34,10 @@ test('per-key settings override the default, and 0 requests per minute means no 
 test('through the daemon: a key over its rate gets 429 with Retry-After; other keys and /healthz do not', async (t) => {
   const keys: Record<string, string> = {};
   const h = await startHarness(t, {
-    beforeStart: (paths, config) => {
-      const s = openStore({ file: paths.dbFile });
-      for (const name of ['batch-job', 'frontend']) keys[name] = s.keys.create(name, Date.now()).key;
-      s.close();
+    beforeStart: async (paths, config) => {
+      const s = await openStore({ file: paths.dbFile });
+      for (const name of ['batch-job', 'frontend']) keys[name] = (await s.keys.create(name, Date.now())).key;
+      await s.close();
       // Configured by the key's public prefix (what cs-llm keys list shows), known once the key exists.
       config.daemon.rateLimit.keys[keys['batch-job']!.slice(0, 12)] = { requestsPerMinute: 2 };
     },

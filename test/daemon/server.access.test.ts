@@ -14,7 +14,7 @@ import { startHarness, text } from './harness.js';
 test('once a key exists every route needs it, and a valid key works through the openai client', async (t) => {
   const h = await startHarness(t);
   assert.equal((await fetch(`${h.daemon.url}/healthz`)).status, 200, 'no keys yet: loopback is open');
-  const { key } = h.daemon.store.keys.create('frontend', Date.now());
+  const { key } = await h.daemon.store.keys.create('frontend', Date.now());
   for (const [method, path] of [
     ['GET', '/healthz'],
     ['GET', '/readyz'],
@@ -41,7 +41,7 @@ test('once a key exists every route needs it, and a valid key works through the 
 
 test("the client's key is never forwarded: the engine gets the daemon's own upstream key", async (t) => {
   const h = await startHarness(t, { sim: { apiKey: 'engine-secret' }, config: { daemon: { upstreamApiKey: 'engine-secret' } } });
-  const { key } = h.daemon.store.keys.create('app', Date.now());
+  const { key } = await h.daemon.store.keys.create('app', Date.now());
   const reply = await h
     .client({ apiKey: key })
     .chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] });
@@ -66,9 +66,9 @@ test('binding to a non-loopback address without keys is refused; with a key, req
     assert.match(err.next ?? '', /cs-llm keys create/);
     return true;
   });
-  const store = openStore({ file: paths.dbFile });
-  const { key } = store.keys.create('lan', Date.now());
-  store.close();
+  const store = await openStore({ file: paths.dbFile });
+  const { key } = await store.keys.create('lan', Date.now());
+  await store.close();
   const daemon = await startDaemon({ config, paths, host: '0.0.0.0', port: 0 });
   t.after(() => daemon.close());
   assert.equal((await fetch(`${daemon.url}/healthz`)).status, 401);
@@ -96,7 +96,7 @@ test('a Host header outside the allowlist is 403 (DNS rebinding), loopback names
 
 test('the openai client sees the same 401 shape OpenAI gives', async (t) => {
   const h = await startHarness(t);
-  h.daemon.store.keys.create('x', Date.now());
+  await h.daemon.store.keys.create('x', Date.now());
   const client = new OpenAI({ baseURL: `${h.daemon.url}/v1`, apiKey: 'nope', maxRetries: 0 });
   await assert.rejects(client.models.list(), (err: InstanceType<typeof OpenAI.AuthenticationError>) => {
     assert.ok(err instanceof OpenAI.AuthenticationError);

@@ -41,10 +41,10 @@ test('with store.redactUpstream "always" the model gets the redacted text too', 
 test('every request is audited without contents in a hash chain that verifies, and altering one record breaks it there', async (t) => {
   let key = '';
   const h = await startHarness(t, {
-    beforeStart: (paths) => {
-      const s = openStore({ file: paths.dbFile });
-      key = s.keys.create('frontend', Date.now()).key;
-      s.close();
+    beforeStart: async (paths) => {
+      const s = await openStore({ file: paths.dbFile });
+      key = (await s.keys.create('frontend', Date.now())).key;
+      await s.close();
     },
   });
   const client = h.client({ sessionId: 'audited', apiKey: key });

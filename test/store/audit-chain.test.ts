@@ -10,8 +10,14 @@ import { createAuditWriter, type AuditEntry } from '../../src/store/audit.js';
 import { createAuditKeyring, readAuditKeyring } from '../../src/store/audit-key.js';
 import { verifyAuditChain } from '../../src/store/audit-verify.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
-import { openStore } from '../../src/store/store.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { cli, startHarness } from '../daemon/harness.js';
+
+/** The store with its connection, which the functions of audit.ts take. */
+function openStore(options: { file: string }) {
+  const { store, db } = openSqliteStore(options);
+  return Object.assign(store, { db });
+}
 
 type Row = Record<string, unknown> & { seq: number; prev_hash: string; hash: string };
 
@@ -193,7 +199,7 @@ test('a schema-3 log opened by this version keeps its SHA-256 records verifiable
   assert.equal(check.anchor?.keyId, ring.current.id, 'the old anchor is signed on first use');
   const rows = store.db.prepare('SELECT seq, prev_hash, hash FROM audit_log WHERE seq >= 6 ORDER BY seq').all() as Row[];
   assert.equal(rows[1]!.prev_hash, rows[0]!.hash, 'the first keyed record chains from the last SHA-256 one');
-  store.close();
+  await store.close();
 
   // The old records are bound to the keyed chain: rewriting one and hashing everything again is found where
   // the key starts, and so is re-pointing that start.
@@ -250,7 +256,7 @@ test('removing the key records or moving where the key starts, to pass SHA-256 r
   const writer = createAuditWriter(store.db, ring);
   for (const id of ['a', 'b', 'c']) writer.append(entry(id));
   writer.close();
-  store.close();
+  await store.close();
 
   const db = new Database(file);
   t.after(() => db.close());

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { auditAnchor, createAuditWriter, pruneAuditBefore, type AuditEntry } from '../../src/store/audit.js';
 import { createAuditKeyring, type AuditKeyring } from '../../src/store/audit-key.js';
 import { verifyAuditChain } from '../../src/store/audit-verify.js';
-import { startMaintenance } from '../../src/store/maintenance.js';
-import { openStore, type Store } from '../../src/store/store.js';
+import type { SqliteDatabase } from '../../src/store/database.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
 import { cli as runCli } from '../daemon/harness.js';
 
 const DAY = 86_400_000;
@@ -31,21 +32,24 @@ function entry(at: number, sessionId: string | null = null): AuditEntry {
   };
 }
 
-function freshStore(t: { after(fn: () => void): void }): Store & { ring: AuditKeyring } {
+/** The store, its connection (the functions of audit.ts take it) and an audit key. */
+type TestStore = Store & { ring: AuditKeyring; db: SqliteDatabase };
+
+function freshStore(t: { after(fn: () => Promise<void>): void }): TestStore {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-audit-'));
-  const store = openStore({ file: join(dir, 'cs-llm.db') });
+  const { store, db } = openSqliteStore({ file: join(dir, 'cs-llm.db') });
   t.after(() => store.close());
-  return Object.assign(store, { ring: createAuditKeyring(join(dir, 'audit.key')) });
+  return Object.assign(store, { ring: createAuditKeyring(join(dir, 'audit.key')), db });
 }
 
 /** Ten records, one a day from T0, written as the daemon writes them. */
-function tenDays(store: Store & { ring: AuditKeyring }): void {
+function tenDays(store: TestStore): void {
   const writer = createAuditWriter(store.db, store.ring);
   for (let d = 0; d < 10; d++) writer.append(entry(T0 + d * DAY, `session-${d}`));
   writer.close();
 }
 
-const seqs = (store: Store) =>
+const seqs = (store: TestStore) =>
   (store.db.prepare('SELECT seq FROM audit_log ORDER BY seq').all() as Array<{ seq: number }>).map((r) => r.seq);
 
 test('pruning removes the oldest records behind an anchor; the rest verifies and new records extend the chain', (t) => {
@@ -122,8 +126,7 @@ test('the daemon maintenance prunes by store.auditRetentionDays, and 0 keeps eve
     tenDays(store);
     // "now" is day 11: records of days 0-5 are older than 5 days (day 6 is exactly 5 days old and kept).
     const pruned = new Promise<number>((resolve) => {
-      const stop = startMaintenance(store.db, store.sessions, {
-        file: ':memory:',
+      const stop = store.maintenance.start({
         sweepIntervalMs: 60_000,
         auditRetentionMs: retentionDays * DAY,
         auditKey: store.ring,
@@ -146,7 +149,7 @@ test('cs-llm audit prune --older-than deletes the old records and audit verify s
   for (const age of [40, 35, 31, 2, 1]) writer.append(entry(now - age * DAY, 'erased-customer'));
   writer.close();
   const file = store.file;
-  store.close();
+  await store.close();
   const env = { CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-audit-home-')) };
 
   const keyFile = store.ring.file;

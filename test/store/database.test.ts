@@ -12,22 +12,28 @@ function tempFile(name = 'cs-llm.db'): string {
   return join(mkdtempSync(join(tmpdir(), 'cs-llm-db-')), name);
 }
 
-test('a new database file gets the current schema version and its directories are created', () => {
+test('a new database file gets the current schema version and its directories are created', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-db-')), 'deeper', 'state', 'cs-llm.db');
-  const store = openStore({ file });
-  assert.equal(store.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-  store.close();
+  const version = () => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return db.pragma('user_version', { simple: true });
+    } finally {
+      db.close();
+    }
+  };
+  await (await openStore({ file })).close();
+  assert.equal(version(), SCHEMA_VERSION);
   // reopening applies nothing twice
-  const again = openStore({ file });
-  assert.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-  again.close();
+  await (await openStore({ file })).close();
+  assert.equal(version(), SCHEMA_VERSION);
 });
 
-test('a file that is not a database is reported with its path and left untouched', () => {
+test('a file that is not a database is reported with its path and left untouched', async () => {
   const file = tempFile();
   const garbage = 'this is not sqlite '.repeat(300);
   writeFileSync(file, garbage);
-  assert.throws(
+  await assert.rejects(
     () => openStore({ file }),
     (err: unknown) => {
       assert.ok(err instanceof EnvironmentError);
@@ -39,14 +45,14 @@ test('a file that is not a database is reported with its path and left untouched
   assert.equal(readFileSync(file, 'utf8'), garbage);
 });
 
-test('a database locked by another process is a clear error, not a hang or a new file', () => {
+test('a database locked by another process is a clear error, not a hang or a new file', async () => {
   const file = tempFile();
-  openStore({ file }).close();
+  await (await openStore({ file })).close();
   const holder = new Database(file);
   holder.pragma('locking_mode = EXCLUSIVE');
   holder.exec('BEGIN EXCLUSIVE');
   try {
-    assert.throws(
+    await assert.rejects(
       () => openStore({ file, busyTimeoutMs: 50 }),
       (err: unknown) => err instanceof EnvironmentError && /locked by another process/.test(err.message) && err.message.includes(file),
     );
@@ -56,12 +62,12 @@ test('a database locked by another process is a clear error, not a hang or a new
   }
 });
 
-test('a database from a newer cs-llm is refused instead of being changed', () => {
+test('a database from a newer cs-llm is refused instead of being changed', async () => {
   const file = tempFile();
   const db = new Database(file);
   db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
   db.close();
-  assert.throws(
+  await assert.rejects(
     () => openStore({ file }),
     (err: unknown) => err instanceof ConfigError && /newer than this cs-llm/.test(err.message),
   );

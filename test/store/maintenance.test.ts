@@ -3,19 +3,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startMaintenance } from '../../src/store/maintenance.js';
 import { openStore } from '../../src/store/store.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
 
 test('checkpoints copy the WAL into the database file from a worker thread, on a timer', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-maint-')), 'cs-llm.db');
-  const store = openStore({ file });
+  const store = await openStore({ file });
   t.after(() => store.close());
   const before = statSync(file).size;
   for (let i = 0; i < 200; i++)
-    store.sessions.appendTurn(`s${i}`, 'default', [{ role: 'user', content: 'x'.repeat(500) }], 3_600_000, Date.now());
+    await store.sessions.appendTurn(`s${i}`, 'default', [{ role: 'user', content: 'x'.repeat(500) }], 3_600_000, Date.now());
   assert.equal(statSync(file).size, before, 'automatic checkpoints are off: the turns are only in the WAL');
   const errors: unknown[] = [];
-  const stop = startMaintenance(store.db, store.sessions, { file, checkpointIntervalMs: 20, onError: (_what, err) => errors.push(err) });
+  const stop = store.maintenance.start({ checkpointIntervalMs: 20, onError: (_what, err) => errors.push(err) });
   while (statSync(file).size === before) await new Promise((r) => setTimeout(r, 20));
   await stop();
   assert.deepEqual(errors, []);
@@ -24,28 +24,27 @@ test('checkpoints copy the WAL into the database file from a worker thread, on a
 
 test('the sweeper deletes expired sessions on its timer', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-maint-')), 'cs-llm.db');
-  const store = openStore({ file });
+  const store = await openStore({ file });
   t.after(() => store.close());
-  for (let i = 0; i < 450; i++) store.sessions.appendTurn(`old${i}`, 'default', [{ role: 'user', content: 'x' }], 10, 0);
-  store.sessions.appendTurn('live', 'default', [{ role: 'user', content: 'x' }], 3_600_000, Date.now());
+  for (let i = 0; i < 450; i++) await store.sessions.appendTurn(`old${i}`, 'default', [{ role: 'user', content: 'x' }], 10, 0);
+  await store.sessions.appendTurn('live', 'default', [{ role: 'user', content: 'x' }], 3_600_000, Date.now());
   let swept = 0;
-  const stop = startMaintenance(store.db, store.sessions, { file, sweepIntervalMs: 20, onSweep: (n) => (swept += n) });
+  const stop = store.maintenance.start({ sweepIntervalMs: 20, onSweep: (n) => (swept += n) });
   while (swept < 450) await new Promise((r) => setTimeout(r, 20));
   await stop();
   assert.equal(swept, 450);
   assert.deepEqual(
-    store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id),
+    (await store.sessions.list({ now: Date.now(), limit: 10 })).sessions.map((s) => s.id),
     ['live'],
   );
 });
 
 test('under a steady write load the WAL still rewinds instead of growing without bound', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-maint-')), 'cs-llm.db');
-  const store = openStore({ file });
+  const { store, db } = openSqliteStore({ file });
   t.after(() => store.close());
   let rewinds = 0;
-  const stop = startMaintenance(store.db, store.sessions, {
-    file,
+  const stop = store.maintenance.start({
     checkpointIntervalMs: 20,
     walRewindFrames: 200,
     onRewind: () => rewinds++,
@@ -53,12 +52,12 @@ test('under a steady write load the WAL still rewinds instead of growing without
   let turns = 0;
   // Keep writing (yielding between turns, as a busy daemon does) until a rewind happened and a few more turns followed.
   while (rewinds === 0 || turns % 50 !== 0) {
-    store.sessions.appendTurn(`s${turns % 20}`, 'default', [{ role: 'user', content: 'x'.repeat(2000) }], 3_600_000, Date.now());
+    await store.sessions.appendTurn(`s${turns % 20}`, 'default', [{ role: 'user', content: 'x'.repeat(2000) }], 3_600_000, Date.now());
     turns++;
     await new Promise((r) => setImmediate(r));
   }
   await stop();
-  const [{ log }] = store.db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>;
+  const [{ log }] = db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>;
   // Each turn writes at least one page: far more pages were written than the WAL now holds.
   assert.ok(log < turns, `WAL holds ${log} pages after ${turns} turns`);
 });

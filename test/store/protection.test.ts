@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { ConfigError } from '../../src/core/errors.js';
 import { createCipher, keyIdOf, parseKey } from '../../src/store/crypto.js';
-import { requireContentKeys } from '../../src/store/protection.js';
 import { openStore } from '../../src/store/store.js';
 import { startHarness, text } from '../daemon/harness.js';
 import { runCli } from '../helpers/cli.js';
@@ -30,67 +30,76 @@ const turn = (marker: string) => [
   { role: 'tool', tool_call_id: 'c1', content: `${marker}-result` },
 ];
 
-test('with a key, the files hold no plaintext of stored messages, and they read back with the key', (t) => {
+test('with a key, the files hold no plaintext of stored messages, and they read back with the key', async (t) => {
   const { file } = tempFile();
   const cipher = createCipher(parseKey(KEY_A, 'test'));
-  const store = openStore({ file, protection: { cipher } });
+  const store = await openStore({ file, protection: { cipher } });
   t.after(() => store.close());
-  store.sessions.appendTurn('enc', 'default', turn('SECRET1'), HOUR, Date.now());
+  await store.sessions.appendTurn('enc', 'default', turn('SECRET1'), HOUR, Date.now());
   for (const where of ['-content', '-args', '-result'])
     assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the WAL`);
-  store.db.pragma('wal_checkpoint(TRUNCATE)');
+  assert.equal(await store.maintenance.scrub(5000), true);
   for (const where of ['-content', '-args', '-result'])
     assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the database file`);
-  const back = store.sessions.get('enc', Date.now())!.messages;
+  const back = (await store.sessions.get('enc', Date.now()))!.messages;
   assert.deepEqual(back, turn('SECRET1'));
   assert.deepEqual(
-    store.sessions.loadWindow('enc', 10, Date.now()).map((m) => m.message),
+    (await store.sessions.loadWindow('enc', 10, Date.now())).map((m) => m.message),
     turn('SECRET1'),
   );
-  const row = store.db.prepare('SELECT key_id FROM messages LIMIT 1').get() as { key_id: string };
+  const reader = new Database(file, { readonly: true });
+  const row = reader.prepare('SELECT key_id FROM messages LIMIT 1').get() as { key_id: string };
+  reader.close();
   assert.equal(row.key_id, cipher.keyId);
   assert.equal(cipher.keyId, keyIdOf(parseKey(KEY_A, 'test')));
   assert.equal(cipher.keyId.length, 12);
 });
 
-test('a deleted or expired encrypted session never reads back its old text under a reused id', (t) => {
+test('a deleted or expired encrypted session never reads back its old text under a reused id', async (t) => {
   const { file } = tempFile();
-  const store = openStore({ file, protection: { cipher: createCipher(parseKey(KEY_A, 'test')) } });
+  const store = await openStore({ file, protection: { cipher: createCipher(parseKey(KEY_A, 'test')) } });
   t.after(() => store.close());
   const now = Date.now();
-  store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'first life' }], HOUR, now);
-  assert.equal(store.sessions.loadWindow('reused', 10, now)[0]!.message.content, 'first life');
-  store.sessions.delete('reused');
-  store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'second life' }], 1000, now);
-  assert.equal(store.sessions.loadWindow('reused', 10, now)[0]!.message.content, 'second life');
+  await store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'first life' }], HOUR, now);
+  assert.equal((await store.sessions.loadWindow('reused', 10, now))[0]!.message.content, 'first life');
+  await store.sessions.delete('reused');
+  await store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'second life' }], 1000, now);
+  assert.equal((await store.sessions.loadWindow('reused', 10, now))[0]!.message.content, 'second life');
   // Expired, then a new turn on the same id starts afresh.
-  store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'third life' }], HOUR, now + 2000);
+  await store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'third life' }], HOUR, now + 2000);
   assert.deepEqual(
-    store.sessions.loadWindow('reused', 10, now + 2000).map((m) => m.message.content),
+    (await store.sessions.loadWindow('reused', 10, now + 2000)).map((m) => m.message.content),
     ['third life'],
   );
 });
 
-test('opening encrypted rows without the key, or with another, is a clear error naming the key id and the fix', (t) => {
+test('opening encrypted rows without the key, or with another, is a clear error naming the key id and the fix', async (t) => {
   const { file } = tempFile();
   const a = createCipher(parseKey(KEY_A, 'test'));
-  const store = openStore({ file, protection: { cipher: a } });
-  store.sessions.appendTurn('enc', 'default', turn('S2'), HOUR, Date.now());
-  store.close();
+  const store = await openStore({ file, protection: { cipher: a } });
+  await store.sessions.appendTurn('enc', 'default', turn('S2'), HOUR, Date.now());
+  await store.close();
 
-  const bare = openStore({ file });
+  const bare = await openStore({ file });
   t.after(() => bare.close());
-  assert.throws(
+  await assert.rejects(
     () => bare.sessions.get('enc', Date.now()),
     (err: unknown) =>
       err instanceof ConfigError &&
       err.message.includes(`encrypted (key ${a.keyId}) and no encryption key is configured`) &&
       /CS_LLM_STORE_KEY/.test(err.next ?? ''),
   );
-  assert.throws(() => requireContentKeys(bare.db, null), /no encryption key is configured/);
+  await assert.rejects(() => bare.maintenance.requireContentKeys(), /no encryption key is configured/);
   const b = createCipher(parseKey(KEY_B, 'test'));
-  assert.throws(() => requireContentKeys(bare.db, b), new RegExp(`encrypted with key ${a.keyId}, but the key in force is ${b.keyId}`));
-  requireContentKeys(bare.db, a);
+  const withB = await openStore({ file, protection: { cipher: b } });
+  t.after(() => withB.close());
+  await assert.rejects(
+    () => withB.maintenance.requireContentKeys(),
+    new RegExp(`encrypted with key ${a.keyId}, but the key in force is ${b.keyId}`),
+  );
+  const withA = await openStore({ file, protection: { cipher: a } });
+  t.after(() => withA.close());
+  await withA.maintenance.requireContentKeys();
 });
 
 test('the daemon encrypts what it stores and refuses to start on encrypted rows without their key', async (t) => {
@@ -115,13 +124,13 @@ test('the daemon encrypts what it stores and refuses to start on encrypted rows 
 
 test('rotate-key re-encrypts every row (plain-text ones too) so that only the new key opens them', async (t) => {
   const { home, file } = tempFile();
-  const plain = openStore({ file });
-  plain.sessions.appendTurn('before', 'default', turn('PLAIN'), HOUR, Date.now());
-  plain.close();
+  const plain = await openStore({ file });
+  await plain.sessions.appendTurn('before', 'default', turn('PLAIN'), HOUR, Date.now());
+  await plain.close();
   const a = createCipher(parseKey(KEY_A, 'test'));
-  const withA = openStore({ file, protection: { cipher: a } });
-  for (let i = 0; i < 30; i++) withA.sessions.appendTurn(`s${i}`, 'default', turn(`ROT${i}`), HOUR, Date.now());
-  withA.close();
+  const withA = await openStore({ file, protection: { cipher: a } });
+  for (let i = 0; i < 30; i++) await withA.sessions.appendTurn(`s${i}`, 'default', turn(`ROT${i}`), HOUR, Date.now());
+  await withA.close();
   assert.ok(foundIn(file, 'PLAIN-content').length > 0, 'stored before encryption was turned on');
 
   const keyFile = join(home, 'new.key');
@@ -137,16 +146,16 @@ test('rotate-key re-encrypts every row (plain-text ones too) so that only the ne
   );
   assert.deepEqual(foundIn(file, 'PLAIN-content'), []);
 
-  const withB = openStore({ file, protection: { cipher: b } });
+  const withB = await openStore({ file, protection: { cipher: b } });
   t.after(() => withB.close());
-  requireContentKeys(withB.db, b);
-  assert.deepEqual(withB.sessions.get('before', Date.now())!.messages, turn('PLAIN'));
-  assert.deepEqual(withB.sessions.get('s17', Date.now())!.messages, turn('ROT17'));
-  const oldKey = openStore({ file, protection: { cipher: a } });
+  await withB.maintenance.requireContentKeys();
+  assert.deepEqual((await withB.sessions.get('before', Date.now()))!.messages, turn('PLAIN'));
+  assert.deepEqual((await withB.sessions.get('s17', Date.now()))!.messages, turn('ROT17'));
+  const oldKey = await openStore({ file, protection: { cipher: a } });
   t.after(() => oldKey.close());
-  assert.throws(
+  await assert.rejects(
     () => oldKey.sessions.get('s17', Date.now()),
     new RegExp(`encrypted with key ${b.keyId}, but the key in force is ${a.keyId}`),
   );
-  assert.throws(() => requireContentKeys(oldKey.db, a), /encrypted with key/);
+  await assert.rejects(() => oldKey.maintenance.requireContentKeys(), /encrypted with key/);
 });

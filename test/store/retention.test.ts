@@ -4,17 +4,19 @@ import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startMaintenance } from '../../src/store/maintenance.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { runCli } from '../helpers/cli.js';
 import { foundIn } from '../helpers/db-files.js';
 
 const HOUR = 3_600_000;
 
-function tempStore(t: { after(fn: () => void): void }, retentionMs?: number): { store: Store; file: string; home: string } {
+async function tempStore(
+  t: { after(fn: () => Promise<void>): void },
+  retentionMs?: number,
+): Promise<{ store: Store; file: string; home: string }> {
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-erase-'));
   const file = join(home, 'cs-llm.db');
-  const store = openStore({ file, ...(retentionMs ? { protection: { retentionMs: () => retentionMs } } : {}) });
+  const store = await openStore({ file, ...(retentionMs ? { protection: { retentionMs: () => retentionMs } } : {}) });
   t.after(() => store.close());
   return { store, file, home };
 }
@@ -23,12 +25,12 @@ function tempStore(t: { after(fn: () => void): void }, retentionMs?: number): { 
  * Sessions whose messages share pages with each other (rows interleave by insertion order), short ones and
  * ones long enough to spill into overflow pages, each message carrying its session's marker.
  */
-function fill(store: Store, ids: string[], now: number, ttlMs = HOUR): void {
+async function fill(store: Store, ids: string[], now: number, ttlMs = HOUR): Promise<void> {
   for (let turn = 0; turn < 3; turn++) {
     for (const id of ids) {
       const marker = `MARKER-${id}-`;
       const long = turn === 1 ? ` ${marker}tail`.padStart(6000, 'lorem ipsum ') : '';
-      store.sessions.appendTurn(
+      await store.sessions.appendTurn(
         id,
         'default',
         [
@@ -43,34 +45,36 @@ function fill(store: Store, ids: string[], now: number, ttlMs = HOUR): void {
 }
 
 test('an erased session leaves no trace of its text in the database file or the WAL', async (t) => {
-  const { store, file } = tempStore(t);
+  const { store, file } = await tempStore(t);
   const ids = Array.from({ length: 60 }, (_, i) => `s${i}`);
-  fill(store, ids, Date.now());
+  await fill(store, ids, Date.now());
   // Some of it checkpointed into the database file, some still in the WAL: both places must be cleaned.
-  store.db.pragma('wal_checkpoint(PASSIVE)');
-  fill(store, ['late1', 'late2'], Date.now());
+  const other = new Database(file);
+  other.pragma('wal_checkpoint(PASSIVE)');
+  other.close();
+  await fill(store, ['late1', 'late2'], Date.now());
   assert.ok(foundIn(file, 'MARKER-s7-').includes('db'), 'the marker is found by this search before the erasure');
   assert.ok(foundIn(file, 'MARKER-late1-').includes('wal'));
 
-  for (const id of ['s7', 's31', 'late1']) assert.equal(store.sessions.delete(id), true);
+  for (const id of ['s7', 's31', 'late1']) assert.equal(await store.sessions.delete(id), true);
   assert.equal(await store.sessions.scrubbed(10_000), true);
 
   for (const id of ['s7', 's31', 'late1']) assert.deepEqual(foundIn(file, `MARKER-${id}-`), [], `${id} is gone from both files`);
   assert.deepEqual(foundIn(file, 'MARKER-s8-'), ['db'], 'other sessions are kept');
-  assert.equal(store.sessions.get('s8', Date.now())?.messages.length, 6);
+  assert.equal((await store.sessions.get('s8', Date.now()))?.messages.length, 6);
 });
 
 test('while another connection holds an old snapshot the scrub waits and retries, and finishes once it is released', async (t) => {
-  const { store, file } = tempStore(t);
-  fill(store, ['busy', 'other'], Date.now());
+  const { store, file } = await tempStore(t);
+  await fill(store, ['busy', 'other'], Date.now());
   const reader = new Database(file);
   t.after(() => reader.close());
   reader.exec('BEGIN');
   reader.prepare('SELECT COUNT(*) FROM messages').get();
 
-  assert.equal(store.sessions.delete('busy'), true);
+  assert.equal(await store.sessions.delete('busy'), true);
   assert.equal(await store.sessions.scrubbed(300), false, 'not done while the reader may still see the old pages');
-  assert.equal(store.sessions.get('busy', Date.now()), null, 'deleted for every query at once');
+  assert.equal(await store.sessions.get('busy', Date.now()), null, 'deleted for every query at once');
   reader.exec('COMMIT');
   assert.equal(await store.sessions.scrubbed(10_000), true);
   assert.deepEqual(foundIn(file, 'MARKER-busy-'), []);
@@ -78,17 +82,16 @@ test('while another connection holds an old snapshot the scrub waits and retries
 
 test('the retention sweeper deletes sessions past their profile retention and scrubs their text from the files', async (t) => {
   const retentionMs = 60_000;
-  const { store, file } = tempStore(t, retentionMs);
+  const { store, file } = await tempStore(t, retentionMs);
   const start = Date.now();
   // Inside their one-hour TTL, but created 10 minutes ago: retention (1 minute) caps their life.
-  fill(store, ['old1', 'old2'], start - 10 * 60_000);
-  assert.equal(store.sessions.get('old1', start - 10 * 60_000 + 1000)?.id, 'old1');
-  assert.equal(store.sessions.get('old1', start), null, 'past retention a session reads as absent at once');
-  fill(store, ['fresh'], start);
+  await fill(store, ['old1', 'old2'], start - 10 * 60_000);
+  assert.equal((await store.sessions.get('old1', start - 10 * 60_000 + 1000))?.id, 'old1');
+  assert.equal(await store.sessions.get('old1', start), null, 'past retention a session reads as absent at once');
+  await fill(store, ['fresh'], start);
 
   let swept = 0;
-  const stop = startMaintenance(store.db, store.sessions, {
-    file,
+  const stop = store.maintenance.start({
     sweepIntervalMs: 20,
     checkpointIntervalMs: 50,
     onSweep: (n) => (swept += n),
@@ -101,39 +104,39 @@ test('the retention sweeper deletes sessions past their profile retention and sc
   assert.equal(swept, 2);
   for (const id of ['old1', 'old2']) assert.deepEqual(foundIn(file, `MARKER-${id}-`), []);
   assert.deepEqual(
-    store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id),
+    (await store.sessions.list({ now: Date.now(), limit: 10 })).sessions.map((s) => s.id),
     ['fresh'],
   );
   assert.notDeepEqual(foundIn(file, 'MARKER-fresh-'), []);
 });
 
 test('a retention set after sessions were stored applies to them when the daemon starts its upkeep', async (t) => {
-  const { store: before, file } = tempStore(t);
+  const { store: before, file } = await tempStore(t);
   const start = Date.now();
   // Stored under a 30-day TTL and no retention; one of them two days old.
-  fill(before, ['two-days-old'], start - 2 * 24 * HOUR, 30 * 24 * HOUR);
-  fill(before, ['today'], start, 30 * 24 * HOUR);
-  before.close();
+  await fill(before, ['two-days-old'], start - 2 * 24 * HOUR, 30 * 24 * HOUR);
+  await fill(before, ['today'], start, 30 * 24 * HOUR);
+  await before.close();
 
-  const store = openStore({ file, protection: { retentionMs: () => 24 * HOUR } });
+  const store = await openStore({ file, protection: { retentionMs: () => 24 * HOUR } });
   t.after(() => store.close());
   let swept = 0;
-  const stop = startMaintenance(store.db, store.sessions, { file, sweepIntervalMs: 60_000, onSweep: (n) => (swept += n) });
+  const stop = store.maintenance.start({ sweepIntervalMs: 60_000, onSweep: (n) => (swept += n) });
   t.after(stop);
   while (swept < 1) await new Promise((r) => setTimeout(r, 20));
   assert.equal(await store.sessions.scrubbed(10_000), true);
   await stop();
   assert.deepEqual(
-    store.sessions.list({ now: Date.now(), limit: 10 }).sessions.map((s) => s.id),
+    (await store.sessions.list({ now: Date.now(), limit: 10 })).sessions.map((s) => s.id),
     ['today'],
   );
   assert.deepEqual(foundIn(file, 'MARKER-two-days-old-'), []);
 });
 
 test('cs-llm sessions prune --older-than and sessions delete leave no trace of the removed text in the files', async (t) => {
-  const { store, file, home } = tempStore(t);
-  fill(store, ['stale', 'recent', 'doomed'], Date.now() - 40 * 24 * HOUR, 365 * 24 * HOUR);
-  fill(store, ['recent', 'doomed'], Date.now(), 365 * 24 * HOUR);
+  const { store, file, home } = await tempStore(t);
+  await fill(store, ['stale', 'recent', 'doomed'], Date.now() - 40 * 24 * HOUR, 365 * 24 * HOUR);
+  await fill(store, ['recent', 'doomed'], Date.now(), 365 * 24 * HOUR);
   store.close();
   const env = { CS_LLM_HOME: home };
 

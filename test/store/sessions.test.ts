@@ -4,24 +4,26 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openStore, type Store } from '../../src/store/store.js';
-import { WINDOW_SQL } from '../../src/store/sessions.js';
+import { openStore } from '../../src/store/store.js';
+import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
+import { WINDOW_SQL } from '../../src/store/sqlite-sessions.js';
 
-function tempStore(t: { after(fn: () => void): void }): Store {
+/** The store, and its connection for looking at the rows. */
+function tempStore(t: { after(fn: () => Promise<void>): void }): SqliteStore {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-store-'));
-  const store = openStore({ file: join(dir, 'cs-llm.db') });
-  t.after(() => store.close());
-  return store;
+  const opened = openSqliteStore({ file: join(dir, 'cs-llm.db') });
+  t.after(() => opened.store.close());
+  return opened;
 }
 
 const HOUR = 3_600_000;
 const user = (content: string) => ({ role: 'user', content });
 const assistant = (content: string) => ({ role: 'assistant', content });
 
-test('a session stores turns in order and loads the last N turns of them', (t) => {
-  const store = tempStore(t);
-  for (let i = 1; i <= 5; i++) store.sessions.appendTurn('s1', 'default', [user(`q${i}`), assistant(`a${i}`)], HOUR, 1000 + i);
-  const window = store.sessions.loadWindow('s1', 2, 2000);
+test('a session stores turns in order and loads the last N turns of them', async (t) => {
+  const { store, db } = tempStore(t);
+  for (let i = 1; i <= 5; i++) await store.sessions.appendTurn('s1', 'default', [user(`q${i}`), assistant(`a${i}`)], HOUR, 1000 + i);
+  const window = await store.sessions.loadWindow('s1', 2, 2000);
   assert.deepEqual(
     window.map((m) => [m.turn, m.message.role, m.message.content]),
     [
@@ -31,7 +33,7 @@ test('a session stores turns in order and loads the last N turns of them', (t) =
       [5, 'assistant', 'a5'],
     ],
   );
-  const whole = store.sessions.get('s1', 2000)!;
+  const whole = (await store.sessions.get('s1', 2000))!;
   assert.equal(whole.messages.length, 10);
   assert.equal(whole.turns, 5);
   assert.equal(whole.createdAt, 1001);
@@ -39,11 +41,11 @@ test('a session stores turns in order and loads the last N turns of them', (t) =
   assert.equal(whole.expiresAt, 1005 + HOUR);
 });
 
-test('tool calls, tool results and content parts come back as they were stored', (t) => {
-  const store = tempStore(t);
+test('tool calls, tool results and content parts come back as they were stored', async (t) => {
+  const { store, db } = tempStore(t);
   const call = { id: 'call_1', type: 'function', function: { name: 'track_order', arguments: '{"order_id":"12345"}' } };
   const parts = [{ type: 'text', text: 'look at this' }];
-  store.sessions.appendTurn(
+  await store.sessions.appendTurn(
     's',
     'default',
     [
@@ -53,14 +55,14 @@ test('tool calls, tool results and content parts come back as they were stored',
     HOUR,
     1,
   );
-  store.sessions.appendTurn(
+  await store.sessions.appendTurn(
     's',
     'default',
     [{ role: 'tool', content: '{"status":"shipped"}', tool_call_id: 'call_1', name: 'track_order' }, assistant('It shipped.')],
     HOUR,
     2,
   );
-  const messages = store.sessions.get('s', 3)!.messages;
+  const messages = (await store.sessions.get('s', 3))!.messages;
   assert.deepEqual(messages, [
     { role: 'user', content: parts },
     { role: 'assistant', content: null, tool_calls: [call] },
@@ -69,15 +71,15 @@ test('tool calls, tool results and content parts come back as they were stored',
   ]);
 });
 
-test('an expired session is never served and a new turn on its id starts afresh', (t) => {
-  const store = tempStore(t);
-  store.sessions.appendTurn('s', 'default', [user('old'), assistant('old reply')], 1000, 0);
-  assert.equal(store.sessions.loadWindow('s', 10, 999).length, 2);
-  assert.deepEqual(store.sessions.loadWindow('s', 10, 1000), []);
-  assert.equal(store.sessions.get('s', 1000), null);
-  assert.equal(store.sessions.list({ now: 1000, limit: 10 }).sessions.length, 0);
-  store.sessions.appendTurn('s', 'default', [user('new'), assistant('new reply')], 1000, 5000);
-  const fresh = store.sessions.get('s', 5001)!;
+test('an expired session is never served and a new turn on its id starts afresh', async (t) => {
+  const { store, db } = tempStore(t);
+  await store.sessions.appendTurn('s', 'default', [user('old'), assistant('old reply')], 1000, 0);
+  assert.equal((await store.sessions.loadWindow('s', 10, 999)).length, 2);
+  assert.deepEqual(await store.sessions.loadWindow('s', 10, 1000), []);
+  assert.equal(await store.sessions.get('s', 1000), null);
+  assert.equal((await store.sessions.list({ now: 1000, limit: 10 })).sessions.length, 0);
+  await store.sessions.appendTurn('s', 'default', [user('new'), assistant('new reply')], 1000, 5000);
+  const fresh = (await store.sessions.get('s', 5001))!;
   assert.deepEqual(
     fresh.messages.map((m) => m.content),
     ['new', 'new reply'],
@@ -86,38 +88,38 @@ test('an expired session is never served and a new turn on its id starts afresh'
   assert.equal(fresh.turns, 1);
 });
 
-test('each append renews the sliding expiry', (t) => {
-  const store = tempStore(t);
-  store.sessions.appendTurn('s', 'default', [user('a')], 1000, 0);
-  store.sessions.appendTurn('s', 'default', [user('b')], 1000, 900);
-  assert.equal(store.sessions.get('s', 1500)!.expiresAt, 1900);
+test('each append renews the sliding expiry', async (t) => {
+  const { store, db } = tempStore(t);
+  await store.sessions.appendTurn('s', 'default', [user('a')], 1000, 0);
+  await store.sessions.appendTurn('s', 'default', [user('b')], 1000, 900);
+  assert.equal((await store.sessions.get('s', 1500))!.expiresAt, 1900);
 });
 
-test('the sweeper deletes expired sessions and their messages in batches, and leaves live ones', (t) => {
-  const store = tempStore(t);
-  for (let i = 0; i < 7; i++) store.sessions.appendTurn(`dead${i}`, 'default', [user('x'), assistant('y')], 10, 0);
-  store.sessions.appendTurn('alive', 'default', [user('x'), assistant('y')], HOUR, 0);
-  assert.equal(store.sessions.sweepExpired(100, 5), 5);
-  assert.equal(store.sessions.sweepExpired(100, 5), 2);
-  assert.equal(store.sessions.sweepExpired(100, 5), 0);
-  const rows = store.db.prepare('SELECT session_id, COUNT(*) AS n FROM messages GROUP BY session_id').all();
+test('the sweeper deletes expired sessions and their messages in batches, and leaves live ones', async (t) => {
+  const { store, db } = tempStore(t);
+  for (let i = 0; i < 7; i++) await store.sessions.appendTurn(`dead${i}`, 'default', [user('x'), assistant('y')], 10, 0);
+  await store.sessions.appendTurn('alive', 'default', [user('x'), assistant('y')], HOUR, 0);
+  assert.equal(await store.sessions.sweepExpired(100, 5), 5);
+  assert.equal(await store.sessions.sweepExpired(100, 5), 2);
+  assert.equal(await store.sessions.sweepExpired(100, 5), 0);
+  const rows = db.prepare('SELECT session_id, COUNT(*) AS n FROM messages GROUP BY session_id').all();
   assert.deepEqual(rows, [{ session_id: 'alive', n: 2 }]);
 });
 
-test('listing pages through sessions, most recently updated first, with a cursor', (t) => {
-  const store = tempStore(t);
-  for (let i = 0; i < 5; i++) store.sessions.appendTurn(`s${i}`, 'default', [user('x')], HOUR, 100 + i);
-  const first = store.sessions.list({ now: 200, limit: 2 });
+test('listing pages through sessions, most recently updated first, with a cursor', async (t) => {
+  const { store, db } = tempStore(t);
+  for (let i = 0; i < 5; i++) await store.sessions.appendTurn(`s${i}`, 'default', [user('x')], HOUR, 100 + i);
+  const first = await store.sessions.list({ now: 200, limit: 2 });
   assert.deepEqual(
     first.sessions.map((s) => s.id),
     ['s4', 's3'],
   );
-  const second = store.sessions.list({ now: 200, limit: 2, cursor: first.nextCursor });
+  const second = await store.sessions.list({ now: 200, limit: 2, cursor: first.nextCursor });
   assert.deepEqual(
     second.sessions.map((s) => s.id),
     ['s2', 's1'],
   );
-  const third = store.sessions.list({ now: 200, limit: 2, cursor: second.nextCursor });
+  const third = await store.sessions.list({ now: 200, limit: 2, cursor: second.nextCursor });
   assert.deepEqual(
     third.sessions.map((s) => s.id),
     ['s0'],
@@ -125,25 +127,25 @@ test('listing pages through sessions, most recently updated first, with a cursor
   assert.equal(third.nextCursor, null);
 });
 
-test('delete and prune remove whole sessions', (t) => {
-  const store = tempStore(t);
-  store.sessions.appendTurn('a', 'default', [user('x')], HOUR, 100);
-  store.sessions.appendTurn('b', 'default', [user('x')], HOUR, 200);
-  store.sessions.appendTurn('c', 'default', [user('x')], HOUR, 300);
-  assert.equal(store.sessions.delete('a'), true);
-  assert.equal(store.sessions.delete('a'), false);
-  assert.equal(store.sessions.pruneOlderThan(250), 1);
+test('delete and prune remove whole sessions', async (t) => {
+  const { store, db } = tempStore(t);
+  await store.sessions.appendTurn('a', 'default', [user('x')], HOUR, 100);
+  await store.sessions.appendTurn('b', 'default', [user('x')], HOUR, 200);
+  await store.sessions.appendTurn('c', 'default', [user('x')], HOUR, 300);
+  assert.equal(await store.sessions.delete('a'), true);
+  assert.equal(await store.sessions.delete('a'), false);
+  assert.equal(await store.sessions.pruneOlderThan(250), 1);
   assert.deepEqual(
-    store.sessions.list({ now: 400, limit: 10 }).sessions.map((s) => s.id),
+    (await store.sessions.list({ now: 400, limit: 10 })).sessions.map((s) => s.id),
     ['c'],
   );
-  assert.equal((store.db.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 1);
+  assert.equal((db.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 1);
 });
 
-test('loading a window and appending a turn use the indexes, not a table scan or a sort', (t) => {
-  const store = tempStore(t);
+test('loading a window and appending a turn use the indexes, not a table scan or a sort', async (t) => {
+  const { store, db } = tempStore(t);
   const plan = (sql: string, ...params: unknown[]) =>
-    (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+    (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
   const window = plan(WINDOW_SQL, 10, 's', 1);
   assert.match(window, /SEARCH s USING PRIMARY KEY \(id=\?\)/);
   assert.match(window, /SEARCH m USING INDEX messages_by_session \(session_id=\? AND turn>\?\)/);
@@ -151,23 +153,23 @@ test('loading a window and appending a turn use the indexes, not a table scan or
   assert.match(plan('UPDATE sessions SET turns = turns + 1 WHERE id = ? AND expires_at > ?', 's', 1), /USING PRIMARY KEY/);
 });
 
-test('the database is in WAL mode with synchronous NORMAL by default and FULL on request', () => {
+test('the database is in WAL mode with synchronous NORMAL by default and FULL on request', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-store-'));
-  const normal = openStore({ file: join(dir, 'a.db') });
+  const normal = openSqliteStore({ file: join(dir, 'a.db') });
   assert.equal(normal.db.pragma('journal_mode', { simple: true }), 'wal');
   assert.equal(normal.db.pragma('synchronous', { simple: true }), 1);
-  normal.close();
-  const full = openStore({ file: join(dir, 'b.db'), synchronous: 'FULL' });
+  await normal.store.close();
+  const full = openSqliteStore({ file: join(dir, 'b.db'), synchronous: 'FULL' });
   assert.equal(full.db.pragma('synchronous', { simple: true }), 2);
-  full.close();
+  await full.store.close();
 });
 
-test('a committed turn is visible to another connection at once (what the daemon promises before [DONE])', (t) => {
+test('a committed turn is visible to another connection at once (what the daemon promises before [DONE])', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-store-'));
   const file = join(dir, 'cs-llm.db');
-  const store = openStore({ file });
+  const store = await openStore({ file });
   t.after(() => store.close());
-  store.sessions.appendTurn('s', 'default', [user('hello'), assistant('hi')], HOUR, Date.now());
+  await store.sessions.appendTurn('s', 'default', [user('hello'), assistant('hi')], HOUR, Date.now());
   const reader = new Database(file, { readonly: true });
   t.after(() => reader.close());
   assert.equal((reader.prepare("SELECT COUNT(*) AS n FROM messages WHERE session_id = 's'").get() as { n: number }).n, 2);

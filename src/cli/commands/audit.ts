@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
 import { ConfigError, ConflictError, EnvironmentError, UsageError } from '../../core/errors.js';
 import { daemonProcess, readDaemonState } from '../../daemon/lifecycle.js';
-import { auditSince, pruneAuditBefore, type AuditRecord } from '../../store/audit.js';
-import { openAuditKeyring, startAuditKey } from '../../store/audit-chain.js';
+import type { AuditRecord } from '../../store/audit.js';
 import { addAuditKey, auditKeyFile, readAuditKeyring } from '../../store/audit-key.js';
-import { verifyAuditChain, type ChainCheck } from '../../store/audit-verify.js';
-import { scrubBlocking } from '../../store/retention.js';
+import type { ChainCheck } from '../../store/audit-verify.js';
 import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
 import { formatTable } from '../output.js';
@@ -22,10 +20,10 @@ export function parseSince(text: string, now = Date.now(), option = '--since'): 
   return at;
 }
 
-function openFor(command: Command, db?: string, keyFile?: string) {
+async function openFor(command: Command, db?: string, keyFile?: string) {
   const { loaded, output } = contextFor(command, { store: { path: db } });
   // The audit log holds no message contents: no encryption key or redaction is needed to read it.
-  const store = openStore({
+  const store = await openStore({
     file: storeFile(loaded.config, loaded.paths),
     synchronous: loaded.config.store.synchronous,
     busyTimeoutMs: loaded.config.store.busyTimeoutMs,
@@ -60,10 +58,10 @@ export function register(program: Command): void {
       'Check the chain of the whole log (HMAC-SHA-256 under the audit key); names the first record that was altered, removed or reordered (exit 4)',
     )
     .option('--json', 'print {"ok", "records", "broken", "anchor", "keys", "unkeyedRecords"} as JSON')
-    .action((opts: { db?: string; keyFile?: string; json?: boolean }, command: Command) => {
-      const { store, output, keyFile } = openFor(command, opts.db, opts.keyFile);
+    .action(async (opts: { db?: string; keyFile?: string; json?: boolean }, command: Command) => {
+      const { store, output, keyFile } = await openFor(command, opts.db, opts.keyFile);
       try {
-        const check = verifyAuditChain(store.db, readAuditKeyring(keyFile));
+        const check = await store.audit.verify(readAuditKeyring(keyFile));
         if (opts.json) output.json(check);
         if (!check.ok) {
           const { seq, reason, keyMissing } = check.broken!;
@@ -83,7 +81,7 @@ export function register(program: Command): void {
           output.out(`audit log ok: ${check.records} record(s), hash chain intact${from}${keyedText(check)}`);
         }
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -91,24 +89,24 @@ export function register(program: Command): void {
     .description('Delete the records older than a time (the daemon does it by store.auditRetentionDays); the rest still verifies')
     .requiredOption('--older-than <time|duration>', 'e.g. 365d, 2026-01-31')
     .option('--json', 'print {"pruned", "anchor"} as JSON')
-    .action((opts: { db?: string; keyFile?: string; olderThan: string; json?: boolean }, command: Command) => {
+    .action(async (opts: { db?: string; keyFile?: string; olderThan: string; json?: boolean }, command: Command) => {
       const before = parseSince(opts.olderThan, Date.now(), '--older-than');
-      const { store, output, keyFile } = openFor(command, opts.db, opts.keyFile);
+      const { store, output, keyFile } = await openFor(command, opts.db, opts.keyFile);
       try {
         // The new anchor is signed with the audit key (created here on first use, as the daemon would).
-        const ring = openAuditKeyring(store.db, keyFile);
+        const ring = await store.audit.keyring(keyFile);
         let pruned = 0;
-        for (let n = -1; n !== 0; pruned += n) n = pruneAuditBefore(store.db, ring, before, Date.now());
+        for (let n = -1; n !== 0; pruned += n) n = await store.audit.prune(ring, before, Date.now());
         // The deleted rows name sessions and keys: out of the WAL file too, as for sessions.
-        const scrubbed = pruned === 0 || scrubBlocking(store.db);
-        const check = verifyAuditChain(store.db, ring);
+        const scrubbed = pruned === 0 || (await store.maintenance.scrub(10_000));
+        const check = await store.audit.verify(ring);
         if (opts.json) output.json({ pruned, scrubbed, anchor: check.anchor ?? null });
         else
           output.out(
             `pruned ${pruned} audit record(s) older than ${iso(before)}; ${check.records} kept${scrubbed ? '' : ' (the WAL file could not be truncated yet: another process holds the database; the daemon retries)'}`,
           );
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -117,8 +115,8 @@ export function register(program: Command): void {
       'Put a new audit key in force (earlier keys stay in the file) and chain the next records under it: after a key was lost or exposed',
     )
     .option('--json', 'print {"keyId", "keyFile", "fromSeq", "previousKeyId", "previousKeyHeld"} as JSON')
-    .action((opts: { db?: string; keyFile?: string; json?: boolean }, command: Command) => {
-      const { store, output, loaded, keyFile } = openFor(command, opts.db, opts.keyFile);
+    .action(async (opts: { db?: string; keyFile?: string; json?: boolean }, command: Command) => {
+      const { store, output, loaded, keyFile } = await openFor(command, opts.db, opts.keyFile);
       try {
         // A running daemon holds the old key in memory and would go on chaining with it.
         const state = readDaemonState(loaded.paths);
@@ -128,7 +126,7 @@ export function register(program: Command): void {
           });
         }
         const ring = addAuditKey(keyFile);
-        const { fromSeq, previousKeyId } = startAuditKey(store.db, ring);
+        const { fromSeq, previousKeyId } = await store.audit.startKey(ring);
         const previousKeyHeld = previousKeyId === null || ring.byId(previousKeyId) !== undefined;
         if (opts.json) {
           output.json({ keyId: ring.current.id, keyFile, fromSeq, previousKeyId, previousKeyHeld });
@@ -141,7 +139,7 @@ export function register(program: Command): void {
           );
         output.out(`back up ${keyFile} now, apart from the database backups`);
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -164,15 +162,16 @@ export function register(program: Command): void {
     .description('Records since a time, oldest first')
     .requiredOption('--since <time|duration>', 'e.g. 30d, 12h, 2026-01-31, 2026-01-31T12:00:00Z')
     .option('--json', 'one JSON object per line (NDJSON)')
-    .action((opts: { db?: string; since: string; json?: boolean }, command: Command) => {
+    .action(async (opts: { db?: string; since: string; json?: boolean }, command: Command) => {
       const since = parseSince(opts.since);
-      const { store, output } = openFor(command, opts.db);
+      const { store, output } = await openFor(command, opts.db);
       try {
         if (opts.json) {
-          for (const r of auditSince(store.db, since)) output.out(JSON.stringify(exported(r)));
+          for await (const r of store.audit.since(since)) output.out(JSON.stringify(exported(r)));
           return;
         }
-        const rows = [...auditSince(store.db, since)];
+        const rows: AuditRecord[] = [];
+        for await (const r of store.audit.since(since)) rows.push(r);
         if (output.isTTY) {
           if (rows.length === 0) output.out(`no audit records since ${iso(since)}`);
           else
@@ -201,7 +200,7 @@ export function register(program: Command): void {
           }
         }
       } finally {
-        store.close();
+        await store.close();
       }
     });
 }

@@ -4,9 +4,9 @@ import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
 import { formatTable } from '../output.js';
 
-function openFor(command: Command, db?: string) {
+async function openFor(command: Command, db?: string) {
   const { loaded, output } = contextFor(command, { store: { path: db } });
-  const store = openStore({
+  const store = await openStore({
     file: storeFile(loaded.config, loaded.paths),
     synchronous: 'FULL',
     busyTimeoutMs: loaded.config.store.busyTimeoutMs,
@@ -25,11 +25,11 @@ export function register(program: Command): void {
     .argument('<name>', 'what the key is for, e.g. the app that uses it')
     .option('--db <path>', 'session database file')
     .option('--json', 'print {"key", "id", "name", "prefix"} as JSON')
-    .action((name: string, opts: { db?: string; json?: boolean }, command: Command) => {
+    .action(async (name: string, opts: { db?: string; json?: boolean }, command: Command) => {
       if (!/^[\w .:@-]{1,64}$/.test(name)) throw new UsageError(`key name "${name}" must be 1-64 letters, digits, spaces or . _ : @ -`);
-      const { store, output } = openFor(command, opts.db);
+      const { store, output } = await openFor(command, opts.db);
       try {
-        const { key, info } = store.keys.create(name, Date.now());
+        const { key, info } = await store.keys.create(name, Date.now());
         if (opts.json) output.json({ key, id: info.id, name: info.name, prefix: info.prefix });
         else {
           output.out(key);
@@ -38,7 +38,7 @@ export function register(program: Command): void {
           );
         }
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -47,10 +47,10 @@ export function register(program: Command): void {
     .description('List keys (prefix, name, created, revoked); the keys themselves cannot be shown again')
     .option('--db <path>', 'session database file')
     .option('--json', 'print the keys as JSON')
-    .action((opts: { db?: string; json?: boolean }, command: Command) => {
-      const { store, output } = openFor(command, opts.db);
+    .action(async (opts: { db?: string; json?: boolean }, command: Command) => {
+      const { store, output } = await openFor(command, opts.db);
       try {
-        const list = store.keys.list();
+        const list = await store.keys.list();
         if (opts.json)
           output.json({
             keys: list.map((k) => ({
@@ -79,7 +79,7 @@ export function register(program: Command): void {
             output.out(`prefix=${k.prefix} name=${JSON.stringify(k.name)} status=${k.revokedAt ? 'revoked' : 'active'} id=${k.id}`);
         }
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -88,17 +88,17 @@ export function register(program: Command): void {
     .description('Revoke a key by its prefix or id; it stops working on the next request')
     .argument('<prefix-or-id>')
     .option('--db <path>', 'session database file')
-    .action((which: string, opts: { db?: string }, command: Command) => {
-      const { store, output } = openFor(command, opts.db);
+    .action(async (which: string, opts: { db?: string }, command: Command) => {
+      const { store, output } = await openFor(command, opts.db);
       try {
-        const revoked = store.keys.revoke(which, Date.now());
+        const revoked = await store.keys.revoke(which, Date.now());
         if (!revoked)
           throw new NotFoundError(`no active key with prefix or id "${which}" (or more than one matches)`, {
             next: 'See cs-llm keys list.',
           });
         output.out(`revoked key "${revoked.name}" (${revoked.prefix}...)`);
       } finally {
-        store.close();
+        await store.close();
       }
     });
 }

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { EnvironmentError, NotFoundError, UsageError } from '../../core/errors.js';
-import { auditForSession } from '../../store/audit.js';
 import { openConfiguredStore } from '../../store/protection.js';
-import { scrubBlocking } from '../../store/retention.js';
 import type { ChatMessage } from '../../store/sessions.js';
 import type { Store } from '../../store/store.js';
 import { contextFor, intFlag } from '../context.js';
@@ -18,9 +16,9 @@ export function parseDuration(text: string): number {
 }
 
 /** The store with the config's redaction, encryption key and retention: the same protection as the daemon's. */
-function openFor(command: Command, db?: string) {
+async function openFor(command: Command, db?: string) {
   const { loaded, output } = contextFor(command, { store: { path: db } });
-  const store = openConfiguredStore(loaded.config, loaded.paths);
+  const store = await openConfiguredStore(loaded.config, loaded.paths);
   return { store, output };
 }
 
@@ -29,8 +27,8 @@ function openFor(command: Command, db?: string) {
  * WAL's pages; a TRUNCATE checkpoint copies them over the old ones and empties the WAL). Another process
  * reading the database (the daemon mid-request) can hold that off for a moment: retry for up to 10 s.
  */
-function scrubOrFail(store: Store, what: string): void {
-  if (scrubBlocking(store.db, 10_000)) return;
+async function scrubOrFail(store: Store, what: string): Promise<void> {
+  if (await store.maintenance.scrub(10_000)) return;
   throw new EnvironmentError(
     `${what}, but the deleted text may still be in ${store.file}-wal: another process kept the database busy for 10 s`,
     {
@@ -56,10 +54,10 @@ export function register(program: Command): void {
     .description('Live sessions, the latest to expire (most recently used) first')
     .option('--limit <n>', 'at most this many', intFlag('--limit', { min: 0 }), 50)
     .option('--json', 'print {"sessions": [...]} as JSON')
-    .action((opts: { db?: string; limit: number; json?: boolean }, command: Command) => {
-      const { store, output } = openFor(command, opts.db);
+    .action(async (opts: { db?: string; limit: number; json?: boolean }, command: Command) => {
+      const { store, output } = await openFor(command, opts.db);
       try {
-        const page = store.sessions.list({ now: Date.now(), limit: Math.max(1, opts.limit) });
+        const page = await store.sessions.list({ now: Date.now(), limit: Math.max(1, opts.limit) });
         const rows = page.sessions.map((s) => ({
           ...s,
           createdAt: iso(s.createdAt),
@@ -82,7 +80,7 @@ export function register(program: Command): void {
             output.out(`id=${s.id} profile=${s.profile} turns=${s.turns} updated=${s.updatedAt} expires=${s.expiresAt}`);
         }
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -90,10 +88,10 @@ export function register(program: Command): void {
     .description("A session's messages")
     .argument('<id>')
     .option('--json', 'print {"id", "messages", "createdAt", "updatedAt", "expiresAt"} as JSON')
-    .action((id: string, opts: { db?: string; json?: boolean }, command: Command) => {
-      const { store, output } = openFor(command, opts.db);
+    .action(async (id: string, opts: { db?: string; json?: boolean }, command: Command) => {
+      const { store, output } = await openFor(command, opts.db);
       try {
-        const session = store.sessions.get(id, Date.now());
+        const session = await store.sessions.get(id, Date.now());
         if (!session)
           throw new NotFoundError(`no live session "${id}"`, { next: 'See cs-llm sessions list (expired sessions are not shown).' });
         if (opts.json) {
@@ -113,21 +111,21 @@ export function register(program: Command): void {
           output.out(`${m.role}: ${contentText(m)}${calls.join('')}`);
         }
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
   dbOption(sessions.command('delete'))
     .description('Delete a session and its messages')
     .argument('<id>')
-    .action((id: string, opts: { db?: string }, command: Command) => {
-      const { store, output } = openFor(command, opts.db);
+    .action(async (id: string, opts: { db?: string }, command: Command) => {
+      const { store, output } = await openFor(command, opts.db);
       try {
-        if (!store.sessions.delete(id)) throw new NotFoundError(`no session "${id}"`, { next: 'See cs-llm sessions list.' });
-        scrubOrFail(store, `deleted session ${id}`);
+        if (!(await store.sessions.delete(id))) throw new NotFoundError(`no session "${id}"`, { next: 'See cs-llm sessions list.' });
+        await scrubOrFail(store, `deleted session ${id}`);
         output.out(`deleted session ${id}; its text is gone from the database and WAL files`);
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -135,22 +133,22 @@ export function register(program: Command): void {
     .description('Delete expired sessions, and with --older-than also sessions unused for that long')
     .option('--older-than <duration>', 'e.g. 30d, 12h: also delete sessions not updated for this long')
     .option('--json', 'print {"expired", "old"} as JSON')
-    .action((opts: { db?: string; olderThan?: string; json?: boolean }, command: Command) => {
+    .action(async (opts: { db?: string; olderThan?: string; json?: boolean }, command: Command) => {
       const age = opts.olderThan === undefined ? null : parseDuration(opts.olderThan);
-      const { store, output } = openFor(command, opts.db);
+      const { store, output } = await openFor(command, opts.db);
       try {
         const now = Date.now();
         let expired = 0;
         for (let n = -1; n !== 0;) {
-          n = store.sessions.sweepExpired(now, 500);
+          n = await store.sessions.sweepExpired(now, 500);
           expired += n;
         }
-        const old = age === null ? 0 : store.sessions.pruneOlderThan(now - age);
-        if (expired + old > 0) scrubOrFail(store, `deleted ${expired + old} session(s)`);
+        const old = age === null ? 0 : await store.sessions.pruneOlderThan(now - age);
+        if (expired + old > 0) await scrubOrFail(store, `deleted ${expired + old} session(s)`);
         if (opts.json) output.json({ expired, old });
         else output.out(`deleted ${expired} expired session(s)${age === null ? '' : ` and ${old} not updated for ${opts.olderThan}`}`);
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -159,11 +157,11 @@ export function register(program: Command): void {
       'Everything kept about one session, expired or not, as JSON: its messages with times and its audit records (a subject access request)',
     )
     .argument('<id>')
-    .action((id: string, opts: { db?: string }, command: Command) => {
-      const { store, output } = openFor(command, opts.db);
+    .action(async (id: string, opts: { db?: string }, command: Command) => {
+      const { store, output } = await openFor(command, opts.db);
       try {
-        const session = store.sessions.export(id);
-        const audit = auditForSession(store.db, id);
+        const session = await store.sessions.export(id);
+        const audit = await store.audit.forSession(id);
         if (!session && audit.length === 0)
           throw new NotFoundError(`nothing is kept about session "${id}"`, {
             next: 'See cs-llm sessions list; deleted and swept sessions leave only audit records.',
@@ -185,7 +183,7 @@ export function register(program: Command): void {
           audit: audit.map((r) => ({ ...r, at: iso(r.at) })),
         });
       } finally {
-        store.close();
+        await store.close();
       }
     });
 }

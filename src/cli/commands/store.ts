@@ -3,8 +3,6 @@ import type { Command } from 'commander';
 import { ConfigError, ConflictError, EnvironmentError, UsageError } from '../../core/errors.js';
 import { daemonProcess, readDaemonState } from '../../daemon/lifecycle.js';
 import { configuredKey, createCipher, keyIdOf, newKeyText, readKeyFile } from '../../store/crypto.js';
-import { rotateContentKey } from '../../store/key-rotation.js';
-import { scrubBlocking } from '../../store/retention.js';
 import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
 
@@ -63,7 +61,7 @@ export function register(program: Command): void {
   dbOption(store.command('rotate-key'))
     .description('Re-encrypt every stored message with a new key (plain-text rows too), then scrub the old values from the files')
     .requiredOption('--new-key-file <file>', 'the new key (cs-llm store new-key --out FILE)')
-    .action((opts: { db?: string; newKeyFile: string }, command: Command) => {
+    .action(async (opts: { db?: string; newKeyFile: string }, command: Command) => {
       const { loaded, output } = contextFor(command, { store: { path: opts.db } });
       const to = createCipher(readKeyFile(opts.newKeyFile));
       const oldKey = configuredKey(loaded.config.store);
@@ -75,13 +73,13 @@ export function register(program: Command): void {
           next: 'Stop it first (cs-llm daemon stop), rotate, point the config at the new key, and start it again.',
         });
       }
-      const s = openStore({
+      const s = await openStore({
         file: storeFile(loaded.config, loaded.paths),
         synchronous: loaded.config.store.synchronous,
         busyTimeoutMs: loaded.config.store.busyTimeoutMs,
       });
       try {
-        const result = rotateContentKey(s.db, { from, to });
+        const result = await s.maintenance.rotateKey({ from, to });
         if (!result.scrubbed) {
           throw new EnvironmentError(
             `re-encrypted ${result.rows} message(s) with key ${to.keyId}, but old values may remain in ${s.file}-wal: another process kept the database busy`,
@@ -97,28 +95,28 @@ export function register(program: Command): void {
           `now set store.encryption.keyFile to ${opts.newKeyFile} (or CS_LLM_STORE_KEY to its contents) before the daemon starts again`,
         );
       } finally {
-        s.close();
+        await s.close();
       }
     });
 
   dbOption(store.command('scrub'))
     .description('Make deleted text gone from the files now: a TRUNCATE checkpoint (waits up to 10 s for other readers)')
-    .action((opts: { db?: string }, command: Command) => {
+    .action(async (opts: { db?: string }, command: Command) => {
       const { loaded, output } = contextFor(command, { store: { path: opts.db } });
-      const s = openStore({
+      const s = await openStore({
         file: storeFile(loaded.config, loaded.paths),
         synchronous: loaded.config.store.synchronous,
         busyTimeoutMs: loaded.config.store.busyTimeoutMs,
       });
       try {
-        if (!scrubBlocking(s.db, 10_000)) {
+        if (!(await s.maintenance.scrub(10_000))) {
           throw new EnvironmentError(`another process kept ${s.file} busy for 10 s; the WAL was not emptied`, {
             next: 'Try again when the daemon is idle.',
           });
         }
         output.out(`scrubbed ${s.file}: the WAL is empty and deleted rows are zeroed in the database file`);
       } finally {
-        s.close();
+        await s.close();
       }
     });
 }

@@ -32,7 +32,7 @@ export function readyz(services: DaemonServices) {
   return async (ctx: RequestContext): Promise<void> => {
     let store = 'ok';
     try {
-      services.store.db.prepare('SELECT 1').get();
+      await services.store.ping();
     } catch (err) {
       store = `failed: ${(err as Error).message}`;
     }

@@ -33,7 +33,7 @@ function sessionIdParam(ctx: RequestContext): string {
 
 /** GET /v1/sessions?limit=50&cursor=...: live sessions, the latest to expire (most recently used) first. */
 export function listSessions(services: DaemonServices) {
-  return (ctx: RequestContext): void => {
+  return async (ctx: RequestContext): Promise<void> => {
     const query = new URLSearchParams(ctx.query);
     const limitText = query.get('limit');
     const limit = limitText === null ? 50 : Number(limitText);
@@ -42,7 +42,7 @@ export function listSessions(services: DaemonServices) {
     }
     let page;
     try {
-      page = services.store.sessions.list({ now: services.now(), limit, cursor: query.get('cursor') });
+      page = await services.store.sessions.list({ now: services.now(), limit, cursor: query.get('cursor') });
     } catch (err) {
       if (err instanceof InvalidCursorError) throw new ApiError(400, err.message, { param: 'cursor', code: 'invalid_value' });
       throw err;
@@ -53,9 +53,9 @@ export function listSessions(services: DaemonServices) {
 
 /** GET /v1/sessions/:id: {"id", "messages", "createdAt", "updatedAt", "expiresAt"}; 404 when absent or expired. */
 export function getSession(services: DaemonServices) {
-  return (ctx: RequestContext): void => {
+  return async (ctx: RequestContext): Promise<void> => {
     const id = sessionIdParam(ctx);
-    const session = services.store.sessions.get(id, services.now());
+    const session = await services.store.sessions.get(id, services.now());
     if (!session) throw new ApiError(404, `no session ${id} (it never existed, expired, or was deleted)`, { code: 'session_not_found' });
     sendJson(ctx.res, 200, { ...summary(session), messages: session.messages });
   };
@@ -73,7 +73,7 @@ export function deleteSession(services: DaemonServices) {
       throw new ApiError(409, `session ${id} is busy with a turn; try again when it has finished`, { code: 'session_busy' });
     });
     try {
-      const existed = services.store.sessions.delete(id);
+      const existed = await services.store.sessions.delete(id);
       if (!existed) throw new ApiError(404, `no session ${id}`, { code: 'session_not_found' });
       // Erasure: answer once the text is gone from the database and WAL files too (a TRUNCATE checkpoint,
       // which waits for other readers); if that takes long, 202 says it is scheduled and retried until done.

@@ -21,25 +21,25 @@ test('keys create prints the key once, list shows only its prefix, revoke stops 
   assert.match(listed.stdout, new RegExp(`prefix=${key.slice(0, 12)} name="support-frontend" status=active`));
   assert.equal(listed.stdout.includes(key), false);
 
-  const store = openStore({ file: resolvePaths(env).dbFile });
-  assert.equal(store.keys.verify(key), true);
-  store.close();
+  const store = await openStore({ file: resolvePaths(env).dbFile });
+  assert.equal(await store.keys.verify(key), true);
+  await store.close();
 
   const revoked = await cli(['keys', 'revoke', key.slice(0, 12)], { env });
   assert.equal(revoked.exitCode, 0, revoked.stderr);
   const missing = await cli(['keys', 'revoke', key.slice(0, 12)], { env });
   assert.equal(missing.exitCode, 9, missing.stderr);
-  const again = openStore({ file: resolvePaths(env).dbFile });
-  assert.equal(again.keys.verify(key), false);
-  again.close();
+  const again = await openStore({ file: resolvePaths(env).dbFile });
+  assert.equal(await again.keys.verify(key), false);
+  await again.close();
 });
 
 test('sessions list, show, delete and prune work on the database the daemon writes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-cli-'));
   const env = { CS_LLM_HOME: dir };
-  const store = openStore({ file: resolvePaths(env).dbFile });
+  const store = await openStore({ file: resolvePaths(env).dbFile });
   const now = Date.now();
-  store.sessions.appendTurn(
+  await store.sessions.appendTurn(
     'fresh',
     'default',
     [
@@ -49,9 +49,9 @@ test('sessions list, show, delete and prune work on the database the daemon writ
     3_600_000,
     now,
   );
-  store.sessions.appendTurn('old', 'default', [{ role: 'user', content: 'ancient' }], 90 * 86_400_000, now - 40 * 86_400_000);
-  store.sessions.appendTurn('gone', 'default', [{ role: 'user', content: 'expired' }], 1000, now - 10_000);
-  store.close();
+  await store.sessions.appendTurn('old', 'default', [{ role: 'user', content: 'ancient' }], 90 * 86_400_000, now - 40 * 86_400_000);
+  await store.sessions.appendTurn('gone', 'default', [{ role: 'user', content: 'expired' }], 1000, now - 10_000);
+  await store.close();
 
   const list = await cli(['sessions', 'list', '--json'], { env });
   // the latest to expire first: 'old' was given a 90-day TTL
@@ -65,9 +65,9 @@ test('sessions list, show, delete and prune work on the database the daemon writ
   assert.match(prune.stdout, /deleted 1 expired session\(s\) and 1 not updated for 30d/);
   const del = await cli(['sessions', 'delete', 'fresh'], { env });
   assert.equal(del.exitCode, 0);
-  const after = openStore({ file: resolvePaths(env).dbFile });
-  assert.deepEqual(after.sessions.list({ now: Date.now(), limit: 10 }).sessions, []);
-  after.close();
+  const after = await openStore({ file: resolvePaths(env).dbFile });
+  assert.deepEqual((await after.sessions.list({ now: Date.now(), limit: 10 })).sessions, []);
+  await after.close();
   const bad = await cli(['sessions', 'prune', '--older-than', 'a while'], { env });
   assert.equal(bad.exitCode, 2);
   assert.match(bad.stderr, /not a duration/);
