@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../store/sessions.js';
+import type { ChatMessage } from '../core/messages.js';
 import { redactText, type Detector } from './detectors.js';
 
 /**

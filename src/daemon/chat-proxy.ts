@@ -3,7 +3,7 @@
 // by event while the assistant message is rebuilt), committed before the reply's last byte.
 import { performance } from 'node:perf_hooks';
 import { readUsage, StreamMeter } from '../metrics/usage.js';
-import type { ChatMessage } from '../store/sessions.js';
+import type { ChatMessage } from '../core/messages.js';
 import { ApiError, sseErrorEvent } from './api-error.js';
 import type { RequestContext } from './routes.js';
 import type { Routed } from './routing/failover.js';

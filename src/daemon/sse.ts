@@ -3,7 +3,7 @@
  * whole events (so it can hold back the final `data: [DONE]`) and reads each event's data. Pure.
  */
 
-import type { ChatMessage } from '../store/sessions.js';
+import type { ChatMessage } from '../core/messages.js';
 
 export interface SseEvent {
   /** The event's bytes including its terminating blank line, to forward unchanged. */

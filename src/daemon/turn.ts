@@ -3,7 +3,7 @@
 // reply in one transaction. Messages in, a reply message out; the caller relays the reply and sends its
 // last byte only after commit() returned.
 import { profileFor, type Config, type Profile } from '../core/config.js';
-import type { ChatMessage } from '../store/sessions.js';
+import type { ChatMessage } from '../core/messages.js';
 import { ApiError } from './api-error.js';
 import type { RequestContext } from './routes.js';
 import type { DaemonServices } from './services.js';

@@ -5,7 +5,8 @@
  * token plus a few tokens of chat-template overhead per message. Erring high only trims a little more.
  */
 
-import type { ChatMessage, StoredMessage } from '../store/sessions.js';
+import type { ChatMessage } from '../core/messages.js';
+import type { StoredMessage } from '../store/sessions.js';
 
 const CHARS_PER_TOKEN = 4;
 const TOKENS_PER_MESSAGE = 4;

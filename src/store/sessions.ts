@@ -1,15 +1,7 @@
 import { ConfigError } from '../core/errors.js';
+import type { ChatMessage } from '../core/messages.js';
 import type { Detector } from '../compliance/detectors.js';
 import type { ContentCipher } from './crypto.js';
-
-/** A chat message as OpenAI's API carries it. content is a string, null, or an array of content parts. */
-export interface ChatMessage {
-  role: string;
-  content?: string | null | unknown[];
-  tool_calls?: unknown[];
-  tool_call_id?: string;
-  name?: string;
-}
 
 /** A stored message with the turn it belongs to (all messages one request stored share a turn). */
 export interface StoredMessage {

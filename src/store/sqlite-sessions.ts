@@ -1,3 +1,4 @@
+import type { ChatMessage } from '../core/messages.js';
 import { buildDetectors } from '../compliance/detectors.js';
 import { redactMessage } from '../compliance/redact.js';
 import type { ContentCipher } from './crypto.js';
@@ -7,7 +8,6 @@ import {
   contentContext,
   InvalidCursorError,
   missingKeyError,
-  type ChatMessage,
   type ContentProtection,
   type SessionInfo,
   type SessionStore,

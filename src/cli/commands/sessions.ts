@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { EnvironmentError, NotFoundError, UsageError } from '../../core/errors.js';
 import { openConfiguredStore } from '../../store/protection.js';
-import type { ChatMessage } from '../../store/sessions.js';
+import type { ChatMessage } from '../../core/messages.js';
 import type { Store } from '../../store/store.js';
 import { contextFor, intFlag } from '../context.js';
 import { formatTable } from '../output.js';

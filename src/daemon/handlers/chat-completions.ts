@@ -1,7 +1,7 @@
 // POST /v1/chat/completions. Without X-Session-Id: a stateless proxy that forwards the body's bytes as they
 // came. With it: a turn of that session (src/daemon/turn.ts), relayed by src/daemon/chat-proxy.ts, or by the
 // tools loop when the profile has server-side tools.
-import type { ChatMessage } from '../../store/sessions.js';
+import type { ChatMessage } from '../../core/messages.js';
 import { ApiError } from '../api-error.js';
 import { readBody } from '../body.js';
 import { proxyChat } from '../chat-proxy.js';

@@ -8,7 +8,7 @@
  */
 
 import { performance } from 'node:perf_hooks';
-import type { ChatMessage } from '../../store/sessions.js';
+import type { ChatMessage } from '../../core/messages.js';
 import { ApiError, sseErrorEvent } from '../api-error.js';
 import { bodyFor, DONE, UpstreamExchange } from '../relay.js';
 import type { RequestContext } from '../routes.js';
