@@ -4,6 +4,7 @@
  * daemon log and state file) under XDG state.
  */
 
+import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -30,4 +31,12 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
     daemonLog: join(stateDir, 'daemon.log'),
     daemonStateFile: join(stateDir, 'daemon.json'),
   };
+}
+
+/**
+ * Creates `dir` (and missing parents) readable by this user only: the state directory holds conversations,
+ * keys and logs. An existing directory is left as it is (`cs-llm doctor` warns when others can read it).
+ */
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
 }

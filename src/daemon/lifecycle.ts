@@ -17,13 +17,12 @@ import {
   statSync,
   unlinkSync,
   writeFileSync,
-  mkdirSync,
   fstatSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConflictError, EnvironmentError, TimeoutError } from '../core/errors.js';
-import type { Paths } from '../core/paths.js';
+import { ensurePrivateDir, type Paths } from '../core/paths.js';
 import { processStamp, recordedProcess, signalRecorded, type RecordedProcess } from '../core/process-identity.js';
 
 export interface DaemonState {
@@ -69,7 +68,7 @@ export function readDaemonState(paths: Pick<Paths, 'daemonStateFile'>): DaemonSt
 }
 
 export function writeDaemonState(paths: Pick<Paths, 'daemonStateFile'>, state: DaemonState): void {
-  mkdirSync(dirname(paths.daemonStateFile), { recursive: true });
+  ensurePrivateDir(dirname(paths.daemonStateFile));
   // Write-then-rename: a reader never sees half a file.
   const tmp = `${paths.daemonStateFile}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
@@ -194,7 +193,7 @@ export async function startDaemonDetached(options: StartDetachedOptions): Promis
       next: 'Use it, or stop it first with cs-llm daemon stop.',
     });
   }
-  mkdirSync(dirname(paths.daemonLog), { recursive: true });
+  ensurePrivateDir(dirname(paths.daemonLog));
   const offset = existsSync(paths.daemonLog) ? statSync(paths.daemonLog).size : 0;
   const out = openSync(paths.daemonLog, 'a', 0o600);
   const { command, args } = cliCommand();

@@ -10,5 +10,15 @@ export interface Check {
   neededByUp: boolean;
 }
 
-export const CHECK_NAMES = ['node', 'docker', 'docker-api', 'nvidia-runtime', 'gpu', 'disk', 'engine-port', 'daemon-port'] as const;
+export const CHECK_NAMES = [
+  'node',
+  'docker',
+  'docker-api',
+  'nvidia-runtime',
+  'gpu',
+  'disk',
+  'engine-port',
+  'daemon-port',
+  'state-files',
+] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];

@@ -6,6 +6,7 @@ import { probeGpuRuntime, type GpuRuntimeProbe } from '../engine/gpu-preflight.j
 import { modelCacheDir } from '../engine/model-files.js';
 import type { Check, CheckName } from './check.js';
 import { CDI_DIRS, checkNvidiaRuntime } from './nvidia-runtime.js';
+import { checkStateFiles } from './state-files.js';
 import { LABEL, instanceIdFor } from '../engine/spec.js';
 import { detectGpus, gpuStackBroken, type GpuReport } from '../gpu/detect.js';
 import { loadCatalog } from '../models/catalog.js';
@@ -14,6 +15,7 @@ import type { Catalog } from '../models/schema.js';
 import { probePort } from '../core/ports.js';
 import { freeDisk } from '../core/disk.js';
 import { daemonProcess, readDaemonState } from '../daemon/lifecycle.js';
+import { storeFile } from '../store/store.js';
 
 export { isPortFree, probePort } from '../core/ports.js';
 export { modelCacheDir };
@@ -286,6 +288,7 @@ export async function runChecks(options: RunChecksOptions): Promise<Check[]> {
     const { port, host } = options.config.daemon;
     checks.push(await checkPort('daemon-port', port, host, () => ownDaemonOnPort(options.paths, port)));
   }
+  if (wanted('state-files')) checks.push(checkStateFiles(options.paths.stateDir, storeFile(options.config, options.paths)));
   // One key order for every check, whatever order each was built in.
   return checks.map(({ name, status, detail, fix, neededByUp }) => ({ name, status, detail, fix, neededByUp }));
 }

@@ -5,12 +5,13 @@
  */
 
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ConflictError, EnvironmentError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
+import { ensurePrivateDir } from '../core/paths.js';
 import { PACKAGE_ROOT } from '../core/version.js';
 import { processStamp, recordedProcess, signalRecorded, type ProcessStamp, type RecordedProcess } from '../core/process-identity.js';
 import { splitLogLines } from './diagnose.js';
@@ -56,7 +57,7 @@ export function readLocalState(paths: LocalPaths): LocalEngineState | null {
 }
 
 function writeLocalState(paths: LocalPaths, state: LocalEngineState): void {
-  mkdirSync(dirname(paths.stateFile), { recursive: true });
+  ensurePrivateDir(dirname(paths.stateFile));
   const tmp = `${paths.stateFile}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, paths.stateFile);
@@ -248,7 +249,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
           ),
         ]
       : [...simulatorCommand(), ...args];
-  mkdirSync(stateDir, { recursive: true });
+  ensurePrivateDir(stateDir);
   const logFd = openSync(paths.logFile, 'w', 0o600);
   const env: NodeJS.ProcessEnv = { ...process.env, ...input.extraEnv };
   if (input.offline) Object.assign(env, { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' });

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError, EnvironmentError, errorMessage } from '../core/errors.js';
+import { ensurePrivateDir } from '../core/paths.js';
 import { migrate } from './migrations.js';
 
 export type SqliteDatabase = Database.Database;
@@ -69,12 +69,16 @@ export function openDatabase(options: OpenDatabaseOptions): SqliteDatabase {
   const { file } = options;
   if (file !== ':memory:') {
     try {
-      mkdirSync(dirname(file), { recursive: true });
+      ensurePrivateDir(dirname(file));
     } catch (err) {
       throw explainOpenError(err, file);
     }
   }
   let db: SqliteDatabase | undefined;
+  // SQLite creates the database (0644 less the umask) and then its -wal and -shm files (with the database's
+  // mode) while it opens: under umask 077 each is 0600 from its creation, never readable by others for a
+  // moment. Synchronous, so nothing else in this process runs under the narrower umask.
+  const umask = process.umask(0o077);
   try {
     db = new Database(file);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
@@ -102,5 +106,7 @@ export function openDatabase(options: OpenDatabaseOptions): SqliteDatabase {
       // already failing; the first error is the one to report
     }
     throw explainOpenError(err, file);
+  } finally {
+    process.umask(umask);
   }
 }

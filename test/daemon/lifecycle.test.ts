@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { request } from 'undici';
 import OpenAI from 'openai';
 import { resolvePaths } from '../../src/core/paths.js';
 import { processStamp } from '../../src/core/process-identity.js';
-import { daemonStatus, readDaemonState } from '../../src/daemon/lifecycle.js';
+import { daemonStatus, readDaemonState, writeDaemonState } from '../../src/daemon/lifecycle.js';
 import { openStore } from '../../src/store/store.js';
 import { startSimulator } from '../../src/sim/server.js';
 import { entryArgs, ROOT } from '../helpers/cli.js';
@@ -179,4 +179,16 @@ test('daemon run refuses a non-loopback address until a key exists', async () =>
   assert.equal(result.exitCode, 3);
   assert.match(result.stderr, /refusing to listen on 0\.0\.0\.0 without API keys/);
   assert.match(result.stderr, /next: Create a key first/);
+});
+
+test('the state directory the daemon state file creates is 0700 and the file 0600, whatever the umask', () => {
+  const previous = process.umask(0o022);
+  try {
+    const paths = resolvePaths({ CS_LLM_HOME: home() });
+    writeDaemonState(paths, { pid: process.pid, url: 'http://127.0.0.1:1', startedAt: new Date().toISOString() });
+    assert.equal((statSync(paths.stateDir).mode & 0o777).toString(8), '700');
+    assert.equal((statSync(paths.daemonStateFile).mode & 0o777).toString(8), '600');
+  } finally {
+    process.umask(previous);
+  }
 });

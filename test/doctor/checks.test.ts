@@ -207,6 +207,34 @@ test('with no Docker engine at DOCKER_HOST the docker check fails with a fix and
   for (const check of checks) assert.ok(['ok', 'warn', 'fail'].includes(check.status) && check.detail.length > 0);
 });
 
+test('state-files warns about a state directory or database file other users can read, with the chmod that fixes it', async () => {
+  const home = tempDir('home');
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home } });
+  // Nothing there yet: nothing to warn about.
+  const [none] = await runChecks({ config, paths, only: ['state-files'] });
+  assert.equal(none!.status, 'ok');
+
+  mkdirSync(paths.stateDir, { recursive: true });
+  chmodSync(paths.stateDir, 0o755);
+  for (const suffix of ['', '-wal']) {
+    writeFileSync(`${paths.dbFile}${suffix}`, '');
+    chmodSync(`${paths.dbFile}${suffix}`, 0o644);
+  }
+  const [loose] = await runChecks({ config, paths, only: ['state-files'] });
+  assert.equal(loose!.status, 'warn');
+  assert.equal(loose!.neededByUp, false);
+  assert.match(loose!.detail, new RegExp(`${paths.stateDir} is 0755`));
+  assert.match(loose!.detail, new RegExp(`${paths.dbFile} is 0644`));
+  assert.match(loose!.detail, new RegExp(`${paths.dbFile}-wal is 0644`));
+  assert.equal(loose!.fix, `chmod 700 ${paths.stateDir} && chmod 600 ${paths.dbFile} ${paths.dbFile}-wal`);
+
+  chmodSync(paths.stateDir, 0o700);
+  for (const suffix of ['', '-wal']) chmodSync(`${paths.dbFile}${suffix}`, 0o600);
+  const [tight] = await runChecks({ config, paths, only: ['state-files'] });
+  assert.equal(tight!.status, 'ok');
+  assert.match(tight!.detail, /readable by this user only/);
+});
+
 test('a GPU report passed in is used instead of running nvidia-smi again', async () => {
   const home = tempDir('home');
   const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home } });

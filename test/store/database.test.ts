@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -71,4 +71,21 @@ test('a database from a newer cs-llm is refused instead of being changed', async
     () => openStore({ file }),
     (err: unknown) => err instanceof ConfigError && /newer than this cs-llm/.test(err.message),
   );
+});
+
+test('a new database, its WAL and its shared-memory file are readable by their owner only, and a directory made for them is 0700', async () => {
+  // The usual umask (022) would give 0644 files and a 0755 directory: other local users could read conversations.
+  const previous = process.umask(0o022);
+  try {
+    const dir = join(mkdtempSync(join(tmpdir(), 'cs-llm-db-')), 'state');
+    const file = join(dir, 'cs-llm.db');
+    const store = await openStore({ file });
+    await store.sessions.appendTurn('s', 'default', [{ role: 'user', content: 'hello' }], 60_000, Date.now());
+    const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+    assert.equal(mode(dir), '700');
+    for (const path of [file, `${file}-wal`, `${file}-shm`]) assert.equal(mode(path), '600', path);
+    await store.close();
+  } finally {
+    process.umask(previous);
+  }
 });
