@@ -155,6 +155,16 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
       ALTER TABLE audit_anchor ADD COLUMN tag TEXT;
     `,
   },
+  {
+    version: 5,
+    description: "a session's retention cap, which only shrinks when it switches profiles",
+    sql: `
+      -- The earliest first turn + retention of every profile the session has used (NULL: none had one). Kept
+      -- apart from expires_at, which slides with each turn, so that a turn on a profile that keeps sessions
+      -- longer can never lift a shorter cap the session already had.
+      ALTER TABLE sessions ADD COLUMN retain_until INTEGER;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

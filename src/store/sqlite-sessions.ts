@@ -44,6 +44,16 @@ type RawMessageRow = [
   string | null,
 ];
 
+interface BumpParams {
+  profile: string;
+  now: number;
+  expires: number;
+  /** The profile's retention in ms, or null when it keeps sessions as long as they are used. */
+  keep: number | null;
+  added: number;
+  id: string;
+}
+
 interface SessionRow {
   id: string;
   profile: string;
@@ -172,12 +182,17 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   const selectWindow = db.prepare<[number, string, number], RawMessageRow>(WINDOW_SQL).raw(true);
   // The common append: bump a live session and learn where its new messages go, in one statement.
   // RETURNING gives the values after the update: the turn's first seq is next_seq minus the messages added.
-  // Retention caps the sliding expiry: a session is never kept past its first turn + the profile's retention.
-  const bumpLive = db.prepare<[string, number, number, number, number, string, number], { turns: number; next_seq: number }>(
-    'UPDATE sessions SET profile = ?, updated_at = ?, expires_at = MIN(?, created_at + ?), turns = turns + 1, next_seq = next_seq + ? WHERE id = ? AND expires_at > ? RETURNING turns, next_seq',
+  // Retention caps the sliding expiry: a session is never kept past its first turn + the shortest retention of
+  // any profile it has used (retain_until; a NULL keep leaves the cap as it was). SET reads the old row.
+  const bumpLive = db.prepare<[BumpParams], { turns: number; next_seq: number }>(
+    `UPDATE sessions SET profile = @profile, updated_at = @now,
+       retain_until = CASE WHEN @keep IS NULL THEN retain_until ELSE MIN(COALESCE(retain_until, created_at + @keep), created_at + @keep) END,
+       expires_at = MIN(@expires, COALESCE(created_at + @keep, @expires), COALESCE(retain_until, @expires)),
+       turns = turns + 1, next_seq = next_seq + @added
+     WHERE id = @id AND expires_at > @now RETURNING turns, next_seq`,
   );
   const insertSession = db.prepare(
-    'INSERT INTO sessions (id, profile, created_at, updated_at, expires_at, turns, next_seq) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO sessions (id, profile, created_at, updated_at, expires_at, turns, next_seq, retain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const insertMessage = db.prepare(
     'INSERT INTO messages (session_id, seq, turn, role, content, content_parts, tool_calls, tool_call_id, name, created_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -191,10 +206,12 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     'SELECT * FROM sessions WHERE expires_at > ? AND (expires_at < ? OR (expires_at = ? AND id < ?)) ORDER BY expires_at DESC, id DESC LIMIT ?',
   );
   const selectExpired = db.prepare<[number, number], { id: string }>('SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?');
-  const selectChunk = db.prepare<[string, number], { id: string; profile: string; created_at: number; expires_at: number }>(
-    'SELECT id, profile, created_at, expires_at FROM sessions WHERE id > ? ORDER BY id LIMIT ?',
+  const selectChunk = db.prepare<[string, number], { id: string; profile: string; created_at: number; retain_until: number | null }>(
+    'SELECT id, profile, created_at, retain_until FROM sessions WHERE id > ? ORDER BY id LIMIT ?',
   );
-  const capExpiry = db.prepare<[number, string]>('UPDATE sessions SET expires_at = ? WHERE id = ?');
+  const capExpiry = db.prepare<[number, number, string]>(
+    'UPDATE sessions SET retain_until = ?, expires_at = MIN(expires_at, ?) WHERE id = ?',
+  );
   const selectStale = db.prepare<[number, number], { id: string }>('SELECT id FROM sessions WHERE updated_at < ? LIMIT ?');
 
   const removeSession = (id: string): boolean => {
@@ -242,8 +259,8 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   };
 
   const appendTurn = db.transaction((id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number) => {
-    const keepMs = retentionMs(profile) ?? Number.MAX_SAFE_INTEGER;
-    const live = bumpLive.get(profile, now, now + ttlMs, keepMs, messages.length, id, now);
+    const keepMs = retentionMs(profile);
+    const live = bumpLive.get({ profile, now, expires: now + ttlMs, keep: keepMs, added: messages.length, id });
     if (live) {
       insertMessages(id, live.turns, live.next_seq - messages.length, messages, now);
       return;
@@ -251,7 +268,16 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     // New, or expired: an expired session was never served, and a new turn on its id starts afresh.
     removeSession(id);
     const next = insertMessages(id, 1, 0, messages, now);
-    insertSession.run(id, profile, now, now, Math.min(now + ttlMs, now + keepMs), 1, next);
+    insertSession.run(
+      id,
+      profile,
+      now,
+      now,
+      Math.min(now + ttlMs, now + (keepMs ?? Infinity)),
+      1,
+      next,
+      keepMs === null ? null : now + keepMs,
+    );
   });
 
   const deleteRows = db.transaction((ids: string[]) => {
@@ -355,8 +381,9 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       db.transaction(() => {
         for (const r of rows) {
           const keep = retentionMs(r.profile);
-          if (keep !== null && r.expires_at > r.created_at + keep) {
-            capExpiry.run(r.created_at + keep, r.id);
+          const until = keep === null ? null : r.created_at + keep;
+          if (until !== null && (r.retain_until === null || r.retain_until > until)) {
+            capExpiry.run(until, until, r.id);
             capped++;
           }
         }

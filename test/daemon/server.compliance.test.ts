@@ -157,3 +157,46 @@ test('DELETE /v1/sessions/:id answers once the text is gone from both files; ses
   assert.equal(doc.audit.length, 3, "its three turns; the other sessions' requests are not in it");
   assert.ok(doc.audit.every((r) => r.sessionId === 'keep-me' && r.route === '/v1/chat/completions'));
 });
+
+test("a session's retention only shrinks: switching X-Profile to one that keeps sessions longer does not extend it", async (t) => {
+  let now = Date.UTC(2026, 0, 1);
+  const day = 86_400_000;
+  const h = await startHarness(t, {
+    now: () => now,
+    config: {
+      profiles: {
+        brief: { retentionSeconds: 3600, ttlSeconds: 86_400 },
+        lasting: { ttlSeconds: 86_400 },
+      },
+    },
+  });
+  const turn = (profile: string) =>
+    h.client({ sessionId: 'kept', profile }).chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'hi' }] });
+  // createdAt and expiresAt as milliseconds (the API gives ISO dates).
+  const times = (s: { createdAt: string; expiresAt: string }) => ({
+    createdAt: Date.parse(s.createdAt),
+    expiresAt: Date.parse(s.expiresAt),
+  });
+  const session = async () =>
+    times((await (await fetch(`${h.daemon.url}/v1/sessions/kept`)).json()) as { createdAt: string; expiresAt: string });
+  await turn('brief');
+  const first = await session();
+  assert.equal(first.expiresAt, first.createdAt + 3_600_000, 'the brief profile keeps it an hour from its first turn');
+  now += 60_000;
+  await turn('lasting');
+  assert.equal((await session()).expiresAt, first.createdAt + 3_600_000, 'a profile with no retention cap does not lift the cap');
+  now += 60_000;
+  await turn('brief');
+  now += 60_000;
+  await turn('lasting');
+  assert.equal((await session()).expiresAt, first.createdAt + 3_600_000);
+  now = first.createdAt + 3_600_000;
+  assert.equal((await fetch(`${h.daemon.url}/v1/sessions/kept`)).status, 404, 'gone when the shortest retention it had ran out');
+  // A session that starts on the lasting profile is kept as long as its TTL slides.
+  await h.client({ sessionId: 'long', profile: 'lasting' }).chat.completions.create({
+    model: 'cs-llm-sim',
+    messages: [{ role: 'user', content: 'hi' }],
+  });
+  const long = times((await (await fetch(`${h.daemon.url}/v1/sessions/long`)).json()) as { createdAt: string; expiresAt: string });
+  assert.equal(long.expiresAt, long.createdAt + day);
+});
