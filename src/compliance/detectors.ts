@@ -8,10 +8,11 @@
  * before a number where the digits alone are ambiguous (cues.ts). E-mail addresses: email.ts.
  */
 
-import type { Detector, Match, Scan } from './detector.js';
+import type { Detector, Extended, Match, Scan } from './detector.js';
 import { foldWidth } from './fold.js';
 import { findEmails } from './email.js';
 import { findNumbers, type NumberMatch } from './numbers.js';
+import { EXTENDED_DETECTORS, type ExtendedType } from './extended.js';
 
 export { luhnValid, cnIdCheckChar, cnIdValid } from './checks.js';
 
@@ -25,13 +26,13 @@ export interface CustomDetectorSpec {
   flags?: string | undefined;
 }
 
-export interface DetectorSettings {
+export type DetectorSettings = {
   email?: boolean;
   phone?: boolean;
   cnId?: boolean;
   card?: boolean;
   custom?: CustomDetectorSpec[];
-}
+} & { [type in ExtendedType]?: boolean };
 
 function* regexMatches(re: RegExp, text: string): Generator<RegExpExecArray> {
   re.lastIndex = 0;
@@ -114,6 +115,9 @@ export function buildDetectors(settings: DetectorSettings = {}, today?: () => Da
   const out: Detector[] = [];
   if (settings.email !== false) out.push(emailDetector);
   if (settings.phone !== false || settings.cnId !== false || settings.card !== false) out.push(numberDetector(settings, today));
+  for (const [type, detector] of Object.entries(EXTENDED_DETECTORS) as Array<[ExtendedType, Extended]>) {
+    if (settings[type] ?? detector.defaultOn) out.push(detector);
+  }
   for (const spec of settings.custom ?? []) out.push(customDetector(spec));
   return out;
 }

@@ -179,7 +179,7 @@ export const configSchema = z
         checkpointIntervalMs: z.number().int().min(100).default(1000),
         /** Expired-session sweep interval. */
         sweepIntervalMs: z.number().int().min(100).default(60_000),
-        /** Personal data replaced by [EMAIL], [PHONE], [CN_ID], [CARD] or a custom [LABEL] in stored messages (docs/compliance.md). */
+        /** Personal data replaced by [EMAIL], [PHONE], [CN_ID], [CARD], an extended type's or a custom [LABEL] in stored messages (docs/compliance.md). */
         redaction: z
           .object({
             enabled: z.boolean().default(true),
@@ -187,6 +187,14 @@ export const configSchema = z
             phone: z.boolean().default(true),
             cnId: z.boolean().default(true),
             card: z.boolean().default(true),
+            // The extended types (src/compliance/extended.ts; its defaultOn must agree, a test checks): all on,
+            // docs/compliance.md says why for each.
+            passport: z.boolean().default(true),
+            plate: z.boolean().default(true),
+            wechat: z.boolean().default(true),
+            qq: z.boolean().default(true),
+            address: z.boolean().default(true),
+            name: z.boolean().default(true),
             custom: z
               .array(
                 z

@@ -36,7 +36,7 @@ function report(name: string, s: Score): void {
   console.log(
     `redaction corpus ${name} (${CORPUS_SIZE} messages)\n${formatScore(s, [...CORE_TYPES, ...EXTENDED_TYPES])}\n` +
       `false positives fell on: ${fp || 'nothing'}\n${s.errors
-        .filter((e) => CORE_TYPES.some((type) => e.startsWith(`missed ${type} `) || e.startsWith(`false ${type} `)))
+        .filter((e) => [...CORE_TYPES, ...EXTENDED_TYPES].some((type) => e.startsWith(`missed ${type} `) || e.startsWith(`false ${type} `)))
         .slice(0, 40)
         .join('\n')}`,
   );
@@ -46,7 +46,7 @@ for (const [name, seed] of [
   ['gate', CORPUS_SEED],
   ['holdout', HOLDOUT_SEED],
 ] as const) {
-  test(`on the ${name} corpus every core type has recall >= 0.99 and precision >= 0.98`, () => {
+  test(`on the ${name} corpus every core type has recall >= 0.99 and precision >= 0.98, every extended type 0.95`, () => {
     const s = measure(seed);
     report(`${name}, seed ${seed}`, s);
     for (const type of CORE_TYPES) {
@@ -54,6 +54,13 @@ for (const [name, seed] of [
       assert.ok(t && t.tp + t.fn >= 40, `the corpus holds at least 40 ${type} values`);
       assert.ok(t.recall >= 0.99, `${type} recall ${t.recall.toFixed(3)} (${t.fn} missed of ${t.tp + t.fn})`);
       assert.ok(t.precision >= 0.98, `${type} precision ${t.precision.toFixed(3)} (${t.fp} false of ${t.tp + t.fp})`);
+    }
+    // The extended types (on by default) are held to 0.95: their shapes are looser and the corpus has fewer of them.
+    for (const type of EXTENDED_TYPES) {
+      const t = s.byType.get(type);
+      assert.ok(t && t.tp + t.fn >= 20, `the corpus holds at least 20 ${type} values`);
+      assert.ok(t.recall >= 0.95, `${type} recall ${t.recall.toFixed(3)} (${t.fn} missed of ${t.tp + t.fn})`);
+      assert.ok(t.precision >= 0.95, `${type} precision ${t.precision.toFixed(3)} (${t.fp} false of ${t.tp + t.fp})`);
     }
   });
 }
