@@ -23,135 +23,27 @@
  * --no-pin (leave the processes unpinned: they then compete for the same CPUs).
  */
 
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { percentile } from '../metrics/quantile.js';
-
-const here = fileURLToPath(import.meta.url);
-const ext = here.endsWith('.ts') ? 'ts' : 'js';
-const root = join(dirname(here), '..', '..');
-
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
-
-async function runDaemonRole(): Promise<void> {
-  const { loadConfig } = await import('../core/config.js');
-  const { startDaemon } = await import('../daemon/server.js');
-  const { config, paths } = loadConfig({ flags: { daemon: { upstream: flag('upstream', '') } } });
-  const daemon = await startDaemon({ config, paths, port: 0 });
-  process.stdout.write(`${JSON.stringify({ url: daemon.url })}\n`);
-  await new Promise<void>((resolve) => process.once('SIGTERM', () => void daemon.close('bench over').then(resolve)));
-}
-
-/** The bare relay: the least a proxy process can do (forward the body, relay the reply's bytes as they come). */
-async function runRelayRole(): Promise<void> {
-  const { createServer } = await import('node:http');
-  const { Pool } = await import('undici');
-  const pool = new Pool(flag('upstream', ''), { connections: 128, pipelining: 1 });
-  const server = createServer((req, res) => {
-    const parts: Buffer[] = [];
-    req.on('data', (part: Buffer) => parts.push(part));
-    req.on('end', () => {
-      const body = Buffer.concat(parts);
-      pool
-        .request({
-          path: req.url ?? '/',
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
-          body,
-        })
-        .then((upstream) => {
-          res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
-          upstream.body.on('data', (chunk: Buffer) => res.write(chunk));
-          upstream.body.on('end', () => res.end());
-        })
-        .catch((err: Error) => res.destroy(err));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}` })}\n`);
-  await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
-  server.close();
-  await pool.close();
-}
-
-function waitForLine(child: ChildProcess, test: (line: string) => string | null, what: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      const found = test(line);
-      if (found !== null) {
-        lines.removeAllListeners('line');
-        resolve(found);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${what} exited with ${code} before it was ready`)));
-  });
-}
-
-/**
- * CPU sets as `up` deploys them: the engine gets `threads` CPUs (its container's quota, threads = CPUs - 1 by
- * default) and the daemon the rest. Here taskset stands in for the quota; null when it cannot (one CPU, no
- * taskset, or --no-pin).
- */
-interface CpuSets {
-  engine: string;
-  rest: string;
-}
-
-function cpuSets(threads: number): CpuSets | null {
-  const count = cpus().length;
-  if (process.argv.includes('--no-pin') || threads >= count) return null;
-  try {
-    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
-  } catch {
-    return null;
-  }
-  const range = (from: number, to: number) => (from === to ? String(from) : `${from}-${to}`);
-  return { engine: range(0, threads - 1), rest: range(threads, count - 1) };
-}
-
-/** Runs node with `args`, on the given CPUs when there are sets. */
-function spawnNode(args: string[], cpuList: string | undefined, options: SpawnOptions): ChildProcess {
-  const node = [...process.execArgv, ...args];
-  return cpuList ? spawn('taskset', ['-c', cpuList, process.execPath, ...node], options) : spawn(process.execPath, node, options);
-}
-
-async function startEngine(threads: number, parallel: number, sets: CpuSets | null): Promise<{ url: string; child: ChildProcess }> {
-  const main = join(root, ext === 'ts' ? 'src' : 'dist', 'cpu', `main.${ext}`);
-  const model = join(root, 'models', 'tiny-chat.gguf');
-  const child = spawnNode(
-    [main, '--model', model, '--port', '0', '--threads', String(threads), '--parallel', String(parallel), '--max-queue', '64'],
-    sets?.engine,
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  const url = await waitForLine(child, (line) => /listening on (http:\/\/\S+)/.exec(line)?.[1] ?? null, 'the cpu engine');
-  await waitForLine(child, (line) => (/Application startup complete/.test(line) ? line : null), 'the cpu engine');
-  return { url, child };
-}
-
-async function startProxy(
-  role: 'daemon' | 'relay',
-  upstream: string,
-  home: string,
-  sets: CpuSets | null,
-): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawnNode([here, '--role', role, '--upstream', upstream], sets?.rest, {
-    env: { ...process.env, CS_LLM_HOME: home },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const line = await waitForLine(child, (l) => (l.startsWith('{') ? l : null), `the ${role}`);
-  return { url: (JSON.parse(line) as { url: string }).url, child };
-}
+import { cpuMs, cpuSets, flag, runDaemonRole, runRelayRole, startEngine, startProxy, type CpuSets } from './cpu-processes.js';
+import {
+  bootstrap,
+  costPercent,
+  PATHS,
+  table,
+  tokensPerSecond,
+  verdict,
+  type Path,
+  type PathResult,
+  type Result,
+  type Round,
+  type Unit,
+} from './cpu-rounds.js';
 
 interface ChatTiming {
   /** ms from sending the request to the first content byte, to `data: [DONE]`, and to the end of the response. */
@@ -216,96 +108,6 @@ function streamChat(agent: Agent, baseUrl: string, maxTokens: number, seed: numb
     req.on('error', reject);
     req.end(body);
   });
-}
-
-/** CPU milliseconds (user + system) a process has used, from /proc (Linux); 0 where it cannot be read. */
-function cpuMs(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      .replace(/^.*\) /, '')
-      .split(' ');
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command; clock ticks of 1/100 s.
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return 0;
-  }
-}
-
-type Path = 'engine' | 'relay' | 'daemon';
-const PATHS: Path[] = ['engine', 'relay', 'daemon'];
-
-/** One path's side of a round: one request, or a block of them run by concurrent lanes. */
-interface Unit {
-  /** Completion tokens, and the wall time from the first request sent to the last response ended. */
-  tokens: number;
-  ms: number;
-  /** Tokens after the first, and the time from the first content to [DONE], summed over the requests. */
-  streamTokens: number;
-  streamMs: number;
-  ttfts: number[];
-}
-
-type Round = Record<Path, Unit>;
-
-/** The two rates compared: while a reply streams, and over the whole run (time to first token and gaps included). */
-type Rate = 'stream' | 'throughput';
-
-function tokensPerSecond(rounds: Round[], path: Path, rate: Rate): number {
-  let tokens = 0;
-  let ms = 0;
-  for (const r of rounds) {
-    tokens += rate === 'stream' ? r[path].streamTokens : r[path].tokens;
-    ms += rate === 'stream' ? r[path].streamMs : r[path].ms;
-  }
-  return (tokens / ms) * 1000;
-}
-
-/** Cost of a proxy path in % of the engine's tokens/s: 1 - its tok/s / the engine's. */
-function costPercent(rounds: Round[], path: Path, rate: Rate): number {
-  return (1 - tokensPerSecond(rounds, path, rate) / tokensPerSecond(rounds, 'engine', rate)) * 100;
-}
-
-/** 95% bootstrap interval of costPercent, resampling whole rounds (a fixed-seed generator: reruns agree). */
-function bootstrap(rounds: Round[], path: Path, rate: Rate, resamples = 2000): [number, number] {
-  let state = 0x9e3779b9;
-  const random = () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-  const costs: number[] = [];
-  for (let i = 0; i < resamples; i++) {
-    const sample = Array.from({ length: rounds.length }, () => rounds[Math.floor(random() * rounds.length)]!);
-    costs.push(costPercent(sample, path, rate));
-  }
-  costs.sort((a, b) => a - b);
-  return [percentile(costs, 2.5), percentile(costs, 97.5)];
-}
-
-interface PathResult {
-  /** Tokens per second while replies stream (first content to [DONE]), over the chats' own time. */
-  streamTokensPerSecond: number;
-  /** Tokens per second of the whole run: what the box delivers, time to first token and gaps included. */
-  throughputTokensPerSecond: number;
-  /** Against the engine alone, with 95% intervals (absent for the engine itself). */
-  streamCostPercent?: number;
-  streamCostInterval95?: [number, number];
-  throughputCostPercent?: number;
-  throughputCostInterval95?: [number, number];
-  ttftP50Ms: number;
-  ttftP90Ms: number;
-  /** CPU milliseconds the proxy process spent per request, and the engine's per 1k tokens alongside. */
-  cpuMsPerRequest?: number;
-  cpuPerEngineCpuPercent?: number;
-}
-
-interface Result {
-  concurrency: number;
-  rounds: number;
-  requestsPerPath: number;
-  meanCompletionTokens: number;
-  paths: Record<Path, PathResult>;
 }
 
 async function lanes(
@@ -419,48 +221,6 @@ async function measure(plan: Plan, home: string, children: ChildProcess[]): Prom
     for (const agent of Object.values(agents)) agent.destroy();
     for (const child of [daemon.child, relay.child, engine.child]) child.kill('SIGTERM');
   }
-}
-
-const pct = (v: number) => `${v.toFixed(2)}%`;
-
-function table(results: Result[]): string {
-  const lines: string[] = [];
-  const header =
-    'CHATS  PATH    STREAM tok/s  COST (95% CI)              RUN tok/s  COST (95% CI)              TTFT p50/p90      CPU/REQUEST  CPU/ENGINE CPU';
-  lines.push(header);
-  for (const r of results) {
-    for (const path of PATHS) {
-      const p = r.paths[path];
-      const cost = (value?: number, ci?: [number, number]) =>
-        value === undefined || !ci ? '' : `${pct(value)} (${pct(ci[0])}..${pct(ci[1])})`;
-      lines.push(
-        [
-          String(r.concurrency).padEnd(7),
-          path.padEnd(8),
-          p.streamTokensPerSecond.toFixed(0).padEnd(14),
-          cost(p.streamCostPercent, p.streamCostInterval95).padEnd(27),
-          p.throughputTokensPerSecond.toFixed(0).padEnd(11),
-          cost(p.throughputCostPercent, p.throughputCostInterval95).padEnd(27),
-          `${p.ttftP50Ms.toFixed(2)}/${p.ttftP90Ms.toFixed(2)} ms`.padEnd(18),
-          (p.cpuMsPerRequest === undefined ? '' : `${p.cpuMsPerRequest.toFixed(2)} ms`).padEnd(13),
-          p.cpuPerEngineCpuPercent === undefined ? '' : pct(p.cpuPerEngineCpuPercent),
-        ]
-          .join('')
-          .trimEnd(),
-      );
-    }
-  }
-  return lines.join('\n');
-}
-
-/** Met when the whole 95% interval of the daemon's streaming cost is under 1%, missed when it is all above. */
-function verdict(r: Result): string {
-  const d = r.paths.daemon;
-  const [low, high] = d.streamCostInterval95!;
-  const what = `${r.concurrency} chat(s): the daemon's cost to the engine's streaming tokens/s is ${pct(d.streamCostPercent!)} (95% CI ${pct(low)}..${pct(high)}; bare relay ${pct(r.paths.relay.streamCostPercent!)})`;
-  if (high < 1) return `${what}: target (under 1%) met`;
-  if (low >= 1) return `${what}: target (under 1%) NOT met`;
-  return `${what}: inconclusive, the interval holds 1%; more rounds (--rounds, --blocks) narrow it`;
 }
 
 async function main(): Promise<void> {
