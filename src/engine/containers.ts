@@ -3,7 +3,7 @@ import { createLogger } from '../core/log.js';
 import { dockerErrorMessage } from './diagnose.js';
 import { probeHealth } from './probes.js';
 import { isNotFound } from './pull.js';
-import { LABEL } from './spec.js';
+import { LABEL } from './labels.js';
 
 // Our engine containers as Docker lists them (found by label, never by name guessing): their status, and
 // their removal for `down` and for `up` replacing one.

@@ -5,10 +5,11 @@
  */
 
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ConflictError, EnvironmentError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { ensurePrivateDir } from '../core/paths.js';
@@ -20,7 +21,7 @@ import { completeOneToken, fetchServedModels, probeHealth } from './probes.js';
 import { realClock, waitForReady, type ReadinessEvent, type ReadinessTarget, type TargetState } from './readiness.js';
 import { configHashOf, engineArgs, type EngineSpecInput } from './spec.js';
 import { isPortFree, type EngineEndpoint } from './container.js';
-import { cpuEngineCommand } from './cpu-local.js';
+import { cpuEngineCommand, simulatorCommand } from './local-command.js';
 import { cpuEngineArgs } from './cpu-spec.js';
 
 const log = createLogger('engine');
@@ -76,19 +77,6 @@ export function isAlive(pid: number): boolean {
   } catch {
     return true;
   }
-}
-
-/** How to run the simulator from this install: the built dist, or the source through tsx in a checkout. */
-export function simulatorCommand(): string[] {
-  const dist = join(PACKAGE_ROOT, 'dist', 'sim', 'main.js');
-  const source = join(PACKAGE_ROOT, 'src', 'sim', 'main.ts');
-  const runningFromSource = fileURLToPath(import.meta.url).endsWith('.ts');
-  if (runningFromSource && existsSync(source)) return [process.execPath, '--import', 'tsx', source];
-  if (existsSync(dist)) return [process.execPath, dist];
-  if (existsSync(source)) return [process.execPath, '--import', 'tsx', source];
-  throw new EnvironmentError('the simulator is not part of this install (no dist/sim/main.js)', {
-    next: 'Run npm run build in the cs-llm checkout, or reinstall cs-llm.',
-  });
 }
 
 function tailFile(file: string, n: number): string[] {
@@ -168,7 +156,7 @@ export interface LocalUpResult extends EngineEndpoint {
 
 function processTarget(
   pid: number,
-  exitInfo: { code: number | null; exited: boolean },
+  exitInfo: { code: number | null; exited: boolean; reaped?: Promise<unknown> },
   logFile: string,
   baseUrl: string,
   servedName: string,
@@ -177,6 +165,8 @@ function processTarget(
   return {
     inspect: async (): Promise<TargetState> => {
       const running = !exitInfo.exited && isAlive(pid);
+      // Gone, but node has not told us yet (a loaded machine): wait a moment for its exit code.
+      if (!running && !exitInfo.exited && exitInfo.reaped) await Promise.race([exitInfo.reaped, delay(1000, undefined, { ref: false })]);
       return { running, restartCount: 0, exitCode: exitInfo.code, status: running ? 'running' : 'exited' };
     },
     drainLogLines: follow,
@@ -255,7 +245,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
   if (input.offline) Object.assign(env, { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' });
   const child = spawn(command[0]!, command.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env, cwd: PACKAGE_ROOT });
   closeSync(logFd);
-  const exitInfo = { code: null as number | null, exited: false };
+  const exitInfo = { code: null as number | null, exited: false, reaped: once(child, 'exit').catch(() => undefined) };
   child.on('exit', (code) => {
     exitInfo.exited = true;
     exitInfo.code = code;

@@ -8,6 +8,7 @@ import type Docker from 'dockerode';
 import { UsageError } from '../core/errors.js';
 import { engineKindInfo, type EngineKind } from './kinds.js';
 import { cpuEngineArgs, cpuHostConfig, type CpuPlan } from './cpu-spec.js';
+import { LABEL } from './labels.js';
 
 /** What the spec needs from a catalog entry (src/models); structurally compatible with it. */
 export interface EngineModel {
@@ -52,16 +53,7 @@ export interface EngineSpec {
   options: Docker.ContainerCreateOptions;
 }
 
-export const LABEL = {
-  managed: 'cs-llm.managed',
-  instance: 'cs-llm.instance',
-  engine: 'cs-llm.engine',
-  model: 'cs-llm.model',
-  servedName: 'cs-llm.served-name',
-  configHash: 'cs-llm.config-hash',
-  port: 'cs-llm.port',
-  gpus: 'cs-llm.gpus',
-} as const;
+export { LABEL };
 
 export const CONTAINER_HF_CACHE = '/root/.cache/huggingface';
 export const RESTART_RETRIES = 2;

@@ -4,43 +4,27 @@
  * the simulator runs as a local process so the main job works on any machine.
  */
 
-import { existsSync } from 'node:fs';
-import type Docker from 'dockerode';
-import type { Config } from '../core/config.js';
-import { ConflictError, EnvironmentError, FitError, UsageError } from '../core/errors.js';
+import { ConflictError, EnvironmentError } from '../core/errors.js';
 import { daemonStatus } from '../daemon/lifecycle.js';
-import type { Paths } from '../core/paths.js';
-import { detectGpus, type GpuReport } from '../gpu/detect.js';
-import type { GpuInfo } from '../gpu/parse.js';
-import { selectGpus } from '../gpu/select.js';
-import { findModel, loadCatalog } from '../models/catalog.js';
-import { estimateFit, recommendModel, formatGiB } from '../models/fit.js';
-import type { ModelEntry } from '../models/schema.js';
+import { checkDiskForWeights } from './cache-checks.js';
 import { isPortFree, upContainer, type EngineProgress } from './container.js';
 import { createDockerClient, probeDocker } from './docker.js';
-import { engineKindInfo, type EngineKind, type StageTimeouts } from './kinds.js';
 import { ensureDaemonInFront, type DaemonFront } from './front.js';
+import { engineKindInfo, type EngineKind, type StageTimeouts } from './kinds.js';
 import { upLocalProcess } from './local.js';
-import { formatGpuSelection, instanceIdFor, parseGpuSelection, type EngineModel, type EngineSpecInput, type GpuSelection } from './spec.js';
-import { buildLocalSimImage, isDefaultSimImage } from './sim-image.js';
-import { chooseAutoEngine } from './auto.js';
-import { planCpuEngine } from './cpu-plan.js';
-import type { CpuPlan } from './cpu-spec.js';
-import { readRamInfo } from '../models/ram.js';
-import { hfRepoCacheDir, modelCacheDir } from './model-files.js';
+import { modelCacheDir } from './model-files.js';
 import { checkOfflineReady } from './offline.js';
-import { freeDisk } from '../core/disk.js';
+import { engineModelOf, planEngine, type PlanDeps, type PlanRequest } from './plan.js';
+import { buildLocalSimImage, isDefaultSimImage } from './sim-image.js';
+import { formatGpuSelection, instanceIdFor, type EngineSpecInput } from './spec.js';
 
-export type EngineConfig = Config['engine'];
+export type { EngineConfig } from './plan.js';
+export { engineModelOf, planEngine, resolveKind, type EnginePlan } from './plan.js';
+export { checkDiskForWeights, hfRepoCacheDir } from './cache-checks.js';
 
 export type UpProgress = EngineProgress | { stage: 'plan'; message: string };
 
-export interface UpRequest {
-  engine: EngineConfig;
-  /** config.models: the user's catalog additions. */
-  userModels?: unknown[];
-  paths: Paths;
-  env?: NodeJS.ProcessEnv;
+export interface UpRequest extends PlanRequest {
   /** Extra environment for the engine (--engine-env KEY=VALUE). */
   extraEnv?: Record<string, string>;
   timeouts?: Partial<StageTimeouts>;
@@ -52,10 +36,7 @@ export interface UpRequest {
   daemonListen?: { host: string; port: number };
 }
 
-export interface UpDeps {
-  docker?: Docker;
-  detectGpus?: (env: NodeJS.ProcessEnv) => Promise<GpuReport>;
-}
+export type UpDeps = PlanDeps;
 
 export interface UpResult {
   engine: EngineKind;
@@ -80,150 +61,6 @@ export interface UpResult {
   daemon: DaemonFront | null;
 }
 
-export interface EnginePlan {
-  kind: EngineKind;
-  gpus: GpuSelection;
-  chosenGpus: GpuInfo[];
-  model: ModelEntry;
-  maxModelLen: number;
-  maxNumSeqs: number;
-  tensorParallel: number;
-  /** The cpu engine's model file and threads. */
-  cpu?: CpuPlan;
-  /** Lines to show before starting (why --engine auto chose this engine; the demo-model notice). */
-  notes?: string[];
-}
-
-export function resolveKind(kind: EngineConfig['kind']): EngineKind {
-  if (kind === 'auto' || kind === 'vllm') return 'vllm';
-  if (kind === 'sim') return 'sim';
-  return 'cpu';
-}
-
-/** The model as the container spec needs it; vLLM finds tool chat templates in its examples folder. */
-export function engineModelOf(model: ModelEntry, kind: EngineKind): EngineModel {
-  let chatTemplate = model.chatTemplate ?? null;
-  if (chatTemplate && kind === 'vllm' && !chatTemplate.includes('/')) chatTemplate = `/vllm-workspace/examples/${chatTemplate}`;
-  return {
-    id: model.id,
-    hfRepo: model.hfRepo ?? model.id,
-    servedName: model.servedName,
-    toolCallParser: model.toolCallParser,
-    chatTemplate,
-    engineArgs: model.engineArgs,
-  };
-}
-
-/** Without GPUs (the simulator), a context that every catalog model supports. */
-const NO_GPU_DEFAULT_CONTEXT = 8192;
-const NO_GPU_DEFAULT_SEQS = 16;
-
-/** Checks, GPU choice, model choice and fit: everything that can refuse before anything is pulled. */
-export async function planEngine(request: UpRequest, deps: UpDeps = {}): Promise<EnginePlan> {
-  const env = request.env ?? process.env;
-  const notes: string[] = [];
-  let kind = resolveKind(request.engine.kind);
-  if (request.engine.kind === 'auto') {
-    const detect = () => (deps.detectGpus ?? ((e) => detectGpus({ env: e })))(env);
-    const choice =
-      request.engine.gpus?.trim().toLowerCase() === 'none'
-        ? { kind: 'cpu' as const, why: 'engine auto: cpu, because --gpus none asks for no GPU' }
-        : await chooseAutoEngine(env, detect, deps.docker ?? createDockerClient(env), instanceIdFor(request.paths.home));
-    kind = choice.kind;
-    notes.push(choice.why);
-  }
-  if (kind === 'cpu') {
-    const cpuPlan = planCpuEngine(loadCatalog({ userModels: request.userModels }), request.engine, env, readRamInfo());
-    return {
-      kind,
-      gpus: { mode: 'none' },
-      chosenGpus: [],
-      model: cpuPlan.model,
-      maxModelLen: cpuPlan.maxModelLen,
-      maxNumSeqs: cpuPlan.maxNumSeqs,
-      tensorParallel: 1,
-      cpu: cpuPlan.cpu,
-      notes: [...notes, ...cpuPlan.cpu.notes],
-    };
-  }
-  const info = engineKindInfo(kind);
-  const gpus = parseGpuSelection(request.engine.gpus ?? info.defaultGpus);
-  if (info.needsGpu && gpus.mode === 'none') {
-    throw new UsageError('the vllm engine needs a GPU, and --gpus none asks for none', {
-      next: 'Use --gpus all (or GPU indexes such as 0,1), or --engine sim --gpus none to run without a GPU.',
-    });
-  }
-  let chosenGpus: GpuInfo[] = [];
-  if (gpus.mode !== 'none') {
-    const report = await (deps.detectGpus ?? ((e) => detectGpus({ env: e })))(env);
-    if (!report.usable) {
-      throw new EnvironmentError(`no usable NVIDIA GPU: ${report.problem ?? 'none found'}`, {
-        next: report.fix?.includes('--engine')
-          ? report.fix
-          : `${report.fix ?? 'Install the NVIDIA driver and the NVIDIA Container Toolkit.'} Without a GPU: cs-llm up --engine cpu (or --engine sim --gpus none).`,
-      });
-    }
-    chosenGpus = selectGpus(report.gpus, formatGpuSelection(gpus));
-  }
-
-  const catalog = loadCatalog({ userModels: request.userModels });
-  // The estimate picks the GPUs and the tensor-parallel size itself (one GPU when the model fits there).
-  const fitOptions = {
-    gpuMemoryUtilization: request.engine.gpuMemoryUtilization,
-    context: request.engine.context,
-  };
-  let model: ModelEntry;
-  if (request.engine.model) {
-    model = findModel(catalog, request.engine.model);
-  } else if (chosenGpus.length > 0) {
-    const recommended = recommendModel(catalog, chosenGpus, fitOptions);
-    if (!recommended) {
-      throw new FitError(`no catalog model fits ${describeGpus(chosenGpus)}`, {
-        next: 'Pick a model with --model (cs-llm models shows the estimates), or add a smaller one to your config.',
-      });
-    }
-    model = recommended.model;
-  } else {
-    model = catalog.models.find((m) => m.engines.includes('vllm')) ?? catalog.models[0]!;
-    if (!model) throw new UsageError('the model catalog is empty', { next: 'Add a model to the "models" list of your config.' });
-  }
-  if (kind === 'vllm' && !model.engines.includes('vllm')) {
-    throw new UsageError(`model ${model.id} does not run on the vllm engine (it is for: ${model.engines.join(', ')})`, {
-      next: 'Pick a vllm model with --model (cs-llm models lists them).',
-    });
-  }
-
-  if (chosenGpus.length === 0) {
-    const maxModelLen = Math.min(request.engine.context ?? NO_GPU_DEFAULT_CONTEXT, model.maxContext);
-    return { kind, gpus, chosenGpus, model, maxModelLen, maxNumSeqs: NO_GPU_DEFAULT_SEQS, tensorParallel: 1 };
-  }
-  const fit = estimateFit(model, chosenGpus, fitOptions);
-  if (fit.verdict === 'no') {
-    const alternative = recommendModel(catalog, chosenGpus, fitOptions);
-    const tryThis = alternative && alternative.model.id !== model.id ? `Try --model ${alternative.model.id}` : 'Try a smaller model';
-    throw new FitError(`model ${model.id} does not fit ${describeGpus(chosenGpus)}: ${fit.reason}`, {
-      next: `${tryThis}${request.engine.context ? ', or a smaller --context' : ''}; cs-llm models shows what fits.`,
-    });
-  }
-  // Request exactly the GPUs the plan uses when that is a subset of those allowed.
-  const used = chosenGpus.filter((g) => fit.gpuIndexes.includes(g.index));
-  const selection: GpuSelection =
-    used.length > 0 && used.length < chosenGpus.length ? { mode: 'ids', ids: used.map((g) => String(g.index)) } : gpus;
-  return {
-    kind,
-    gpus: selection,
-    chosenGpus: used.length > 0 ? used : chosenGpus,
-    model,
-    maxModelLen: fit.maxModelLen!,
-    maxNumSeqs: fit.maxNumSeqs!,
-    tensorParallel: fit.tensorParallel,
-  };
-}
-
-function describeGpus(gpus: GpuInfo[]): string {
-  return gpus.map((g) => `GPU ${g.index} (${g.name})`).join(' + ');
-}
-
 /** The chat daemon's port must be free, or held by our own daemon (which up reuses or restarts). */
 async function checkDaemonPort(request: UpRequest): Promise<void> {
   if (!request.daemon || !request.daemonListen) return;
@@ -234,25 +71,6 @@ async function checkDaemonPort(request: UpRequest): Promise<void> {
     throw new ConflictError(`the chat daemon's port ${port} on ${host} is in use by another process`, {
       next: `Give the daemon another port (CS_LLM_DAEMON_PORT=${port + 1}, or daemon.port in the config), or start only the engine with --no-daemon.`,
     });
-  }
-}
-
-/** The Hugging Face cache folder of one repository; defined with the engines' other model-file knowledge. */
-export { hfRepoCacheDir };
-
-/** Room on disk for the weights, unless they are (at least partly) in the cache already. */
-export async function checkDiskForWeights(hfCacheDir: string, model: Pick<ModelEntry, 'id' | 'hfRepo' | 'weightsBytes'>): Promise<void> {
-  if (existsSync(hfRepoCacheDir(hfCacheDir, model.hfRepo ?? model.id))) return;
-  const { at, freeBytes: free } = await freeDisk(hfCacheDir);
-  if (free === null) return; // cannot tell: the download itself will say
-  const needed = model.weightsBytes * 1.05;
-  if (free < needed) {
-    throw new EnvironmentError(
-      `not enough disk for the weights of ${model.id}: they need about ${formatGiB(needed)}, ${formatGiB(free)} are free at ${at}`,
-      {
-        next: 'Free space there, or point the Hugging Face cache at a larger disk (CS_LLM_ENGINE_HF_CACHE_DIR, or engine.hfCacheDir in the config).',
-      },
-    );
   }
 }
 
@@ -269,8 +87,10 @@ export async function up(request: UpRequest, deps: UpDeps = {}): Promise<UpResul
   return { ...engine, daemon };
 }
 
+type EngineUp = Omit<UpResult, 'daemon'>;
+
 /** Everything up to a serving engine, without the daemon. */
-export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<Omit<UpResult, 'daemon'>> {
+export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<EngineUp> {
   const env = request.env ?? process.env;
   const plan = await planEngine(request, deps);
   const image = request.engine.image ?? engineKindInfo(plan.kind).defaultImage;
@@ -311,10 +131,12 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<O
     ...(request.engine.loadTimeoutSeconds ? { loadingMs: request.engine.loadTimeoutSeconds * 1000 } : {}),
     ...request.timeouts,
   };
-  if (engineKindInfo(plan.kind).mountsHfCache && !request.engine.offline) await checkDiskForWeights(input.hfCacheDir, plan.model);
+  if (engineKindInfo(plan.kind).mountsHfCache && !request.engine.offline) {
+    await checkDiskForWeights(input.hfCacheDir, plan.model);
+  }
   const docker = deps.docker ?? createDockerClient(env);
   const probe = await probeDocker(docker, env);
-  const runLocal = async (why: string): Promise<Omit<UpResult, 'daemon'>> => {
+  const runLocal = async (why: string): Promise<EngineUp> => {
     request.onProgress?.({
       stage: 'note',
       message: `${why}: running the ${plan.kind === 'cpu' ? 'cpu engine' : 'simulator'} as a local process`,
