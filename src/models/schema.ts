@@ -50,6 +50,14 @@ export const modelEntrySchema = z
       .string()
       .regex(/^[\w.-]+\/[\w.-]+$/, 'owner/name')
       .optional(),
+    /**
+     * The repository commit the figures were taken from, passed to vLLM as --revision so the engine loads
+     * exactly those files (a moving branch could change the weights under a measurement).
+     */
+    revision: z
+      .string()
+      .regex(/^[0-9a-f]{40}$/, 'a full commit id (40 lowercase hex digits)')
+      .optional(),
     /** The name clients use in the OpenAI "model" field (vLLM's --served-model-name). */
     servedName: z.string().min(1),
     family: z.string().min(1),

@@ -32,6 +32,47 @@ test('the shipped catalog holds the four 4-bit instruct models with the figures 
   assert.equal(byId.get('llama-3.1-8b-instruct-awq-int4')!.chatTemplate, 'tool_chat_template_llama3.1_json.jinja');
 });
 
+test('the current AWQ releases for 24-80 GB cards carry their pinned revision, sourced sizes and licence', () => {
+  const catalog = loadCatalog();
+  const byId = new Map(catalog.models.map((m) => [m.id, m]));
+  const expect = [
+    ['qwen3-8b-awq', 'Qwen/Qwen3-8B-AWQ', 6_098_581_864, 144 * KiB, 'Apache-2.0'],
+    ['qwen3-14b-awq', 'Qwen/Qwen3-14B-AWQ', 9_976_690_240, 160 * KiB, 'Apache-2.0'],
+    ['qwen3-32b-awq', 'Qwen/Qwen3-32B-AWQ', 19_325_481_744, 256 * KiB, 'Apache-2.0'],
+    [
+      'llama-3.1-70b-instruct-awq-int4',
+      'hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4',
+      39_770_000_000,
+      320 * KiB,
+      'Llama 3.1 Community License',
+    ],
+  ] as const;
+  for (const [id, repo, weights, kvPerToken, license] of expect) {
+    const model = byId.get(id);
+    assert.ok(model, `${id} is in the catalog`);
+    assert.equal(model.hfRepo, repo);
+    assert.match(model.revision ?? '', /^[0-9a-f]{40}$/, `${id} names the commit its figures come from`);
+    assert.ok(model.source?.includes(model.revision!), `${id}: the source names that revision`);
+    assert.equal(model.weightsBytes, weights);
+    assert.equal(kvBytesPerToken(model), kvPerToken, `${id} KV bytes per token`);
+    assert.equal(model.license, license);
+    assert.equal(model.quantization, 'awq');
+  }
+  assert.deepEqual(byId.get('qwen3-14b-awq')!.engineArgs, ['--reasoning-parser', 'qwen3']);
+  assert.equal(byId.get('llama-3.1-70b-instruct-awq-int4')!.toolCallParser, 'llama3_json');
+});
+
+test('a revision that is not a full commit id is refused with the field named', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-cat-'));
+  const file = join(dir, 'models.json');
+  const entry = { ...findModel(loadCatalog(), 'qwen3-8b-awq'), revision: 'main' };
+  writeFileSync(file, JSON.stringify({ version: 1, models: [entry] }));
+  assert.throws(
+    () => loadCatalog({ file }),
+    (err: Error) => err instanceof ConfigError && /revision/.test(err.message),
+  );
+});
+
 test('a user model from the config is added to the catalog', () => {
   const catalog = loadCatalog({
     userModels: [

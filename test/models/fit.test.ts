@@ -157,10 +157,27 @@ test('more VRAM never gives a shorter context or fewer sequences', () => {
   }
 });
 
+test('the Qwen3 AWQ releases and Llama 3.1 70B land where their size says: 24 GB, two 24 GB cards, 80 GB', () => {
+  const on4090 = (id: string) => estimateFit(model(id), rtx4090);
+  assert.equal(on4090('qwen3-8b-awq').verdict, 'fits');
+  assert.equal(on4090('qwen3-14b-awq').verdict, 'fits');
+  assert.equal(on4090('qwen3-14b-awq').maxModelLen, 32768);
+  assert.equal(on4090('qwen3-32b-awq').verdict, 'tight');
+  assert.equal(on4090('qwen3-32b-awq').maxModelLen, 8192);
+  assert.equal(on4090('llama-3.1-70b-instruct-awq-int4').verdict, 'no');
+  const split = estimateFit(model('qwen3-32b-awq'), twoRtx3090);
+  assert.equal(split.verdict, 'fits');
+  assert.equal(split.tensorParallel, 2);
+  const big = estimateFit(model('llama-3.1-70b-instruct-awq-int4'), a100);
+  assert.equal(big.verdict, 'fits');
+  assert.equal(big.tensorParallel, 1);
+  assert.equal(big.maxModelLen, 65536);
+});
+
 test('the recommendation is the largest model that fits with room', () => {
-  assert.equal(recommendModel(catalog, rtx4090)?.model.id, 'qwen2.5-14b-instruct-awq');
-  assert.equal(recommendModel(catalog, a100)?.model.id, 'qwen2.5-32b-instruct-awq');
-  assert.equal(recommendModel(catalog, twoRtx3090)?.model.id, 'qwen2.5-32b-instruct-awq');
+  assert.equal(recommendModel(catalog, rtx4090)?.model.id, 'qwen3-14b-awq');
+  assert.equal(recommendModel(catalog, a100)?.model.id, 'llama-3.1-70b-instruct-awq-int4');
+  assert.equal(recommendModel(catalog, twoRtx3090)?.model.id, 'qwen3-32b-awq');
   assert.equal(recommendModel(catalog, [card(8)]), null);
   assert.equal(recommendModel(catalog, []), null);
 });

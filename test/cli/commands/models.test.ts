@@ -28,7 +28,7 @@ async function modelsJson(args: string[], env: Record<string, string>): Promise<
   return JSON.parse(String(result.stdout)) as ModelsJson;
 }
 
-test('models --json --vram 24GiB plans for a 24 GiB card: 32B tight, 14B recommended, exact fields', async () => {
+test('models --json --vram 24GiB plans for a 24 GiB card: 32B tight, Qwen3 14B recommended, exact fields', async () => {
   const out = await modelsJson(['--vram', '24GiB'], NO_GPU_ENV());
   assert.deepEqual(Object.keys(out), ['models', 'recommended']);
   for (const m of out.models)
@@ -39,13 +39,15 @@ test('models --json --vram 24GiB plans for a 24 GiB card: 32B tight, 14B recomme
   assert.equal(byId.get('qwen2.5-14b-instruct-awq')!.verdict, 'fits');
   assert.equal(byId.get('qwen2.5-7b-instruct-awq')!.verdict, 'fits');
   assert.equal(byId.get('llama-3.1-8b-instruct-awq-int4')!.verdict, 'fits');
-  assert.equal(out.recommended, 'qwen2.5-14b-instruct-awq');
+  assert.equal(byId.get('qwen3-32b-awq')!.verdict, 'tight');
+  assert.equal(byId.get('llama-3.1-70b-instruct-awq-int4')!.verdict, 'no');
+  assert.equal(out.recommended, 'qwen3-14b-awq');
   assert.equal(byId.get('qwen2.5-14b-instruct-awq')!.usableBytes, Math.floor(24 * 1024 ** 3 * 0.9));
 });
 
 test('models --json on the recorded RTX 4090 uses the detected card', async () => {
   const out = await modelsJson([], { CS_LLM_HOME: home(), PATH: `${scenarioDir('rtx4090-display')}:${process.env.PATH}` });
-  assert.equal(out.recommended, 'qwen2.5-14b-instruct-awq');
+  assert.equal(out.recommended, 'qwen3-14b-awq');
   assert.match(out.models.find((m) => m.id === 'qwen2.5-32b-instruct-awq')!.reason, /usable on GPU 0 \(NVIDIA GeForce RTX 4090\)/);
 });
 
@@ -62,7 +64,7 @@ test('models with two planned cards splits the 32B model across them', async () 
   const big = out.models.find((m) => m.id === 'qwen2.5-32b-instruct-awq')!;
   assert.equal(big.verdict, 'fits');
   assert.match(big.reason, /tensor parallel 2/);
-  assert.equal(out.recommended, 'qwen2.5-32b-instruct-awq');
+  assert.equal(out.recommended, 'qwen3-32b-awq');
 });
 
 test('models --json with no GPU and no --vram says nothing fits and why', async () => {
@@ -126,7 +128,8 @@ test('models without a terminal prints one plain line per model and the recommen
   const lines = String(result.stdout).trim().split('\n');
   assert.match(lines[0]!, /^planning for: 1 x 80\.0 GiB card/);
   assert.ok(lines.some((l) => /^qwen2\.5-32b-instruct-awq\s+18\.0 GiB\s+fits\s+32k\s+\d+\s+1\s+/.test(l)));
-  assert.equal(lines.at(-1), 'recommended: qwen2.5-32b-instruct-awq (the largest model that fits with room)');
+  assert.ok(lines.some((l) => /^llama-3\.1-70b-instruct-awq-int4\s+37\.0 GiB\s+fits\s+64k\s+\d+\s+1\s+/.test(l)));
+  assert.equal(lines.at(-1), 'recommended: llama-3.1-70b-instruct-awq-int4 (the largest model that fits with room)');
 });
 
 test('--vram sizes read GB as the GiB printed on cards, and MiB and TiB as written', async () => {
