@@ -97,8 +97,22 @@ for (const entry of CUE_WORDS) {
 }
 
 function isGap(c: number): boolean {
-  // space, tab, : ( [ # = . and 是 为 (is), which sit between a cue and its number
-  return c === 32 || c === 9 || c === 58 || c === 40 || c === 91 || c === 35 || c === 61 || c === 0x662f || c === 0x4e3a || c === 46;
+  // space, tab, : ( [ # = . and 是 为 (is), which sit between a cue and its number; quotes, so that a JSON
+  // key is a cue for its value ("order": 2024..., "card_no": "6222...")
+  return (
+    c === 32 ||
+    c === 9 ||
+    c === 58 ||
+    c === 40 ||
+    c === 91 ||
+    c === 35 ||
+    c === 61 ||
+    c === 0x662f ||
+    c === 0x4e3a ||
+    c === 46 ||
+    c === 34 ||
+    c === 39
+  );
 }
 
 const lower = (c: number) => (c >= 65 && c <= 90 ? c + 32 : c);
@@ -125,7 +139,7 @@ const HAO = 0x53f7; // 号
 /** The cue directly before position `at` of the (width-folded) text, or null. */
 export function cueBefore(text: string, at: number): Cue | null {
   let end = at;
-  for (let skipped = 0; end > 0 && skipped < 4 && isGap(text.charCodeAt(end - 1)); skipped++) end--;
+  for (let skipped = 0; end > 0 && skipped < 5 && isGap(text.charCodeAt(end - 1)); skipped++) end--;
   const cue = cueEndingAt(text, end);
   if (cue !== null) return cue;
   // 座机号, 电话号, 银行卡号: a cue word with 号 (number) after it (号码 is a cue word of its own).

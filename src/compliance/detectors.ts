@@ -147,15 +147,21 @@ export function findSensitive(text: string, detectors: readonly Detector[]): Mat
   return taken.sort((a, b) => a.start - b.start);
 }
 
-/** The text with each match replaced by [LABEL]; the same string when nothing matched. */
-export function redactText(text: string, detectors: readonly Detector[]): string {
-  const matches = findSensitive(text, detectors);
+/** The text with each match replaced by what `placeholder` gives for it; the same string when nothing matched. */
+export function replaceMatches(text: string, matches: readonly Match[], placeholder: (m: Match) => string): string {
   if (matches.length === 0) return text;
   let out = '';
   let at = 0;
   for (const m of matches) {
-    out += `${text.slice(at, m.start)}[${m.label}]`;
+    out += text.slice(at, m.start) + placeholder(m);
     at = m.end;
   }
   return out + text.slice(at);
+}
+
+const bracketed = (m: Match) => `[${m.label}]`;
+
+/** The text with each match replaced by [LABEL]; the same string when nothing matched. */
+export function redactText(text: string, detectors: readonly Detector[]): string {
+  return replaceMatches(text, findSensitive(text, detectors), bracketed);
 }

@@ -30,5 +30,5 @@ export function bodyForUpstream(config: Config, upstream: { kind?: UpstreamKind 
     return body;
   }
   if (!Array.isArray(parsed.messages)) return body;
-  return Buffer.from(JSON.stringify({ ...parsed, messages: redactMessages(parsed.messages, detectors) }));
+  return Buffer.from(JSON.stringify({ ...parsed, messages: redactMessages(parsed.messages, detectors, { attachments: 'keep' }) }));
 }

@@ -222,6 +222,8 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** Images, audio and files in stored messages: a placeholder part ([IMAGE], ...), or kept as sent. Nothing can redact them. */
+        attachments: z.enum(['drop', 'keep']).default('drop'),
         /** Redact the live turn sent to the engine too: never, only for remote upstreams, or always. */
         redactUpstream: z.enum(['never', 'remote', 'always']).default('never'),
         /** Encryption key for stored message contents, base64 of 32 bytes: set it as CS_LLM_STORE_KEY, not in the file. */

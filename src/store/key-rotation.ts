@@ -1,6 +1,6 @@
 import type { ContentCipher } from './crypto.js';
 import type { SqliteDatabase } from './database.js';
-import { contentContext, missingKeyError } from './sessions.js';
+import { contentContext, missingKeyError, type EncryptedField } from './sessions.js';
 
 export interface RotationResult {
   /** Message rows re-encrypted (or encrypted for the first time, when they were plain text). */
@@ -40,10 +40,11 @@ export async function rotateContentKey(
       seq: number;
       content: string | Uint8Array | null;
       tool_calls: string | Uint8Array | null;
+      name: string | Uint8Array | null;
       key_id: string | null;
     }
-  >('SELECT rowid, session_id, seq, content, tool_calls, key_id FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?');
-  const update = db.prepare('UPDATE messages SET content = ?, tool_calls = ?, key_id = ? WHERE rowid = ?');
+  >('SELECT rowid, session_id, seq, content, tool_calls, name, key_id FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?');
+  const update = db.prepare('UPDATE messages SET content = ?, tool_calls = ?, name = ?, key_id = ? WHERE rowid = ?');
   let rows = 0;
   let alreadyCurrent = 0;
   const step = db.transaction((after: number): number => {
@@ -56,16 +57,18 @@ export async function rotateContentKey(
       }
       const old = r.key_id === null ? null : keys.get(r.key_id);
       if (r.key_id !== null && !old) throw missingKeyError(r.key_id, options.from[0] ?? null);
-      const open = (value: string | Uint8Array | null, field: 'content' | 'tool_calls'): string | null =>
-        value === null ? null : old ? old.decrypt(value as Uint8Array, contentContext(r.session_id, r.seq, field)) : (value as string);
-      const content = open(r.content, 'content');
-      const toolCalls = open(r.tool_calls, 'tool_calls');
-      update.run(
-        content === null ? null : to.encrypt(content, contentContext(r.session_id, r.seq, 'content')),
-        toolCalls === null ? null : to.encrypt(toolCalls, contentContext(r.session_id, r.seq, 'tool_calls')),
-        to.keyId,
-        r.rowid,
-      );
+      // A name in clear (stored before names were encrypted) is text in an otherwise encrypted row.
+      const open = (value: string | Uint8Array | null, field: EncryptedField): string | null =>
+        value === null || typeof value === 'string'
+          ? value
+          : old
+            ? old.decrypt(value, contentContext(r.session_id, r.seq, field))
+            : Buffer.from(value).toString('utf8');
+      const seal = (field: EncryptedField, value: string | Uint8Array | null): Buffer | null => {
+        const text = open(value, field);
+        return text === null ? null : to.encrypt(text, contentContext(r.session_id, r.seq, field));
+      };
+      update.run(seal('content', r.content), seal('tool_calls', r.tool_calls), seal('name', r.name), to.keyId, r.rowid);
       rows++;
     }
     return last;

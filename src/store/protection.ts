@@ -30,6 +30,7 @@ export function protectionFor(config: Config, options: { onScrubError?: (err: un
   const retention = new Map<string, number | null>();
   return {
     detectors: detectorsFor(config),
+    attachments: config.store.attachments,
     cipher: cipherFor(config),
     retentionMs: (profile) => {
       let ms = retention.get(profile);

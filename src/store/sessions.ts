@@ -1,6 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import type { ChatMessage } from '../core/messages.js';
 import type { Detector } from '../compliance/detectors.js';
+import type { AttachmentPolicy } from '../compliance/redact.js';
 import type { ContentCipher } from './crypto.js';
 
 /** A stored message with the turn it belongs to (all messages one request stored share a turn). */
@@ -69,9 +70,11 @@ export interface SessionStore {
  * (always, with the default detectors unless told otherwise), then encryption when a key is configured.
  */
 export interface ContentProtection {
-  /** Detectors whose matches are replaced by [LABEL] in what is stored; default: the built-in ones. */
+  /** Detectors whose matches are replaced by [LABEL] in every text field stored; default: the built-in ones. */
   detectors?: readonly Detector[];
-  /** Encrypts content and tool calls of new rows; null/absent: stored as (redacted) plain text. */
+  /** Images, audio and files in stored messages: a placeholder part (default), or kept as sent. */
+  attachments?: AttachmentPolicy;
+  /** Encrypts content, tool calls and name of new rows; null/absent: stored as (redacted) plain text. */
   cipher?: ContentCipher | null;
   /** Keys that may decrypt rows (the current one is added); for reading during a rotation. */
   readKeys?: readonly ContentCipher[];
@@ -81,7 +84,9 @@ export interface ContentProtection {
 }
 
 /** Additional data that binds an encrypted value to its row: a value copied to another row will not decrypt. */
-export function contentContext(sessionId: string, seq: number, field: 'content' | 'tool_calls'): string {
+export type EncryptedField = 'content' | 'tool_calls' | 'name';
+
+export function contentContext(sessionId: string, seq: number, field: EncryptedField): string {
   return `${sessionId}\u0000${seq}\u0000${field}`;
 }
 

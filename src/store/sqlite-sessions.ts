@@ -7,42 +7,28 @@ import type { Scrubber } from './retention.js';
 import {
   contentContext,
   InvalidCursorError,
+  type EncryptedField,
   missingKeyError,
   type ContentProtection,
-  type SessionInfo,
   type SessionStore,
   type StoredMessage,
 } from './sessions.js';
+import {
+  decodeCursor,
+  encodeCursor,
+  messageFrom,
+  slotOf,
+  toInfo,
+  type MessageRow,
+  type RawMessageRow,
+  type Reveal,
+  type SessionRow,
+} from './session-rows.js';
 
 // SessionStore on SQLite (better-sqlite3, synchronous). sqlite-store.ts puts it behind the interface's
 // promises; the statements here run to completion on the calling thread.
 
 export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed'>>;
-
-interface MessageRow {
-  turn: number;
-  role: string;
-  content: string | Uint8Array | null;
-  content_parts: number;
-  tool_calls: string | Uint8Array | null;
-  tool_call_id: string | null;
-  name: string | null;
-  seq: number;
-  key_id: string | null;
-  created_at: number;
-}
-
-type RawMessageRow = [
-  number,
-  string,
-  string | Uint8Array | null,
-  number,
-  string | Uint8Array | null,
-  string | null,
-  string | null,
-  number,
-  string | null,
-];
 
 interface BumpParams {
   profile: string;
@@ -52,58 +38,6 @@ interface BumpParams {
   keep: number | null;
   added: number;
   id: string;
-}
-
-interface SessionRow {
-  id: string;
-  profile: string;
-  created_at: number;
-  updated_at: number;
-  expires_at: number;
-  turns: number;
-  next_seq: number;
-}
-
-function messageFrom(
-  role: string,
-  content: string | null,
-  contentParts: number,
-  toolCalls: string | null,
-  toolCallId: string | null,
-  name: string | null,
-): ChatMessage {
-  const message: ChatMessage = { role, content: contentParts === 1 && content !== null ? (JSON.parse(content) as unknown[]) : content };
-  if (toolCalls !== null) message.tool_calls = JSON.parse(toolCalls) as unknown[];
-  if (toolCallId !== null) message.tool_call_id = toolCallId;
-  if (name !== null) message.name = name;
-  return message;
-}
-
-/** Turns a stored value back into text: as it is, or decrypted with the key that encrypted it. */
-type Reveal = (value: string | Uint8Array | null, keyId: string | null, seq: number, field: 'content' | 'tool_calls') => string | null;
-
-function toInfo(row: SessionRow): SessionInfo {
-  return {
-    id: row.id,
-    profile: row.profile,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    expiresAt: row.expires_at,
-    turns: row.turns,
-  };
-}
-
-function encodeCursor(row: { expires_at: number; id: string }): string {
-  return Buffer.from(`${row.expires_at}:${row.id}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): { expiresAt: number; id: string } | null {
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const colon = text.indexOf(':');
-  if (colon < 1) return null;
-  const expiresAt = Number(text.slice(0, colon));
-  if (!Number.isInteger(expiresAt)) return null;
-  return { expiresAt, id: text.slice(colon + 1) };
 }
 
 /** The window query (turns, id, now): exported so a test can check its plan stays an index range scan. */
@@ -124,6 +58,7 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   // checkpoint then makes the database file and the WAL both free of them. Per connection.
   db.pragma('secure_delete = ON');
   const detectors = protection.detectors ?? buildDetectors();
+  const attachments = protection.attachments ?? 'drop';
   const cipher = protection.cipher ?? null;
   const keyring = new Map<string, ContentCipher>();
   for (const k of protection.readKeys ?? []) keyring.set(k.keyId, k);
@@ -154,10 +89,10 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     value: string | Uint8Array | null,
     keyId: string | null,
     seq: number,
-    field: 'content' | 'tool_calls',
+    field: EncryptedField,
   ): string | null => {
     if (value === null || keyId === null) return value as string | null;
-    const slot = field === 'content' ? seq * 2 : seq * 2 + 1;
+    const slot = slotOf(seq, field);
     const hit = cache.get(slot);
     if (hit !== undefined) return hit;
     const text = open(value, keyId, seq, field);
@@ -167,7 +102,8 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   const reveal =
     (id: string): Reveal =>
     (value, keyId, seq, field) => {
-      if (value === null || keyId === null) return value as string | null;
+      // A name stored in clear before names were encrypted (its row's content is encrypted): text as it is.
+      if (value === null || keyId === null || typeof value === 'string') return value as string | null;
       const key = keyring.get(keyId);
       if (!key) throw missingKeyError(keyId, cipher);
       return key.decrypt(value as Uint8Array, contentContext(id, seq, field));
@@ -223,22 +159,24 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   const insertMessages = (id: string, turn: number, firstSeq: number, messages: ChatMessage[], now: number): number => {
     let seq = firstSeq;
     for (const original of messages) {
-      // Redaction before anything is written: the placeholders are all the database ever sees.
-      const m = redactMessage(original, detectors);
+      // Redaction of every text field before anything is written: the placeholders are all the database
+      // ever sees, and attachments are a placeholder too unless kept.
+      const m = redactMessage(original, detectors, { attachments });
       const parts = Array.isArray(m.content);
       let content: string | Buffer | null = parts ? JSON.stringify(m.content) : typeof m.content === 'string' ? m.content : null;
       let toolCalls: string | Buffer | null = m.tool_calls && m.tool_calls.length > 0 ? JSON.stringify(m.tool_calls) : null;
+      let name: string | Buffer | null = m.name ?? null;
       if (cipher) {
         // The next turn's window needs these again: keep the text, so it is never decrypted in this process.
         const cache = openedFor(id);
-        if (content !== null) {
-          cache.set(seq * 2, content);
-          content = cipher.encrypt(content, contentContext(id, seq, 'content'));
-        }
-        if (toolCalls !== null) {
-          cache.set(seq * 2 + 1, toolCalls);
-          toolCalls = cipher.encrypt(toolCalls, contentContext(id, seq, 'tool_calls'));
-        }
+        const seal = (text: string | null, field: EncryptedField): Buffer | null => {
+          if (text === null) return null;
+          cache.set(slotOf(seq, field), text);
+          return cipher.encrypt(text, contentContext(id, seq, field));
+        };
+        content = seal(content as string | null, 'content');
+        toolCalls = seal(toolCalls as string | null, 'tool_calls');
+        name = seal(name as string | null, 'name');
       }
       insertMessage.run(
         id,
@@ -249,7 +187,7 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
         parts ? 1 : 0,
         toolCalls,
         m.tool_call_id ?? null,
-        m.name ?? null,
+        name,
         now,
         cipher ? cipher.keyId : null,
       );
@@ -298,7 +236,7 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       row.content_parts,
       open(row.tool_calls, row.key_id, row.seq, 'tool_calls'),
       row.tool_call_id,
-      row.name,
+      open(row.name, row.key_id, row.seq, 'name'),
     );
 
   return {
@@ -319,9 +257,9 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
                 r[3],
                 openCached(cache, open!, r[4], r[8], r[7], 'tool_calls'),
                 r[5],
-                r[6],
+                openCached(cache, open!, r[6], r[8], r[7], 'name'),
               )
-            : messageFrom(r[1], r[2] as string | null, r[3], r[4] as string | null, r[5], r[6]),
+            : messageFrom(r[1], r[2] as string | null, r[3], r[4] as string | null, r[5], r[6] as string | null),
         };
       }
       return out;

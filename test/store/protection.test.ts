@@ -159,3 +159,29 @@ test('rotate-key re-encrypts every row (plain-text ones too) so that only the ne
   );
   await assert.rejects(() => oldKey.maintenance.requireContentKeys(), /encrypted with key/);
 });
+
+test('a name an earlier build stored in clear in an encrypted row still reads, and rotate-key encrypts it', async (t) => {
+  const { home, file } = tempFile();
+  const a = createCipher(parseKey(KEY_A, 'test'));
+  const store = await openStore({ file, protection: { cipher: a, detectors: [] } });
+  await store.sessions.appendTurn('old', 'default', [{ role: 'user', name: 'OLDNAME', content: 'hi' }], HOUR, Date.now());
+  await store.close();
+  assert.deepEqual(foundIn(file, 'OLDNAME'), [], 'names are encrypted now');
+  const db = new Database(file);
+  db.prepare("UPDATE messages SET name = 'OLDNAME' WHERE session_id = 'old'").run(); // as an earlier build left it
+  db.close();
+  const reopened = await openStore({ file, protection: { cipher: a, detectors: [] } });
+  assert.equal((await reopened.sessions.get('old', Date.now()))!.messages[0]!.name, 'OLDNAME');
+  await reopened.close();
+
+  const keyFile = join(home, 'b.key');
+  writeFileSync(keyFile, `${KEY_B}\n`, { mode: 0o600 });
+  const rotated = await runCli(['store', 'rotate-key', '--new-key-file', keyFile, '--db', file], {
+    env: { CS_LLM_HOME: home, CS_LLM_STORE_KEY: KEY_A },
+  });
+  assert.equal(rotated.exitCode, 0, String(rotated.stderr));
+  assert.deepEqual(foundIn(file, 'OLDNAME'), []);
+  const b = await openStore({ file, protection: { cipher: createCipher(parseKey(KEY_B, 'test')), detectors: [] } });
+  t.after(() => b.close());
+  assert.equal((await b.sessions.get('old', Date.now()))!.messages[0]!.name, 'OLDNAME');
+});
