@@ -41,6 +41,8 @@ export const upstreamSchema = z
     weight: z.number().min(0).default(1),
     /** Unset: local only when the URL's host is a loopback address; anything else off this machine is remote. */
     kind: z.enum(['local', 'remote']).optional(),
+    /** Personal data leaves as placeholders (<PHONE_1>), put back in the reply the client gets (docs/compliance.md). */
+    mask: z.boolean().default(false),
   })
   .strict();
 

@@ -5,10 +5,12 @@
 import { performance } from 'node:perf_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { bodyForUpstream } from '../compliance/upstream-redaction.js';
+import type { Masker } from '../compliance/masking.js';
+import { bodyForUpstream, maskerFor } from '../compliance/upstream-redaction.js';
 import type { StreamMeter } from '../metrics/usage.js';
 import { ApiError, sseErrorEvent } from './api-error.js';
 import type { RequestContext } from './routes.js';
+import { MaskedStream } from './masked-stream.js';
 import { ClientGoneError, type Routed } from './routing/failover.js';
 import type { UpstreamMember } from './routing/upstream-set.js';
 import type { DaemonServices } from './services.js';
@@ -164,6 +166,8 @@ export class UpstreamExchange {
   private mark = 0;
   /** performance.now() when the first upstream request went out (-1 before). */
   firstSentAt = -1;
+  /** The placeholders of this request's values, once a masked upstream was asked (every round shares them). */
+  private masker: Masker | null = null;
 
   constructor(
     private readonly services: DaemonServices,
@@ -244,7 +248,8 @@ export class UpstreamExchange {
         sessionId: this.sessionId,
         signal,
         build: (member) => {
-          const body = bodyForUpstream(services.config, member, bytes(member));
+          const masker = member.mask ? (this.masker ??= maskerFor(services.config)) : undefined;
+          const body = bodyForUpstream(services.config, member, bytes(member), masker);
           return { method: 'POST', path: '/v1/chat/completions', headers: upstreamHeaders(ctx.req, body), body, signal };
         },
       });
@@ -271,13 +276,25 @@ export class UpstreamExchange {
     try {
       const reply = await collectBody(routed.response.body);
       this.account();
-      return reply;
+      return this.restore(routed, reply);
     } catch (err) {
       this.account();
       if (this.clientLeft()) return null;
       this.ctx.record.outcome = 'upstream_failed';
       this.services.router.streamFailed(routed.member);
       throw upstreamFailure(err, routed.member.url, this.services.config.daemon.upstreamTimeoutMs);
+    }
+  }
+
+  /** A masked upstream's whole reply with its placeholders put back (its JSON strings, or the text when not JSON). */
+  private restore(routed: Routed, reply: Buffer): Buffer {
+    const masker = this.masker;
+    if (!routed.member.mask || masker === null || masker.size === 0) return reply;
+    const text = reply.toString('utf8');
+    try {
+      return Buffer.from(JSON.stringify(masker.restoreRecord(JSON.parse(text) as unknown)));
+    } catch {
+      return Buffer.from(masker.restore(text));
     }
   }
 
@@ -303,6 +320,15 @@ export class UpstreamExchange {
     const { services, ctx } = this;
     const body = routed.response.body;
     const idle = idleWatch(body, services.config.daemon.streamIdleTimeoutMs);
+    if (routed.member.mask && this.masker !== null && this.masker.size > 0) {
+      // Placeholders restored before anything else reads the events (the turn's accumulator stores values).
+      const masked = new MaskedStream(this.masker);
+      const then = transform;
+      transform = (chunk) => {
+        const restored = masked.push(chunk);
+        return restored === null || !then ? restored : then(restored);
+      };
+    }
     let failure: ApiError | null = null;
     try {
       await passThrough(body, ctx.res, {

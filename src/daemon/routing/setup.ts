@@ -36,7 +36,7 @@ function kindOf(s: Pick<UpstreamConfig, 'kind' | 'url'>): 'local' | 'remote' {
 export function upstreamConfigs(config: Config, upstreamUrl?: string): Array<UpstreamConfig & { apiKey?: string | undefined }> {
   const d = config.daemon;
   if (upstreamUrl !== undefined || d.upstreams.length === 0) {
-    return [{ name: 'local', url: upstreamUrl ?? d.upstream, models: {}, weight: 1, apiKey: d.upstreamApiKey }];
+    return [{ name: 'local', url: upstreamUrl ?? d.upstream, models: {}, weight: 1, mask: false, apiKey: d.upstreamApiKey }];
   }
   return d.upstreams;
 }
@@ -47,7 +47,7 @@ export function createRouting(options: RoutingSetupOptions): Routing {
   const d = config.daemon;
   const env = options.env ?? process.env;
   const specs = options.upstreamClient
-    ? [{ name: 'local', url: options.upstreamClient.url, models: {}, weight: 1, kind: 'local' as const }]
+    ? [{ name: 'local', url: options.upstreamClient.url, models: {}, weight: 1, mask: false, kind: 'local' as const }]
     : upstreamConfigs(config, options.upstreamUrl);
   const names = new Set<string>();
   for (const s of specs) {
@@ -84,7 +84,7 @@ export function createRouting(options: RoutingSetupOptions): Routing {
       });
       clients.push(client);
     }
-    return new UpstreamMember({ name: s.name, kind: kindOf(s), weight: s.weight, models: s.models, client });
+    return new UpstreamMember({ name: s.name, kind: kindOf(s), mask: s.mask, weight: s.weight, models: s.models, client });
   };
 
   let shadow: UpstreamMember | null = null;

@@ -15,6 +15,8 @@ import type { Upstream } from '../upstream.js';
 export interface MemberSpec {
   name: string;
   kind: 'local' | 'remote';
+  /** Personal data is masked in what goes to it, and restored in its replies. */
+  mask?: boolean;
   weight: number;
   /** The client's model name -> this upstream's. */
   models: Record<string, string>;
@@ -24,6 +26,7 @@ export interface MemberSpec {
 export class UpstreamMember {
   readonly name: string;
   readonly kind: 'local' | 'remote';
+  readonly mask: boolean;
   readonly weight: number;
   readonly models: Record<string, string>;
   readonly hasModelMap: boolean;
@@ -40,6 +43,7 @@ export class UpstreamMember {
   constructor(spec: MemberSpec) {
     this.name = spec.name;
     this.kind = spec.kind;
+    this.mask = spec.mask === true;
     this.weight = spec.weight;
     this.models = spec.models;
     this.hasModelMap = Object.keys(spec.models).length > 0;
