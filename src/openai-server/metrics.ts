@@ -43,6 +43,8 @@ export class VllmMetrics {
   readonly finished: Record<FinishedReason, number> = { stop: 0, length: 0, abort: 0 };
   private readonly ttft = new Histogram(TTFT_BUCKETS);
   private readonly e2e = new Histogram(E2E_BUCKETS);
+  /** Labels of vllm:cache_config_info (vLLM's CacheConfig, e.g. num_gpu_blocks); not rendered when unset. */
+  cacheConfig: Record<string, string> | undefined;
 
   constructor(private readonly modelName: string) {}
 
@@ -64,6 +66,13 @@ export class VllmMetrics {
     gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', gauges.waiting);
     gauge('vllm:gpu_cache_usage_perc', 'GPU KV-cache usage. 1 means 100 percent usage.', gauges.kvCacheUsage);
     gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', gauges.kvCacheUsage);
+    if (this.cacheConfig) {
+      const info = Object.entries(this.cacheConfig)
+        .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+        .join(',');
+      lines.push('# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig', '# TYPE vllm:cache_config_info gauge');
+      lines.push(`vllm:cache_config_info{${info}} 1.0`);
+    }
 
     const counter = (name: string, help: string, samples: Array<[string, number]>) => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);

@@ -3,12 +3,12 @@
  * Uvicorn lines, so readiness and log diagnosis see what they would see from vLLM.
  */
 
-import { loadedLines, shardProgressLine, SHARD_COUNT, uvicornRunningLine } from './logs.js';
+import { loadedLines, shardProgressLine, SHARD_COUNT, uvicornRunningLine, type LoadedMemory } from './logs.js';
 
 /** Logs the load and calls onLoaded at its end; returns the timers to clear if the simulator closes first. */
 export function simulateLoading(
   options: { log: (line: string) => void; loadTimeMs: number; maxModelLen: number },
-  kvCacheTokens: number,
+  memory: LoadedMemory,
   url: string,
   onLoaded: () => void,
 ): NodeJS.Timeout[] {
@@ -16,7 +16,7 @@ export function simulateLoading(
   const started = Date.now();
   const finish = () => {
     onLoaded();
-    for (const line of loadedLines({ loadSeconds: (Date.now() - started) / 1000, maxModelLen, kvCacheTokens, url })) log(line);
+    for (const line of loadedLines({ loadSeconds: (Date.now() - started) / 1000, maxModelLen, memory, url })) log(line);
     log(uvicornRunningLine(url));
   };
   log(shardProgressLine(0, 0));

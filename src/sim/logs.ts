@@ -44,12 +44,39 @@ export function shardProgressLine(done: number, elapsedSeconds: number): string 
   return `Loading safetensors checkpoint shards: ${String(percent).padStart(3)}% Completed | ${done}/${SHARD_COUNT} [00:${String(secs).padStart(2, '0')}<00:00, ${rate}]`;
 }
 
-export function loadedLines(args: { loadSeconds: number; maxModelLen: number; kvCacheTokens: number; url: string }): string[] {
-  const concurrency = (args.kvCacheTokens / args.maxModelLen).toFixed(2);
-  return [
+/** What the simulated load reports about memory; `availableKvBytes` is absent when no GPU memory is simulated. */
+export interface LoadedMemory {
+  weightsBytesPerGpu: number;
+  availableKvBytes?: number;
+  kvCacheTokens: number;
+}
+
+/**
+ * The weight-loading and memory lines, in the order and words vLLM's v1 engine prints them (vLLM 0.10):
+ * `Loading weights took` (model_executor/model_loader/default_loader.py), `Model loading took X GiB and Y
+ * seconds` (v1/worker/gpu_model_runner.py), `Available KV cache memory` (v1/worker/gpu_worker.py), then the
+ * KV cache size and maximum concurrency (v1/core/kv_cache_utils.py), counts with thousands separators.
+ */
+export function memoryLines(args: { loadSeconds: number; maxModelLen: number; memory: LoadedMemory }): string[] {
+  const { memory } = args;
+  const lines = [
     vllmLine('INFO', 'default_loader.py:262', `Loading weights took ${args.loadSeconds.toFixed(2)} seconds`),
-    vllmLine('INFO', 'gpu_model_runner.py:1792', `Model loading took 0.0000 GiB and ${args.loadSeconds.toFixed(6)} seconds`),
-    vllmLine('INFO', 'kv_cache_utils.py:716', `GPU KV cache size: ${args.kvCacheTokens.toLocaleString('en-US')} tokens`),
+    vllmLine(
+      'INFO',
+      'gpu_model_runner.py:1792',
+      `Model loading took ${(memory.weightsBytesPerGpu / 1024 ** 3).toFixed(4)} GiB and ${args.loadSeconds.toFixed(6)} seconds`,
+    ),
+  ];
+  if (memory.availableKvBytes !== undefined)
+    lines.push(vllmLine('INFO', 'gpu_worker.py:276', `Available KV cache memory: ${(memory.availableKvBytes / 1024 ** 3).toFixed(2)} GiB`));
+  return lines;
+}
+
+export function loadedLines(args: { loadSeconds: number; maxModelLen: number; memory: LoadedMemory; url: string }): string[] {
+  const concurrency = (args.memory.kvCacheTokens / args.maxModelLen).toFixed(2);
+  return [
+    ...memoryLines(args),
+    vllmLine('INFO', 'kv_cache_utils.py:716', `GPU KV cache size: ${args.memory.kvCacheTokens.toLocaleString('en-US')} tokens`),
     vllmLine(
       'INFO',
       'kv_cache_utils.py:720',

@@ -17,6 +17,18 @@ export interface SimulatorOptions {
   maxModelLen?: number;
   /** Sequences generated at once; more requests wait in a FIFO queue. Default 256 (vLLM's default). */
   maxNumSeqs?: number;
+  /** vLLM's --gpu-memory-utilization: the share of the simulated GPU memory the engine may use. Default 0.9. */
+  gpuMemoryUtilization?: number;
+  /** vLLM's --tensor-parallel-size: weights and KV cache are split over this many simulated GPUs. Default 1. */
+  tensorParallelSize?: number;
+  /** Simulated memory per GPU in MiB (as nvidia-smi says it). Unset: no GPU memory is simulated. */
+  gpuMemoryMiB?: number;
+  /** Simulated free memory per GPU at start in MiB (another process holds the rest). Default: all of it. */
+  gpuFreeMiB?: number;
+  /** Bytes of the model's weights (all GPUs together). Default 0. */
+  weightsBytes?: number;
+  /** KV cache bytes per token of the whole model (layers x KV heads x head dim x 2 x 2). Default 131072. */
+  kvBytesPerToken?: number;
   /** When set, /v1/* needs `Authorization: Bearer <apiKey>`, like vLLM's --api-key. */
   apiKey?: string;
   /** Names besides loopback and the machine's hostname that the Host header may carry, comma-separated (the container name). */
@@ -77,6 +89,40 @@ export const KNOBS: readonly KnobSpec[] = [
   },
   { flag: 'max-model-len', key: 'maxModelLen', kind: 'int', help: 'context window in tokens (default 8192)' },
   { flag: 'max-num-seqs', key: 'maxNumSeqs', kind: 'int', help: 'sequences generated at once; the rest wait (default 256)' },
+  {
+    flag: 'gpu-memory-utilization',
+    key: 'gpuMemoryUtilization',
+    kind: 'rate',
+    help: 'share of the simulated GPU memory the engine may use (default 0.9)',
+  },
+  {
+    flag: 'tensor-parallel-size',
+    key: 'tensorParallelSize',
+    kind: 'int',
+    help: 'simulated GPUs the weights and KV cache are split over (default 1)',
+  },
+  {
+    flag: 'gpu-memory-mib',
+    env: 'SIM_GPU_MEMORY_MIB',
+    key: 'gpuMemoryMiB',
+    kind: 'int',
+    help: 'simulated memory per GPU in MiB; the KV cache and start-up refusals follow from it (default: none simulated)',
+  },
+  {
+    flag: 'gpu-free-mib',
+    env: 'SIM_GPU_FREE_MIB',
+    key: 'gpuFreeMiB',
+    kind: 'int',
+    help: 'simulated free memory per GPU at start in MiB (default: all of it)',
+  },
+  { flag: 'weights-bytes', env: 'SIM_WEIGHTS_BYTES', key: 'weightsBytes', kind: 'int', help: "the model's weights in bytes (default 0)" },
+  {
+    flag: 'kv-bytes-per-token',
+    env: 'SIM_KV_BYTES_PER_TOKEN',
+    key: 'kvBytesPerToken',
+    kind: 'int',
+    help: 'KV cache bytes per token of the whole model (default 131072)',
+  },
   { flag: 'api-key', env: 'VLLM_API_KEY', key: 'apiKey', kind: 'string', help: 'require Authorization: Bearer KEY on /v1/*' },
   {
     flag: 'engine-hostname',
@@ -255,7 +301,11 @@ function assign(options: SimulatorOptions, spec: KnobSpec, values: string[], sou
 }
 
 /** Every option with its default filled in; what the server runs on. */
-export interface ResolvedSimulatorOptions extends Required<Omit<SimulatorOptions, 'apiKey' | 'engineHostname' | 'crashAtStart' | 'log'>> {
+export interface ResolvedSimulatorOptions extends Required<
+  Omit<SimulatorOptions, 'apiKey' | 'engineHostname' | 'crashAtStart' | 'log' | 'gpuMemoryMiB' | 'gpuFreeMiB'>
+> {
+  gpuMemoryMiB: number | undefined;
+  gpuFreeMiB: number | undefined;
   apiKey: string | undefined;
   engineHostname: string | undefined;
   crashAtStart: string | undefined;
@@ -271,6 +321,12 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
     servedModelNames,
     maxModelLen: options.maxModelLen ?? 8192,
     maxNumSeqs: options.maxNumSeqs ?? 256,
+    gpuMemoryUtilization: options.gpuMemoryUtilization ?? 0.9,
+    tensorParallelSize: options.tensorParallelSize ?? 1,
+    gpuMemoryMiB: options.gpuMemoryMiB || undefined,
+    gpuFreeMiB: options.gpuFreeMiB,
+    weightsBytes: options.weightsBytes ?? 0,
+    kvBytesPerToken: options.kvBytesPerToken ?? 131072,
     apiKey: options.apiKey || undefined,
     engineHostname: options.engineHostname || undefined,
     loadTimeMs: options.loadTimeMs ?? 0,
@@ -288,6 +344,11 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
   };
   if (resolved.maxNumSeqs < 1) throw new SimOptionsError(`max-num-seqs must be at least 1, got ${resolved.maxNumSeqs}`);
   if (resolved.maxModelLen < 1) throw new SimOptionsError(`max-model-len must be at least 1, got ${resolved.maxModelLen}`);
+  if (!(resolved.gpuMemoryUtilization > 0))
+    throw new SimOptionsError(`gpu-memory-utilization must be above 0, got ${resolved.gpuMemoryUtilization}`);
+  if (resolved.tensorParallelSize < 1)
+    throw new SimOptionsError(`tensor-parallel-size must be at least 1, got ${resolved.tensorParallelSize}`);
+  if (resolved.kvBytesPerToken < 1) throw new SimOptionsError(`kv-bytes-per-token must be at least 1, got ${resolved.kvBytesPerToken}`);
   if (resolved.port > 65535) throw new SimOptionsError(`port must be 0..65535, got ${resolved.port}`);
   for (const key of ['fail429Rate', 'fail503Rate', 'fail500Rate', 'hangRate', 'dieMidStreamRate'] as const) {
     const rate = resolved[key];

@@ -9,7 +9,9 @@ import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createFaultPicker, type FaultKind } from './faults.js';
-import { accessLine, crashLines, preambleLines, SIM_VERSION } from './logs.js';
+import { accessLine, SIM_VERSION, type LoadedMemory } from './logs.js';
+import { BLOCK_SIZE } from './memory.js';
+import { startUp } from './startup.js';
 import { simulateLoading } from './loading.js';
 import { resolveSimulatorOptions, type ResolvedSimulatorOptions, type SimulatorOptions } from './options.js';
 import { planRequest } from './plans.js';
@@ -24,6 +26,7 @@ import { SequenceSlots } from '../openai-server/slots.js';
 
 export type { SimulatorOptions } from './options.js';
 export { parseSimulatorArgs, resolveSimulatorOptions, SimOptionsError, simulatorFlagsHelp } from './options.js';
+export { SimulatedCrash } from './startup.js';
 
 export interface SimulatorStats {
   loaded: boolean;
@@ -49,14 +52,6 @@ export interface RunningSimulator {
   stats(): SimulatorStats;
 }
 
-/** Start-up failed on purpose (--crash-at-start). `lines` is what vLLM would print to stderr. */
-export class SimulatedCrash extends Error {
-  constructor(readonly lines: string[]) {
-    super(lines[lines.length - 1]);
-    this.name = 'SimulatedCrash';
-  }
-}
-
 /** The port could not be bound. */
 export class SimulatorListenError extends Error {
   constructor(
@@ -68,16 +63,12 @@ export class SimulatorListenError extends Error {
   }
 }
 
-/** The simulated KV cache holds this many full contexts; usage = tokens held by running sequences / capacity. */
-const KV_CACHE_CONTEXTS = 4;
-
 export async function startSimulator(input: SimulatorOptions = {}, ignoredFlags: string[] = []): Promise<RunningSimulator> {
   const options = resolveSimulatorOptions(input);
   const { log } = options;
-  for (const line of preambleLines({ ...options, ignored: ignoredFlags })) log(line);
-  if (options.crashAtStart) throw new SimulatedCrash(crashLines(options.crashAtStart));
+  const memory = startUp(options, ignoredFlags);
 
-  const state = new SimulatorState(options);
+  const state = new SimulatorState(options, memory);
   const server = createServer((req, res) => {
     state.handle(req, res).catch((err: unknown) => {
       // A bug in the simulator: answer 500 rather than leave the client hanging.
@@ -147,9 +138,19 @@ class SimulatorState {
   private readonly routes: Record<string, Record<string, Handler>>;
   private readonly access: AccessGuard;
 
-  constructor(private readonly options: ResolvedSimulatorOptions) {
+  constructor(
+    private readonly options: ResolvedSimulatorOptions,
+    private readonly memory: LoadedMemory,
+  ) {
     this.access = createAccessGuard(options);
     this.metrics = new VllmMetrics(options.servedModelNames[0]!);
+    // vLLM's vllm:cache_config_info: its CacheConfig as labels, num_gpu_blocks among them.
+    this.metrics.cacheConfig = {
+      block_size: String(BLOCK_SIZE),
+      cache_dtype: 'auto',
+      gpu_memory_utilization: String(options.gpuMemoryUtilization),
+      num_gpu_blocks: String(Math.floor(memory.kvCacheTokens / BLOCK_SIZE)),
+    };
     this.slots = new SequenceSlots(options.maxNumSeqs);
     this.pickFault = createFaultPicker(
       {
@@ -174,7 +175,7 @@ class SimulatorState {
 
   startLoading(url: string): void {
     this.loadingTimers.push(
-      ...simulateLoading(this.options, this.options.maxModelLen * KV_CACHE_CONTEXTS, url, () => {
+      ...simulateLoading(this.options, this.memory, url, () => {
         this.loaded = true;
       }),
     );
@@ -255,7 +256,7 @@ class SimulatorState {
   }
 
   private serveMetrics(res: ServerResponse): void {
-    const capacity = this.options.maxModelLen * KV_CACHE_CONTEXTS;
+    const capacity = this.memory.kvCacheTokens;
     const held = [...this.kvTokens.values()].reduce((a, b) => a + b, 0);
     const text = this.metrics.render({
       running: this.slots.running,
