@@ -13,6 +13,7 @@ import * as downCommand from './commands/down.js';
 import * as daemonCommand from './commands/daemon.js';
 import * as chatCommand from './commands/chat.js';
 import * as sessionsCommand from './commands/sessions.js';
+import * as usageCommand from './commands/usage.js';
 import * as keysCommand from './commands/keys.js';
 import * as auditCommand from './commands/audit.js';
 import * as storeCommand from './commands/store.js';
@@ -34,6 +35,7 @@ const commands: Array<{ register(program: Command): void }> = [
   chatCommand,
   daemonCommand,
   sessionsCommand,
+  usageCommand,
   keysCommand,
   auditCommand,
   storeCommand,

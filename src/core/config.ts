@@ -8,6 +8,9 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { resolvePaths, type Paths } from './paths.js';
+import { upstreamSchema } from './upstream-config.js';
+
+export { priceSchema, upstreamSchema, type PriceConfig, type UpstreamConfig } from './upstream-config.js';
 
 const port = z.number().int().min(1).max(65535);
 
@@ -26,23 +29,6 @@ export const profileSchema = z
     tools: z.array(z.string().min(1)).default([]),
     /** Model rounds that may end in tool calls before the daemon gives up (overrides daemon.maxToolRounds). */
     maxToolRounds: z.number().int().min(1).max(20).optional(),
-  })
-  .strict();
-
-/** One OpenAI-compatible engine the daemon may send requests to (see docs/routing-and-tools.md). */
-export const upstreamSchema = z
-  .object({
-    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, ".", "_" or "-" (1-64)'),
-    url: z.string().url(),
-    /** Environment variable holding the key sent as Authorization: Bearer (never the key itself in the file). */
-    apiKeyEnv: z.string().min(1).optional(),
-    /** The client's model name -> this upstream's; names not listed pass unchanged. */
-    models: z.record(z.string(), z.string()).default({}),
-    weight: z.number().min(0).default(1),
-    /** Unset: local only when the URL's host is a loopback address; anything else off this machine is remote. */
-    kind: z.enum(['local', 'remote']).optional(),
-    /** Personal data leaves as placeholders (<PHONE_1>), put back in the reply the client gets (docs/compliance.md). */
-    mask: z.boolean().default(false),
   })
   .strict();
 
@@ -241,6 +227,8 @@ export const configSchema = z
         audit: z.boolean().default(true),
         /** How often queued audit records are written, in one transaction. */
         auditFlushMs: z.number().int().min(10).max(10_000).default(100),
+        /** How often the usage and cost aggregates (tokens and money per upstream, model, tenant, key and day) are written. */
+        usageFlushMs: z.number().int().min(100).max(600_000).default(10_000),
         /** Audit records older than this are pruned by the daemon (the chain stays verifiable); 0 keeps them. */
         auditRetentionDays: z.number().int().min(0).max(36_500).default(365),
         /**
@@ -262,7 +250,6 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type Profile = z.infer<typeof profileSchema>;
-export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 export type ToolConfig = z.infer<typeof toolSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 

@@ -7,8 +7,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomInt, randomUUID } from 'node:crypto';
 import { createAccessGuard, type AccessGuard } from '../openai-server/access.js';
-import { BodyTooLarge, readBody } from '../openai-server/body.js';
-import { errorBody, type RequestProblem } from '../openai-server/errors.js';
+import { MAX_BODY_BYTES, readBody } from '../openai-server/body.js';
+import { errorBody } from '../openai-server/errors.js';
 import { VllmMetrics } from '../openai-server/metrics.js';
 import { contextProblem, parseChatRequest, parseJsonBody, type ChatRequest } from '../openai-server/requests.js';
 import { sendEmpty, sendJson, sendProblem } from '../openai-server/respond.js';
@@ -19,14 +19,6 @@ import { toChatHistory } from './history.js';
 import { banTokens, endOfGenerationTokens, ignoreEosProblem } from './ignore-eos.js';
 import { asLoadError, disposeModel, loadModel, StoppedWhileLoading, type LoadedModel, type SequenceChats } from './load.js';
 import { DEFAULT_MAX_QUEUE, DEFAULT_STREAM_INTERVAL_MS, defaultServedName, type CpuEngineOptions } from './options.js';
-import {
-  bodyBoundProblem,
-  longestTokenBytes,
-  messagesTextBytes,
-  promptBounds,
-  textBoundProblem,
-  type PromptBounds,
-} from './prompt-bound.js';
 import { createReplyWriter } from './reply.js';
 import type { HistoryItem, TokenBiasLike } from './runtime.js';
 import { samplingOf, type Sampling } from './sampling.js';
@@ -35,8 +27,6 @@ export interface CpuEngineStats {
   state: 'loading' | 'ready' | 'failed';
   running: number;
   waiting: number;
-  /** Accepted, and reading the body or preparing the prompt: they hold a place in the queue already. */
-  preparing: number;
   completed: number;
   aborted: number;
   rejected: number;
@@ -44,27 +34,10 @@ export interface CpuEngineStats {
   generationTokens: number;
 }
 
-interface Prepared {
-  request: ChatRequest;
-  history: HistoryItem[];
-  promptTokens: number;
-  sampling: Sampling;
-}
-
 class ClientGone extends Error {}
 
 /** The engine stopped a request it could not finish before stopping: the client gets this as a 503. */
 class EngineStopping extends Error {}
-
-/** Tool calls need a parser this engine does not have. */
-function toolsProblem(request: ChatRequest): RequestProblem | undefined {
-  if (!request.tools || request.tools.length === 0 || request.toolChoice === 'none') return undefined;
-  return {
-    status: 400,
-    message: 'The cpu engine does not support tool calls: send the request without "tools", or use the vllm engine.',
-    param: 'tools',
-  };
-}
 
 const ROUTES: Record<string, string> = {
   '/health': 'GET',
@@ -85,9 +58,6 @@ export class EngineState {
   private readonly inFlight = new Set<AbortController>();
   private readonly kvTokens = new Map<AbortController, number>();
   private readonly counts = { completed: 0, aborted: 0, rejected: 0 };
-  /** Requests past the queue check that have not reached the sequence slots yet. */
-  private preparing = 0;
-  private bounds: PromptBounds | undefined;
   private readonly parallel: number;
   private readonly maxQueue: number;
   private readonly streamIntervalMs: number;
@@ -112,7 +82,6 @@ export class EngineState {
       state: this.status,
       running: this.slots.running,
       waiting: this.slots.waiting,
-      preparing: this.preparing,
       ...this.counts,
       promptTokens: this.metrics.promptTokens,
       generationTokens: this.metrics.generationTokens,
@@ -124,19 +93,13 @@ export class EngineState {
     const started = Date.now();
     try {
       const loaded = await loadModel({ ...this.options, parallel: this.parallel }, this.gate, () => this.closed);
-      // Held before the walk below (which yields): a stop meanwhile disposes it.
       this.loaded = loaded;
-      this.bounds = promptBounds(loaded.contextSize, await longestTokenBytes(loaded.model));
       this.free.push(...loaded.chats);
       this.contextSize = loaded.contextSize;
       this.status = 'ready';
       log(
         `INFO Model loading took ${((Date.now() - started) / 1000).toFixed(2)} seconds: ${this.servedName}, chat template ${loaded.chats[0]!.normal.chatWrapper.wrapperName}, ` +
           `context ${loaded.contextSize} x ${this.parallel} sequence(s), ${threads} thread(s), queue ${this.maxQueue}`,
-      );
-      log(
-        `INFO Prompt bounds: no token is longer than ${this.bounds.tokenBytes} bytes, so messages over ${this.bounds.textBytes} bytes ` +
-          `of text and request bodies over ${this.bounds.bodyBytes} bytes are refused before tokenizing`,
       );
       log(`INFO Application startup complete: serving ${this.servedName}`);
     } catch (err) {
@@ -251,71 +214,58 @@ export class EngineState {
     res.end(text);
   }
 
-  /**
-   * One chat completion. The cheap refusals come first, each before the costlier step: the queue limit before
-   * the body is read, the body bound before it is kept, the text bound before the prompt is tokenized (on
-   * the event loop), the exact count last (prompt-bound.ts).
-   */
   private async chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const arrived = Date.now();
-    // Bounded queue: every place taken (generating, waiting, or accepted and still preparing) -> come back later.
-    if (this.slots.running + this.slots.waiting + this.preparing >= this.parallel + this.maxQueue) {
-      this.counts.rejected++;
-      const busy = `${this.slots.running} generating, ${this.slots.waiting + this.preparing} waiting`;
-      return sendJson(res, 429, errorBody(429, `The engine is busy: ${busy} (queue limit ${this.maxQueue}). Retry later.`), {
-        'retry-after': '1',
+    const loaded = this.loaded!;
+    const text = await readBody(req).catch(() => undefined);
+    if (text === undefined)
+      return sendProblem(res, { status: 413, message: `The request body is larger than ${MAX_BODY_BYTES} bytes.`, param: null });
+    const json = parseJsonBody(text);
+    if (!json.ok) return sendProblem(res, json.problem);
+    const parsed = parseChatRequest(json.value, [this.servedName]);
+    if (!parsed.ok) return sendProblem(res, parsed.problem);
+    const request = parsed.value;
+    const ignoreEos = ignoreEosProblem(request);
+    if (ignoreEos) return sendProblem(res, ignoreEos);
+    const sampling = samplingOf(json.value);
+    if (!sampling.ok) return sendProblem(res, sampling.problem);
+    if (request.tools && request.tools.length > 0 && request.toolChoice !== 'none') {
+      return sendProblem(res, {
+        status: 400,
+        message: 'The cpu engine does not support tool calls: send the request without "tools", or use the vllm engine.',
+        param: 'tools',
       });
     }
-    this.preparing++;
-    let prepared: Prepared | undefined;
-    try {
-      prepared = await this.prepare(req, res);
-    } finally {
-      this.preparing--;
-    }
-    // In the same tick as the decrement: generate() takes its place in the slots before anything else runs.
-    if (prepared) await this.generate(res, prepared, arrived);
-  }
-
-  /** The request read, checked and its prompt counted, or undefined when it was answered with an error. */
-  private async prepare(req: IncomingMessage, res: ServerResponse): Promise<Prepared | undefined> {
-    const loaded = this.loaded!;
-    const bounds = this.bounds!;
-    const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-    if (declared !== undefined && declared > bounds.bodyBytes) {
-      sendProblem(res, bodyBoundProblem(bounds, declared));
-      return undefined;
-    }
-    let text: string;
-    try {
-      text = await readBody(req, bounds.bodyBytes);
-    } catch (err) {
-      if (err instanceof BodyTooLarge) sendProblem(res, bodyBoundProblem(bounds, undefined));
-      else res.destroy();
-      return undefined;
-    }
-    const json = parseJsonBody(text);
-    if (!json.ok) return void sendProblem(res, json.problem);
-    const parsed = parseChatRequest(json.value, [this.servedName]);
-    if (!parsed.ok) return void sendProblem(res, parsed.problem);
-    const request = parsed.value;
-    const sampling = samplingOf(json.value);
-    const problem =
-      ignoreEosProblem(request) ??
-      (sampling.ok ? undefined : sampling.problem) ??
-      toolsProblem(request) ??
-      textBoundProblem(bounds, messagesTextBytes(request.messages), request.maxTokens);
-    if (problem || !sampling.ok) return void sendProblem(res, problem!);
     const history = toChatHistory(request.messages);
     const promptTokens = loaded.chats[0]!.normal.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(
       loaded.model.tokenizer,
     ).length;
     const tooLong = contextProblem(promptTokens, request.maxTokens, loaded.contextSize, 'messages');
-    if (tooLong) return void sendProblem(res, tooLong);
-    return { request, history, promptTokens, sampling: sampling.value };
+    if (tooLong) return sendProblem(res, tooLong);
+    // Bounded queue: every sequence busy and the queue full -> tell the client when to come back.
+    if (this.slots.running >= this.parallel && this.slots.waiting >= this.maxQueue) {
+      this.counts.rejected++;
+      return sendJson(
+        res,
+        429,
+        errorBody(
+          429,
+          `The engine is busy: ${this.slots.running} generating and ${this.slots.waiting} waiting (queue limit ${this.maxQueue}). Retry later.`,
+        ),
+        { 'retry-after': '1' },
+      );
+    }
+    await this.generate(res, request, history, promptTokens, sampling.value, arrived);
   }
 
-  private async generate(res: ServerResponse, { request, history, promptTokens, sampling }: Prepared, arrived: number): Promise<void> {
+  private async generate(
+    res: ServerResponse,
+    request: ChatRequest,
+    history: HistoryItem[],
+    promptTokens: number,
+    sampling: Sampling,
+    arrived: number,
+  ): Promise<void> {
     const controller = new AbortController();
     const { signal } = controller;
     this.inFlight.add(controller);

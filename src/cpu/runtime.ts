@@ -75,8 +75,6 @@ export interface LlamaModelLike {
   readonly size: number;
   readonly tokenizer: LlamaTokenizer;
   tokenize(text: string, specialTokens?: boolean): Token[];
-  /** The text of tokens; specialTokens: special tokens as their text (`<|im_start|>`), not dropped. */
-  detokenize(tokens: readonly Token[], specialTokens?: boolean): string;
   /** Every token id of the vocabulary (from the GGUF's token list). */
   iterateAllTokens(): Iterable<Token>;
   /** End of generation: EOS, EOT and whatever else llama.cpp counts as ending a turn. */

@@ -2,7 +2,7 @@
 // stateless (the bytes pass through), or a session turn's reply (a whole JSON body, or a stream relayed event
 // by event while the assistant message is rebuilt), committed before the reply's last byte.
 import { performance } from 'node:perf_hooks';
-import { readUsage, StreamMeter } from '../metrics/usage.js';
+import { StreamMeter } from '../metrics/usage.js';
 import type { ChatMessage } from '../core/messages.js';
 import { ApiError, sseErrorEvent } from './api-error.js';
 import type { RequestContext } from './routes.js';
@@ -42,7 +42,10 @@ export async function proxyChat(services: DaemonServices, ctx: RequestContext, i
     return;
   }
   const { body, request, turn } = input;
-  const exchange = new UpstreamExchange(services, ctx, turn ? turn.id : null);
+  const exchange = new UpstreamExchange(services, ctx, turn ? turn.id : null, {
+    model: request.model,
+    sessionStarted: turn !== null && turn.starts,
+  });
   const routed = await exchange.send((member) => bodyFor(member, request, body));
   if (routed === null) return;
   const upstream = routed.response;
@@ -55,7 +58,6 @@ export async function proxyChat(services: DaemonServices, ctx: RequestContext, i
   // A whole JSON reply (or an upstream error, which is passed through with its status and body).
   const reply = await exchange.collect(routed);
   if (reply === null) return;
-  if (upstream.statusCode === 200) readUsage(reply, ctx.record);
   if (exchange.clientLeft()) return;
   if (upstream.statusCode >= 400) ctx.record.outcome = 'upstream_failed';
   const sessionHeader: Record<string, string> = turn ? { 'x-session-id': turn.id } : {};

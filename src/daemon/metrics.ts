@@ -6,7 +6,7 @@
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from '../store/store.js';
-import type { GpuSamplerOptions } from '../gpu/sampler.js';
+import type { GpuSample, GpuSamplerOptions } from '../gpu/sampler.js';
 import { createGpuMetrics } from '../metrics/gpu-metrics.js';
 import { parsePrometheusText, sumOf, type ParsedMetrics } from '../metrics/prom-text.js';
 import { VERSION } from '../core/version.js';
@@ -46,6 +46,8 @@ export interface DaemonMetrics {
   observe: (record: RequestRecord) => void;
   /** The GET /metrics route handler. */
   handler: (ctx: RequestContext) => Promise<void>;
+  /** The GPUs' latest samples (power for the accounting of electricityPerKWh). */
+  gpus(): GpuSample[];
   /** Prometheus text as a scrape would get it. */
   render(selfInFlight?: number): Promise<string>;
   close(): Promise<void>;
@@ -350,6 +352,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     toolCalls,
     observe,
     render,
+    gpus: () => gpus.current(),
     async handler(ctx) {
       const body = await render(1);
       ctx.res.writeHead(200, {

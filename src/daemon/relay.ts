@@ -3,19 +3,20 @@
 // with backpressure, and account the time spent on the upstream. Whatever asks for it decides what the
 // client sees around it (headers, the commit before the last byte).
 import { performance } from 'node:perf_hooks';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import type { Masker } from '../compliance/masking.js';
 import { bodyForUpstream, maskerFor } from '../compliance/upstream-redaction.js';
-import type { StreamMeter } from '../metrics/usage.js';
+import { readUsage, StreamMeter, type TokenFields } from '../metrics/usage.js';
 import { ApiError, sseErrorEvent } from './api-error.js';
 import type { RequestContext } from './routes.js';
 import { MaskedStream } from './masked-stream.js';
 import { ClientGoneError, type Routed } from './routing/failover.js';
 import type { UpstreamMember } from './routing/upstream-set.js';
 import type { DaemonServices } from './services.js';
+import { passThrough } from './pass-through.js';
 import { SseEventTooLongError } from './sse.js';
-import { collectBody, idleWatch, upstreamFailure, type IdleWatch, type UpstreamResponse } from './upstream.js';
+import { estimateTokensOfBytes } from './token-estimate.js';
+import { collectBody, idleWatch, upstreamFailure, type UpstreamResponse } from './upstream.js';
 
 /** The end of an OpenAI stream; on a session turn it goes out only after the commit. */
 export const DONE = Buffer.from('data: [DONE]\n\n');
@@ -64,95 +65,15 @@ export function bodyFor(member: UpstreamMember, payload: { model?: unknown }, by
   return bytes ?? Buffer.from(JSON.stringify(payload));
 }
 
-interface PassThroughOptions {
-  idle: IdleWatch;
-  meter: StreamMeter | undefined;
-  /** What of a chunk to send (null: nothing); the chunk itself when absent. */
-  transform: ((chunk: Buffer) => Buffer | null) | undefined;
-  /** How long the client's socket may stay full before onStall() (which cuts the client). */
-  stallMs: number;
-  onStall: () => void;
+/** What a request's upstream replies are accounted under (docs/cost-and-capacity.md). */
+export interface ExchangeUsage {
+  /** The model name the client asked for. */
+  model: string | undefined;
+  /** The turn starts a session (counted once, with the first reply). */
+  sessionStarted: boolean;
 }
 
-/**
- * Relays a body's chunks (or what `transform` makes of each) to the client as they arrive, from 'data' events:
- * an async iterator costs a promise and microtask hops per chunk, which on a stream of one-token chunks was a
- * large share of the daemon's CPU. The upstream pauses while the client's socket is full; that wait does not
- * count as upstream silence, and one longer than `stallMs` cuts the client. Rejects with the body's error, or
- * when it closes before it ended (an abort can destroy it without one).
- */
-function passThrough(body: Readable, res: ServerResponse, options: PassThroughOptions): Promise<void> {
-  const { idle, meter, transform } = options;
-  return new Promise((resolve, reject) => {
-    let ended = false;
-    let corked = false;
-    // Armed only while the client's socket is full, so a client that reads costs no timer.
-    let stall: NodeJS.Timeout | null = null;
-    const uncork = () => {
-      corked = false;
-      res.uncork();
-    };
-    const resume = () => {
-      if (stall === null) return;
-      clearTimeout(stall);
-      stall = null;
-      idle.resume();
-      body.resume();
-    };
-    const onData = (chunk: Buffer) => {
-      idle.refresh();
-      meter?.push(chunk);
-      let out: Buffer | null = chunk;
-      if (transform) {
-        try {
-          out = transform(chunk);
-        } catch (err) {
-          body.destroy(err as Error);
-          return;
-        }
-      }
-      if (out === null) return;
-      // undici emits one 'data' per HTTP chunk, several in a row when one socket read held several: they
-      // leave in one writev at the end of this tick rather than a syscall each.
-      if (!corked) {
-        corked = true;
-        res.cork();
-        process.nextTick(uncork);
-      }
-      if (!res.write(out) && stall === null) {
-        body.pause();
-        idle.pause();
-        stall = setTimeout(options.onStall, options.stallMs);
-      }
-    };
-    const settle = (err: Error | null) => {
-      if (stall !== null) clearTimeout(stall);
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.off('close', onClose);
-      res.off('drain', resume);
-      res.off('close', resume);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onEnd = () => {
-      ended = true;
-      settle(null);
-    };
-    const onError = (err: Error) => settle(err);
-    const onClose = () => {
-      if (!ended) settle(new Error('the upstream body closed before it ended'));
-    };
-    res.on('drain', resume);
-    // A client that left never drains; the abort that follows destroys the body.
-    res.on('close', resume);
-    body.on('end', onEnd);
-    body.on('error', onError);
-    body.on('close', onClose);
-    body.on('data', onData);
-  });
-}
+const NO_SESSION: ExchangeUsage = { model: undefined, sessionStarted: false };
 
 /**
  * One client request's traffic with the upstreams (one or several rounds, as a tool turn makes). A client that
@@ -168,12 +89,16 @@ export class UpstreamExchange {
   firstSentAt = -1;
   /** The placeholders of this request's values, once a masked upstream was asked (every round shares them). */
   private masker: Masker | null = null;
+  /** The body last sent, for estimating its prompt tokens when the engine reports none. */
+  private lastBody: Buffer | null = null;
+  private sessionCounted = false;
 
   constructor(
     private readonly services: DaemonServices,
     private readonly ctx: RequestContext,
     /** The session the request belongs to (sticky routing, and the X-Session-Id on errors); null when stateless. */
     private readonly sessionId: string | null,
+    private readonly usage: ExchangeUsage = NO_SESSION,
   ) {
     ctx.res.on('close', this.onClose);
   }
@@ -234,6 +159,32 @@ export class UpstreamExchange {
   }
 
   /**
+   * One answered round's tokens: added to the request's record (a tool turn's rounds are summed) and to the
+   * usage accounting. A stream whose engine sent no usage has its prompt estimated from the bytes sent.
+   */
+  private settle(member: UpstreamMember, t: TokenFields): void {
+    const record = this.ctx.record;
+    if (t.promptTokens !== undefined) record.promptTokens = (record.promptTokens ?? 0) + t.promptTokens;
+    if (t.completionTokens !== undefined) record.completionTokens = (record.completionTokens ?? 0) + t.completionTokens;
+    if (t.promptTokens === undefined && t.completionTokens === undefined) return;
+    const sessionStarted = this.usage.sessionStarted && !this.sessionCounted;
+    this.sessionCounted = true;
+    this.services.accounting.record({
+      upstream: member,
+      model: this.usage.model ?? '',
+      // Until tenants: every request is the default tenant's.
+      tenant: 'default',
+      keyId: record.keyId ?? '',
+      sessionStarted,
+      tokens: {
+        prompt: t.promptTokens ?? estimateTokensOfBytes(this.lastBody),
+        cached: t.cachedTokens ?? 0,
+        completion: t.completionTokens ?? 0,
+      },
+    });
+  }
+
+  /**
    * Sends a chat completion request through the router (failover before the first byte); `bytes` builds the
    * body for the upstream it picked. Null when the client went away; otherwise failures are thrown as the
    * ApiError the client should get.
@@ -250,6 +201,7 @@ export class UpstreamExchange {
         build: (member) => {
           const masker = member.mask ? (this.masker ??= maskerFor(services.config)) : undefined;
           const body = bodyForUpstream(services.config, member, bytes(member), masker);
+          this.lastBody = body;
           return { method: 'POST', path: '/v1/chat/completions', headers: upstreamHeaders(ctx.req, body), body, signal };
         },
       });
@@ -276,6 +228,11 @@ export class UpstreamExchange {
     try {
       const reply = await collectBody(routed.response.body);
       this.account();
+      if (routed.response.statusCode === 200) {
+        const tokens: TokenFields = {};
+        readUsage(reply, tokens);
+        this.settle(routed.member, tokens);
+      }
       return this.restore(routed, reply);
     } catch (err) {
       this.account();
@@ -315,10 +272,12 @@ export class UpstreamExchange {
    * it ends. Resolves with null when it ended, or with the failure to report (the upstream broke off or went
    * silent for daemon.streamIdleTimeoutMs while the client was reading); a client that went away, or was cut
    * for leaving its socket full longer than daemon.clientStallTimeoutMs, is no failure (see clientLeft()).
+   * With `meter`, the client's time to first token goes in the request's record.
    */
   async pipe(routed: Routed, transform?: (chunk: Buffer) => Buffer | null, meter?: StreamMeter): Promise<ApiError | null> {
     const { services, ctx } = this;
     const body = routed.response.body;
+    const tokenMeter = meter ?? new StreamMeter(ctx.startedAt);
     const idle = idleWatch(body, services.config.daemon.streamIdleTimeoutMs);
     if (routed.member.mask && this.masker !== null && this.masker.size > 0) {
       // Placeholders restored before anything else reads the events (the turn's accumulator stores values).
@@ -333,7 +292,7 @@ export class UpstreamExchange {
     try {
       await passThrough(body, ctx.res, {
         idle,
-        meter,
+        meter: tokenMeter,
         transform,
         stallMs: services.config.daemon.clientStallTimeoutMs,
         onStall: this.stall,
@@ -353,7 +312,11 @@ export class UpstreamExchange {
     }
     idle.stop();
     this.account();
-    meter?.finish(ctx.record);
+    const tokens: TokenFields = {};
+    tokenMeter.finish(tokens);
+    if (meter && tokens.ttftMs !== undefined) ctx.record.ttftMs = tokens.ttftMs;
+    // Tokens the engine generated cost the same whether or not the stream got to its end.
+    this.settle(routed.member, tokens);
     return failure;
   }
 

@@ -23,6 +23,7 @@ import type { DaemonServices } from './services.js';
 import { SessionLocks } from './session-lock.js';
 import type { Upstream } from './upstream.js';
 import { UpstreamInfo } from './upstream-info.js';
+import { startAccounting } from './accounting/accounting.js';
 import { Admission } from './admission.js';
 import { attachAudit, type DaemonAudit } from './audit.js';
 import type { RoutingEvents } from './routing/failover.js';
@@ -208,12 +209,20 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     await routing.close();
     throw err;
   }
+  const accounting = startAccounting({
+    store,
+    upstreams: [...routing.router.set.members, ...(routing.shadow ? [routing.shadow] : [])],
+    flushMs: config.store.usageFlushMs,
+    power: () => metrics.gpus(),
+    log,
+  });
   const services: DaemonServices = {
     config,
     store,
     upstream,
     router: routing.router,
     tools,
+    accounting,
     admission: new Admission(d.admission),
     shadow: routing.shadow
       ? new Shadow({
@@ -223,6 +232,17 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
           timeoutMs: d.upstreamTimeoutMs,
           log,
           onResult: (r) => routingMetrics?.shadow(r),
+          onUsage: (t, model) => {
+            const tokens = { prompt: t.promptTokens ?? 0, cached: t.cachedTokens ?? 0, completion: t.completionTokens ?? 0 };
+            accounting.record({
+              upstream: routing.shadow!,
+              model: model ?? '',
+              tenant: '(shadow)',
+              keyId: '',
+              sessionStarted: false,
+              tokens,
+            });
+          },
           prepare: (m, body) => bodyForUpstream(config, m, body),
         })
       : null,
@@ -245,6 +265,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     options.metrics,
   );
   routingMetrics = createRoutingMetrics(metrics.registry);
+  accounting.register(metrics.registry);
   observers.add(metrics.observe);
   audit?.register(metrics.registry);
   const route = createRouter([...routesFor(services), { method: 'GET', path: '/metrics', handler: metrics.handler }]);
@@ -394,6 +415,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     address = await listen(server, host, port);
   } catch (err) {
     audit?.close();
+    await accounting.close();
     if (ownsStore) await store.close();
     await routing.close();
     await metrics.close();
@@ -446,6 +468,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         }
         server.closeAllConnections();
         await closed;
+        await accounting.close();
         await stopMaintenance();
         await metrics.close();
         await services.shadow?.idle();

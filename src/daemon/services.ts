@@ -1,6 +1,7 @@
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../store/store.js';
+import type { Accounting } from './accounting/accounting.js';
 import type { Admission } from './admission.js';
 import type { DaemonAudit } from './audit.js';
 import type { RequestObservers } from './observers.js';
@@ -21,6 +22,8 @@ export interface DaemonServices {
   router: Router;
   /** Server-side tools from daemon.tools. */
   tools: ToolSet;
+  /** Tokens and cost of every upstream reply (src/daemon/accounting). */
+  accounting: Accounting;
   /** In-flight limit and bounded queue for chat requests. */
   admission: Admission;
   /** Mirrors a share of requests to daemon.shadow.upstream; null when not configured. */

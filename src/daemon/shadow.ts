@@ -7,6 +7,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/log.js';
+import { readUsage, type TokenFields } from '../metrics/usage.js';
 import type { UpstreamMember } from './routing/upstream-set.js';
 import { replyMessage } from './sse.js';
 import { collectBody } from './upstream.js';
@@ -33,6 +34,8 @@ export interface ShadowOptions {
   /** The body as it may leave for this upstream (the compliance redaction hook); default unchanged. */
   prepare?: (member: UpstreamMember, body: Buffer) => Buffer;
   onResult?: (result: ShadowComparison | { upstream: string; failed: string }) => void;
+  /** The tokens of a shadow reply (its cost is accounted too). */
+  onUsage?: (tokens: TokenFields, model: string | undefined) => void;
   random?: () => number;
 }
 
@@ -110,7 +113,12 @@ export class Shadow {
       });
       const reply = await collectBody(res.body);
       if (res.statusCode !== 200) failed = `status_${res.statusCode}`;
-      else shadowText = textOf(replyMessage(JSON.parse(reply.toString('utf8')))?.content);
+      else {
+        const tokens: TokenFields = {};
+        readUsage(reply, tokens);
+        if (tokens.promptTokens !== undefined || tokens.completionTokens !== undefined) this.options.onUsage?.(tokens, asked);
+        shadowText = textOf(replyMessage(JSON.parse(reply.toString('utf8')))?.content);
+      }
     } catch (err) {
       failed = (err as { code?: string }).code ?? 'error';
     }

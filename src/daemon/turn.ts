@@ -28,6 +28,8 @@ export interface SessionTurn {
   readonly profile: Profile;
   /** What the engine gets: the profile's system prompt, the request's system messages, the window, the new messages. */
   readonly messages: ChatMessage[];
+  /** No stored turn came before this one: it starts the session (or starts it again after it expired). */
+  readonly starts: boolean;
   /**
    * Stores the new messages, the messages the daemon produced on the way (a tool round's calls and results)
    * and the reply, in one transaction. Throws the client's 500 (store_failed) when it could not.
@@ -125,6 +127,8 @@ export async function runTurn(
       profileName: request.profileName,
       profile,
       messages: [...system, ...window, ...request.newMessages],
+      // A profile that keeps no history loads none, so it cannot tell: its turns never count as starts.
+      starts: history.length === 0 && profile.historyTurns > 0,
       commit: async (reply, produced = []) => {
         const messages = [...request.newMessages, ...produced, reply];
         try {

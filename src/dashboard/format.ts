@@ -51,6 +51,12 @@ export function formatGiB(bytes: number | null): string {
   return (bytes / 1024 ** 3).toFixed(1);
 }
 
+/** Money: two decimals from 1 up, four significant digits below (0.01234). */
+export function formatMoney(value: number | null, currency: string): string {
+  if (value === null || !Number.isFinite(value)) return '-';
+  return `${Math.abs(value) >= 1 || value === 0 ? value.toFixed(2) : value.toPrecision(4)} ${currency}`;
+}
+
 export function formatCount(n: number | null): string {
   return n === null ? '-' : String(Math.round(n));
 }
@@ -85,6 +91,12 @@ export function plainLine(state: DashboardState, at: number): string {
     ['sessions_active', plainNumber(state.sessionsActive)],
     ['kv_cache', plainNumber(state.kvCacheUsage, 4)],
   ];
+  for (const c of state.cost) {
+    pairs.push(
+      [`cost_per_hour_${c.currency}`, plainNumber(c.perHour, 4)],
+      [`cost_per_1k_sessions_${c.currency}`, plainNumber(c.per1kSessions, 4)],
+    );
+  }
   for (const gpu of state.gpus) {
     pairs.push(
       [`gpu${gpu.index}_vram_used_bytes`, plainNumber(gpu.memoryUsedBytes)],

@@ -17,6 +17,13 @@ export interface GpuView {
   powerW: number | null;
 }
 
+/** Money spent since the daemon started, per currency (cs_llm_cost_total, cs_llm_sessions_started_total). */
+export interface CostView {
+  currency: string;
+  perHour: number | null;
+  per1kSessions: number | null;
+}
+
 export interface Quantiles {
   p50: number | null;
   p95: number | null;
@@ -77,6 +84,7 @@ export interface DashboardState {
   engineRunning: number | null;
   engineWaiting: number | null;
   gpus: GpuView[];
+  cost: CostView[];
   events: DashboardEvent[];
   previous: Snapshot | null;
 }
@@ -112,6 +120,7 @@ export function initialState(url: string, intervalMs: number): DashboardState {
     engineRunning: null,
     engineWaiting: null,
     gpus: [],
+    cost: [],
     events: [],
     previous: null,
   };
@@ -207,6 +216,16 @@ function gpusOf(m: ParsedMetrics): GpuView[] {
   return [...byIndex.values()].sort((a, b) => a.index - b.index);
 }
 
+/** From counters since the daemon started: steadier than between two scrapes, as power is counted every flush. */
+function costOf(m: ParsedMetrics, uptimeSeconds: number | null): CostView[] {
+  const sessions = sumOf(m, 'cs_llm_sessions_started_total') ?? 0;
+  return [...byLabel(m, 'cs_llm_cost_total', 'currency')].map(([currency, cost]) => ({
+    currency,
+    perHour: uptimeSeconds !== null && uptimeSeconds >= 60 ? cost / (uptimeSeconds / 3600) : null,
+    per1kSessions: sessions > 0 ? (cost / sessions) * 1000 : null,
+  }));
+}
+
 function ratio(part: number, whole: number): number | null {
   return whole > 0 ? part / whole : null;
 }
@@ -250,6 +269,7 @@ export function applyScrape(state: DashboardState, m: ParsedMetrics, at: number)
   const historyLength = Math.max(1, Math.round(60_000 / state.intervalMs));
   const rpsHistory = rps === null ? state.rpsHistory : [...state.rpsHistory, rps].slice(-historyLength);
   const info = select(m, 'cs_llm_info')[0]?.labels;
+  const uptimeSeconds = snap.startTime === null ? null : Math.max(0, at / 1000 - snap.startTime);
 
   return {
     ...state,
@@ -261,7 +281,7 @@ export function applyScrape(state: DashboardState, m: ParsedMetrics, at: number)
     model: info?.model || null,
     upstream: info?.upstream ?? null,
     engineUp,
-    uptimeSeconds: snap.startTime === null ? null : Math.max(0, at / 1000 - snap.startTime),
+    uptimeSeconds,
     requestsPerSecond: rps,
     rpsHistory,
     latency: prev ? quantiles(snap.duration, prev.duration) : NO_QUANTILES,
@@ -276,6 +296,7 @@ export function applyScrape(state: DashboardState, m: ParsedMetrics, at: number)
     engineRunning: sumOf(m, 'cs_llm_engine_requests_running'),
     engineWaiting: sumOf(m, 'cs_llm_engine_requests_waiting'),
     gpus: gpusOf(m),
+    cost: costOf(m, uptimeSeconds),
     events,
     previous: snap,
   };

@@ -6,7 +6,7 @@
 
 import { Box, Static, Text } from 'ink';
 import type { DashboardEvent, DashboardState, GpuView } from './state.js';
-import { bar, formatCount, formatGiB, formatInterval, formatPercent, formatRate, formatSeconds, sparkline } from './format.js';
+import { bar, formatCount, formatGiB, formatInterval, formatMoney, formatPercent, formatRate, formatSeconds, sparkline } from './format.js';
 import { formatDuration } from './state.js';
 
 export interface ViewProps {
@@ -128,6 +128,15 @@ export function Traffic({ state, color, columns }: Omit<ViewProps, 'now'>) {
         </T>
         {`   sessions ${formatCount(state.sessionsActive)}`}
       </Text>
+      {state.cost.length > 0 ? (
+        <Text wrap="truncate-end">
+          <Label>cost</Label>
+          {state.cost
+            .map((c) => `${formatMoney(c.perHour, c.currency)}/h  ${formatMoney(c.per1kSessions, c.currency)} per 1k sessions`)
+            .join('   ')}
+          {'  (since the daemon started)'}
+        </Text>
+      ) : null}
     </Box>
   );
 }

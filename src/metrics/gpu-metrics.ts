@@ -4,10 +4,12 @@
  */
 
 import { Gauge, type Registry } from 'prom-client';
-import { startGpuSampler, type GpuSamplerOptions } from '../gpu/sampler.js';
+import { startGpuSampler, type GpuSample, type GpuSamplerOptions } from '../gpu/sampler.js';
 
 export interface GpuMetrics {
   refresh(): void;
+  /** The latest sample of each GPU (empty without sampling): the power that electricityPerKWh prices. */
+  current(): GpuSample[];
   close(): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export function createGpuMetrics(registry: Registry, options: false | GpuSampler
         if (s.powerW !== null) power.set(labels, s.powerW);
       }
     },
+    current: () => sampler?.current() ?? [],
     async close() {
       await sampler?.stop();
     },

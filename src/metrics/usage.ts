@@ -9,6 +9,8 @@ import { performance } from 'node:perf_hooks';
 
 export interface TokenFields {
   promptTokens?: number;
+  /** Of promptTokens, served from the engine's prefix cache (usage.prompt_tokens_details.cached_tokens). */
+  cachedTokens?: number;
   completionTokens?: number;
   ttftMs?: number;
 }
@@ -16,13 +18,31 @@ export interface TokenFields {
 const USAGE = '"usage"';
 const PROMPT = /"prompt_tokens"\s*:\s*(\d+)/;
 const COMPLETION = /"completion_tokens"\s*:\s*(\d+)/;
+const CACHED = /"cached_tokens"\s*:\s*(\d+)/;
+
+interface Usage {
+  prompt: number;
+  cached: number;
+  completion: number;
+}
 
 /** The usage object's counts from the text at and after `"usage"`, when it holds any. */
-function usageIn(text: string): { prompt: number; completion: number } | null {
+function usageIn(text: string): Usage | null {
   const prompt = PROMPT.exec(text);
   const completion = COMPLETION.exec(text);
   if (!prompt && !completion) return null;
-  return { prompt: prompt ? Number(prompt[1]) : 0, completion: completion ? Number(completion[1]) : 0 };
+  const cached = CACHED.exec(text);
+  return {
+    prompt: prompt ? Number(prompt[1]) : 0,
+    cached: cached ? Number(cached[1]) : 0,
+    completion: completion ? Number(completion[1]) : 0,
+  };
+}
+
+function setUsage(into: TokenFields, usage: Usage): void {
+  into.promptTokens = usage.prompt;
+  into.completionTokens = usage.completion;
+  if (usage.cached > 0) into.cachedTokens = usage.cached;
 }
 
 /** Sets promptTokens/completionTokens from a chat.completion body's usage; leaves them unset without one. */
@@ -31,9 +51,7 @@ export function readUsage(body: Buffer, into: TokenFields): void {
   if (at < 0) return;
   // The usage object is small and flat; 400 bytes hold it with room to spare.
   const usage = usageIn(body.toString('utf8', at, Math.min(body.length, at + 400)));
-  if (!usage) return;
-  into.promptTokens = usage.prompt;
-  into.completionTokens = usage.completion;
+  if (usage) setUsage(into, usage);
 }
 
 const CONTENT_DELTA = Buffer.from('"delta":{"content":"');
@@ -56,7 +74,7 @@ function occurrences(chunk: Buffer, needle: Buffer): number {
 export class StreamMeter {
   private firstAt = -1;
   private deltas = 0;
-  private usage: { prompt: number; completion: number } | null = null;
+  private usage: Usage | null = null;
 
   /** @param startedAt performance.now() when the request arrived. */
   constructor(private readonly startedAt: number) {}
@@ -73,10 +91,8 @@ export class StreamMeter {
 
   finish(into: TokenFields): void {
     if (this.firstAt >= 0) into.ttftMs = this.firstAt - this.startedAt;
-    if (this.usage) {
-      into.promptTokens = this.usage.prompt;
-      into.completionTokens = this.usage.completion;
-    } else if (this.deltas > 0) {
+    if (this.usage) setUsage(into, this.usage);
+    else if (this.deltas > 0) {
       into.completionTokens = this.deltas;
     }
   }

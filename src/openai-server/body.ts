@@ -8,46 +8,21 @@ import type { IncomingMessage } from 'node:http';
 /** Largest request body the engines accept (vLLM has no small limit either; this only stops runaway input). */
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-/** The body went past the limit; the caller answers 413. */
-export class BodyTooLarge extends Error {
-  constructor(readonly limit: number) {
-    super(`the request body is larger than ${limit} bytes`);
-  }
-}
-
-/**
- * The whole request body as text. Rejects with BodyTooLarge past `limit` bytes (what is left is drained, not
- * kept), and with an error when the client goes away before the end, so a caller never waits forever.
- */
-export function readBody(req: IncomingMessage, limit: number = MAX_BODY_BYTES): Promise<string> {
+/** The whole request body as text; rejects past MAX_BODY_BYTES (the caller answers 413). */
+export function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let done = false;
-    const onData = (chunk: Buffer) => {
+    req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        done = true;
-        req.off('data', onData);
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error('body too large'));
         req.resume();
-        reject(new BodyTooLarge(limit));
         return;
       }
       chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => {
-      if (done) return;
-      done = true;
-      resolve(Buffer.concat(chunks, size).toString('utf8'));
     });
-    req.once('error', (err) => {
-      if (!done) reject(err);
-      done = true;
-    });
-    req.once('close', () => {
-      if (!done) reject(new Error('the client went away before the request body ended'));
-      done = true;
-    });
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
   });
 }

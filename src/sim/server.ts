@@ -17,7 +17,7 @@ import { resolveSimulatorOptions, type ResolvedSimulatorOptions, type SimulatorO
 import { planRequest } from './plans.js';
 import type { GenerationPlan } from './wire.js';
 import { createAccessGuard, type AccessGuard } from '../openai-server/access.js';
-import { BodyTooLarge, MAX_BODY_BYTES, readBody } from '../openai-server/body.js';
+import { MAX_BODY_BYTES, readBody } from '../openai-server/body.js';
 import { errorBody } from '../openai-server/errors.js';
 import { VllmMetrics } from '../openai-server/metrics.js';
 import { parseJsonBody } from '../openai-server/requests.js';
@@ -270,14 +270,9 @@ class SimulatorState {
   private async completion(req: IncomingMessage, res: ServerResponse, kind: 'chat' | 'text'): Promise<void> {
     const arrived = Date.now();
     this.counts.requests++;
-    let text: string;
-    try {
-      text = await readBody(req);
-    } catch (err) {
-      if (err instanceof BodyTooLarge)
-        return sendProblem(res, { status: 413, message: `The request body is larger than ${MAX_BODY_BYTES} bytes.`, param: null });
-      return void res.destroy(); // the client went away mid-body
-    }
+    const text = await readBody(req).catch(() => undefined);
+    if (text === undefined)
+      return sendProblem(res, { status: 413, message: `The request body is larger than ${MAX_BODY_BYTES} bytes.`, param: null });
     const json = parseJsonBody(text);
     if (!json.ok) return sendProblem(res, json.problem);
 

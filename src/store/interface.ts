@@ -12,6 +12,7 @@ import type { KeyStore } from './keys.js';
 import type { RotationResult } from './key-rotation.js';
 import type { MaintenanceOptions } from './maintenance.js';
 import type { ContentProtection, SessionStore } from './sessions.js';
+import type { UsageStore } from './usage.js';
 
 export interface Store {
   /** Where the data lives (a file path for SQLite), for messages. */
@@ -21,6 +22,8 @@ export interface Store {
   readonly audit: AuditLog;
   readonly maintenance: StoreMaintenance;
   readonly stats: StoreStats;
+  /** Tokens and cost per day, upstream, model, tenant and key (usage.ts). */
+  readonly usage: UsageStore;
   /** Resolves once the database answered a query; rejects with why it did not (readiness). */
   ping(): Promise<void>;
   /** Checkpoints and closes. Safe to call twice. */

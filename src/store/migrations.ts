@@ -165,6 +165,31 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
       ALTER TABLE sessions ADD COLUMN retain_until INTEGER;
     `,
   },
+  {
+    version: 6,
+    description: 'usage and cost aggregates per day, upstream, model, tenant, key and currency',
+    sql: `
+      -- One row per combination and UTC day, its figures summed as the daemon flushes them (never a row per
+      -- request). cost_nanos: the cost in 1e-9 of the currency, an integer so that sums do not drift; currency
+      -- '' for an upstream without a price. model and tenant '(idle)': a local engine's time-based cost (power,
+      -- a monthly amount) for intervals without traffic. key_id '': requests without an API key.
+      CREATE TABLE usage_daily (
+        day               TEXT NOT NULL,
+        upstream          TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        tenant            TEXT NOT NULL,
+        key_id            TEXT NOT NULL,
+        currency          TEXT NOT NULL,
+        requests          INTEGER NOT NULL DEFAULT 0,
+        sessions          INTEGER NOT NULL DEFAULT 0,
+        prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+        cached_tokens     INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_nanos        INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, upstream, model, tenant, key_id, currency)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

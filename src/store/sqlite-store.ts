@@ -9,6 +9,7 @@ import { createScrubber } from './retention.js';
 import type { SessionStore } from './sessions.js';
 import { createSqliteSessions, type SqliteSessions } from './sqlite-sessions.js';
 import type { OpenStoreOptions, Store } from './interface.js';
+import { createSqliteUsage } from './usage.js';
 
 // The Store on one SQLite connection. The handle stays in here (and the modules of src/store/ it hands it
 // to); everything else sees the Store's promise-returning interfaces.
@@ -36,9 +37,11 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
   const scrubber = createScrubber(db, { onError: protection.onScrubError });
   let core: SqliteSessions;
   let keys: ReturnType<typeof createSqliteKeys>;
+  let usage: ReturnType<typeof createSqliteUsage>;
   try {
     core = createSqliteSessions(db, scrubber, protection);
     keys = createSqliteKeys(db);
+    usage = createSqliteUsage(db);
   } catch (err) {
     db.close();
     throw err;
@@ -102,6 +105,10 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
     stats: {
       sessionCounts: (now) => settle(() => ({ live: countLive.get(now)!.n, stored: countStored.get()!.n })),
       messageCount: () => settle(() => countMessages.get()!.n),
+    },
+    usage: {
+      add: (rows) => settle(() => usage.add(rows)),
+      query: (range) => settle(() => usage.query(range)),
     },
     ping: () => settle(() => void ping.get()),
     close() {

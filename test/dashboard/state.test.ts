@@ -140,3 +140,18 @@ cs_llm_tool_calls_total{tool="get_logistics",outcome="breaker_open"} 3
   s = applyScrape(s, parsePrometheusText(second), 12_000);
   assert.equal(s.events.length, 3, 'no new event while the counts stand still');
 });
+
+test('cost per hour and per 1k sessions come from the cost counters since the daemon started, per currency', () => {
+  const text = `cs_llm_start_time_seconds 0
+cs_llm_cost_total{upstream="gpu0",tenant="default",currency="CNY"} 1.5
+cs_llm_cost_total{upstream="gpu0",tenant="(idle)",currency="CNY"} 0.5
+cs_llm_cost_total{upstream="cloud",tenant="default",currency="USD"} 0.3
+cs_llm_sessions_started_total{tenant="default"} 400
+`;
+  const s = applyScrape(initialState('http://d', 1000), parsePrometheusText(text), 2 * 3_600_000);
+  assert.deepEqual(s.cost, [
+    { currency: 'CNY', perHour: 1, per1kSessions: 5 },
+    { currency: 'USD', perHour: 0.15, per1kSessions: 0.75 },
+  ]);
+  assert.deepEqual(applyScrape(initialState('http://d', 1000), parsePrometheusText('cs_llm_start_time_seconds 0\n'), 10_000).cost, []);
+});

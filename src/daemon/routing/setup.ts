@@ -84,7 +84,15 @@ export function createRouting(options: RoutingSetupOptions): Routing {
       });
       clients.push(client);
     }
-    return new UpstreamMember({ name: s.name, kind: kindOf(s), mask: s.mask, weight: s.weight, models: s.models, client });
+    return new UpstreamMember({
+      name: s.name,
+      kind: kindOf(s),
+      mask: s.mask,
+      weight: s.weight,
+      models: s.models,
+      client,
+      price: 'price' in s ? s.price : undefined,
+    });
   };
 
   let shadow: UpstreamMember | null = null;

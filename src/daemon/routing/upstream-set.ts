@@ -10,6 +10,7 @@
  *   it again for longer.
  */
 
+import type { PriceConfig } from '../../core/upstream-config.js';
 import type { Upstream } from '../upstream.js';
 
 export interface MemberSpec {
@@ -21,6 +22,8 @@ export interface MemberSpec {
   /** The client's model name -> this upstream's. */
   models: Record<string, string>;
   client: Upstream;
+  /** What it costs (accounting; cheapest routing). */
+  price?: PriceConfig | undefined;
 }
 
 export class UpstreamMember {
@@ -31,6 +34,7 @@ export class UpstreamMember {
   readonly models: Record<string, string>;
   readonly hasModelMap: boolean;
   readonly client: Upstream;
+  readonly price: PriceConfig | undefined;
   consecutiveFailures = 0;
   /** Ejections in a row (the cool-down grows with it). */
   ejections = 0;
@@ -48,6 +52,7 @@ export class UpstreamMember {
     this.models = spec.models;
     this.hasModelMap = Object.keys(spec.models).length > 0;
     this.client = spec.client;
+    this.price = spec.price;
   }
 
   get url(): string {

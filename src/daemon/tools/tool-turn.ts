@@ -41,7 +41,10 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
   const { res } = ctx;
   const { tools } = services;
   const sessionHeader = { 'x-session-id': input.turn.id };
-  const exchange = new UpstreamExchange(services, ctx, input.turn.id);
+  const exchange = new UpstreamExchange(services, ctx, input.turn.id, {
+    model: input.outgoing.model,
+    sessionStarted: input.turn.starts,
+  });
   const messages: unknown[] = [...input.outgoing.messages];
   const produced: ChatMessage[] = [];
   const definitions = tools.definitions(input.toolNames);
