@@ -60,6 +60,8 @@ export interface FitOptions {
   maxNumSeqs?: number;
   /** Split across this many GPUs; default: one GPU if that fits, else the fewest equal GPUs that do. */
   tensorParallel?: number;
+  /** The KV cache vLLM reported for this model on these GPUs (src/models/measurements.ts), used instead of the formula. */
+  measuredKvTokens?: (model: ModelEntry, gpus: FitGpu[], tensorParallel: number) => number | null;
 }
 
 export type FitVerdict = 'fits' | 'tight' | 'no';
@@ -78,8 +80,12 @@ export interface FitResult {
   tensorParallel: number;
   /** The GPUs the plan uses (their index, or position in the list given). */
   gpuIndexes: number[];
-  /** Tokens the KV cache holds per the estimate (vLLM logs its own figure at start). */
+  /** Tokens the KV cache holds: vLLM's own figure when measured, else the estimate's. */
   kvCacheTokens: number;
+  /** What the formula says, measured or not. */
+  estimatedKvCacheTokens: number;
+  /** kvCacheTokens comes from vLLM's start-up report on these GPUs, not from the formula. */
+  measured: boolean;
   gpuMemoryUtilization: number;
 }
 
@@ -104,8 +110,9 @@ function tokens(n: number): string {
   return Number.isInteger(k) || k >= 10 ? `${Math.round(k)}k` : `${k.toFixed(1)}k`;
 }
 
-function kvRoom(poolTokens: number, context: number, seqs: number): string {
-  return `KV cache for about ${tokens(poolTokens)} tokens, ${sequences(seqs)} averaging ${tokens(Math.round(context * AVERAGE_FILL))}`;
+function kvRoom(poolTokens: number, context: number, seqs: number, measured: boolean): string {
+  const size = measured ? `KV cache of ${tokens(poolTokens)} tokens (measured by vLLM)` : `KV cache for about ${tokens(poolTokens)} tokens`;
+  return `${size}, ${sequences(seqs)} averaging ${tokens(Math.round(context * AVERAGE_FILL))}`;
 }
 
 function sequences(n: number): string {
@@ -153,7 +160,7 @@ function estimateOn(model: ModelEntry, gpus: FitGpu[], indexes: number[], option
   const util = options.gpuMemoryUtilization ?? DEFAULT_GPU_MEMORY_UTILIZATION;
   const tp = gpus.length;
   const at = where(gpus, indexes);
-  const base = { tensorParallel: tp, gpuIndexes: indexes, gpuMemoryUtilization: util };
+  const base = { tensorParallel: tp, gpuIndexes: indexes, gpuMemoryUtilization: util, estimatedKvCacheTokens: 0, measured: false };
   const no = (reason: string, requiredBytes: number, usableBytes: number, kvCacheTokens = 0): FitResult => ({
     verdict: 'no',
     maxModelLen: null,
@@ -210,7 +217,10 @@ function estimateOn(model: ModelEntry, gpus: FitGpu[], indexes: number[], option
   }
 
   const perToken = kvBytesPerToken(model, tp);
-  const poolTokens = Math.max(0, Math.floor((usableBytes - staticBytes) / perToken));
+  base.estimatedKvCacheTokens = Math.max(0, Math.floor((usableBytes - staticBytes) / perToken));
+  const measuredTokens = options.measuredKvTokens?.(model, gpus, tp) ?? null;
+  base.measured = measuredTokens !== null;
+  const poolTokens = measuredTokens ?? base.estimatedKvCacheTokens;
   const plan = options.context === undefined ? bestPlan(model, poolTokens, options.maxNumSeqs) : null;
 
   if (options.context !== undefined) {
@@ -245,7 +255,7 @@ function estimateOn(model: ModelEntry, gpus: FitGpu[], indexes: number[], option
       maxNumSeqs: seqs,
       requiredBytes: Math.round(required),
       usableBytes,
-      reason: `needs ${formatGiB(required)} at ${formatContext(context)} context; ${formatGiB(usableBytes)} usable ${at}: ${kvRoom(poolTokens, context, seqs)}`,
+      reason: `needs ${formatGiB(required)} at ${formatContext(context)} context; ${formatGiB(usableBytes)} usable ${at}: ${kvRoom(poolTokens, context, seqs, base.measured)}`,
       kvCacheTokens: poolTokens,
       ...base,
     };
@@ -265,7 +275,7 @@ function estimateOn(model: ModelEntry, gpus: FitGpu[], indexes: number[], option
   const required = staticBytes + perToken * plan.context;
   const shortContext = plan.context < Math.min(COMFORTABLE_CONTEXT, model.maxContext);
   const tight = plan.seqs < COMFORTABLE_SEQUENCES || shortContext;
-  let reason = `needs ${formatGiB(required)} at ${formatContext(plan.context)} context; ${formatGiB(usableBytes)} usable ${at}: ${kvRoom(poolTokens, plan.context, plan.seqs)}`;
+  let reason = `needs ${formatGiB(required)} at ${formatContext(plan.context)} context; ${formatGiB(usableBytes)} usable ${at}: ${kvRoom(poolTokens, plan.context, plan.seqs, base.measured)}`;
   const larger = contextCandidates(model)
     .filter((c) => c > plan.context)
     .at(-1);
@@ -312,6 +322,8 @@ export function estimateFit(model: ModelEntry, gpus: FitGpu[], options: FitOptio
       tensorParallel: 1,
       gpuIndexes: [],
       kvCacheTokens: 0,
+      estimatedKvCacheTokens: 0,
+      measured: false,
       gpuMemoryUtilization: util,
     };
   }

@@ -7,6 +7,7 @@ import { estimateCatalog, formatContext, formatGiB, recommendModel, type FitGpu 
 import { contextFor, intFlag } from '../context.js';
 import { formatTable, paint, type Style } from '../output.js';
 import { readRamInfo } from '../../models/ram.js';
+import { estimateError, measuredKvLookup, readMeasurements } from '../../models/measurements.js';
 import { printCpuModels } from './models-cpu.js';
 import { registerPull } from './models-pull.js';
 
@@ -42,6 +43,21 @@ export function parseRamBytes(value: string): number {
   const mib = unit === 't' ? n * 1024 * 1024 : unit === 'm' ? n : n * 1024;
   if (mib < 64) throw new UsageError(`--ram ${value} is too small for any model`, { next: 'Give the available memory, e.g. --ram 4GiB.' });
   return Math.round(mib * 1024 ** 2);
+}
+
+/** The estimate's error against vLLM's figure, to a tenth of a percent (0.083 = the formula said 8.3% more). */
+function roundedError(estimated: number, measured: number): number | null {
+  const error = estimateError(estimated, measured);
+  return error === null ? null : Math.round(error * 1000) / 1000;
+}
+
+/** The KV cache column: the estimate alone, or vLLM's figure beside the estimate and the error. */
+function kvCell(fit: { kvCacheTokens: number; estimatedKvCacheTokens: number; measured: boolean; verdict: string }): string {
+  const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
+  if (!fit.measured) return fit.estimatedKvCacheTokens > 0 ? `${k(fit.estimatedKvCacheTokens)} est.` : '-';
+  const error = estimateError(fit.estimatedKvCacheTokens, fit.kvCacheTokens);
+  const pct = error === null ? '' : `, ${error >= 0 ? '+' : ''}${(error * 100).toFixed(1)}%`;
+  return `${k(fit.kvCacheTokens)} measured (est. ${k(fit.estimatedKvCacheTokens)}${pct})`;
 }
 
 export function register(program: Command): void {
@@ -120,7 +136,9 @@ export function register(program: Command): void {
             : 'no usable NVIDIA GPU';
           if (report.problem) note = `${report.problem}${report.fix ? `. ${report.fix}` : ''}`;
         }
-        const fitOptions = { gpuMemoryUtilization: config.engine.gpuMemoryUtilization, context: config.engine.context };
+        // What vLLM reported on these GPUs before (cs-llm up keeps it) replaces the formula's KV cache.
+        const measuredKvTokens = measuredKvLookup(readMeasurements(loaded.paths.stateDir), config.engine.gpuMemoryUtilization);
+        const fitOptions = { gpuMemoryUtilization: config.engine.gpuMemoryUtilization, context: config.engine.context, measuredKvTokens };
         const fits = estimateCatalog(catalog, gpus, fitOptions);
         const recommended = recommendModel(catalog, gpus, fitOptions)?.model.id ?? null;
 
@@ -133,6 +151,11 @@ export function register(program: Command): void {
               maxNumSeqs: fit.maxNumSeqs,
               requiredBytes: fit.requiredBytes,
               usableBytes: fit.usableBytes,
+              kvCacheTokens: fit.kvCacheTokens,
+              fitSource: fit.measured ? 'measured' : 'estimated',
+              estimatedKvCacheTokens: fit.estimatedKvCacheTokens,
+              measuredKvCacheTokens: fit.measured ? fit.kvCacheTokens : null,
+              estimateError: fit.measured ? roundedError(fit.estimatedKvCacheTokens, fit.kvCacheTokens) : null,
               reason: fit.reason,
             })),
             recommended,
@@ -142,7 +165,7 @@ export function register(program: Command): void {
 
         output.out(`planning for: ${planningFor}, gpu-memory-utilization ${config.engine.gpuMemoryUtilization}`);
         if (note) output.out(`${paint(output, 'yellow', 'note')}: ${note}`);
-        const headers = ['MODEL', 'WEIGHTS', 'VERDICT', 'CONTEXT', 'SEQS', 'TP', 'NEEDS', 'USABLE'];
+        const headers = ['MODEL', 'WEIGHTS', 'VERDICT', 'CONTEXT', 'SEQS', 'TP', 'NEEDS', 'USABLE', 'KV CACHE'];
         const rows = fits.map(({ model, fit }) => [
           model.id,
           formatGiB(model.weightsBytes),
@@ -152,11 +175,12 @@ export function register(program: Command): void {
           String(fit.tensorParallel),
           formatGiB(fit.requiredBytes),
           formatGiB(fit.usableBytes),
+          kvCell(fit),
         ]);
         if (output.isTTY) {
           // On a narrow terminal drop the least useful columns before cutting any cell (the id must stay whole).
           let keep = headers.map((_, i) => i);
-          for (const drop of ['WEIGHTS', 'TP', 'USABLE', 'NEEDS']) {
+          for (const drop of ['KV CACHE', 'WEIGHTS', 'TP', 'USABLE', 'NEEDS']) {
             const full = formatTable(
               keep.map((i) => headers[i]!),
               rows.map((r) => keep.map((i) => r[i]!)),

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { entryArgs, runCli } from '../../helpers/cli.js';
@@ -17,6 +17,11 @@ interface ModelsJson {
     maxNumSeqs: number | null;
     requiredBytes: number;
     usableBytes: number;
+    kvCacheTokens: number;
+    fitSource: 'estimated' | 'measured';
+    estimatedKvCacheTokens: number;
+    measuredKvCacheTokens: number | null;
+    estimateError: number | null;
     reason: string;
   }>;
   recommended: string | null;
@@ -32,7 +37,20 @@ test('models --json --vram 24GiB plans for a 24 GiB card: 32B tight, Qwen3 14B r
   const out = await modelsJson(['--vram', '24GiB'], NO_GPU_ENV());
   assert.deepEqual(Object.keys(out), ['models', 'recommended']);
   for (const m of out.models)
-    assert.deepEqual(Object.keys(m), ['id', 'verdict', 'maxModelLen', 'maxNumSeqs', 'requiredBytes', 'usableBytes', 'reason']);
+    assert.deepEqual(Object.keys(m), [
+      'id',
+      'verdict',
+      'maxModelLen',
+      'maxNumSeqs',
+      'requiredBytes',
+      'usableBytes',
+      'kvCacheTokens',
+      'fitSource',
+      'estimatedKvCacheTokens',
+      'measuredKvCacheTokens',
+      'estimateError',
+      'reason',
+    ]);
   const byId = new Map(out.models.map((m) => [m.id, m]));
   assert.equal(byId.get('qwen2.5-32b-instruct-awq')!.verdict, 'tight');
   assert.equal(byId.get('qwen2.5-32b-instruct-awq')!.maxModelLen, 8192);
@@ -49,6 +67,52 @@ test('models --json on the recorded RTX 4090 uses the detected card', async () =
   const out = await modelsJson([], { CS_LLM_HOME: home(), PATH: `${scenarioDir('rtx4090-display')}:${process.env.PATH}` });
   assert.equal(out.recommended, 'qwen3-14b-awq');
   assert.match(out.models.find((m) => m.id === 'qwen2.5-32b-instruct-awq')!.reason, /usable on GPU 0 \(NVIDIA GeForce RTX 4090\)/);
+});
+
+test('a KV cache vLLM measured on this GPU replaces the estimate: --json carries both and the error, the table shows them side by side', async () => {
+  const dir = home();
+  mkdirSync(join(dir, 'state'), { recursive: true });
+  const measured = {
+    gpuName: 'NVIDIA GeForce RTX 4090',
+    gpuMemoryMiB: 24564,
+    model: 'qwen3-14b-awq',
+    revision: '31c69efc29464b6bb0aee1398b5a7b50a99340c3',
+    image: 'vllm/vllm-openai:v0.10.1.1',
+    imageDigest: 'sha256:' + 'a'.repeat(64),
+    flags: { gpuMemoryUtilization: 0.9, tensorParallel: 1, maxModelLen: 32768, maxNumSeqs: 8, extra: [] },
+    kvCacheTokens: 75680,
+    maxConcurrency: 2.31,
+    weightsGiB: 9.2915,
+    availableKvGiB: 11.55,
+    estimatedKvCacheTokens: 70765,
+    measuredAt: '2026-11-29T05:20:09.000Z',
+  };
+  writeFileSync(join(dir, 'state', 'measurements.json'), JSON.stringify({ version: 1, measurements: [measured] }));
+  const env = { CS_LLM_HOME: dir, PATH: `${scenarioDir('rtx4090-display')}:${process.env.PATH}` };
+  const out = await modelsJson([], env);
+  const qwen = out.models.find((m) => m.id === 'qwen3-14b-awq')!;
+  assert.equal(qwen.fitSource, 'measured');
+  assert.equal(qwen.measuredKvCacheTokens, 75680);
+  assert.equal(qwen.kvCacheTokens, 75680);
+  assert.ok(qwen.estimatedKvCacheTokens > 0 && qwen.estimatedKvCacheTokens !== 75680);
+  assert.equal(qwen.estimateError, Math.round(((qwen.estimatedKvCacheTokens - 75680) / 75680) * 1000) / 1000);
+  assert.match(qwen.reason, /KV cache of 74k tokens \(measured by vLLM\)/);
+  const other = out.models.find((m) => m.id === 'qwen3-8b-awq')!;
+  assert.equal(other.fitSource, 'estimated');
+  assert.equal(other.measuredKvCacheTokens, null);
+  assert.equal(other.estimateError, null);
+
+  const plain = await runCli(['models'], { env });
+  const line = String(plain.stdout)
+    .split('\n')
+    .find((l) => l.startsWith('qwen3-14b-awq '))!;
+  assert.match(line, /\s75\.7k measured \(est\. \d+\.\dk, [+-]\d+\.\d%\)\s/);
+  assert.match(
+    String(plain.stdout)
+      .split('\n')
+      .find((l) => l.startsWith('qwen3-8b-awq '))!,
+    /\s\d+\.\dk est\.\s/,
+  );
 });
 
 test('models --json with --context too large for a model gives "no" with what would fit', async () => {
