@@ -10,7 +10,8 @@
  *
  * Flags: --duration <s> (per measurement, default 5), --warmup <s> (default 1), --concurrency 1,32,
  * --store-sessions <n> (sessions in the store-only measurement, default 100000; 0 skips it),
- * --out <dir> (default bench-results). Results go to <dir>/bench-<time>.json and a table on stdout.
+ * --out <dir> (default bench-results), --only redaction (just the redaction cost, in this process).
+ * Results go to <dir>/bench-<time>.json and a table on stdout.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runLoad, type LoadResult } from './load.js';
+import { benchRedaction, type RedactionBenchResult } from './redaction.js';
 import { benchStore, type StoreBenchResult } from './store.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -100,6 +102,14 @@ function historyBody(): string {
   return JSON.stringify({ model: 'cs-llm-sim', max_tokens: 16, messages });
 }
 
+function redactionLines(results: readonly RedactionBenchResult[]): string[] {
+  return results.map(
+    (r) =>
+      `redaction, ${r.kind} messages (${r.bytes} bytes, ${r.valuesPerMessage.toFixed(1)} values each): ` +
+      `p50 ${r.p50UsPerKb.toFixed(1)} us / p99 ${r.p99UsPerKb.toFixed(1)} us of CPU per KB`,
+  );
+}
+
 const fmt = (n: number | null, digits = 3) => (n === null || Number.isNaN(n) ? '-' : n.toFixed(digits));
 
 async function main(): Promise<void> {
@@ -111,6 +121,13 @@ async function main(): Promise<void> {
   const levels = flag('concurrency', '1,32').split(',').map(Number);
   const outDir = flag('out', 'bench-results');
   const storeSessions = Number(flag('store-sessions', '100000'));
+  // Measured first, before the load has warmed anything else in this process.
+  process.stderr.write('measuring redaction...\n');
+  const redaction = benchRedaction();
+  if (flag('only', '') === 'redaction') {
+    process.stdout.write(`${redactionLines(redaction).join('\n')}\n${cpus().length} CPU(s), ${process.version}\n`);
+    return;
+  }
   const home = mkdtempSync(join(tmpdir(), 'cs-llm-bench-'));
   const env = { ...process.env, CS_LLM_HOME: home, DEBUG: '' };
   const children: ChildProcess[] = [];
@@ -193,6 +210,7 @@ async function main(): Promise<void> {
         'POST /v1/chat/completions, non-streaming, max_tokens 16, one user message (session: each worker its own session, window 10 turns; straight+history: the same-size prompt sent straight)',
       rows: table,
       store,
+      redaction,
     };
     mkdirSync(outDir, { recursive: true });
     const file = join(outDir, `bench-${result.date.replace(/[:.]/g, '-')}.json`);
@@ -233,7 +251,7 @@ async function main(): Promise<void> {
         `append a turn p50 ${st.appendTurn.p50Us.toFixed(1)} us / p99 ${st.appendTurn.p99Us.toFixed(1)} us`,
     );
     process.stdout.write(
-      `${out}\n\n${storeLines.map((l) => `${l}\n`).join('')}\n${cpus().length} CPU(s), ${process.version}; results in ${file}\n`,
+      `${out}\n\n${[...storeLines, ...redactionLines(redaction)].map((l) => `${l}\n`).join('')}\n${cpus().length} CPU(s), ${process.version}; results in ${file}\n`,
     );
   } finally {
     for (const child of children) child.kill('SIGTERM');

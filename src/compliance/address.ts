@@ -10,10 +10,11 @@
 import type { Extended } from './detector.js';
 
 // 段 for a numbered section of a long road (人民南路四段12号).
-const ANCHOR = /(?:大道|大街|路|街|巷|胡同|道|段)\d{1,5}(?:-\d{1,4})?[号弄]/g;
-// After the house number: building, unit, floor, room (阳光花园3栋2单元1505室, 18号楼1507).
+// A space may stand around the numbers (文三路 90 号), as input methods and PC keyboards put one there.
+const ANCHOR = /(?:大道|大街|路|街|巷|胡同|道|段) ?\d{1,5}(?:-\d{1,4})? ?[号弄]/g;
+// After the house number: building, unit, floor, room (阳光花园3栋2单元1505室, 18号楼1507, 2 号楼 1801 室).
 const REST =
-  /(?:[\u4e00-\u9fffA-Za-z]{0,10}?\d{1,5}(?:号楼|栋|幢|座|单元|层|楼|室|号|房))*(?:[\u4e00-\u9fffA-Za-z]{0,10}?\d{1,5}号?(?![\d件个元天次]))?/y;
+  /(?:[\u4e00-\u9fffA-Za-z]{0,10}? ?\d{1,5} ?(?:号楼|栋|幢|座|单元|层|楼|室|号|房))*(?:[\u4e00-\u9fffA-Za-z]{0,10}? ?\d{1,5}号?(?![\d件个元天次]))?/y;
 const LEAD_INS = ['地址', '改成', '改为', '应该是', '寄到', '寄往', '送到', '发到', '送至', '寄至', '住在', '位于', '是', '在', '到'];
 const PROVINCE =
   /北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|江苏|浙江|安徽|福建|江西|山东|河南|湖北|湖南|广东|海南|四川|贵州|云南|陕西|甘肃|青海|台湾|内蒙古|广西|西藏|宁夏|新疆|香港|澳门/;

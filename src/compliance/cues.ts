@@ -111,7 +111,8 @@ function isGap(c: number): boolean {
     c === 0x4e3a ||
     c === 46 ||
     c === 34 ||
-    c === 39
+    c === 39 ||
+    c === 0xff1a // ：, which a text keeps unless it holds full-width forms that need folding (fold.ts)
   );
 }
 

@@ -14,6 +14,9 @@ export interface Match {
 export interface Scan {
   text: string;
   folded: string;
+  /** How many ASCII digits the folded text holds, and its longest run of them: detectors' cheap first test. */
+  digits: number;
+  longestDigitRun: number;
 }
 
 export interface Detector {

@@ -45,15 +45,6 @@ function* regexMatches(re: RegExp, text: string): Generator<RegExpExecArray> {
   }
 }
 
-function countDigits(text: string, atLeast: number): boolean {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57 && ++n >= atLeast) return true;
-  }
-  return false;
-}
-
 export const emailDetector: Detector = {
   label: 'EMAIL',
   mayMatch: (scan) => scan.folded.includes('@'),
@@ -81,7 +72,7 @@ export function numberDetector(
   const on = { phone: settings.phone !== false, cnId: settings.cnId !== false, card: settings.card !== false };
   return {
     label: 'NUMBER',
-    mayMatch: (scan) => countDigits(scan.folded, 7),
+    mayMatch: (scan) => scan.digits >= 7,
     find: (scan) =>
       findNumbers(scan.folded, today())
         .filter((m) => on[NUMBER_LABEL[m.kind].setting])
@@ -122,9 +113,25 @@ export function buildDetectors(settings: DetectorSettings = {}, today?: () => Da
   return out;
 }
 
-/** The text and its folded copy, made once per message for all detectors. */
+/** The text, its folded copy and its digit counts, made once per message for all detectors. */
 export function scanOf(text: string): Scan {
-  return { text, folded: foldWidth(text) };
+  const folded = foldWidth(text);
+  let digits = 0;
+  let run = 0;
+  let longestDigitRun = 0;
+  for (let i = 0; i < folded.length; i++) {
+    const c = folded.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      digits++;
+      if (++run > longestDigitRun) longestDigitRun = run;
+    } else run = 0;
+  }
+  return { text, folded, digits, longestDigitRun };
+}
+
+function overlaps(taken: readonly Match[], span: { start: number; end: number }): boolean {
+  for (const t of taken) if (span.start < t.end && t.start < span.end) return true;
+  return false;
 }
 
 /** Every match, without overlaps (priority order, then the earlier start), sorted by position. */
@@ -135,7 +142,7 @@ export function findSensitive(text: string, detectors: readonly Detector[]): Mat
   for (const detector of detectors) {
     if (!detector.mayMatch(scan)) continue;
     for (const span of detector.find(scan)) {
-      if (taken.some((t) => span.start < t.end && t.start < span.end)) continue;
+      if (overlaps(taken, span)) continue;
       taken.push({
         label: span.label ?? detector.label,
         kind: span.kind ?? detector.label.toLowerCase(),

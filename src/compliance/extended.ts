@@ -20,7 +20,7 @@ const PASSPORT_CUED = new RegExp(`(?:护照|passport|通行证|旅行证)${GAP}(
 const passport: Extended = {
   label: 'PASSPORT',
   defaultOn: true,
-  mayMatch: (s) => /\d{7}/.test(s.folded),
+  mayMatch: (s) => s.longestDigitRun >= 7,
   // A bare one after a code cue (型号G12345678, 订单E12345678) is a model or order number.
   find: (s) => [
     ...spans(PASSPORT_BARE, s.folded).filter((m) => cueBefore(s.folded, m.start) !== 'code'),
@@ -40,7 +40,7 @@ const PLATE = new RegExp(
 const plate: Extended = {
   label: 'PLATE',
   defaultOn: true,
-  mayMatch: (s) => /\d{3}/.test(s.folded),
+  mayMatch: (s) => s.longestDigitRun >= 3,
   find: (s) => spans(PLATE, s.folded),
 };
 
