@@ -15,6 +15,7 @@ import { completeOneToken, fetchServedModels, probeHealth } from './probes.js';
 import { ensureImage, imageExists, type PullPolicy, type PullProgress } from './pull.js';
 import { lastContainerLogLines } from './container-logs.js';
 import { listEngineContainers, removeContainer } from './containers.js';
+import { engineKeyId } from './engine-key.js';
 import { probeGpuRuntime } from './gpu-preflight.js';
 import { waitForReady, type ReadinessEvent, type ReadinessTarget, type TargetState } from './readiness.js';
 import { buildEngineSpec, LABEL, type EngineSpecInput } from './spec.js';
@@ -31,6 +32,11 @@ export interface ContainerUpOptions {
   signal?: AbortSignal;
   /** Called when a pull fails before giving up, e.g. to build the simulator image locally instead. */
   onImageUnavailable?: (image: string, err: Error) => Promise<boolean>;
+  /**
+   * A fresh API key for a new engine (written where the daemon finds it); a running engine is reused only when
+   * it has input.apiKey, the key on file. Without it a new engine gets input.apiKey.
+   */
+  newApiKey?: () => string;
 }
 
 export interface EngineEndpoint {
@@ -53,6 +59,8 @@ export interface ContainerUpResult extends EngineEndpoint {
   replaced: boolean;
   pulled: boolean;
   readyInMs: number;
+  /** The key the engine requires on /v1/*, or null for an engine started without one. */
+  apiKey: string | null;
 }
 
 export { isPortFree };
@@ -63,6 +71,7 @@ async function containerTarget(
   id: string,
   baseUrl: string,
   servedName: string,
+  apiKey: string | undefined,
 ): Promise<ReadinessTarget & { close(): void }> {
   const container = docker.getContainer(id);
   const pending: string[] = [];
@@ -93,8 +102,8 @@ async function containerTarget(
     drainLogLines: () => pending.splice(0, pending.length),
     lastLogLines: (n) => lastContainerLogLines(docker, id, n),
     health: () => probeHealth(baseUrl),
-    servedModels: () => fetchServedModels(baseUrl),
-    completeOneToken: () => completeOneToken(baseUrl, servedName),
+    servedModels: () => fetchServedModels(baseUrl, apiKey),
+    completeOneToken: () => completeOneToken(baseUrl, servedName, apiKey),
     close: () => {
       stream.destroy();
       sink.destroy();
@@ -133,23 +142,24 @@ export function startFailure(err: unknown): Error {
   return diagnosis?.environment === false ? new EngineError(text, options) : new EnvironmentError(text, options);
 }
 
+/** The container readiness waits for. */
+interface Started {
+  id: string;
+  name: string;
+  kind: EngineKind;
+  port: number;
+  servedName: string;
+  apiKey: string | undefined;
+}
+
 /** Run the readiness state machine on a container; on failure remove it, then rethrow. */
-async function awaitReadiness(
-  docker: Docker,
-  id: string,
-  name: string,
-  kind: EngineKind,
-  port: number,
-  servedName: string,
-  options: ContainerUpOptions,
-  removeOnFailure: boolean,
-): Promise<number> {
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const target = await containerTarget(docker, id, baseUrl, servedName);
+async function awaitReadiness(docker: Docker, started: Started, options: ContainerUpOptions, removeOnFailure: boolean): Promise<number> {
+  const { id, name } = started;
+  const target = await containerTarget(docker, id, `http://127.0.0.1:${started.port}`, started.servedName, started.apiKey);
   try {
     const result = await waitForReady(target, {
-      servedName,
-      timeouts: { ...engineKindInfo(kind).timeouts, ...options.timeouts },
+      servedName: started.servedName,
+      timeouts: { ...engineKindInfo(started.kind).timeouts, ...options.timeouts },
       label: `engine container ${name}`,
       signal: options.signal,
       onProgress: (event) => options.onProgress?.({ stage: 'readiness', ...event }),
@@ -185,11 +195,17 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
   };
   const existing = await listEngineContainers(docker, input.instance);
 
-  const same = existing.find((c) => c.Labels[LABEL.configHash] === spec.configHash && c.State === 'running');
+  // Reused only with the key on file: the daemon must be able to call it, and nothing else can.
+  const keyId = input.apiKey ? engineKeyId(input.apiKey) : undefined;
+  const same = existing.find(
+    (c) =>
+      keyId !== undefined && c.Labels[LABEL.configHash] === spec.configHash && c.State === 'running' && c.Labels[LABEL.keyId] === keyId,
+  );
+  const started = { kind: input.kind, port: input.port, servedName: input.model.servedName };
   if (same) {
     options.onProgress?.({ stage: 'note', message: `reusing the running engine ${spec.name} (same configuration)` });
     try {
-      const readyInMs = await awaitReadiness(docker, same.Id, spec.name, input.kind, input.port, input.model.servedName, options, false);
+      const readyInMs = await awaitReadiness(docker, { ...started, id: same.Id, name: spec.name, apiKey: input.apiKey }, options, false);
       return {
         ...endpoint,
         containerId: same.Id,
@@ -200,6 +216,7 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
         replaced: false,
         pulled: false,
         readyInMs,
+        apiKey: input.apiKey ?? null,
       };
     } catch (err) {
       // It is ours and broken: fall through and replace it with a fresh one.
@@ -246,15 +263,18 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
   for (const old of existing) {
     options.onProgress?.({
       stage: 'note',
-      message: `removing the previous engine ${old.Names[0]?.replace(/^\//, '') ?? old.Id.slice(0, 12)} (${old.State}, other configuration)`,
+      message: `removing the previous engine ${old.Names[0]?.replace(/^\//, '') ?? old.Id.slice(0, 12)} (${old.State}, ${old.Labels[LABEL.configHash] !== spec.configHash ? 'other configuration' : old.State === 'running' ? 'not started with the key on file' : 'not running'})`,
     });
     await removeContainer(docker, old.Id, old.State === 'running');
   }
   if (info.mountsHfCache) mkdirSync(input.hfCacheDir, { recursive: true });
+  // A new engine, a new key (the old one dies with the engine it belonged to).
+  const apiKey = options.newApiKey ? options.newApiKey() : input.apiKey;
+  const final = buildEngineSpec({ ...input, apiKey });
 
   let container: Docker.Container;
   try {
-    container = await docker.createContainer(spec.options);
+    container = await docker.createContainer(final.options);
   } catch (err) {
     throw startFailure(err);
   }
@@ -265,7 +285,7 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
     throw startFailure(err);
   }
   log('started %s (%s)', spec.name, container.id.slice(0, 12));
-  const readyInMs = await awaitReadiness(docker, container.id, spec.name, input.kind, input.port, input.model.servedName, options, true);
+  const readyInMs = await awaitReadiness(docker, { ...started, id: container.id, name: spec.name, apiKey }, options, true);
   return {
     ...endpoint,
     containerId: container.id,
@@ -276,5 +296,6 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
     replaced: existing.length > 0,
     pulled,
     readyInMs,
+    apiKey: apiKey ?? null,
   };
 }

@@ -10,4 +10,6 @@ export const LABEL = {
   configHash: 'cs-llm.config-hash',
   port: 'cs-llm.port',
   gpus: 'cs-llm.gpus',
+  /** A fingerprint of the engine's API key (engine-key.ts), never the key. */
+  keyId: 'cs-llm.key-id',
 } as const;

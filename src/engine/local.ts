@@ -23,6 +23,7 @@ import { configHashOf, engineArgs, type EngineSpecInput } from './spec.js';
 import { isPortFree, type EngineEndpoint } from './container.js';
 import { cpuEngineCommand, simulatorCommand } from './local-command.js';
 import { cpuEngineArgs } from './cpu-spec.js';
+import { engineKeyId } from './engine-key.js';
 
 const log = createLogger('engine');
 
@@ -35,6 +36,8 @@ export interface LocalEngineState {
   startedAt: string;
   logFile: string;
   command: string[];
+  /** Fingerprint of the API key it was started with (engine-key.ts); reused only with that key on file. */
+  keyId?: string;
   /** The process's start time and boot id: its PID is trusted and signalled only while they match. */
   startTicks?: ProcessStamp['startTicks'];
   bootId?: ProcessStamp['bootId'];
@@ -138,6 +141,8 @@ async function stopRecorded(state: LocalEngineState, graceMs = 5000): Promise<vo
 }
 
 export interface LocalUpOptions {
+  /** A fresh API key for a new process (see ContainerUpOptions.newApiKey). */
+  newApiKey?: () => string;
   timeouts?: Partial<StageTimeouts>;
   onProgress?: (event: ReadinessEvent) => void;
   onNote?: (message: string) => void;
@@ -152,6 +157,7 @@ export interface LocalUpResult extends EngineEndpoint {
   reused: boolean;
   replaced: boolean;
   readyInMs: number;
+  apiKey: string | null;
 }
 
 function processTarget(
@@ -160,6 +166,7 @@ function processTarget(
   logFile: string,
   baseUrl: string,
   servedName: string,
+  apiKey: string | undefined,
 ): ReadinessTarget {
   const follow = fileFollower(logFile);
   return {
@@ -172,8 +179,8 @@ function processTarget(
     drainLogLines: follow,
     lastLogLines: async (n) => tailFile(logFile, n),
     health: () => probeHealth(baseUrl),
-    servedModels: () => fetchServedModels(baseUrl),
-    completeOneToken: () => completeOneToken(baseUrl, servedName),
+    servedModels: () => fetchServedModels(baseUrl, apiKey),
+    completeOneToken: () => completeOneToken(baseUrl, servedName, apiKey),
   };
 }
 
@@ -185,9 +192,23 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
   const timeouts = { ...engineKindInfo(input.kind === 'cpu' ? 'cpu' : 'sim').timeouts, ...options.timeouts };
   const previous = readLocalState(paths);
 
-  if (previous && recorded(previous) === 'running' && previous.configHash === configHash) {
+  const keyId = input.apiKey ? engineKeyId(input.apiKey) : undefined;
+  if (
+    previous &&
+    recorded(previous) === 'running' &&
+    previous.configHash === configHash &&
+    keyId !== undefined &&
+    previous.keyId === keyId
+  ) {
     options.onNote?.(`reusing the running simulator process ${previous.pid} (same configuration)`);
-    const target = processTarget(previous.pid, { code: null, exited: false }, previous.logFile, baseUrl, input.model.servedName);
+    const target = processTarget(
+      previous.pid,
+      { code: null, exited: false },
+      previous.logFile,
+      baseUrl,
+      input.model.servedName,
+      input.apiKey,
+    );
     const ready = await waitForReady(target, {
       servedName: input.model.servedName,
       timeouts,
@@ -204,6 +225,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
         reused: true,
         replaced: false,
         readyInMs: ready.elapsedMs,
+        apiKey: input.apiKey ?? null,
       };
     options.onNote?.('the running simulator does not answer; replacing it');
   }
@@ -241,7 +263,10 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
       : [...simulatorCommand(), ...args];
   ensurePrivateDir(stateDir);
   const logFd = openSync(paths.logFile, 'w', 0o600);
+  // A new process, a new key; in its environment, not on its command line (which every local user can read).
+  const apiKey = options.newApiKey ? options.newApiKey() : input.apiKey;
   const env: NodeJS.ProcessEnv = { ...process.env, ...input.extraEnv };
+  if (apiKey) env.VLLM_API_KEY = apiKey;
   if (input.offline) Object.assign(env, { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' });
   const child = spawn(command[0]!, command.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env, cwd: PACKAGE_ROOT });
   closeSync(logFd);
@@ -271,9 +296,10 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
     logFile: paths.logFile,
     command,
     ...processStamp(pid),
+    ...(apiKey ? { keyId: engineKeyId(apiKey) } : {}),
   };
   writeLocalState(paths, state);
-  const target = processTarget(pid, exitInfo, paths.logFile, baseUrl, input.model.servedName);
+  const target = processTarget(pid, exitInfo, paths.logFile, baseUrl, input.model.servedName, apiKey);
   try {
     const ready = await waitForReady(target, {
       servedName: input.model.servedName,
@@ -283,7 +309,16 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
       signal: options.signal,
     });
     child.unref();
-    return { ...endpoint, pid, logFile: paths.logFile, configHash, reused: false, replaced: previous !== null, readyInMs: ready.elapsedMs };
+    return {
+      ...endpoint,
+      pid,
+      logFile: paths.logFile,
+      configHash,
+      reused: false,
+      replaced: previous !== null,
+      readyInMs: ready.elapsedMs,
+      apiKey: apiKey ?? null,
+    };
   } catch (err) {
     await stopRecorded(state, 2000);
     rmSync(paths.stateFile, { force: true });

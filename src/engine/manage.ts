@@ -6,7 +6,9 @@
 
 import type { Writable } from 'node:stream';
 import type Docker from 'dockerode';
+import { rmSync } from 'node:fs';
 import { NotFoundError } from '../core/errors.js';
+import { engineKeyFile } from './engine-key.js';
 import type { Paths } from '../core/paths.js';
 import { dockerFailure } from './container.js';
 import { containerLogs } from './container-logs.js';
@@ -74,6 +76,9 @@ export async function engineDown(options: ManageOptions & { purge: boolean }): P
   }
   const local = await downLocalProcess(options.paths.stateDir, options.purge);
   if (local) report.processes.push(local.pid);
+  // The key belonged to the engine just removed; kept when Docker could not be asked and no process was
+  // stopped (a container of ours may still run and need it).
+  if (!problem || local) rmSync(engineKeyFile(options.paths.stateDir), { force: true });
   // The daemon goes first in spirit (it fronts the engine), but stopping it last keeps down simple:
   // with no engine behind it, it would only answer errors.
   report.daemon = await stopDaemonInFront(options.paths);

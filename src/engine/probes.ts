@@ -30,6 +30,11 @@ async function fetchWithin(url: string, timeoutMs: number, init: RequestInit = {
   }
 }
 
+/** The engine's key (engine-key.ts) as vLLM expects it; /health and /metrics need none, /v1/* does. */
+function authHeaders(apiKey: string | undefined): Record<string, string> {
+  return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+}
+
 export async function probeHealth(baseUrl: string, timeoutMs = HEALTH_TIMEOUT_MS): Promise<HealthAnswer> {
   try {
     const res = await fetchWithin(`${baseUrl}/health`, timeoutMs);
@@ -39,8 +44,8 @@ export async function probeHealth(baseUrl: string, timeoutMs = HEALTH_TIMEOUT_MS
   }
 }
 
-export async function fetchServedModels(baseUrl: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<string[]> {
-  const res = await fetchWithin(`${baseUrl}/v1/models`, timeoutMs);
+export async function fetchServedModels(baseUrl: string, apiKey?: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<string[]> {
+  const res = await fetchWithin(`${baseUrl}/v1/models`, timeoutMs, { headers: authHeaders(apiKey) });
   if (res.status !== 200) {
     throw new Error(`/v1/models answered ${res.status}`);
   }
@@ -49,10 +54,10 @@ export async function fetchServedModels(baseUrl: string, timeoutMs = REQUEST_TIM
 }
 
 /** A one-token chat completion: proves the engine really generates, not just that its HTTP server is up. */
-export async function completeOneToken(baseUrl: string, servedName: string, timeoutMs = 60_000): Promise<void> {
+export async function completeOneToken(baseUrl: string, servedName: string, apiKey?: string, timeoutMs = 60_000): Promise<void> {
   const res = await fetchWithin(`${baseUrl}/v1/chat/completions`, timeoutMs, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...authHeaders(apiKey) },
     body: JSON.stringify({ model: servedName, messages: [{ role: 'user', content: 'ping' }], max_tokens: 1, temperature: 0 }),
   });
   const text = await res.text();

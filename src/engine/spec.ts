@@ -8,6 +8,7 @@ import type Docker from 'dockerode';
 import { UsageError } from '../core/errors.js';
 import { engineKindInfo, type EngineKind } from './kinds.js';
 import { cpuEngineArgs, cpuHostConfig, type CpuPlan } from './cpu-spec.js';
+import { engineKeyId } from './engine-key.js';
 import { LABEL } from './labels.js';
 
 /** What the spec needs from a catalog entry (src/models); structurally compatible with it. */
@@ -39,6 +40,8 @@ export interface EngineSpecInput {
   offline: boolean;
   /** Passed into the container when set; never part of labels, hashes or logs. */
   hfToken?: string;
+  /** The engine's API key (engine-key.ts), as VLLM_API_KEY; never in the hash, in the labels as a fingerprint. */
+  apiKey?: string;
   /** Extra environment for the engine (e.g. VLLM_* tuning, or the simulator's SIM_* knobs). */
   extraEnv?: Record<string, string>;
   /** Identifies this cs-llm installation (its CS_LLM_HOME), so separate homes never touch each other's engine. */
@@ -119,9 +122,13 @@ export function engineArgs(input: EngineSpecInput): string[] {
 
 function engineEnv(input: EngineSpecInput, forHash: boolean): string[] {
   const env: string[] = [];
+  // Not in the hash at all: which key an engine has is the key-id label's business (a reused engine keeps its key).
+  if (input.apiKey && !forHash) env.push(`VLLM_API_KEY=${input.apiKey}`);
   if (input.hfToken) env.push(forHash ? 'HF_TOKEN=<set>' : `HF_TOKEN=${input.hfToken}`);
   if (input.offline) env.push('HF_HUB_OFFLINE=1', 'TRANSFORMERS_OFFLINE=1');
   for (const [key, value] of Object.entries(input.extraEnv ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+    // The key is up's to give (the daemon holds the same one); a second VLLM_API_KEY would shadow it.
+    if (key === 'VLLM_API_KEY' && input.apiKey) continue;
     env.push(`${key}=${value}`);
   }
   return env;
@@ -133,7 +140,7 @@ function deviceRequests(gpus: GpuSelection): Docker.DeviceRequest[] | undefined 
   return [{ Driver: 'nvidia', DeviceIDs: [...gpus.ids], Capabilities: [['gpu']] }];
 }
 
-/** A short stable hash of everything that defines the engine (the token only as "set or not"). */
+/** A short stable hash of everything that defines the engine (the token only as "set or not", the key not at all). */
 export function configHashOf(input: EngineSpecInput): string {
   const info = engineKindInfo(input.kind);
   const canonical = JSON.stringify({
@@ -168,7 +175,7 @@ export function buildEngineSpec(input: EngineSpecInput): EngineSpec {
   const devices = deviceRequests(input.gpus);
   const hostConfig: Docker.HostConfig = {
     IpcMode: 'host',
-    // Loopback only: vLLM's /metrics is not protected by --api-key, and the daemon is the public face.
+    // Loopback only: vLLM's /metrics is not protected by its API key, and the daemon is the public face.
     PortBindings: { [containerPort]: [{ HostIp: '127.0.0.1', HostPort: String(input.port) }] },
     // A small retry count: an init failure under unless-stopped can restart for ever and stall the host.
     RestartPolicy: { Name: 'on-failure', MaximumRetryCount: RESTART_RETRIES },
@@ -194,6 +201,7 @@ export function buildEngineSpec(input: EngineSpecInput): EngineSpec {
         [LABEL.configHash]: configHash,
         [LABEL.port]: String(input.port),
         [LABEL.gpus]: formatGpuSelection(input.gpus),
+        ...(input.apiKey ? { [LABEL.keyId]: engineKeyId(input.apiKey) } : {}),
       },
       HostConfig: hostConfig,
     },

@@ -9,6 +9,7 @@ import { daemonStatus } from '../daemon/lifecycle.js';
 import { checkDiskForWeights } from './cache-checks.js';
 import { isPortFree, upContainer, type EngineProgress } from './container.js';
 import { createDockerClient, probeDocker } from './docker.js';
+import { engineKeyFile, newEngineKey, readEngineKey, writeEngineKey } from './engine-key.js';
 import { ensureDaemonInFront, type DaemonFront } from './front.js';
 import { engineKindInfo, type EngineKind, type StageTimeouts } from './kinds.js';
 import { upLocalProcess } from './local.js';
@@ -57,6 +58,8 @@ export interface UpResult {
   replaced: boolean;
   pulled: boolean;
   readyInMs: number;
+  /** Where the engine's API key is (0600): send it as Authorization: Bearer to call the engine directly. */
+  apiKeyFile: string;
   /** The chat daemon in front of the engine, when asked for. */
   daemon: DaemonFront | null;
 }
@@ -77,17 +80,23 @@ async function checkDaemonPort(request: UpRequest): Promise<void> {
 export async function up(request: UpRequest, deps: UpDeps = {}): Promise<UpResult> {
   await checkDaemonPort(request);
   const engine = await upEngine(request, deps);
-  if (!request.daemon) return { ...engine, daemon: null };
+  if (!request.daemon) return { ...withoutKey(engine), daemon: null };
   request.onProgress?.({ stage: 'note', message: `engine serving at ${engine.baseUrl}; starting the chat daemon in front of it` });
-  const daemon = await ensureDaemonInFront(request.paths, engine.baseUrl.replace(/\/v1$/, ''), request.env ?? process.env);
+  const daemon = await ensureDaemonInFront(request.paths, engine.baseUrl.replace(/\/v1$/, ''), request.env ?? process.env, engine.apiKey);
   request.onProgress?.({
     stage: 'note',
     message: `chat daemon ${daemon.reused ? 'already running' : 'started'} at ${daemon.url} (pid ${daemon.pid})`,
   });
-  return { ...engine, daemon };
+  return { ...withoutKey(engine), daemon };
 }
 
-type EngineUp = Omit<UpResult, 'daemon'>;
+/** The key itself stays inside: results are printed (--json), the file is named instead. */
+function withoutKey(engine: EngineUp): Omit<UpResult, 'daemon'> {
+  const { apiKey: _key, ...rest } = engine;
+  return rest;
+}
+
+type EngineUp = Omit<UpResult, 'daemon'> & { apiKey: string | null };
 
 /** Everything up to a serving engine, without the daemon. */
 export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<EngineUp> {
@@ -116,6 +125,14 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
     extraEnv: request.extraEnv,
     instance: instanceIdFor(request.paths.home),
     cpu: plan.cpu,
+    // The key of the engine that runs now, if any: that engine is reused only with it.
+    apiKey: readEngineKey(request.paths.stateDir) ?? undefined,
+  };
+  const apiKeyFile = engineKeyFile(request.paths.stateDir);
+  const newApiKey = () => {
+    const key = newEngineKey();
+    writeEngineKey(request.paths.stateDir, key);
+    return key;
   };
   const base = {
     engine: plan.kind,
@@ -142,6 +159,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
       message: `${why}: running the ${plan.kind === 'cpu' ? 'cpu engine' : 'simulator'} as a local process`,
     });
     const local = await upLocalProcess(request.paths.stateDir, input, {
+      newApiKey,
       timeouts,
       signal: request.signal,
       onProgress: (event) => request.onProgress?.({ stage: 'readiness', ...event }),
@@ -159,6 +177,8 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
       replaced: local.replaced,
       pulled: false,
       readyInMs: local.readyInMs,
+      apiKey: local.apiKey,
+      apiKeyFile,
     };
   };
   if (!probe.reachable) {
@@ -176,6 +196,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
   // engine runs as a local process instead (an explicit --image still fails).
   let cpuImageUnavailable: Error | null = null;
   const result = await upContainer(docker, input, {
+    newApiKey,
     pullPolicy,
     timeouts,
     signal: request.signal,
@@ -214,5 +235,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
     replaced: result.replaced,
     pulled: result.pulled,
     readyInMs: result.readyInMs,
+    apiKey: result.apiKey,
+    apiKeyFile,
   };
 }

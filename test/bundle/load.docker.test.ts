@@ -296,10 +296,14 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
       { env, timeoutMs: 300_000 },
     );
     assert.equal(up.exitCode, 0, up.stderr);
-    const served = JSON.parse(up.stdout) as { baseUrl: string; servedName: string; pulled: boolean; mode: string };
+    const served = JSON.parse(up.stdout) as { baseUrl: string; servedName: string; pulled: boolean; mode: string; apiKeyFile: string };
     assert.equal(served.mode, 'container');
     assert.equal(served.pulled, false);
-    const models = (await (await fetch(`${served.baseUrl}/models`)).json()) as { data: Array<{ id: string }> };
+    // The engine wants its key on /v1/* (the daemon in front has it; here there is none).
+    const authorization = `Bearer ${readFileSync(served.apiKeyFile, 'utf8').trim()}`;
+    const models = (await (await fetch(`${served.baseUrl}/models`, { headers: { authorization } })).json()) as {
+      data: Array<{ id: string }>;
+    };
     assert.deepEqual(
       models.data.map((m) => m.id),
       [served.servedName],

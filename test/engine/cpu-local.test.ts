@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
@@ -26,9 +26,10 @@ test(
     assert.equal(up.exitCode, 0, String(up.stderr));
     assert.match(String(up.stderr) + String(up.stdout), /no Docker engine .*running the cpu engine as a local process/);
     assert.match(String(up.stdout), /engine serving: tiny-memory on the cpu engine \(local process \d+\)/);
+    const key = readFileSync(join(home, 'state', 'engine-api-key'), 'utf8').trim();
     const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
       body: JSON.stringify({
         model: 'tiny-memory',
         messages: [

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,13 +43,26 @@ test('without a Docker engine, the CLI runs the simulator as a local process tha
   assert.match(String(run.stdout), new RegExp(`engine endpoint: http://127\\.0\\.0\\.1:${port}/v1`));
   assert.match(String(run.stderr), /no Docker engine .*: running the simulator as a local process/);
 
-  const state = readLocalState(localPaths(loadConfig({ env }).paths.stateDir));
+  const stateDir = loadConfig({ env }).paths.stateDir;
+  const state = readLocalState(localPaths(stateDir));
   assert.ok(state && isAlive(state.pid));
-  const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: Array<{ id: string }> };
+  // The engine port is no way around the daemon: /v1/* wants the engine's key, kept 0600 in the state directory.
+  const keyFile = join(stateDir, 'engine-api-key');
+  assert.match(String(run.stdout), new RegExp(`API key in ${keyFile}`));
+  assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+  const key = readFileSync(keyFile, 'utf8').trim();
+  assert.equal((await fetch(`http://127.0.0.1:${port}/v1/models`)).status, 401);
+  const wrong = await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { authorization: 'Bearer csk_engine_not-the-key' } });
+  assert.equal(wrong.status, 401);
+  const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).json()) as {
+    data: Array<{ id: string }>;
+  };
   assert.deepEqual(
     models.data.map((m) => m.id),
     [state.servedName],
   );
+  // The key is in the process's environment, not on its command line (any local user can read that).
+  assert.ok(!readFileSync(`/proc/${state.pid}/cmdline`, 'utf8').includes(key));
 
   const status = await runCli(['status', '--json'], { env: cliEnv });
   const report = JSON.parse(String(status.stdout)) as {
@@ -68,6 +81,7 @@ test('without a Docker engine, the CLI runs the simulator as a local process tha
   const down = await runCli(['down'], { env: cliEnv });
   assert.match(String(down.stdout), new RegExp(`stopped simulator process ${state.pid}`));
   assert.equal(isAlive(state.pid), false);
+  assert.equal(existsSync(keyFile), false, 'the key goes with its engine');
   assert.equal(existsSync(localPaths(loadConfig({ env }).paths.stateDir).stateFile), false);
 });
 

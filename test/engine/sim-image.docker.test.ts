@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
 import { loadConfig } from '../../src/core/config.js';
+import { readEngineKey } from '../../src/engine/engine-key.js';
 import { engineDown } from '../../src/engine/manage.js';
 import { buildLocalSimImage } from '../../src/engine/sim-image.js';
 import { up } from '../../src/engine/up.js';
@@ -62,7 +63,10 @@ test('the simulator image built from this install (no registry, no base image) r
   const result = await up({ engine: loaded.config.engine, paths: loaded.paths, env });
   assert.equal(result.image, image);
   assert.equal(result.pulled, false);
-  const models = (await (await fetch(`${result.baseUrl}/models`)).json()) as { data: Array<{ id: string }> };
+  const authorization = `Bearer ${readEngineKey(loaded.paths.stateDir)}`;
+  const models = (await (await fetch(`${result.baseUrl}/models`, { headers: { authorization } })).json()) as {
+    data: Array<{ id: string }>;
+  };
   assert.deepEqual(
     models.data.map((m) => m.id),
     [result.servedName],

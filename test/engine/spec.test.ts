@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/core/errors.js';
+import { engineKeyId } from '../../src/engine/engine-key.js';
 import { buildEngineSpec, configHashOf, LABEL, parseGpuSelection, type EngineSpecInput } from '../../src/engine/spec.js';
 
 const base: EngineSpecInput = {
@@ -74,6 +75,30 @@ test('the engine port is published on loopback only, with IPC host, the HF cache
   assert.equal(host.IpcMode, 'host');
   assert.deepEqual(host.Binds, ['/home/op/.cache/huggingface:/root/.cache/huggingface']);
   assert.deepEqual(host.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 2 });
+});
+
+test('the engine key reaches every engine as VLLM_API_KEY, never its command line, labels or hash, and --engine-env cannot shadow it', () => {
+  const key = 'csk_engine_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG';
+  for (const kind of ['vllm', 'sim', 'cpu'] as const) {
+    const input = {
+      ...base,
+      kind,
+      gpus: kind === 'vllm' ? base.gpus : ({ mode: 'none' } as const),
+      apiKey: key,
+      extraEnv: { VLLM_API_KEY: 'csk_engine_shadow', SIM_TTFT_MS: '1' },
+    };
+    const spec = buildEngineSpec(input);
+    assert.ok(spec.options.Env!.includes(`VLLM_API_KEY=${key}`), kind);
+    assert.ok(!spec.options.Cmd!.some((a) => a.includes(key)), `${kind}: not on the command line`);
+    assert.ok(!JSON.stringify(spec.options.Labels).includes(key), kind);
+    assert.equal(spec.options.Labels![LABEL.keyId], engineKeyId(key), kind);
+    assert.equal(spec.configHash, configHashOf({ ...input, apiKey: 'csk_engine_another_key_entirely_000000000000000' }), kind);
+    assert.deepEqual(
+      spec.options.Env!.filter((e) => e.startsWith('VLLM_API_KEY=')),
+      [`VLLM_API_KEY=${key}`],
+      kind,
+    );
+  }
 });
 
 test('GPU choice becomes DeviceRequests: ids, all, or none at all', () => {

@@ -4,7 +4,7 @@
  */
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import type Docker from 'dockerode';
 import { loadConfig } from '../../src/core/config.js';
 import { ConflictError, EngineError, EnvironmentError, FitError } from '../../src/core/errors.js';
 import { listEngineContainers } from '../../src/engine/containers.js';
+import { engineKeyFile, engineKeyId, readEngineKey } from '../../src/engine/engine-key.js';
 import { probeGpuRuntime } from '../../src/engine/gpu-preflight.js';
 import { engineDown, engineLogs, engineStatus } from '../../src/engine/manage.js';
 import { instanceIdFor, LABEL } from '../../src/engine/spec.js';
@@ -110,10 +111,10 @@ test('up --engine sim goes from nothing (image not on the host) to serving, and 
   }
   assert.deepEqual(readinessStates(request.events).at(-1), 'serving');
 
-  // It really serves the OpenAI API on loopback, under the served name.
+  // It really serves the OpenAI API on loopback, under the served name, to whoever has its key.
   const res = await fetch(`${result.baseUrl}/chat/completions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${readFileSync(result.apiKeyFile, 'utf8').trim()}` },
     body: JSON.stringify({ model: result.servedName, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 5 }),
   });
   assert.equal(res.status, 200);
@@ -171,6 +172,10 @@ test('a second up with the same configuration reuses the running container; a ch
   const first = await up(s.request({ port }));
   const [before] = await s.ours();
 
+  const stateDir = loadConfig({ env: { CS_LLM_HOME: s.home } }).paths.stateDir;
+  const firstKey = readEngineKey(stateDir)!;
+  assert.equal(before!.Labels[LABEL.keyId], engineKeyId(firstKey));
+
   const second = s.request({ port });
   const again = await up(second);
   assert.equal(again.reused, true);
@@ -178,6 +183,7 @@ test('a second up with the same configuration reuses the running container; a ch
   const [same] = await s.ours();
   assert.equal(same!.Id, before!.Id);
   assert.ok(second.events.some((e) => e.stage === 'note' && /reusing/.test(e.message)));
+  assert.equal(readEngineKey(stateDir), firstKey, 'a reused engine keeps its key');
 
   const changed = await up(s.request({ port, context: 4096 }));
   assert.equal(changed.reused, false);
@@ -188,6 +194,25 @@ test('a second up with the same configuration reuses the running container; a ch
   assert.notEqual(after[0]!.Id, before!.Id);
   assert.notEqual(after[0]!.Labels[LABEL.configHash], before!.Labels[LABEL.configHash]);
   assert.equal(first.baseUrl, changed.baseUrl);
+  // A new engine, a new key; the old one no longer opens anything.
+  const secondKey = readEngineKey(stateDir)!;
+  assert.notEqual(secondKey, firstKey);
+  const chat = (key: string) =>
+    fetch(`${changed.baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: changed.servedName, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 }),
+    });
+  assert.equal((await chat(secondKey)).status, 200);
+  assert.equal((await chat(firstKey)).status, 401);
+
+  // With its key lost, the running engine cannot be called: it is replaced, not reused.
+  rmSync(engineKeyFile(stateDir));
+  const lost = s.request({ port, context: 4096 });
+  const replaced = await up(lost);
+  assert.equal(replaced.reused, false);
+  assert.ok(lost.events.some((e) => e.stage === 'note' && /not started with the key on file/.test(e.message)));
+  assert.equal((await chat(readEngineKey(stateDir)!)).status, 200);
 });
 
 test('an image tag that is not in the registry is a clear error, and nothing is created', async (t) => {
@@ -345,8 +370,21 @@ test('the real CLI: up --json (engine + chat daemon in front), status, logs and 
     servedName: string;
     curl: string;
     mode: string;
+    apiKeyFile: string;
     daemon: { url: string };
   };
+  // The key is named, never printed; the engine port wants it, and the daemon in front has it.
+  const key = readFileSync(result.apiKeyFile, 'utf8').trim();
+  assert.equal(statSync(result.apiKeyFile).mode & 0o777, 0o600);
+  assert.ok(!String(upRun.stdout).includes(key) && !String(upRun.stderr).includes(key));
+  const direct = (headers: Record<string, string>) =>
+    fetch(`${result.baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ model: result.servedName, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 5 }),
+    });
+  assert.equal((await direct({})).status, 401);
+  assert.equal((await direct({ authorization: `Bearer ${key}` })).status, 200);
   assert.equal(result.baseUrl, `http://127.0.0.1:${port}/v1`);
   assert.equal(result.mode, 'container');
   assert.equal(result.daemon.url, `http://127.0.0.1:${daemonPort}`);
@@ -359,6 +397,37 @@ test('the real CLI: up --json (engine + chat daemon in front), status, logs and 
   });
   assert.equal(chat.status, 200, await chat.clone().text());
   assert.equal(chat.headers.get('x-session-id'), 'cli-test-1');
+  // The daemon's /metrics still relays the engine's figures.
+  const metrics = await (await fetch(`${result.daemon.url}/metrics`)).text();
+  assert.match(metrics, /^cs_llm_engine_up\{upstream="[^"]+"\} 1$/m);
+  assert.match(metrics, /^cs_llm_engine_requests_running\{upstream="[^"]+"\} \d+$/m);
+  // A second up reuses the engine and the daemon, which keeps the engine's key.
+  const again = await runCli(['up', '--engine', 'sim', '--image', SIM_IMAGE, '--port', String(port), '--json'], {
+    env,
+    timeoutMs: 120_000,
+  });
+  const reused = JSON.parse(String(again.stdout)) as { reused: boolean; daemon: { reused: boolean; url: string } };
+  assert.deepEqual([reused.reused, reused.daemon.reused], [true, true]);
+  const afterReuse = await fetch(`${reused.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: result.servedName, messages: [{ role: 'user', content: 'Again' }], max_tokens: 5 }),
+  });
+  assert.equal(afterReuse.status, 200);
+  // A changed engine has a new key, so the daemon that held the old one is restarted with it.
+  const changed = await runCli(['up', '--engine', 'sim', '--image', SIM_IMAGE, '--port', String(port), '--context', '4096', '--json'], {
+    env,
+    timeoutMs: 120_000,
+  });
+  const replaced = JSON.parse(String(changed.stdout)) as { reused: boolean; daemon: { reused: boolean; url: string } };
+  assert.deepEqual([replaced.reused, replaced.daemon.reused], [false, false]);
+  assert.notEqual(readFileSync(result.apiKeyFile, 'utf8').trim(), key);
+  const afterChange = await fetch(`${replaced.daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: result.servedName, messages: [{ role: 'user', content: 'Changed' }], max_tokens: 5 }),
+  });
+  assert.equal(afterChange.status, 200, await afterChange.clone().text());
   // Progress went to stderr as NDJSON, one object per line.
   const progress = String(upRun.stderr)
     .trim()

@@ -36,6 +36,10 @@ export function parseEngineEnv(pairs: string[] = []): Record<string, string> {
       throw new UsageError('pass HF_TOKEN through the environment, not on the command line', {
         next: 'export HF_TOKEN=... and run cs-llm up again.',
       });
+    if (key === 'VLLM_API_KEY')
+      throw new UsageError("the engine's API key is made by cs-llm up, not given on the command line", {
+        next: 'Leave VLLM_API_KEY out; up gives each engine a random key (engine-api-key in the state directory) and the chat daemon the same one.',
+      });
     env[key] = pair.slice(eq + 1);
   }
   return env;
@@ -46,12 +50,13 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 /** How to call it: through the daemon (with a session, so it remembers) when it runs, else the engine. */
-export function curlExample(result: Pick<UpResult, 'baseUrl' | 'servedName' | 'daemon'>): string {
+export function curlExample(result: Pick<UpResult, 'baseUrl' | 'servedName' | 'daemon' | 'apiKeyFile'>): string {
   const body = JSON.stringify({ model: result.servedName, messages: [{ role: 'user', content: 'Hello!' }] });
   if (result.daemon) {
     return `curl -s ${result.daemon.url}/v1/chat/completions -H 'content-type: application/json' -H 'x-session-id: demo-1' -d '${body}'`;
   }
-  return `curl -s ${result.baseUrl}/chat/completions -H 'content-type: application/json' -d '${body}'`;
+  // The engine itself wants its key (kept in a 0600 file; the command reads it, so it is never printed).
+  return `curl -s ${result.baseUrl}/chat/completions -H "authorization: Bearer $(cat ${result.apiKeyFile})" -H 'content-type: application/json' -d '${body}'`;
 }
 
 function printResult(output: Output, result: UpResult): void {
@@ -63,7 +68,7 @@ function printResult(output: Output, result: UpResult): void {
       `chat endpoint: ${result.daemon.url}/v1 (OpenAI-compatible, with session memory: send an X-Session-Id header; daemon pid ${result.daemon.pid}${result.daemon.reused ? ', reused' : ''})`,
     );
   }
-  output.out(`engine endpoint: ${result.baseUrl} (loopback only; model name "${result.servedName}")`);
+  output.out(`engine endpoint: ${result.baseUrl} (loopback only; model name "${result.servedName}"; API key in ${result.apiKeyFile})`);
   output.out(`context: ${result.maxModelLen} tokens, ${result.maxNumSeqs} sequences, GPUs: ${result.gpuNames.join(', ') || 'none'}`);
   output.out('try it:');
   output.out(`  ${curlExample(result)}`);

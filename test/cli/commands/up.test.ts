@@ -28,7 +28,11 @@ test('up refuses an unknown engine, GPU selector or engine variable with exit co
   const token = await runCli(['up', '--engine', 'sim', '--engine-env', 'HF_TOKEN=hf_abcdefghijkl'], { env });
   assert.equal(token.exitCode, 2);
   assert.doesNotMatch(String(token.stderr), /hf_abcdefghijkl/);
-  for (const run of [engine, gpus, variable, token]) assert.doesNotMatch(String(run.stderr), /\n\s+at /);
+  // The engine's key is up's to make (the daemon gets the same one): it cannot be set or shadowed by hand.
+  const key = await runCli(['up', '--engine', 'sim', '--engine-env', 'VLLM_API_KEY=csk_mine'], { env });
+  assert.equal(key.exitCode, 2);
+  assert.match(String(key.stderr), /error: the engine's API key is made by cs-llm up.*\nnext: Leave VLLM_API_KEY out/);
+  for (const run of [engine, gpus, variable, token, key]) assert.doesNotMatch(String(run.stderr), /\n\s+at /);
 });
 
 test('the vllm engine without a usable GPU says so and points at the CPU engine and the simulator, once', async (t) => {
