@@ -16,6 +16,7 @@ import { ensureImage, imageExists, type PullPolicy, type PullProgress } from './
 import { lastContainerLogLines } from './container-logs.js';
 import { listEngineContainers, removeContainer } from './containers.js';
 import { engineKeyId } from './engine-key.js';
+import { ensureEngineNetwork } from './network.js';
 import { probeGpuRuntime } from './gpu-preflight.js';
 import { waitForReady, type ReadinessEvent, type ReadinessTarget, type TargetState } from './readiness.js';
 import { buildEngineSpec, LABEL, type EngineSpecInput } from './spec.js';
@@ -268,9 +269,10 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
     await removeContainer(docker, old.Id, old.State === 'running');
   }
   if (info.mountsHfCache) mkdirSync(input.hfCacheDir, { recursive: true });
+  const network = await ensureEngineNetwork(docker, input.network);
   // A new engine, a new key (the old one dies with the engine it belonged to).
   const apiKey = options.newApiKey ? options.newApiKey() : input.apiKey;
-  const final = buildEngineSpec({ ...input, apiKey });
+  const final = buildEngineSpec({ ...input, apiKey, network });
 
   let container: Docker.Container;
   try {

@@ -4,6 +4,7 @@ import { dockerErrorMessage } from './diagnose.js';
 import { probeHealth } from './probes.js';
 import { isNotFound } from './pull.js';
 import { LABEL } from './labels.js';
+import { removeEngineNetworkIfUnused } from './network.js';
 
 // Our engine containers as Docker lists them (found by label, never by name guessing): their status, and
 // their removal for `down` and for `up` replacing one.
@@ -100,6 +101,8 @@ export async function downContainers(docker: Docker, instance: string, purge: bo
     result.removed.push({ name: c.Names[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12), image: c.Image });
   }
   if (purge) {
+    // The engines' network goes too once nothing uses it (another home's engine may still).
+    await removeEngineNetworkIfUnused(docker);
     for (const image of new Set(result.removed.map((r) => r.image))) {
       try {
         await docker.getImage(image).remove();

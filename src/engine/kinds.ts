@@ -25,10 +25,36 @@ export interface EngineKindInfo {
   defaultGpus: 'all' | 'none';
   /** The engine cannot run without a GPU. */
   needsGpu: boolean;
-  /** Mount the host's Hugging Face cache (the engine downloads weights into it). */
+  /** Mount the host's Hugging Face cache (the engine downloads weights into it, and alone gets HF_TOKEN). */
   mountsHfCache: boolean;
+  /** The container's user: "operator" runs it as the user who runs `up` (uid:gid); otherwise this uid:gid. */
+  user: 'operator' | string;
+  /** Docker's PidsLimit: tasks (processes and threads) the container may have, against a runaway or fork bomb. */
+  pidsLimit: number;
+  /** /dev/shm of the container's private IPC namespace; null: Docker's default (64 MiB). */
+  shmSizeBytes: number | null;
   timeouts: StageTimeouts;
 }
+
+/**
+ * vLLM's docs ("Using Docker", docs.vllm.ai deployment/docker.html) name --shm-size as the alternative to
+ * --ipc=host: PyTorch shares data between processes through /dev/shm, above all with tensor parallelism. vLLM's
+ * own multi-GPU launcher, examples/online_serving/run_cluster.sh, uses --shm-size 10.24g, which Docker reads as
+ * 10.24 GiB. A tmpfs limit, not memory set aside.
+ */
+export const VLLM_SHM_SIZE_BYTES = Math.floor(10.24 * 1024 ** 3);
+
+/**
+ * Not measured on a GPU (none here): vLLM runs an API server, an engine core and one worker per GPU under tensor
+ * parallelism, each with PyTorch, CUDA and tokenizer thread pools (tens to a few hundred threads each, more on
+ * hosts with many cores). 8192 leaves a wide margin for 8 GPUs and still stops a runaway long before the host's
+ * pid_max.
+ */
+export const VLLM_PIDS_LIMIT = 8192;
+/** The simulator showed 11 tasks and the CPU engine 22 while loading (1 thread; llama.cpp adds one per thread, 16 at most). */
+export const NODE_ENGINE_PIDS_LIMIT = 256;
+/** The simulator and CPU images run as nobody; set again here so another --image cannot bring root back. */
+export const NOBODY = '65534:65534';
 
 /** vLLM's OpenAI-compatible server, pinned so that a given cs-llm version always runs the same engine. */
 export const VLLM_IMAGE = 'vllm/vllm-openai:v0.10.1.1';
@@ -44,6 +70,9 @@ export const ENGINE_KINDS: Record<EngineKind, EngineKindInfo> = {
     defaultGpus: 'all',
     needsGpu: true,
     mountsHfCache: true,
+    user: 'operator',
+    pidsLimit: VLLM_PIDS_LIMIT,
+    shmSizeBytes: VLLM_SHM_SIZE_BYTES,
     // Generous: a first start downloads 5-20 GB of weights, and CUDA-graph capture takes minutes on big models.
     timeouts: { startingMs: 10 * 60_000, loadingMs: 60 * 60_000, servingMs: 5 * 60_000 },
   },
@@ -54,6 +83,9 @@ export const ENGINE_KINDS: Record<EngineKind, EngineKindInfo> = {
     defaultGpus: 'none',
     needsGpu: false,
     mountsHfCache: false,
+    user: NOBODY,
+    pidsLimit: NODE_ENGINE_PIDS_LIMIT,
+    shmSizeBytes: null,
     timeouts: { startingMs: 60_000, loadingMs: 5 * 60_000, servingMs: 60_000 },
   },
   cpu: {
@@ -63,6 +95,9 @@ export const ENGINE_KINDS: Record<EngineKind, EngineKindInfo> = {
     defaultGpus: 'none',
     needsGpu: false,
     mountsHfCache: false,
+    user: NOBODY,
+    pidsLimit: NODE_ENGINE_PIDS_LIMIT,
+    shmSizeBytes: null,
     timeouts: { startingMs: 2 * 60_000, loadingMs: 10 * 60_000, servingMs: 2 * 60_000 },
   },
 };

@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EnvironmentError } from '../core/errors.js';
 import { PACKAGE_ROOT } from '../core/version.js';
+import type { EngineSpecInput } from './spec.js';
 
 // How the simulator and the CPU engine run as local processes (hosts without Docker): their command line from
-// this install.
+// this install, and the environment they get.
 
 /** How to run the CPU engine from this install as a local process: dist, or the source through tsx in a checkout. */
 export function cpuEngineCommand(): string[] {
@@ -31,4 +32,27 @@ export function simulatorCommand(): string[] {
   throw new EnvironmentError('the simulator is not part of this install (no dist/sim/main.js)', {
     next: 'Run npm run build in the cs-llm checkout, or reinstall cs-llm.',
   });
+}
+
+/**
+ * The environment a local engine process gets: what node, the locale and the CPU engine's runtime need, and
+ * nothing else of `up`'s own (which may hold CS_LLM_STORE_KEY, upstream API keys, HF_TOKEN or cloud
+ * credentials), then the --engine-env variables and, last, the engine's key.
+ */
+export const LOCAL_ENGINE_ENV_KEEP = ['PATH', 'HOME', 'TMPDIR', 'TZ', 'LANG', 'LANGUAGE', 'DEBUG', 'CS_LLM_CPU_RUNTIME_DIR'];
+
+export function localEngineEnv(
+  from: NodeJS.ProcessEnv,
+  input: Pick<EngineSpecInput, 'extraEnv' | 'offline'>,
+  apiKey?: string,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(from)) {
+    if (value !== undefined && (LOCAL_ENGINE_ENV_KEEP.includes(name) || name.startsWith('LC_'))) env[name] = value;
+  }
+  Object.assign(env, input.extraEnv);
+  if (input.offline) Object.assign(env, { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' });
+  // Last: the key is up's to give (the daemon holds the same one), never shadowed by --engine-env.
+  if (apiKey) env.VLLM_API_KEY = apiKey;
+  return env;
 }

@@ -21,7 +21,7 @@ import { completeOneToken, fetchServedModels, probeHealth } from './probes.js';
 import { realClock, waitForReady, type ReadinessEvent, type ReadinessTarget, type TargetState } from './readiness.js';
 import { configHashOf, engineArgs, type EngineSpecInput } from './spec.js';
 import { isPortFree, type EngineEndpoint } from './container.js';
-import { cpuEngineCommand, simulatorCommand } from './local-command.js';
+import { cpuEngineCommand, localEngineEnv, simulatorCommand } from './local-command.js';
 import { cpuEngineArgs } from './cpu-spec.js';
 import { engineKeyId } from './engine-key.js';
 
@@ -143,6 +143,8 @@ async function stopRecorded(state: LocalEngineState, graceMs = 5000): Promise<vo
 export interface LocalUpOptions {
   /** A fresh API key for a new process (see ContainerUpOptions.newApiKey). */
   newApiKey?: () => string;
+  /** `up`'s environment, of which the process gets only what it needs (localEngineEnv). */
+  env?: NodeJS.ProcessEnv;
   timeouts?: Partial<StageTimeouts>;
   onProgress?: (event: ReadinessEvent) => void;
   onNote?: (message: string) => void;
@@ -265,9 +267,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
   const logFd = openSync(paths.logFile, 'w', 0o600);
   // A new process, a new key; in its environment, not on its command line (which every local user can read).
   const apiKey = options.newApiKey ? options.newApiKey() : input.apiKey;
-  const env: NodeJS.ProcessEnv = { ...process.env, ...input.extraEnv };
-  if (apiKey) env.VLLM_API_KEY = apiKey;
-  if (input.offline) Object.assign(env, { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' });
+  const env = localEngineEnv(options.env ?? process.env, input, apiKey);
   const child = spawn(command[0]!, command.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env, cwd: PACKAGE_ROOT });
   closeSync(logFd);
   const exitInfo = { code: null as number | null, exited: false, reaped: once(child, 'exit').catch(() => undefined) };

@@ -10,6 +10,7 @@ import { engineKindInfo, type EngineKind } from './kinds.js';
 import { cpuEngineArgs, cpuHostConfig, type CpuPlan } from './cpu-spec.js';
 import { engineKeyId } from './engine-key.js';
 import { LABEL } from './labels.js';
+import { ENGINE_NETWORK } from './network.js';
 
 /** What the spec needs from a catalog entry (src/models); structurally compatible with it. */
 export interface EngineModel {
@@ -38,10 +39,14 @@ export interface EngineSpecInput {
   /** Host directory mounted as the container's Hugging Face cache (engines that download weights). */
   hfCacheDir: string;
   offline: boolean;
-  /** Passed into the container when set; never part of labels, hashes or logs. */
+  /** Passed into the container of an engine that downloads (vLLM) when set; never part of labels, hashes or logs. */
   hfToken?: string;
   /** The engine's API key (engine-key.ts), as VLLM_API_KEY; never in the hash, in the labels as a fingerprint. */
   apiKey?: string;
+  /** "uid:gid" of the user who runs `up`: vLLM runs as them, so its files in the bind-mounted cache are theirs. */
+  runAs?: string;
+  /** The Docker network the engine joins (network.ts); default the engines' own. */
+  network?: string;
   /** Extra environment for the engine (e.g. VLLM_* tuning, or the simulator's SIM_* knobs). */
   extraEnv?: Record<string, string>;
   /** Identifies this cs-llm installation (its CS_LLM_HOME), so separate homes never touch each other's engine. */
@@ -58,7 +63,10 @@ export interface EngineSpec {
 
 export { LABEL };
 
-export const CONTAINER_HF_CACHE = '/root/.cache/huggingface';
+/** Outside /root, which a non-root user cannot enter; HF_HOME points there. */
+export const CONTAINER_HF_CACHE = '/cache/huggingface';
+/** HOME for vLLM as a user the image does not know: its caches (~/.cache/vllm, ~/.triton) need a writable one. */
+export const CONTAINER_HOME = '/tmp';
 export const RESTART_RETRIES = 2;
 
 /** "all" | "none" | "0,1" -> a GpuSelection; anything else is a usage error naming the flag. */
@@ -122,9 +130,15 @@ export function engineArgs(input: EngineSpecInput): string[] {
 
 function engineEnv(input: EngineSpecInput, forHash: boolean): string[] {
   const env: string[] = [];
+  const downloads = engineKindInfo(input.kind).mountsHfCache;
   // Not in the hash at all: which key an engine has is the key-id label's business (a reused engine keeps its key).
   if (input.apiKey && !forHash) env.push(`VLLM_API_KEY=${input.apiKey}`);
-  if (input.hfToken) env.push(forHash ? 'HF_TOKEN=<set>' : `HF_TOKEN=${input.hfToken}`);
+  // Only the engine that downloads gets the token; the simulator and the CPU engine never call the Hub.
+  if (input.hfToken && downloads) env.push(forHash ? 'HF_TOKEN=<set>' : `HF_TOKEN=${input.hfToken}`);
+  if (downloads) {
+    // USER: PyTorch's cache paths call getpass.getuser(), which fails for a uid the image's /etc/passwd lacks.
+    env.push(`HOME=${CONTAINER_HOME}`, `HF_HOME=${CONTAINER_HF_CACHE}`, 'USER=cs-llm');
+  }
   if (input.offline) env.push('HF_HUB_OFFLINE=1', 'TRANSFORMERS_OFFLINE=1');
   for (const [key, value] of Object.entries(input.extraEnv ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
     // The key is up's to give (the daemon holds the same one); a second VLLM_API_KEY would shadow it.
@@ -132,6 +146,12 @@ function engineEnv(input: EngineSpecInput, forHash: boolean): string[] {
     env.push(`${key}=${value}`);
   }
   return env;
+}
+
+/** vLLM as the operator (root only when `up` runs as root); the others as their fixed non-root user. */
+function containerUser(input: EngineSpecInput): string {
+  const user = engineKindInfo(input.kind).user;
+  return user === 'operator' ? (input.runAs ?? '0:0') : user;
 }
 
 function deviceRequests(gpus: GpuSelection): Docker.DeviceRequest[] | undefined {
@@ -151,6 +171,7 @@ export function configHashOf(input: EngineSpecInput): string {
     gpus: formatGpuSelection(input.gpus),
     port: input.port,
     hfCache: info.mountsHfCache ? input.hfCacheDir : null,
+    user: containerUser(input),
     cpuModel: input.cpu?.hostModelPath,
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
@@ -174,12 +195,19 @@ export function buildEngineSpec(input: EngineSpecInput): EngineSpec {
   const configHash = configHashOf(input);
   const devices = deviceRequests(input.gpus);
   const hostConfig: Docker.HostConfig = {
-    IpcMode: 'host',
+    // Its own IPC namespace: with the host's, the container reads and writes the host's /dev/shm.
+    IpcMode: 'private',
     // Loopback only: vLLM's /metrics is not protected by its API key, and the daemon is the public face.
     PortBindings: { [containerPort]: [{ HostIp: '127.0.0.1', HostPort: String(input.port) }] },
+    // Not Docker's default bridge, where every other container reaches the engine (network.ts).
+    NetworkMode: input.network ?? ENGINE_NETWORK,
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges'],
+    PidsLimit: info.pidsLimit,
     // A small retry count: an init failure under unless-stopped can restart for ever and stall the host.
     RestartPolicy: { Name: 'on-failure', MaximumRetryCount: RESTART_RETRIES },
   };
+  if (info.shmSizeBytes !== null) hostConfig.ShmSize = info.shmSizeBytes;
   if (devices) hostConfig.DeviceRequests = devices;
   if (info.mountsHfCache) hostConfig.Binds = [`${input.hfCacheDir}:${CONTAINER_HF_CACHE}`];
   if (input.kind === 'cpu' && input.cpu) Object.assign(hostConfig, cpuHostConfig(input.cpu));
@@ -189,6 +217,7 @@ export function buildEngineSpec(input: EngineSpecInput): EngineSpec {
     options: {
       name: containerNameFor(input.instance),
       Image: input.image,
+      User: containerUser(input),
       Cmd: engineArgs(input),
       Env: engineEnv(input, false),
       ExposedPorts: { [containerPort]: {} },

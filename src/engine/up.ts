@@ -6,7 +6,7 @@
 
 import { ConflictError, EnvironmentError } from '../core/errors.js';
 import { daemonStatus } from '../daemon/lifecycle.js';
-import { checkDiskForWeights } from './cache-checks.js';
+import { checkCacheWritable, checkDiskForWeights } from './cache-checks.js';
 import { isPortFree, upContainer, type EngineProgress } from './container.js';
 import { createDockerClient, probeDocker } from './docker.js';
 import { engineKeyFile, newEngineKey, readEngineKey, writeEngineKey } from './engine-key.js';
@@ -127,6 +127,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
     cpu: plan.cpu,
     // The key of the engine that runs now, if any: that engine is reused only with it.
     apiKey: readEngineKey(request.paths.stateDir) ?? undefined,
+    runAs: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
   };
   const apiKeyFile = engineKeyFile(request.paths.stateDir);
   const newApiKey = () => {
@@ -150,6 +151,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
   };
   if (engineKindInfo(plan.kind).mountsHfCache && !request.engine.offline) {
     await checkDiskForWeights(input.hfCacheDir, plan.model);
+    checkCacheWritable(input.hfCacheDir, plan.model.hfRepo ?? plan.model.id, input.runAs!);
   }
   const docker = deps.docker ?? createDockerClient(env);
   const probe = await probeDocker(docker, env);
@@ -160,6 +162,7 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
     });
     const local = await upLocalProcess(request.paths.stateDir, input, {
       newApiKey,
+      env,
       timeouts,
       signal: request.signal,
       onProgress: (event) => request.onProgress?.({ stage: 'readiness', ...event }),

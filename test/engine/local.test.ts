@@ -163,3 +163,41 @@ test('status and down leave alone a process that holds the pid of a local engine
     assert.equal(stranger.signalCode, null);
   }
 });
+
+test('a local engine process gets only the environment it needs: no store key, no upstream or Hub credentials, and its own key', async (t) => {
+  const { env } = home(t);
+  const port = await freePort();
+  const secrets = {
+    CS_LLM_STORE_KEY: Buffer.alloc(32, 7).toString('base64'),
+    OPENAI_API_KEY: 'sk-upstream-secret-0000000000',
+    HF_TOKEN: 'hf_secretsecretsecretsecret',
+    AWS_SECRET_ACCESS_KEY: 'aws-secret',
+  };
+  // In up's own environment, as when an operator exports them in the shell that runs cs-llm up.
+  const saved = { ...process.env };
+  Object.assign(process.env, secrets, { LC_ALL: 'C.UTF-8' });
+  t.after(() => {
+    for (const name of [...Object.keys(secrets), 'LC_ALL']) delete process.env[name];
+    Object.assign(process.env, saved);
+  });
+  const withSecrets = { ...env, ...secrets, LC_ALL: 'C.UTF-8' };
+  const loaded = loadConfig({ env: withSecrets, flags: { engine: { kind: 'sim', port } } });
+  const result = await up({
+    engine: loaded.config.engine,
+    paths: loaded.paths,
+    env: withSecrets,
+    extraEnv: { SIM_TTFT_MS: '1', VLLM_API_KEY: 'csk_engine_shadow' },
+  });
+  assert.equal(result.mode, 'process');
+  const seen = Object.fromEntries(
+    readFileSync(`/proc/${result.pid}/environ`, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+  );
+  for (const name of Object.keys(secrets)) assert.equal(seen[name], undefined, name);
+  assert.equal(seen.VLLM_API_KEY, readFileSync(join(loaded.paths.stateDir, 'engine-api-key'), 'utf8').trim());
+  assert.equal(seen.SIM_TTFT_MS, '1');
+  assert.equal(seen.LC_ALL, 'C.UTF-8');
+  assert.ok(seen.PATH);
+});

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/core/errors.js';
 import { engineKeyId } from '../../src/engine/engine-key.js';
+import { ENGINE_NETWORK } from '../../src/engine/network.js';
 import { buildEngineSpec, configHashOf, LABEL, parseGpuSelection, type EngineSpecInput } from '../../src/engine/spec.js';
 
 const base: EngineSpecInput = {
@@ -68,16 +69,44 @@ test('--quantization awq is never passed, even when a catalog entry asks for it'
   assert.deepEqual(options.Cmd!.slice(-2), ['--dtype', 'auto']);
 });
 
-test('the engine port is published on loopback only, with IPC host, the HF cache and a bounded restart policy', () => {
+test("the engine port is published on loopback only, on the engines' own network, with the HF cache and a bounded restart policy", () => {
   const { options } = buildEngineSpec(base);
   const host = options.HostConfig!;
   assert.deepEqual(host.PortBindings, { '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '8000' }] });
-  assert.equal(host.IpcMode, 'host');
-  assert.deepEqual(host.Binds, ['/home/op/.cache/huggingface:/root/.cache/huggingface']);
+  assert.equal(host.NetworkMode, ENGINE_NETWORK);
+  assert.deepEqual(host.Binds, ['/home/op/.cache/huggingface:/cache/huggingface']);
   assert.deepEqual(host.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 2 });
 });
 
-test('the engine key reaches every engine as VLLM_API_KEY, never its command line, labels or hash, and --engine-env cannot shadow it', () => {
+test('IPC is private for every engine; vLLM gets the shared memory its docs ask for, the others the default', () => {
+  const vllm = buildEngineSpec(base).options.HostConfig!;
+  assert.equal(vllm.IpcMode, 'private');
+  assert.equal(vllm.ShmSize, Math.floor(10.24 * 1024 ** 3));
+  for (const kind of ['sim', 'cpu'] as const) {
+    const host = buildEngineSpec({ ...base, kind, gpus: { mode: 'none' } }).options.HostConfig!;
+    assert.equal(host.IpcMode, 'private', kind);
+    assert.equal(host.ShmSize, undefined, kind);
+  }
+});
+
+test('every engine container drops all capabilities, cannot gain privileges, has a PID limit and runs as non-root', () => {
+  const vllm = buildEngineSpec({ ...base, runAs: '1000:1000' }).options;
+  assert.deepEqual(vllm.HostConfig!.CapDrop, ['ALL']);
+  assert.deepEqual(vllm.HostConfig!.SecurityOpt, ['no-new-privileges']);
+  assert.equal(vllm.HostConfig!.PidsLimit, 8192);
+  // vLLM as the operator, so what it writes into the bind-mounted cache is theirs; HOME where that user can write.
+  assert.equal(vllm.User, '1000:1000');
+  for (const variable of ['HOME=/tmp', 'HF_HOME=/cache/huggingface', 'USER=cs-llm']) assert.ok(vllm.Env!.includes(variable), variable);
+  for (const kind of ['sim', 'cpu'] as const) {
+    const options = buildEngineSpec({ ...base, kind, gpus: { mode: 'none' }, runAs: '1000:1000' }).options;
+    assert.deepEqual(options.HostConfig!.CapDrop, ['ALL'], kind);
+    assert.deepEqual(options.HostConfig!.SecurityOpt, ['no-new-privileges'], kind);
+    assert.equal(options.HostConfig!.PidsLimit, 256, kind);
+    assert.equal(options.User, '65534:65534', kind);
+  }
+});
+
+test('the engine key reaches every engine as VLLM_API_KEY, never its command line, labels or hash, and --engine-env cannot shadow it; HF_TOKEN only the engine that downloads', () => {
   const key = 'csk_engine_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG';
   for (const kind of ['vllm', 'sim', 'cpu'] as const) {
     const input = {
@@ -85,17 +114,22 @@ test('the engine key reaches every engine as VLLM_API_KEY, never its command lin
       kind,
       gpus: kind === 'vllm' ? base.gpus : ({ mode: 'none' } as const),
       apiKey: key,
+      hfToken: 'hf_secretsecretsecret',
       extraEnv: { VLLM_API_KEY: 'csk_engine_shadow', SIM_TTFT_MS: '1' },
     };
     const spec = buildEngineSpec(input);
-    assert.ok(spec.options.Env!.includes(`VLLM_API_KEY=${key}`), kind);
+    assert.deepEqual(
+      spec.options.Env!.filter((e) => e.startsWith('VLLM_API_KEY=')),
+      [`VLLM_API_KEY=${key}`],
+      kind,
+    );
     assert.ok(!spec.options.Cmd!.some((a) => a.includes(key)), `${kind}: not on the command line`);
     assert.ok(!JSON.stringify(spec.options.Labels).includes(key), kind);
     assert.equal(spec.options.Labels![LABEL.keyId], engineKeyId(key), kind);
     assert.equal(spec.configHash, configHashOf({ ...input, apiKey: 'csk_engine_another_key_entirely_000000000000000' }), kind);
-    assert.deepEqual(
-      spec.options.Env!.filter((e) => e.startsWith('VLLM_API_KEY=')),
-      [`VLLM_API_KEY=${key}`],
+    assert.equal(
+      spec.options.Env!.some((e) => e.startsWith('HF_TOKEN=')),
+      kind === 'vllm',
       kind,
     );
   }
@@ -119,7 +153,7 @@ test('the token goes into the container but never into labels or the hash; offli
   assert.ok(!JSON.stringify(withToken.options.Labels).includes('secret'));
   const otherToken = buildEngineSpec({ ...base, hfToken: `hf_${'another'.repeat(3)}`, offline: true });
   assert.equal(withToken.configHash, otherToken.configHash);
-  assert.equal(buildEngineSpec(base).options.Env!.length, 0);
+  assert.ok(!buildEngineSpec(base).options.Env!.some((e) => e.startsWith('HF_TOKEN=') || e.startsWith('HF_HUB_OFFLINE=')));
 });
 
 test('labels mark the container as ours with engine, model, port, GPUs and the config hash', () => {

@@ -323,8 +323,10 @@ test('GPU requests: with the NVIDIA hook the container gets DeviceRequests and s
   assert.deepEqual(result.gpuNames, ['0: NVIDIA A100-SXM4-80GB']);
   const [container] = await s.ours();
   const info = await s.docker.getContainer(container!.Id).inspect();
-  assert.deepEqual(info.HostConfig.Binds, [`${hfCacheDir}:/root/.cache/huggingface`]);
-  assert.equal(info.HostConfig.IpcMode, 'host');
+  assert.deepEqual(info.HostConfig.Binds, [`${hfCacheDir}:/cache/huggingface`]);
+  assert.equal(info.HostConfig.IpcMode, 'private');
+  assert.equal(info.HostConfig.ShmSize, Math.floor(10.24 * 1024 ** 3));
+  assert.equal(info.Config.User, `${process.getuid!()}:${process.getgid!()}`);
   const requests = (info.HostConfig.DeviceRequests ?? []).map(({ Driver, Count, Capabilities }) => ({ Driver, Count, Capabilities }));
   assert.deepEqual(requests, [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }]);
   // dockerd's nvidia driver puts the GPU choice into the container's environment through the hook.
