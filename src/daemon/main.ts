@@ -5,9 +5,11 @@
  * flags and calls runDaemonProcess.
  */
 
+import { upstreamKindOf } from '../compliance/redact.js';
 import type { Config } from '../core/config.js';
 import { redactSecrets, type Logger } from '../core/log.js';
 import type { Paths } from '../core/paths.js';
+import { readEngineKey } from '../engine/engine-key.js';
 import { ownDaemonState, removeDaemonState, writeDaemonState } from './lifecycle.js';
 import { startDaemon } from './server.js';
 
@@ -35,6 +37,21 @@ export function lifecycleLogger(write: (line: string) => void = (line) => proces
 }
 
 /**
+ * The engine `cs-llm up` starts wants its own key on /v1/* (docs/engine.md, "The engine's API key"). A daemon whose
+ * config names no upstream key, in front of that engine (one loopback upstream on engine.port), reads the key from
+ * the state directory, so that `daemon start`, a restart and a systemd unit (whose file must hold no secret) reach
+ * the engine as the daemon `up` starts does. No other upstream ever gets it.
+ */
+export function withEngineKey(config: Config, stateDir: string): Config {
+  const d = config.daemon;
+  if (d.upstreamApiKey || d.upstreams.length > 0 || upstreamKindOf(d.upstream) !== 'local') return config;
+  const url = new URL(d.upstream);
+  if (Number(url.port || (url.protocol === 'https:' ? 443 : 80)) !== config.engine.port) return config;
+  const key = readEngineKey(stateDir);
+  return key ? { ...config, daemon: { ...d, upstreamApiKey: key } } : config;
+}
+
+/**
  * Listens for SIGINT, SIGTERM and SIGHUP for the whole run (installed before the daemon starts, so a signal
  * during start-up stops it once it is up). `first` resolves with the first; each later one calls `again`.
  */
@@ -59,7 +76,8 @@ function stopSignals(again: (signal: string) => void): { first: Promise<string>;
  * (a damaged database, a refused bind) are thrown for the caller to render.
  */
 export async function runDaemonProcess(options: DaemonProcessOptions): Promise<void> {
-  const { config, paths } = options;
+  const { paths } = options;
+  const config = withEngineKey(options.config, paths.stateDir);
   const log = lifecycleLogger(options.write);
   let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
   const signals = stopSignals((signal) => {

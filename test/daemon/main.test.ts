@@ -7,16 +7,21 @@ import { execa } from 'execa';
 import { request } from 'undici';
 import { resolvePaths } from '../../src/core/paths.js';
 import { readDaemonState } from '../../src/daemon/lifecycle.js';
+import { newEngineKey, writeEngineKey } from '../../src/engine/engine-key.js';
 import { openStore } from '../../src/store/store.js';
 import { startSimulator } from '../../src/sim/server.js';
 import { entryArgs, ROOT } from '../helpers/cli.js';
 
 /** `cs-llm daemon run` as its own process (the way systemd and `daemon start` run it), with its state file found. */
-async function runDaemon(t: { after(fn: () => void): void }, upstream: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-daemon-main-'));
+async function runDaemon(
+  t: { after(fn: () => void): void },
+  upstream: string,
+  options: { home?: string; env?: Record<string, string> } = {},
+) {
+  const dir = options.home ?? mkdtempSync(join(tmpdir(), 'cs-llm-daemon-main-'));
   const child = execa(process.execPath, [...entryArgs('cli/main'), 'daemon', 'run', '--port', '0', '--upstream', upstream], {
     cwd: ROOT,
-    env: { CS_LLM_HOME: dir, NO_COLOR: '1' },
+    env: { CS_LLM_HOME: dir, NO_COLOR: '1', ...options.env },
     reject: false,
   });
   t.after(() => {
@@ -66,4 +71,31 @@ test('a second stop signal during the drain cuts it: the stream in flight ends u
   const store = await openStore({ file: paths.dbFile });
   t.after(() => store.close());
   assert.equal(await store.sessions.get('cut', Date.now()), null, 'a cut turn stores nothing');
+});
+
+test("a daemon started with no upstream key calls the engine of cs-llm up with that engine's key from the state directory, and no other upstream", async (t) => {
+  // The engine as up leaves it: its key 0600 in the state directory, required on /v1/*.
+  const key = newEngineKey();
+  const sim = await startSimulator({ port: 0, apiKey: key });
+  t.after(() => sim.close());
+  const enginePort = new URL(sim.url).port;
+  const chat = async (url: string) =>
+    (
+      await request(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'Hello' }] }),
+      })
+    ).statusCode;
+  const home = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cs-llm-daemon-key-'));
+    writeEngineKey(resolvePaths({ CS_LLM_HOME: dir }).stateDir, key);
+    return dir;
+  };
+  // As `cs-llm daemon start` or a systemd unit start it: nothing but the config, whose engine.port is the engine's.
+  const front = await runDaemon(t, sim.url, { home: home(), env: { CS_LLM_ENGINE_PORT: enginePort } });
+  assert.equal(await chat(front.state.url), 200);
+  // An upstream that is not that engine (here: engine.port says the engine is elsewhere) is never sent the key.
+  const elsewhere = await runDaemon(t, sim.url, { home: home(), env: { CS_LLM_ENGINE_PORT: String(Number(enginePort) + 1) } });
+  assert.equal(await chat(elsewhere.state.url), 401);
 });
