@@ -73,7 +73,7 @@ const KILL_AFTER_MS = 2_000;
 
 const log = createLogger('gpu');
 
-interface SmiRun {
+export interface SmiRun {
   missing: boolean;
   timedOut: boolean;
   exitCode: number | undefined;
@@ -81,7 +81,7 @@ interface SmiRun {
   stdout: string;
 }
 
-async function runNvidiaSmi(args: string[], options: DetectGpusOptions): Promise<SmiRun> {
+export async function runNvidiaSmi(args: string[], options: DetectGpusOptions): Promise<SmiRun> {
   const file = options.nvidiaSmi ?? 'nvidia-smi';
   const timeout = options.timeoutMs ?? DEFAULT_NVIDIA_SMI_TIMEOUT_MS;
   const result = await execa(file, args, {
