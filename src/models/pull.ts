@@ -2,22 +2,23 @@
  * `cs-llm models pull <id>`: one catalog GGUF onto this host, checked. The bytes go to `<file>.part` next
  * to the final name; a later run continues that part with a Range request (servers that ignore Range send
  * the whole file and the part starts over). Size and sha256 are checked before the rename, so the engine
- * never sees a file that is not the catalog's; a mismatch removes the part. A `<file>.part.lock` holding the
- * pid keeps two pulls from writing the same part.
+ * never sees a file that is not the catalog's; a mismatch removes the part. An entry without sizeBytes is
+ * capped at its weightsBytes plus a margin, and the free disk is checked for that before any request. The
+ * part file and its lock (part-file.ts) are never followed through a link; the token's rules live with the
+ * HTTP client (pull-http.ts).
  */
 
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, statSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { freeDisk as probeFreeDisk, type FreeDisk } from '../core/disk.js';
 import { ConflictError, CsLlmError, EnvironmentError, NotFoundError, UsageError } from '../core/errors.js';
-import { VERSION } from '../core/version.js';
 import { formatFileSize, ggufDownloadUrl } from './gguf-source.js';
+import { openPartFile, partFileSize, takePartLock } from './part-file.js';
+import { discard, get, header, tokenOrigin } from './pull-http.js';
 import type { ModelEntry } from './schema.js';
 
 export type GgufPullProgress =
@@ -34,8 +35,10 @@ export interface PullGgufOptions {
   endpoint: string;
   /** Other folders where a valid copy counts as present (the models shipped with cs-llm). */
   alsoLookIn?: string[];
-  /** Sent as a bearer token, only to the endpoint's own origin (never to the CDN it redirects to). */
+  /** Sent as a bearer token, only to the endpoint's own origin and only over https (pull-http.ts). */
   token?: string;
+  /** Certificates to trust for https instead of the usual ones (tests; the CLI has NODE_EXTRA_CA_CERTS). */
+  ca?: string | Buffer;
   onProgress?: (event: GgufPullProgress) => void;
   signal?: AbortSignal;
   /** The free-disk probe; a parameter so a test can play a full disk. */
@@ -58,12 +61,32 @@ export interface PullGgufResult {
   downloadedBytes: number;
 }
 
-const MAX_REDIRECTS = 10;
 /** Room left beyond the file itself: file system overhead and whatever else writes there meanwhile. */
 const DISK_MARGIN_BYTES = 64 * 1024 ** 2;
 
+/**
+ * The most bytes taken for an entry without sizeBytes: its weightsBytes (a GGUF file is the weights) plus
+ * 10%, at least 64 MiB, for an entry whose figure was rounded or estimated. The sha256 still decides.
+ */
+export function unknownSizeCap(weightsBytes: number): { cap: number; margin: number } {
+  const margin = Math.max(64 * 1024 ** 2, Math.ceil(weightsBytes / 10));
+  return { cap: weightsBytes + margin, margin };
+}
+
 async function hashFile(path: string, hash: Hash = createHash('sha256'), signal?: AbortSignal): Promise<Hash> {
   for await (const chunk of createReadStream(path, { signal })) hash.update(chunk as Buffer);
+  return hash;
+}
+
+/** The hash of the part file's bytes, read without following a link at its path. */
+async function hashPart(part: string, signal?: AbortSignal): Promise<Hash> {
+  const hash = createHash('sha256');
+  const handle = await openPartFile(part, 'read');
+  try {
+    for await (const chunk of handle.createReadStream({ autoClose: false, signal })) hash.update(chunk as Buffer);
+  } finally {
+    await handle.close();
+  }
   return hash;
 }
 
@@ -74,96 +97,6 @@ function fileSize(path: string): number | null {
   } catch {
     return null;
   }
-}
-
-function header(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** Reads and drops a response body that is not wanted (an error page, a redirect). */
-function discard(res: IncomingMessage): void {
-  res.resume();
-}
-
-/**
- * One GET with node's http client. Not undici (nor fetch, which is undici inside): both 7.30 and Node 20's
- * 6.24 throw an uncatchable AssertionError (`assert(!this.paused)`, nodejs/undici#5360) when a server
- * closes the connection after the body while the reader applies backpressure, which a download to disk
- * does; seen here 16 times in 20 against an HTTP/1.0 server. A fresh connection per request (agent: false);
- * the idle limit covers the wait for headers and every gap in the body.
- */
-function getOnce(
-  url: string,
-  headers: Record<string, string>,
-  signal: AbortSignal | undefined,
-  idleTimeoutMs: number,
-): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(target, { method: 'GET', headers, signal, agent: false }, resolve);
-    req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`no bytes from ${target.host} for ${Math.round(idleTimeoutMs / 1000)} s`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** GET with redirects followed by hand: the Range header goes to every hop, the token only to the first origin. */
-async function get(
-  url: string,
-  options: { range: number | null; token?: string; signal?: AbortSignal; idleTimeoutMs: number },
-): Promise<IncomingMessage> {
-  const origin = new URL(url).origin;
-  let current = url;
-  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-    const headers: Record<string, string> = { 'user-agent': `cs-llm/${VERSION}`, 'accept-encoding': 'identity' };
-    if (options.range !== null) headers.range = `bytes=${options.range}-`;
-    if (options.token && new URL(current).origin === origin) headers.authorization = `Bearer ${options.token}`;
-    const res = await getOnce(current, headers, options.signal, options.idleTimeoutMs);
-    const location = header(res.headers, 'location');
-    if ([301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && location) {
-      discard(res);
-      current = new URL(location, current).toString();
-      continue;
-    }
-    return res;
-  }
-  throw new EnvironmentError(`${url}: more than ${MAX_REDIRECTS} redirects`, {
-    next: 'Check the endpoint (HF_ENDPOINT or engine.hfEndpoint): a mirror should answer the file or redirect once to its storage.',
-  });
-}
-
-/** Keeps a second pull of the same file out while this one writes the part. */
-async function takeLock(lockPath: string, part: string): Promise<() => Promise<void>> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(lockPath, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      return () => rm(lockPath, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-      let alive = false;
-      if (Number.isInteger(pid) && pid > 0) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch (e) {
-          alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-        }
-      }
-      if (alive) {
-        throw new ConflictError(`another cs-llm models pull (pid ${pid}) is writing ${part}`, {
-          next: `Wait for it to finish; if no such download runs, remove ${lockPath} and run the command again.`,
-        });
-      }
-      // A lock left by a pull that died: take it over.
-      await rm(lockPath, { force: true });
-    }
-  }
-  throw new ConflictError(`cannot take the lock ${lockPath}`, { next: `Remove ${lockPath} and run the command again.` });
 }
 
 function mismatchError(what: string, part: string, id: string): EnvironmentError {
@@ -182,6 +115,10 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
   }
   const url = ggufDownloadUrl(gguf, endpoint);
   const expectedSize = gguf.sizeBytes ?? null;
+  // No size in the entry: a server could send without end; its weightsBytes bounds what is taken.
+  const sizeless = expectedSize === null ? unknownSizeCap(model.weightsBytes) : null;
+  const ceiling = expectedSize ?? sizeless!.cap;
+  const capNote = sizeless ? ` (the entry has no gguf.sizeBytes: its weightsBytes ${model.weightsBytes} plus ${sizeless.margin})` : '';
   const dest = join(dir, gguf.file);
   const part = `${dest}.part`;
   const emit = (event: GgufPullProgress) => options.onProgress?.(event);
@@ -220,15 +157,14 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
   }
   const expectedSha = gguf.sha256;
   await mkdir(dir, { recursive: true });
-  const unlock = await takeLock(`${part}.lock`, part);
+  const unlock = await takePartLock(`${part}.lock`, part);
   try {
-    let partSize = fileSize(part) ?? 0;
-    if (expectedSize !== null && partSize > expectedSize) {
+    let partSize = partFileSize(part);
+    if (partSize > ceiling) {
       await rm(part, { force: true });
       partSize = 0;
     }
-    const checkDisk = async (total: number | null, from: number) => {
-      if (total === null) return;
+    const checkDisk = async (total: number, from: number) => {
       const need = total - from;
       const disk = await (options.freeDisk ?? probeFreeDisk)(dir);
       if (disk.freeBytes !== null && disk.freeBytes < need + DISK_MARGIN_BYTES) {
@@ -240,7 +176,8 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
         );
       }
     };
-    await checkDisk(expectedSize, partSize);
+    // Before any request: for the file's size, or, without one, for the most that will be taken.
+    await checkDisk(ceiling, partSize);
 
     let hash = createHash('sha256');
     let received = 0;
@@ -249,19 +186,19 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
     for (;;) {
       if (partSize > 0 && expectedSize !== null && partSize === expectedSize) {
         // The bytes are all here (a run stopped between the last byte and the rename): only check them.
-        hash = await hashFile(part, createHash('sha256'), signal);
+        hash = await hashPart(part, signal);
         resumedFrom = partSize;
         break;
       }
-      const res = await get(url, { range: partSize > 0 ? partSize : null, token: options.token, signal, idleTimeoutMs }).catch(
-        (err: unknown) => {
-          if (err instanceof CsLlmError) throw err;
-          throw new EnvironmentError(`cannot download ${url}: ${(err as Error).message}`, {
-            cause: err,
-            next: `Check the network and the endpoint (${endpoint}; HF_ENDPOINT or engine.hfEndpoint set a mirror), then run cs-llm models pull ${model.id} again${partSize > 0 ? ': it continues the part file' : ''}.`,
-          });
-        },
-      );
+      const range = partSize > 0 ? partSize : null;
+      const httpOptions = { range, token: options.token, tokenOrigin: tokenOrigin(endpoint), signal, idleTimeoutMs, ca: options.ca };
+      const { res, tokenSent } = await get(url, httpOptions).catch((err: unknown) => {
+        if (err instanceof CsLlmError) throw err;
+        throw new EnvironmentError(`cannot download ${url}: ${(err as Error).message}`, {
+          cause: err,
+          next: `Check the network and the endpoint (${endpoint}; HF_ENDPOINT or engine.hfEndpoint set a mirror), then run cs-llm models pull ${model.id} again${partSize > 0 ? ': it continues the part file' : ''}.`,
+        });
+      });
       const status = res.statusCode ?? 0;
       // Hugging Face says why in X-Error-Code (RepoNotFound, EntryNotFound, GatedRepo, ...); mirrors may not.
       const hubCode = header(res.headers, 'x-error-code');
@@ -281,9 +218,13 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
       }
       if (status === 401 || status === 403) {
         discard(res);
+        const withheld =
+          options.token && !tokenSent
+            ? `HF_TOKEN is set but was not sent: it goes only to the endpoint's own origin (${endpoint}) and only over https. `
+            : '';
         throw new EnvironmentError(`${url} answered ${status}${hubWhy}: the server wants a token, or refuses this client`, {
           next:
-            'For a gated or private repository export HF_TOKEN=<your token> (sent only to the endpoint itself), then run the command again; ' +
+            `${withheld}For a gated or private repository export HF_TOKEN=<your token> (sent only to an https endpoint itself), then run the command again; ` +
             `Hugging Face also answers 401 for a repository that does not exist: check ${gguf.hfRepo ?? 'the URL'}.`,
         });
       }
@@ -330,43 +271,62 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
         await rm(part, { force: true });
         throw mismatchError(`${url} is ${total} bytes, the catalog's ${gguf.file} is ${expectedSize}`, part, model.id);
       }
-      if (expectedSize === null) await checkDisk(total, startAt);
+      if (sizeless && total !== null && total > sizeless.cap) {
+        discard(res);
+        await rm(part, { force: true });
+        throw new EnvironmentError(`${url} is ${total} bytes, more than the ${sizeless.cap} allowed for ${gguf.file}${capNote}`, {
+          next: `Check the entry ${model.id} (its weightsBytes, or add gguf.sizeBytes and gguf.sha256 from the file's page) and the URL, then run the command again.`,
+        });
+      }
+      if (sizeless && total !== null) await checkDisk(total, startAt);
       // Continue the hash over the bytes already in the part, then over what comes.
-      hash = startAt > 0 ? await hashFile(part, createHash('sha256'), signal) : createHash('sha256');
+      hash = startAt > 0 ? await hashPart(part, signal) : createHash('sha256');
       resumedFrom = startAt;
-      const limit = expectedSize ?? total;
-      emit({ type: 'start', url, path: dest, totalBytes: limit, resumeFrom: startAt });
+      // The exact size when known (the entry's, else the server's); else only the ceiling bounds the body.
+      const exact = expectedSize ?? total;
+      const limit = exact ?? ceiling;
+      emit({ type: 'start', url, path: dest, totalBytes: exact, resumeFrom: startAt });
       let done = startAt;
       const h = hash;
       const meter = new Transform({
         transform(chunk: Buffer, _enc, callback) {
           done += chunk.length;
           received += chunk.length;
-          if (limit !== null && done > limit) {
+          if (done > limit) {
             callback(new Error(`more than the ${limit} bytes expected`));
             return;
           }
           h.update(chunk);
-          emit({ type: 'bytes', doneBytes: done, totalBytes: limit });
+          emit({ type: 'bytes', doneBytes: done, totalBytes: exact });
           callback(null, chunk);
         },
       });
+      const out = await openPartFile(part, startAt > 0 ? 'append' : 'truncate').catch((err: unknown) => {
+        res.destroy();
+        throw err;
+      });
       try {
-        await pipeline(res, meter, createWriteStream(part, { flags: startAt > 0 ? 'a' : 'w' }), { signal });
-        if (!res.complete || (limit !== null && done < limit)) throw new Error('the connection closed before the end of the file');
+        await pipeline(res, meter, out.createWriteStream(), { signal });
+        if (!res.complete || (exact !== null && done < exact)) throw new Error('the connection closed before the end of the file');
       } catch (err) {
-        if (limit !== null && done > limit) {
+        if (done > limit) {
           await rm(part, { force: true });
-          throw mismatchError(`${url} sent more than the ${limit} bytes of ${gguf.file}`, part, model.id);
+          throw mismatchError(
+            exact !== null
+              ? `${url} sent more than the ${limit} bytes of ${gguf.file}`
+              : `${url} sent more than the ${limit} bytes allowed for ${gguf.file}${capNote}`,
+            part,
+            model.id,
+          );
         }
-        const have = fileSize(part) ?? 0;
+        const have = partFileSize(part);
         if (signal?.aborted) {
           throw new EnvironmentError(`download of ${gguf.file} stopped at ${formatFileSize(have)}`, {
             next: `Run cs-llm models pull ${model.id} again to continue from there (the part file ${part} is kept).`,
           });
         }
         throw new EnvironmentError(
-          `download of ${gguf.file} broke off at ${formatFileSize(have)}${limit !== null ? ` of ${formatFileSize(limit)}` : ''}: ${(err as Error).message}`,
+          `download of ${gguf.file} broke off at ${formatFileSize(have)}${exact !== null ? ` of ${formatFileSize(exact)}` : ''}: ${(err as Error).message}`,
           {
             cause: err,
             next: `Run cs-llm models pull ${model.id} again: it continues the part file ${part}.`,
@@ -377,7 +337,7 @@ export async function pullGguf(options: PullGgufOptions): Promise<PullGgufResult
     }
 
     emit({ type: 'verifying', path: part });
-    const size = (await stat(part)).size;
+    const size = partFileSize(part);
     const sha = hash.digest('hex');
     if (expectedSize !== null && size !== expectedSize) {
       await rm(part, { force: true });
