@@ -14,6 +14,7 @@ import type { RequestRecord } from './observers.js';
 import type { RequestContext } from './routes.js';
 import type { Upstream } from './upstream.js';
 import { readAll, type UpstreamInfo } from './upstream-info.js';
+import { createRuntimeMetrics } from './runtime-metrics.js';
 
 export interface DaemonMetricsSources {
   store: Pick<Store, 'stats'>;
@@ -273,6 +274,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
 
   // Scrape-time sources.
   const gpus = createGpuMetrics(registry, options.gpu ?? {});
+  const runtime = createRuntimeMetrics(registry, sources.store);
 
   const sessionCacheMs = options.sessionCountCacheMs ?? 5000;
   let sessionsAt = Number.NEGATIVE_INFINITY;
@@ -336,6 +338,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
   const render = async (selfInFlight = 0): Promise<string> => {
     await refreshEngine();
     await refreshSessions();
+    await runtime.refresh();
     gpus.refresh();
     info.reset();
     const model = sources.upstreamInfo.known?.id;
@@ -363,6 +366,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
       ctx.res.end(body);
     },
     async close() {
+      runtime.close();
       await gpus.close();
     },
   };

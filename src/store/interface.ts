@@ -9,6 +9,7 @@ import type { ChainCheck } from './audit-verify.js';
 import type { ContentCipher } from './crypto.js';
 import type { OpenDatabaseOptions } from './database.js';
 import type { KeyStore } from './keys.js';
+import type { LockWaitStats } from './lock-wait.js';
 import type { RotationResult } from './key-rotation.js';
 import type { MaintenanceOptions } from './maintenance.js';
 import type { ContentProtection, SessionStore } from './sessions.js';
@@ -83,6 +84,8 @@ export interface StoreStats {
   sessionCounts(now: number): Promise<{ live: number; stored: number }>;
   /** Stored messages, all sessions. */
   messageCount(): Promise<number>;
+  /** Calls that found the database locked by another connection and waited for it (off the event loop). */
+  lockWaits(): Promise<LockWaitStats>;
 }
 
 export type OpenStoreOptions = OpenDatabaseOptions & {

@@ -9,6 +9,8 @@ export interface RotationResult {
   alreadyCurrent: number;
   /** Whether the old values are gone from the files too (TRUNCATE checkpoint). */
   scrubbed: boolean;
+  /** The keys marked retired: none of the rows needs them any more. */
+  retired: string[];
 }
 
 /**
@@ -24,6 +26,8 @@ export async function rotateContentKey(
     from: readonly ContentCipher[];
     to: ContentCipher;
     scrub: () => Promise<boolean>;
+    /** Runs each batch's transaction (lock-wait.ts: waits for another connection's lock off the event loop). */
+    write: <T>(op: () => T) => Promise<T>;
     batch?: number;
     now?: number;
     onProgress?: (rows: number) => void;
@@ -47,12 +51,13 @@ export async function rotateContentKey(
   const update = db.prepare('UPDATE messages SET content = ?, tool_calls = ?, name = ?, key_id = ? WHERE rowid = ?');
   let rows = 0;
   let alreadyCurrent = 0;
-  const step = db.transaction((after: number): number => {
-    let last = -1;
+  // Counts per batch, added up once the batch committed: a batch that met a lock is run again whole.
+  const step = db.transaction((after: number): { last: number; rows: number; current: number } => {
+    const done = { last: -1, rows: 0, current: 0 };
     for (const r of page.all(after, batch)) {
-      last = r.rowid;
+      done.last = r.rowid;
       if (r.key_id === to.keyId) {
-        alreadyCurrent++;
+        done.current++;
         continue;
       }
       const old = r.key_id === null ? null : keys.get(r.key_id);
@@ -69,19 +74,31 @@ export async function rotateContentKey(
         return text === null ? null : to.encrypt(text, contentContext(r.session_id, r.seq, field));
       };
       update.run(seal('content', r.content), seal('tool_calls', r.tool_calls), seal('name', r.name), to.keyId, r.rowid);
-      rows++;
+      done.rows++;
     }
-    return last;
+    return done;
   });
   const now = options.now ?? Date.now();
-  db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)').run(to.keyId, now);
+  const { write } = options;
+  await write(() =>
+    db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)').run(to.keyId, now),
+  );
   for (let after = 0; after >= 0;) {
-    after = step(after);
+    const from = after;
+    const done = await write(() => step.immediate(from));
+    rows += done.rows;
+    alreadyCurrent += done.current;
+    after = done.last;
     options.onProgress?.(rows);
     if (after >= 0) await new Promise((resolve) => setImmediate(resolve));
   }
-  db.prepare('UPDATE content_keys SET retired_at = ? WHERE id <> ? AND retired_at IS NULL').run(now, to.keyId);
-  return { rows, alreadyCurrent, scrubbed: await options.scrub() };
+  const retired = await write(() =>
+    db
+      .prepare<[number, string], { id: string }>('UPDATE content_keys SET retired_at = ? WHERE id <> ? AND retired_at IS NULL RETURNING id')
+      .all(now, to.keyId)
+      .map((r) => r.id),
+  );
+  return { rows, alreadyCurrent, scrubbed: await options.scrub(), retired };
 }
 
 /**

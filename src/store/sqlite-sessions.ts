@@ -28,7 +28,10 @@ import {
 // SessionStore on SQLite (better-sqlite3, synchronous). sqlite-store.ts puts it behind the interface's
 // promises; the statements here run to completion on the calling thread.
 
-export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed'>>;
+export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed' | 'pruneOlderThan'>> & {
+  /** Deletes up to `batch` sessions not updated since `before`; returns how many went. */
+  pruneStale(before: number, batch: number): number;
+};
 
 interface BumpParams {
   profile: string;
@@ -298,13 +301,8 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     sweepExpired(now, batch = 500) {
       return deleteBatch(selectExpired.all(now, batch).map((r) => r.id));
     },
-    pruneOlderThan(before) {
-      let total = 0;
-      for (;;) {
-        const n = deleteBatch(selectStale.all(before, 500).map((r) => r.id));
-        total += n;
-        if (n < 500) return total;
-      }
+    pruneStale(before, batch) {
+      return deleteBatch(selectStale.all(before, batch).map((r) => r.id));
     },
     export(id) {
       const session = selectAny.get(id);

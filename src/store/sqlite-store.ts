@@ -2,6 +2,7 @@ import { auditAnchor, auditForSession, auditSince, createAuditWriter, pruneAudit
 import { openAuditKeyring, startAuditKey } from './audit-chain.js';
 import { verifyAuditChain } from './audit-verify.js';
 import { openDatabase, type SqliteDatabase } from './database.js';
+import { createLockWait, LOCK_POLL_MS } from './lock-wait.js';
 import { requireContentKeys, rotateContentKey } from './key-rotation.js';
 import { createSqliteKeys } from './keys.js';
 import { startMaintenance } from './maintenance.js';
@@ -12,16 +13,12 @@ import type { OpenStoreOptions, Store } from './interface.js';
 import { createSqliteUsage } from './usage.js';
 
 // The Store on one SQLite connection. The handle stays in here (and the modules of src/store/ it hands it
-// to); everything else sees the Store's promise-returning interfaces.
+// to); everything else sees the Store's promise-returning interfaces. Each call runs at once and settles its
+// promise with the result (no extra turn of the event loop, no copy); one that finds another connection's
+// lock waits for it on timers (lock-wait.ts), never on the event loop for more than LOCK_POLL_MS.
 
-/** A synchronous call as a settled promise: no extra turn of the event loop, no copy of the result. */
-function settle<T>(op: () => T): Promise<T> {
-  try {
-    return Promise.resolve(op());
-  } catch (err) {
-    return Promise.reject(err);
-  }
-}
+/** Sessions deleted per transaction by pruneOlderThan (as the sweeper's batches: a few ms each). */
+const PRUNE_BATCH = 200;
 
 export interface SqliteStore {
   store: Store;
@@ -34,7 +31,9 @@ export interface SqliteStore {
 export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
   const db = openDatabase(options);
   const protection = options.protection ?? {};
-  const scrubber = createScrubber(db, { onError: protection.onScrubError });
+  const scrubber = createScrubber(db, { onError: protection.onScrubError, busyMs: LOCK_POLL_MS });
+  const lock = createLockWait({ file: options.file, maxWaitMs: options.busyTimeoutMs ?? 5000 });
+  const { read, write } = lock;
   let core: SqliteSessions;
   let keys: ReturnType<typeof createSqliteKeys>;
   let usage: ReturnType<typeof createSqliteUsage>;
@@ -46,17 +45,28 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
     db.close();
     throw err;
   }
+  // Opening waited for locks as long as busyTimeoutMs (nothing else runs yet); from now on, briefly.
+  db.pragma(`busy_timeout = ${LOCK_POLL_MS}`);
   const sessions: SessionStore = {
-    loadWindow: (id, turns, now) => settle(() => core.loadWindow(id, turns, now)),
-    appendTurn: (id, profile, messages, ttlMs, now) => settle(() => core.appendTurn(id, profile, messages, ttlMs, now)),
-    get: (id, now) => settle(() => core.get(id, now)),
-    list: (options) => settle(() => core.list(options)),
-    delete: (id) => settle(() => core.delete(id)),
-    sweepExpired: (now, batch) => settle(() => core.sweepExpired(now, batch)),
-    pruneOlderThan: (before) => settle(() => core.pruneOlderThan(before)),
-    export: (id) => settle(() => core.export(id)),
+    loadWindow: (id, turns, now) => read(() => core.loadWindow(id, turns, now)),
+    appendTurn: (id, profile, messages, ttlMs, now) => write(() => core.appendTurn(id, profile, messages, ttlMs, now)),
+    get: (id, now) => read(() => core.get(id, now)),
+    list: (options) => read(() => core.list(options)),
+    delete: (id) => write(() => core.delete(id)),
+    sweepExpired: (now, batch) => write(() => core.sweepExpired(now, batch)),
+    // In batches, each its own transaction, yielding between them: requests interleave with a long prune.
+    async pruneOlderThan(before) {
+      let total = 0;
+      for (;;) {
+        const n = await write(() => core.pruneStale(before, PRUNE_BATCH));
+        total += n;
+        if (n < PRUNE_BATCH) return total;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    },
+    export: (id) => read(() => core.export(id)),
     scrubbed: (waitMs) => (scrubber.pending ? scrubber.request(waitMs) : Promise.resolve(true)),
-    capRetention: (afterId, batch) => settle(() => core.capRetention(afterId, batch)),
+    capRetention: (afterId, batch) => write(() => core.capRetention(afterId, batch)),
   };
   const countLive = db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?');
   const countStored = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM sessions');
@@ -72,48 +82,50 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
       get generation() {
         return keys.generation;
       },
-      create: (name, now) => settle(() => keys.create(name, now)),
-      list: () => settle(() => keys.list()),
-      revoke: (idOrPrefix, now) => settle(() => keys.revoke(idOrPrefix, now)),
-      hasActiveKeys: () => settle(() => keys.hasActiveKeys()),
-      verify: (key) => settle(() => keys.verify(key)),
+      create: (name, now) => write(() => keys.create(name, now)),
+      list: () => read(() => keys.list()),
+      revoke: (idOrPrefix, now) => write(() => keys.revoke(idOrPrefix, now)),
+      hasActiveKeys: () => read(() => keys.hasActiveKeys()),
+      verify: (key) => read(() => keys.verify(key)),
     },
     audit: {
-      keyring: (file) => settle(() => openAuditKeyring(db, file)),
-      startKey: (ring) => settle(() => startAuditKey(db, ring)),
+      keyring: (file) => write(() => openAuditKeyring(db, file)),
+      startKey: (ring) => write(() => startAuditKey(db, ring)),
       writer: (ring, writerOptions) => createAuditWriter(db, ring, writerOptions),
-      verify: (ring) => settle(() => verifyAuditChain(db, ring)),
+      verify: (ring) => read(() => verifyAuditChain(db, ring)),
       async *since(since) {
         yield* auditSince(db, since);
       },
-      forSession: (sessionId) => settle(() => auditForSession(db, sessionId)),
-      prune: (ring, before, now, limit) => settle(() => pruneAuditBefore(db, ring, before, now, limit)),
-      anchor: () => settle(() => auditAnchor(db)),
+      forSession: (sessionId) => read(() => auditForSession(db, sessionId)),
+      prune: (ring, before, now, limit) => write(() => pruneAuditBefore(db, ring, before, now, limit)),
+      anchor: () => read(() => auditAnchor(db)),
     },
     maintenance: {
       start: (maintenanceOptions) =>
         startMaintenance(
           db,
-          { sessions, pruneAudit: (ring, before, now, limit) => settle(() => pruneAuditBefore(db, ring, before, now, limit)) },
+          { sessions, pruneAudit: (ring, before, now, limit) => write(() => pruneAuditBefore(db, ring, before, now, limit)) },
           { ...maintenanceOptions, file: options.file },
         ),
       scrub: (timeoutMs) => scrubber.request(timeoutMs),
       rotateKey: ({ to, from, batch }) =>
-        rotateContentKey(db, { to, from: from ?? keyring, scrub: () => scrubber.request(10_000), ...(batch ? { batch } : {}) }),
-      requireContentKeys: (now) => settle(() => requireContentKeys(db, protection.cipher ?? null, now)),
+        rotateContentKey(db, { to, from: from ?? keyring, write, scrub: () => scrubber.request(10_000), ...(batch ? { batch } : {}) }),
+      requireContentKeys: (now) => write(() => requireContentKeys(db, protection.cipher ?? null, now)),
     },
     stats: {
-      sessionCounts: (now) => settle(() => ({ live: countLive.get(now)!.n, stored: countStored.get()!.n })),
-      messageCount: () => settle(() => countMessages.get()!.n),
+      sessionCounts: (now) => read(() => ({ live: countLive.get(now)!.n, stored: countStored.get()!.n })),
+      messageCount: () => read(() => countMessages.get()!.n),
+      lockWaits: () => Promise.resolve(lock.stats()),
     },
     usage: {
-      add: (rows) => settle(() => usage.add(rows)),
-      query: (range) => settle(() => usage.query(range)),
+      add: (rows) => write(() => usage.add(rows)),
+      query: (range) => read(() => usage.query(range)),
     },
-    ping: () => settle(() => void ping.get()),
+    ping: () => read(() => void ping.get()),
     close() {
       if (closed) return Promise.resolve();
       closed = true;
+      lock.close();
       try {
         db.pragma('wal_checkpoint(TRUNCATE)');
       } catch {

@@ -1,12 +1,15 @@
+import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { deepMerge, loadConfig, type Config } from '../../src/core/config.js';
-import type { Paths } from '../../src/core/paths.js';
+import { resolvePaths, type Paths } from '../../src/core/paths.js';
+import { readDaemonState, type DaemonState } from '../../src/daemon/lifecycle.js';
 import { startDaemon, type Daemon } from '../../src/daemon/server.js';
 import { startSimulator } from '../../src/sim/server.js';
-import { runCli } from '../helpers/cli.js';
+import { execa, type ResultPromise } from 'execa';
+import { entryArgs, ROOT, runCli } from '../helpers/cli.js';
 
 type SimOptions = Parameters<typeof startSimulator>[0];
 
@@ -74,4 +77,37 @@ export async function cli(
 ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
   const result = await runCli(args, options);
   return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/**
+ * `cs-llm daemon run` as its own process (the way systemd and `daemon start` run it), returned once it wrote
+ * its state file (it listens then). Killed after the test. `home`: its CS_LLM_HOME (default: a new one).
+ */
+export async function runDaemon(
+  t: { after(fn: () => void): void },
+  upstream: string,
+  options: { home?: string; env?: Record<string, string>; args?: string[] } = {},
+): Promise<{ child: ResultPromise; paths: Paths; state: DaemonState; env: Record<string, string> }> {
+  const dir = options.home ?? mkdtempSync(join(tmpdir(), 'cs-llm-daemon-main-'));
+  const env = { CS_LLM_HOME: dir, ...options.env };
+  const child = execa(
+    process.execPath,
+    [...entryArgs('cli/main'), 'daemon', 'run', '--port', '0', '--upstream', upstream, ...(options.args ?? [])],
+    {
+      cwd: ROOT,
+      env: { ...env, NO_COLOR: '1' },
+      reject: false,
+    },
+  );
+  t.after(() => {
+    child.kill('SIGKILL');
+  });
+  const paths = resolvePaths(env);
+  let state = readDaemonState(paths);
+  while (!state) {
+    assert.equal(child.exitCode, null, 'the daemon exited before it listened');
+    await new Promise((r) => setTimeout(r, 50));
+    state = readDaemonState(paths);
+  }
+  return { child, paths, state, env };
 }

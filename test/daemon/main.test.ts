@@ -3,39 +3,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { request } from 'undici';
 import { resolvePaths } from '../../src/core/paths.js';
-import { readDaemonState } from '../../src/daemon/lifecycle.js';
 import { newEngineKey, writeEngineKey } from '../../src/engine/engine-key.js';
 import { openStore } from '../../src/store/store.js';
 import { startSimulator } from '../../src/sim/server.js';
-import { entryArgs, ROOT } from '../helpers/cli.js';
-
-/** `cs-llm daemon run` as its own process (the way systemd and `daemon start` run it), with its state file found. */
-async function runDaemon(
-  t: { after(fn: () => void): void },
-  upstream: string,
-  options: { home?: string; env?: Record<string, string> } = {},
-) {
-  const dir = options.home ?? mkdtempSync(join(tmpdir(), 'cs-llm-daemon-main-'));
-  const child = execa(process.execPath, [...entryArgs('cli/main'), 'daemon', 'run', '--port', '0', '--upstream', upstream], {
-    cwd: ROOT,
-    env: { CS_LLM_HOME: dir, NO_COLOR: '1', ...options.env },
-    reject: false,
-  });
-  t.after(() => {
-    child.kill('SIGKILL');
-  });
-  const paths = resolvePaths({ CS_LLM_HOME: dir });
-  let state = readDaemonState(paths);
-  while (!state) {
-    assert.equal(child.exitCode, null, 'the daemon exited before it listened');
-    await new Promise((r) => setTimeout(r, 50));
-    state = readDaemonState(paths);
-  }
-  return { child, paths, state };
-}
+import { runDaemon } from './harness.js';
 
 test('a second stop signal during the drain cuts it: the stream in flight ends unstored, the state file goes, the process exits 0', async (t) => {
   // 5 tokens a second: the reply to "count to 60" would take 12 s to drain.
