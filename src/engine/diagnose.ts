@@ -43,6 +43,25 @@ interface Rule {
 // usually followed by a generic ValueError; a CUDA OOM can follow the free-memory check).
 const RULES: Rule[] = [
   {
+    // vLLM's v1 engine (vllm/v1/core/kv_cache_utils.py); "models's" in some releases.
+    kind: 'kv-cache-too-small',
+    test: /To serve at least one request with the models?'s? max seq len \((\d+)\)/,
+    explain: (m, line) => {
+      const wanted = Number(m[1]);
+      const estimate = /the estimated maximum model length is (\d+)/.exec(line);
+      const fits = estimate ? Number(estimate[1]) : undefined;
+      return {
+        summary:
+          fits !== undefined
+            ? `the context length ${wanted} does not fit the KV cache, which holds ${fits} tokens on this GPU`
+            : `the context length ${wanted} does not fit the KV cache left on this GPU`,
+        fix: fits !== undefined ? `Use --context ${fits} or less, or a smaller model (--model).` : 'Use a smaller --context or --model.',
+        environment: false,
+        ...(fits !== undefined ? { maxContext: fits } : {}),
+      };
+    },
+  },
+  {
     kind: 'kv-cache-too-small',
     test: /max seq len \((\d+)\) is larger than the maximum number of tokens that can be stored in KV cache \((\d+)\)/i,
     explain: (m) => {

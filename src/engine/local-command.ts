@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EnvironmentError } from '../core/errors.js';
 import { PACKAGE_ROOT } from '../core/version.js';
-import type { EngineSpecInput } from './spec.js';
+import { simulatorMemoryEnv, type EngineSpecInput } from './spec.js';
 
 // How the simulator and the CPU engine run as local processes (hosts without Docker): their command line from
 // this install, and the environment they get.
@@ -43,12 +43,16 @@ export const LOCAL_ENGINE_ENV_KEEP = ['PATH', 'HOME', 'TMPDIR', 'TZ', 'LANG', 'L
 
 export function localEngineEnv(
   from: NodeJS.ProcessEnv,
-  input: Pick<EngineSpecInput, 'extraEnv' | 'offline'>,
+  input: Pick<EngineSpecInput, 'extraEnv' | 'offline'> & Partial<Pick<EngineSpecInput, 'kind' | 'simulated'>>,
   apiKey?: string,
 ): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(from)) {
     if (value !== undefined && (LOCAL_ENGINE_ENV_KEEP.includes(name) || name.startsWith('LC_'))) env[name] = value;
+  }
+  // The simulator's memory knobs, as a container gets them; --engine-env after them wins.
+  if (input.kind === 'sim' && input.simulated) {
+    for (const pair of simulatorMemoryEnv(input.simulated)) env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
   }
   Object.assign(env, input.extraEnv);
   if (input.offline) Object.assign(env, { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' });

@@ -7,9 +7,11 @@ import type { GpuInfo } from '../gpu/parse.js';
 import { selectGpus } from '../gpu/select.js';
 import { findModel, loadCatalog } from '../models/catalog.js';
 import { estimateFit, recommendModel } from '../models/fit.js';
+import { measuredKvLookup, readMeasurements } from '../models/measurements.js';
 import { readRamInfo } from '../models/ram.js';
 import type { ModelEntry } from '../models/schema.js';
 import { chooseAutoEngine } from './auto.js';
+import { refuseBusyGpus, type ComputeAppsQuery } from './busy-gpu.js';
 import { planCpuEngine } from './cpu-plan.js';
 import type { CpuPlan } from './cpu-spec.js';
 import { createDockerClient } from './docker.js';
@@ -32,6 +34,8 @@ export interface PlanRequest {
 export interface PlanDeps {
   docker?: Docker;
   detectGpus?: (env: NodeJS.ProcessEnv) => Promise<GpuReport>;
+  /** Who holds a busy GPU's memory (nvidia-smi's compute-apps query by default). */
+  computeApps?: ComputeAppsQuery;
 }
 
 export interface EnginePlan {
@@ -46,6 +50,11 @@ export interface EnginePlan {
   cpu?: CpuPlan;
   /** Lines to show before starting (why --engine auto chose this engine; the demo-model notice). */
   notes?: string[];
+  /**
+   * Where the KV cache figure of the plan comes from: vLLM's report of an earlier start on these GPUs
+   * (measurements.json) or the formula; both figures, per engine. Absent without GPUs.
+   */
+  kvCache?: { source: 'measured' | 'estimated'; tokens: number; estimatedTokens: number };
 }
 
 export function resolveKind(kind: EngineConfig['kind']): EngineKind {
@@ -65,6 +74,7 @@ export function engineModelOf(model: ModelEntry, kind: EngineKind): EngineModel 
     toolCallParser: model.toolCallParser,
     chatTemplate,
     engineArgs: model.engineArgs,
+    ...(model.revision ? { revision: model.revision } : {}),
   };
 }
 
@@ -118,6 +128,8 @@ export async function planEngine(request: PlanRequest, deps: PlanDeps = {}): Pro
       });
     }
     chosenGpus = selectGpus(report.gpus, formatGpuSelection(gpus));
+    // GPUs asked for by index must have the memory vLLM wants free; with "all" the fit passes over busy ones.
+    if (gpus.mode === 'ids') await refuseBusyGpus(chosenGpus, request.engine.gpuMemoryUtilization, env, deps.computeApps);
   }
 
   const catalog = loadCatalog({ userModels: request.userModels });
@@ -125,6 +137,12 @@ export async function planEngine(request: PlanRequest, deps: PlanDeps = {}): Pro
   const fitOptions = {
     gpuMemoryUtilization: request.engine.gpuMemoryUtilization,
     context: request.engine.context,
+    // What vLLM reported on these GPUs before replaces the formula's KV cache (src/models/measurements.ts).
+    measuredKvTokens: measuredKvLookup(
+      readMeasurements(request.paths.stateDir),
+      request.engine.gpuMemoryUtilization,
+      request.engine.image ?? engineKindInfo(kind).defaultImage,
+    ),
   };
   let model: ModelEntry;
   if (request.engine.model) {
@@ -171,6 +189,7 @@ export async function planEngine(request: PlanRequest, deps: PlanDeps = {}): Pro
     maxModelLen: fit.maxModelLen!,
     maxNumSeqs: fit.maxNumSeqs!,
     tensorParallel: fit.tensorParallel,
+    kvCache: { source: fit.measured ? 'measured' : 'estimated', tokens: fit.kvCacheTokens, estimatedTokens: fit.estimatedKvCacheTokens },
   };
 }
 

@@ -126,10 +126,22 @@ export function progressFromLogLine(line: string): LogProgress {
 
 export const FAILURE_LOG_LINES = 50;
 
+/** An engine that died while starting; `diagnosis` and `lines` let `up` act on what it said (retry with the context that fits). */
+export class EngineDiedError extends EngineError {
+  constructor(
+    message: string,
+    readonly diagnosis: Diagnosis | null,
+    readonly lines: string[],
+    options: ConstructorParameters<typeof EngineError>[1],
+  ) {
+    super(message, options);
+  }
+}
+
 /** The error for an engine that died while starting: last log lines, and a diagnosis when one matches. */
-export function engineDiedError(headline: string, lines: string[], diagnosis: Diagnosis | null, hint?: string): EngineError {
+export function engineDiedError(headline: string, lines: string[], diagnosis: Diagnosis | null, hint?: string): EngineDiedError {
   const message = diagnosis ? `${headline}: ${diagnosis.summary}` : hint ? `${headline}: ${hint}` : headline;
-  return new EngineError(message, {
+  return new EngineDiedError(message, diagnosis, lines, {
     next: diagnosis?.fix ?? 'Read the log lines above; cs-llm logs shows more while the engine runs.',
     details: logDetails(lines),
   });

@@ -20,6 +20,17 @@ export interface EngineModel {
   toolCallParser?: string | null;
   chatTemplate?: string | null;
   engineArgs?: readonly string[];
+  /** The repository commit to load (vLLM's --revision), so the weights are the ones the catalog's figures describe. */
+  revision?: string;
+}
+
+/** What the simulator needs to spend memory like vLLM (src/sim/memory.ts): the model's figures, and the GPU it plays. */
+export interface SimulatedMemory {
+  weightsBytes: number;
+  kvBytesPerToken: number;
+  /** The chosen GPU's memory and free memory (nvidia-smi's figures); absent without a GPU. */
+  gpuMemoryMiB?: number;
+  gpuFreeMiB?: number | null;
 }
 
 export type GpuSelection = { mode: 'all' } | { mode: 'none' } | { mode: 'ids'; ids: string[] };
@@ -53,6 +64,8 @@ export interface EngineSpecInput {
   instance: string;
   /** The cpu engine: its GGUF file (mounted read-only) and threads (= the CPU quota). */
   cpu?: CpuPlan;
+  /** The simulator: the model's memory figures and the GPU it plays (SIM_* variables). */
+  simulated?: SimulatedMemory;
 }
 
 export interface EngineSpec {
@@ -113,6 +126,7 @@ export function engineArgs(input: EngineSpecInput): string[] {
     '--gpu-memory-utilization',
     String(input.gpuMemoryUtilization),
   ];
+  if (input.model.revision) args.push('--revision', input.model.revision);
   if (input.tensorParallel && input.tensorParallel > 1) args.push('--tensor-parallel-size', String(input.tensorParallel));
   if (input.model.toolCallParser) {
     args.push('--enable-auto-tool-choice', '--tool-call-parser', input.model.toolCallParser);
@@ -140,11 +154,25 @@ function engineEnv(input: EngineSpecInput, forHash: boolean): string[] {
     env.push(`HOME=${CONTAINER_HOME}`, `HF_HOME=${CONTAINER_HF_CACHE}`, 'USER=cs-llm');
   }
   if (input.offline) env.push('HF_HUB_OFFLINE=1', 'TRANSFORMERS_OFFLINE=1');
+  if (input.kind === 'sim' && input.simulated) {
+    // One value per name (a process may read the first of two): an --engine-env entry replaces ours.
+    const given = new Set(Object.keys(input.extraEnv ?? {}));
+    env.push(...simulatorMemoryEnv(input.simulated).filter((pair) => !given.has(pair.slice(0, pair.indexOf('=')))));
+  }
   for (const [key, value] of Object.entries(input.extraEnv ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
     // The key is up's to give (the daemon holds the same one); a second VLLM_API_KEY would shadow it.
     if (key === 'VLLM_API_KEY' && input.apiKey) continue;
     env.push(`${key}=${value}`);
   }
+  return env;
+}
+
+/** The simulator's memory knobs (docs/sim.md "GPU memory"); an --engine-env entry of the same name replaces one. */
+export function simulatorMemoryEnv(sim: SimulatedMemory): string[] {
+  const env = [`SIM_WEIGHTS_BYTES=${sim.weightsBytes}`, `SIM_KV_BYTES_PER_TOKEN=${sim.kvBytesPerToken}`];
+  if (sim.gpuMemoryMiB !== undefined) env.push(`SIM_GPU_MEMORY_MIB=${sim.gpuMemoryMiB}`);
+  if (sim.gpuMemoryMiB !== undefined && sim.gpuFreeMiB !== undefined && sim.gpuFreeMiB !== null)
+    env.push(`SIM_GPU_FREE_MIB=${sim.gpuFreeMiB}`);
   return env;
 }
 

@@ -4,7 +4,11 @@
  * the simulator runs as a local process so the main job works on any machine.
  */
 
-import { ConflictError, EnvironmentError } from '../core/errors.js';
+import { readFileSync } from 'node:fs';
+import { ConflictError, EnvironmentError, FitError } from '../core/errors.js';
+import { kvBytesPerToken } from '../models/fit.js';
+import { CALIBRATION_LOG_LINES, fetchMetricsText, imageDigestOf, recordEngineReport, type CalibrationInput } from './calibrate.js';
+import { lastContainerLogLines } from './container-logs.js';
 import { daemonStatus } from '../daemon/lifecycle.js';
 import { checkCacheWritable, checkDiskForWeights } from './cache-checks.js';
 import { isPortFree, upContainer, type EngineProgress } from './container.js';
@@ -15,7 +19,8 @@ import { engineKindInfo, type EngineKind, type StageTimeouts } from './kinds.js'
 import { upLocalProcess } from './local.js';
 import { modelCacheDir } from './model-files.js';
 import { checkOfflineReady } from './offline.js';
-import { engineModelOf, planEngine, type PlanDeps, type PlanRequest } from './plan.js';
+import { engineModelOf, planEngine, type EnginePlan, type PlanDeps, type PlanRequest } from './plan.js';
+import { EngineDiedError } from './readiness.js';
 import { buildLocalSimImage, isDefaultSimImage } from './sim-image.js';
 import { formatGpuSelection, instanceIdFor, type EngineSpecInput } from './spec.js';
 
@@ -98,10 +103,71 @@ function withoutKey(engine: EngineUp): Omit<UpResult, 'daemon'> {
 
 type EngineUp = Omit<UpResult, 'daemon'> & { apiKey: string | null };
 
-/** Everything up to a serving engine, without the daemon. */
+/** Sequences planned after vLLM named the longest context that fits: its pool holds that context about 4 times at a quarter full. */
+const RETRY_SEQUENCES = 4;
+
+/**
+ * Everything up to a serving engine, without the daemon. When vLLM refuses because its KV cache cannot hold
+ * the planned context and names the longest that fits, the start is tried once more with that context
+ * (saying so), unless --context was given: then that is refused with the figure.
+ */
 export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<EngineUp> {
-  const env = request.env ?? process.env;
   const plan = await planEngine(request, deps);
+  try {
+    return await startPlanned(request, deps, plan);
+  } catch (err) {
+    const fits = err instanceof EngineDiedError && err.diagnosis?.kind === 'kv-cache-too-small' ? (err.diagnosis.maxContext ?? null) : null;
+    if (fits === null || !(err instanceof EngineDiedError)) throw err;
+    calibrate(request, plan, { image: 'refused', imageDigest: null }, err.lines, null);
+    if (request.engine.context !== undefined) {
+      throw new FitError(
+        `--context ${request.engine.context} does not fit: vLLM says the KV cache of ${plan.model.id} holds at most ${fits} tokens here`,
+        { next: `Use --context ${fits} or less (or leave --context out and up takes it), or a smaller --model.`, details: err.details },
+      );
+    }
+    if (fits < 1 || fits >= plan.maxModelLen) throw err;
+    request.onProgress?.({
+      stage: 'note',
+      message: `vLLM says the KV cache holds at most ${fits} tokens of context here (the plan had ${plan.maxModelLen}); starting again once with --context ${fits}`,
+    });
+    return startPlanned(request, deps, { ...plan, maxModelLen: fits, maxNumSeqs: Math.max(1, Math.min(plan.maxNumSeqs, RETRY_SEQUENCES)) });
+  }
+}
+
+/** Keeps what the engine said about memory for the next plan (calibrate.ts); GPU engines only. */
+function calibrate(
+  request: UpRequest,
+  plan: EnginePlan,
+  where: { image: string; imageDigest: string | null },
+  lines: readonly string[],
+  metrics: string | null,
+): void {
+  if (plan.chosenGpus.length === 0 || plan.kind === 'cpu') return;
+  const input: CalibrationInput = {
+    stateDir: request.paths.stateDir,
+    gpus: plan.chosenGpus,
+    model: { id: plan.model.id, revision: plan.model.revision ?? null },
+    ...where,
+    flags: {
+      gpuMemoryUtilization: request.engine.gpuMemoryUtilization,
+      tensorParallel: plan.tensorParallel,
+      maxModelLen: plan.maxModelLen,
+      maxNumSeqs: plan.maxNumSeqs,
+      extra: [...plan.model.engineArgs],
+    },
+    estimatedKvCacheTokens: plan.kvCache?.estimatedTokens ?? 0,
+  };
+  const measured = recordEngineReport(input, lines, metrics);
+  if (measured) {
+    request.onProgress?.({
+      stage: 'note',
+      message: `vLLM's KV cache: ${measured.kvCacheTokens} tokens (the estimate said ${input.estimatedKvCacheTokens}); kept for the next plan`,
+    });
+  }
+}
+
+async function startPlanned(request: UpRequest, deps: UpDeps, plan: EnginePlan): Promise<EngineUp> {
+  const env = request.env ?? process.env;
   const image = request.engine.image ?? engineKindInfo(plan.kind).defaultImage;
   const gpuNames = plan.chosenGpus.map((g) => `${g.index}: ${g.name}`);
   for (const message of plan.notes ?? []) request.onProgress?.({ stage: 'note', message });
@@ -125,6 +191,17 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
     extraEnv: request.extraEnv,
     instance: instanceIdFor(request.paths.home),
     cpu: plan.cpu,
+    ...(plan.kind === 'sim'
+      ? {
+          simulated: {
+            weightsBytes: plan.model.weightsBytes,
+            kvBytesPerToken: kvBytesPerToken(plan.model),
+            ...(plan.chosenGpus[0]?.memoryTotalMiB != null
+              ? { gpuMemoryMiB: plan.chosenGpus[0].memoryTotalMiB, gpuFreeMiB: plan.chosenGpus[0].memoryFreeMiB }
+              : {}),
+          },
+        }
+      : {}),
     // The key of the engine that runs now, if any: that engine is reused only with it.
     apiKey: readEngineKey(request.paths.stateDir) ?? undefined,
     runAs: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
@@ -168,6 +245,13 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
       onProgress: (event) => request.onProgress?.({ stage: 'readiness', ...event }),
       onNote: (message) => request.onProgress?.({ stage: 'note', message }),
     });
+    calibrate(
+      request,
+      plan,
+      { image: `local ${plan.kind} process`, imageDigest: null },
+      tailLines(local.logFile),
+      await fetchMetricsText(local.baseUrl),
+    );
     return {
       ...base,
       mode: 'process',
@@ -185,9 +269,10 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
     };
   };
   if (!probe.reachable) {
-    if ((plan.kind === 'sim' && plan.gpus.mode === 'none') || plan.kind === 'cpu') return runLocal(`no Docker engine (${probe.detail})`);
+    // The simulator plays the chosen GPUs' memory as a local process too: nothing asks Docker for a GPU.
+    if (plan.kind === 'sim' || plan.kind === 'cpu') return runLocal(`no Docker engine (${probe.detail})`);
     throw new EnvironmentError(`Docker Engine is not usable: ${probe.detail}`, {
-      next: `${probe.fix ?? 'Start dockerd.'}${plan.kind === 'sim' ? ' Or use --gpus none to run the simulator as a local process.' : ''}`,
+      next: `${probe.fix ?? 'Start dockerd.'} Without Docker: cs-llm up --engine cpu, or --engine sim (a local process).`,
     });
   }
 
@@ -226,6 +311,10 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
   });
   if (result === null)
     return runLocal(`cannot pull ${image} (${(cpuImageUnavailable as Error | null)?.message.split('\n')[0] ?? 'unavailable'})`);
+  if (plan.chosenGpus.length > 0) {
+    const lines = await lastContainerLogLines(docker, result.containerId, CALIBRATION_LOG_LINES).catch(() => []);
+    calibrate(request, plan, { image, imageDigest: await imageDigestOf(docker, image) }, lines, await fetchMetricsText(result.baseUrl));
+  }
   return {
     ...base,
     mode: 'container',
@@ -241,4 +330,13 @@ export async function upEngine(request: UpRequest, deps: UpDeps = {}): Promise<E
     apiKey: result.apiKey,
     apiKeyFile,
   };
+}
+
+/** The last lines of a local engine's log file (its start-up report is near the top of a fresh one). */
+function tailLines(file: string): string[] {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-CALIBRATION_LOG_LINES);
+  } catch {
+    return [];
+  }
 }

@@ -197,3 +197,33 @@ test('--gpus accepts all, none and index lists, and rejects anything else with t
   );
   assert.throws(() => parseGpuSelection('0,0'), UsageError);
 });
+
+test('a pinned revision reaches vLLM as --revision, and changes the config hash', () => {
+  const pinned = { ...base, model: { ...base.model, revision: '31c69efc29464b6bb0aee1398b5a7b50a99340c3' } };
+  const cmd = buildEngineSpec(pinned).options.Cmd!;
+  assert.deepEqual(cmd.slice(cmd.indexOf('--revision'), cmd.indexOf('--revision') + 2), [
+    '--revision',
+    '31c69efc29464b6bb0aee1398b5a7b50a99340c3',
+  ]);
+  assert.ok(!buildEngineSpec(base).options.Cmd!.includes('--revision'));
+  assert.notEqual(configHashOf(pinned), configHashOf(base));
+});
+
+test("the simulator gets the model's memory figures and the GPU it plays as SIM_* variables; --engine-env replaces one of them", () => {
+  const sim: EngineSpecInput = {
+    ...base,
+    kind: 'sim',
+    image: '127.0.0.1:5000/cs-llm/sim:0.1.0',
+    simulated: { weightsBytes: 9_976_690_240, kvBytesPerToken: 163_840, gpuMemoryMiB: 24564, gpuFreeMiB: 23084 },
+    extraEnv: { SIM_GPU_MEMORY_MIB: '12288' },
+  };
+  const env = buildEngineSpec(sim).options.Env!;
+  assert.ok(env.includes('SIM_WEIGHTS_BYTES=9976690240'));
+  assert.ok(env.includes('SIM_KV_BYTES_PER_TOKEN=163840'));
+  assert.ok(env.includes('SIM_GPU_FREE_MIB=23084'));
+  assert.deepEqual(
+    env.filter((e) => e.startsWith('SIM_GPU_MEMORY_MIB=')),
+    ['SIM_GPU_MEMORY_MIB=12288'],
+  );
+  assert.ok(!buildEngineSpec({ ...base, simulated: sim.simulated }).options.Env!.some((e) => e.startsWith('SIM_')), 'vLLM gets none');
+});
