@@ -15,6 +15,8 @@ export interface Paths {
   dbFile: string;
   daemonLog: string;
   daemonStateFile: string;
+  /** The running daemon's control socket (store operations from the CLI, src/daemon/control.ts). */
+  controlSocket: string;
 }
 
 export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
@@ -30,6 +32,7 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
     dbFile: join(stateDir, 'cs-llm.db'),
     daemonLog: join(stateDir, 'daemon.log'),
     daemonStateFile: join(stateDir, 'daemon.json'),
+    controlSocket: join(stateDir, 'daemon.sock'),
   };
 }
 

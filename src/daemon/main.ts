@@ -87,7 +87,13 @@ export async function runDaemonProcess(options: DaemonProcessOptions): Promise<v
   const onException = (err: unknown) => log('uncaught exception (kept running)', err as Error);
   const onRejection = (err: unknown) => log('unhandled rejection (kept running)', err instanceof Error ? err : String(err));
   try {
-    daemon = await startDaemon({ config, paths, log, ...(options.port === undefined ? {} : { port: options.port }) });
+    daemon = await startDaemon({
+      config,
+      paths,
+      log,
+      controlSocket: paths.controlSocket,
+      ...(options.port === undefined ? {} : { port: options.port }),
+    });
     writeDaemonState(
       paths,
       ownDaemonState({ url: daemon.url, startedAt: new Date().toISOString(), upstream: config.daemon.upstream, db: daemon.store.file }),

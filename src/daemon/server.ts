@@ -12,6 +12,8 @@ import { KEY_PREFIX } from '../store/keys.js';
 import { auditKeyFile, type AuditKeyring } from '../store/audit-key.js';
 import { KeyRateLimiter } from './rate-limit.js';
 import { ApiError, sendError } from './api-error.js';
+import { startControlServer, type ControlServer } from './control.js';
+import { localAdmin } from '../store/admin.js';
 import { chatCompletions } from './handlers/chat-completions.js';
 import { healthz, readyz } from './handlers/health.js';
 import { models } from './handlers/models.js';
@@ -46,6 +48,8 @@ export interface StartDaemonOptions {
   store?: Store;
   /** Overrides store.path / the state directory's database file. */
   dbFile?: string;
+  /** Serve the store operations of the CLI on this unix socket (control.ts); `daemon run` gives the state directory's. */
+  controlSocket?: string;
   /** An Upstream implementation to use instead of the pooled HTTP one (tests, other engines). */
   upstreamClient?: Upstream;
   /** The clock for session TTLs. */
@@ -411,9 +415,24 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     else socket.destroy();
   });
   let address: AddressInfo;
+  let control: ControlServer | null = null;
   try {
     address = await listen(server, host, port);
+    // The CLI's writing store commands, done by this process while it runs: one writer (control.ts).
+    if (options.controlSocket) {
+      const ring = auditRing;
+      control = await startControlServer({
+        path: options.controlSocket,
+        admin: localAdmin(store, ring ? { auditKey: () => Promise.resolve(ring) } : {}),
+        locks: services.locks,
+        sessionWaitMs: d.sessionWaitMs,
+        auditKeyFile: ring ? auditKeyFile(config, options.paths) : null,
+        observers,
+        log,
+      });
+    }
   } catch (err) {
+    server.close();
     audit?.close();
     await accounting.close();
     if (ownsStore) await store.close();
@@ -468,6 +487,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
         }
         server.closeAllConnections();
         await closed;
+        await control?.close();
         await accounting.close();
         await stopMaintenance();
         await metrics.close();

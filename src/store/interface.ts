@@ -69,9 +69,10 @@ export interface StoreMaintenance {
   scrub(timeoutMs?: number): Promise<boolean>;
   /**
    * Re-encrypts every stored message under `to` (plain-text rows too) in small batches, retires the old
-   * keys and scrubs. `from`: keys that open the current rows (default: the store's own).
+   * keys and scrubs. New rows are stored under `to` from the start. `from`: keys that open the current rows
+   * (default: the store's own).
    */
-  rotateKey(options: { to: ContentCipher; from?: readonly ContentCipher[]; batch?: number }): Promise<RotationResult>;
+  rotateKey(options: { to: ContentCipher; from?: readonly ContentCipher[]; batch?: number; signal?: AbortSignal }): Promise<RotationResult>;
   /**
    * Rejects (with the fix) when stored messages are encrypted with a key this store was not given; keys
    * whose rows are all gone are marked retired on the way.

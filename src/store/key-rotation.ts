@@ -1,3 +1,4 @@
+import { ConflictError } from '../core/errors.js';
 import type { ContentCipher } from './crypto.js';
 import type { SqliteDatabase } from './database.js';
 import { contentContext, missingKeyError, type EncryptedField } from './sessions.js';
@@ -31,6 +32,8 @@ export async function rotateContentKey(
     batch?: number;
     now?: number;
     onProgress?: (rows: number) => void;
+    /** Stops between batches (the caller went away, the daemon is stopping): run it again to go on. */
+    signal?: AbortSignal;
   },
 ): Promise<RotationResult> {
   const batch = options.batch ?? 500;
@@ -84,6 +87,11 @@ export async function rotateContentKey(
     db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)').run(to.keyId, now),
   );
   for (let after = 0; after >= 0;) {
+    if (options.signal?.aborted) {
+      throw new ConflictError(`key rotation stopped after ${rows} row(s) (${String(options.signal.reason ?? 'cancelled')})`, {
+        next: 'Run cs-llm store rotate-key again with the same key file: it goes on where it stopped.',
+      });
+    }
     const from = after;
     const done = await write(() => step.immediate(from));
     rows += done.rows;

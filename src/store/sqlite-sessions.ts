@@ -31,6 +31,8 @@ import {
 export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed' | 'pruneOlderThan'>> & {
   /** Deletes up to `batch` sessions not updated since `before`; returns how many went. */
   pruneStale(before: number, batch: number): number;
+  /** From now on new rows are encrypted with `next`; rows under the keys in use so far still open. */
+  encryptWith(next: ContentCipher): void;
 };
 
 interface BumpParams {
@@ -62,14 +64,13 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   db.pragma('secure_delete = ON');
   const detectors = protection.detectors ?? buildDetectors();
   const attachments = protection.attachments ?? 'drop';
-  const cipher = protection.cipher ?? null;
+  let cipher = protection.cipher ?? null;
   const keyring = new Map<string, ContentCipher>();
   for (const k of protection.readKeys ?? []) keyring.set(k.keyId, k);
   if (cipher) keyring.set(cipher.keyId, cipher);
   const retentionMs = protection.retentionMs ?? (() => null);
-  if (cipher) {
-    db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)').run(cipher.keyId, Date.now());
-  }
+  const recordKey = db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)');
+  if (cipher) recordKey.run(cipher.keyId, Date.now());
   // The window of an encrypted session is read again on every turn: its messages are decrypted once and
   // kept (already redacted) for the most recently used sessions, so a turn decrypts only what is new.
   // Dropped with the session's rows on every delete, sweep, prune or reuse of an expired id.
@@ -161,6 +162,8 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
 
   const insertMessages = (id: string, turn: number, firstSeq: number, messages: ChatMessage[], now: number): number => {
     let seq = firstSeq;
+    // The key in force for this turn (a rotation may put another in force later: encryptWith).
+    const sealer = cipher;
     for (const original of messages) {
       // Redaction of every text field before anything is written: the placeholders are all the database
       // ever sees, and attachments are a placeholder too unless kept.
@@ -169,13 +172,13 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       let content: string | Buffer | null = parts ? JSON.stringify(m.content) : typeof m.content === 'string' ? m.content : null;
       let toolCalls: string | Buffer | null = m.tool_calls && m.tool_calls.length > 0 ? JSON.stringify(m.tool_calls) : null;
       let name: string | Buffer | null = m.name ?? null;
-      if (cipher) {
+      if (sealer) {
         // The next turn's window needs these again: keep the text, so it is never decrypted in this process.
         const cache = openedFor(id);
         const seal = (text: string | null, field: EncryptedField): Buffer | null => {
           if (text === null) return null;
           cache.set(slotOf(seq, field), text);
-          return cipher.encrypt(text, contentContext(id, seq, field));
+          return sealer.encrypt(text, contentContext(id, seq, field));
         };
         content = seal(content as string | null, 'content');
         toolCalls = seal(toolCalls as string | null, 'tool_calls');
@@ -192,7 +195,7 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
         m.tool_call_id ?? null,
         name,
         now,
-        cipher ? cipher.keyId : null,
+        sealer ? sealer.keyId : null,
       );
       seq++;
     }
@@ -303,6 +306,11 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     },
     pruneStale(before, batch) {
       return deleteBatch(selectStale.all(before, batch).map((r) => r.id));
+    },
+    encryptWith(next) {
+      recordKey.run(next.keyId, Date.now());
+      keyring.set(next.keyId, next);
+      cipher = next;
     },
     export(id) {
       const session = selectAny.get(id);

@@ -108,8 +108,20 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
           { ...maintenanceOptions, file: options.file },
         ),
       scrub: (timeoutMs) => scrubber.request(timeoutMs),
-      rotateKey: ({ to, from, batch }) =>
-        rotateContentKey(db, { to, from: from ?? keyring, write, scrub: () => scrubber.request(10_000), ...(batch ? { batch } : {}) }),
+      rotateKey: async ({ to, from, batch, signal }) => {
+        const old = from ?? [...keyring];
+        // New turns go under the new key from now on (a daemon rotating while it serves); the old still opens.
+        await write(() => core.encryptWith(to));
+        keyring.push(to);
+        return rotateContentKey(db, {
+          to,
+          from: old,
+          write,
+          scrub: () => scrubber.request(10_000),
+          ...(batch ? { batch } : {}),
+          ...(signal ? { signal } : {}),
+        });
+      },
       requireContentKeys: (now) => write(() => requireContentKeys(db, protection.cipher ?? null, now)),
     },
     stats: {

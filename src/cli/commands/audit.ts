@@ -6,6 +6,7 @@ import { addAuditKey, auditKeyFile, readAuditKeyring } from '../../store/audit-k
 import type { ChainCheck } from '../../store/audit-verify.js';
 import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
+import { withStoreAdmin } from '../store-admin.js';
 import { formatTable } from '../output.js';
 import { parseDuration } from './sessions.js';
 
@@ -91,15 +92,19 @@ export function register(program: Command): void {
     .option('--json', 'print {"pruned", "anchor"} as JSON')
     .action(async (opts: { db?: string; keyFile?: string; olderThan: string; json?: boolean }, command: Command) => {
       const before = parseSince(opts.olderThan, Date.now(), '--older-than');
-      const { store, output, keyFile } = await openFor(command, opts.db, opts.keyFile);
+      const { loaded, output } = contextFor(command, { store: { path: opts.db } });
+      const keyFile = opts.keyFile ?? auditKeyFile(loaded.config, loaded.paths);
+      const open = async () => (await openFor(command, opts.db, opts.keyFile)).store;
+      // The new anchor is signed with the audit key (created on first use, as the daemon would).
+      const { pruned, scrubbed } = await withStoreAdmin(
+        loaded,
+        { open, auditKeyFile: keyFile, ...(opts.keyFile ? { explicitAuditKeyFile: opts.keyFile } : {}) },
+        (admin) => admin.pruneAudit({ before }),
+      );
+      // What is left, read as a reader: never a lock a running daemon would wait for.
+      const store = await open();
       try {
-        // The new anchor is signed with the audit key (created here on first use, as the daemon would).
-        const ring = await store.audit.keyring(keyFile);
-        let pruned = 0;
-        for (let n = -1; n !== 0; pruned += n) n = await store.audit.prune(ring, before, Date.now());
-        // The deleted rows name sessions and keys: out of the WAL file too, as for sessions.
-        const scrubbed = pruned === 0 || (await store.maintenance.scrub(10_000));
-        const check = await store.audit.verify(ring);
+        const check = await store.audit.verify(readAuditKeyring(keyFile));
         if (opts.json) output.json({ pruned, scrubbed, anchor: check.anchor ?? null });
         else
           output.out(

@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import { EnvironmentError, NotFoundError, UsageError } from '../../core/errors.js';
 import { openConfiguredStore } from '../../store/protection.js';
 import type { ChatMessage } from '../../core/messages.js';
-import type { Store } from '../../store/store.js';
 import { contextFor, intFlag } from '../context.js';
+import { withStoreAdmin } from '../store-admin.js';
 import { formatTable } from '../output.js';
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -23,18 +23,15 @@ async function openFor(command: Command, db?: string) {
 }
 
 /**
- * After a deletion: the deleted text must leave the database and WAL files (secure_delete zeroed it in the
+ * After a deletion the deleted text must leave the database and WAL files too (secure_delete zeroed it in the
  * WAL's pages; a TRUNCATE checkpoint copies them over the old ones and empties the WAL). Another process
- * reading the database (the daemon mid-request) can hold that off for a moment: retry for up to 10 s.
+ * reading the database can hold that off: the operation retried for 10 s.
  */
-async function scrubOrFail(store: Store, what: string): Promise<void> {
-  if (await store.maintenance.scrub(10_000)) return;
-  throw new EnvironmentError(
-    `${what}, but the deleted text may still be in ${store.file}-wal: another process kept the database busy for 10 s`,
-    {
-      next: `Run cs-llm store scrub when the daemon is idle (a running daemon also scrubs after its own deletions).`,
-    },
-  );
+function scrubbedOrFail(scrubbed: boolean, file: string, what: string): void {
+  if (scrubbed) return;
+  throw new EnvironmentError(`${what}, but the deleted text may still be in ${file}-wal: another process kept the database busy for 10 s`, {
+    next: `Run cs-llm store scrub when the database is idle (a running daemon also keeps scrubbing after its own deletions).`,
+  });
 }
 
 function contentText(m: ChatMessage): string {
@@ -119,14 +116,14 @@ export function register(program: Command): void {
     .description('Delete a session and its messages')
     .argument('<id>')
     .action(async (id: string, opts: { db?: string }, command: Command) => {
-      const { store, output } = await openFor(command, opts.db);
-      try {
-        if (!(await store.sessions.delete(id))) throw new NotFoundError(`no session "${id}"`, { next: 'See cs-llm sessions list.' });
-        await scrubOrFail(store, `deleted session ${id}`);
+      const { loaded, output } = contextFor(command, { store: { path: opts.db } });
+      const open = () => openConfiguredStore(loaded.config, loaded.paths);
+      await withStoreAdmin(loaded, { open }, async (admin, { file }) => {
+        const { deleted, scrubbed } = await admin.deleteSession({ id });
+        if (!deleted) throw new NotFoundError(`no session "${id}"`, { next: 'See cs-llm sessions list.' });
+        scrubbedOrFail(scrubbed, file, `deleted session ${id}`);
         output.out(`deleted session ${id}; its text is gone from the database and WAL files`);
-      } finally {
-        await store.close();
-      }
+      });
     });
 
   dbOption(sessions.command('prune'))
@@ -135,21 +132,14 @@ export function register(program: Command): void {
     .option('--json', 'print {"expired", "old"} as JSON')
     .action(async (opts: { db?: string; olderThan?: string; json?: boolean }, command: Command) => {
       const age = opts.olderThan === undefined ? null : parseDuration(opts.olderThan);
-      const { store, output } = await openFor(command, opts.db);
-      try {
-        const now = Date.now();
-        let expired = 0;
-        for (let n = -1; n !== 0;) {
-          n = await store.sessions.sweepExpired(now, 500);
-          expired += n;
-        }
-        const old = age === null ? 0 : await store.sessions.pruneOlderThan(now - age);
-        if (expired + old > 0) await scrubOrFail(store, `deleted ${expired + old} session(s)`);
+      const { loaded, output } = contextFor(command, { store: { path: opts.db } });
+      const open = () => openConfiguredStore(loaded.config, loaded.paths);
+      await withStoreAdmin(loaded, { open }, async (admin, { file }) => {
+        const { expired, old, scrubbed } = await admin.pruneSessions({ olderThanMs: age });
+        scrubbedOrFail(scrubbed, file, `deleted ${expired + old} session(s)`);
         if (opts.json) output.json({ expired, old });
         else output.out(`deleted ${expired} expired session(s)${age === null ? '' : ` and ${old} not updated for ${opts.olderThan}`}`);
-      } finally {
-        await store.close();
-      }
+      });
     });
 
   dbOption(sessions.command('export'))

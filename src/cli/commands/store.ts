@@ -1,10 +1,20 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
-import { ConfigError, ConflictError, EnvironmentError, UsageError } from '../../core/errors.js';
-import { daemonProcess, readDaemonState } from '../../daemon/lifecycle.js';
+import type { LoadedConfig } from '../../core/config.js';
+import { ConfigError, EnvironmentError, UsageError } from '../../core/errors.js';
 import { configuredKey, createCipher, keyIdOf, newKeyText, readKeyFile } from '../../store/crypto.js';
-import { openStore, storeFile } from '../../store/store.js';
+import { openStore, storeFile, type Store } from '../../store/store.js';
 import { contextFor } from '../context.js';
+import { withStoreAdmin } from '../store-admin.js';
+
+/** The store without redaction or a content key: what a rotation or a scrub needs. */
+function openPlain(loaded: LoadedConfig): Promise<Store> {
+  return openStore({
+    file: storeFile(loaded.config, loaded.paths),
+    synchronous: loaded.config.store.synchronous,
+    busyTimeoutMs: loaded.config.store.busyTimeoutMs,
+  });
+}
 
 export function register(program: Command): void {
   const store = program
@@ -63,60 +73,43 @@ export function register(program: Command): void {
     .requiredOption('--new-key-file <file>', 'the new key (cs-llm store new-key --out FILE)')
     .action(async (opts: { db?: string; newKeyFile: string }, command: Command) => {
       const { loaded, output } = contextFor(command, { store: { path: opts.db } });
-      const to = createCipher(readKeyFile(opts.newKeyFile));
+      // Read here: a bad key file is reported before anything changes, and a running daemon gets the key itself,
+      // so it need not be able to read the file (a sandboxed service user cannot read a file under /root).
+      const key = readKeyFile(opts.newKeyFile).toString('base64');
       const oldKey = configuredKey(loaded.config.store);
-      const from = oldKey ? [createCipher(oldKey)] : [];
-      // A running daemon would go on writing with the old key.
-      const state = readDaemonState(loaded.paths);
-      if (state && daemonProcess(state) === 'running') {
-        throw new ConflictError(`the daemon (pid ${state.pid}) is running and writes with the current key`, {
-          next: 'Stop it first (cs-llm daemon stop), rotate, point the config at the new key, and start it again.',
-        });
-      }
-      const s = await openStore({
-        file: storeFile(loaded.config, loaded.paths),
-        synchronous: loaded.config.store.synchronous,
-        busyTimeoutMs: loaded.config.store.busyTimeoutMs,
-      });
-      try {
-        const result = await s.maintenance.rotateKey({ from, to });
-        if (!result.scrubbed) {
-          throw new EnvironmentError(
-            `re-encrypted ${result.rows} message(s) with key ${to.keyId}, but old values may remain in ${s.file}-wal: another process kept the database busy`,
-            {
-              next: 'Run cs-llm store scrub once nothing else uses the database.',
-            },
-          );
-        }
-        output.out(
-          `re-encrypted ${result.rows} message(s) with key ${to.keyId}${result.alreadyCurrent ? ` (${result.alreadyCurrent} already were)` : ''}; ${from.length ? `key ${from[0]!.keyId} no longer opens them` : 'no plain-text contents remain'}`,
-        );
-        output.out(
-          `now set store.encryption.keyFile to ${opts.newKeyFile} (or CS_LLM_STORE_KEY to its contents) before the daemon starts again`,
-        );
-      } finally {
-        await s.close();
-      }
+      const { result, daemon } = await withStoreAdmin(
+        loaded,
+        { open: () => openPlain(loaded), from: oldKey ? [createCipher(oldKey)] : [] },
+        async (admin, { file, daemon: pid }) => {
+          const rotated = await admin.rotateKey({ key });
+          if (!rotated.scrubbed) {
+            throw new EnvironmentError(
+              `re-encrypted ${rotated.rows} message(s) with key ${rotated.keyId}, but old values may remain in ${file}-wal: another process kept the database busy`,
+              { next: 'Run cs-llm store scrub once nothing else uses the database.' },
+            );
+          }
+          return { result: rotated, daemon: pid };
+        },
+      );
+      output.out(
+        `re-encrypted ${result.rows} message(s) with key ${result.keyId}${result.alreadyCurrent ? ` (${result.alreadyCurrent} already were)` : ''}; ${result.retired.length ? `key ${result.retired.join(', ')} no longer opens them` : 'no plain-text contents remain'}`,
+      );
+      output.out(
+        `${daemon === null ? 'now' : `the running daemon (pid ${daemon}) stores new turns with it already; before it starts again,`} set store.encryption.keyFile to ${opts.newKeyFile} (or CS_LLM_STORE_KEY to its contents)${daemon === null ? ' before the daemon starts again' : ''}`,
+      );
     });
 
   dbOption(store.command('scrub'))
     .description('Make deleted text gone from the files now: a TRUNCATE checkpoint (waits up to 10 s for other readers)')
     .action(async (opts: { db?: string }, command: Command) => {
       const { loaded, output } = contextFor(command, { store: { path: opts.db } });
-      const s = await openStore({
-        file: storeFile(loaded.config, loaded.paths),
-        synchronous: loaded.config.store.synchronous,
-        busyTimeoutMs: loaded.config.store.busyTimeoutMs,
-      });
-      try {
-        if (!(await s.maintenance.scrub(10_000))) {
-          throw new EnvironmentError(`another process kept ${s.file} busy for 10 s; the WAL was not emptied`, {
-            next: 'Try again when the daemon is idle.',
+      await withStoreAdmin(loaded, { open: () => openPlain(loaded) }, async (admin, { file }) => {
+        if (!(await admin.scrub()).scrubbed) {
+          throw new EnvironmentError(`another process kept ${file} busy for 10 s; the WAL was not emptied`, {
+            next: 'Try again when the database is idle.',
           });
         }
-        output.out(`scrubbed ${s.file}: the WAL is empty and deleted rows are zeroed in the database file`);
-      } finally {
-        await s.close();
-      }
+        output.out(`scrubbed ${file}: the WAL is empty and deleted rows are zeroed in the database file`);
+      });
     });
 }
