@@ -99,6 +99,8 @@ export const configSchema = z
         upstreams: z.array(upstreamSchema).default([]),
         /** Remote upstreams (kind "remote") are used only when this is true: private by default. */
         allowRemote: z.boolean().default(false),
+        /** weighted: by upstreams[].weight; cheapest: the lowest price that still has budget, by weight among equals. */
+        routing: z.enum(['weighted', 'cheapest'], { message: 'must be "weighted" or "cheapest"' }).default('weighted'),
         /** Session turns keep to one upstream (hash of the session id) while it is healthy: reuses its prefix cache. */
         sticky: z.boolean().default(false),
         /** Upstream attempts per request, the first included (failover before the first byte). */

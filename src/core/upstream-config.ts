@@ -51,6 +51,22 @@ export const priceSchema = z
     message: '"gpus" says whose power "electricityPerKWh" prices: set electricityPerKWh, or remove gpus',
   });
 
+const perWindow = z.number().int().min(1, 'must be 1 or more (leave it out for no limit)');
+
+/**
+ * The rate limits the provider of an upstream sets; the router keeps under them by choosing another upstream
+ * (docs/cost-and-capacity.md). The window is a minute, as providers count; a shorter one compresses time in a
+ * test (the limits then count per that window).
+ */
+export const limitsSchema = z
+  .object({
+    rpm: perWindow.optional(),
+    tpm: perWindow.optional(),
+    windowMs: z.number().int().min(100).default(60_000),
+  })
+  .strict()
+  .refine((l) => l.rpm !== undefined || l.tpm !== undefined, { message: 'give "rpm", "tpm" or both' });
+
 /** One OpenAI-compatible engine the daemon may send requests to (see docs/routing-and-tools.md). */
 export const upstreamSchema = z
   .object({
@@ -67,6 +83,8 @@ export const upstreamSchema = z
     mask: z.boolean().default(false),
     /** What it costs (docs/cost-and-capacity.md); unset: nothing is counted as money for it. */
     price: priceSchema.optional(),
+    /** Its provider's rate limits; unset: none. */
+    limits: limitsSchema.optional(),
   })
   .strict();
 

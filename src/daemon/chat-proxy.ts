@@ -46,7 +46,10 @@ export async function proxyChat(services: DaemonServices, ctx: RequestContext, i
     model: request.model,
     sessionStarted: turn !== null && turn.starts,
   });
-  const routed = await exchange.send((member) => bodyFor(member, request, body));
+  const routed = await exchange.send((member) => bodyFor(member, request, body), {
+    body,
+    maxTokens: request.max_completion_tokens ?? request.max_tokens,
+  });
   if (routed === null) return;
   const upstream = routed.response;
   const isEventStream = String(upstream.headers['content-type'] ?? '').startsWith('text/event-stream');

@@ -160,15 +160,23 @@ export class UpstreamExchange {
 
   /**
    * One answered round's tokens: added to the request's record (a tool turn's rounds are summed) and to the
-   * usage accounting. A stream whose engine sent no usage has its prompt estimated from the bytes sent.
+   * usage accounting, and they replace the estimate in the upstream's rate-limit window. A stream whose engine
+   * sent no usage has its prompt estimated from the bytes sent.
    */
-  private settle(member: UpstreamMember, t: TokenFields): void {
+  private settle(routed: Routed, t: TokenFields): void {
+    const { member } = routed;
     const record = this.ctx.record;
     if (t.promptTokens !== undefined) record.promptTokens = (record.promptTokens ?? 0) + t.promptTokens;
     if (t.completionTokens !== undefined) record.completionTokens = (record.completionTokens ?? 0) + t.completionTokens;
     if (t.promptTokens === undefined && t.completionTokens === undefined) return;
     const sessionStarted = this.usage.sessionStarted && !this.sessionCounted;
     this.sessionCounted = true;
+    const tokens = {
+      prompt: t.promptTokens ?? estimateTokensOfBytes(this.lastBody),
+      cached: t.cachedTokens ?? 0,
+      completion: t.completionTokens ?? 0,
+    };
+    if (routed.budget) member.budget?.settle(routed.budget, tokens.prompt + tokens.completion, tokens.completion);
     this.services.accounting.record({
       upstream: member,
       model: this.usage.model ?? '',
@@ -176,20 +184,20 @@ export class UpstreamExchange {
       tenant: 'default',
       keyId: record.keyId ?? '',
       sessionStarted,
-      tokens: {
-        prompt: t.promptTokens ?? estimateTokensOfBytes(this.lastBody),
-        cached: t.cachedTokens ?? 0,
-        completion: t.completionTokens ?? 0,
-      },
+      tokens,
     });
   }
 
   /**
    * Sends a chat completion request through the router (failover before the first byte); `bytes` builds the
-   * body for the upstream it picked. Null when the client went away; otherwise failures are thrown as the
-   * ApiError the client should get.
+   * body for the upstream it picked; `size` (the body as the client's request makes it, and its max_tokens)
+   * is what rate-limit budgets and cheapest routing estimate its tokens from. Null when the client went away;
+   * otherwise failures are thrown as the ApiError the client should get.
    */
-  async send(bytes: (member: UpstreamMember) => Buffer): Promise<Routed | null> {
+  async send(
+    bytes: (member: UpstreamMember) => Buffer,
+    size?: { body: Buffer; maxTokens: number | null | undefined },
+  ): Promise<Routed | null> {
     const { services, ctx } = this;
     this.mark = performance.now();
     if (this.firstSentAt < 0) this.firstSentAt = this.mark;
@@ -198,6 +206,7 @@ export class UpstreamExchange {
       const routed = await services.router.send({
         sessionId: this.sessionId,
         signal,
+        ...(size ? { estimate: () => ({ prompt: estimateTokensOfBytes(size.body), completion: size.maxTokens ?? null }) } : {}),
         build: (member) => {
           const masker = member.mask ? (this.masker ??= maskerFor(services.config)) : undefined;
           const body = bodyForUpstream(services.config, member, bytes(member), masker);
@@ -231,7 +240,7 @@ export class UpstreamExchange {
       if (routed.response.statusCode === 200) {
         const tokens: TokenFields = {};
         readUsage(reply, tokens);
-        this.settle(routed.member, tokens);
+        this.settle(routed, tokens);
       }
       return this.restore(routed, reply);
     } catch (err) {
@@ -316,7 +325,7 @@ export class UpstreamExchange {
     tokenMeter.finish(tokens);
     if (meter && tokens.ttftMs !== undefined) ctx.record.ttftMs = tokens.ttftMs;
     // Tokens the engine generated cost the same whether or not the stream got to its end.
-    this.settle(routed.member, tokens);
+    this.settle(routed, tokens);
     return failure;
   }
 

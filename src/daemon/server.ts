@@ -263,12 +263,12 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       upstream,
       upstreamInfo: services.upstreamInfo,
       inFlight: () => inFlight,
-      queued: () => services.locks.waiting + services.admission.waiting,
+      queued: () => services.locks.waiting + services.admission.waiting + services.router.waiting,
       now: services.now,
     },
     options.metrics,
   );
-  routingMetrics = createRoutingMetrics(metrics.registry);
+  routingMetrics = createRoutingMetrics(metrics.registry, routing.router.set);
   accounting.register(metrics.registry);
   observers.add(metrics.observe);
   audit?.register(metrics.registry);

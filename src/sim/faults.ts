@@ -3,6 +3,10 @@
  * same faults), and a rate of 1 means every request, so tests can force each fault.
  */
 
+import type { ServerResponse } from 'node:http';
+import { errorBody } from '../openai-server/errors.js';
+import { sendJson } from '../openai-server/respond.js';
+
 export type FaultKind = 'fail429' | 'fail503' | 'fail500' | 'hang' | 'dieMidStream';
 
 export type FaultRates = Record<FaultKind, number>;
@@ -33,4 +37,28 @@ export function createFaultPicker(rates: FaultRates, seed: number): () => FaultK
     }
     return picked;
   };
+}
+
+/**
+ * Answers a request that drew the 429, 503 or 500 fault, or holds it open for hang (until the client gives up
+ * or the simulator closes); false when the reply is to be generated (no fault, or die mid-stream).
+ */
+export function answerFault(fault: FaultKind | undefined, res: ServerResponse, hanging: Set<ServerResponse>): boolean {
+  switch (fault) {
+    case 'fail429':
+      sendJson(res, 429, errorBody(429, 'Too many requests (simulated): retry after 1 second.'), { 'retry-after': '1' });
+      return true;
+    case 'fail503':
+      sendJson(res, 503, errorBody(503, 'Service unavailable (simulated): retry after 1 second.'), { 'retry-after': '1' });
+      return true;
+    case 'fail500':
+      sendJson(res, 500, errorBody(500, 'Internal server error (simulated).'));
+      return true;
+    case 'hang':
+      hanging.add(res);
+      res.once('close', () => hanging.delete(res));
+      return true;
+    default:
+      return false;
+  }
 }

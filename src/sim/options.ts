@@ -51,6 +51,11 @@ export interface SimulatorOptions {
   dieMidStreamRate?: number;
   /** When set, start-up prints this line (after vLLM-like preamble lines) and fails: main exits 1. */
   crashAtStart?: string;
+  /** A provider's limits (src/sim/limits.ts): requests and tokens per window; 0 = none. Over them: 429 + Retry-After. */
+  rpmLimit?: number;
+  tpmLimit?: number;
+  /** The window those limits count over. Default 60000 (a minute); shorter compresses time in tests. */
+  limitWindowMs?: number;
   /** Seed of the PRNG that decides which requests get a fault. Default 1. */
   seed?: number;
   /** Print uvicorn-style access lines through `log`. Default true; --disable-uvicorn-access-log turns it off. */
@@ -175,6 +180,15 @@ export const KNOBS: readonly KnobSpec[] = [
     key: 'crashAtStart',
     kind: 'string',
     help: 'print this log line at start-up and exit 1 (e.g. a CUDA OOM line)',
+  },
+  { flag: 'rpm-limit', env: 'SIM_RPM_LIMIT', key: 'rpmLimit', kind: 'int', help: 'requests per window, then 429 + Retry-After (0 = none)' },
+  { flag: 'tpm-limit', env: 'SIM_TPM_LIMIT', key: 'tpmLimit', kind: 'int', help: 'prompt + reply tokens per window, then 429 (0 = none)' },
+  {
+    flag: 'limit-window-ms',
+    env: 'SIM_LIMIT_WINDOW_MS',
+    key: 'limitWindowMs',
+    kind: 'int',
+    help: 'the sliding window the limits count over (default 60000)',
   },
   { flag: 'seed', env: 'SIM_SEED', key: 'seed', kind: 'int', help: 'seed of the fault PRNG (default 1)' },
 ];
@@ -338,6 +352,9 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
     hangRate: options.hangRate ?? 0,
     dieMidStreamRate: options.dieMidStreamRate ?? 0,
     crashAtStart: options.crashAtStart || undefined,
+    rpmLimit: options.rpmLimit ?? 0,
+    tpmLimit: options.tpmLimit ?? 0,
+    limitWindowMs: options.limitWindowMs ?? 60_000,
     seed: options.seed ?? 1,
     accessLog: options.accessLog ?? true,
     log: options.log ?? (() => {}),
@@ -349,6 +366,7 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
   if (resolved.tensorParallelSize < 1)
     throw new SimOptionsError(`tensor-parallel-size must be at least 1, got ${resolved.tensorParallelSize}`);
   if (resolved.kvBytesPerToken < 1) throw new SimOptionsError(`kv-bytes-per-token must be at least 1, got ${resolved.kvBytesPerToken}`);
+  if (resolved.limitWindowMs < 1) throw new SimOptionsError(`limit-window-ms must be at least 1, got ${resolved.limitWindowMs}`);
   if (resolved.port > 65535) throw new SimOptionsError(`port must be 0..65535, got ${resolved.port}`);
   for (const key of ['fail429Rate', 'fail503Rate', 'fail500Rate', 'hangRate', 'dieMidStreamRate'] as const) {
     const rate = resolved[key];

@@ -8,7 +8,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createFaultPicker, type FaultKind } from './faults.js';
+import { answerFault, createFaultPicker, type FaultKind } from './faults.js';
+import { RateLimits, sendRateLimited } from './limits.js';
 import { accessLine, SIM_VERSION, type LoadedMemory } from './logs.js';
 import { BLOCK_SIZE } from './memory.js';
 import { startUp } from './startup.js';
@@ -42,6 +43,8 @@ export interface SimulatorStats {
   promptTokens: number;
   generationTokens: number;
   faults: Record<FaultKind, number>;
+  /** Requests refused for going over --rpm-limit / --tpm-limit (not counted against the limits). */
+  rateLimited: number;
 }
 
 export interface RunningSimulator {
@@ -133,7 +136,8 @@ class SimulatorState {
   /** Tokens (prompt + generated) held by each running sequence, for the KV cache gauge. */
   private readonly kvTokens = new Map<AbortController, number>();
   private readonly hanging = new Set<ServerResponse>();
-  private readonly counts = { requests: 0, completed: 0, aborted: 0 };
+  private readonly counts = { requests: 0, completed: 0, aborted: 0, rateLimited: 0 };
+  private readonly limits: RateLimits;
   private readonly faults: Record<FaultKind, number> = { fail429: 0, fail503: 0, fail500: 0, hang: 0, dieMidStream: 0 };
   private readonly routes: Record<string, Record<string, Handler>>;
   private readonly access: AccessGuard;
@@ -152,6 +156,7 @@ class SimulatorState {
       num_gpu_blocks: String(Math.floor(memory.kvCacheTokens / BLOCK_SIZE)),
     };
     this.slots = new SequenceSlots(options.maxNumSeqs);
+    this.limits = new RateLimits({ rpm: options.rpmLimit, tpm: options.tpmLimit, windowMs: options.limitWindowMs });
     this.pickFault = createFaultPicker(
       {
         fail429: options.fail429Rate,
@@ -279,24 +284,15 @@ class SimulatorState {
     const planned = planRequest(json.value, kind, this.options, Math.floor(arrived / 1000));
     if (!planned.ok) return sendProblem(res, planned.problem);
     const { plan, stream, includeUsage } = planned;
-
+    // A provider's limits come first, before any fault (a refused request draws none).
+    const overMs = this.limits.active ? this.limits.admit(plan.promptTokens + plan.stepTokens.reduce((a, b) => a + b, 0)) : null;
+    if (overMs !== null) {
+      this.counts.rateLimited++;
+      return sendRateLimited(res, overMs, this.limits.options);
+    }
     const fault = this.pickFault();
     if (fault) this.faults[fault]++;
-    switch (fault) {
-      case 'fail429':
-        return sendJson(res, 429, errorBody(429, 'Too many requests (simulated): retry after 1 second.'), { 'retry-after': '1' });
-      case 'fail503':
-        return sendJson(res, 503, errorBody(503, 'Service unavailable (simulated): retry after 1 second.'), { 'retry-after': '1' });
-      case 'fail500':
-        return sendJson(res, 500, errorBody(500, 'Internal server error (simulated).'));
-      case 'hang':
-        // Accept and never answer; the entry goes when the client gives up or the simulator closes.
-        this.hanging.add(res);
-        res.once('close', () => this.hanging.delete(res));
-        return;
-      default:
-        break;
-    }
+    if (answerFault(fault, res, this.hanging)) return;
     await this.generate(res, plan, { stream, includeUsage, arrived, dieMidStream: fault === 'dieMidStream' });
   }
 

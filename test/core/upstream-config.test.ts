@@ -46,3 +46,17 @@ test('prices that cannot be counted are refused with the field and what to write
   refused({ monthly: 100, gpus: [0] }, /electricityPerKWh/);
   refused({ input: 1, output: 2, prompt: 3 }, /prompt/);
 });
+
+test('rate limits need a limit, whole and positive; routing is weighted or cheapest', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-limits-'));
+  const load = (daemon: unknown) => {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ daemon }));
+    return loadConfig({ env: { CS_LLM_HOME: dir } });
+  };
+  const upstream = (limits: unknown) => ({ upstreams: [{ name: 'cloud', url: 'https://api.example.com/v1', limits }] });
+  assert.deepEqual(load(upstream({ rpm: 60 })).config.daemon.upstreams[0]!.limits, { rpm: 60, windowMs: 60_000 });
+  assert.throws(() => load(upstream({})), /limits.*give "rpm", "tpm" or both/);
+  assert.throws(() => load(upstream({ rpm: 0 })), /limits\.rpm.*1 or more/);
+  assert.throws(() => load(upstream({ rpm: 1.5 })), /limits\.rpm/);
+  assert.throws(() => load({ routing: 'cheap' }), /daemon\.routing.*"weighted" or "cheapest"/);
+});

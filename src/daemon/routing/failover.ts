@@ -2,8 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError } from '../api-error.js';
 import type { UpstreamRequest, UpstreamResponse } from '../upstream.js';
 import { isTimeout, upstreamFailure } from '../upstream.js';
+import type { BudgetEntry } from './budget.js';
+import { BudgetQueue } from './budget-queue.js';
+import { ClientGoneError } from './client-gone.js';
 import { RetryBudget } from './retry-budget.js';
-import { retryAfterMs, type UpstreamMember, type UpstreamSet } from './upstream-set.js';
+import { retryAfterMs, type TokenEstimate, type UpstreamMember, type UpstreamSet } from './upstream-set.js';
+
+export { ClientGoneError } from './client-gone.js';
 
 /** Per-attempt figures for the metrics: one call per attempt, and per ejection. */
 export interface RoutingEvents {
@@ -19,6 +24,8 @@ export interface FailoverOptions {
   retryBudgetPercent: number;
   /** The per-request timeout (for the 504's message). */
   timeoutMs: number;
+  /** How long, and how many, requests may wait for rate-limit budget (admission.maxQueueWaitMs, maxQueue). */
+  budgetWait?: { maxQueue: number; maxWaitMs: number };
   events?: RoutingEvents;
 }
 
@@ -27,6 +34,8 @@ export interface Routed {
   member: UpstreamMember;
   /** Attempts made, this one included. */
   attempts: number;
+  /** Its place in the upstream's rate-limit window, to correct with the reply's tokens; null without limits. */
+  budget: BudgetEntry | null;
 }
 
 export interface RouteRequest {
@@ -34,10 +43,9 @@ export interface RouteRequest {
   /** The request for one upstream (its model name mapped when it has a mapping). */
   build: (member: UpstreamMember) => UpstreamRequest;
   signal: AbortSignal;
+  /** The request's size, asked only when an upstream limits tokens or routing is cheapest. */
+  estimate?: () => TokenEstimate;
 }
-
-/** Set on errors thrown because the client went away, so the handler records client_closed. */
-export class ClientGoneError extends Error {}
 
 function drain(response: UpstreamResponse): void {
   response.body.on('error', () => {});
@@ -54,11 +62,18 @@ export class Router {
   readonly set: UpstreamSet;
   private readonly budget: RetryBudget;
   private readonly options: FailoverOptions;
+  private readonly queue: BudgetQueue | null;
 
   constructor(set: UpstreamSet, options: FailoverOptions) {
     this.set = set;
     this.options = options;
     this.budget = new RetryBudget(options.retryBudgetPercent);
+    this.queue = set.budgeted ? new BudgetQueue(set, options.budgetWait ?? { maxQueue: 512, maxWaitMs: 5000 }) : null;
+  }
+
+  /** Requests waiting for rate-limit budget. */
+  get waiting(): number {
+    return this.queue?.waiting ?? 0;
   }
 
   /** The success/failure verdict on a stream that broke after it started (counts towards ejection). */
@@ -71,12 +86,22 @@ export class Router {
     const { set, options } = this;
     const events = options.events;
     this.budget.recordRequest(set.now());
+    const estimate = set.needsEstimate && r.estimate ? r.estimate() : null;
+    if (this.queue) {
+      const wait = this.queue.admit(estimate, r.signal);
+      // After the wait nothing awaits before the pick below counts the request in a budget.
+      if (wait) await wait;
+    }
     let tried: UpstreamMember[] | null = null;
     let allOverloaded = true;
     let last: { member: UpstreamMember; response?: UpstreamResponse; error?: unknown } | null = null;
     for (let attempt = 1; ; attempt++) {
-      const member = set.pick(r.sessionId, tried);
-      if (member === null) break;
+      const member = set.pick(r.sessionId, tried, estimate);
+      if (member === null) {
+        // Budget taken by a request that did not wait (a race the queue's order makes rare): busy, not failed.
+        if (attempt === 1 && this.queue) throw this.queue.refusal(estimate, 'none had room');
+        break;
+      }
       if (attempt > 1) {
         if (!this.budget.tryRetry(set.now())) break;
         events?.retry?.(member.name);
@@ -86,10 +111,12 @@ export class Router {
       }
       if (last?.response) drain(last.response);
       set.begin(member);
+      const entry = member.budget ? member.budget.take(set.now(), member.tokensFor(estimate)) : null;
       events?.attempt?.(member.name);
       let response: UpstreamResponse;
       try {
         response = await member.client.request(r.build(member));
+        if (entry) member.budget!.answered(entry, set.now());
       } catch (err) {
         if (r.signal.aborted) {
           set.release(member);
@@ -115,7 +142,7 @@ export class Router {
         allOverloaded = false;
       } else {
         set.success(member);
-        return { response, member, attempts: attempt };
+        return { response, member, attempts: attempt, budget: entry };
       }
       last = { member, response };
       (tried ??= []).push(member);
@@ -123,7 +150,8 @@ export class Router {
     }
 
     // One upstream asked and it was overloaded: its own answer (status, Retry-After, body) goes back as it is.
-    if (last?.response && tried !== null && tried.length === 1) return { response: last.response, member: last.member, attempts: 1 };
+    if (last?.response && tried !== null && tried.length === 1)
+      return { response: last.response, member: last.member, attempts: 1, budget: null };
     if (last === null || (allOverloaded && last.response)) {
       // Every upstream asked was overloaded: busy, retry when the first of them frees up. (The first attempt
       // always finds an upstream, so the daemon never answers this without asking.)
@@ -134,7 +162,7 @@ export class Router {
         headers: { 'retry-after': String(seconds) },
       });
     }
-    if (last.response) return { response: last.response, member: last.member, attempts: tried?.length ?? 1 };
+    if (last.response) return { response: last.response, member: last.member, attempts: tried?.length ?? 1, budget: null };
     throw upstreamFailure(last.error, last.member.url, options.timeoutMs);
   }
 }

@@ -1,6 +1,7 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ShadowComparison } from '../shadow.js';
 import type { RoutingEvents } from './failover.js';
+import type { UpstreamSet } from './upstream-set.js';
 
 /**
  * Per-attempt routing figures and shadow comparisons, registered on the daemon's /metrics registry. These
@@ -11,8 +12,26 @@ export interface RoutingMetrics {
   shadow: (result: ShadowComparison | { upstream: string; failed: string }) => void;
 }
 
-export function createRoutingMetrics(registry: Registry): RoutingMetrics {
+export function createRoutingMetrics(registry: Registry, set?: UpstreamSet): RoutingMetrics {
   const registers = [registry];
+  const budgeted = set?.members.filter((m) => m.budget !== null) ?? [];
+  if (budgeted.length > 0) {
+    new Gauge({
+      name: 'cs_llm_upstream_budget_used_ratio',
+      help: "Share of an upstream's rate limit (upstreams[].limits) used in the current window, by limit (rpm, tpm).",
+      labelNames: ['upstream', 'limit'],
+      registers,
+      collect() {
+        const now = set!.now();
+        for (const m of budgeted) {
+          const used = m.budget!.used(now);
+          const { rpm, tpm } = m.budget!.limits;
+          if (rpm !== undefined) this.set({ upstream: m.name, limit: 'rpm' }, used.requests / rpm);
+          if (tpm !== undefined) this.set({ upstream: m.name, limit: 'tpm' }, used.tokens / tpm);
+        }
+      },
+    });
+  }
   const attempts = new Counter({
     name: 'cs_llm_upstream_attempts_total',
     help: 'Attempts sent to each upstream, retries included.',

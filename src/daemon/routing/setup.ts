@@ -55,6 +55,24 @@ export function createRouting(options: RoutingSetupOptions): Routing {
       throw new ConfigError(`daemon.upstreams: the name "${s.name}" is used twice`, { next: 'Give each upstream its own name.' });
     names.add(s.name);
   }
+  if (d.routing === 'cheapest') {
+    const priced = specs.filter((s) => 'price' in s && s.price?.input !== undefined);
+    const currencies = [...new Set(priced.map((s) => ('price' in s ? s.price!.currency : '')))];
+    if (currencies.length > 1) {
+      throw new ConfigError(
+        `daemon.routing "cheapest" compares token prices, but the upstreams price tokens in ${currencies.join(' and ')}`,
+        {
+          next: 'Give every token price in one currency (converted at your rate), or set daemon.routing to "weighted".',
+        },
+      );
+    }
+    for (const s of specs) {
+      if (!priced.includes(s))
+        log(
+          `daemon.routing is cheapest and upstream ${s.name} has no token price: one more request costs nothing there (a time-based price is paid anyway), so it is preferred while it has room`,
+        );
+    }
+  }
   const shadowName = d.shadow?.upstream;
   if (shadowName !== undefined && !names.has(shadowName)) {
     throw new ConfigError(`daemon.shadow.upstream names "${shadowName}", which is not in daemon.upstreams`, {
@@ -92,6 +110,7 @@ export function createRouting(options: RoutingSetupOptions): Routing {
       models: s.models,
       client,
       price: 'price' in s ? s.price : undefined,
+      limits: 'limits' in s ? s.limits : undefined,
     });
   };
 
@@ -133,6 +152,7 @@ export function createRouting(options: RoutingSetupOptions): Routing {
     ejectAfter: d.ejectAfterFailures,
     ejectBaseMs: d.ejectBaseMs,
     sticky: d.sticky,
+    routing: d.routing,
     ...(options.now ? { now: options.now } : {}),
     onEject: (m, forMs) => {
       log(`upstream ${m.name} ejected for ${forMs} ms after repeated failures`);
@@ -143,6 +163,7 @@ export function createRouting(options: RoutingSetupOptions): Routing {
     maxAttempts: d.maxAttempts,
     retryBudgetPercent: d.retryBudgetPercent,
     timeoutMs: d.upstreamTimeoutMs,
+    budgetWait: { maxQueue: d.admission.maxQueue, maxWaitMs: d.admission.maxQueueWaitMs },
     ...(options.events ? { events: options.events } : {}),
   });
   return {

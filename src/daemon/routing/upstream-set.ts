@@ -11,7 +11,9 @@
  */
 
 import type { PriceConfig } from '../../core/upstream-config.js';
+import { marginalCost } from '../accounting/cost.js';
 import type { Upstream } from '../upstream.js';
+import { UpstreamBudget, type BudgetLimits } from './budget.js';
 
 export interface MemberSpec {
   name: string;
@@ -24,6 +26,14 @@ export interface MemberSpec {
   client: Upstream;
   /** What it costs (accounting; cheapest routing). */
   price?: PriceConfig | undefined;
+  /** Its provider's rate limits (upstreams[].limits): kept under by choosing another upstream. */
+  limits?: BudgetLimits | undefined;
+}
+
+/** A request's size before it is sent: prompt tokens estimated from its bytes, the reply's max_tokens if it set one. */
+export interface TokenEstimate {
+  prompt: number;
+  completion: number | null;
 }
 
 export class UpstreamMember {
@@ -35,6 +45,8 @@ export class UpstreamMember {
   readonly hasModelMap: boolean;
   readonly client: Upstream;
   readonly price: PriceConfig | undefined;
+  /** Null without limits. */
+  readonly budget: UpstreamBudget | null;
   consecutiveFailures = 0;
   /** Ejections in a row (the cool-down grows with it). */
   ejections = 0;
@@ -53,6 +65,23 @@ export class UpstreamMember {
     this.hasModelMap = Object.keys(spec.models).length > 0;
     this.client = spec.client;
     this.price = spec.price;
+    this.budget = spec.limits ? new UpstreamBudget(spec.limits) : null;
+  }
+
+  /** A request's tokens on this upstream: its reply estimated from this upstream's recent replies without max_tokens. */
+  tokensFor(estimate: TokenEstimate | null): number {
+    if (estimate === null) return 0;
+    return estimate.prompt + (estimate.completion ?? this.budget?.completionAverage ?? 0);
+  }
+
+  /** Whether its budget has room for the request now (always, without limits). */
+  fits(now: number, estimate: TokenEstimate | null): boolean {
+    return this.budget === null || this.budget.fits(now, this.tokensFor(estimate));
+  }
+
+  /** What the request would cost here (cheapest routing): its tokens at the token prices; 0 without. */
+  costOf(estimate: TokenEstimate): number {
+    return marginalCost(this.price, estimate.prompt, estimate.completion ?? this.budget?.completionAverage ?? 0);
   }
 
   get url(): string {
@@ -77,6 +106,8 @@ export interface UpstreamSetOptions {
   ejectAfter: number;
   ejectBaseMs: number;
   sticky: boolean;
+  /** weighted: by weight; cheapest: the lowest price among those with budget, by weight among equals. */
+  routing?: 'weighted' | 'cheapest';
   now?: () => number;
   random?: () => number;
   /** An upstream was taken out (for the metrics and the log). */
@@ -95,6 +126,10 @@ function hash(text: string): number {
 
 export class UpstreamSet {
   readonly members: UpstreamMember[];
+  /** Some upstream has rate limits: requests may wait for budget (budget-queue.ts). */
+  readonly budgeted: boolean;
+  /** Requests need a token estimate: some upstream limits tokens, or routing is cheapest. */
+  readonly needsEstimate: boolean;
   private readonly options: UpstreamSetOptions;
   readonly now: () => number;
   private readonly random: () => number;
@@ -105,6 +140,22 @@ export class UpstreamSet {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.budgeted = members.some((m) => m.budget !== null);
+    this.needsEstimate = options.routing === 'cheapest' || members.some((m) => m.budget?.countsTokens === true);
+  }
+
+  /** Whether some upstream has budget for the request now (health aside: pick() handles that). */
+  anyFits(estimate: TokenEstimate | null): boolean {
+    const now = this.now();
+    return this.members.some((m) => m.fits(now, estimate));
+  }
+
+  /** Milliseconds until some upstream has budget for the request. */
+  budgetFreeInMs(estimate: TokenEstimate | null): number {
+    const now = this.now();
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const m of this.members) soonest = Math.min(soonest, m.budget ? m.budget.freeInMs(now, m.tokensFor(estimate)) : 0);
+    return soonest;
   }
 
   byName(name: string): UpstreamMember | undefined {
@@ -116,21 +167,22 @@ export class UpstreamSet {
    * only when no other is), sticky per session when configured. Retry-After only steers this choice: when no
    * upstream is available, the first attempt still goes to the one that frees up first, ejected or
    * overloaded (Envoy's panic mode), so a busy engine answers for itself and never takes the daemon offline.
-   * A retry never goes to an overloaded upstream. Null when none is left to try.
+   * A retry never goes to an overloaded upstream. An upstream without budget for the request is never picked.
+   * With cheapest routing, the lowest price among the available ones decides first. Null when none is left.
    */
-  pick(sessionId: string | null, tried: readonly UpstreamMember[] | null): UpstreamMember | null {
+  pick(sessionId: string | null, tried: readonly UpstreamMember[] | null, estimate: TokenEstimate | null = null): UpstreamMember | null {
     const now = this.now();
     const members = this.members;
     const first = tried === null || tried.length === 0;
     if (members.length === 1) {
-      // The common case, kept cheap: the only upstream is always asked once.
-      return first ? members[0]! : null;
+      // The common case, kept cheap: the only upstream is always asked once (while it has budget).
+      return first && members[0]!.fits(now, estimate) ? members[0]! : null;
     }
     let candidates: UpstreamMember[] = [];
     let fallback: UpstreamMember | null = null;
     let fallbackFreeAt = Number.POSITIVE_INFINITY;
     for (const m of members) {
-      if (tried?.includes(m)) continue;
+      if (tried?.includes(m) || !m.fits(now, estimate)) continue;
       if (m.available(now)) candidates.push(m);
       else if (first || !m.overloaded(now)) {
         const freeAt = Math.max(m.ejectedUntil, m.overloadedUntil);
@@ -143,6 +195,7 @@ export class UpstreamSet {
     if (candidates.length === 0) return fallback;
     const weighted = candidates.filter((m) => m.weight > 0);
     if (weighted.length > 0) candidates = weighted;
+    if (this.options.routing === 'cheapest' && candidates.length > 1) candidates = cheapestOf(candidates, estimate);
     if (candidates.length === 1) return candidates[0]!;
     if (this.options.sticky && sessionId !== null) {
       // Rendezvous hashing: each session prefers one upstream, and only moves when that one is out.
@@ -211,6 +264,15 @@ export class UpstreamSet {
     for (const m of this.members) if (m.overloadedUntil > now) soonest = Math.min(soonest, m.overloadedUntil - now);
     return Number.isFinite(soonest) ? soonest : 1000;
   }
+}
+
+/** The candidates with the lowest cost for the request (several when their prices tie). */
+function cheapestOf(candidates: UpstreamMember[], estimate: TokenEstimate | null): UpstreamMember[] {
+  const size = estimate ?? { prompt: 1000, completion: null };
+  const costs = candidates.map((m) => m.costOf(size));
+  const least = Math.min(...costs);
+  // Prices are decimals: equal within a part in a billion.
+  return candidates.filter((_, i) => costs[i]! <= least + Math.abs(least) * 1e-9);
 }
 
 /** Retry-After as milliseconds: seconds or an HTTP date; unusable or absent -> the fallback. */

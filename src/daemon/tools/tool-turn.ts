@@ -78,7 +78,10 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
       try {
         // The same upstream redaction as the proxy path (store.redactUpstream), tool results included.
         const bytes = Buffer.from(JSON.stringify(payload));
-        routed = await exchange.send((member) => bodyFor(member, payload, bytes));
+        routed = await exchange.send((member) => bodyFor(member, payload, bytes), {
+          body: bytes,
+          maxTokens: input.outgoing.max_completion_tokens ?? input.outgoing.max_tokens,
+        });
       } catch (err) {
         if (err instanceof ApiError) return fail(err);
         throw err;
