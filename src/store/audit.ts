@@ -100,7 +100,7 @@ export function createAuditWriter(db: SqliteDatabase, ring: AuditKeyring, option
   const maxBatch = options.maxBatch ?? 512;
   const maxQueue = options.maxQueue ?? Number.POSITIVE_INFINITY;
   const key = ring.current.key;
-  db.transaction(() => keyChain(db, ring))();
+  db.transaction(() => keyChain(db, ring)).immediate();
   const insert = db.prepare(
     `INSERT INTO audit_log (seq, at, key_id, method, route, session_id, upstream, status, outcome, error_code, prompt_tokens,
        completion_tokens, latency_ms, upstream_ms, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -168,7 +168,7 @@ export function createAuditWriter(db: SqliteDatabase, ring: AuditKeyring, option
     if (queue.length === 0 || !db.open) return;
     const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
     try {
-      write(batch);
+      write.immediate(batch);
     } catch (err) {
       // Kept for the next flush (the database may be busy for a moment); never thrown at a request.
       failing = true;

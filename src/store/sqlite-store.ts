@@ -45,6 +45,15 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
     db.close();
     throw err;
   }
+  /** Runs op with SQLite's own lock wait (busyTimeoutMs), for what happens only while nothing is served. */
+  const patiently = <T>(op: () => T): T => {
+    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    try {
+      return op();
+    } finally {
+      if (db.open) db.pragma(`busy_timeout = ${LOCK_POLL_MS}`);
+    }
+  };
   // Opening waited for locks as long as busyTimeoutMs (nothing else runs yet); from now on, briefly.
   db.pragma(`busy_timeout = ${LOCK_POLL_MS}`);
   const sessions: SessionStore = {
@@ -91,7 +100,14 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
     audit: {
       keyring: (file) => write(() => openAuditKeyring(db, file)),
       startKey: (ring) => write(() => startAuditKey(db, ring)),
-      writer: (ring, writerOptions) => createAuditWriter(db, ring, writerOptions),
+      writer: (ring, writerOptions) => {
+        // Made at start and closed at stop, when nothing is being served: those two may wait inside SQLite for
+        // a lock as opening does (the first signs the chain's start, the last writes the final records).
+        const writer = patiently(() => createAuditWriter(db, ring, writerOptions));
+        const close = writer.close.bind(writer);
+        writer.close = () => patiently(close);
+        return writer;
+      },
       verify: (ring) => read(() => verifyAuditChain(db, ring)),
       async *since(since) {
         yield* auditSince(db, since);

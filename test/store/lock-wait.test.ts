@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -8,6 +10,7 @@ import { EnvironmentError } from '../../src/core/errors.js';
 import { openStore } from '../../src/store/store.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 
+const require = createRequire(import.meta.url);
 const HOUR = 3_600_000;
 const user = (content: string) => [{ role: 'user', content }];
 
@@ -79,4 +82,54 @@ test('the connection never sleeps inside SQLite for a lock (busy_timeout 0): a w
   other.exec('COMMIT');
   await write;
   assert.deepEqual(await store.stats.lockWaits(), { waiting: 0, waits: 1, timeouts: 0 });
+});
+
+/** Another process that takes the write lock, says "locked", and lets it go after holdMs. */
+function holdLock(file: string, holdMs: number): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const D = require(process.argv[1]); const db = new D(process.argv[2]); db.exec('BEGIN IMMEDIATE');
+       process.stdout.write('locked\\n'); setTimeout(() => { db.exec('COMMIT'); db.close(); }, Number(process.argv[3]));`,
+      require.resolve('better-sqlite3'),
+      file,
+      String(holdMs),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', () => resolve(child));
+    child.once('error', reject);
+  });
+}
+
+test("the audit writer, made at start and closed at stop (nothing served then), waits for another process's lock instead of failing", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-lock-'));
+  const file = join(dir, 'cs-llm.db');
+  const store = await openStore({ file });
+  t.after(() => store.close());
+  const ring = await store.audit.keyring(join(dir, 'audit.key'));
+  await holdLock(file, 300);
+  const writer = store.audit.writer(ring, { flushMs: 60_000 });
+  writer.append({
+    at: Date.now(),
+    keyId: null,
+    method: 'GET',
+    route: '/healthz',
+    sessionId: null,
+    upstream: null,
+    status: 200,
+    outcome: 'ok',
+    errorCode: null,
+    promptTokens: null,
+    completionTokens: null,
+    latencyMs: 1,
+    upstreamMs: 0,
+  });
+  await holdLock(file, 300);
+  writer.close();
+  const records = [];
+  for await (const r of store.audit.since(0)) records.push(r.route);
+  assert.deepEqual(records, ['/healthz']);
 });
