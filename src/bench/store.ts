@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { DEFAULT_TENANT } from '../core/tenant.js';
 import { openSeededStore } from '../store/seed.js';
 import type { Store } from '../store/store.js';
 import { percentile } from '../metrics/quantile.js';
@@ -49,14 +50,14 @@ export async function benchStore(
     for (let i = 0; i < operations; i++) {
       const id = pick();
       const t0 = performance.now();
-      await store.sessions.loadWindow(id, 8, now);
+      await store.sessions.loadWindow(DEFAULT_TENANT, id, 8, now);
       loads.push((performance.now() - t0) * 1000);
     }
     const appends: number[] = [];
     for (let i = 0; i < Math.min(operations, synchronous === 'FULL' ? 2000 : operations); i++) {
       const id = pick();
       const t0 = performance.now();
-      await store.sessions.appendTurn(id, 'default', turn(i), 3_600_000, now);
+      await store.sessions.appendTurn(DEFAULT_TENANT, id, 'default', turn(i), 3_600_000, now);
       appends.push((performance.now() - t0) * 1000);
     }
     loads.sort((a, b) => a - b);

@@ -28,6 +28,7 @@ export function auditEntryOf(record: RequestRecord, at: number, defaultUpstream:
     completionTokens: record.completionTokens ?? null,
     latencyMs: record.totalMs,
     upstreamMs: record.upstreamMs,
+    tenant: record.tenant ?? null,
   };
 }
 

@@ -80,6 +80,7 @@ function call<T>(socketPath: string, route: string, body: object): Promise<T> {
 export function remoteAdmin(socketPath: string, extra: { auditKeyFile?: string } = {}): StoreAdmin {
   return {
     deleteSession: (r) => call(socketPath, '/sessions/delete', r),
+    deleteTenant: (r) => call(socketPath, '/sessions/delete-tenant', r),
     pruneSessions: (r) => call(socketPath, '/sessions/prune', r),
     pruneAudit: (r) => call(socketPath, '/audit/prune', { ...r, ...(extra.auditKeyFile ? { keyFile: resolve(extra.auditKeyFile) } : {}) }),
     scrub: () => call(socketPath, '/store/scrub', {}),

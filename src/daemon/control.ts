@@ -15,6 +15,7 @@ import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ConfigError, ConflictError, EnvironmentError, isCsLlmError, UsageError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { DEFAULT_TENANT, isTenantName } from '../core/tenant.js';
 import { ensurePrivateDir } from '../core/paths.js';
 import type { StoreAdmin } from '../store/admin.js';
 import type { RequestObservers } from './observers.js';
@@ -46,6 +47,10 @@ function fieldsOf<T>(route: string, body: Body, known: Record<string, { kind: Ki
     if (!ok) throw new UsageError(`the field "${name}" of ${route} must be a ${kind}`);
   }
   return body as T;
+}
+
+function checkTenant(tenant: string): void {
+  if (!isTenantName(tenant)) throw new UsageError(`tenant "${tenant}" must be 1-64 letters, digits, ".", "_" or "-"`);
 }
 
 export interface ControlServer {
@@ -116,53 +121,68 @@ export async function startControlServer(options: {
 }): Promise<ControlServer> {
   const { path, admin, locks, log } = options;
 
-  const operations: Record<string, (body: Body, signal: AbortSignal, record: { sessionId?: string }) => Promise<unknown>> = {
-    '/sessions/delete': async (body, signal, record) => {
-      const { id } = fieldsOf<{ id: string }>('/sessions/delete', body, { id: { kind: 'string', required: true } });
-      record.sessionId = id;
-      // As DELETE /v1/sessions/:id: a turn in flight finishes first, so it cannot re-create the session after.
-      const release = await locks.acquire(id, options.sessionWaitMs).catch(() => {
-        throw new ConflictError(`session ${id} is busy with a turn that did not finish within ${options.sessionWaitMs} ms`, {
-          next: 'Try again when the turn has finished.',
+  const operations: Record<string, (body: Body, signal: AbortSignal, record: { sessionId?: string; tenant?: string }) => Promise<unknown>> =
+    {
+      '/sessions/delete': async (body, signal, record) => {
+        const { id, tenant = DEFAULT_TENANT } = fieldsOf<{ id: string; tenant?: string }>('/sessions/delete', body, {
+          id: { kind: 'string', required: true },
+          tenant: { kind: 'string' },
         });
-      });
-      try {
-        return await admin.deleteSession({ id }, signal);
-      } finally {
-        release();
-      }
-    },
-    '/sessions/prune': (body, signal) =>
-      admin.pruneSessions(
-        fieldsOf<{ olderThanMs: number | null }>(
+        checkTenant(tenant);
+        record.sessionId = id;
+        record.tenant = tenant;
+        // As DELETE /v1/sessions/:id: a turn in flight finishes first, so it cannot re-create the session after.
+        const release = await locks.acquire(tenant, id, options.sessionWaitMs).catch(() => {
+          throw new ConflictError(`session ${id} is busy with a turn that did not finish within ${options.sessionWaitMs} ms`, {
+            next: 'Try again when the turn has finished.',
+          });
+        });
+        try {
+          return await admin.deleteSession({ id, tenant }, signal);
+        } finally {
+          release();
+        }
+      },
+      '/sessions/delete-tenant': (body, signal, record) => {
+        const { tenant } = fieldsOf<{ tenant: string }>('/sessions/delete-tenant', body, { tenant: { kind: 'string', required: true } });
+        checkTenant(tenant);
+        record.tenant = tenant;
+        return admin.deleteTenant({ tenant }, signal);
+      },
+      '/sessions/prune': (body, signal, record) => {
+        const request = fieldsOf<{ olderThanMs: number | null; tenant?: string }>(
           '/sessions/prune',
           { olderThanMs: null, ...body },
-          { olderThanMs: { kind: 'number|null' } },
-        ),
-        signal,
-      ),
-    '/audit/prune': (body, signal) => {
-      const { before, keyFile } = fieldsOf<{ before: number; keyFile?: string }>('/audit/prune', body, {
-        before: { kind: 'number', required: true },
-        keyFile: { kind: 'string' },
-      });
-      if (options.auditKeyFile === null)
-        throw new ConfigError('the running daemon has no audit key, so it cannot sign a new retention anchor', {
-          next: 'See the daemon log for why the audit key could not be read.',
+          { olderThanMs: { kind: 'number|null' }, tenant: { kind: 'string' } },
+        );
+        if (request.tenant !== undefined) {
+          checkTenant(request.tenant);
+          record.tenant = request.tenant;
+        }
+        return admin.pruneSessions(request, signal);
+      },
+      '/audit/prune': (body, signal) => {
+        const { before, keyFile } = fieldsOf<{ before: number; keyFile?: string }>('/audit/prune', body, {
+          before: { kind: 'number', required: true },
+          keyFile: { kind: 'string' },
         });
-      if (keyFile !== undefined && resolve(keyFile) !== resolve(options.auditKeyFile))
-        throw new ConflictError(`the running daemon signs the audit log with ${options.auditKeyFile}, not ${keyFile}`, {
-          next: "Leave out --key-file to prune with the daemon's key, or stop the daemon to prune with another key file.",
-        });
-      return admin.pruneAudit({ before }, signal);
-    },
-    '/store/scrub': (body, signal) => {
-      fieldsOf('/store/scrub', body, {});
-      return admin.scrub(signal);
-    },
-    '/store/rotate-key': (body, signal) =>
-      admin.rotateKey(fieldsOf<{ key: string }>('/store/rotate-key', body, { key: { kind: 'string', required: true } }), signal),
-  };
+        if (options.auditKeyFile === null)
+          throw new ConfigError('the running daemon has no audit key, so it cannot sign a new retention anchor', {
+            next: 'See the daemon log for why the audit key could not be read.',
+          });
+        if (keyFile !== undefined && resolve(keyFile) !== resolve(options.auditKeyFile))
+          throw new ConflictError(`the running daemon signs the audit log with ${options.auditKeyFile}, not ${keyFile}`, {
+            next: "Leave out --key-file to prune with the daemon's key, or stop the daemon to prune with another key file.",
+          });
+        return admin.pruneAudit({ before }, signal);
+      },
+      '/store/scrub': (body, signal) => {
+        fieldsOf('/store/scrub', body, {});
+        return admin.scrub(signal);
+      },
+      '/store/rotate-key': (body, signal) =>
+        admin.rotateKey(fieldsOf<{ key: string }>('/store/rotate-key', body, { key: { kind: 'string', required: true } }), signal),
+    };
 
   // Operations running now: stopped between their batches when the daemon stops or their client goes away.
   const running = new Set<{ abort: AbortController; done: Promise<void> }>();
@@ -179,7 +199,7 @@ export async function startControlServer(options: {
     res.once('close', () => {
       if (!res.writableFinished) abort.abort('the command went away');
     });
-    const record: { sessionId?: string } = {};
+    const record: { sessionId?: string; tenant?: string } = {};
     const done = readBody(req)
       .then((body) => operation(body, abort.signal, record))
       .then(
@@ -215,6 +235,7 @@ export async function startControlServer(options: {
           upstreamMs: 0,
           overheadMs: totalMs,
           ...(record.sessionId ? { sessionId: record.sessionId } : {}),
+          ...(record.tenant ? { tenant: record.tenant } : {}),
         });
       });
     const entry = { abort, done };

@@ -29,6 +29,13 @@ export interface RequestRecord {
   errorCode?: string;
   /** For the audit log: the API key's public prefix when a key was verified (never the key). */
   keyId?: string;
+  /** The key's tenant (the implicit default one without keys), once the key was checked: quotas and metrics count it. */
+  callerTenant?: string;
+  /**
+   * The tenant whose conversations the request reached, for the audit log: the key's own, or the one an admin
+   * key named with ?tenant=. Unset on requests refused before the key was checked.
+   */
+  tenant?: string;
   /** The session the request concerned, set by its handler once the id is well-formed (X-Session-Id of a turn, :id on /v1/sessions/:id). */
   sessionId?: string;
   /** The upstream that served the request, where the router knows it (its name or URL). */

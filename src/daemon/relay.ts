@@ -2,6 +2,7 @@
 // Responses API): send through the router, read a whole reply, or relay a stream to the client as it comes
 // with backpressure, and account the time spent on the upstream. Whatever asks for it decides what the
 // client sees around it (headers, the commit before the last byte).
+import { DEFAULT_TENANT } from '../core/tenant.js';
 import { performance } from 'node:perf_hooks';
 import type { IncomingMessage } from 'node:http';
 import type { Masker } from '../compliance/masking.js';
@@ -180,8 +181,8 @@ export class UpstreamExchange {
     this.services.accounting.record({
       upstream: member,
       model: this.usage.model ?? '',
-      // Until tenants: every request is the default tenant's.
-      tenant: 'default',
+      // The caller's tenant (its key's): its usage, cost and quota.
+      tenant: record.callerTenant ?? DEFAULT_TENANT,
       keyId: record.keyId ?? '',
       sessionStarted,
       tokens,

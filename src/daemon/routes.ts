@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestRecord } from './observers.js';
+import type { Caller } from './tenancy.js';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -9,6 +10,8 @@ export interface RequestContext {
   query: string;
   /** performance.now() when the request arrived. */
   startedAt: number;
+  /** Who the request acts for (its key's tenant, profiles, admin), set once the key was checked. */
+  caller: Caller;
   /**
    * Filled in by the handler; the server adds method, status and the timings it measures itself and emits
    * it as a RequestRecord when the response is over.

@@ -8,7 +8,6 @@ import { createDaemonMetrics, type DaemonMetricsOptions } from './metrics.js';
 import type { Paths } from '../core/paths.js';
 import { openStore, storeFile, type Store } from '../store/store.js';
 import { protectionFor } from '../store/protection.js';
-import { KEY_PREFIX } from '../store/keys.js';
 import { auditKeyFile, type AuditKeyring } from '../store/audit-key.js';
 import { KeyRateLimiter } from './rate-limit.js';
 import { ApiError, sendError } from './api-error.js';
@@ -23,6 +22,7 @@ import { createRouter, type RequestContext, type Route } from './routes.js';
 import { allowedHostsFor, bearerToken, hostAllowed, isLoopbackHost, originAllowed } from './security.js';
 import type { DaemonServices } from './services.js';
 import { SessionLocks } from './session-lock.js';
+import { callerOf, NO_CALLER, OPEN_CALLER, requireAdmin, type Caller } from './tenancy.js';
 import type { Upstream } from './upstream.js';
 import { UpstreamInfo } from './upstream-info.js';
 import { startAccounting } from './accounting/accounting.js';
@@ -272,7 +272,18 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   accounting.register(metrics.registry);
   observers.add(metrics.observe);
   audit?.register(metrics.registry);
-  const route = createRouter([...routesFor(services), { method: 'GET', path: '/metrics', handler: metrics.handler }]);
+  const route = createRouter([
+    ...routesFor(services),
+    {
+      method: 'GET',
+      path: '/metrics',
+      handler: (ctx) => {
+        // Every tenant's figures: an operator's (once keys exist; without keys the caller is the open one).
+        requireAdmin(ctx.caller, '/metrics');
+        return metrics.handler(ctx);
+      },
+    },
+  ]);
   const allowedHosts = allowedHostsFor(host, config.daemon.allowedHosts);
 
   const rateLimiter = new KeyRateLimiter(config.daemon.rateLimit);
@@ -314,13 +325,22 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     return keysExist;
   };
 
-  const authorised = async (req: IncomingMessage, now: number, record: RequestContext['record']): Promise<boolean> => {
-    if (!(await keysRequired(now))) return true;
+  /**
+   * Who the request is (tenant, profiles, admin), from the same lookup that checks its key; null: no valid key.
+   * Without keys, the implicit default tenant with every right (as before keys existed).
+   */
+  const authorised = async (req: IncomingMessage, now: number, record: RequestContext['record']): Promise<Caller | null> => {
+    if (!(await keysRequired(now))) {
+      record.callerTenant = record.tenant = OPEN_CALLER.tenant;
+      return OPEN_CALLER;
+    }
     const token = bearerToken(req.headers.authorization);
-    const ok = token !== null && (await store.keys.verify(token));
+    const key = token === null ? null : await store.keys.verify(token);
+    if (!key) return null;
     // The audit log's "who": the key's public prefix (what keys list shows), never the key.
-    if (ok) record.keyId = token.slice(0, KEY_PREFIX.length + 8);
-    return ok;
+    record.keyId = key.prefix;
+    record.callerTenant = record.tenant = key.tenant;
+    return callerOf(key);
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -334,6 +354,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       params: {},
       query: q >= 0 ? url.slice(q + 1) : '',
       startedAt,
+      caller: NO_CALLER,
       record: { route: 'unmatched', stream: false, session: false, upstreamMs: 0, outcome: 'ok' },
     };
     inFlight++;
@@ -385,12 +406,14 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
           code: 'origin_not_allowed',
         });
       }
-      if (!(await authorised(req, ctx.startedAt, ctx.record))) {
+      const caller = await authorised(req, ctx.startedAt, ctx.record);
+      if (!caller) {
         throw new ApiError(401, 'a valid API key is required: send Authorization: Bearer <key> (create one with cs-llm keys create)', {
           code: 'invalid_api_key',
           headers: { 'www-authenticate': 'Bearer' },
         });
       }
+      ctx.caller = caller;
       // Health checks and metrics stay answerable whatever a key's rate; the API is limited per key.
       if (rateLimiter.active && pathname.startsWith('/v1/')) rateLimiter.check(ctx.record.keyId, Date.now());
       const match = route(req.method ?? 'GET', pathname);

@@ -1,9 +1,11 @@
 /*
- * One lock per session id, so two requests on the same session run one after the other (the second sees
+ * One lock per session (tenant and id), so two requests on the same session run one after the other (the second sees
  * the first's turn in its history) while other sessions never wait. Waiting is bounded: after waitMs the
  * waiter gets SessionBusyError, and so is their number (SessionQueueFullError). Entries exist only while a
  * session is held, so the map stays small.
  */
+
+import { sessionKey } from '../core/tenant.js';
 
 export class SessionBusyError extends Error {
   constructor(
@@ -36,16 +38,17 @@ export class SessionLocks {
    * Resolves with a release function once the session is ours. Call release exactly once. Rejects with
    * SessionQueueFullError at once when `maxWaiters` already wait for it.
    */
-  acquire(id: string, waitMs: number, maxWaiters = Number.POSITIVE_INFINITY): Promise<() => void> {
-    const queue = this.held.get(id);
+  acquire(tenant: string, id: string, waitMs: number, maxWaiters = Number.POSITIVE_INFINITY): Promise<() => void> {
+    const key = sessionKey(tenant, id);
+    const queue = this.held.get(key);
     if (!queue) {
-      this.held.set(id, []);
-      return Promise.resolve(this.releaser(id));
+      this.held.set(key, []);
+      return Promise.resolve(this.releaser(key));
     }
     if (queue.length >= maxWaiters) return Promise.reject(new SessionQueueFullError(id, queue.length));
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
-        grant: () => resolve(this.releaser(id)),
+        grant: () => resolve(this.releaser(key)),
         timer: null,
       };
       waiter.timer = setTimeout(() => {

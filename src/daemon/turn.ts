@@ -2,7 +2,7 @@
 // Responses API next): the session's lock, the history window, and the commit of the new messages with the
 // reply in one transaction. Messages in, a reply message out; the caller relays the reply and sends its
 // last byte only after commit() returned.
-import { profileFor, type Config, type Profile } from '../core/config.js';
+import type { Profile } from '../core/config.js';
 import type { ChatMessage } from '../core/messages.js';
 import { ApiError } from './api-error.js';
 import type { RequestContext } from './routes.js';
@@ -11,6 +11,8 @@ import { SessionBusyError, SessionQueueFullError } from './session-lock.js';
 import { completionReserve, estimateAllTokens, selectWindow } from './window.js';
 
 export interface TurnRequest {
+  /** The tenant the session belongs to (the caller's): part of the session's key with sessionId. */
+  tenant: string;
   sessionId: string;
   profileName: string;
   profile: Profile;
@@ -23,6 +25,7 @@ export interface TurnRequest {
 }
 
 export interface SessionTurn {
+  readonly tenant: string;
   readonly id: string;
   readonly profileName: string;
   readonly profile: Profile;
@@ -35,24 +38,6 @@ export interface SessionTurn {
    * and the reply, in one transaction. Throws the client's 500 (store_failed) when it could not.
    */
   commit(reply: ChatMessage, produced?: readonly ChatMessage[]): Promise<void>;
-}
-
-/**
- * The profile a request names; an unknown name is a 400 that lists the configured ones. Own properties only:
- * "toString" or "__proto__" name no profile.
- */
-export function profileNamed(config: Config, name: string): Profile {
-  if (name !== config.defaultProfile && !Object.hasOwn(config.profiles, name)) {
-    throw new ApiError(
-      400,
-      `unknown profile "${name}"; configured: ${[config.defaultProfile, ...Object.keys(config.profiles)].join(', ')}`,
-      {
-        param: 'X-Profile',
-        code: 'unknown_profile',
-      },
-    );
-  }
-  return profileFor(config, name);
 }
 
 /** The request's messages split into those sent only (system, developer) and those stored with the turn. */
@@ -78,10 +63,10 @@ export async function runTurn(
   work: (turn: SessionTurn) => Promise<void>,
 ): Promise<void> {
   const { config } = services;
-  const { sessionId, profile } = request;
+  const { tenant, sessionId, profile } = request;
   let release: () => void;
   try {
-    release = await services.locks.acquire(sessionId, config.daemon.sessionWaitMs, config.daemon.admission.maxQueue);
+    release = await services.locks.acquire(tenant, sessionId, config.daemon.sessionWaitMs, config.daemon.admission.maxQueue);
   } catch (err) {
     if (err instanceof SessionQueueFullError) {
       throw new ApiError(429, `${err.message}; retry after the turns before it, one at a time`, {
@@ -102,7 +87,7 @@ export async function runTurn(
       ctx.record.outcome = 'client_closed';
       return;
     }
-    const history = await services.store.sessions.loadWindow(sessionId, profile.historyTurns, services.now());
+    const history = await services.store.sessions.loadWindow(tenant, sessionId, profile.historyTurns, services.now());
     const system: ChatMessage[] = profile.systemPrompt ? [{ role: 'system', content: profile.systemPrompt }] : [];
     system.push(...request.system);
     let window: ChatMessage[] = [];
@@ -123,6 +108,7 @@ export async function runTurn(
     }
     const ttlMs = profile.ttlSeconds * 1000;
     await work({
+      tenant,
       id: sessionId,
       profileName: request.profileName,
       profile,
@@ -132,7 +118,7 @@ export async function runTurn(
       commit: async (reply, produced = []) => {
         const messages = [...request.newMessages, ...produced, reply];
         try {
-          await services.store.sessions.appendTurn(sessionId, request.profileName, messages, ttlMs, services.now());
+          await services.store.sessions.appendTurn(tenant, sessionId, request.profileName, messages, ttlMs, services.now());
           // Message text is logged only when the operator turned it on (daemon.logContent).
           if (config.daemon.logContent) services.log(`session ${sessionId} stored`, messages);
         } catch (err) {

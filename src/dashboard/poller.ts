@@ -42,6 +42,8 @@ async function fetchDaemonMetrics(url: string, headers: Record<string, string>, 
   }
   const text = await res.text();
   if (res.status === 401) throw new ScrapeError('the daemon wants an API key: pass --api-key or set CS_LLM_API_KEY');
+  if (res.status === 403)
+    throw new ScrapeError('/metrics needs an admin key: pass one made with cs-llm keys create NAME --admin (--api-key or CS_LLM_API_KEY)');
   if (res.status !== 200) throw new ScrapeError(`/metrics answered ${res.status}`);
   try {
     return parsePrometheusText(text);

@@ -4,10 +4,11 @@
 // otherwise the CLI does them on a store it opens itself. Either way they run here, in bounded batches that
 // yield to the event loop between them, so a daemon keeps serving while one runs.
 //
-// Each operation takes one request object: new fields (a tenant, say) are added to it without changing the
-// operations' shape, and the control socket carries it as it is.
+// Each operation takes one request object: new fields (the tenant was one) are added to it without changing
+// the operations' shape, and the control socket carries it as it is.
 
 import { ConfigError, ConflictError } from '../core/errors.js';
+import { DEFAULT_TENANT } from '../core/tenant.js';
 import type { AuditKeyring } from './audit-key.js';
 import { createCipher, parseKey, type ContentCipher } from './crypto.js';
 import type { RotationResult } from './key-rotation.js';
@@ -20,10 +21,18 @@ const BATCH = 200;
 
 export interface DeleteSessionRequest {
   id: string;
+  /** The session's tenant; absent: the default tenant. */
+  tenant?: string;
+}
+export interface DeleteTenantRequest {
+  /** Every session of this tenant goes. */
+  tenant: string;
 }
 export interface PruneSessionsRequest {
   /** Also delete sessions not updated for this long; null: only expired ones. */
   olderThanMs: number | null;
+  /** Only this tenant's sessions; absent: every tenant's. */
+  tenant?: string;
 }
 export interface PruneAuditRequest {
   /** Records that finished before this time (ms) go. */
@@ -37,6 +46,8 @@ export interface RotateKeyRequest {
 export interface StoreAdmin {
   /** Deletes a session and its messages; scrubbed: its text is gone from the files too. */
   deleteSession(request: DeleteSessionRequest, signal?: AbortSignal): Promise<{ deleted: boolean; scrubbed: boolean }>;
+  /** Deletes every session of a tenant (expired or not); scrubbed as deleteSession. */
+  deleteTenant(request: DeleteTenantRequest, signal?: AbortSignal): Promise<{ deleted: number; scrubbed: boolean }>;
   /** Deletes expired sessions and, with olderThanMs, those not updated for that long. */
   pruneSessions(request: PruneSessionsRequest, signal?: AbortSignal): Promise<{ expired: number; old: number; scrubbed: boolean }>;
   /** Deletes the audit records older than `before` behind a new anchor signed with the audit key. */
@@ -76,16 +87,21 @@ export function localAdmin(
     return total;
   };
   return {
-    async deleteSession({ id }) {
-      const deleted = await store.sessions.delete(id);
+    async deleteSession({ id, tenant = DEFAULT_TENANT }) {
+      const deleted = await store.sessions.delete(tenant, id);
       return { deleted, scrubbed: deleted ? await store.sessions.scrubbed(SCRUB_WAIT_MS) : true };
     },
-    async pruneSessions({ olderThanMs }, signal) {
+    async deleteTenant({ tenant }) {
+      // deleteTenant deletes in batches of its own, yielding between them.
+      const deleted = await store.sessions.deleteTenant(tenant);
+      return { deleted, scrubbed: deleted === 0 || (await store.sessions.scrubbed(SCRUB_WAIT_MS)) };
+    },
+    async pruneSessions({ olderThanMs, tenant = null }, signal) {
       const now = Date.now();
-      const expired = await inBatches('deleting expired sessions', () => store.sessions.sweepExpired(now, BATCH), signal);
+      const expired = await inBatches('deleting expired sessions', () => store.sessions.sweepExpired(now, BATCH, tenant), signal);
       checkAborted(signal, 'deleting old sessions', 0);
       // pruneOlderThan deletes in batches of its own, yielding between them.
-      const old = olderThanMs === null ? 0 : await store.sessions.pruneOlderThan(now - olderThanMs);
+      const old = olderThanMs === null ? 0 : await store.sessions.pruneOlderThan(now - olderThanMs, tenant);
       return { expired, old, scrubbed: expired + old === 0 || (await store.sessions.scrubbed(SCRUB_WAIT_MS)) };
     },
     async pruneAudit({ before }, signal) {

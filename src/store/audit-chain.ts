@@ -35,6 +35,11 @@ export interface AuditEntry {
   completionTokens: number | null;
   latencyMs: number;
   upstreamMs: number;
+  /**
+   * The tenant the request acted for (its key's); null when refused before the key was known, and on every
+   * record written before tenants (schema 6). Optional so that entries built before it still type-check.
+   */
+  tenant?: string | null;
 }
 
 export interface AuditRecord extends AuditEntry {
@@ -54,7 +59,7 @@ export const auditMs = (n: number) => Math.round(n * 1000) / 1000;
  * their hash.
  */
 export function canonicalAuditRecord(seq: number, e: AuditEntry): string {
-  return JSON.stringify([
+  const fields: unknown[] = [
     seq,
     e.at,
     e.keyId,
@@ -69,7 +74,9 @@ export function canonicalAuditRecord(seq: number, e: AuditEntry): string {
     e.completionTokens,
     auditMs(e.latencyMs),
     auditMs(e.upstreamMs),
-  ]);
+  ];
+  if (e.tenant !== null && e.tenant !== undefined) fields.push(e.tenant);
+  return JSON.stringify(fields);
 }
 
 /** How records were chained before schema 4: sha256(prev_hash + "\n" + canonical record). */

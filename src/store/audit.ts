@@ -16,6 +16,7 @@ import {
   type AuditEntry,
   type AuditRecord,
 } from './audit-chain.js';
+import { DEFAULT_TENANT } from '../core/tenant.js';
 import type { SqliteDatabase } from './database.js';
 
 export { auditAnchor, GENESIS_HASH, type AuditAnchor, type AuditEntry, type AuditRecord } from './audit-chain.js';
@@ -37,6 +38,7 @@ export interface AuditRow {
   upstream_ms: number;
   prev_hash: string;
   hash: string;
+  tenant: string | null;
 }
 
 export function auditRowToRecord(r: AuditRow): AuditRecord {
@@ -55,6 +57,7 @@ export function auditRowToRecord(r: AuditRow): AuditRecord {
     completionTokens: r.completion_tokens,
     latencyMs: r.latency_ms,
     upstreamMs: r.upstream_ms,
+    tenant: r.tenant,
     prevHash: r.prev_hash,
     hash: r.hash,
   };
@@ -103,7 +106,7 @@ export function createAuditWriter(db: SqliteDatabase, ring: AuditKeyring, option
   db.transaction(() => keyChain(db, ring)).immediate();
   const insert = db.prepare(
     `INSERT INTO audit_log (seq, at, key_id, method, route, session_id, upstream, status, outcome, error_code, prompt_tokens,
-       completion_tokens, latency_ms, upstream_ms, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       completion_tokens, latency_ms, upstream_ms, prev_hash, hash, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const write = db.transaction((entries: AuditEntry[]) => {
     // Another process may have started a new key (cs-llm audit new-key): never chain under the wrong one.
@@ -134,6 +137,7 @@ export function createAuditWriter(db: SqliteDatabase, ring: AuditKeyring, option
         auditMs(e.upstreamMs),
         prev,
         hash,
+        e.tenant ?? null,
       );
       prev = hash;
     }
@@ -240,12 +244,24 @@ export function pruneAuditBefore(db: SqliteDatabase, ring: AuditKeyring, before:
   })();
 }
 
-/** Records finished at or after `since` (ms), oldest first, streamed. */
-export function* auditSince(db: SqliteDatabase, since: number): Generator<AuditRecord> {
-  for (const row of db.prepare<[number], AuditRow>('SELECT * FROM audit_log WHERE at >= ? ORDER BY seq').iterate(since))
-    yield auditRowToRecord(row);
+/** Records finished at or after `since` (ms), oldest first, streamed; one tenant's when `tenant` is set. */
+export function* auditSince(db: SqliteDatabase, since: number, tenant: string | null = null): Generator<AuditRecord> {
+  const rows =
+    tenant === null
+      ? db.prepare<[number], AuditRow>('SELECT * FROM audit_log WHERE at >= ? ORDER BY seq').iterate(since)
+      : db.prepare<[number, string], AuditRow>('SELECT * FROM audit_log WHERE at >= ? AND tenant = ? ORDER BY seq').iterate(since, tenant);
+  for (const row of rows) yield auditRowToRecord(row);
 }
 
-export function auditForSession(db: SqliteDatabase, sessionId: string): AuditRecord[] {
-  return db.prepare<[string], AuditRow>('SELECT * FROM audit_log WHERE session_id = ? ORDER BY seq').all(sessionId).map(auditRowToRecord);
+/**
+ * The records that name a session of `tenant`. Records without a tenant that name a session are from before
+ * tenants (every request that names a session has passed its key check, which sets the tenant): they belong
+ * to the default tenant, the only one there was.
+ */
+export function auditForSession(db: SqliteDatabase, tenant: string, sessionId: string): AuditRecord[] {
+  const sql =
+    tenant === DEFAULT_TENANT
+      ? 'SELECT * FROM audit_log WHERE session_id = ? AND (tenant = ? OR tenant IS NULL) ORDER BY seq'
+      : 'SELECT * FROM audit_log WHERE session_id = ? AND tenant = ? ORDER BY seq';
+  return db.prepare<[string, string], AuditRow>(sql).all(sessionId, tenant).map(auditRowToRecord);
 }

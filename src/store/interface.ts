@@ -44,10 +44,13 @@ export interface AuditLog {
   writer(ring: AuditKeyring, options?: AuditWriterOptions): AuditWriter;
   /** Walks the whole chain; names the first record that does not fit (or cannot be checked without its key). */
   verify(ring: AuditKeyring | null): Promise<ChainCheck>;
-  /** Records finished at or after `since` (ms), oldest first. */
-  since(since: number): AsyncIterable<AuditRecord>;
-  /** The records that name one session (a subject access request). */
-  forSession(sessionId: string): Promise<AuditRecord[]>;
+  /** Records finished at or after `since` (ms), oldest first; only one tenant's requests when `tenant` is given. */
+  since(since: number, tenant?: string | null): AsyncIterable<AuditRecord>;
+  /**
+   * The records that name one session of a tenant (a subject access request); for the default tenant also
+   * those written before tenants existed, which name no tenant.
+   */
+  forSession(tenant: string, sessionId: string): Promise<AuditRecord[]>;
   /**
    * Retention: deletes up to `limit` of the oldest records before `before` (ms); the last one deleted becomes
    * the anchor (signed under `ring`) the rest of the chain starts from. Returns how many went (call again while

@@ -43,6 +43,7 @@ export async function rotateContentKey(
     [number, number],
     {
       rowid: number;
+      tenant: string;
       session_id: string;
       seq: number;
       content: string | Uint8Array | null;
@@ -50,7 +51,7 @@ export async function rotateContentKey(
       name: string | Uint8Array | null;
       key_id: string | null;
     }
-  >('SELECT rowid, session_id, seq, content, tool_calls, name, key_id FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?');
+  >('SELECT rowid, tenant, session_id, seq, content, tool_calls, name, key_id FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?');
   const update = db.prepare('UPDATE messages SET content = ?, tool_calls = ?, name = ?, key_id = ? WHERE rowid = ?');
   let rows = 0;
   let alreadyCurrent = 0;
@@ -70,11 +71,11 @@ export async function rotateContentKey(
         value === null || typeof value === 'string'
           ? value
           : old
-            ? old.decrypt(value, contentContext(r.session_id, r.seq, field))
+            ? old.decrypt(value, contentContext(r.tenant, r.session_id, r.seq, field))
             : Buffer.from(value).toString('utf8');
       const seal = (field: EncryptedField, value: string | Uint8Array | null): Buffer | null => {
         const text = open(value, field);
-        return text === null ? null : to.encrypt(text, contentContext(r.session_id, r.seq, field));
+        return text === null ? null : to.encrypt(text, contentContext(r.tenant, r.session_id, r.seq, field));
       };
       update.run(seal('content', r.content), seal('tool_calls', r.tool_calls), seal('name', r.name), to.keyId, r.rowid);
       done.rows++;

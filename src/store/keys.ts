@@ -1,4 +1,6 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { UsageError } from '../core/errors.js';
+import { DEFAULT_TENANT, isTenantName } from '../core/tenant.js';
 import type { SqliteDatabase, Synchronous } from './database.js';
 
 export interface KeyInfo {
@@ -6,8 +8,21 @@ export interface KeyInfo {
   name: string;
   /** The first characters of the key, enough to tell keys apart in a list; not enough to use one. */
   prefix: string;
+  /** The tenant whose conversations the key reaches (docs/daemon.md: tenants). */
+  tenant: string;
+  /** The profiles the key may name with X-Profile, its default first; null: every profile. */
+  profiles: string[] | null;
+  /** An operator's key: every tenant's sessions, /metrics. */
+  admin: boolean;
   createdAt: number;
   revokedAt: number | null;
+}
+
+/** What a new key may reach: its tenant (default: the default tenant), profiles (default: all), admin. */
+export interface KeyScope {
+  tenant?: string;
+  profiles?: readonly string[] | null;
+  admin?: boolean;
 }
 
 /**
@@ -15,13 +30,17 @@ export interface KeyInfo {
  * by create() and never again. Keys are long random strings, so a fast hash is enough (no password KDF).
  */
 export interface KeyStore {
-  create(name: string, now: number): Promise<{ key: string; info: KeyInfo }>;
+  create(name: string, now: number, scope?: KeyScope): Promise<{ key: string; info: KeyInfo }>;
   list(): Promise<KeyInfo[]>;
   /** Revokes by id or by prefix; returns the key revoked, or null if none matched. */
   revoke(idOrPrefix: string, now: number): Promise<KeyInfo | null>;
   /** true when at least one key is not revoked: from then on every request needs a key. */
   hasActiveKeys(): Promise<boolean>;
-  verify(key: string): Promise<boolean>;
+  /**
+   * The key's row when `key` is an active key, else null: one lookup, which also gives the key's tenant,
+   * profiles and admin flag, so a request is authorised and scoped at once.
+   */
+  verify(key: string): Promise<KeyInfo | null>;
   /** Grows on every create/revoke through this KeyStore, so a cache in this process can tell it is stale. */
   readonly generation: number;
 }
@@ -38,17 +57,31 @@ interface KeyRow {
   name: string;
   prefix: string;
   hash: Buffer;
+  tenant: string;
+  profiles: string | null;
+  admin: number;
   created_at: number;
   revoked_at: number | null;
 }
 
 function toInfo(row: KeyRow): KeyInfo {
-  return { id: row.id, name: row.name, prefix: row.prefix, createdAt: row.created_at, revokedAt: row.revoked_at };
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    tenant: row.tenant,
+    profiles: row.profiles === null ? null : (JSON.parse(row.profiles) as string[]),
+    admin: row.admin === 1,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+  };
 }
 
 /** KeyStore on SQLite, answering directly (sqlite-store.ts puts it behind the promises). */
 export function createSqliteKeys(db: SqliteDatabase): Synchronous<KeyStore> {
-  const insert = db.prepare('INSERT INTO api_keys (id, name, prefix, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)');
+  const insert = db.prepare(
+    'INSERT INTO api_keys (id, name, prefix, hash, tenant, profiles, admin, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)',
+  );
   const all = db.prepare<[], KeyRow>('SELECT * FROM api_keys ORDER BY created_at, id');
   const byIdOrPrefix = db.prepare<[string, string], KeyRow>('SELECT * FROM api_keys WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL');
   const revokeStmt = db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?');
@@ -60,17 +93,23 @@ export function createSqliteKeys(db: SqliteDatabase): Synchronous<KeyStore> {
     get generation() {
       return generation;
     },
-    create(name, now) {
+    create(name, now, scope = {}) {
       const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+      const tenant = scope.tenant ?? DEFAULT_TENANT;
+      if (!isTenantName(tenant)) throw new UsageError(`tenant "${tenant}" must be 1-64 letters, digits, ".", "_" or "-"`);
+      const profiles = scope.profiles && scope.profiles.length > 0 ? [...new Set(scope.profiles)] : null;
       const row: KeyRow = {
         id: randomUUID(),
         name,
         prefix: key.slice(0, PREFIX_LENGTH),
         hash: hashKey(key),
+        tenant,
+        profiles: profiles && JSON.stringify(profiles),
+        admin: scope.admin ? 1 : 0,
         created_at: now,
         revoked_at: null,
       };
-      insert.run(row.id, row.name, row.prefix, row.hash, row.created_at);
+      insert.run(row.id, row.name, row.prefix, row.hash, row.tenant, row.profiles, row.admin, row.created_at);
       generation++;
       return { key, info: toInfo(row) };
     },
@@ -88,14 +127,14 @@ export function createSqliteKeys(db: SqliteDatabase): Synchronous<KeyStore> {
       return anyActive.get()!.n === 1;
     },
     verify(key) {
-      if (!key.startsWith(KEY_PREFIX) || key.length < PREFIX_LENGTH) return false;
+      if (!key.startsWith(KEY_PREFIX) || key.length < PREFIX_LENGTH) return null;
       const hash = hashKey(key);
-      let ok = false;
-      // Look up by the public prefix, then compare the hashes in constant time.
+      let found: KeyRow | null = null;
+      // Look up by the public prefix, then compare the hashes in constant time (every row, not the first match).
       for (const row of activeByPrefix.all(key.slice(0, PREFIX_LENGTH))) {
-        if (row.hash.length === hash.length && timingSafeEqual(row.hash, hash)) ok = true;
+        if (row.hash.length === hash.length && timingSafeEqual(row.hash, hash)) found = row;
       }
-      return ok;
+      return found && toInfo(found);
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { SqliteDatabase } from './database.js';
-import type { SessionStore } from './sessions.js';
+import type { SessionRef, SessionStore } from './sessions.js';
 import type { AuditKeyring } from './audit-key.js';
 import { startCheckpointWorker, type Checkpointer } from './checkpointer.js';
 
@@ -139,10 +139,10 @@ export function startMaintenance(
 
   // Once at start: a retention set or lowered since sessions were stored caps their expiry too (new turns
   // apply it as they are written). In small batches, yielding between them; then one sweep deletes them.
-  const capOnce = async (afterId: string, capped: number): Promise<void> => {
+  const capOnce = async (after: SessionRef | null, capped: number): Promise<void> => {
     if (stopped) return;
     try {
-      const step = await sessions.capRetention(afterId, batch);
+      const step = await sessions.capRetention(after, batch);
       if (step.next !== null) {
         setImmediate(() => void capOnce(step.next!, capped + step.capped));
         return;
@@ -152,7 +152,7 @@ export function startMaintenance(
       options.onError?.('sweep', err);
     }
   };
-  setImmediate(() => void capOnce('', 0));
+  setImmediate(() => void capOnce(null, 0));
 
   return async () => {
     stopped = true;

@@ -190,6 +190,53 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 7,
+    description: 'tenants: every conversation keyed by (tenant, session id); keys with a tenant, profiles and admin',
+    sql: `
+      -- A session's key is (tenant, id): the same X-Session-Id under two tenants is two sessions. The primary
+      -- key leads with the tenant, so a session is still one b-tree search. Sessions stored before are
+      -- tenant 'default' (the only tenant there was). The DEFAULT serves a daemon of the previous version
+      -- still running on the file after a command of this one migrated it: its rows land in 'default' too.
+      CREATE TABLE sessions_by_tenant_key (
+        tenant       TEXT NOT NULL DEFAULT 'default',
+        id           TEXT NOT NULL,
+        profile      TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        turns        INTEGER NOT NULL DEFAULT 0,
+        next_seq     INTEGER NOT NULL DEFAULT 0,
+        retain_until INTEGER,
+        PRIMARY KEY (tenant, id)
+      ) WITHOUT ROWID;
+      INSERT INTO sessions_by_tenant_key (tenant, id, profile, created_at, updated_at, expires_at, turns, next_seq, retain_until)
+        SELECT 'default', id, profile, created_at, updated_at, expires_at, turns, next_seq, retain_until FROM sessions;
+      DROP TABLE sessions;
+      ALTER TABLE sessions_by_tenant_key RENAME TO sessions;
+      -- The sweeper and an admin's listing of every tenant (expiry order across tenants), and one tenant's
+      -- listing (keyset paging within the tenant). Each costs a page write per turn (expires_at moves).
+      CREATE INDEX sessions_by_expiry ON sessions (expires_at, tenant, id);
+      CREATE INDEX sessions_by_tenant ON sessions (tenant, expires_at, id);
+
+      -- Messages carry their session's tenant; the window and the whole-session read stay one range scan of
+      -- (tenant, session_id, turn, seq). Existing rows read the DEFAULT without being rewritten.
+      ALTER TABLE messages ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+      DROP INDEX messages_by_session;
+      CREATE UNIQUE INDEX messages_by_session ON messages (tenant, session_id, turn, seq);
+
+      -- A key belongs to a tenant, may be limited to some profiles (a JSON array; NULL: every profile, the
+      -- first one listed being the key's default) and may be an operator's (admin: every tenant, /metrics).
+      -- Keys made before are tenant 'default', every profile, not admin.
+      ALTER TABLE api_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE api_keys ADD COLUMN profiles TEXT;
+      ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+
+      -- The tenant of each request from now on (NULL: a request refused before its key was known, and every
+      -- record written before this version). Hashed only when set, so older records keep their hashes.
+      ALTER TABLE audit_log ADD COLUMN tenant TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,3 +1,4 @@
+import { DEFAULT_TENANT } from '../core/tenant.js';
 import { openSqliteStore } from './sqlite-store.js';
 import type { OpenStoreOptions, Store } from './interface.js';
 
@@ -13,7 +14,8 @@ export async function openSeededStore(
   try {
     const fill = db.transaction((from: number, to: number) => {
       for (let s = from; s < to; s++)
-        for (let t = 0; t < seed.turnsEach; t++) sessions.appendTurn(`session-${s}`, 'default', seed.turn(t), seed.ttlMs, seed.now);
+        for (let t = 0; t < seed.turnsEach; t++)
+          sessions.appendTurn(DEFAULT_TENANT, `session-${s}`, 'default', seed.turn(t), seed.ttlMs, seed.now);
     });
     for (let s = 0; s < seed.sessions; s += 10_000) fill(s, Math.min(seed.sessions, s + 10_000));
     db.pragma('wal_checkpoint(TRUNCATE)');

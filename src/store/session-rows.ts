@@ -1,5 +1,5 @@
 // The rows of the sessions and messages tables as sqlite-sessions.ts reads them, and turning them back into
-// what the SessionStore returns: messages, session info, list cursors.
+// what the SessionStore returns: messages, session info.
 
 import type { ChatMessage } from '../core/messages.js';
 import type { EncryptedField, SessionInfo } from './sessions.js';
@@ -30,6 +30,7 @@ export type RawMessageRow = [
 ];
 
 export interface SessionRow {
+  tenant: string;
   id: string;
   profile: string;
   created_at: number;
@@ -62,6 +63,7 @@ export const slotOf = (seq: number, field: EncryptedField): number => seq * 3 + 
 
 export function toInfo(row: SessionRow): SessionInfo {
   return {
+    tenant: row.tenant,
     id: row.id,
     profile: row.profile,
     createdAt: row.created_at,
@@ -69,17 +71,4 @@ export function toInfo(row: SessionRow): SessionInfo {
     expiresAt: row.expires_at,
     turns: row.turns,
   };
-}
-
-export function encodeCursor(row: { expires_at: number; id: string }): string {
-  return Buffer.from(`${row.expires_at}:${row.id}`, 'utf8').toString('base64url');
-}
-
-export function decodeCursor(cursor: string): { expiresAt: number; id: string } | null {
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const colon = text.indexOf(':');
-  if (colon < 1) return null;
-  const expiresAt = Number(text.slice(0, colon));
-  if (!Number.isInteger(expiresAt)) return null;
-  return { expiresAt, id: text.slice(colon + 1) };
 }

@@ -1,4 +1,5 @@
 import { ConfigError } from '../core/errors.js';
+import { DEFAULT_TENANT } from '../core/tenant.js';
 import type { ChatMessage } from '../core/messages.js';
 import type { Detector } from '../compliance/detectors.js';
 import type { AttachmentPolicy } from '../compliance/redact.js';
@@ -11,6 +12,8 @@ export interface StoredMessage {
 }
 
 export interface SessionInfo {
+  /** The tenant the session belongs to: part of its key, with id. */
+  tenant: string;
   id: string;
   profile: string;
   createdAt: number;
@@ -29,28 +32,38 @@ export interface SessionPage {
 }
 
 /**
- * The daemon's memory. Times are milliseconds since the epoch, passed in so callers (and tests) own the
- * clock. An expired session is treated as absent everywhere, even before the sweeper deletes it.
+ * The daemon's memory. A session is keyed by (tenant, id): every call that names one takes its tenant, so no
+ * call can reach another tenant's conversation by id alone. Times are milliseconds since the epoch, passed in
+ * so callers (and tests) own the clock. An expired session is treated as absent everywhere, even before the
+ * sweeper deletes it.
  */
 export interface SessionStore {
   /** The messages of the last `turns` turns, oldest first; [] for an absent or expired session. */
-  loadWindow(id: string, turns: number, now: number): Promise<StoredMessage[]>;
+  loadWindow(tenant: string, id: string, turns: number, now: number): Promise<StoredMessage[]>;
   /** Stores one turn (the request's new messages and the reply) in one transaction and renews the TTL. */
-  appendTurn(id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number): Promise<void>;
-  get(id: string, now: number): Promise<(SessionInfo & { messages: ChatMessage[] }) | null>;
-  /** Live sessions, the latest to expire (the most recently used, within a TTL) first. */
-  list(options: { now: number; limit: number; cursor?: string | null }): Promise<SessionPage>;
+  appendTurn(tenant: string, id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number): Promise<void>;
+  get(tenant: string, id: string, now: number): Promise<(SessionInfo & { messages: ChatMessage[] }) | null>;
+  /**
+   * Live sessions, the latest to expire (the most recently used, within a TTL) first: one tenant's, or with
+   * `tenant` null every tenant's (an operator's view).
+   */
+  list(options: { tenant: string | null; now: number; limit: number; cursor?: string | null }): Promise<SessionPage>;
   /** true when the session existed (expired or not). */
-  delete(id: string): Promise<boolean>;
-  /** Deletes up to `batch` expired sessions; returns how many went. Call again while it returns `batch`. */
-  sweepExpired(now: number, batch?: number): Promise<number>;
-  /** Deletes sessions not updated since `before`; returns how many went. */
-  pruneOlderThan(before: number): Promise<number>;
+  delete(tenant: string, id: string): Promise<boolean>;
+  /** Deletes every session of a tenant (expired or not); returns how many went. */
+  deleteTenant(tenant: string): Promise<number>;
+  /**
+   * Deletes up to `batch` expired sessions, of every tenant or (`tenant`) of one; returns how many went. Call
+   * again while it returns `batch`.
+   */
+  sweepExpired(now: number, batch?: number, tenant?: string | null): Promise<number>;
+  /** Deletes sessions not updated since `before`, of one tenant or (null) of all; returns how many went. */
+  pruneOlderThan(before: number, tenant?: string | null): Promise<number>;
   /**
    * Everything kept about one session, expired or not (a subject access request): its row and every
    * message with its time; null when it is not in the database.
    */
-  export(id: string): Promise<SessionExport | null>;
+  export(tenant: string, id: string): Promise<SessionExport | null>;
   /**
    * After a delete, sweep or prune: resolves true once the deleted text is gone from the database and WAL
    * files (a TRUNCATE checkpoint), or false when that did not happen within waitMs (it is retried in the
@@ -59,10 +72,17 @@ export interface SessionStore {
   scrubbed(waitMs?: number): Promise<boolean>;
   /**
    * Applies the profiles' retention to sessions stored before it was set or lowered: up to `batch` sessions
-   * after `afterId` (in id order) get their expiry capped at first turn + retention. Returns where to go on
-   * (null when done) and how many were capped; the sweeper then deletes those past it.
+   * after `after` (in (tenant, id) order; null: from the start) get their expiry capped at first turn +
+   * retention. Returns where to go on (null when done) and how many were capped; the sweeper then deletes
+   * those past it.
    */
-  capRetention(afterId: string, batch?: number): Promise<{ next: string | null; capped: number }>;
+  capRetention(after: SessionRef | null, batch?: number): Promise<{ next: SessionRef | null; capped: number }>;
+}
+
+/** A session's key. */
+export interface SessionRef {
+  tenant: string;
+  id: string;
 }
 
 /**
@@ -83,11 +103,16 @@ export interface ContentProtection {
   onScrubError?: (err: unknown) => void;
 }
 
-/** Additional data that binds an encrypted value to its row: a value copied to another row will not decrypt. */
 export type EncryptedField = 'content' | 'tool_calls' | 'name';
 
-export function contentContext(sessionId: string, seq: number, field: EncryptedField): string {
-  return `${sessionId}\u0000${seq}\u0000${field}`;
+/**
+ * Additional data that binds an encrypted value to its row: a value copied to another row, or to the same
+ * session id of another tenant, will not decrypt. The default tenant's context is the one rows had before
+ * tenants (so they still open); another tenant's name is appended to it.
+ */
+export function contentContext(tenant: string, sessionId: string, seq: number, field: EncryptedField): string {
+  const base = `${sessionId}\u0000${seq}\u0000${field}`;
+  return tenant === DEFAULT_TENANT ? base : `${base}\u0000${tenant}`;
 }
 
 export function missingKeyError(keyId: string, cipher: ContentCipher | null | undefined): ConfigError {

@@ -1,41 +1,36 @@
 import type { ChatMessage } from '../core/messages.js';
+import { sessionKey } from '../core/tenant.js';
 import { buildDetectors } from '../compliance/detectors.js';
 import { redactMessage } from '../compliance/redact.js';
 import type { ContentCipher } from './crypto.js';
 import type { SqliteDatabase, Synchronous } from './database.js';
 import type { Scrubber } from './retention.js';
+import { createSessionListing } from './session-listing.js';
 import {
   contentContext,
-  InvalidCursorError,
   type EncryptedField,
   missingKeyError,
   type ContentProtection,
+  type SessionRef,
   type SessionStore,
   type StoredMessage,
 } from './sessions.js';
-import {
-  decodeCursor,
-  encodeCursor,
-  messageFrom,
-  slotOf,
-  toInfo,
-  type MessageRow,
-  type RawMessageRow,
-  type Reveal,
-  type SessionRow,
-} from './session-rows.js';
+import { messageFrom, slotOf, toInfo, type MessageRow, type RawMessageRow, type Reveal, type SessionRow } from './session-rows.js';
 
 // SessionStore on SQLite (better-sqlite3, synchronous). sqlite-store.ts puts it behind the interface's
 // promises; the statements here run to completion on the calling thread.
 
-export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed' | 'pruneOlderThan'>> & {
-  /** Deletes up to `batch` sessions not updated since `before`; returns how many went. */
-  pruneStale(before: number, batch: number): number;
+export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed' | 'pruneOlderThan' | 'deleteTenant'>> & {
+  /** Deletes up to `batch` sessions (of `tenant`, or of every tenant) not updated since `before`; returns how many went. */
+  pruneStale(before: number, batch: number, tenant: string | null): number;
+  /** Deletes up to `batch` sessions of `tenant`; returns how many went. */
+  deleteOfTenant(tenant: string, batch: number): number;
   /** From now on new rows are encrypted with `next`; rows under the keys in use so far still open. */
   encryptWith(next: ContentCipher): void;
 };
 
 interface BumpParams {
+  tenant: string;
   profile: string;
   now: number;
   expires: number;
@@ -45,10 +40,10 @@ interface BumpParams {
   id: string;
 }
 
-/** The window query (turns, id, now): exported so a test can check its plan stays an index range scan. */
+/** The window query (turns, tenant, id, now): exported so a test can check its plan stays an index range scan. */
 export const WINDOW_SQL = `SELECT m.turn, m.role, m.content, m.content_parts, m.tool_calls, m.tool_call_id, m.name, m.seq, m.key_id
-  FROM sessions s JOIN messages m ON m.session_id = s.id AND m.turn > s.turns - ?
-  WHERE s.id = ? AND s.expires_at > ?
+  FROM sessions s JOIN messages m ON m.tenant = s.tenant AND m.session_id = s.id AND m.turn > s.turns - ?
+  WHERE s.tenant = ? AND s.id = ? AND s.expires_at > ?
   ORDER BY m.turn, m.seq`;
 
 /** Encrypted sessions whose decrypted window is kept in memory (least recently used ones are dropped). */
@@ -74,17 +69,19 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   // The window of an encrypted session is read again on every turn: its messages are decrypted once and
   // kept (already redacted) for the most recently used sessions, so a turn decrypts only what is new.
   // Dropped with the session's rows on every delete, sweep, prune or reuse of an expired id.
+  // Keyed by sessionKey(tenant, id).
   const opened = new Map<string, Map<number, string | null>>();
   /** The session's cache of decrypted values, marked most recently used. */
-  const openedFor = (id: string): Map<number, string | null> => {
-    let session = opened.get(id);
+  const openedFor = (tenant: string, id: string): Map<number, string | null> => {
+    const key = sessionKey(tenant, id);
+    let session = opened.get(key);
     if (session) {
-      opened.delete(id);
+      opened.delete(key);
     } else {
       session = new Map();
       if (opened.size >= DECRYPTED_SESSIONS) opened.delete(opened.keys().next().value as string);
     }
-    opened.set(id, session);
+    opened.set(key, session);
     return session;
   };
   const openCached = (
@@ -104,22 +101,24 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     return text;
   };
   const reveal =
-    (id: string): Reveal =>
+    (tenant: string, id: string): Reveal =>
     (value, keyId, seq, field) => {
       // A name stored in clear before names were encrypted (its row's content is encrypted): text as it is.
       if (value === null || keyId === null || typeof value === 'string') return value as string | null;
       const key = keyring.get(keyId);
       if (!key) throw missingKeyError(keyId, cipher);
-      return key.decrypt(value as Uint8Array, contentContext(id, seq, field));
+      return key.decrypt(value as Uint8Array, contentContext(tenant, id, seq, field));
     };
-  const selectLive = db.prepare<[string, number], SessionRow>('SELECT * FROM sessions WHERE id = ? AND expires_at > ?');
-  const selectFromTurn = db.prepare<[string, number], MessageRow>(
-    'SELECT turn, role, content, content_parts, tool_calls, tool_call_id, name, seq, key_id, created_at FROM messages WHERE session_id = ? AND turn > ? ORDER BY turn, seq',
+  const selectLive = db.prepare<[string, string, number], SessionRow>(
+    'SELECT * FROM sessions WHERE tenant = ? AND id = ? AND expires_at > ?',
   );
-  const selectAny = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?');
+  const selectFromTurn = db.prepare<[string, string, number], MessageRow>(
+    'SELECT turn, role, content, content_parts, tool_calls, tool_call_id, name, seq, key_id, created_at FROM messages WHERE tenant = ? AND session_id = ? AND turn > ? ORDER BY turn, seq',
+  );
+  const selectAny = db.prepare<[string, string], SessionRow>('SELECT * FROM sessions WHERE tenant = ? AND id = ?');
   // The window in one statement: the live session's turn count bounds the range scan of its messages.
   // Raw rows (arrays, no per-row object with named keys): about a third faster on the request path.
-  const selectWindow = db.prepare<[number, string, number], RawMessageRow>(WINDOW_SQL).raw(true);
+  const selectWindow = db.prepare<[number, string, string, number], RawMessageRow>(WINDOW_SQL).raw(true);
   // The common append: bump a live session and learn where its new messages go, in one statement.
   // RETURNING gives the values after the update: the turn's first seq is next_seq minus the messages added.
   // Retention caps the sliding expiry: a session is never kept past its first turn + the shortest retention of
@@ -129,38 +128,49 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
        retain_until = CASE WHEN @keep IS NULL THEN retain_until ELSE MIN(COALESCE(retain_until, created_at + @keep), created_at + @keep) END,
        expires_at = MIN(@expires, COALESCE(created_at + @keep, @expires), COALESCE(retain_until, @expires)),
        turns = turns + 1, next_seq = next_seq + @added
-     WHERE id = @id AND expires_at > @now RETURNING turns, next_seq`,
+     WHERE tenant = @tenant AND id = @id AND expires_at > @now RETURNING turns, next_seq`,
   );
   const insertSession = db.prepare(
-    'INSERT INTO sessions (id, profile, created_at, updated_at, expires_at, turns, next_seq, retain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO sessions (tenant, id, profile, created_at, updated_at, expires_at, turns, next_seq, retain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const insertMessage = db.prepare(
-    'INSERT INTO messages (session_id, seq, turn, role, content, content_parts, tool_calls, tool_call_id, name, created_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO messages (tenant, session_id, seq, turn, role, content, content_parts, tool_calls, tool_call_id, name, created_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const deleteMessages = db.prepare<[string]>('DELETE FROM messages WHERE session_id = ?');
-  const deleteSession = db.prepare<[string]>('DELETE FROM sessions WHERE id = ?');
-  const listFirst = db.prepare<[number, number], SessionRow>(
-    'SELECT * FROM sessions WHERE expires_at > ? ORDER BY expires_at DESC, id DESC LIMIT ?',
+  // Erasing a session's text before its rows: see removeSession.
+  const blankMessages = db.prepare<[string, string]>(
+    'UPDATE messages SET content = NULL, tool_calls = NULL WHERE tenant = ? AND session_id = ? AND (content IS NOT NULL OR tool_calls IS NOT NULL)',
   );
-  const listAfter = db.prepare<[number, number, number, string, number], SessionRow>(
-    'SELECT * FROM sessions WHERE expires_at > ? AND (expires_at < ? OR (expires_at = ? AND id < ?)) ORDER BY expires_at DESC, id DESC LIMIT ?',
+  const deleteMessages = db.prepare<[string, string]>('DELETE FROM messages WHERE tenant = ? AND session_id = ?');
+  const deleteSession = db.prepare<[string, string]>('DELETE FROM sessions WHERE tenant = ? AND id = ?');
+  const selectExpired = db.prepare<[number, number], SessionRef>('SELECT tenant, id FROM sessions WHERE expires_at <= ? LIMIT ?');
+  const selectExpiredOfTenant = db.prepare<[string, number, number], SessionRef>(
+    'SELECT tenant, id FROM sessions WHERE tenant = ? AND expires_at <= ? LIMIT ?',
   );
-  const selectExpired = db.prepare<[number, number], { id: string }>('SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?');
-  const selectChunk = db.prepare<[string, number], { id: string; profile: string; created_at: number; retain_until: number | null }>(
-    'SELECT id, profile, created_at, retain_until FROM sessions WHERE id > ? ORDER BY id LIMIT ?',
+  const selectOfTenant = db.prepare<[string, number], SessionRef>('SELECT tenant, id FROM sessions WHERE tenant = ? LIMIT ?');
+  const selectChunk = db.prepare<
+    [string, string, number],
+    { tenant: string; id: string; profile: string; created_at: number; retain_until: number | null }
+  >('SELECT tenant, id, profile, created_at, retain_until FROM sessions WHERE (tenant, id) > (?, ?) ORDER BY tenant, id LIMIT ?');
+  const capExpiry = db.prepare<[number, number, string, string]>(
+    'UPDATE sessions SET retain_until = ?, expires_at = MIN(expires_at, ?) WHERE tenant = ? AND id = ?',
   );
-  const capExpiry = db.prepare<[number, number, string]>(
-    'UPDATE sessions SET retain_until = ?, expires_at = MIN(expires_at, ?) WHERE id = ?',
+  const selectStale = db.prepare<[number, number], SessionRef>('SELECT tenant, id FROM sessions WHERE updated_at < ? LIMIT ?');
+  const selectStaleOfTenant = db.prepare<[string, number, number], SessionRef>(
+    'SELECT tenant, id FROM sessions WHERE tenant = ? AND updated_at < ? LIMIT ?',
   );
-  const selectStale = db.prepare<[number, number], { id: string }>('SELECT id FROM sessions WHERE updated_at < ? LIMIT ?');
 
-  const removeSession = (id: string): boolean => {
-    opened.delete(id);
-    deleteMessages.run(id);
-    return deleteSession.run(id).changes > 0;
+  const removeSession = (tenant: string, id: string): boolean => {
+    opened.delete(sessionKey(tenant, id));
+    // The text first, in place: a shorter row is rewritten where it is (secure_delete zeroes the old bytes)
+    // and never moves a cell. Deleting several rows of a page can rebalance it, and SQLite rebuilds a page
+    // without zeroing the gap the moved cells leave, so rows still holding text when their neighbours go
+    // could leave a copy there that no later delete reaches (seen with the session rows of schema 6).
+    blankMessages.run(tenant, id);
+    deleteMessages.run(tenant, id);
+    return deleteSession.run(tenant, id).changes > 0;
   };
 
-  const insertMessages = (id: string, turn: number, firstSeq: number, messages: ChatMessage[], now: number): number => {
+  const insertMessages = (tenant: string, id: string, turn: number, firstSeq: number, messages: ChatMessage[], now: number): number => {
     let seq = firstSeq;
     // The key in force for this turn (a rotation may put another in force later: encryptWith).
     const sealer = cipher;
@@ -174,17 +184,18 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       let name: string | Buffer | null = m.name ?? null;
       if (sealer) {
         // The next turn's window needs these again: keep the text, so it is never decrypted in this process.
-        const cache = openedFor(id);
+        const cache = openedFor(tenant, id);
         const seal = (text: string | null, field: EncryptedField): Buffer | null => {
           if (text === null) return null;
           cache.set(slotOf(seq, field), text);
-          return sealer.encrypt(text, contentContext(id, seq, field));
+          return sealer.encrypt(text, contentContext(tenant, id, seq, field));
         };
         content = seal(content as string | null, 'content');
         toolCalls = seal(toolCalls as string | null, 'tool_calls');
         name = seal(name as string | null, 'name');
       }
       insertMessage.run(
+        tenant,
         id,
         seq,
         turn,
@@ -202,17 +213,18 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     return seq;
   };
 
-  const appendTurn = db.transaction((id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number) => {
+  const appendTurn = db.transaction((tenant: string, id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number) => {
     const keepMs = retentionMs(profile);
-    const live = bumpLive.get({ profile, now, expires: now + ttlMs, keep: keepMs, added: messages.length, id });
+    const live = bumpLive.get({ tenant, profile, now, expires: now + ttlMs, keep: keepMs, added: messages.length, id });
     if (live) {
-      insertMessages(id, live.turns, live.next_seq - messages.length, messages, now);
+      insertMessages(tenant, id, live.turns, live.next_seq - messages.length, messages, now);
       return;
     }
     // New, or expired: an expired session was never served, and a new turn on its id starts afresh.
-    removeSession(id);
-    const next = insertMessages(id, 1, 0, messages, now);
+    removeSession(tenant, id);
+    const next = insertMessages(tenant, id, 1, 0, messages, now);
     insertSession.run(
+      tenant,
       id,
       profile,
       now,
@@ -224,18 +236,17 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     );
   });
 
-  const deleteRows = db.transaction((ids: string[]) => {
+  const deleteRows = db.transaction((refs: SessionRef[]) => {
     let n = 0;
-    for (const id of ids) if (removeSession(id)) n++;
+    for (const r of refs) if (removeSession(r.tenant, r.id)) n++;
     return n;
   });
-  const deleteBatch = (ids: string[]): number => {
-    const n = ids.length === 0 ? 0 : deleteRows(ids);
+  const deleteBatch = (refs: SessionRef[]): number => {
+    const n = refs.length === 0 ? 0 : deleteRows(refs);
     if (n > 0) void scrubber.request();
     return n;
   };
-
-  const messageOf = (id: string, row: MessageRow, open: Reveal): ChatMessage =>
+  const messageOf = (row: MessageRow, open: Reveal): ChatMessage =>
     messageFrom(
       row.role,
       open(row.content, row.key_id, row.seq, 'content'),
@@ -245,13 +256,15 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       open(row.name, row.key_id, row.seq, 'name'),
     );
 
+  const list = createSessionListing(db);
   return {
-    loadWindow(id, turns, now) {
+    list,
+    loadWindow(tenant, id, turns, now) {
       if (turns <= 0) return [];
-      const rows = selectWindow.all(turns, id, now) as unknown as RawMessageRow[];
+      const rows = selectWindow.all(turns, tenant, id, now) as unknown as RawMessageRow[];
       const out: StoredMessage[] = new Array<StoredMessage>(rows.length);
-      const cache = keyring.size > 0 || rows.some((r) => r[8] !== null) ? openedFor(id) : null;
-      const open = cache ? reveal(id) : null;
+      const cache = keyring.size > 0 || rows.some((r) => r[8] !== null) ? openedFor(tenant, id) : null;
+      const open = cache ? reveal(tenant, id) : null;
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i]!;
         out[i] = {
@@ -270,69 +283,62 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       }
       return out;
     },
-    appendTurn(id, profile, messages, ttlMs, now) {
+    appendTurn(tenant, id, profile, messages, ttlMs, now) {
       try {
-        appendTurn(id, profile, messages, ttlMs, now);
+        appendTurn(tenant, id, profile, messages, ttlMs, now);
       } catch (err) {
         // Rolled back: the cached text of this turn belongs to seqs the next turn will reuse.
-        opened.delete(id);
+        opened.delete(sessionKey(tenant, id));
         throw err;
       }
     },
-    get(id, now) {
-      const session = selectLive.get(id, now);
+    get(tenant, id, now) {
+      const session = selectLive.get(tenant, id, now);
       if (!session) return null;
-      const open = reveal(id);
-      return { ...toInfo(session), messages: selectFromTurn.all(id, 0).map((row) => messageOf(id, row, open)) };
+      const open = reveal(tenant, id);
+      return { ...toInfo(session), messages: selectFromTurn.all(tenant, id, 0).map((row) => messageOf(row, open)) };
     },
-    list({ now, limit, cursor }) {
-      let rows: SessionRow[];
-      if (cursor) {
-        const after = decodeCursor(cursor);
-        if (!after) throw new InvalidCursorError(`cursor "${cursor}" is not one this server gave out`);
-        rows = listAfter.all(now, after.expiresAt, after.expiresAt, after.id, limit + 1);
-      } else {
-        rows = listFirst.all(now, limit + 1);
-      }
-      const more = rows.length > limit;
-      const page = more ? rows.slice(0, limit) : rows;
-      return { sessions: page.map(toInfo), nextCursor: more ? encodeCursor(page[page.length - 1]!) : null };
+    delete(tenant, id) {
+      return deleteBatch([{ tenant, id }]) > 0;
     },
-    delete(id) {
-      return deleteBatch([id]) > 0;
+    deleteOfTenant(tenant, batch) {
+      return deleteBatch(selectOfTenant.all(tenant, batch));
     },
-    sweepExpired(now, batch = 500) {
-      return deleteBatch(selectExpired.all(now, batch).map((r) => r.id));
+    sweepExpired(now, batch = 500, tenant = null) {
+      return deleteBatch(tenant === null ? selectExpired.all(now, batch) : selectExpiredOfTenant.all(tenant, now, batch));
     },
-    pruneStale(before, batch) {
-      return deleteBatch(selectStale.all(before, batch).map((r) => r.id));
+    pruneStale(before, batch, tenant) {
+      return deleteBatch(tenant === null ? selectStale.all(before, batch) : selectStaleOfTenant.all(tenant, before, batch));
     },
     encryptWith(next) {
       recordKey.run(next.keyId, Date.now());
       keyring.set(next.keyId, next);
       cipher = next;
     },
-    export(id) {
-      const session = selectAny.get(id);
+    export(tenant, id) {
+      const session = selectAny.get(tenant, id);
       if (!session) return null;
-      const open = reveal(id);
-      const messages = selectFromTurn.all(id, 0).map((row) => ({ ...messageOf(id, row, open), turn: row.turn, createdAt: row.created_at }));
+      const open = reveal(tenant, id);
+      const messages = selectFromTurn
+        .all(tenant, id, 0)
+        .map((row) => ({ ...messageOf(row, open), turn: row.turn, createdAt: row.created_at }));
       return { ...toInfo(session), messages };
     },
-    capRetention(afterId, batch = 500) {
-      const rows = selectChunk.all(afterId, batch);
+    capRetention(after, batch = 500) {
+      const rows = selectChunk.all(after?.tenant ?? '', after?.id ?? '', batch);
       let capped = 0;
       db.transaction(() => {
         for (const r of rows) {
           const keep = retentionMs(r.profile);
           const until = keep === null ? null : r.created_at + keep;
           if (until !== null && (r.retain_until === null || r.retain_until > until)) {
-            capExpiry.run(until, until, r.id);
+            capExpiry.run(until, until, r.tenant, r.id);
             capped++;
           }
         }
       })();
-      return { next: rows.length === batch ? rows[rows.length - 1]!.id : null, capped };
+      const last = rows[rows.length - 1];
+      return { next: rows.length === batch && last ? { tenant: last.tenant, id: last.id } : null, capped };
     },
   };
 }

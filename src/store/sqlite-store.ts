@@ -56,26 +56,29 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
   };
   // Opening waited for locks as long as busyTimeoutMs (nothing else runs yet); from now on, briefly.
   db.pragma(`busy_timeout = ${LOCK_POLL_MS}`);
+  // A long deletion (a prune, a whole tenant) in batches, each its own transaction, yielding between them:
+  // requests interleave with it.
+  const inBatches = async (step: () => number): Promise<number> => {
+    let total = 0;
+    for (;;) {
+      const n = await write(step);
+      total += n;
+      if (n < PRUNE_BATCH) return total;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
   const sessions: SessionStore = {
-    loadWindow: (id, turns, now) => read(() => core.loadWindow(id, turns, now)),
-    appendTurn: (id, profile, messages, ttlMs, now) => write(() => core.appendTurn(id, profile, messages, ttlMs, now)),
-    get: (id, now) => read(() => core.get(id, now)),
+    loadWindow: (tenant, id, turns, now) => read(() => core.loadWindow(tenant, id, turns, now)),
+    appendTurn: (tenant, id, profile, messages, ttlMs, now) => write(() => core.appendTurn(tenant, id, profile, messages, ttlMs, now)),
+    get: (tenant, id, now) => read(() => core.get(tenant, id, now)),
     list: (options) => read(() => core.list(options)),
-    delete: (id) => write(() => core.delete(id)),
-    sweepExpired: (now, batch) => write(() => core.sweepExpired(now, batch)),
-    // In batches, each its own transaction, yielding between them: requests interleave with a long prune.
-    async pruneOlderThan(before) {
-      let total = 0;
-      for (;;) {
-        const n = await write(() => core.pruneStale(before, PRUNE_BATCH));
-        total += n;
-        if (n < PRUNE_BATCH) return total;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    },
-    export: (id) => read(() => core.export(id)),
+    delete: (tenant, id) => write(() => core.delete(tenant, id)),
+    deleteTenant: (tenant) => inBatches(() => core.deleteOfTenant(tenant, PRUNE_BATCH)),
+    sweepExpired: (now, batch, tenant) => write(() => core.sweepExpired(now, batch, tenant)),
+    pruneOlderThan: (before, tenant = null) => inBatches(() => core.pruneStale(before, PRUNE_BATCH, tenant)),
+    export: (tenant, id) => read(() => core.export(tenant, id)),
     scrubbed: (waitMs) => (scrubber.pending ? scrubber.request(waitMs) : Promise.resolve(true)),
-    capRetention: (afterId, batch) => write(() => core.capRetention(afterId, batch)),
+    capRetention: (after, batch) => write(() => core.capRetention(after, batch)),
   };
   const countLive = db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?');
   const countStored = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM sessions');
@@ -91,7 +94,7 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
       get generation() {
         return keys.generation;
       },
-      create: (name, now) => write(() => keys.create(name, now)),
+      create: (name, now, scope) => write(() => keys.create(name, now, scope)),
       list: () => read(() => keys.list()),
       revoke: (idOrPrefix, now) => write(() => keys.revoke(idOrPrefix, now)),
       hasActiveKeys: () => read(() => keys.hasActiveKeys()),
@@ -109,10 +112,10 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
         return writer;
       },
       verify: (ring) => read(() => verifyAuditChain(db, ring)),
-      async *since(since) {
-        yield* auditSince(db, since);
+      async *since(since, tenant) {
+        yield* auditSince(db, since, tenant ?? null);
       },
-      forSession: (sessionId) => read(() => auditForSession(db, sessionId)),
+      forSession: (tenant, sessionId) => read(() => auditForSession(db, tenant, sessionId)),
       prune: (ring, before, now, limit) => write(() => pruneAuditBefore(db, ring, before, now, limit)),
       anchor: () => read(() => auditAnchor(db)),
     },

@@ -41,9 +41,9 @@ test('while the daemon runs, sessions delete and prune, audit prune, store scrub
   const now = Date.now();
   const seed = await openStore({ file: paths.dbFile, protection: { cipher: a } });
   const turn = (text: string) => [{ role: 'user', content: text }];
-  await seed.sessions.appendTurn('erase-me', 'default', turn('ERASE'), DAY, now);
-  await seed.sessions.appendTurn('stale', 'default', turn('STALE'), 90 * DAY, now - 40 * DAY);
-  await seed.sessions.appendTurn('keep', 'default', turn('KEEP'), DAY, now);
+  await seed.sessions.appendTurn('default', 'erase-me', 'default', turn('ERASE'), DAY, now);
+  await seed.sessions.appendTurn('default', 'stale', 'default', turn('STALE'), 90 * DAY, now - 40 * DAY);
+  await seed.sessions.appendTurn('default', 'keep', 'default', turn('KEEP'), DAY, now);
   const writer = seed.audit.writer(await seed.audit.keyring(auditKeyFile({ store: {} }, paths)));
   for (const age of [45, 35]) {
     writer.append({
@@ -130,21 +130,71 @@ test('while the daemon runs, sessions delete and prune, audit prune, store scrub
   assert.equal(res.statusCode, 200, await res.body.text());
   const withB = await openStore({ file: paths.dbFile, protection: { cipher: b } });
   t.after(() => withB.close());
-  assert.equal((await withB.sessions.get('keep', Date.now()))?.messages[0]?.content, 'KEEP');
-  assert.equal((await withB.sessions.get('after', Date.now()))?.messages.length, 2);
-  assert.equal(await withB.sessions.get('erase-me', Date.now()), null);
-  assert.equal(await withB.sessions.get('stale', Date.now()), null);
+  assert.equal((await withB.sessions.get('default', 'keep', Date.now()))?.messages[0]?.content, 'KEEP');
+  assert.equal((await withB.sessions.get('default', 'after', Date.now()))?.messages.length, 2);
+  assert.equal(await withB.sessions.get('default', 'erase-me', Date.now()), null);
+  assert.equal(await withB.sessions.get('default', 'stale', Date.now()), null);
 });
 
 test('the control socket refuses a field it does not know, so a newer command is never done more widely than it asked', async (t) => {
   const sim = await startSimulator({ port: 0 });
   t.after(() => sim.close());
   const { paths } = await runDaemon(t, sim.url);
-  const answer = await control(paths.controlSocket, '/sessions/prune', { olderThanMs: DAY, tenant: 'acme' });
+  const answer = await control(paths.controlSocket, '/sessions/prune', { olderThanMs: DAY, profile: 'sales' });
   assert.equal(answer.status, 400);
-  assert.match(answer.body.error!.message, /does not know the field "tenant" of \/sessions\/prune/);
+  assert.match(answer.body.error!.message, /does not know the field "profile" of \/sessions\/prune/);
+  const badTenant = await control(paths.controlSocket, '/sessions/delete-tenant', { tenant: 'a/b' });
+  assert.equal(badTenant.status, 400);
   const wrong = await control(paths.controlSocket, '/sessions/delete', { id: 7 });
   assert.equal(wrong.status, 400);
   assert.match(wrong.body.error!.message, /"id" of \/sessions\/delete must be a string/);
   assert.equal((await control(paths.controlSocket, '/sessions/prune', {})).status, 200);
+});
+
+test('while the daemon runs, sessions delete --tenant and delete --tenant T --all go through it, and touch that tenant only', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'cs-llm-control-'));
+  const env = { CS_LLM_HOME: home };
+  const paths = resolvePaths(env);
+  const now = Date.now();
+  const seed = await openStore({ file: paths.dbFile });
+  for (const [tenant, id] of [
+    ['shop-a', 'c1'],
+    ['shop-a', 'c2'],
+    ['shop-b', 'c1'],
+    ['default', 'c1'],
+  ] as const)
+    await seed.sessions.appendTurn(tenant, id, 'default', [{ role: 'user', content: `${tenant}-${id}` }], DAY, now);
+  await seed.close();
+  const sim = await startSimulator({ port: 0 });
+  t.after(() => sim.close());
+  await runDaemon(t, sim.url, { home });
+
+  const one = await cli(['sessions', 'delete', 'c1', '--tenant', 'shop-b'], { env });
+  assert.equal(one.exitCode, 0, one.stderr);
+  assert.equal(one.stdout, 'deleted session c1 of tenant shop-b; its text is gone from the database and WAL files');
+  const all = await cli(['sessions', 'delete', '--tenant', 'shop-a', '--all', '--json'], { env });
+  assert.equal(all.exitCode, 0, all.stderr);
+  assert.deepEqual(JSON.parse(all.stdout), { tenant: 'shop-a', deleted: 2 });
+  const left = JSON.parse((await cli(['sessions', 'list', '--json'], { env })).stdout) as {
+    sessions: Array<{ tenant: string; id: string }>;
+  };
+  assert.deepEqual(
+    left.sessions.map((s) => `${s.tenant}/${s.id}`),
+    ['default/c1'],
+  );
+  let records: Array<{ route: string; tenant: string | null }> = [];
+  for (let tries = 0; tries < 50 && records.length < 2; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    records = (await cli(['audit', 'export', '--since', '1h', '--json'], { env })).stdout
+      .split('\n')
+      .filter((line) => line.includes('"control:'))
+      .map((line) => JSON.parse(line) as { route: string; tenant: string | null });
+  }
+  assert.deepEqual(
+    records.map((r) => [r.route, r.tenant]),
+    [
+      ['control:/sessions/delete', 'shop-b'],
+      ['control:/sessions/delete-tenant', 'shop-a'],
+    ],
+  );
 });

@@ -56,7 +56,7 @@ test('daemon start runs it in the background, status finds it, stop ends it and 
 
   const store = await openStore({ file: resolvePaths(env).dbFile });
   t.after(() => store.close());
-  assert.equal((await store.sessions.get('bg', Date.now()))?.messages.length, 2);
+  assert.equal((await store.sessions.get('default', 'bg', Date.now()))?.messages.length, 2);
 });
 
 test('SIGTERM during a streamed turn lets it finish, stores it, and the process exits cleanly', async (t) => {
@@ -99,7 +99,7 @@ test('SIGTERM during a streamed turn lets it finish, stores it, and the process 
   assert.equal(existsSync(paths.daemonStateFile), false);
   const store = await openStore({ file: paths.dbFile });
   t.after(() => store.close());
-  assert.equal((await store.sessions.get('drain', Date.now()))?.messages.length, 2);
+  assert.equal((await store.sessions.get('default', 'drain', Date.now()))?.messages.length, 2);
 });
 
 test('a state file whose pid now belongs to another process: status says not running, stop leaves that process alone, start starts', async (t) => {

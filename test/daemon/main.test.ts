@@ -43,7 +43,7 @@ test('a second stop signal during the drain cuts it: the stream in flight ends u
   assert.equal(existsSync(paths.daemonStateFile), false, 'the state file is removed');
   const store = await openStore({ file: paths.dbFile });
   t.after(() => store.close());
-  assert.equal(await store.sessions.get('cut', Date.now()), null, 'a cut turn stores nothing');
+  assert.equal(await store.sessions.get('default', 'cut', Date.now()), null, 'a cut turn stores nothing');
 });
 
 test("a daemon started with no upstream key calls the engine of cs-llm up with that engine's key from the state directory, and no other upstream", async (t) => {

@@ -165,11 +165,13 @@ test("429s relayed from the engine are counted as the upstream's", async (t) => 
   assert.equal(sumOf(m, 'cs_llm_upstream_failures_total', { reason: 'status_429' }), 1);
 });
 
-test('/metrics needs an API key once keys exist, like every other route', async (t) => {
+test('/metrics needs an admin key once keys exist: none is 401, a tenant key 403, an admin key reads it', async (t) => {
   const daemon = await start(t);
-  const { key } = await daemon.store.keys.create('ops', Date.now());
+  const { key } = await daemon.store.keys.create('web chat', Date.now(), { tenant: 'shop-a' });
+  const { key: admin } = await daemon.store.keys.create('ops', Date.now(), { admin: true });
   assert.equal((await scrape(daemon)).status, 401);
-  const withKey = await scrape(daemon, { authorization: `Bearer ${key}` });
+  assert.equal((await scrape(daemon, { authorization: `Bearer ${key}` })).status, 403);
+  const withKey = await scrape(daemon, { authorization: `Bearer ${admin}` });
   assert.equal(withKey.status, 200);
   assert.match(withKey.type, /^text\/plain; version=0\.0\.4/);
   assert.ok(withKey.parsed!.types.has('cs_llm_http_requests_total'));

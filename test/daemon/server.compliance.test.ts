@@ -121,7 +121,7 @@ test('DELETE /v1/sessions/:id answers once the text is gone from both files; ses
 
   const res = await fetch(`${h.daemon.url}/v1/sessions/erase-me`, { method: 'DELETE' });
   assert.equal(res.status, 200);
-  assert.deepEqual(await res.json(), { id: 'erase-me', object: 'session', deleted: true, scrubbed: true });
+  assert.deepEqual(await res.json(), { id: 'erase-me', tenant: 'default', object: 'session', deleted: true, scrubbed: true });
   assert.deepEqual(foundIn(file, 'MARKER-erase-me'), []);
   assert.notDeepEqual(foundIn(file, 'MARKER-keep-me'), []);
 
@@ -137,7 +137,7 @@ test('DELETE /v1/sessions/:id answers once the text is gone from both files; ses
   await client.chat.completions.create({ model: 'cs-llm-sim', messages: [{ role: 'user', content: 'MARKER-later' }] });
   const pending = await fetch(`${h.daemon.url}/v1/sessions/later`, { method: 'DELETE' });
   assert.equal(pending.status, 202);
-  assert.deepEqual(await pending.json(), { id: 'later', object: 'session', deleted: true, scrubbed: false });
+  assert.deepEqual(await pending.json(), { id: 'later', tenant: 'default', object: 'session', deleted: true, scrubbed: false });
   reader.exec('COMMIT');
   assert.equal(await h.daemon.store.sessions.scrubbed(10_000), true);
   assert.deepEqual(foundIn(file, 'MARKER-later'), []);

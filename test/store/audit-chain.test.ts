@@ -226,7 +226,11 @@ test('records a daemon of the previous version wrote after this version migrated
     row.hash = sha256Link(prev, row);
     old
       .prepare(
-        'INSERT INTO audit_log SELECT @seq, @at, @key_id, @method, @route, @session_id, @upstream, @status, @outcome, @error_code, @prompt_tokens, @completion_tokens, @latency_ms, @upstream_ms, @prev_hash, @hash',
+        // The columns named, as that daemon's own insert does (later versions add columns, e.g. the tenant).
+        `INSERT INTO audit_log (seq, at, key_id, method, route, session_id, upstream, status, outcome, error_code, prompt_tokens,
+           completion_tokens, latency_ms, upstream_ms, prev_hash, hash)
+         VALUES (@seq, @at, @key_id, @method, @route, @session_id, @upstream, @status, @outcome, @error_code, @prompt_tokens,
+           @completion_tokens, @latency_ms, @upstream_ms, @prev_hash, @hash)`,
       )
       .run(row);
     prev = row.hash;

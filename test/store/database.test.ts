@@ -80,7 +80,7 @@ test('a new database, its WAL and its shared-memory file are readable by their o
     const dir = join(mkdtempSync(join(tmpdir(), 'cs-llm-db-')), 'state');
     const file = join(dir, 'cs-llm.db');
     const store = await openStore({ file });
-    await store.sessions.appendTurn('s', 'default', [{ role: 'user', content: 'hello' }], 60_000, Date.now());
+    await store.sessions.appendTurn('default', 's', 'default', [{ role: 'user', content: 'hello' }], 60_000, Date.now());
     const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
     assert.equal(mode(dir), '700');
     for (const path of [file, `${file}-wal`, `${file}-shm`]) assert.equal(mode(path), '600', path);

@@ -18,27 +18,27 @@ test("writes that meet another connection's lock wait off the event loop, then c
   const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-lock-')), 'cs-llm.db');
   const store = await openStore({ file });
   t.after(() => store.close());
-  await store.sessions.appendTurn('s', 'default', user('zero'), HOUR, 1);
+  await store.sessions.appendTurn('default', 's', 'default', user('zero'), HOUR, 1);
   const other = new Database(file);
   t.after(() => other.close());
   other.exec('BEGIN IMMEDIATE');
 
   const committed: string[] = [];
   const writes = ['one', 'two', 'three'].map((text, i) =>
-    store.sessions.appendTurn('s', 'default', user(text), HOUR, 2 + i).then(() => committed.push(text)),
+    store.sessions.appendTurn('default', 's', 'default', user(text), HOUR, 2 + i).then(() => committed.push(text)),
   );
   // Timers run meanwhile (nothing waits on the event loop), reads go on, and nothing is committed yet.
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.deepEqual(committed, []);
   assert.deepEqual(
-    (await store.sessions.loadWindow('s', 10, 10)).map((m) => m.message.content),
+    (await store.sessions.loadWindow('default', 's', 10, 10)).map((m) => m.message.content),
     ['zero'],
   );
   other.exec('COMMIT');
   await Promise.all(writes);
   assert.deepEqual(committed, ['one', 'two', 'three']);
   assert.deepEqual(
-    (await store.sessions.loadWindow('s', 10, 10)).map((m) => m.message.content),
+    (await store.sessions.loadWindow('default', 's', 10, 10)).map((m) => m.message.content),
     ['zero', 'one', 'two', 'three'],
   );
 });
@@ -51,16 +51,16 @@ test('a write that finds the database locked for longer than store.busyTimeoutMs
   t.after(() => other.close());
   other.exec('BEGIN IMMEDIATE');
   await assert.rejects(
-    () => store.sessions.appendTurn('s', 'default', user('lost'), HOUR, 1),
+    () => store.sessions.appendTurn('default', 's', 'default', user('lost'), HOUR, 1),
     (err: unknown) =>
       err instanceof EnvironmentError &&
       err.message === `database file ${file} stayed locked by another process for 300 ms` &&
       /store\.busyTimeoutMs/.test(err.next ?? ''),
   );
   other.exec('COMMIT');
-  await store.sessions.appendTurn('s', 'default', user('kept'), HOUR, 2);
+  await store.sessions.appendTurn('default', 's', 'default', user('kept'), HOUR, 2);
   assert.deepEqual(
-    (await store.sessions.loadWindow('s', 10, 10)).map((m) => m.message.content),
+    (await store.sessions.loadWindow('default', 's', 10, 10)).map((m) => m.message.content),
     ['kept'],
   );
 });
@@ -74,7 +74,7 @@ test('the connection never sleeps inside SQLite for a lock (busy_timeout 0): a w
   t.after(() => other.close());
   other.exec('BEGIN IMMEDIATE');
   let settled = false;
-  const write = store.sessions.appendTurn('s', 'default', user('waits'), HOUR, 1).then(() => (settled = true));
+  const write = store.sessions.appendTurn('default', 's', 'default', user('waits'), HOUR, 1).then(() => (settled = true));
   // A timer runs while the write waits, and the figures say one call waits.
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(settled, false);

@@ -12,7 +12,7 @@ test('checkpoints copy the WAL into the database file from a worker thread, on a
   t.after(() => store.close());
   const before = statSync(file).size;
   for (let i = 0; i < 200; i++)
-    await store.sessions.appendTurn(`s${i}`, 'default', [{ role: 'user', content: 'x'.repeat(500) }], 3_600_000, Date.now());
+    await store.sessions.appendTurn('default', `s${i}`, 'default', [{ role: 'user', content: 'x'.repeat(500) }], 3_600_000, Date.now());
   assert.equal(statSync(file).size, before, 'automatic checkpoints are off: the turns are only in the WAL');
   const errors: unknown[] = [];
   const stop = store.maintenance.start({ checkpointIntervalMs: 20, onError: (_what, err) => errors.push(err) });
@@ -26,15 +26,15 @@ test('the sweeper deletes expired sessions on its timer', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-maint-')), 'cs-llm.db');
   const store = await openStore({ file });
   t.after(() => store.close());
-  for (let i = 0; i < 450; i++) await store.sessions.appendTurn(`old${i}`, 'default', [{ role: 'user', content: 'x' }], 10, 0);
-  await store.sessions.appendTurn('live', 'default', [{ role: 'user', content: 'x' }], 3_600_000, Date.now());
+  for (let i = 0; i < 450; i++) await store.sessions.appendTurn('default', `old${i}`, 'default', [{ role: 'user', content: 'x' }], 10, 0);
+  await store.sessions.appendTurn('default', 'live', 'default', [{ role: 'user', content: 'x' }], 3_600_000, Date.now());
   let swept = 0;
   const stop = store.maintenance.start({ sweepIntervalMs: 20, onSweep: (n) => (swept += n) });
   while (swept < 450) await new Promise((r) => setTimeout(r, 20));
   await stop();
   assert.equal(swept, 450);
   assert.deepEqual(
-    (await store.sessions.list({ now: Date.now(), limit: 10 })).sessions.map((s) => s.id),
+    (await store.sessions.list({ tenant: null, now: Date.now(), limit: 10 })).sessions.map((s) => s.id),
     ['live'],
   );
 });
@@ -52,7 +52,14 @@ test('under a steady write load the WAL still rewinds instead of growing without
   let turns = 0;
   // Keep writing (yielding between turns, as a busy daemon does) until a rewind happened and a few more turns followed.
   while (rewinds === 0 || turns % 50 !== 0) {
-    await store.sessions.appendTurn(`s${turns % 20}`, 'default', [{ role: 'user', content: 'x'.repeat(2000) }], 3_600_000, Date.now());
+    await store.sessions.appendTurn(
+      'default',
+      `s${turns % 20}`,
+      'default',
+      [{ role: 'user', content: 'x'.repeat(2000) }],
+      3_600_000,
+      Date.now(),
+    );
     turns++;
     await new Promise((r) => setImmediate(r));
   }

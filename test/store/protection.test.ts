@@ -35,16 +35,16 @@ test('with a key, the files hold no plaintext of stored messages, and they read 
   const cipher = createCipher(parseKey(KEY_A, 'test'));
   const store = await openStore({ file, protection: { cipher } });
   t.after(() => store.close());
-  await store.sessions.appendTurn('enc', 'default', turn('SECRET1'), HOUR, Date.now());
+  await store.sessions.appendTurn('default', 'enc', 'default', turn('SECRET1'), HOUR, Date.now());
   for (const where of ['-content', '-args', '-result'])
     assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the WAL`);
   assert.equal(await store.maintenance.scrub(5000), true);
   for (const where of ['-content', '-args', '-result'])
     assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the database file`);
-  const back = (await store.sessions.get('enc', Date.now()))!.messages;
+  const back = (await store.sessions.get('default', 'enc', Date.now()))!.messages;
   assert.deepEqual(back, turn('SECRET1'));
   assert.deepEqual(
-    (await store.sessions.loadWindow('enc', 10, Date.now())).map((m) => m.message),
+    (await store.sessions.loadWindow('default', 'enc', 10, Date.now())).map((m) => m.message),
     turn('SECRET1'),
   );
   const reader = new Database(file, { readonly: true });
@@ -60,30 +60,51 @@ test('a deleted or expired encrypted session never reads back its old text under
   const store = await openStore({ file, protection: { cipher: createCipher(parseKey(KEY_A, 'test')) } });
   t.after(() => store.close());
   const now = Date.now();
-  await store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'first life' }], HOUR, now);
-  assert.equal((await store.sessions.loadWindow('reused', 10, now))[0]!.message.content, 'first life');
-  await store.sessions.delete('reused');
-  await store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'second life' }], 1000, now);
-  assert.equal((await store.sessions.loadWindow('reused', 10, now))[0]!.message.content, 'second life');
+  await store.sessions.appendTurn('default', 'reused', 'default', [{ role: 'user', content: 'first life' }], HOUR, now);
+  assert.equal((await store.sessions.loadWindow('default', 'reused', 10, now))[0]!.message.content, 'first life');
+  await store.sessions.delete('default', 'reused');
+  await store.sessions.appendTurn('default', 'reused', 'default', [{ role: 'user', content: 'second life' }], 1000, now);
+  assert.equal((await store.sessions.loadWindow('default', 'reused', 10, now))[0]!.message.content, 'second life');
   // Expired, then a new turn on the same id starts afresh.
-  await store.sessions.appendTurn('reused', 'default', [{ role: 'user', content: 'third life' }], HOUR, now + 2000);
+  await store.sessions.appendTurn('default', 'reused', 'default', [{ role: 'user', content: 'third life' }], HOUR, now + 2000);
   assert.deepEqual(
-    (await store.sessions.loadWindow('reused', 10, now + 2000)).map((m) => m.message.content),
+    (await store.sessions.loadWindow('default', 'reused', 10, now + 2000)).map((m) => m.message.content),
     ['third life'],
   );
+});
+
+test('an encrypted value copied to the same session id and position of another tenant does not open there', async (t) => {
+  const { file } = tempFile();
+  const store = await openStore({ file, protection: { cipher: createCipher(parseKey(KEY_A, 'test')) } });
+  t.after(() => store.close());
+  const now = Date.now();
+  await store.sessions.appendTurn('shop-a', 'c1', 'default', [{ role: 'user', content: 'shop-a text' }], HOUR, now);
+  await store.sessions.appendTurn('shop-b', 'c1', 'default', [{ role: 'user', content: 'shop-b text' }], HOUR, now);
+  // Someone with write access moves shop-a's ciphertext into shop-b's row: shop-b's reader gets an error, not shop-a's text.
+  const writer = new Database(file);
+  writer
+    .prepare(
+      "UPDATE messages SET content = (SELECT content FROM messages WHERE tenant = 'shop-a' AND session_id = 'c1') WHERE tenant = 'shop-b'",
+    )
+    .run();
+  writer.close();
+  const reopened = await openStore({ file, protection: { cipher: createCipher(parseKey(KEY_A, 'test')) } });
+  t.after(() => reopened.close());
+  await assert.rejects(reopened.sessions.get('shop-b', 'c1', now));
+  assert.equal((await reopened.sessions.get('shop-a', 'c1', now))!.messages[0]!.content, 'shop-a text');
 });
 
 test('opening encrypted rows without the key, or with another, is a clear error naming the key id and the fix', async (t) => {
   const { file } = tempFile();
   const a = createCipher(parseKey(KEY_A, 'test'));
   const store = await openStore({ file, protection: { cipher: a } });
-  await store.sessions.appendTurn('enc', 'default', turn('S2'), HOUR, Date.now());
+  await store.sessions.appendTurn('default', 'enc', 'default', turn('S2'), HOUR, Date.now());
   await store.close();
 
   const bare = await openStore({ file });
   t.after(() => bare.close());
   await assert.rejects(
-    () => bare.sessions.get('enc', Date.now()),
+    () => bare.sessions.get('default', 'enc', Date.now()),
     (err: unknown) =>
       err instanceof ConfigError &&
       err.message.includes(`encrypted (key ${a.keyId}) and no encryption key is configured`) &&
@@ -125,11 +146,11 @@ test('the daemon encrypts what it stores and refuses to start on encrypted rows 
 test('rotate-key re-encrypts every row (plain-text ones too) so that only the new key opens them', async (t) => {
   const { home, file } = tempFile();
   const plain = await openStore({ file });
-  await plain.sessions.appendTurn('before', 'default', turn('PLAIN'), HOUR, Date.now());
+  await plain.sessions.appendTurn('default', 'before', 'default', turn('PLAIN'), HOUR, Date.now());
   await plain.close();
   const a = createCipher(parseKey(KEY_A, 'test'));
   const withA = await openStore({ file, protection: { cipher: a } });
-  for (let i = 0; i < 30; i++) await withA.sessions.appendTurn(`s${i}`, 'default', turn(`ROT${i}`), HOUR, Date.now());
+  for (let i = 0; i < 30; i++) await withA.sessions.appendTurn('default', `s${i}`, 'default', turn(`ROT${i}`), HOUR, Date.now());
   await withA.close();
   assert.ok(foundIn(file, 'PLAIN-content').length > 0, 'stored before encryption was turned on');
 
@@ -149,12 +170,12 @@ test('rotate-key re-encrypts every row (plain-text ones too) so that only the ne
   const withB = await openStore({ file, protection: { cipher: b } });
   t.after(() => withB.close());
   await withB.maintenance.requireContentKeys();
-  assert.deepEqual((await withB.sessions.get('before', Date.now()))!.messages, turn('PLAIN'));
-  assert.deepEqual((await withB.sessions.get('s17', Date.now()))!.messages, turn('ROT17'));
+  assert.deepEqual((await withB.sessions.get('default', 'before', Date.now()))!.messages, turn('PLAIN'));
+  assert.deepEqual((await withB.sessions.get('default', 's17', Date.now()))!.messages, turn('ROT17'));
   const oldKey = await openStore({ file, protection: { cipher: a } });
   t.after(() => oldKey.close());
   await assert.rejects(
-    () => oldKey.sessions.get('s17', Date.now()),
+    () => oldKey.sessions.get('default', 's17', Date.now()),
     new RegExp(`encrypted with key ${b.keyId}, but the key in force is ${a.keyId}`),
   );
   await assert.rejects(() => oldKey.maintenance.requireContentKeys(), /encrypted with key/);
@@ -164,14 +185,14 @@ test('a name an earlier build stored in clear in an encrypted row still reads, a
   const { home, file } = tempFile();
   const a = createCipher(parseKey(KEY_A, 'test'));
   const store = await openStore({ file, protection: { cipher: a, detectors: [] } });
-  await store.sessions.appendTurn('old', 'default', [{ role: 'user', name: 'OLDNAME', content: 'hi' }], HOUR, Date.now());
+  await store.sessions.appendTurn('default', 'old', 'default', [{ role: 'user', name: 'OLDNAME', content: 'hi' }], HOUR, Date.now());
   await store.close();
   assert.deepEqual(foundIn(file, 'OLDNAME'), [], 'names are encrypted now');
   const db = new Database(file);
   db.prepare("UPDATE messages SET name = 'OLDNAME' WHERE session_id = 'old'").run(); // as an earlier build left it
   db.close();
   const reopened = await openStore({ file, protection: { cipher: a, detectors: [] } });
-  assert.equal((await reopened.sessions.get('old', Date.now()))!.messages[0]!.name, 'OLDNAME');
+  assert.equal((await reopened.sessions.get('default', 'old', Date.now()))!.messages[0]!.name, 'OLDNAME');
   await reopened.close();
 
   const keyFile = join(home, 'b.key');
@@ -183,5 +204,5 @@ test('a name an earlier build stored in clear in an encrypted row still reads, a
   assert.deepEqual(foundIn(file, 'OLDNAME'), []);
   const b = await openStore({ file, protection: { cipher: createCipher(parseKey(KEY_B, 'test')), detectors: [] } });
   t.after(() => b.close());
-  assert.equal((await b.sessions.get('old', Date.now()))!.messages[0]!.name, 'OLDNAME');
+  assert.equal((await b.sessions.get('default', 'old', Date.now()))!.messages[0]!.name, 'OLDNAME');
 });

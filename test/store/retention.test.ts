@@ -31,6 +31,7 @@ async function fill(store: Store, ids: string[], now: number, ttlMs = HOUR): Pro
       const marker = `MARKER-${id}-`;
       const long = turn === 1 ? ` ${marker}tail`.padStart(6000, 'lorem ipsum ') : '';
       await store.sessions.appendTurn(
+        'default',
         id,
         'default',
         [
@@ -56,12 +57,12 @@ test('an erased session leaves no trace of its text in the database file or the 
   assert.ok(foundIn(file, 'MARKER-s7-').includes('db'), 'the marker is found by this search before the erasure');
   assert.ok(foundIn(file, 'MARKER-late1-').includes('wal'));
 
-  for (const id of ['s7', 's31', 'late1']) assert.equal(await store.sessions.delete(id), true);
+  for (const id of ['s7', 's31', 'late1']) assert.equal(await store.sessions.delete('default', id), true);
   assert.equal(await store.sessions.scrubbed(10_000), true);
 
   for (const id of ['s7', 's31', 'late1']) assert.deepEqual(foundIn(file, `MARKER-${id}-`), [], `${id} is gone from both files`);
   assert.deepEqual(foundIn(file, 'MARKER-s8-'), ['db'], 'other sessions are kept');
-  assert.equal((await store.sessions.get('s8', Date.now()))?.messages.length, 6);
+  assert.equal((await store.sessions.get('default', 's8', Date.now()))?.messages.length, 6);
 });
 
 test('while another connection holds an old snapshot the scrub waits and retries, and finishes once it is released', async (t) => {
@@ -72,9 +73,9 @@ test('while another connection holds an old snapshot the scrub waits and retries
   reader.exec('BEGIN');
   reader.prepare('SELECT COUNT(*) FROM messages').get();
 
-  assert.equal(await store.sessions.delete('busy'), true);
+  assert.equal(await store.sessions.delete('default', 'busy'), true);
   assert.equal(await store.sessions.scrubbed(300), false, 'not done while the reader may still see the old pages');
-  assert.equal(await store.sessions.get('busy', Date.now()), null, 'deleted for every query at once');
+  assert.equal(await store.sessions.get('default', 'busy', Date.now()), null, 'deleted for every query at once');
   reader.exec('COMMIT');
   assert.equal(await store.sessions.scrubbed(10_000), true);
   assert.deepEqual(foundIn(file, 'MARKER-busy-'), []);
@@ -86,8 +87,8 @@ test('the retention sweeper deletes sessions past their profile retention and sc
   const start = Date.now();
   // Inside their one-hour TTL, but created 10 minutes ago: retention (1 minute) caps their life.
   await fill(store, ['old1', 'old2'], start - 10 * 60_000);
-  assert.equal((await store.sessions.get('old1', start - 10 * 60_000 + 1000))?.id, 'old1');
-  assert.equal(await store.sessions.get('old1', start), null, 'past retention a session reads as absent at once');
+  assert.equal((await store.sessions.get('default', 'old1', start - 10 * 60_000 + 1000))?.id, 'old1');
+  assert.equal(await store.sessions.get('default', 'old1', start), null, 'past retention a session reads as absent at once');
   await fill(store, ['fresh'], start);
 
   let swept = 0;
@@ -104,7 +105,7 @@ test('the retention sweeper deletes sessions past their profile retention and sc
   assert.equal(swept, 2);
   for (const id of ['old1', 'old2']) assert.deepEqual(foundIn(file, `MARKER-${id}-`), []);
   assert.deepEqual(
-    (await store.sessions.list({ now: Date.now(), limit: 10 })).sessions.map((s) => s.id),
+    (await store.sessions.list({ tenant: null, now: Date.now(), limit: 10 })).sessions.map((s) => s.id),
     ['fresh'],
   );
   assert.notDeepEqual(foundIn(file, 'MARKER-fresh-'), []);
@@ -127,7 +128,7 @@ test('a retention set after sessions were stored applies to them when the daemon
   assert.equal(await store.sessions.scrubbed(10_000), true);
   await stop();
   assert.deepEqual(
-    (await store.sessions.list({ now: Date.now(), limit: 10 })).sessions.map((s) => s.id),
+    (await store.sessions.list({ tenant: null, now: Date.now(), limit: 10 })).sessions.map((s) => s.id),
     ['today'],
   );
   assert.deepEqual(foundIn(file, 'MARKER-two-days-old-'), []);

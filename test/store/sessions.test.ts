@@ -22,8 +22,9 @@ const assistant = (content: string) => ({ role: 'assistant', content });
 
 test('a session stores turns in order and loads the last N turns of them', async (t) => {
   const { store, db } = tempStore(t);
-  for (let i = 1; i <= 5; i++) await store.sessions.appendTurn('s1', 'default', [user(`q${i}`), assistant(`a${i}`)], HOUR, 1000 + i);
-  const window = await store.sessions.loadWindow('s1', 2, 2000);
+  for (let i = 1; i <= 5; i++)
+    await store.sessions.appendTurn('default', 's1', 'default', [user(`q${i}`), assistant(`a${i}`)], HOUR, 1000 + i);
+  const window = await store.sessions.loadWindow('default', 's1', 2, 2000);
   assert.deepEqual(
     window.map((m) => [m.turn, m.message.role, m.message.content]),
     [
@@ -33,7 +34,7 @@ test('a session stores turns in order and loads the last N turns of them', async
       [5, 'assistant', 'a5'],
     ],
   );
-  const whole = (await store.sessions.get('s1', 2000))!;
+  const whole = (await store.sessions.get('default', 's1', 2000))!;
   assert.equal(whole.messages.length, 10);
   assert.equal(whole.turns, 5);
   assert.equal(whole.createdAt, 1001);
@@ -46,6 +47,7 @@ test('tool calls, tool results and content parts come back as they were stored',
   const call = { id: 'call_1', type: 'function', function: { name: 'track_order', arguments: '{"order_id":"12345"}' } };
   const parts = [{ type: 'text', text: 'look at this' }];
   await store.sessions.appendTurn(
+    'default',
     's',
     'default',
     [
@@ -56,13 +58,14 @@ test('tool calls, tool results and content parts come back as they were stored',
     1,
   );
   await store.sessions.appendTurn(
+    'default',
     's',
     'default',
     [{ role: 'tool', content: '{"status":"shipped"}', tool_call_id: 'call_1', name: 'track_order' }, assistant('It shipped.')],
     HOUR,
     2,
   );
-  const messages = (await store.sessions.get('s', 3))!.messages;
+  const messages = (await store.sessions.get('default', 's', 3))!.messages;
   assert.deepEqual(messages, [
     { role: 'user', content: parts },
     { role: 'assistant', content: null, tool_calls: [call] },
@@ -73,13 +76,13 @@ test('tool calls, tool results and content parts come back as they were stored',
 
 test('an expired session is never served and a new turn on its id starts afresh', async (t) => {
   const { store, db } = tempStore(t);
-  await store.sessions.appendTurn('s', 'default', [user('old'), assistant('old reply')], 1000, 0);
-  assert.equal((await store.sessions.loadWindow('s', 10, 999)).length, 2);
-  assert.deepEqual(await store.sessions.loadWindow('s', 10, 1000), []);
-  assert.equal(await store.sessions.get('s', 1000), null);
-  assert.equal((await store.sessions.list({ now: 1000, limit: 10 })).sessions.length, 0);
-  await store.sessions.appendTurn('s', 'default', [user('new'), assistant('new reply')], 1000, 5000);
-  const fresh = (await store.sessions.get('s', 5001))!;
+  await store.sessions.appendTurn('default', 's', 'default', [user('old'), assistant('old reply')], 1000, 0);
+  assert.equal((await store.sessions.loadWindow('default', 's', 10, 999)).length, 2);
+  assert.deepEqual(await store.sessions.loadWindow('default', 's', 10, 1000), []);
+  assert.equal(await store.sessions.get('default', 's', 1000), null);
+  assert.equal((await store.sessions.list({ tenant: null, now: 1000, limit: 10 })).sessions.length, 0);
+  await store.sessions.appendTurn('default', 's', 'default', [user('new'), assistant('new reply')], 1000, 5000);
+  const fresh = (await store.sessions.get('default', 's', 5001))!;
   assert.deepEqual(
     fresh.messages.map((m) => m.content),
     ['new', 'new reply'],
@@ -90,15 +93,15 @@ test('an expired session is never served and a new turn on its id starts afresh'
 
 test('each append renews the sliding expiry', async (t) => {
   const { store, db } = tempStore(t);
-  await store.sessions.appendTurn('s', 'default', [user('a')], 1000, 0);
-  await store.sessions.appendTurn('s', 'default', [user('b')], 1000, 900);
-  assert.equal((await store.sessions.get('s', 1500))!.expiresAt, 1900);
+  await store.sessions.appendTurn('default', 's', 'default', [user('a')], 1000, 0);
+  await store.sessions.appendTurn('default', 's', 'default', [user('b')], 1000, 900);
+  assert.equal((await store.sessions.get('default', 's', 1500))!.expiresAt, 1900);
 });
 
 test('the sweeper deletes expired sessions and their messages in batches, and leaves live ones', async (t) => {
   const { store, db } = tempStore(t);
-  for (let i = 0; i < 7; i++) await store.sessions.appendTurn(`dead${i}`, 'default', [user('x'), assistant('y')], 10, 0);
-  await store.sessions.appendTurn('alive', 'default', [user('x'), assistant('y')], HOUR, 0);
+  for (let i = 0; i < 7; i++) await store.sessions.appendTurn('default', `dead${i}`, 'default', [user('x'), assistant('y')], 10, 0);
+  await store.sessions.appendTurn('default', 'alive', 'default', [user('x'), assistant('y')], HOUR, 0);
   assert.equal(await store.sessions.sweepExpired(100, 5), 5);
   assert.equal(await store.sessions.sweepExpired(100, 5), 2);
   assert.equal(await store.sessions.sweepExpired(100, 5), 0);
@@ -108,18 +111,18 @@ test('the sweeper deletes expired sessions and their messages in batches, and le
 
 test('listing pages through sessions, most recently updated first, with a cursor', async (t) => {
   const { store, db } = tempStore(t);
-  for (let i = 0; i < 5; i++) await store.sessions.appendTurn(`s${i}`, 'default', [user('x')], HOUR, 100 + i);
-  const first = await store.sessions.list({ now: 200, limit: 2 });
+  for (let i = 0; i < 5; i++) await store.sessions.appendTurn('default', `s${i}`, 'default', [user('x')], HOUR, 100 + i);
+  const first = await store.sessions.list({ tenant: null, now: 200, limit: 2 });
   assert.deepEqual(
     first.sessions.map((s) => s.id),
     ['s4', 's3'],
   );
-  const second = await store.sessions.list({ now: 200, limit: 2, cursor: first.nextCursor });
+  const second = await store.sessions.list({ tenant: null, now: 200, limit: 2, cursor: first.nextCursor });
   assert.deepEqual(
     second.sessions.map((s) => s.id),
     ['s2', 's1'],
   );
-  const third = await store.sessions.list({ now: 200, limit: 2, cursor: second.nextCursor });
+  const third = await store.sessions.list({ tenant: null, now: 200, limit: 2, cursor: second.nextCursor });
   assert.deepEqual(
     third.sessions.map((s) => s.id),
     ['s0'],
@@ -129,28 +132,53 @@ test('listing pages through sessions, most recently updated first, with a cursor
 
 test('delete and prune remove whole sessions', async (t) => {
   const { store, db } = tempStore(t);
-  await store.sessions.appendTurn('a', 'default', [user('x')], HOUR, 100);
-  await store.sessions.appendTurn('b', 'default', [user('x')], HOUR, 200);
-  await store.sessions.appendTurn('c', 'default', [user('x')], HOUR, 300);
-  assert.equal(await store.sessions.delete('a'), true);
-  assert.equal(await store.sessions.delete('a'), false);
+  await store.sessions.appendTurn('default', 'a', 'default', [user('x')], HOUR, 100);
+  await store.sessions.appendTurn('default', 'b', 'default', [user('x')], HOUR, 200);
+  await store.sessions.appendTurn('default', 'c', 'default', [user('x')], HOUR, 300);
+  assert.equal(await store.sessions.delete('default', 'a'), true);
+  assert.equal(await store.sessions.delete('default', 'a'), false);
   assert.equal(await store.sessions.pruneOlderThan(250), 1);
   assert.deepEqual(
-    (await store.sessions.list({ now: 400, limit: 10 })).sessions.map((s) => s.id),
+    (await store.sessions.list({ tenant: null, now: 400, limit: 10 })).sessions.map((s) => s.id),
     ['c'],
   );
   assert.equal((db.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 1);
 });
 
 test('loading a window and appending a turn use the indexes, not a table scan or a sort', async (t) => {
-  const { store, db } = tempStore(t);
+  const { db } = tempStore(t);
   const plan = (sql: string, ...params: unknown[]) =>
     (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
-  const window = plan(WINDOW_SQL, 10, 's', 1);
-  assert.match(window, /SEARCH s USING PRIMARY KEY \(id=\?\)/);
-  assert.match(window, /SEARCH m USING INDEX messages_by_session \(session_id=\? AND turn>\?\)/);
+  const window = plan(WINDOW_SQL, 10, 'default', 's', 1);
+  assert.match(window, /SEARCH s USING PRIMARY KEY \(tenant=\? AND id=\?\)/);
+  assert.match(window, /SEARCH m USING INDEX messages_by_session \(tenant=\? AND session_id=\? AND turn>\?\)/);
   assert.doesNotMatch(window, /SCAN|TEMP B-TREE/);
-  assert.match(plan('UPDATE sessions SET turns = turns + 1 WHERE id = ? AND expires_at > ?', 's', 1), /USING PRIMARY KEY/);
+  assert.match(
+    plan('UPDATE sessions SET turns = turns + 1 WHERE tenant = ? AND id = ? AND expires_at > ?', 'default', 's', 1),
+    /USING PRIMARY KEY \(tenant=\? AND id=\?\)/,
+  );
+  // One tenant's listing pages through its own index range; every tenant's (an operator's) through the expiry index.
+  const tenantPage = plan(
+    'SELECT * FROM sessions WHERE tenant = ? AND expires_at > ? AND (expires_at < ? OR (expires_at = ? AND id < ?)) ORDER BY expires_at DESC, id DESC LIMIT ?',
+    'a',
+    1,
+    5,
+    5,
+    'x',
+    10,
+  );
+  assert.match(tenantPage, /USING (COVERING )?INDEX sessions_by_tenant \(tenant=\? AND expires_at>\?/);
+  assert.doesNotMatch(tenantPage, /SCAN|TEMP B-TREE/);
+  const allPage = plan(
+    'SELECT * FROM sessions WHERE expires_at > ? AND (expires_at, tenant, id) < (?, ?, ?) ORDER BY expires_at DESC, tenant DESC, id DESC LIMIT ?',
+    1,
+    5,
+    'a',
+    'x',
+    10,
+  );
+  assert.match(allPage, /USING (COVERING )?INDEX sessions_by_expiry/);
+  assert.doesNotMatch(allPage, /SCAN|TEMP B-TREE/);
 });
 
 test('the database is in WAL mode with synchronous NORMAL by default and FULL on request', async () => {
@@ -169,8 +197,56 @@ test('a committed turn is visible to another connection at once (what the daemon
   const file = join(dir, 'cs-llm.db');
   const store = await openStore({ file });
   t.after(() => store.close());
-  await store.sessions.appendTurn('s', 'default', [user('hello'), assistant('hi')], HOUR, Date.now());
+  await store.sessions.appendTurn('default', 's', 'default', [user('hello'), assistant('hi')], HOUR, Date.now());
   const reader = new Database(file, { readonly: true });
   t.after(() => reader.close());
   assert.equal((reader.prepare("SELECT COUNT(*) AS n FROM messages WHERE session_id = 's'").get() as { n: number }).n, 2);
+});
+
+test('the same session id in two tenants is two sessions: windows, reads, deletes and listings never cross', async (t) => {
+  const { store } = tempStore(t);
+  await store.sessions.appendTurn('shop-a', 'c1', 'default', [user('a: my order'), assistant('a: shipped')], HOUR, 10);
+  await store.sessions.appendTurn('shop-b', 'c1', 'default', [user('b: a refund')], HOUR, 20);
+  await store.sessions.appendTurn('shop-b', 'c2', 'default', [user('b: hello')], HOUR, 30);
+  assert.deepEqual(
+    (await store.sessions.loadWindow('shop-a', 'c1', 10, 40)).map((m) => m.message.content),
+    ['a: my order', 'a: shipped'],
+  );
+  assert.deepEqual(
+    (await store.sessions.get('shop-b', 'c1', 40))!.messages.map((m) => m.content),
+    ['b: a refund'],
+  );
+  assert.equal(await store.sessions.get('shop-c', 'c1', 40), null);
+  assert.equal(await store.sessions.export('shop-c', 'c1'), null);
+  const ids = async (tenant: string | null) =>
+    (await store.sessions.list({ tenant, now: 40, limit: 10 })).sessions.map((s) => `${s.tenant}/${s.id}`);
+  assert.deepEqual(await ids('shop-a'), ['shop-a/c1']);
+  assert.deepEqual(await ids('shop-b'), ['shop-b/c2', 'shop-b/c1']);
+  assert.deepEqual(await ids(null), ['shop-b/c2', 'shop-b/c1', 'shop-a/c1']);
+
+  assert.equal(await store.sessions.delete('shop-c', 'c1'), false);
+  assert.equal(await store.sessions.delete('shop-b', 'c1'), true);
+  assert.equal((await store.sessions.loadWindow('shop-a', 'c1', 10, 40)).length, 2, "shop-a's c1 is untouched");
+  // A whole tenant, and pruning one tenant's old sessions, leave the others alone.
+  await store.sessions.appendTurn('shop-b', 'c3', 'default', [user('b: old')], HOUR, 0);
+  assert.equal(await store.sessions.pruneOlderThan(5, 'shop-a'), 0);
+  assert.equal(await store.sessions.pruneOlderThan(5, 'shop-b'), 1);
+  assert.equal(await store.sessions.deleteTenant('shop-b'), 1);
+  assert.deepEqual(await ids(null), ['shop-a/c1']);
+});
+
+test("listing every tenant's sessions pages with one cursor across tenants; a cursor of another tenant's listing is refused", async (t) => {
+  const { store } = tempStore(t);
+  for (let i = 0; i < 5; i++) await store.sessions.appendTurn(i % 2 === 0 ? 'a' : 'b', `s${i}`, 'default', [user('x')], HOUR, 100 + i);
+  await store.sessions.appendTurn('a', 'same-time', 'default', [user('x')], HOUR, 104);
+  const seen: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: Awaited<ReturnType<typeof store.sessions.list>> = await store.sessions.list({ tenant: null, now: 200, limit: 2, cursor });
+    seen.push(...page.sessions.map((s) => `${s.tenant}/${s.id}`));
+    cursor = page.nextCursor;
+  } while (cursor);
+  assert.deepEqual(seen, ['a/same-time', 'a/s4', 'b/s3', 'a/s2', 'b/s1', 'a/s0']);
+  const first = await store.sessions.list({ tenant: 'a', now: 200, limit: 1 });
+  await assert.rejects(store.sessions.list({ tenant: 'b', now: 200, limit: 1, cursor: first.nextCursor }), /not one this server gave out/);
 });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError, ConflictError, EnvironmentError, UsageError } from '../../core/errors.js';
+import { isTenantName } from '../../core/tenant.js';
 import { daemonProcess, readDaemonState } from '../../daemon/lifecycle.js';
 import type { AuditRecord } from '../../store/audit.js';
 import { addAuditKey, auditKeyFile, readAuditKeyring } from '../../store/audit-key.js';
@@ -166,27 +167,32 @@ export function register(program: Command): void {
   dbOption(audit.command('export'))
     .description('Records since a time, oldest first')
     .requiredOption('--since <time|duration>', 'e.g. 30d, 12h, 2026-01-31, 2026-01-31T12:00:00Z')
+    .option('--tenant <name>', 'only the requests of this tenant (records from before tenants name none and are left out)')
     .option('--json', 'one JSON object per line (NDJSON)')
-    .action(async (opts: { db?: string; since: string; json?: boolean }, command: Command) => {
+    .action(async (opts: { db?: string; since: string; tenant?: string; json?: boolean }, command: Command) => {
       const since = parseSince(opts.since);
+      if (opts.tenant !== undefined && !isTenantName(opts.tenant))
+        throw new UsageError(`--tenant "${opts.tenant}" must be 1-64 letters, digits, ".", "_" or "-"`);
+      const tenant = opts.tenant ?? null;
       const { store, output } = await openFor(command, opts.db);
       try {
         if (opts.json) {
-          for await (const r of store.audit.since(since)) output.out(JSON.stringify(exported(r)));
+          for await (const r of store.audit.since(since, tenant)) output.out(JSON.stringify(exported(r)));
           return;
         }
         const rows: AuditRecord[] = [];
-        for await (const r of store.audit.since(since)) rows.push(r);
+        for await (const r of store.audit.since(since, tenant)) rows.push(r);
         if (output.isTTY) {
           if (rows.length === 0) output.out(`no audit records since ${iso(since)}`);
           else
             output.out(
               formatTable(
-                ['SEQ', 'AT', 'KEY', 'ROUTE', 'SESSION', 'UPSTREAM', 'STATUS', 'TOKENS', 'MS'],
+                ['SEQ', 'AT', 'KEY', 'TENANT', 'ROUTE', 'SESSION', 'UPSTREAM', 'STATUS', 'TOKENS', 'MS'],
                 rows.map((r) => [
                   String(r.seq),
                   iso(r.at),
                   r.keyId ?? '-',
+                  r.tenant ?? '-',
                   `${r.method} ${r.route}`,
                   r.sessionId ?? '-',
                   r.upstream ?? '-',
@@ -200,7 +206,7 @@ export function register(program: Command): void {
         } else {
           for (const r of rows) {
             output.out(
-              `seq=${r.seq} at=${iso(r.at)} key=${r.keyId ?? '-'} method=${r.method} route=${r.route} session=${r.sessionId ?? '-'} upstream=${r.upstream ?? '-'} status=${r.status} outcome=${r.outcome} prompt_tokens=${r.promptTokens ?? '-'} completion_tokens=${r.completionTokens ?? '-'} latency_ms=${r.latencyMs}`,
+              `seq=${r.seq} at=${iso(r.at)} key=${r.keyId ?? '-'} tenant=${r.tenant ?? '-'} method=${r.method} route=${r.route} session=${r.sessionId ?? '-'} upstream=${r.upstream ?? '-'} status=${r.status} outcome=${r.outcome} prompt_tokens=${r.promptTokens ?? '-'} completion_tokens=${r.completionTokens ?? '-'} latency_ms=${r.latencyMs}`,
             );
           }
         }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { EnvironmentError, NotFoundError, UsageError } from '../../core/errors.js';
 import { openConfiguredStore } from '../../store/protection.js';
 import type { ChatMessage } from '../../core/messages.js';
+import { DEFAULT_TENANT, isTenantName } from '../../core/tenant.js';
 import { contextFor, intFlag } from '../context.js';
 import { withStoreAdmin } from '../store-admin.js';
 import { formatTable } from '../output.js';
@@ -43,18 +44,34 @@ function contentText(m: ChatMessage): string {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** --tenant's value, checked; `fallback` when not given. */
+function tenantFlag(value: string | undefined, fallback: string): string;
+function tenantFlag(value: string | undefined, fallback: null): string | null;
+function tenantFlag(value: string | undefined, fallback: string | null): string | null {
+  if (value === undefined) return fallback;
+  if (!isTenantName(value)) throw new UsageError(`--tenant "${value}" must be 1-64 letters, digits, ".", "_" or "-"`);
+  return value;
+}
+
+/** " of tenant T" for messages, nothing for the default tenant (messages read as before tenants). */
+const inTenant = (tenant: string) => (tenant === DEFAULT_TENANT ? '' : ` of tenant ${tenant}`);
+
+const TENANT_HELP = `the tenant the session belongs to (default: ${DEFAULT_TENANT})`;
+
 export function register(program: Command): void {
   const sessions = program.command('sessions').description('Chat sessions stored by the daemon (reads the database directly)');
   const dbOption = (c: Command) => c.option('--db <path>', 'session database file (default: cs-llm.db in the state directory)');
 
   dbOption(sessions.command('list'))
-    .description('Live sessions, the latest to expire (most recently used) first')
+    .description("Live sessions, the latest to expire (most recently used) first: every tenant's, or one tenant's")
+    .option('--tenant <name>', "only this tenant's sessions")
     .option('--limit <n>', 'at most this many', intFlag('--limit', { min: 0 }), 50)
     .option('--json', 'print {"sessions": [...]} as JSON')
-    .action(async (opts: { db?: string; limit: number; json?: boolean }, command: Command) => {
+    .action(async (opts: { db?: string; tenant?: string; limit: number; json?: boolean }, command: Command) => {
+      const tenant = tenantFlag(opts.tenant, null);
       const { store, output } = await openFor(command, opts.db);
       try {
-        const page = await store.sessions.list({ now: Date.now(), limit: Math.max(1, opts.limit) });
+        const page = await store.sessions.list({ tenant, now: Date.now(), limit: Math.max(1, opts.limit) });
         const rows = page.sessions.map((s) => ({
           ...s,
           createdAt: iso(s.createdAt),
@@ -67,14 +84,14 @@ export function register(program: Command): void {
           else
             output.out(
               formatTable(
-                ['ID', 'PROFILE', 'TURNS', 'UPDATED', 'EXPIRES'],
-                rows.map((s) => [s.id, s.profile, String(s.turns), s.updatedAt, s.expiresAt]),
+                ['TENANT', 'ID', 'PROFILE', 'TURNS', 'UPDATED', 'EXPIRES'],
+                rows.map((s) => [s.tenant, s.id, s.profile, String(s.turns), s.updatedAt, s.expiresAt]),
                 output.columns,
               ),
             );
         } else {
           for (const s of rows)
-            output.out(`id=${s.id} profile=${s.profile} turns=${s.turns} updated=${s.updatedAt} expires=${s.expiresAt}`);
+            output.out(`tenant=${s.tenant} id=${s.id} profile=${s.profile} turns=${s.turns} updated=${s.updatedAt} expires=${s.expiresAt}`);
         }
       } finally {
         await store.close();
@@ -84,13 +101,17 @@ export function register(program: Command): void {
   dbOption(sessions.command('show'))
     .description("A session's messages")
     .argument('<id>')
-    .option('--json', 'print {"id", "messages", "createdAt", "updatedAt", "expiresAt"} as JSON')
-    .action(async (id: string, opts: { db?: string; json?: boolean }, command: Command) => {
+    .option('--tenant <name>', TENANT_HELP)
+    .option('--json', 'print {"id", "tenant", "messages", "createdAt", "updatedAt", "expiresAt"} as JSON')
+    .action(async (id: string, opts: { db?: string; tenant?: string; json?: boolean }, command: Command) => {
+      const tenant = tenantFlag(opts.tenant, DEFAULT_TENANT);
       const { store, output } = await openFor(command, opts.db);
       try {
-        const session = await store.sessions.get(id, Date.now());
+        const session = await store.sessions.get(tenant, id, Date.now());
         if (!session)
-          throw new NotFoundError(`no live session "${id}"`, { next: 'See cs-llm sessions list (expired sessions are not shown).' });
+          throw new NotFoundError(`no live session "${id}"${inTenant(tenant)}`, {
+            next: 'See cs-llm sessions list (expired sessions are not shown; --tenant names another tenant).',
+          });
         if (opts.json) {
           output.json({
             ...session,
@@ -113,29 +134,48 @@ export function register(program: Command): void {
     });
 
   dbOption(sessions.command('delete'))
-    .description('Delete a session and its messages')
-    .argument('<id>')
-    .action(async (id: string, opts: { db?: string }, command: Command) => {
+    .description('Delete a session and its messages, or with --tenant T --all every session of a tenant')
+    .argument('[id]')
+    .option('--tenant <name>', TENANT_HELP)
+    .option('--all', "every session of --tenant (erasing a tenant's conversations)")
+    .option('--json', 'print {"tenant", "deleted"} as JSON')
+    .action(async (id: string | undefined, opts: { db?: string; tenant?: string; all?: boolean; json?: boolean }, command: Command) => {
+      if (opts.all && id !== undefined) throw new UsageError('give a session id or --all, not both');
+      if (opts.all && opts.tenant === undefined)
+        throw new UsageError('--all needs --tenant: name the tenant whose sessions to delete (e.g. --tenant default)');
+      if (!opts.all && id === undefined) throw new UsageError('name the session to delete, or --tenant T --all for all of a tenant');
+      const tenant = tenantFlag(opts.tenant, DEFAULT_TENANT);
       const { loaded, output } = contextFor(command, { store: { path: opts.db } });
       const open = () => openConfiguredStore(loaded.config, loaded.paths);
       await withStoreAdmin(loaded, { open }, async (admin, { file }) => {
-        const { deleted, scrubbed } = await admin.deleteSession({ id });
-        if (!deleted) throw new NotFoundError(`no session "${id}"`, { next: 'See cs-llm sessions list.' });
+        if (opts.all) {
+          const { deleted, scrubbed } = await admin.deleteTenant({ tenant });
+          scrubbedOrFail(scrubbed, file, `deleted ${deleted} session(s) of tenant ${tenant}`);
+          if (opts.json) output.json({ tenant, deleted });
+          else output.out(`deleted ${deleted} session(s) of tenant ${tenant}; their text is gone from the database and WAL files`);
+          return;
+        }
+        // The tenant only when given: a daemon of the release before tenants then still does a plain delete.
+        const { deleted, scrubbed } = await admin.deleteSession({ id: id!, ...(opts.tenant !== undefined ? { tenant } : {}) });
+        if (!deleted) throw new NotFoundError(`no session "${id}"${inTenant(tenant)}`, { next: 'See cs-llm sessions list.' });
         scrubbedOrFail(scrubbed, file, `deleted session ${id}`);
-        output.out(`deleted session ${id}; its text is gone from the database and WAL files`);
+        if (opts.json) output.json({ tenant, deleted: 1 });
+        else output.out(`deleted session ${id}${inTenant(tenant)}; its text is gone from the database and WAL files`);
       });
     });
 
   dbOption(sessions.command('prune'))
     .description('Delete expired sessions, and with --older-than also sessions unused for that long')
     .option('--older-than <duration>', 'e.g. 30d, 12h: also delete sessions not updated for this long')
+    .option('--tenant <name>', "only this tenant's sessions (default: every tenant)")
     .option('--json', 'print {"expired", "old"} as JSON')
-    .action(async (opts: { db?: string; olderThan?: string; json?: boolean }, command: Command) => {
+    .action(async (opts: { db?: string; olderThan?: string; tenant?: string; json?: boolean }, command: Command) => {
       const age = opts.olderThan === undefined ? null : parseDuration(opts.olderThan);
+      const tenant = tenantFlag(opts.tenant, null);
       const { loaded, output } = contextFor(command, { store: { path: opts.db } });
       const open = () => openConfiguredStore(loaded.config, loaded.paths);
       await withStoreAdmin(loaded, { open }, async (admin, { file }) => {
-        const { expired, old, scrubbed } = await admin.pruneSessions({ olderThanMs: age });
+        const { expired, old, scrubbed } = await admin.pruneSessions({ olderThanMs: age, ...(tenant !== null ? { tenant } : {}) });
         scrubbedOrFail(scrubbed, file, `deleted ${expired + old} session(s)`);
         if (opts.json) output.json({ expired, old });
         else output.out(`deleted ${expired} expired session(s)${age === null ? '' : ` and ${old} not updated for ${opts.olderThan}`}`);
@@ -147,17 +187,20 @@ export function register(program: Command): void {
       'Everything kept about one session, expired or not, as JSON: its messages with times and its audit records (a subject access request)',
     )
     .argument('<id>')
-    .action(async (id: string, opts: { db?: string }, command: Command) => {
+    .option('--tenant <name>', TENANT_HELP)
+    .action(async (id: string, opts: { db?: string; tenant?: string }, command: Command) => {
+      const tenant = tenantFlag(opts.tenant, DEFAULT_TENANT);
       const { store, output } = await openFor(command, opts.db);
       try {
-        const session = await store.sessions.export(id);
-        const audit = await store.audit.forSession(id);
+        const session = await store.sessions.export(tenant, id);
+        const audit = await store.audit.forSession(tenant, id);
         if (!session && audit.length === 0)
-          throw new NotFoundError(`nothing is kept about session "${id}"`, {
+          throw new NotFoundError(`nothing is kept about session "${id}"${inTenant(tenant)}`, {
             next: 'See cs-llm sessions list; deleted and swept sessions leave only audit records.',
           });
         output.json({
           id,
+          tenant,
           exportedAt: new Date().toISOString(),
           database: store.file,
           session: session

@@ -10,7 +10,8 @@ import type { RequestContext } from '../routes.js';
 import { SESSION_ID_PATTERN } from '../security.js';
 import type { DaemonServices } from '../services.js';
 import { toolTurn } from '../tools/tool-turn.js';
-import { profileNamed, runTurn, splitMessages } from '../turn.js';
+import { profileForCaller, requireProfileAllowed } from '../tenancy.js';
+import { runTurn, splitMessages } from '../turn.js';
 import { validateChatRequest, type ChatRequest } from '../validate.js';
 
 function wantsUsage(request: ChatRequest): boolean {
@@ -49,7 +50,10 @@ export function chatCompletions(services: DaemonServices) {
     ctx.record.stream = stream;
 
     const sessionId = requestHeader(ctx.req, 'x-session-id');
+    const profileHeader = requestHeader(ctx.req, 'x-profile');
     if (sessionId === undefined) {
+      // No profile applies to a stateless request, but a key still may not name one it is not given.
+      if (profileHeader !== undefined) requireProfileAllowed(ctx.caller, profileHeader);
       let body = rawBody;
       let sent = request;
       if (request.model === undefined) {
@@ -70,8 +74,7 @@ export function chatCompletions(services: DaemonServices) {
       });
     }
     ctx.record.sessionId = sessionId;
-    const profileName = requestHeader(ctx.req, 'x-profile') ?? config.defaultProfile;
-    const profile = profileNamed(config, profileName);
+    const { name: profileName, profile } = profileForCaller(config, ctx.caller, profileHeader);
     ctx.record.session = true;
     const { system, newMessages } = splitMessages(request.messages as ChatMessage[]);
     if (newMessages.length === 0) {
@@ -82,6 +85,7 @@ export function chatCompletions(services: DaemonServices) {
     }
 
     const turnRequest = {
+      tenant: ctx.caller.tenant,
       sessionId,
       profileName,
       profile,

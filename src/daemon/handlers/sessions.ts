@@ -1,6 +1,7 @@
 import { ApiError, sendJson } from '../api-error.js';
 import type { RequestContext } from '../routes.js';
 import { SESSION_ID_PATTERN } from '../security.js';
+import { sessionTenant } from '../tenancy.js';
 import type { DaemonServices } from '../services.js';
 import { InvalidCursorError, type SessionInfo } from '../../store/sessions.js';
 
@@ -11,6 +12,7 @@ function iso(ms: number): string {
 function summary(info: SessionInfo) {
   return {
     id: info.id,
+    tenant: info.tenant,
     profile: info.profile,
     turns: info.turns,
     createdAt: iso(info.createdAt),
@@ -31,7 +33,20 @@ function sessionIdParam(ctx: RequestContext): string {
   return id;
 }
 
-/** GET /v1/sessions?limit=50&cursor=...: live sessions, the latest to expire (most recently used) first. */
+/**
+ * The tenant a session route reads or deletes in: the key's own, or for an admin key the one named by
+ * ?tenant=. The audit record names it. Another tenant's session is absent to a key (404 like any absent one).
+ */
+function tenantOf(ctx: RequestContext, query: URLSearchParams): string {
+  const tenant = sessionTenant(ctx.caller, query.get('tenant'))!;
+  ctx.record.tenant = tenant;
+  return tenant;
+}
+
+/**
+ * GET /v1/sessions?limit=50&cursor=...&tenant=T: live sessions of the key's tenant, the latest to expire (most
+ * recently used) first; an admin key sees every tenant's, or one tenant's with ?tenant=.
+ */
 export function listSessions(services: DaemonServices) {
   return async (ctx: RequestContext): Promise<void> => {
     const query = new URLSearchParams(ctx.query);
@@ -42,7 +57,9 @@ export function listSessions(services: DaemonServices) {
     }
     let page;
     try {
-      page = await services.store.sessions.list({ now: services.now(), limit, cursor: query.get('cursor') });
+      const tenant = sessionTenant(ctx.caller, query.get('tenant'), true);
+      if (tenant !== null) ctx.record.tenant = tenant;
+      page = await services.store.sessions.list({ tenant, now: services.now(), limit, cursor: query.get('cursor') });
     } catch (err) {
       if (err instanceof InvalidCursorError) throw new ApiError(400, err.message, { param: 'cursor', code: 'invalid_value' });
       throw err;
@@ -55,7 +72,8 @@ export function listSessions(services: DaemonServices) {
 export function getSession(services: DaemonServices) {
   return async (ctx: RequestContext): Promise<void> => {
     const id = sessionIdParam(ctx);
-    const session = await services.store.sessions.get(id, services.now());
+    const tenant = tenantOf(ctx, new URLSearchParams(ctx.query));
+    const session = await services.store.sessions.get(tenant, id, services.now());
     if (!session) throw new ApiError(404, `no session ${id} (it never existed, expired, or was deleted)`, { code: 'session_not_found' });
     sendJson(ctx.res, 200, { ...summary(session), messages: session.messages });
   };
@@ -68,17 +86,18 @@ const ERASE_WAIT_MS = 2000;
 export function deleteSession(services: DaemonServices) {
   return async (ctx: RequestContext): Promise<void> => {
     const id = sessionIdParam(ctx);
+    const tenant = tenantOf(ctx, new URLSearchParams(ctx.query));
     // Wait for a turn in flight so it cannot re-create the session right after.
-    const release = await services.locks.acquire(id, services.config.daemon.sessionWaitMs).catch(() => {
+    const release = await services.locks.acquire(tenant, id, services.config.daemon.sessionWaitMs).catch(() => {
       throw new ApiError(409, `session ${id} is busy with a turn; try again when it has finished`, { code: 'session_busy' });
     });
     try {
-      const existed = await services.store.sessions.delete(id);
+      const existed = await services.store.sessions.delete(tenant, id);
       if (!existed) throw new ApiError(404, `no session ${id}`, { code: 'session_not_found' });
       // Erasure: answer once the text is gone from the database and WAL files too (a TRUNCATE checkpoint,
       // which waits for other readers); if that takes long, 202 says it is scheduled and retried until done.
       const scrubbed = await services.store.sessions.scrubbed(ERASE_WAIT_MS);
-      sendJson(ctx.res, scrubbed ? 200 : 202, { id, object: 'session', deleted: true, scrubbed });
+      sendJson(ctx.res, scrubbed ? 200 : 202, { id, tenant, object: 'session', deleted: true, scrubbed });
     } finally {
       release();
     }

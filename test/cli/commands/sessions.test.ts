@@ -22,7 +22,7 @@ test('keys create prints the key once, list shows only its prefix, revoke stops 
   assert.equal(listed.stdout.includes(key), false);
 
   const store = await openStore({ file: resolvePaths(env).dbFile });
-  assert.equal(await store.keys.verify(key), true);
+  assert.notEqual(await store.keys.verify(key), null);
   await store.close();
 
   const revoked = await cli(['keys', 'revoke', key.slice(0, 12)], { env });
@@ -30,7 +30,7 @@ test('keys create prints the key once, list shows only its prefix, revoke stops 
   const missing = await cli(['keys', 'revoke', key.slice(0, 12)], { env });
   assert.equal(missing.exitCode, 9, missing.stderr);
   const again = await openStore({ file: resolvePaths(env).dbFile });
-  assert.equal(await again.keys.verify(key), false);
+  assert.equal(await again.keys.verify(key), null);
   await again.close();
 });
 
@@ -40,6 +40,7 @@ test('sessions list, show, delete and prune work on the database the daemon writ
   const store = await openStore({ file: resolvePaths(env).dbFile });
   const now = Date.now();
   await store.sessions.appendTurn(
+    'default',
     'fresh',
     'default',
     [
@@ -49,8 +50,15 @@ test('sessions list, show, delete and prune work on the database the daemon writ
     3_600_000,
     now,
   );
-  await store.sessions.appendTurn('old', 'default', [{ role: 'user', content: 'ancient' }], 90 * 86_400_000, now - 40 * 86_400_000);
-  await store.sessions.appendTurn('gone', 'default', [{ role: 'user', content: 'expired' }], 1000, now - 10_000);
+  await store.sessions.appendTurn(
+    'default',
+    'old',
+    'default',
+    [{ role: 'user', content: 'ancient' }],
+    90 * 86_400_000,
+    now - 40 * 86_400_000,
+  );
+  await store.sessions.appendTurn('default', 'gone', 'default', [{ role: 'user', content: 'expired' }], 1000, now - 10_000);
   await store.close();
 
   const list = await cli(['sessions', 'list', '--json'], { env });
@@ -66,7 +74,7 @@ test('sessions list, show, delete and prune work on the database the daemon writ
   const del = await cli(['sessions', 'delete', 'fresh'], { env });
   assert.equal(del.exitCode, 0);
   const after = await openStore({ file: resolvePaths(env).dbFile });
-  assert.deepEqual((await after.sessions.list({ now: Date.now(), limit: 10 })).sessions, []);
+  assert.deepEqual((await after.sessions.list({ tenant: null, now: Date.now(), limit: 10 })).sessions, []);
   await after.close();
   const bad = await cli(['sessions', 'prune', '--older-than', 'a while'], { env });
   assert.equal(bad.exitCode, 2);
