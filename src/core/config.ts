@@ -61,6 +61,11 @@ export const configSchema = z
         port: port.default(8000),
         /** "all", "none" or indexes ("0,1"); unset: the engine's default (all for vllm, none for sim). */
         gpus: z.string().optional(),
+        /**
+         * Several GPUs: auto (one engine per GPU when the model fits one, else tensor parallel over the fewest
+         * that hold it), replicas (one engine per GPU) or tensor-parallel (one engine over all of them).
+         */
+        placement: z.enum(['auto', 'replicas', 'tensor-parallel']).default('auto'),
         context: z.number().int().min(256).optional(),
         gpuMemoryUtilization: z.number().gt(0.1).max(0.99).default(0.9),
         pullPolicy: z.enum(['if-missing', 'always', 'never']).default('if-missing'),

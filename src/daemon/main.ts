@@ -51,6 +51,12 @@ export function withEngineKey(config: Config, stateDir: string): Config {
   return key ? { ...config, daemon: { ...d, upstreamApiKey: key } } : config;
 }
 
+/** The upstream URL, or the configured upstreams' URLs joined by commas (what `up` compares to reuse a daemon). */
+function upstreamsOf(config: Config): string {
+  const list = config.daemon.upstreams;
+  return list.length > 0 ? list.map((u) => u.url).join(',') : config.daemon.upstream;
+}
+
 /**
  * Listens for SIGINT, SIGTERM and SIGHUP for the whole run (installed before the daemon starts, so a signal
  * during start-up stops it once it is up). `first` resolves with the first; each later one calls `again`.
@@ -96,9 +102,9 @@ export async function runDaemonProcess(options: DaemonProcessOptions): Promise<v
     });
     writeDaemonState(
       paths,
-      ownDaemonState({ url: daemon.url, startedAt: new Date().toISOString(), upstream: config.daemon.upstream, db: daemon.store.file }),
+      ownDaemonState({ url: daemon.url, startedAt: new Date().toISOString(), upstream: upstreamsOf(config), db: daemon.store.file }),
     );
-    log(`listening on ${daemon.url} (upstream ${config.daemon.upstream}, database ${daemon.store.file}, pid ${process.pid})`);
+    log(`listening on ${daemon.url} (upstream ${upstreamsOf(config)}, database ${daemon.store.file}, pid ${process.pid})`);
 
     // The process belongs to the daemon now: a stray error is logged, never a crash of every session.
     process.on('uncaughtException', onException);

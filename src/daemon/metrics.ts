@@ -19,6 +19,8 @@ import { createRuntimeMetrics } from './runtime-metrics.js';
 export interface DaemonMetricsSources {
   store: Pick<Store, 'stats'>;
   upstream: Upstream;
+  /** Every engine the daemon routes to (replicas); their /metrics are read each with its own upstream label. Default: upstream alone. */
+  engines?: Upstream[];
   /** Where the served model's name is learnt (from the engine's /v1/models). */
   upstreamInfo: Pick<UpstreamInfo, 'known' | 'get'>;
   inFlight: () => number;
@@ -295,8 +297,9 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
   const engineTimeoutMs = options.engineTimeoutMs ?? 1000;
   let engineAt = Number.NEGATIVE_INFINITY;
   let enginePending: Promise<void> | null = null;
-  const setEngine = (figures: EngineFigures) => {
-    engineUp.set(upstreamLabel, figures.up ? 1 : 0);
+  const engineClients = sources.engines?.length ? sources.engines : [sources.upstream];
+  const setEngine = (label: { upstream: string }, figures: EngineFigures) => {
+    engineUp.set(label, figures.up ? 1 : 0);
     const pairs: Array<[Gauge, number | null]> = [
       [engineRunning, figures.running],
       [engineWaiting, figures.waiting],
@@ -304,14 +307,17 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
       [engineStart, figures.startTime],
     ];
     for (const [gauge, value] of pairs) {
-      if (value === null) gauge.reset();
-      else gauge.set(upstreamLabel, value);
+      if (value === null) gauge.remove(label);
+      else gauge.set(label, value);
     }
   };
   const fetchEngine = async (): Promise<void> => {
+    await Promise.all(engineClients.map((client) => fetchOneEngine(client)));
+  };
+  const fetchOneEngine = async (client: Upstream): Promise<void> => {
     let figures: EngineFigures = { up: false, running: null, waiting: null, kvCache: null, startTime: null };
     try {
-      const res = await sources.upstream.request({
+      const res = await client.request({
         method: 'GET',
         path: '/metrics',
         timeoutMs: engineTimeoutMs,
@@ -322,7 +328,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     } catch {
       // not answering, or not Prometheus text: the engine is down as far as metrics go
     }
-    setEngine(figures);
+    setEngine({ upstream: client.url }, figures);
   };
   const refreshEngine = async () => {
     const now = Date.now();

@@ -261,6 +261,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     {
       store,
       upstream,
+      engines: routing.router.set.members.map((m) => m.client),
       upstreamInfo: services.upstreamInfo,
       inFlight: () => inFlight,
       queued: () => services.locks.waiting + services.admission.waiting + services.router.waiting,

@@ -54,6 +54,14 @@ export interface Snapshot {
   breakerRefusals: Map<string, number>;
 }
 
+export interface EngineView {
+  upstream: string;
+  up: boolean;
+  running: number | null;
+  waiting: number | null;
+  kvCache: number | null;
+}
+
 export interface DashboardState {
   url: string;
   intervalMs: number;
@@ -83,6 +91,8 @@ export interface DashboardState {
   kvCacheUsage: number | null;
   engineRunning: number | null;
   engineWaiting: number | null;
+  /** Every engine the daemon routes to, by its URL (several with replicas). */
+  engines: EngineView[];
   gpus: GpuView[];
   cost: CostView[];
   events: DashboardEvent[];
@@ -119,6 +129,7 @@ export function initialState(url: string, intervalMs: number): DashboardState {
     kvCacheUsage: null,
     engineRunning: null,
     engineWaiting: null,
+    engines: [],
     gpus: [],
     cost: [],
     events: [],
@@ -295,6 +306,7 @@ export function applyScrape(state: DashboardState, m: ParsedMetrics, at: number)
     kvCacheUsage: sumOf(m, 'cs_llm_engine_kv_cache_usage_ratio'),
     engineRunning: sumOf(m, 'cs_llm_engine_requests_running'),
     engineWaiting: sumOf(m, 'cs_llm_engine_requests_waiting'),
+    engines: enginesOf(m),
     gpus: gpusOf(m),
     cost: costOf(m, uptimeSeconds),
     events,
@@ -323,4 +335,19 @@ export function formatDuration(seconds: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
   if (s < 86_400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
   return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+/** The daemon's per-engine gauges, one view per upstream label. */
+function enginesOf(m: ParsedMetrics): EngineView[] {
+  const up = byLabel(m, 'cs_llm_engine_up', 'upstream');
+  const running = byLabel(m, 'cs_llm_engine_requests_running', 'upstream');
+  const waiting = byLabel(m, 'cs_llm_engine_requests_waiting', 'upstream');
+  const kv = byLabel(m, 'cs_llm_engine_kv_cache_usage_ratio', 'upstream');
+  return [...up.keys()].map((upstream) => ({
+    upstream,
+    up: (up.get(upstream) ?? 0) > 0,
+    running: running.get(upstream) ?? null,
+    waiting: waiting.get(upstream) ?? null,
+    kvCache: kv.get(upstream) ?? null,
+  }));
 }

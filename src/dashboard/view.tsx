@@ -143,6 +143,24 @@ export function Traffic({ state, color, columns }: Omit<ViewProps, 'now'>) {
 
 export function Engine({ state, color }: Omit<ViewProps, 'now' | 'columns'>) {
   const kv = state.kvCacheUsage;
+  if (state.engines.length > 1) {
+    // Replicas: one line per engine, so a slow or full one shows.
+    return (
+      <Box flexDirection="column">
+        {state.engines.map((e) => (
+          <Text key={e.upstream} wrap="truncate-end">
+            <Label>engine</Label>
+            {`${e.upstream.replace(/^https?:\/\//, '')} `}
+            <T tone={e.up ? 'green' : 'red'} color={color}>
+              {e.up ? 'up' : 'down'}
+            </T>
+            {`  running ${formatCount(e.running)}  waiting ${formatCount(e.waiting)}  KV cache `}
+            {e.kvCache === null ? '-' : `${bar(e.kvCache, 10)} ${formatPercent(e.kvCache)}`}
+          </Text>
+        ))}
+      </Box>
+    );
+  }
   return (
     <Text wrap="truncate-end">
       <Label>engine</Label>

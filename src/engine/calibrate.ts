@@ -5,10 +5,12 @@
  * without a GPU to key it by tells nothing about any card.
  */
 
+import { readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import { createLogger } from '../core/log.js';
 import type { GpuInfo } from '../gpu/parse.js';
 import { recordMeasurement, type Measurement } from '../models/measurements.js';
+import type { EnginePlan } from './plan.js';
 import { parseCacheConfigInfo, parseVllmStartup, DEFAULT_BLOCK_SIZE } from './vllm-report.js';
 
 const log = createLogger('engine');
@@ -84,5 +86,45 @@ export async function fetchMetricsText(baseUrl: string): Promise<string | null> 
     return res.ok ? await res.text() : null;
   } catch {
     return null;
+  }
+}
+
+/** Records what an engine of this plan said, and tells `note` the figure beside the estimate. */
+export function calibrateFromPlan(
+  plan: EnginePlan,
+  options: { stateDir: string; gpuMemoryUtilization: number; note: (message: string) => void },
+  where: { image: string; imageDigest: string | null },
+  lines: readonly string[],
+  metrics: string | null,
+): void {
+  if (plan.chosenGpus.length === 0 || plan.kind === 'cpu') return;
+  const input: CalibrationInput = {
+    stateDir: options.stateDir,
+    gpus: plan.chosenGpus,
+    model: { id: plan.model.id, revision: plan.model.revision ?? null },
+    ...where,
+    flags: {
+      gpuMemoryUtilization: options.gpuMemoryUtilization,
+      tensorParallel: plan.tensorParallel,
+      maxModelLen: plan.maxModelLen,
+      maxNumSeqs: plan.maxNumSeqs,
+      extra: [...plan.model.engineArgs],
+    },
+    estimatedKvCacheTokens: plan.kvCache?.estimatedTokens ?? 0,
+  };
+  const measured = recordEngineReport(input, lines, metrics);
+  if (measured) {
+    options.note(
+      `vLLM's KV cache: ${measured.kvCacheTokens} tokens (the estimate said ${input.estimatedKvCacheTokens}); kept for the next plan`,
+    );
+  }
+}
+
+/** The last lines of a local engine's log file (its start-up report is near the top of a fresh one). */
+export function tailLines(file: string): string[] {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-CALIBRATION_LOG_LINES);
+  } catch {
+    return [];
   }
 }

@@ -194,7 +194,9 @@ async function upContainerUnwrapped(docker: Docker, input: EngineSpecInput, opti
     port: input.port,
     servedName: input.model.servedName,
   };
-  const existing = await listEngineContainers(docker, input.instance);
+  // Our engines in the same slot (another replica of this installation is not this one's to reuse or replace).
+  const slot = String(input.replica ?? 0);
+  const existing = (await listEngineContainers(docker, input.instance)).filter((c) => (c.Labels[LABEL.replica] ?? '0') === slot);
 
   // Reused only with the key on file: the daemon must be able to call it, and nothing else can.
   const keyId = input.apiKey ? engineKeyId(input.apiKey) : undefined;

@@ -115,3 +115,14 @@ export async function downContainers(docker: Docker, instance: string, purge: bo
   }
   return result;
 }
+
+/** Removes our replica containers numbered `count` and above: an earlier up placed more engines than this one. */
+export async function removeReplicasFrom(docker: Docker, instance: string, count: number): Promise<string[]> {
+  const removed: string[] = [];
+  for (const c of await listEngineContainers(docker, instance)) {
+    if (Number(c.Labels[LABEL.replica] ?? '0') < count) continue;
+    await removeContainer(docker, c.Id, c.State === 'running');
+    removed.push(c.Names[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12));
+  }
+  return removed;
+}

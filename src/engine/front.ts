@@ -19,21 +19,46 @@ export interface DaemonFront {
  */
 export async function ensureDaemonInFront(
   paths: Paths,
-  upstream: string,
+  upstream: string | string[],
   env: NodeJS.ProcessEnv = process.env,
   apiKey: string | null = null,
 ): Promise<DaemonFront> {
+  const upstreams = typeof upstream === 'string' ? [upstream] : upstream;
   const status = await daemonStatus(paths);
   const state = readDaemonState(paths);
   const keyWrittenAt = apiKey ? engineKeyWrittenAt(paths.stateDir) : null;
   const hasKey = keyWrittenAt === null || (status.startedAt !== null && Date.parse(status.startedAt) >= keyWrittenAt);
-  if (status.running && status.healthy && state?.upstream === upstream && status.url && status.pid && hasKey) {
+  if (status.running && status.healthy && state?.upstream === upstreams.join(',') && status.url && status.pid && hasKey) {
     return { url: status.url, pid: status.pid, reused: true };
   }
   if (status.running) await stopDaemon(paths);
-  const daemonEnv = apiKey ? { ...env, CS_LLM_DAEMON_UPSTREAM_API_KEY: apiKey } : env;
-  const started = await startDaemonDetached({ paths, args: ['--upstream', upstream], env: daemonEnv });
+  const started =
+    upstreams.length === 1
+      ? await startDaemonDetached({
+          paths,
+          args: ['--upstream', upstreams[0]!],
+          env: apiKey ? { ...env, CS_LLM_DAEMON_UPSTREAM_API_KEY: apiKey } : env,
+        })
+      : await startDaemonDetached({ paths, args: [], env: replicaDaemonEnv(upstreams, env, apiKey) });
   return { ...started, reused: false };
+}
+
+/** The variable the replicas' key reaches the daemon in (not a CS_LLM_<SECTION>_ name, so no config field reads it). */
+export const REPLICAS_KEY_ENV = 'CS_LLM_REPLICAS_API_KEY';
+
+/**
+ * Several engines (replicas) as the daemon's upstreams, local, with session-sticky routing: a session's turns
+ * stay on one replica while it is healthy (its prefix cache holds the conversation), and fail over otherwise.
+ * They share one key, given by name (apiKeyEnv) so that it is in no config file and no command line.
+ */
+export function replicaDaemonEnv(upstreams: readonly string[], env: NodeJS.ProcessEnv, apiKey: string | null): NodeJS.ProcessEnv {
+  const list = upstreams.map((url, i) => ({ name: `engine-${i}`, url, kind: 'local', ...(apiKey ? { apiKeyEnv: REPLICAS_KEY_ENV } : {}) }));
+  return {
+    ...env,
+    CS_LLM_DAEMON_UPSTREAMS: JSON.stringify(list),
+    CS_LLM_DAEMON_STICKY: 'true',
+    ...(apiKey ? { [REPLICAS_KEY_ENV]: apiKey } : {}),
+  };
 }
 
 export async function stopDaemonInFront(paths: Paths): Promise<number | null> {

@@ -10,6 +10,8 @@ export const LABEL = {
   configHash: 'cs-llm.config-hash',
   port: 'cs-llm.port',
   gpus: 'cs-llm.gpus',
+  /** Which engine of a placement this is (0, 1, ...): replicas are one engine per GPU. */
+  replica: 'cs-llm.replica',
   /** A fingerprint of the engine's API key (engine-key.ts), never the key. */
   keyId: 'cs-llm.key-id',
 } as const;

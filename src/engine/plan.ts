@@ -6,10 +6,10 @@ import { detectGpus, type GpuReport } from '../gpu/detect.js';
 import type { GpuInfo } from '../gpu/parse.js';
 import { selectGpus } from '../gpu/select.js';
 import { findModel, loadCatalog } from '../models/catalog.js';
-import { estimateFit, recommendModel } from '../models/fit.js';
+import { estimateFit, recommendModel, type FitOptions, type FitResult } from '../models/fit.js';
 import { measuredKvLookup, readMeasurements } from '../models/measurements.js';
 import { readRamInfo } from '../models/ram.js';
-import type { ModelEntry } from '../models/schema.js';
+import type { Catalog, ModelEntry } from '../models/schema.js';
 import { chooseAutoEngine } from './auto.js';
 import { refuseBusyGpus, type ComputeAppsQuery } from './busy-gpu.js';
 import { planCpuEngine } from './cpu-plan.js';
@@ -38,7 +38,22 @@ export interface PlanDeps {
   computeApps?: ComputeAppsQuery;
 }
 
+/** One engine of a plan: the GPUs it gets and its port on 127.0.0.1. */
+export interface PlannedEngine {
+  gpus: GpuSelection;
+  chosenGpus: GpuInfo[];
+  tensorParallel: number;
+  port: number;
+}
+
 export interface EnginePlan {
+  /**
+   * single: one engine (on one GPU, or none); replicas: one engine per GPU, each with the whole model, behind the
+   * daemon with session-sticky routing; tensor-parallel: one engine split over several GPUs.
+   */
+  placement: 'single' | 'replicas' | 'tensor-parallel';
+  /** Every engine to start; the fields below describe the first (all replicas share model, context and sequences). */
+  engines: PlannedEngine[];
   kind: EngineKind;
   gpus: GpuSelection;
   chosenGpus: GpuInfo[];
@@ -99,6 +114,8 @@ export async function planEngine(request: PlanRequest, deps: PlanDeps = {}): Pro
   if (kind === 'cpu') {
     const cpuPlan = planCpuEngine(loadCatalog({ userModels: request.userModels }), request.engine, env, readRamInfo());
     return {
+      placement: 'single',
+      engines: [{ gpus: { mode: 'none' }, chosenGpus: [], tensorParallel: 1, port: request.engine.port }],
       kind,
       gpus: { mode: 'none' },
       chosenGpus: [],
@@ -167,30 +184,82 @@ export async function planEngine(request: PlanRequest, deps: PlanDeps = {}): Pro
 
   if (chosenGpus.length === 0) {
     const maxModelLen = Math.min(request.engine.context ?? NO_GPU_DEFAULT_CONTEXT, model.maxContext);
-    return { kind, gpus, chosenGpus, model, maxModelLen, maxNumSeqs: NO_GPU_DEFAULT_SEQS, tensorParallel: 1 };
+    const engines = [{ gpus, chosenGpus, tensorParallel: 1, port: request.engine.port }];
+    return { placement: 'single', engines, kind, gpus, chosenGpus, model, maxModelLen, maxNumSeqs: NO_GPU_DEFAULT_SEQS, tensorParallel: 1 };
   }
-  const fit = estimateFit(model, chosenGpus, fitOptions);
-  if (fit.verdict === 'no') {
+  return placeOnGpus(request, catalog, model, kind, gpus, chosenGpus, fitOptions);
+}
+
+/**
+ * Where the engines go on the chosen GPUs. One GPU: one engine. Several, with placement auto: a model that fits
+ * one GPU gets an engine on each GPU where it fits (replicas: more sequences in all, and a GPU that fails takes
+ * only its share down); one that does not is split tensor parallel over the fewest GPUs that hold it (the fit
+ * estimate tries 2, 4, 8). --placement replicas or tensor-parallel forces either.
+ */
+function placeOnGpus(
+  request: PlanRequest,
+  catalog: Catalog,
+  model: ModelEntry,
+  kind: EngineKind,
+  gpus: GpuSelection,
+  chosenGpus: GpuInfo[],
+  fitOptions: FitOptions,
+): EnginePlan {
+  const placement = request.engine.placement ?? 'auto';
+  const port = request.engine.port;
+  const refuse = (fit: FitResult, what: string): never => {
     const alternative = recommendModel(catalog, chosenGpus, fitOptions);
     const tryThis = alternative && alternative.model.id !== model.id ? `Try --model ${alternative.model.id}` : 'Try a smaller model';
-    throw new FitError(`model ${model.id} does not fit ${describeGpus(chosenGpus)}: ${fit.reason}`, {
+    throw new FitError(`model ${model.id} does not fit ${what}: ${fit.reason}`, {
       next: `${tryThis}${request.engine.context ? ', or a smaller --context' : ''}; cs-llm models shows what fits.`,
     });
+  };
+  const kvCache = (fit: FitResult): EnginePlan['kvCache'] => ({
+    source: fit.measured ? 'measured' : 'estimated',
+    tokens: fit.kvCacheTokens,
+    estimatedTokens: fit.estimatedKvCacheTokens,
+  });
+
+  if (placement === 'tensor-parallel' && chosenGpus.length > 1) {
+    const fit = estimateFit(model, chosenGpus, { ...fitOptions, tensorParallel: chosenGpus.length });
+    if (fit.verdict === 'no') refuse(fit, `split over ${describeGpus(chosenGpus)}`);
+    const engine = { gpus, chosenGpus, tensorParallel: fit.tensorParallel, port };
+    return { placement: 'tensor-parallel', engines: [engine], kind, model, ...engine, ...sizes(fit), kvCache: kvCache(fit) };
   }
+
+  const fit = estimateFit(model, chosenGpus, fitOptions);
+  const alone = chosenGpus.map((gpu) => ({ gpu, fit: estimateFit(model, [gpu], fitOptions) })).filter((g) => g.fit.verdict !== 'no');
+  if (placement === 'replicas' && alone.length === 0) refuse(fit, `one GPU of ${describeGpus(chosenGpus)} (--placement replicas)`);
+  if (alone.length >= 2 && (placement === 'replicas' || fit.tensorParallel === 1)) {
+    // Every replica runs the plan of the smallest GPU among them, so one --max-model-len serves all.
+    const smallest = alone.reduce((a, b) => ((b.gpu.memoryTotalMiB ?? 0) < (a.gpu.memoryTotalMiB ?? 0) ? b : a));
+    const engines = alone.map(({ gpu }, i) => ({
+      gpus: { mode: 'ids' as const, ids: [String(gpu.index)] },
+      chosenGpus: [gpu],
+      tensorParallel: 1,
+      port: port + i,
+    }));
+    return { placement: 'replicas', engines, kind, model, ...engines[0]!, ...sizes(smallest.fit), kvCache: kvCache(smallest.fit) };
+  }
+  if (fit.verdict === 'no') refuse(fit, describeGpus(chosenGpus));
   // Request exactly the GPUs the plan uses when that is a subset of those allowed.
   const used = chosenGpus.filter((g) => fit.gpuIndexes.includes(g.index));
   const selection: GpuSelection =
     used.length > 0 && used.length < chosenGpus.length ? { mode: 'ids', ids: used.map((g) => String(g.index)) } : gpus;
+  const engine = { gpus: selection, chosenGpus: used.length > 0 ? used : chosenGpus, tensorParallel: fit.tensorParallel, port };
   return {
+    placement: fit.tensorParallel > 1 ? 'tensor-parallel' : 'single',
+    engines: [engine],
     kind,
-    gpus: selection,
-    chosenGpus: used.length > 0 ? used : chosenGpus,
     model,
-    maxModelLen: fit.maxModelLen!,
-    maxNumSeqs: fit.maxNumSeqs!,
-    tensorParallel: fit.tensorParallel,
-    kvCache: { source: fit.measured ? 'measured' : 'estimated', tokens: fit.kvCacheTokens, estimatedTokens: fit.estimatedKvCacheTokens },
+    ...engine,
+    ...sizes(fit),
+    kvCache: kvCache(fit),
   };
+}
+
+function sizes(fit: FitResult): { maxModelLen: number; maxNumSeqs: number } {
+  return { maxModelLen: fit.maxModelLen!, maxNumSeqs: fit.maxNumSeqs! };
 }
 
 function describeGpus(gpus: GpuInfo[]): string {

@@ -62,6 +62,8 @@ export interface EngineSpecInput {
   extraEnv?: Record<string, string>;
   /** Identifies this cs-llm installation (its CS_LLM_HOME), so separate homes never touch each other's engine. */
   instance: string;
+  /** Which engine of a placement with several (replicas: one per GPU); unset or 0: the first. */
+  replica?: number;
   /** The cpu engine: its GGUF file (mounted read-only) and threads (= the CPU quota). */
   cpu?: CpuPlan;
   /** The simulator: the model's memory figures and the GPU it plays (SIM_* variables). */
@@ -205,8 +207,9 @@ export function configHashOf(input: EngineSpecInput): string {
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
 
-export function containerNameFor(instance: string): string {
-  return `cs-llm-engine-${instance}`;
+/** The first engine keeps the plain name; further replicas get their number. */
+export function containerNameFor(instance: string, replica = 0): string {
+  return replica > 0 ? `cs-llm-engine-${instance}-${replica}` : `cs-llm-engine-${instance}`;
 }
 
 /** The short id of an installation, from its CS_LLM_HOME path. */
@@ -240,10 +243,10 @@ export function buildEngineSpec(input: EngineSpecInput): EngineSpec {
   if (info.mountsHfCache) hostConfig.Binds = [`${input.hfCacheDir}:${CONTAINER_HF_CACHE}`];
   if (input.kind === 'cpu' && input.cpu) Object.assign(hostConfig, cpuHostConfig(input.cpu));
   return {
-    name: containerNameFor(input.instance),
+    name: containerNameFor(input.instance, input.replica),
     configHash,
     options: {
-      name: containerNameFor(input.instance),
+      name: containerNameFor(input.instance, input.replica),
       Image: input.image,
       User: containerUser(input),
       Cmd: engineArgs(input),
@@ -258,6 +261,7 @@ export function buildEngineSpec(input: EngineSpecInput): EngineSpec {
         [LABEL.configHash]: configHash,
         [LABEL.port]: String(input.port),
         [LABEL.gpus]: formatGpuSelection(input.gpus),
+        [LABEL.replica]: String(input.replica ?? 0),
         ...(input.apiKey ? { [LABEL.keyId]: engineKeyId(input.apiKey) } : {}),
       },
       HostConfig: hostConfig,

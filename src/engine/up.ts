@@ -4,14 +4,14 @@
  * the simulator runs as a local process so the main job works on any machine.
  */
 
-import { readFileSync } from 'node:fs';
 import { ConflictError, EnvironmentError, FitError } from '../core/errors.js';
 import { kvBytesPerToken } from '../models/fit.js';
-import { CALIBRATION_LOG_LINES, fetchMetricsText, imageDigestOf, recordEngineReport, type CalibrationInput } from './calibrate.js';
+import { CALIBRATION_LOG_LINES, calibrateFromPlan, fetchMetricsText, imageDigestOf, tailLines } from './calibrate.js';
 import { lastContainerLogLines } from './container-logs.js';
 import { daemonStatus } from '../daemon/lifecycle.js';
 import { checkCacheWritable, checkDiskForWeights } from './cache-checks.js';
 import { isPortFree, upContainer, type EngineProgress } from './container.js';
+import { removeReplicasFrom } from './containers.js';
 import { createDockerClient, probeDocker } from './docker.js';
 import { engineKeyFile, newEngineKey, readEngineKey, writeEngineKey } from './engine-key.js';
 import { ensureDaemonInFront, type DaemonFront } from './front.js';
@@ -67,6 +67,10 @@ export interface UpResult {
   apiKeyFile: string;
   /** The chat daemon in front of the engine, when asked for. */
   daemon: DaemonFront | null;
+  /** single, replicas (one engine per GPU) or tensor-parallel; the fields above describe the first engine. */
+  placement: EnginePlan['placement'];
+  /** Every engine started (or reused), the first included. */
+  engines: EngineSummary[];
 }
 
 /** The chat daemon's port must be free, or held by our own daemon (which up reuses or restarts). */
@@ -87,7 +91,9 @@ export async function up(request: UpRequest, deps: UpDeps = {}): Promise<UpResul
   const engine = await upEngine(request, deps);
   if (!request.daemon) return { ...withoutKey(engine), daemon: null };
   request.onProgress?.({ stage: 'note', message: `engine serving at ${engine.baseUrl}; starting the chat daemon in front of it` });
-  const daemon = await ensureDaemonInFront(request.paths, engine.baseUrl.replace(/\/v1$/, ''), request.env ?? process.env, engine.apiKey);
+  // Replicas are the daemon's upstreams, with session-sticky routing (front.ts).
+  const upstreams = (engine.engines ?? [engine]).map((e) => e.baseUrl.replace(/\/v1$/, ''));
+  const daemon = await ensureDaemonInFront(request.paths, upstreams, request.env ?? process.env, engine.apiKey);
   request.onProgress?.({
     stage: 'note',
     message: `chat daemon ${daemon.reused ? 'already running' : 'started'} at ${daemon.url} (pid ${daemon.pid})`,
@@ -97,11 +103,27 @@ export async function up(request: UpRequest, deps: UpDeps = {}): Promise<UpResul
 
 /** The key itself stays inside: results are printed (--json), the file is named instead. */
 function withoutKey(engine: EngineUp): Omit<UpResult, 'daemon'> {
-  const { apiKey: _key, ...rest } = engine;
-  return rest;
+  const { apiKey: _key, placement, engines, ...rest } = engine;
+  return { ...rest, placement: placement ?? 'single', engines: engines ?? [] };
 }
 
-type EngineUp = Omit<UpResult, 'daemon'> & { apiKey: string | null };
+type EngineUp = Omit<UpResult, 'daemon' | 'placement' | 'engines'> & {
+  apiKey: string | null;
+  placement?: EnginePlan['placement'];
+  engines?: EngineSummary[];
+};
+
+/** One engine of an up, as the result lists it. */
+export interface EngineSummary {
+  baseUrl: string;
+  port: number;
+  gpus: string;
+  gpuNames: string[];
+  containerName: string | null;
+  pid: number | null;
+  reused: boolean;
+  readyInMs: number;
+}
 
 /** Sequences planned after vLLM named the longest context that fits: its pool holds that context about 4 times at a quarter full. */
 const RETRY_SEQUENCES = 4;
@@ -142,38 +164,66 @@ function calibrate(
   lines: readonly string[],
   metrics: string | null,
 ): void {
-  if (plan.chosenGpus.length === 0 || plan.kind === 'cpu') return;
-  const input: CalibrationInput = {
-    stateDir: request.paths.stateDir,
-    gpus: plan.chosenGpus,
-    model: { id: plan.model.id, revision: plan.model.revision ?? null },
-    ...where,
-    flags: {
-      gpuMemoryUtilization: request.engine.gpuMemoryUtilization,
-      tensorParallel: plan.tensorParallel,
-      maxModelLen: plan.maxModelLen,
-      maxNumSeqs: plan.maxNumSeqs,
-      extra: [...plan.model.engineArgs],
-    },
-    estimatedKvCacheTokens: plan.kvCache?.estimatedTokens ?? 0,
-  };
-  const measured = recordEngineReport(input, lines, metrics);
-  if (measured) {
-    request.onProgress?.({
-      stage: 'note',
-      message: `vLLM's KV cache: ${measured.kvCacheTokens} tokens (the estimate said ${input.estimatedKvCacheTokens}); kept for the next plan`,
-    });
-  }
+  const note = (message: string) => request.onProgress?.({ stage: 'note', message });
+  calibrateFromPlan(
+    plan,
+    { stateDir: request.paths.stateDir, gpuMemoryUtilization: request.engine.gpuMemoryUtilization, note },
+    where,
+    lines,
+    metrics,
+  );
 }
 
+/**
+ * Starts every engine of the plan. Replicas share one key (engine-key.ts holds one; see docs/engine.md): the
+ * first engine makes it when it is new, the others are started or reused with it. Replica slots beyond the
+ * plan (an earlier up with more GPUs) are removed.
+ */
 async function startPlanned(request: UpRequest, deps: UpDeps, plan: EnginePlan): Promise<EngineUp> {
+  const first = await startOne(request, deps, plan, 0, undefined);
+  const summary = (e: EngineUp): EngineSummary => ({
+    baseUrl: e.baseUrl,
+    port: e.port,
+    gpus: e.gpus,
+    gpuNames: e.gpuNames,
+    containerName: e.containerName,
+    pid: e.pid,
+    reused: e.reused,
+    readyInMs: e.readyInMs,
+  });
+  if (plan.engines.length === 1 || first.mode === 'process') {
+    if (plan.engines.length > 1) {
+      request.onProgress?.({
+        stage: 'note',
+        message: `a local process runs one engine: only the first of ${plan.engines.length} replicas was started (Docker runs them all)`,
+      });
+    }
+    return { ...first, placement: plan.engines.length > 1 ? 'single' : plan.placement, engines: [summary(first)] };
+  }
+  const all = [first];
+  for (let i = 1; i < plan.engines.length; i++) all.push(await startOne(request, deps, plan, i, first.apiKey ?? undefined));
+  const docker = deps.docker ?? createDockerClient(request.env ?? process.env);
+  await removeReplicasFrom(docker, instanceIdFor(request.paths.home), plan.engines.length);
+  return { ...first, placement: plan.placement, engines: all.map(summary) };
+}
+
+/** One engine of the plan (index `replica`); `sharedKey`: the key the first engine of this up runs with. */
+async function startOne(
+  request: UpRequest,
+  deps: UpDeps,
+  fullPlan: EnginePlan,
+  replica: number,
+  sharedKey: string | undefined,
+): Promise<EngineUp> {
+  const placed = fullPlan.engines[replica]!;
+  const plan = { ...fullPlan, gpus: placed.gpus, chosenGpus: placed.chosenGpus, tensorParallel: placed.tensorParallel };
   const env = request.env ?? process.env;
   const image = request.engine.image ?? engineKindInfo(plan.kind).defaultImage;
   const gpuNames = plan.chosenGpus.map((g) => `${g.index}: ${g.name}`);
   for (const message of plan.notes ?? []) request.onProgress?.({ stage: 'note', message });
   request.onProgress?.({
     stage: 'plan',
-    message: `${plan.kind} engine, model ${plan.model.id} (context ${plan.maxModelLen}, ${plan.maxNumSeqs} sequences), ${plan.cpu ? `${plan.cpu.threads} CPU thread(s), file ${plan.cpu.hostModelPath}` : `GPUs: ${gpuNames.join(', ') || 'none'}`}`,
+    message: `${fullPlan.engines.length > 1 ? `engine ${replica + 1} of ${fullPlan.engines.length} (${fullPlan.placement}): ` : ''}${plan.kind} engine, model ${plan.model.id} (context ${plan.maxModelLen}, ${plan.maxNumSeqs} sequences), ${plan.cpu ? `${plan.cpu.threads} CPU thread(s), file ${plan.cpu.hostModelPath}` : `GPUs: ${gpuNames.join(', ') || 'none'}`}`,
   });
   const input: EngineSpecInput = {
     kind: plan.kind,
@@ -184,7 +234,8 @@ async function startPlanned(request: UpRequest, deps: UpDeps, plan: EnginePlan):
     gpuMemoryUtilization: request.engine.gpuMemoryUtilization,
     gpus: plan.gpus,
     tensorParallel: plan.tensorParallel,
-    port: request.engine.port,
+    port: placed.port,
+    ...(fullPlan.engines.length > 1 ? { replica } : {}),
     hfCacheDir: modelCacheDir({ engine: request.engine }, env),
     offline: request.engine.offline,
     hfToken: env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || undefined,
@@ -203,15 +254,19 @@ async function startPlanned(request: UpRequest, deps: UpDeps, plan: EnginePlan):
         }
       : {}),
     // The key of the engine that runs now, if any: that engine is reused only with it.
-    apiKey: readEngineKey(request.paths.stateDir) ?? undefined,
+    apiKey: sharedKey ?? readEngineKey(request.paths.stateDir) ?? undefined,
     runAs: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
   };
   const apiKeyFile = engineKeyFile(request.paths.stateDir);
-  const newApiKey = () => {
-    const key = newEngineKey();
-    writeEngineKey(request.paths.stateDir, key);
-    return key;
-  };
+  // Only the first engine of an up makes a new key; the others get the one it runs with.
+  const newApiKey =
+    sharedKey === undefined
+      ? () => {
+          const key = newEngineKey();
+          writeEngineKey(request.paths.stateDir, key);
+          return key;
+        }
+      : undefined;
   const base = {
     engine: plan.kind,
     model: plan.model.id,
@@ -330,13 +385,4 @@ async function startPlanned(request: UpRequest, deps: UpDeps, plan: EnginePlan):
     apiKey: result.apiKey,
     apiKeyFile,
   };
-}
-
-/** The last lines of a local engine's log file (its start-up report is near the top of a fresh one). */
-function tailLines(file: string): string[] {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-CALIBRATION_LOG_LINES);
-  } catch {
-    return [];
-  }
 }

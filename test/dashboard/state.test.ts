@@ -155,3 +155,18 @@ cs_llm_sessions_started_total{tenant="default"} 400
   ]);
   assert.deepEqual(applyScrape(initialState('http://d', 1000), parsePrometheusText('cs_llm_start_time_seconds 0\n'), 10_000).cost, []);
 });
+
+test("the daemon's per-engine gauges become one engine view per upstream", () => {
+  const text = [
+    'cs_llm_engine_up{upstream="http://127.0.0.1:8000"} 1',
+    'cs_llm_engine_up{upstream="http://127.0.0.1:8001"} 0',
+    'cs_llm_engine_requests_running{upstream="http://127.0.0.1:8000"} 3',
+    'cs_llm_engine_requests_waiting{upstream="http://127.0.0.1:8000"} 1',
+    'cs_llm_engine_kv_cache_usage_ratio{upstream="http://127.0.0.1:8000"} 0.25',
+  ].join('\n');
+  const s = applyScrape(initialState('http://d', 1000), parsePrometheusText(`${text}\n`), 10_000);
+  assert.deepEqual(s.engines, [
+    { upstream: 'http://127.0.0.1:8000', up: true, running: 3, waiting: 1, kvCache: 0.25 },
+    { upstream: 'http://127.0.0.1:8001', up: false, running: null, waiting: null, kvCache: null },
+  ]);
+});

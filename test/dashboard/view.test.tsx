@@ -126,3 +126,16 @@ test('the plain line is key=value pairs with the same figures, one per GPU', () 
   assert.equal(pairs.model, 'Qwen/Qwen2.5-14B-Instruct-AWQ');
   assert.equal(plainLine(initialState('http://x', 1000), NOW).includes('rps=-'), true);
 });
+
+test('with replicas the dashboard shows every engine on its own line, a down one in words', () => {
+  const text = frame(
+    busy({
+      engines: [
+        { upstream: 'http://127.0.0.1:8000', up: true, running: 2, waiting: 0, kvCache: 0.5 },
+        { upstream: 'http://127.0.0.1:8001', up: false, running: null, waiting: null, kvCache: null },
+      ],
+    }),
+  );
+  assert.match(text, /engine\s+127\.0\.0\.1:8000 up {2}running 2 {2}waiting 0 {2}KV cache .* 50%/);
+  assert.match(text, /engine\s+127\.0\.0\.1:8001 down {2}running - {2}waiting - {2}KV cache -/);
+});

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
-import { up, type UpResult } from '../../engine/up.js';
+import { planEngine, up, type UpResult } from '../../engine/up.js';
+import { planLines, summarizePlan } from '../../engine/dry-run.js';
 import { contextFor, intFlag } from '../context.js';
 import { paint, type Output } from '../output.js';
 import { createProgressReporter, upProgress } from '../progress.js';
@@ -21,6 +22,8 @@ interface UpFlags {
   daemon?: boolean;
   /** cpu engine: llama.cpp threads (= the container's CPU quota) */
   threads?: number;
+  placement?: string;
+  dryRun?: boolean;
 }
 
 /** --engine-env KEY=VALUE (repeatable) -> {KEY: VALUE}. */
@@ -70,6 +73,10 @@ function printResult(output: Output, result: UpResult): void {
   }
   output.out(`engine endpoint: ${result.baseUrl} (loopback only; model name "${result.servedName}"; API key in ${result.apiKeyFile})`);
   output.out(`context: ${result.maxModelLen} tokens, ${result.maxNumSeqs} sequences, GPUs: ${result.gpuNames.join(', ') || 'none'}`);
+  if (result.engines.length > 1) {
+    output.out(`placement: ${result.placement}, ${result.engines.length} engines (the chat daemon routes each session to one of them):`);
+    for (const e of result.engines) output.out(`  ${e.containerName ?? `pid ${e.pid}`}  GPU ${e.gpuNames.join(', GPU ')}  ${e.baseUrl}`);
+  }
   output.out('try it:');
   output.out(`  ${curlExample(result)}`);
   output.out('status: cs-llm status    logs: cs-llm logs -f    stop: cs-llm down');
@@ -93,7 +100,15 @@ export function register(program: Command): void {
     )
     .option('--image <ref>', 'engine image (default: the pinned vLLM image, or the simulator image)')
     .option('--gpus <sel>', 'all, none, or GPU indexes like 0,1 (default: all for vllm, none for sim)')
-    .option('--port <n>', 'engine port on 127.0.0.1 (default 8000)', intFlag('--port', { min: 1, max: 65535 }))
+    .option('--port <n>', 'engine port on 127.0.0.1 (default 8000; replicas take the next ones)', intFlag('--port', { min: 1, max: 65535 }))
+    .option(
+      '--placement <how>',
+      'several GPUs: auto (default: one engine per GPU when the model fits one, else tensor parallel), replicas or tensor-parallel; config engine.placement',
+    )
+    .option(
+      '--dry-run',
+      'print the plan (engines, GPUs, model, context, sequences, placement, ports, estimated or measured) and start nothing',
+    )
     .option('--context <n>', 'max context length (vLLM --max-model-len); default from the fit estimate', intFlag('--context', { min: 1 }))
     .option('--pull-policy <policy>', 'if-missing (default), always or never')
     .option(
@@ -118,6 +133,11 @@ export function register(program: Command): void {
           next: 'Drop --pull-policy (offline implies never), or drop --offline.',
         });
       }
+      if (opts.placement !== undefined && !['auto', 'replicas', 'tensor-parallel'].includes(opts.placement)) {
+        throw new UsageError(`--placement must be auto, replicas or tensor-parallel, got "${opts.placement}"`, {
+          next: 'replicas: one engine per GPU (the model must fit one); tensor-parallel: one engine split over the GPUs.',
+        });
+      }
       const extraEnv = parseEngineEnv(opts.engineEnv);
       const { loaded, output } = contextFor(command, {
         engine: {
@@ -129,8 +149,25 @@ export function register(program: Command): void {
           context: opts.context,
           pullPolicy: opts.pullPolicy,
           offline: opts.offline,
+          placement: opts.placement,
         },
       });
+      if (opts.dryRun) {
+        const plan = await planEngine({
+          engine: loaded.config.engine,
+          userModels: loaded.config.models,
+          paths: loaded.paths,
+          ...(opts.threads !== undefined ? { env: { ...process.env, CS_LLM_CPU_THREADS: String(opts.threads) } } : {}),
+        });
+        const summary = summarizePlan(plan, {
+          home: loaded.paths.home,
+          image: loaded.config.engine.image,
+          daemon: opts.daemon === false ? null : { host: loaded.config.daemon.host, port: loaded.config.daemon.port },
+        });
+        if (opts.json) output.json(summary);
+        else for (const line of planLines(summary)) output.out(line);
+        return;
+      }
       const reporter = await createProgressReporter(output, upProgress, { json: Boolean(opts.json) });
       // Ctrl-C while starting: cancel, and the failed start removes what it created.
       const abort = new AbortController();
