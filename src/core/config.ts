@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { resolvePaths, type Paths } from './paths.js';
+import { TENANT_PATTERN } from './tenant.js';
 import { upstreamSchema } from './upstream-config.js';
 
 export { priceSchema, upstreamSchema, type PriceConfig, type UpstreamConfig } from './upstream-config.js';
@@ -48,6 +49,18 @@ export const toolSchema = z
         timeoutMs: z.number().int().min(1).default(15_000),
       })
       .strict(),
+  })
+  .strict();
+
+/** A tenant's quotas; each 0 (the default): no limit. */
+export const tenantSchema = z
+  .object({
+    /** API requests (/v1/*) per minute, all of the tenant's keys together (a minute's worth may come at once). */
+    requestsPerMinute: z.number().int().min(0).default(0),
+    /** Prompt and completion tokens per UTC day, from the engine's usage. */
+    tokensPerDay: z.number().int().min(0).default(0),
+    /** Live sessions at once; a turn that would start one more is refused. */
+    maxSessions: z.number().int().min(0).default(0),
   })
   .strict();
 
@@ -250,6 +263,8 @@ export const configSchema = z
       .prefault({}),
     profiles: z.record(z.string(), profileSchema).default({}),
     defaultProfile: z.string().default('default'),
+    /** Quotas per tenant (the tenant of the caller's API key; docs/daemon.md: quotas). A tenant not listed has none. */
+    tenants: z.record(z.string().regex(TENANT_PATTERN, 'letters, digits, ".", "_" or "-" (1-64)'), tenantSchema).default({}),
     /** User additions to the model catalog, validated by src/models against the catalog schema. */
     models: z.array(z.record(z.string(), z.unknown())).default([]),
   })
@@ -257,6 +272,7 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type Profile = z.infer<typeof profileSchema>;
+export type TenantQuotaConfig = z.infer<typeof tenantSchema>;
 export type ToolConfig = z.infer<typeof toolSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 

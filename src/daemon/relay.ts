@@ -178,11 +178,13 @@ export class UpstreamExchange {
       completion: t.completionTokens ?? 0,
     };
     if (routed.budget) member.budget?.settle(routed.budget, tokens.prompt + tokens.completion, tokens.completion);
+    // The caller's tenant (its key's): its usage, cost and tokensPerDay quota.
+    const tenant = record.callerTenant ?? DEFAULT_TENANT;
+    this.services.quotas.addTokens(tenant, tokens.prompt + tokens.completion, Date.now());
     this.services.accounting.record({
       upstream: member,
       model: this.usage.model ?? '',
-      // The caller's tenant (its key's): its usage, cost and quota.
-      tenant: record.callerTenant ?? DEFAULT_TENANT,
+      tenant,
       keyId: record.keyId ?? '',
       sessionStarted,
       tokens,

@@ -22,6 +22,8 @@ import { createRouter, type RequestContext, type Route } from './routes.js';
 import { allowedHostsFor, bearerToken, hostAllowed, isLoopbackHost, originAllowed } from './security.js';
 import type { DaemonServices } from './services.js';
 import { SessionLocks } from './session-lock.js';
+import { TenantQuotas, tokensTodayByTenant } from './quotas.js';
+import { registerTenantMetrics } from './tenant-metrics.js';
 import { callerOf, NO_CALLER, OPEN_CALLER, requireAdmin, type Caller } from './tenancy.js';
 import type { Upstream } from './upstream.js';
 import { UpstreamInfo } from './upstream-info.js';
@@ -220,9 +222,19 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     power: () => metrics.gpus(),
     log,
   });
+  const quotas = new TenantQuotas(config.tenants);
+  // Today's tokens as the store's aggregates hold them, so a restart does not hand a tenant a fresh day.
+  if (quotas.limitsTokens) {
+    try {
+      quotas.seedTokens(await tokensTodayByTenant(store, Date.now()), Date.now());
+    } catch (err) {
+      log("tokensPerDay quotas count from 0: today's usage could not be read", (err as Error).message);
+    }
+  }
   const services: DaemonServices = {
     config,
     store,
+    quotas,
     upstream,
     router: routing.router,
     tools,
@@ -272,6 +284,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   routingMetrics = createRoutingMetrics(metrics.registry, routing.router.set);
   accounting.register(metrics.registry);
   observers.add(metrics.observe);
+  registerTenantMetrics(metrics.registry, observers, quotas);
   audit?.register(metrics.registry);
   const route = createRouter([
     ...routesFor(services),
@@ -416,7 +429,10 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       }
       ctx.caller = caller;
       // Health checks and metrics stay answerable whatever a key's rate; the API is limited per key.
-      if (rateLimiter.active && pathname.startsWith('/v1/')) rateLimiter.check(ctx.record.keyId, Date.now());
+      if (pathname.startsWith('/v1/')) {
+        if (rateLimiter.active) rateLimiter.check(ctx.record.keyId, Date.now());
+        if (quotas.limitsRequests) quotas.admitRequest(caller.tenant, Date.now());
+      }
       const match = route(req.method ?? 'GET', pathname);
       if (match.kind === 'not-found') throw new ApiError(404, `no route ${req.method} ${pathname}`, { code: 'unknown_route' });
       if (match.kind === 'method-not-allowed') {

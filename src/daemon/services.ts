@@ -6,6 +6,7 @@ import type { Admission } from './admission.js';
 import type { DaemonAudit } from './audit.js';
 import type { RequestObservers } from './observers.js';
 import type { Router } from './routing/failover.js';
+import type { TenantQuotas } from './quotas.js';
 import type { Shadow } from './shadow.js';
 import type { SessionLocks } from './session-lock.js';
 import type { ToolSet } from './tools/tool-set.js';
@@ -24,6 +25,8 @@ export interface DaemonServices {
   tools: ToolSet;
   /** Tokens and cost of every upstream reply (src/daemon/accounting). */
   accounting: Accounting;
+  /** Quotas per tenant (config tenants): requests per minute, tokens per day, live sessions. */
+  quotas: TenantQuotas;
   /** In-flight limit and bounded queue for chat requests. */
   admission: Admission;
   /** Mirrors a share of requests to daemon.shadow.upstream; null when not configured. */

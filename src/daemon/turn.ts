@@ -88,6 +88,13 @@ export async function runTurn(
       return;
     }
     const history = await services.store.sessions.loadWindow(tenant, sessionId, profile.historyTurns, services.now());
+    const maxSessions = services.quotas.maxSessions(tenant);
+    if (maxSessions > 0 && history.length === 0) {
+      // An empty window: a new session, unless a live one has no turns in its window (historyTurns 0).
+      const now = services.now();
+      const count = await services.store.sessions.liveSessions(tenant, sessionId, now, maxSessions);
+      if (!count.exists && count.live >= maxSessions) throw services.quotas.refuseSession(tenant, count.nextExpiry, now);
+    }
     const system: ChatMessage[] = profile.systemPrompt ? [{ role: 'system', content: profile.systemPrompt }] : [];
     system.push(...request.system);
     let window: ChatMessage[] = [];

@@ -21,8 +21,10 @@ function decodeCursor(cursor: string): { expiresAt: number; tenant: string; id: 
   return { expiresAt, tenant: text.slice(first + 1, second), id: text.slice(second + 1) };
 }
 
-/** SessionStore.list on SQLite. */
-export function createSessionListing(db: SqliteDatabase): Synchronous<SessionStore>['list'] {
+type Listing = Pick<Synchronous<SessionStore>, 'list' | 'liveSessions'>;
+
+/** SessionStore.list and liveSessions on SQLite. */
+export function createSessionListing(db: SqliteDatabase): Listing {
   const listFirst = db.prepare<[string, number, number], SessionRow>(
     'SELECT * FROM sessions WHERE tenant = ? AND expires_at > ? ORDER BY expires_at DESC, id DESC LIMIT ?',
   );
@@ -35,7 +37,23 @@ export function createSessionListing(db: SqliteDatabase): Synchronous<SessionSto
   const listAllAfter = db.prepare<[number, number, string, string, number], SessionRow>(
     'SELECT * FROM sessions WHERE expires_at > ? AND (expires_at, tenant, id) < (?, ?, ?) ORDER BY expires_at DESC, tenant DESC, id DESC LIMIT ?',
   );
-  return ({ tenant, now, limit, cursor }) => {
+  // A tenant's live sessions through sessions_by_tenant: counting stops at the bound, the first expiry is the
+  // range's first entry, existence a primary-key search.
+  const countLive = db.prepare<[string, number, number], { n: number }>(
+    'SELECT COUNT(*) AS n FROM (SELECT 1 FROM sessions WHERE tenant = ? AND expires_at > ? LIMIT ?)',
+  );
+  const firstExpiry = db.prepare<[string, number], { at: number | null }>(
+    'SELECT MIN(expires_at) AS at FROM sessions WHERE tenant = ? AND expires_at > ?',
+  );
+  const isLive = db.prepare<[string, string, number], { n: number }>(
+    'SELECT EXISTS (SELECT 1 FROM sessions WHERE tenant = ? AND id = ? AND expires_at > ?) AS n',
+  );
+  const liveSessions: Listing['liveSessions'] = (tenant, id, now, atMost) => ({
+    live: countLive.get(tenant, now, atMost)!.n,
+    nextExpiry: firstExpiry.get(tenant, now)!.at,
+    exists: isLive.get(tenant, id, now)!.n === 1,
+  });
+  const list: Listing['list'] = ({ tenant, now, limit, cursor }) => {
     let rows: SessionRow[];
     if (cursor) {
       const after = decodeCursor(cursor);
@@ -52,4 +70,5 @@ export function createSessionListing(db: SqliteDatabase): Synchronous<SessionSto
     const page = more ? rows.slice(0, limit) : rows;
     return { sessions: page.map(toInfo), nextCursor: more ? encodeCursor(page[page.length - 1]!) : null };
   };
+  return { list, liveSessions };
 }

@@ -48,6 +48,16 @@ export interface SessionStore {
    * `tenant` null every tenant's (an operator's view).
    */
   list(options: { tenant: string | null; now: number; limit: number; cursor?: string | null }): Promise<SessionPage>;
+  /**
+   * A tenant's live sessions, counted up to `atMost` (a quota's bound: the count stops there), when the first
+   * of them expires, and whether session `id` is one of them: what a maxSessions quota needs.
+   */
+  liveSessions(
+    tenant: string,
+    id: string,
+    now: number,
+    atMost: number,
+  ): Promise<{ live: number; nextExpiry: number | null; exists: boolean }>;
   /** true when the session existed (expired or not). */
   delete(tenant: string, id: string): Promise<boolean>;
   /** Deletes every session of a tenant (expired or not); returns how many went. */

@@ -256,9 +256,10 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       open(row.name, row.key_id, row.seq, 'name'),
     );
 
-  const list = createSessionListing(db);
+  const { list, liveSessions } = createSessionListing(db);
   return {
     list,
+    liveSessions,
     loadWindow(tenant, id, turns, now) {
       if (turns <= 0) return [];
       const rows = selectWindow.all(turns, tenant, id, now) as unknown as RawMessageRow[];

@@ -72,6 +72,7 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
     appendTurn: (tenant, id, profile, messages, ttlMs, now) => write(() => core.appendTurn(tenant, id, profile, messages, ttlMs, now)),
     get: (tenant, id, now) => read(() => core.get(tenant, id, now)),
     list: (options) => read(() => core.list(options)),
+    liveSessions: (tenant, id, now, atMost) => read(() => core.liveSessions(tenant, id, now, atMost)),
     delete: (tenant, id) => write(() => core.delete(tenant, id)),
     deleteTenant: (tenant) => inBatches(() => core.deleteOfTenant(tenant, PRUNE_BATCH)),
     sweepExpired: (now, batch, tenant) => write(() => core.sweepExpired(now, batch, tenant)),

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { startDaemon } from '../../src/daemon/server.js';
 import { openStore } from '../../src/store/store.js';
 import { cli, startHarness, text, type Harness } from './harness.js';
 
@@ -168,4 +169,73 @@ test('without keys there is one implicit tenant, default, and everything behaves
   );
   assert.equal((await fetch(`${h.daemon.url}/metrics`)).status, 200);
   assert.equal((await fetch(`${h.daemon.url}/v1/sessions/k1`)).status, 200);
+});
+
+/** The 429 the openai client raised: RateLimitError with code quota_exceeded and a whole-seconds Retry-After. */
+function quotaError(err: unknown, pattern: RegExp): number {
+  assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+  assert.equal(err.status, 429);
+  assert.equal(err.code, 'quota_exceeded');
+  assert.match(err.message, pattern);
+  const retryAfter = Number(err.headers?.get('retry-after'));
+  assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After ${retryAfter}`);
+  return retryAfter;
+}
+
+test('quotas per tenant: requests per minute, tokens per day and live sessions, each a 429 quota_exceeded with Retry-After', async (t) => {
+  const { h, a, b, admin } = await twoTenants(t, {
+    tenants: { 'shop-a': { requestsPerMinute: 3 }, 'shop-b': { maxSessions: 2 }, 'shop-c': { tokensPerDay: 1 } },
+  });
+  const c = (await h.daemon.store.keys.create('shop-c app', Date.now(), { tenant: 'shop-c' })).key;
+  // requestsPerMinute: shop-a's fourth request within the minute is refused; shop-b is not held back by it.
+  for (let i = 0; i < 3; i++) await ask(h.client({ apiKey: a }), `hello ${i}`);
+  await assert.rejects(
+    ask(h.client({ apiKey: a }), 'one more'),
+    (err) => quotaError(err, /tenant shop-a reached its quota of 3 requests per minute/) <= 20,
+  );
+  await ask(h.client({ apiKey: b, sessionId: 's1' }), 'hi');
+
+  // maxSessions: a third live session is refused (Retry-After: when the first expires), a live one goes on.
+  await ask(h.client({ apiKey: b, sessionId: 's2' }), 'hi');
+  await assert.rejects(ask(h.client({ apiKey: b, sessionId: 's3' }), 'hi'), (err) => quotaError(err, /quota of 2 live sessions/) > 3000);
+  // tokensPerDay: a tenant may go on until its tokens today reach the quota (the engine's usage), then it is
+  // refused until midnight UTC.
+  await ask(h.client({ apiKey: c, sessionId: 'c1' }), 'hi');
+  await assert.rejects(
+    ask(h.client({ apiKey: c, sessionId: 'c1' }), 'again'),
+    (err) => quotaError(err, /tenant shop-c reached its quota of 1 tokens per day/) <= 86_400,
+  );
+
+  const scrape = await (await fetch(`${h.daemon.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
+  assert.match(scrape, /cs_llm_tenant_requests_total\{tenant="shop-a"\} 4/);
+  assert.match(scrape, /cs_llm_tenant_requests_total\{tenant="shop-b"\} 3/);
+  assert.match(scrape, /cs_llm_tenant_requests_total\{tenant="shop-c"\} 2/);
+  assert.match(scrape, /cs_llm_tenant_quota_exceeded_total\{tenant="shop-a",quota="requests"\} 1/);
+  assert.match(scrape, /cs_llm_tenant_quota_exceeded_total\{tenant="shop-b",quota="sessions"\} 1/);
+  assert.match(scrape, /cs_llm_tenant_quota_exceeded_total\{tenant="shop-c",quota="tokens"\} 1/);
+  assert.match(scrape, /cs_llm_tenant_tokens_per_day_limit\{tenant="shop-c"\} 1/);
+  assert.match(scrape, /cs_llm_tenant_tokens_today\{tenant="shop-c"\} [1-9]/);
+  assert.match(scrape, /cs_llm_tokens_total\{upstream="[^"]+",tenant="shop-b",type="completion"\} [1-9]/);
+});
+
+test('a streamed reply counts against tokensPerDay, and a restarted daemon goes on counting from the stored usage of the day', async (t) => {
+  const config = { tenants: { small: { tokensPerDay: 20 } } };
+  const h = await startHarness(t, { config });
+  const key = (await h.daemon.store.keys.create('small app', Date.now(), { tenant: 'small' })).key;
+  const stream = await h.client({ apiKey: key }).chat.completions.create({
+    model,
+    stream: true,
+    messages: [{ role: 'user', content: 'tell me a long story about parcels' }],
+  });
+  let streamed = '';
+  for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? '';
+  assert.ok(streamed.length > 0);
+  await assert.rejects(ask(h.client({ apiKey: key }), 'more'), (err) => quotaError(err, /quota of 20 tokens per day/) > 0);
+
+  // The usage aggregates are written when the daemon stops; a new daemon counts today's tokens from them.
+  await h.daemon.close('restart');
+  const again = await startDaemon({ config: h.config, paths: h.paths, port: 0 });
+  t.after(() => again.close('test over'));
+  const client = new OpenAI({ baseURL: `${again.url}/v1`, apiKey: key, maxRetries: 0 });
+  await assert.rejects(ask(client, 'after the restart'), (err) => quotaError(err, /quota of 20 tokens per day/) > 0);
 });

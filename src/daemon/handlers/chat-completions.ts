@@ -33,6 +33,8 @@ async function admitted(services: DaemonServices, work: () => Promise<void>): Pr
 export function chatCompletions(services: DaemonServices) {
   const { config } = services;
   return async (ctx: RequestContext): Promise<void> => {
+    // A tenant whose tokens today reached its quota gets nothing more from the engine until midnight (UTC).
+    if (services.quotas.limitsTokens) services.quotas.admitTokens(ctx.caller.tenant, Date.now());
     // JSON only: a page on another site cannot send application/json without a CORS preflight, which the
     // daemon never grants, so form and text/plain posts from browsers stop here.
     if (!/^application\/json\b/i.test(requestHeader(ctx.req, 'content-type') ?? '')) {
