@@ -191,6 +191,9 @@ async function startPlanned(request: UpRequest, deps: UpDeps, plan: EnginePlan):
     reused: e.reused,
     readyInMs: e.readyInMs,
   });
+  const docker = deps.docker ?? createDockerClient(request.env ?? process.env);
+  // Replica slots of an earlier up with more GPUs than this plan uses go (a single engine is slot 0).
+  if (first.mode === 'container') await removeReplicasFrom(docker, instanceIdFor(request.paths.home), plan.engines.length);
   if (plan.engines.length === 1 || first.mode === 'process') {
     if (plan.engines.length > 1) {
       request.onProgress?.({
@@ -202,8 +205,6 @@ async function startPlanned(request: UpRequest, deps: UpDeps, plan: EnginePlan):
   }
   const all = [first];
   for (let i = 1; i < plan.engines.length; i++) all.push(await startOne(request, deps, plan, i, first.apiKey ?? undefined));
-  const docker = deps.docker ?? createDockerClient(request.env ?? process.env);
-  await removeReplicasFrom(docker, instanceIdFor(request.paths.home), plan.engines.length);
   return { ...first, placement: plan.placement, engines: all.map(summary) };
 }
 

@@ -110,6 +110,18 @@ test('two GPUs and a model that fits one: an engine per GPU, pinned by DeviceIDs
 
   const status = await engineStatus({ paths, env, docker });
   assert.equal(status.engines.length, 2);
+
+  // The same model split over both GPUs instead: one engine, and the second replica's container goes.
+  const split = loadConfig({
+    env,
+    flags: { engine: { kind: 'sim', image: SIM_IMAGE, gpus: 'all', model: 'qwen3-8b-awq', port, placement: 'tensor-parallel' } },
+  });
+  const again = await up({ engine: split.config.engine, paths, env, daemon: false });
+  assert.equal(again.placement, 'tensor-parallel');
+  const left = await listEngineContainers(docker, instanceIdFor(home));
+  assert.equal(left.length, 1);
+  assert.equal(left[0]!.Labels[LABEL.replica], '0');
+
   await engineDown({ paths, purge: false, env, docker });
   assert.deepEqual(await listEngineContainers(docker, instanceIdFor(home)), []);
 });
