@@ -170,7 +170,7 @@ test('a local engine process gets only the environment it needs: no store key, n
   const secrets = {
     CS_LLM_STORE_KEY: Buffer.alloc(32, 7).toString('base64'),
     OPENAI_API_KEY: 'sk-upstream-secret-0000000000',
-    HF_TOKEN: 'hf_secretsecretsecretsecret',
+    HF_TOKEN: 'hf_test-not-a-real-token',
     AWS_SECRET_ACCESS_KEY: 'aws-secret',
   };
   // In up's own environment, as when an operator exports them in the shell that runs cs-llm up.

@@ -40,7 +40,7 @@ test('the vllm container runs as the operator: files it writes in the model cach
     port,
     hfCacheDir,
     offline: false,
-    hfToken: 'hf_notarealtokennotarealtoken',
+    hfToken: 'hf_test-not-a-real-token',
     instance: `spec-test-${process.pid}`,
     apiKey: key,
     runAs: '4321:4321',
@@ -70,7 +70,7 @@ test('the vllm container runs as the operator: files it writes in the model cach
   }
   const env = JSON.parse(await inside('process.stdout.write(JSON.stringify(process.env))')) as Record<string, string>;
   assert.equal(env.HF_HOME, '/cache/huggingface');
-  assert.equal(env.HF_TOKEN, 'hf_notarealtokennotarealtoken');
+  assert.equal(env.HF_TOKEN, 'hf_test-not-a-real-token');
   const shm = JSON.parse(
     await inside('const s = require("fs").statfsSync("/dev/shm"); process.stdout.write(String(s.bsize * s.blocks))'),
   ) as number;

@@ -114,7 +114,7 @@ test('the engine key reaches every engine as VLLM_API_KEY, never its command lin
       kind,
       gpus: kind === 'vllm' ? base.gpus : ({ mode: 'none' } as const),
       apiKey: key,
-      hfToken: 'hf_secretsecretsecret',
+      hfToken: 'hf_test-not-a-real-token',
       extraEnv: { VLLM_API_KEY: 'csk_engine_shadow', SIM_TTFT_MS: '1' },
     };
     const spec = buildEngineSpec(input);
@@ -146,8 +146,8 @@ test('GPU choice becomes DeviceRequests: ids, all, or none at all', () => {
 });
 
 test('the token goes into the container but never into labels or the hash; offline sets both HF variables', () => {
-  const withToken = buildEngineSpec({ ...base, hfToken: 'hf_secretsecretsecret', offline: true });
-  assert.ok(withToken.options.Env!.includes('HF_TOKEN=hf_secretsecretsecret'));
+  const withToken = buildEngineSpec({ ...base, hfToken: 'hf_test-not-a-real-token', offline: true });
+  assert.ok(withToken.options.Env!.includes('HF_TOKEN=hf_test-not-a-real-token'));
   assert.ok(withToken.options.Env!.includes('HF_HUB_OFFLINE=1'));
   assert.ok(withToken.options.Env!.includes('TRANSFORMERS_OFFLINE=1'));
   assert.ok(!JSON.stringify(withToken.options.Labels).includes('secret'));
