@@ -101,7 +101,8 @@ test('a daemon that is not there is reported in the lines, not as a crash', asyn
 
 test('an API key is sent but never printed, and a missing one is named as the problem', async (t) => {
   const { daemon, home } = await startStack(t, false);
-  const { key } = await daemon.store.keys.create('dashboard', Date.now());
+  // /metrics needs an admin key once keys exist (#15).
+  const { key } = await daemon.store.keys.create('dashboard', Date.now(), { admin: true });
   const without = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], { env: { CS_LLM_HOME: home } });
   assert.match(String(without.stdout), /daemon=unreachable .*--api-key or set CS_LLM_API_KEY/);
   const withKey = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], {
