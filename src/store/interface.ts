@@ -12,6 +12,7 @@ import type { KeyStore } from './keys.js';
 import type { LockWaitStats } from './lock-wait.js';
 import type { RotationResult } from './key-rotation.js';
 import type { MaintenanceOptions } from './maintenance.js';
+import type { ResponseStore } from './responses.js';
 import type { ContentProtection, SessionStore } from './sessions.js';
 import type { UsageStore } from './usage.js';
 
@@ -19,6 +20,8 @@ export interface Store {
   /** Where the data lives (a file path for SQLite), for messages. */
   readonly file: string;
   readonly sessions: SessionStore;
+  /** The Responses and Conversations APIs' records, beside the sessions they belong to (responses.ts). */
+  readonly responses: ResponseStore;
   readonly keys: KeyStore;
   readonly audit: AuditLog;
   readonly maintenance: StoreMaintenance;

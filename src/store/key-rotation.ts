@@ -2,6 +2,7 @@ import { ConflictError } from '../core/errors.js';
 import type { ContentCipher } from './crypto.js';
 import type { SqliteDatabase } from './database.js';
 import { contentContext, missingKeyError, type EncryptedField } from './sessions.js';
+import { recordKeyInUse, rotateRecordKeys } from './response-records.js';
 
 export interface RotationResult {
   /** Message rows re-encrypted (or encrypted for the first time, when they were plain text). */
@@ -16,7 +17,8 @@ export interface RotationResult {
 
 /**
  * Re-encrypts every stored message under `to`, in batches of `batch` rows (one transaction each, so a
- * daemon's reads interleave and an interrupted run can simply be run again). Rows in plain text are
+ * daemon's reads interleave and an interrupted run can simply be run again), then the Responses API's
+ * settings and metadata. Rows in plain text are
  * encrypted too: after a rotation nothing in the database opens without the new key. The old keys are
  * marked retired; then the old values are scrubbed from the database and WAL files (`scrub`). It yields to
  * the event loop between batches, so a daemon serving requests runs it without stalling them.
@@ -101,6 +103,8 @@ export async function rotateContentKey(
     options.onProgress?.(rows);
     if (after >= 0) await new Promise((resolve) => setImmediate(resolve));
   }
+  // Responses' settings and conversations' metadata: few and small next to the messages, in one pass.
+  rows += await write(() => rotateRecordKeys(db, keys, to));
   const retired = await write(() =>
     db
       .prepare<[number, string], { id: string }>('UPDATE content_keys SET retired_at = ? WHERE id <> ? AND retired_at IS NULL RETURNING id')
@@ -121,7 +125,7 @@ export function requireContentKeys(db: SqliteDatabase, cipher: ContentCipher | n
   const retire = db.prepare('UPDATE content_keys SET retired_at = ? WHERE id = ?');
   for (const { id } of active) {
     if (cipher && id === cipher.keyId) continue;
-    if (stillUsed.get(id)!.n === 1) throw missingKeyError(id, cipher);
+    if (stillUsed.get(id)!.n === 1 || recordKeyInUse(db, id)) throw missingKeyError(id, cipher);
     retire.run(now, id);
   }
 }

@@ -237,6 +237,51 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
       ALTER TABLE audit_log ADD COLUMN tenant TEXT;
     `,
   },
+  {
+    version: 8,
+    description: 'the Responses and Conversations APIs: response records on their turns, settings and threads beside them',
+    sql: `
+      -- A response is one turn of a session (a chain's or a conversation's): its messages are its input and
+      -- output items. Its record (JSON: the seqs where its input and its output start, previous response,
+      -- model, status, usage) is on the last message of its turn, so it costs the turn no page of its own and
+      -- goes with its messages. NULL on every other message.
+      ALTER TABLE messages ADD COLUMN response TEXT;
+      -- The settings a response repeats that differ from their defaults (metadata, tools, temperature, ...),
+      -- redacted, encrypted like content when key_id is set. Most responses have none and no row here.
+      CREATE TABLE response_settings (
+        tenant     TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        turn       INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        settings   BLOB,
+        key_id     TEXT,
+        PRIMARY KEY (tenant, session_id, turn)
+      ) WITHOUT ROWID;
+
+      -- What a session seen by these APIs has beyond its row: a conversation's metadata (redacted, encrypted
+      -- like content when key_id is set), or where a branch of a chain continues its parent's history.
+      CREATE TABLE threads (
+        tenant      TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        parent_id   TEXT,
+        parent_turn INTEGER,
+        created_at  INTEGER NOT NULL,
+        metadata    BLOB,
+        key_id      TEXT,
+        PRIMARY KEY (tenant, id)
+      ) WITHOUT ROWID;
+
+      -- They go with their session, however it goes (erasure, the sweeper, prune, an expired id reused), text
+      -- blanked in place first as the session store does with messages.
+      CREATE TRIGGER sessions_take_response_rows AFTER DELETE ON sessions BEGIN
+        UPDATE response_settings SET settings = NULL WHERE tenant = OLD.tenant AND session_id = OLD.id;
+        DELETE FROM response_settings WHERE tenant = OLD.tenant AND session_id = OLD.id;
+        UPDATE threads SET metadata = NULL WHERE tenant = OLD.tenant AND id = OLD.id;
+        DELETE FROM threads WHERE tenant = OLD.tenant AND id = OLD.id;
+      END;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

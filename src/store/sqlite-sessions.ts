@@ -20,7 +20,17 @@ import { messageFrom, slotOf, toInfo, type MessageRow, type RawMessageRow, type 
 // SessionStore on SQLite (better-sqlite3, synchronous). sqlite-store.ts puts it behind the interface's
 // promises; the statements here run to completion on the calling thread.
 
-export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed' | 'pruneOlderThan' | 'deleteTenant'>> & {
+/** What a caller stores with a turn besides its messages, in the same transaction (the Responses API's records). */
+export interface TurnExtra {
+  /** The value of the turn's last message's `response` column, from the turn's number and its first message's seq. */
+  record?: (turn: number, firstSeq: number) => string;
+  /** Runs after the messages are in. */
+  then?: () => void;
+}
+
+export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed' | 'pruneOlderThan' | 'deleteTenant' | 'appendTurn'>> & {
+  /** SessionStore.appendTurn; `then` runs in the same transaction (rows of the caller's that go with the turn). */
+  appendTurn(tenant: string, id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number, extra?: TurnExtra): void;
   /** Deletes up to `batch` sessions (of `tenant`, or of every tenant) not updated since `before`; returns how many went. */
   pruneStale(before: number, batch: number, tenant: string | null): number;
   /** Deletes up to `batch` sessions of `tenant`; returns how many went. */
@@ -134,7 +144,7 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     'INSERT INTO sessions (tenant, id, profile, created_at, updated_at, expires_at, turns, next_seq, retain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const insertMessage = db.prepare(
-    'INSERT INTO messages (tenant, session_id, seq, turn, role, content, content_parts, tool_calls, tool_call_id, name, created_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO messages (tenant, session_id, seq, turn, role, content, content_parts, tool_calls, tool_call_id, name, created_at, key_id, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   // Erasing a session's text before its rows: see removeSession.
   const blankMessages = db.prepare<[string, string]>(
@@ -170,8 +180,17 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     return deleteSession.run(tenant, id).changes > 0;
   };
 
-  const insertMessages = (tenant: string, id: string, turn: number, firstSeq: number, messages: ChatMessage[], now: number): number => {
+  const insertMessages = (
+    tenant: string,
+    id: string,
+    turn: number,
+    firstSeq: number,
+    messages: ChatMessage[],
+    now: number,
+    record?: TurnExtra['record'],
+  ): number => {
     let seq = firstSeq;
+    const last = firstSeq + messages.length - 1;
     // The key in force for this turn (a rotation may put another in force later: encryptWith).
     const sealer = cipher;
     for (const original of messages) {
@@ -207,22 +226,37 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
         name,
         now,
         sealer ? sealer.keyId : null,
+        record && seq === last ? record(turn, firstSeq) : null,
       );
       seq++;
     }
     return seq;
   };
 
-  const appendTurn = db.transaction((tenant: string, id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number) => {
+  const appendTurn = db.transaction(
+    (tenant: string, id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number, extra?: TurnExtra) => {
+      append(tenant, id, profile, messages, ttlMs, now, extra?.record);
+      extra?.then?.();
+    },
+  );
+  const append = (
+    tenant: string,
+    id: string,
+    profile: string,
+    messages: ChatMessage[],
+    ttlMs: number,
+    now: number,
+    record?: TurnExtra['record'],
+  ): void => {
     const keepMs = retentionMs(profile);
     const live = bumpLive.get({ tenant, profile, now, expires: now + ttlMs, keep: keepMs, added: messages.length, id });
     if (live) {
-      insertMessages(tenant, id, live.turns, live.next_seq - messages.length, messages, now);
+      insertMessages(tenant, id, live.turns, live.next_seq - messages.length, messages, now, record);
       return;
     }
     // New, or expired: an expired session was never served, and a new turn on its id starts afresh.
     removeSession(tenant, id);
-    const next = insertMessages(tenant, id, 1, 0, messages, now);
+    const next = insertMessages(tenant, id, 1, 0, messages, now, record);
     insertSession.run(
       tenant,
       id,
@@ -234,7 +268,7 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       next,
       keepMs === null ? null : now + keepMs,
     );
-  });
+  };
 
   const deleteRows = db.transaction((refs: SessionRef[]) => {
     let n = 0;
@@ -284,9 +318,9 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       }
       return out;
     },
-    appendTurn(tenant, id, profile, messages, ttlMs, now) {
+    appendTurn(tenant, id, profile, messages, ttlMs, now, extra?: TurnExtra) {
       try {
-        appendTurn(tenant, id, profile, messages, ttlMs, now);
+        appendTurn(tenant, id, profile, messages, ttlMs, now, extra);
       } catch (err) {
         // Rolled back: the cached text of this turn belongs to seqs the next turn will reuse.
         opened.delete(sessionKey(tenant, id));

@@ -9,6 +9,8 @@ import { startMaintenance } from './maintenance.js';
 import { createScrubber } from './retention.js';
 import type { SessionStore } from './sessions.js';
 import { createSqliteSessions, type SqliteSessions } from './sqlite-sessions.js';
+import { createSqliteResponses, type SqliteResponses } from './sqlite-responses.js';
+import type { ResponseStore } from './responses.js';
 import type { OpenStoreOptions, Store } from './interface.js';
 import { createSqliteUsage } from './usage.js';
 
@@ -37,8 +39,10 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
   let core: SqliteSessions;
   let keys: ReturnType<typeof createSqliteKeys>;
   let usage: ReturnType<typeof createSqliteUsage>;
+  let chains: SqliteResponses;
   try {
     core = createSqliteSessions(db, scrubber, protection);
+    chains = createSqliteResponses(db, core, scrubber, protection);
     keys = createSqliteKeys(db);
     usage = createSqliteUsage(db);
   } catch (err) {
@@ -81,6 +85,19 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
     scrubbed: (waitMs) => (scrubber.pending ? scrubber.request(waitMs) : Promise.resolve(true)),
     capRetention: (after, batch) => write(() => core.capRetention(after, batch)),
   };
+  const responses: ResponseStore = {
+    head: (tenant, id, now) => read(() => chains.head(tenant, id, now)),
+    continuation: (tenant, id, turn, now) => read(() => chains.continuation(tenant, id, turn, now)),
+    get: (tenant, id, turn, now) => read(() => chains.get(tenant, id, turn, now)),
+    rows: (tenant, id, from, to, now) => read(() => chains.rows(tenant, id, from, to, now)),
+    row: (tenant, id, seq, now) => read(() => chains.row(tenant, id, seq, now)),
+    commit: (...args) => write(() => chains.commit(...args)),
+    delete: (tenant, id, turn) => write(() => chains.delete(tenant, id, turn)),
+    deleteRow: (tenant, id, seq) => write(() => chains.deleteRow(tenant, id, seq)),
+    thread: (tenant, id) => read(() => chains.thread(tenant, id)),
+    createConversation: (...args) => write(() => chains.createConversation(...args)),
+    setMetadata: (tenant, id, metadata, now) => write(() => chains.setMetadata(tenant, id, metadata, now)),
+  };
   const countLive = db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?');
   const countStored = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM sessions');
   const countMessages = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages');
@@ -91,6 +108,7 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
   const store: Store = {
     file: options.file,
     sessions,
+    responses,
     keys: {
       get generation() {
         return keys.generation;
