@@ -18,6 +18,7 @@ import { healthz, readyz } from './handlers/health.js';
 import { models } from './handlers/models.js';
 import { deleteSession, getSession, listSessions } from './handlers/sessions.js';
 import { RequestObservers, type RequestListener } from './observers.js';
+import { responsesRoutes } from './responses/routes.js';
 import { createRouter, type RequestContext, type Route } from './routes.js';
 import { allowedHostsFor, bearerToken, hostAllowed, isLoopbackHost, originAllowed } from './security.js';
 import type { DaemonServices } from './services.js';
@@ -84,6 +85,7 @@ function routesFor(services: DaemonServices): Route[] {
     { method: 'GET', path: '/v1/sessions', handler: listSessions(services) },
     { method: 'GET', path: '/v1/sessions/:id', handler: getSession(services) },
     { method: 'DELETE', path: '/v1/sessions/:id', handler: deleteSession(services) },
+    ...responsesRoutes(services),
     { method: 'GET', path: '/healthz', handler: healthz() },
     { method: 'GET', path: '/readyz', handler: readyz(services) },
   ];

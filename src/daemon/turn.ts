@@ -4,6 +4,7 @@
 // last byte only after commit() returned.
 import type { Profile } from '../core/config.js';
 import type { ChatMessage } from '../core/messages.js';
+import type { StoredMessage } from '../store/sessions.js';
 import { ApiError } from './api-error.js';
 import type { RequestContext } from './routes.js';
 import type { DaemonServices } from './services.js';
@@ -22,6 +23,19 @@ export interface TurnRequest {
   newMessages: ChatMessage[];
   /** Tokens asked for the reply (max_tokens), kept free in the window's budget; else a default reserve. */
   replyTokens?: number | null | undefined;
+  /**
+   * Where the history comes from and where the turn goes; absent: the session store's session `sessionId`. The
+   * Responses API passes its own (a branch of a chain reads its parent's turns; a commit also stores the
+   * response's record), still under this session's lock and with this window and commit.
+   */
+  record?: TurnRecord;
+}
+
+export interface TurnRecord {
+  /** The stored messages of the last `turns` turns, oldest first (as SessionStore.loadWindow). */
+  loadWindow(turns: number, now: number): Promise<StoredMessage[]>;
+  /** Stores the turn's messages in one transaction (as SessionStore.appendTurn). */
+  append(messages: ChatMessage[], ttlMs: number, now: number): Promise<void>;
 }
 
 export interface SessionTurn {
@@ -35,9 +49,9 @@ export interface SessionTurn {
   readonly starts: boolean;
   /**
    * Stores the new messages, the messages the daemon produced on the way (a tool round's calls and results)
-   * and the reply, in one transaction. Throws the client's 500 (store_failed) when it could not.
+   * and the reply (one message, or several when the caller stores its items apart), in one transaction. Throws the client's 500 (store_failed) when it could not.
    */
-  commit(reply: ChatMessage, produced?: readonly ChatMessage[]): Promise<void>;
+  commit(reply: ChatMessage | readonly ChatMessage[], produced?: readonly ChatMessage[]): Promise<void>;
 }
 
 /** The request's messages split into those sent only (system, developer) and those stored with the turn. */
@@ -87,7 +101,10 @@ export async function runTurn(
       ctx.record.outcome = 'client_closed';
       return;
     }
-    const history = await services.store.sessions.loadWindow(tenant, sessionId, profile.historyTurns, services.now());
+    const { record } = request;
+    const history = record
+      ? await record.loadWindow(profile.historyTurns, services.now())
+      : await services.store.sessions.loadWindow(tenant, sessionId, profile.historyTurns, services.now());
     const maxSessions = services.quotas.maxSessions(tenant);
     if (maxSessions > 0 && history.length === 0) {
       // An empty window: a new session, unless a live one has no turns in its window (historyTurns 0).
@@ -111,7 +128,12 @@ export async function runTurn(
                 estimateAllTokens(system) -
                 estimateAllTokens(request.newMessages),
             );
-      window = selectWindow({ history, maxTurns: profile.historyTurns, tokenBudget: budget });
+      window = selectWindow({
+        history,
+        maxTurns: profile.historyTurns,
+        tokenBudget: budget,
+        keepLast: request.newMessages[0]?.role === 'tool',
+      });
     }
     const ttlMs = profile.ttlSeconds * 1000;
     await work({
@@ -123,9 +145,12 @@ export async function runTurn(
       // A profile that keeps no history loads none, so it cannot tell: its turns never count as starts.
       starts: history.length === 0 && profile.historyTurns > 0,
       commit: async (reply, produced = []) => {
-        const messages = [...request.newMessages, ...produced, reply];
+        const messages = Array.isArray(reply)
+          ? [...request.newMessages, ...produced, ...(reply as readonly ChatMessage[])]
+          : [...request.newMessages, ...produced, reply as ChatMessage];
         try {
-          await services.store.sessions.appendTurn(tenant, sessionId, request.profileName, messages, ttlMs, services.now());
+          if (record) await record.append(messages, ttlMs, services.now());
+          else await services.store.sessions.appendTurn(tenant, sessionId, request.profileName, messages, ttlMs, services.now());
           // Message text is logged only when the operator turned it on (daemon.logContent).
           if (config.daemon.logContent) services.log(`session ${sessionId} stored`, messages);
         } catch (err) {

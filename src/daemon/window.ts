@@ -45,14 +45,20 @@ export interface WindowInput {
   maxTurns: number;
   /** Tokens the history may use (context minus reply reserve minus system prompt and new messages); null = no bound. */
   tokenBudget: number | null;
+  /**
+   * The new messages start with tool results (a client that runs its own tools sends them in the turn after
+   * the calls): the newest turns back to the one holding the calls are kept even over the limits, since the
+   * engine refuses a result without its call.
+   */
+  keepLast?: boolean;
 }
 
 /**
  * The newest whole turns that fit both limits, oldest first. Turns are kept or dropped whole, so a tool
  * result never loses the assistant message that asked for it; a window that would start with an orphaned
- * tool result drops that turn too.
+ * tool result drops that turn too. With keepLast, the turns that hold the calls the new messages answer stay.
  */
-export function selectWindow({ history, maxTurns, tokenBudget }: WindowInput): ChatMessage[] {
+export function selectWindow({ history, maxTurns, tokenBudget, keepLast = false }: WindowInput): ChatMessage[] {
   if (maxTurns <= 0 || history.length === 0) return [];
   const turns: ChatMessage[][] = [];
   let current = Number.NaN;
@@ -73,6 +79,12 @@ export function selectWindow({ history, maxTurns, tokenBudget }: WindowInput): C
         break;
       }
     }
+  }
+  if (keepLast) {
+    // Back to the turn that made the calls: a turn that starts with results continues the one before it.
+    let last = turns.length - 1;
+    while (last > 0 && turns[last]![0]!.role === 'tool') last--;
+    start = Math.min(start, last);
   }
   while (start < turns.length && turns[start]![0]!.role === 'tool') start++;
   const out: ChatMessage[] = [];

@@ -59,3 +59,54 @@ test('token estimates count text parts and tool calls, and the reply reserve fol
   assert.equal(completionReserve(null, 8192), 1024);
   assert.equal(completionReserve(undefined, 1000), 250);
 });
+
+// A Responses client runs its function calls between two turns: the call ends one turn, the result starts the next.
+function clientToolTurns(): StoredMessage[] {
+  const call = { id: 'c1', type: 'function', function: { name: 'track', arguments: '{"order":"12345"}' } };
+  return [
+    { turn: 1, message: { role: 'user', content: 'hello' } },
+    { turn: 1, message: { role: 'assistant', content: 'Hi.' } },
+    { turn: 2, message: { role: 'user', content: 'where is order 12345?' } },
+    { turn: 2, message: { role: 'assistant', content: null, tool_calls: [call] } },
+    { turn: 3, message: { role: 'tool', content: '{"status":"shipped"}', tool_call_id: 'c1' } },
+    { turn: 3, message: { role: 'assistant', content: 'It shipped.' } },
+  ];
+}
+
+test('a turn that starts with tool results is never kept without the turn that made the calls', () => {
+  const history = clientToolTurns();
+  // Two turns fit the limit, but the last one alone would start with a result: both go.
+  assert.deepEqual(selectWindow({ history, maxTurns: 1, tokenBudget: null }), []);
+  assert.deepEqual(
+    selectWindow({ history, maxTurns: 2, tokenBudget: null }).map((m) => m.role),
+    ['user', 'assistant', 'tool', 'assistant'],
+  );
+  const lastTwo = history.slice(2).reduce((n, s) => n + estimateTokens(s.message), 0);
+  assert.equal(selectWindow({ history, maxTurns: 10, tokenBudget: lastTwo }).length, 4);
+  assert.equal(selectWindow({ history, maxTurns: 10, tokenBudget: lastTwo - 1 }).length, 0);
+});
+
+test('with new messages that start with tool results the turn holding their calls is kept even over the budget', () => {
+  const history = clientToolTurns().slice(0, 4);
+  const window = selectWindow({ history, maxTurns: 10, tokenBudget: 1, keepLast: true });
+  assert.deepEqual(
+    window.map((m) => m.role),
+    ['user', 'assistant'],
+  );
+  assert.equal((window[1]!.tool_calls as unknown[]).length, 1);
+  assert.deepEqual(selectWindow({ history, maxTurns: 10, tokenBudget: 1 }), []);
+  // The last stored turn answered results with another call: back to the turn that made the first one.
+  const chained = clientToolTurns();
+  chained[5] = {
+    turn: 3,
+    message: {
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ id: 'c2', type: 'function', function: { name: 'track', arguments: '{}' } }],
+    },
+  };
+  assert.deepEqual(
+    selectWindow({ history: chained, maxTurns: 1, tokenBudget: null, keepLast: true }).map((m) => m.role),
+    ['user', 'assistant', 'tool', 'assistant'],
+  );
+});

@@ -20,7 +20,7 @@ function wantsUsage(request: ChatRequest): boolean {
 }
 
 /** Runs `work` within an admission slot: at once when one is free, after a bounded wait, or 429. */
-async function admitted(services: DaemonServices, work: () => Promise<void>): Promise<void> {
+export async function admitted(services: DaemonServices, work: () => Promise<void>): Promise<void> {
   const slot = services.admission.acquire();
   const release = typeof slot === 'function' ? slot : await slot;
   try {

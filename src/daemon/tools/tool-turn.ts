@@ -26,7 +26,7 @@ export interface ToolTurnInput {
   maxRounds: number;
 }
 
-function callsOf(message: ChatMessage): ToolCallRequest[] {
+export function callsOf(message: ChatMessage): ToolCallRequest[] {
   const calls = (message.tool_calls ?? []) as Array<{ id?: unknown; function?: { name?: unknown; arguments?: unknown } }>;
   return calls.map((c, i) => ({
     id: typeof c.id === 'string' && c.id !== '' ? c.id : `call_${i}`,
