@@ -10,6 +10,8 @@ export interface LoadOptions {
   warmupMs: number;
   /** Body and headers of the next request of worker w. */
   request: (worker: number) => { body: string; headers: Record<string, string> };
+  /** Given each 200 reply's body (decoded after its latency was taken), e.g. to chain the next request to it. */
+  onReply?: (worker: number, body: string) => void;
 }
 
 export interface LoadResult {
@@ -49,8 +51,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
               headers: { 'content-type': 'application/json', ...headers },
               body,
             });
-            await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
+            // Every path reads its body the same way; a reply is decoded for onReply only after it is timed.
+            const chunks: Buffer[] = [];
+            for await (const chunk of res.body) chunks.push(chunk as Buffer);
             const t1 = performance.now();
+            if (options.onReply && res.statusCode === 200) options.onReply(w, Buffer.concat(chunks).toString('utf8'));
             if (res.statusCode !== 200) errors++;
             else if (record) {
               latencies.push(t1 - t0);

@@ -7,6 +7,8 @@
  *   straight   load generator -> simulator
  *   stateless  load generator -> daemon (no X-Session-Id) -> simulator
  *   session    load generator -> daemon (X-Session-Id: history load + append in SQLite) -> simulator
+ *   responses  load generator -> daemon (POST /v1/responses chained by previous_response_id: the same turn
+ *              in the Responses shape, translated to a chat completion) -> simulator
  *
  * Flags: --duration <s> (per measurement, default 5), --warmup <s> (default 1), --concurrency 1,32,
  * --store-sessions <n> (sessions in the store-only measurement, default 100000; 0 skips it),
@@ -68,7 +70,7 @@ function startRole(role: string, args: string[], env: NodeJS.ProcessEnv): Promis
   });
 }
 
-type PathName = 'straight' | 'straight+history' | 'stateless' | 'session';
+type PathName = 'straight' | 'straight+history' | 'stateless' | 'session' | 'responses';
 
 interface Row extends LoadResult {
   path: PathName;
@@ -143,24 +145,37 @@ async function main(): Promise<void> {
       messages: [{ role: 'user', content: 'Hello, where is my parcel?' }],
     });
     const withHistory = historyBody();
+    // Each worker's chain: its next response continues its last (none before the first).
+    const previous = new Map<number, string>();
+    const responsesBody = (w: number) =>
+      JSON.stringify({
+        model: 'cs-llm-sim',
+        max_output_tokens: 16,
+        input: 'Hello, where is my parcel?',
+        previous_response_id: previous.get(w) ?? null,
+      });
     const rows: Row[] = [];
     let run = 0;
     for (const concurrency of levels) {
-      for (const path of ['straight', 'straight+history', 'stateless', 'session'] as const) {
+      for (const path of ['straight', 'straight+history', 'stateless', 'session', 'responses'] as const) {
         run++;
         const url = path.startsWith('straight') ? sim.url : daemon.url;
         const requestBody = path === 'straight+history' ? withHistory : body;
         const cpuBefore = [cpuMs(daemon.child.pid), cpuMs(sim.child.pid)];
+        previous.clear();
         const result = await runLoad({
           url,
-          path: '/v1/chat/completions',
+          path: path === 'responses' ? '/v1/responses' : '/v1/chat/completions',
           concurrency,
           durationMs,
           warmupMs,
           request: (w): { body: string; headers: Record<string, string> } => ({
-            body: requestBody,
+            body: path === 'responses' ? responsesBody(w) : requestBody,
             headers: path === 'session' ? { 'x-session-id': `bench-${run}-${w}` } : {},
           }),
+          ...(path === 'responses'
+            ? { onReply: (w: number, text: string) => void previous.set(w, (JSON.parse(text) as { id: string }).id) }
+            : {}),
         });
         const cpuAfter = [cpuMs(daemon.child.pid), cpuMs(sim.child.pid)];
         // Warm-up requests are not counted, so CPU per request is over the whole phase's requests, estimated.
@@ -183,7 +198,7 @@ async function main(): Promise<void> {
       rows.find(
         (b) =>
           b.concurrency === r.concurrency &&
-          b.path === (r.path === 'session' || r.path === 'straight+history' ? 'straight+history' : 'straight'),
+          b.path === (r.path === 'session' || r.path === 'responses' || r.path === 'straight+history' ? 'straight+history' : 'straight'),
       )!;
     const table = rows.map((r) => {
       const base = baseline(r);
@@ -192,6 +207,17 @@ async function main(): Promise<void> {
         baseline: base.path,
         ratioToBaseline: r.requestsPerSecond / base.requestsPerSecond,
         addedP50Ms: r.p50Ms - base.p50Ms,
+      };
+    });
+    // What the Responses shape adds over the same turn asked as a chat completion with X-Session-Id.
+    const responsesOverSession = levels.map((concurrency) => {
+      const at = (path: PathName) => rows.find((r) => r.concurrency === concurrency && r.path === path)!;
+      const [session, responses] = [at('session'), at('responses')];
+      const self = (r: Row) => r.reportedOverheadP50Ms;
+      return {
+        concurrency,
+        addedP50Ms: responses.p50Ms - session.p50Ms,
+        addedSelfP50Ms: self(responses) === null || self(session) === null ? null : self(responses)! - self(session)!,
       };
     });
     const store: StoreBenchResult[] = [];
@@ -207,8 +233,9 @@ async function main(): Promise<void> {
       durationMs,
       warmupMs,
       request:
-        'POST /v1/chat/completions, non-streaming, max_tokens 16, one user message (session: each worker its own session, window 10 turns; straight+history: the same-size prompt sent straight)',
+        'POST /v1/chat/completions, non-streaming, max_tokens 16, one user message (session: each worker its own session, window 10 turns; straight+history: the same-size prompt sent straight; responses: POST /v1/responses, max_output_tokens 16, each worker its own chain)',
       rows: table,
+      responsesOverSession,
       store,
       redaction,
     };
@@ -250,8 +277,11 @@ async function main(): Promise<void> {
         `load 8 turns p50 ${st.loadWindow.p50Us.toFixed(1)} us / p99 ${st.loadWindow.p99Us.toFixed(1)} us; ` +
         `append a turn p50 ${st.appendTurn.p50Us.toFixed(1)} us / p99 ${st.appendTurn.p99Us.toFixed(1)} us`,
     );
+    const responsesLines = responsesOverSession.map(
+      (d) => `responses over session at c=${d.concurrency}: p50 ${fmt(d.addedP50Ms)} ms, daemon self p50 ${fmt(d.addedSelfP50Ms)} ms`,
+    );
     process.stdout.write(
-      `${out}\n\n${[...storeLines, ...redactionLines(redaction)].map((l) => `${l}\n`).join('')}\n${cpus().length} CPU(s), ${process.version}; results in ${file}\n`,
+      `${out}\n\n${[...responsesLines, ...storeLines, ...redactionLines(redaction)].map((l) => `${l}\n`).join('')}\n${cpus().length} CPU(s), ${process.version}; results in ${file}\n`,
     );
   } finally {
     for (const child of children) child.kill('SIGTERM');
