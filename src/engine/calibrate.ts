@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import { createLogger } from '../core/log.js';
 import type { GpuInfo } from '../gpu/parse.js';
-import { recordMeasurement, type Measurement } from '../models/measurements.js';
+import { estimateError, recordMeasurement, type Measurement } from '../models/measurements.js';
 import type { EnginePlan } from './plan.js';
 import { parseCacheConfigInfo, parseVllmStartup, DEFAULT_BLOCK_SIZE } from './vllm-report.js';
 
@@ -114,8 +114,10 @@ export function calibrateFromPlan(
   };
   const measured = recordEngineReport(input, lines, metrics);
   if (measured) {
+    const error = estimateError(input.estimatedKvCacheTokens, measured.kvCacheTokens);
+    const off = error === null ? '' : `, ${error >= 0 ? '+' : ''}${(error * 100).toFixed(1)}%`;
     options.note(
-      `vLLM's KV cache: ${measured.kvCacheTokens} tokens (the estimate said ${input.estimatedKvCacheTokens}); kept for the next plan`,
+      `vLLM's KV cache: ${measured.kvCacheTokens} tokens (the estimate said ${input.estimatedKvCacheTokens}${off}); kept for the next plan`,
     );
   }
 }

@@ -224,7 +224,7 @@ async function startOne(
   for (const message of plan.notes ?? []) request.onProgress?.({ stage: 'note', message });
   request.onProgress?.({
     stage: 'plan',
-    message: `${fullPlan.engines.length > 1 ? `engine ${replica + 1} of ${fullPlan.engines.length} (${fullPlan.placement}): ` : ''}${plan.kind} engine, model ${plan.model.id} (context ${plan.maxModelLen}, ${plan.maxNumSeqs} sequences), ${plan.cpu ? `${plan.cpu.threads} CPU thread(s), file ${plan.cpu.hostModelPath}` : `GPUs: ${gpuNames.join(', ') || 'none'}`}`,
+    message: `${fullPlan.engines.length > 1 ? `engine ${replica + 1} of ${fullPlan.engines.length} (${fullPlan.placement}): ` : ''}${plan.kind} engine, model ${plan.model.id} (context ${plan.maxModelLen}, ${plan.maxNumSeqs} sequences), ${plan.cpu ? `${plan.cpu.threads} CPU thread(s), file ${plan.cpu.hostModelPath}` : `GPUs: ${gpuNames.join(', ') || 'none'}`}${plan.kvCache ? `, KV cache ${plan.kvCache.tokens} tokens (${plan.kvCache.source === 'measured' ? `measured by vLLM before; the estimate says ${plan.kvCache.estimatedTokens}` : 'estimated'})` : ''}`,
   });
   const input: EngineSpecInput = {
     kind: plan.kind,

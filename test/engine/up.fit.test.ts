@@ -86,7 +86,7 @@ test('the simulator playing a recorded RTX 4090: what it reports is kept, and mo
     timeoutMs: 120_000,
   });
   assert.equal(run.exitCode, 0, String(run.stderr));
-  const kept = /vLLM's KV cache: (\d+) tokens \(the estimate said (\d+)\); kept for the next plan/.exec(String(run.stderr));
+  const kept = /vLLM's KV cache: (\d+) tokens \(the estimate said (\d+), [+-]\d+\.\d%\); kept for the next plan/.exec(String(run.stderr));
   assert.ok(kept, String(run.stderr));
   const file = JSON.parse(readFileSync(join(dir, 'state', 'measurements.json'), 'utf8')) as {
     measurements: Array<{ gpuName: string; gpuMemoryMiB: number; model: string; kvCacheTokens: number; weightsGiB: number }>;
@@ -96,6 +96,14 @@ test('the simulator playing a recorded RTX 4090: what it reports is kept, and mo
   assert.equal(file.measurements[0]!.gpuMemoryMiB, 24564);
   assert.equal(file.measurements[0]!.kvCacheTokens, Number(kept[1]));
   assert.equal(file.measurements[0]!.weightsGiB, 9.2915);
+
+  // The next up plans with it, and says so.
+  const again = await runCli(['up', '--engine', 'sim', '--gpus', '0', '--model', 'qwen3-14b-awq', '--port', String(port), '--no-daemon'], {
+    env,
+    timeoutMs: 120_000,
+  });
+  assert.equal(again.exitCode, 0, String(again.stderr));
+  assert.match(String(again.stderr), new RegExp(`KV cache ${kept[1]} tokens \\(measured by vLLM before; the estimate says ${kept[2]}\\)`));
 
   const models = await runCli(['models', '--json'], { env });
   const entry = (
