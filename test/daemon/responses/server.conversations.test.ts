@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import OpenAI from 'openai';
 import { foundIn } from '../../helpers/db-files.js';
-import { startHarness } from '../harness.js';
+import { cli, startHarness } from '../harness.js';
 
 const MODEL = 'cs-llm-sim';
 
@@ -103,7 +103,7 @@ test('conversations with the real openai client: create with items, respond in i
   assert.deepEqual(foundIn(h.daemon.store.file, 'Ines'), []);
 });
 
-test('a conversation, a chain and an X-Session-Id session are the same record: /v1/sessions lists them, chat completions continue them', async (t) => {
+test('a conversation, a chain and an X-Session-Id session are the same record: /v1/sessions and cs-llm sessions list them, chat completions continue them', async (t) => {
   const h = await startHarness(t);
   const client = h.client();
   const conversation = await client.conversations.create({});
@@ -113,6 +113,10 @@ test('a conversation, a chain and an X-Session-Id session are the same record: /
   assert.ok(ids.includes(conversation.id));
   const chain = response.id.replace(/^resp_1_/, '');
   assert.ok(ids.includes(chain), 'a chain is a session; its responses name it');
+  const listed = await cli(['sessions', 'list', '--json'], { env: { CS_LLM_HOME: h.home } });
+  assert.equal(listed.exitCode, 0, listed.stderr);
+  const listedIds = (JSON.parse(listed.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id);
+  assert.ok(listedIds.includes(conversation.id) && listedIds.includes(chain), `cs-llm sessions list: ${listed.stdout}`);
   const chat = await h
     .client({ sessionId: chain })
     .chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'What is my name?' }] });
