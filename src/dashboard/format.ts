@@ -57,6 +57,14 @@ export function formatMoney(value: number | null, currency: string): string {
   return `${Math.abs(value) >= 1 || value === 0 ? value.toFixed(2) : value.toPrecision(4)} ${currency}`;
 }
 
+/** A large count short: 950, 12.3k, 4.5M. */
+export function formatShort(n: number | null): string {
+  if (n === null || !Number.isFinite(n)) return '-';
+  if (Math.abs(n) >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (Math.abs(n) >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+  return String(Math.round(n));
+}
+
 export function formatCount(n: number | null): string {
   return n === null ? '-' : String(Math.round(n));
 }
@@ -96,6 +104,14 @@ export function plainLine(state: DashboardState, at: number): string {
       [`cost_per_hour_${c.currency}`, plainNumber(c.perHour, 4)],
       [`cost_per_1k_sessions_${c.currency}`, plainNumber(c.per1kSessions, 4)],
     );
+  }
+  for (const t of state.tenants) {
+    pairs.push(
+      [`tenant_${t.tenant}_rps`, plainNumber(t.requestsPerSecond)],
+      [`tenant_${t.tenant}_tokens_per_s`, plainNumber(t.tokensPerSecond, 1)],
+      [`tenant_${t.tenant}_quota_429s`, plainNumber(t.refused)],
+    );
+    if (t.tokensPerDay !== null) pairs.push([`tenant_${t.tenant}_tokens_today`, plainNumber(t.tokensToday)]);
   }
   for (const gpu of state.gpus) {
     pairs.push(

@@ -6,6 +6,7 @@
 
 import { bucketsOf, select, sumOf, type Buckets, type ParsedMetrics } from '../metrics/prom-text.js';
 import { bucketDelta, histogramQuantile } from '../metrics/quantile.js';
+import { tenantCounters, tenantViews, type TenantCounters, type TenantView } from './tenants.js';
 
 export interface GpuView {
   index: number;
@@ -52,6 +53,7 @@ export interface Snapshot {
   /** Upstream ejections by upstream, and calls refused by an open tool breaker by tool. */
   ejections: Map<string, number>;
   breakerRefusals: Map<string, number>;
+  tenants: TenantCounters;
 }
 
 export interface EngineView {
@@ -95,6 +97,8 @@ export interface DashboardState {
   engines: EngineView[];
   gpus: GpuView[];
   cost: CostView[];
+  /** Per tenant (the tenants of API keys; `default` without keys), busiest first. */
+  tenants: TenantView[];
   events: DashboardEvent[];
   previous: Snapshot | null;
 }
@@ -132,6 +136,7 @@ export function initialState(url: string, intervalMs: number): DashboardState {
     engines: [],
     gpus: [],
     cost: [],
+    tenants: [],
     events: [],
     previous: null,
   };
@@ -173,6 +178,7 @@ function snapshotOf(m: ParsedMetrics, at: number): Snapshot {
     engineStartTime: sumOf(m, 'cs_llm_engine_start_time_seconds'),
     ejections: byLabel(m, 'cs_llm_upstream_ejections_total', 'upstream'),
     breakerRefusals: byLabel(m, 'cs_llm_tool_calls_total', 'tool', { outcome: 'breaker_open' }),
+    tenants: tenantCounters(m),
   };
 }
 
@@ -309,6 +315,7 @@ export function applyScrape(state: DashboardState, m: ParsedMetrics, at: number)
     engines: enginesOf(m),
     gpus: gpusOf(m),
     cost: costOf(m, uptimeSeconds),
+    tenants: tenantViews(m, snap.tenants, prev?.tenants ?? null, seconds),
     events,
     previous: snap,
   };

@@ -6,7 +6,18 @@
 
 import { Box, Static, Text } from 'ink';
 import type { DashboardEvent, DashboardState, GpuView } from './state.js';
-import { bar, formatCount, formatGiB, formatInterval, formatMoney, formatPercent, formatRate, formatSeconds, sparkline } from './format.js';
+import {
+  bar,
+  formatCount,
+  formatGiB,
+  formatShort,
+  formatInterval,
+  formatMoney,
+  formatPercent,
+  formatRate,
+  formatSeconds,
+  sparkline,
+} from './format.js';
 import { formatDuration } from './state.js';
 
 export interface ViewProps {
@@ -141,6 +152,31 @@ export function Traffic({ state, color, columns }: Omit<ViewProps, 'now'>) {
   );
 }
 
+/** Lines shown at most; the quietest tenants after them are summed up in one more. */
+const TENANT_LINES = 6;
+
+/** One line per tenant once there is more than the implicit one (or a quota): who is busy, who is refused. */
+export function Tenants({ state, color }: Omit<ViewProps, 'now' | 'columns'>) {
+  const { tenants } = state;
+  if (tenants.length === 0 || (tenants.length === 1 && tenants[0]!.tenant === 'default' && tenants[0]!.tokensPerDay === null)) return null;
+  const shown = tenants.slice(0, TENANT_LINES);
+  return (
+    <Box flexDirection="column">
+      {shown.map((t) => (
+        <Text key={t.tenant} wrap="truncate-end">
+          <Label>tenant</Label>
+          {`${t.tenant.padEnd(16)} ${formatRate(t.requestsPerSecond, ' req/s').padStart(11)} ${formatRate(t.tokensPerSecond, ' tokens/s').padStart(15)}  quota 429s `}
+          <T tone={t.refused ? 'red' : undefined} color={color}>
+            {formatCount(t.refused)}
+          </T>
+          {t.tokensPerDay === null ? '' : `  tokens today ${formatShort(t.tokensToday)}/${formatShort(t.tokensPerDay)}`}
+        </Text>
+      ))}
+      {tenants.length > shown.length ? <T tone="gray" color={color}>{`  and ${tenants.length - shown.length} more tenant(s)`}</T> : null}
+    </Box>
+  );
+}
+
 export function Engine({ state, color }: Omit<ViewProps, 'now' | 'columns'>) {
   const kv = state.kvCacheUsage;
   if (state.engines.length > 1) {
@@ -200,6 +236,7 @@ export function LivePanel({ state, color, columns, now }: ViewProps) {
     <Box flexDirection="column">
       <Header state={state} color={color} now={now} />
       <Traffic state={state} color={color} columns={columns} />
+      <Tenants state={state} color={color} />
       <Engine state={state} color={color} />
       {state.gpus.length === 0 ? (
         <Text>

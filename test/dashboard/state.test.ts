@@ -170,3 +170,29 @@ test("the daemon's per-engine gauges become one engine view per upstream", () =>
     { upstream: 'http://127.0.0.1:8001', up: false, running: null, waiting: null, kvCache: null },
   ]);
 });
+
+test("per-tenant requests, tokens and quota refusals come from the tenant counters' differences between two scrapes", () => {
+  const metrics = (requests: number, tokens: number, refused: number) =>
+    parsePrometheusText(`${scrape({ ok: 1, tokens: 1, fast: 1, slow: 0 })}
+cs_llm_tenant_requests_total{tenant="shop-a"} ${requests}
+cs_llm_tenant_requests_total{tenant="shop-b"} 7
+cs_llm_tokens_total{upstream="u",tenant="shop-a",type="prompt"} ${tokens}
+cs_llm_tokens_total{upstream="u",tenant="shop-a",type="cached_prompt"} ${tokens}
+cs_llm_tokens_total{upstream="u",tenant="shop-a",type="completion"} ${tokens}
+cs_llm_tokens_total{upstream="u",tenant="(shadow)",type="completion"} 999
+cs_llm_tenant_quota_exceeded_total{tenant="shop-a",quota="requests"} ${refused}
+cs_llm_tenant_quota_exceeded_total{tenant="shop-a",quota="tokens"} 1
+cs_llm_tenant_tokens_today{tenant="shop-a"} 5000
+cs_llm_tenant_tokens_per_day_limit{tenant="shop-a"} 10000
+`);
+  const s1 = applyScrape(initialState('http://d', 1000), metrics(10, 100, 0), 10_000);
+  assert.equal(s1.tenants.find((t) => t.tenant === 'shop-a')?.requestsPerSecond, null, 'no rate from one scrape');
+  const s2 = applyScrape(s1, metrics(30, 300, 3), 12_000);
+  assert.deepEqual(
+    s2.tenants.map((t) => [t.tenant, t.requestsPerSecond, t.tokensPerSecond, t.refused, t.tokensToday, t.tokensPerDay]),
+    [
+      ['shop-a', 10, 200, 3, 5000, 10000],
+      ['shop-b', 0, 0, 0, null, null],
+    ],
+  );
+});

@@ -139,3 +139,23 @@ test('with replicas the dashboard shows every engine on its own line, a down one
   assert.match(text, /engine\s+127\.0\.0\.1:8000 up {2}running 2 {2}waiting 0 {2}KV cache .* 50%/);
   assert.match(text, /engine\s+127\.0\.0\.1:8001 down {2}running - {2}waiting - {2}KV cache -/);
 });
+
+test('tenants get a line each: requests, tokens, quota 429s and a token quota used today; one implicit tenant gets none', () => {
+  const tenants = [
+    { tenant: 'shop-a', requestsPerSecond: 9.5, tokensPerSecond: 250, refused: 0, tokensToday: null, tokensPerDay: null },
+    { tenant: 'shop-b', requestsPerSecond: 3, tokensPerSecond: 90, refused: 4, tokensToday: 1_234_567, tokensPerDay: 2_000_000 },
+  ];
+  const text = frame(busy({ tenants }));
+  assert.match(text, /tenant\s+shop-a\s+9\.5 req\/s\s+250 tokens\/s {2}quota 429s 0/);
+  assert.match(text, /tenant\s+shop-b\s+3\.0 req\/s\s+90\.0 tokens\/s {2}quota 429s 4 {2}tokens today 1\.2M\/2\.0M/);
+  const pairs = Object.fromEntries(
+    plainLine(busy({ tenants }), NOW)
+      .split(' ')
+      .map((p) => p.split('=') as [string, string]),
+  );
+  assert.equal(pairs['tenant_shop-b_quota_429s'], '4');
+  assert.equal(pairs['tenant_shop-b_tokens_today'], '1234567');
+  assert.equal(pairs['tenant_shop-a_tokens_today'], undefined);
+  const alone = [{ tenant: 'default', requestsPerSecond: 1, tokensPerSecond: 1, refused: 0, tokensToday: null, tokensPerDay: null }];
+  assert.doesNotMatch(frame(busy({ tenants: alone })), /tenant\s+default/);
+});

@@ -54,7 +54,7 @@ function lightLoad(t: TestContext, daemon: Daemon): void {
 /** key=value pairs; a value with spaces is a JSON string (logfmt style). */
 function pairsOf(line: string): Record<string, string> {
   const pairs: Record<string, string> = {};
-  for (const m of line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g))
+  for (const m of line.matchAll(/([\w.-]+)=("(?:[^"\\]|\\.)*"|\S+)/g))
     pairs[m[1]!] = m[2]!.startsWith('"') ? (JSON.parse(m[2]!) as string) : m[2]!;
   return pairs;
 }
@@ -99,17 +99,30 @@ test('a daemon that is not there is reported in the lines, not as a crash', asyn
   assert.match(pairs.problem!, /ECONNREFUSED/);
 });
 
-test('an API key is sent but never printed, and a missing one is named as the problem', async (t) => {
+test('an admin API key is sent but never printed; a missing one, or a tenant key, is named as the problem; tenants get their figures', async (t) => {
   const { daemon, home } = await startStack(t, false);
-  // /metrics needs an admin key once keys exist (#15).
-  const { key } = await daemon.store.keys.create('dashboard', Date.now(), { admin: true });
+  const { key: admin } = await daemon.store.keys.create('dashboard', Date.now(), { admin: true });
+  const { key: shop } = await daemon.store.keys.create('shop-a app', Date.now(), { tenant: 'shop-a' });
   const without = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], { env: { CS_LLM_HOME: home } });
   assert.match(String(without.stdout), /daemon=unreachable .*--api-key or set CS_LLM_API_KEY/);
-  const withKey = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], {
-    env: { CS_LLM_HOME: home, CS_LLM_API_KEY: key },
+  const tenantKey = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '1'], {
+    env: { CS_LLM_HOME: home, CS_LLM_API_KEY: shop },
   });
-  assert.match(String(withKey.stdout), /daemon=up/);
-  assert.doesNotMatch(`${String(withKey.stdout)}${String(withKey.stderr)}`, new RegExp(key));
+  assert.match(String(tenantKey.stdout), /daemon=unreachable .*needs an admin key/);
+  const res = await fetch(`${daemon.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${shop}` },
+    body: JSON.stringify({ model: 'cs-llm-sim', max_tokens: 8, messages: [{ role: 'user', content: 'hello' }] }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  const withKey = await runCli(['dashboard', '--url', daemon.url, '--interval', '200ms', '--count', '2'], {
+    env: { CS_LLM_HOME: home, CS_LLM_API_KEY: admin },
+  });
+  const last = pairsOf(String(withKey.stdout).trim().split('\n')[1]!);
+  assert.equal(last.daemon, 'up');
+  assert.equal(last['tenant_shop-a_quota_429s'], '0');
+  assert.match(last['tenant_shop-a_rps']!, /^\d/);
+  assert.doesNotMatch(`${String(withKey.stdout)}${String(withKey.stderr)}`, new RegExp(admin));
 });
 
 test('a malformed --interval is a usage error with the next step', async (t) => {
