@@ -20,7 +20,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const LAYERS: readonly (readonly string[])[] = [
   ['core', 'openai-server'], // errors, config, paths, logging, shared types; the OpenAI wire the engines' servers share
   ['store', 'gpu', 'models', 'compliance', 'metrics', 'sim', 'cpu'], // state, hardware, catalogs, the engines' own servers
-  ['daemon', 'engine', 'doctor', 'bundle', 'dashboard'], // the services that compose the ones below
+  ['daemon', 'engine', 'doctor', 'bundle', 'dashboard', 'capacity'], // the services that compose the ones below
   ['cli', 'bench'], // the programs: commands, rendering, benchmarks
 ];
 

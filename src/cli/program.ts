@@ -14,6 +14,7 @@ import * as daemonCommand from './commands/daemon.js';
 import * as chatCommand from './commands/chat.js';
 import * as sessionsCommand from './commands/sessions.js';
 import * as usageCommand from './commands/usage.js';
+import * as benchCommand from './commands/bench.js';
 import * as keysCommand from './commands/keys.js';
 import * as auditCommand from './commands/audit.js';
 import * as storeCommand from './commands/store.js';
@@ -36,6 +37,7 @@ const commands: Array<{ register(program: Command): void }> = [
   daemonCommand,
   sessionsCommand,
   usageCommand,
+  benchCommand,
   keysCommand,
   auditCommand,
   storeCommand,
