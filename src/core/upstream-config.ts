@@ -55,8 +55,9 @@ const perWindow = z.number().int().min(1, 'must be 1 or more (leave it out for n
 
 /**
  * The rate limits the provider of an upstream sets; the router keeps under them by choosing another upstream
- * (docs/cost-and-capacity.md). The window is a minute, as providers count; a shorter one compresses time in a
- * test (the limits then count per that window).
+ * (docs/cost-and-capacity.md). The window is a minute, as providers count; the limits count per the window, so a
+ * shorter one budgets a local engine per second (from its capacity as `cs-llm bench` measured it), or
+ * compresses time in a test.
  */
 export const limitsSchema = z
   .object({

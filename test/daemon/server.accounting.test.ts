@@ -121,3 +121,51 @@ test('a local engine priced by its power costs its GPU power over time, idle tim
   const most = (312.45 / 1000) * (elapsedMs / 3_600_000);
   assert.ok(row.cost > 0 && row.cost <= most, `cost ${row.cost}, at most ${most}`);
 });
+
+test("each tenant's and each key's usage is counted apart, in /metrics and in the aggregates", async (t) => {
+  const sim = await startSimulator({ port: 0 });
+  t.after(() => sim.close());
+  const home = mkdtempSync(join(tmpdir(), 'cs-llm-accounting-'));
+  const { config, paths } = loadConfig({
+    env: { CS_LLM_HOME: home },
+    flags: deepMerge({
+      daemon: { upstreams: [{ name: 'cloud', url: sim.url, kind: 'local', price: { input: 1, output: 1, currency: 'EUR' } }] },
+    }),
+  });
+  const store = await openStore({ file: storeFile(config, paths) });
+  const acme = await store.keys.create('acme-chat', Date.now(), { tenant: 'acme' });
+  const acmeBatch = await store.keys.create('acme-batch', Date.now(), { tenant: 'acme' });
+  const globex = await store.keys.create('globex', Date.now(), { tenant: 'globex' });
+  const admin = await store.keys.create('ops', Date.now(), { admin: true });
+  await store.close();
+  const daemon = await startDaemon({ config, paths, port: 0, metrics: { gpu: false } });
+  t.after(() => daemon.close('test over'));
+  const ask = (key: string, times: number) =>
+    Promise.all(
+      Array.from({ length: times }, () =>
+        new OpenAI({ baseURL: `${daemon.url}/v1`, apiKey: key, maxRetries: 0 }).chat.completions.create({
+          model: 'cs-llm-sim',
+          messages: [{ role: 'user', content: 'hello' }],
+        }),
+      ),
+    );
+  await ask(acme.key, 3);
+  await ask(acmeBatch.key, 2);
+  await ask(globex.key, 1);
+
+  const metrics = parsePrometheusText(
+    await (await fetch(`${daemon.url}/metrics`, { headers: { authorization: `Bearer ${admin.key}` } })).text(),
+  );
+  const perRequest = sim.stats().promptTokens / 6;
+  assert.equal(sumOf(metrics, 'cs_llm_tokens_total', { tenant: 'acme', type: 'prompt' }), perRequest * 5);
+  assert.equal(sumOf(metrics, 'cs_llm_tokens_total', { tenant: 'globex', type: 'prompt' }), perRequest);
+  assert.ok((sumOf(metrics, 'cs_llm_cost_total', { tenant: 'globex', currency: 'EUR' }) ?? 0) > 0);
+
+  await daemon.close('flush');
+  const rows = await usageRows(config, paths);
+  const requests = (tenant: string, keyId: string) => rows.find((r) => r.tenant === tenant && r.keyId === keyId)?.requests;
+  assert.equal(requests('acme', acme.info.prefix), 3);
+  assert.equal(requests('acme', acmeBatch.info.prefix), 2);
+  assert.equal(requests('globex', globex.info.prefix), 1);
+  assert.equal(rows.length, 3);
+});
