@@ -66,6 +66,12 @@ export function bodyFor(member: UpstreamMember, payload: { model?: unknown }, by
   return bytes ?? Buffer.from(JSON.stringify(payload));
 }
 
+/** The reply length a chat completion payload asks for (max_completion_tokens or max_tokens), for token estimates. */
+export function maxTokensOf(payload: Record<string, unknown>): number | null {
+  const n = payload.max_completion_tokens ?? payload.max_tokens;
+  return typeof n === 'number' ? n : null;
+}
+
 /** What a request's upstream replies are accounted under (docs/cost-and-capacity.md). */
 export interface ExchangeUsage {
   /** The model name the client asked for. */

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ChatMessage } from '../../core/messages.js';
 import { ApiError, sendJson } from '../api-error.js';
-import { bodyFor, replyHeaders, UpstreamExchange } from '../relay.js';
+import { bodyFor, maxTokensOf, replyHeaders, UpstreamExchange } from '../relay.js';
 import type { RequestContext } from '../routes.js';
 import type { Routed } from '../routing/failover.js';
 import type { DaemonServices } from '../services.js';
@@ -92,7 +92,7 @@ export async function answer(services: DaemonServices, ctx: RequestContext, inpu
       return;
     }
     const bytes = Buffer.from(JSON.stringify(payload));
-    const routed = await exchange.send((member) => bodyFor(member, payload, bytes));
+    const routed = await exchange.send((member) => bodyFor(member, payload, bytes), { body: bytes, maxTokens: maxTokensOf(payload) });
     if (routed === null) return;
     const upstream = routed.response;
     if (input.stream && upstream.statusCode === 200 && String(upstream.headers['content-type'] ?? '').startsWith('text/event-stream')) {

@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ChatMessage } from '../../core/messages.js';
 import { ApiError } from '../api-error.js';
-import { bodyFor, type UpstreamExchange } from '../relay.js';
+import { bodyFor, maxTokensOf, type UpstreamExchange } from '../relay.js';
 import type { RequestContext } from '../routes.js';
 import type { Routed } from '../routing/failover.js';
 import type { DaemonServices } from '../services.js';
@@ -47,7 +47,8 @@ export async function toolRounds(
       body.tool_choice = 'auto';
     }
     const bytes = Buffer.from(JSON.stringify(body));
-    const routed = await exchange.send((member) => bodyFor(member, body, bytes));
+    // The size is what rate-limit budgets and cheapest routing estimate the request by (docs/cost-and-capacity.md).
+    const routed = await exchange.send((member) => bodyFor(member, body, bytes), { body: bytes, maxTokens: maxTokensOf(body) });
     if (routed === null) return { kind: 'gone' };
     const reply = await exchange.collect(routed);
     if (reply === null || exchange.clientLeft()) return { kind: 'gone' };
