@@ -114,6 +114,15 @@ function runFile(file) {
   });
 }
 
+/** The spec reporter's closing "failing tests" block (or the output's last lines), cut to fit a log's tail. */
+function failureDetail(output) {
+  const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+  const at = plain.lastIndexOf('✖ failing tests:');
+  const lines = (at >= 0 ? plain.slice(at) : plain).trimEnd().split('\n');
+  const shown = at >= 0 ? lines.slice(0, 60) : lines.slice(-30);
+  return shown.map((l) => `    ${l}`).join('\n') + (at >= 0 && lines.length > 60 ? `\n    ... ${lines.length - 60} more lines` : '');
+}
+
 const running = new Set();
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
@@ -181,6 +190,8 @@ console.log(
 );
 if (failed.length > 0) {
   console.log(`\nfailed files:\n${failed.map((r) => `  ${r.file}`).join('\n')}`);
+  // Again at the very end, what failed and why: a CI log is often read from its tail only.
+  for (const r of failed) console.log(`\n✖ ${r.file}\n${failureDetail(r.output)}`);
 }
 for (const r of results) history[r.file] = Math.round(r.seconds * 10) / 10;
 try {
