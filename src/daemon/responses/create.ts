@@ -71,6 +71,7 @@ export function createResponse(services: DaemonServices) {
     const lockId = previous ? previous.sessionId : (request.conversationId ?? chainId!);
     const model = request.model ?? (await services.upstreamInfo.get())?.id ?? 'unknown';
 
+    const unstoredId = request.store ? '' : newSessionId('unstored');
     let target: Target | null = null;
     let id = '';
     let pending: Outcome | null = null;
@@ -82,7 +83,9 @@ export function createResponse(services: DaemonServices) {
           { previous, conversationId: request.conversationId, newId: () => chainId ?? newSessionId('chain') },
           at,
         );
-        id = responseId(target.sessionId, target.head.turns + 1);
+        // An unstored response's ids name nothing (a session that never exists): they can never come to name
+        // a response or item stored later at the same place.
+        id = request.store ? responseId(target.sessionId, target.head.turns + 1) : responseId(unstoredId, 1);
         ctx.record.sessionId = target.sessionId;
         if (target.branch) return historyOf(services, tenant, target.branch.parentId, target.branch.parentTurn, turns, at);
         if (target.head.turns === 0) return [];
@@ -143,8 +146,8 @@ export function createResponse(services: DaemonServices) {
               previousResponseId: request.previousResponseId,
               conversationId: request.conversationId,
               store: request.store,
-              sessionId: t.sessionId,
-              inputEnd: t.head.nextSeq + newMessages.length,
+              sessionId: request.store ? t.sessionId : unstoredId,
+              inputEnd: request.store ? t.head.nextSeq + newMessages.length : newMessages.length,
             },
             save: async (outcome) => {
               if (!request.store) return;

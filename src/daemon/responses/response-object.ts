@@ -62,8 +62,11 @@ export function responseObject(s: ResponseState): Record<string, unknown> {
   };
 }
 
-/** A new chain's or conversation's session id: chain_ or conv_ and 32 random hex digits (122 random bits). */
-export function newSessionId(prefix: 'chain' | 'conv'): string {
+/**
+ * A new chain's or conversation's session id: chain_ or conv_ and 32 random hex digits (122 random bits);
+ * unstored_: the place a store: false response's ids name, which is never a session.
+ */
+export function newSessionId(prefix: 'chain' | 'conv' | 'unstored'): string {
   return `${prefix}_${randomUUID().replaceAll('-', '')}`;
 }
 

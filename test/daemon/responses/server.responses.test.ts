@@ -96,7 +96,16 @@ test('errors in OpenAI shape: unknown previous response 404, both previous and c
     client.responses.create({ model: MODEL, input: 'What is my name?', previous_response_id: unstored.id }),
     OpenAI.NotFoundError,
   );
+  await assert.rejects(client.responses.retrieve(unstored.id), OpenAI.NotFoundError);
   assert.equal(await h.daemon.store.stats.messageCount(), 0);
+  // An unstored response answered from a chain: its ids never name what is stored there later.
+  const stored = await client.responses.create({ model: MODEL, input: 'my name is Zoe' });
+  const aside = await client.responses.create({ model: MODEL, previous_response_id: stored.id, input: 'What is my name?', store: false });
+  assert.equal(aside.output_text, 'Your name is Zoe.');
+  const next = await client.responses.create({ model: MODEL, previous_response_id: stored.id, input: 'hello again' });
+  assert.notEqual(aside.id, next.id);
+  assert.notEqual(aside.output[0]!.id, next.output[0]!.id);
+  await assert.rejects(client.responses.retrieve(aside.id), OpenAI.NotFoundError);
 });
 
 test('item_reference resends an earlier item by its id', async (t) => {
