@@ -1,8 +1,8 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../core/config.js';
-import { ConfigError, EnvironmentError } from '../core/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { createDaemonMetrics, type DaemonMetricsOptions } from './metrics.js';
 import type { Paths } from '../core/paths.js';
@@ -10,7 +10,9 @@ import { openStore, storeFile, type Store } from '../store/store.js';
 import { protectionFor } from '../store/protection.js';
 import { auditKeyFile, type AuditKeyring } from '../store/audit-key.js';
 import { KeyRateLimiter } from './rate-limit.js';
-import { ApiError, sendError } from './api-error.js';
+import { createAuthenticator } from './authenticate.js';
+import { createDispatch, failRequest } from './dispatch.js';
+import { listen } from './listen.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { localAdmin } from '../store/admin.js';
 import { chatCompletions } from './handlers/chat-completions.js';
@@ -20,12 +22,12 @@ import { deleteSession, getSession, listSessions } from './handlers/sessions.js'
 import { RequestObservers, type RequestListener } from './observers.js';
 import { responsesRoutes } from './responses/routes.js';
 import { createRouter, type RequestContext, type Route } from './routes.js';
-import { allowedHostsFor, bearerToken, hostAllowed, isLoopbackHost, originAllowed } from './security.js';
+import { allowedHostsFor, isLoopbackHost } from './security.js';
 import type { DaemonServices } from './services.js';
 import { SessionLocks } from './session-lock.js';
 import { TenantQuotas, tokensTodayByTenant } from './quotas.js';
 import { registerTenantMetrics } from './tenant-metrics.js';
-import { callerOf, NO_CALLER, OPEN_CALLER, requireAdmin, type Caller } from './tenancy.js';
+import { NO_CALLER, requireAdmin } from './tenancy.js';
 import type { Upstream } from './upstream.js';
 import { UpstreamInfo } from './upstream-info.js';
 import { startAccounting } from './accounting/accounting.js';
@@ -34,9 +36,8 @@ import { attachAudit, type DaemonAudit } from './audit.js';
 import type { RoutingEvents } from './routing/failover.js';
 import { createRoutingMetrics, type RoutingMetrics } from './routing/routing-metrics.js';
 import { createRouting } from './routing/setup.js';
-import { Shadow } from './shadow.js';
+import { shadowWithAccounting } from './shadow-setup.js';
 import { ToolSet } from './tools/tool-set.js';
-import { bodyForUpstream } from '../compliance/upstream-redaction.js';
 
 export interface StartDaemonOptions {
   config: Config;
@@ -89,40 +90,6 @@ function routesFor(services: DaemonServices): Route[] {
     { method: 'GET', path: '/healthz', handler: healthz() },
     { method: 'GET', path: '/readyz', handler: readyz(services) },
   ];
-}
-
-function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      server.off('listening', onListening);
-      if (err.code === 'EADDRINUSE') {
-        reject(
-          new EnvironmentError(`port ${port} on ${host} is already in use`, {
-            next: `Stop what uses it (cs-llm daemon status; ss -ltnp | grep :${port}), or pick another port with --port.`,
-          }),
-        );
-      } else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') {
-        reject(
-          new ConfigError(`cannot bind ${host}: no such address on this machine`, {
-            next: 'Use --host 127.0.0.1 or an address of this machine.',
-          }),
-        );
-      } else if (err.code === 'EACCES') {
-        reject(
-          new EnvironmentError(`not allowed to bind ${host}:${port}`, {
-            next: 'Use a port above 1023, or run with the needed privileges.',
-          }),
-        );
-      } else reject(err);
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      resolve(server.address() as AddressInfo);
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(port, host);
-  });
 }
 
 /**
@@ -242,28 +209,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     tools,
     accounting,
     admission: new Admission(d.admission),
-    shadow: routing.shadow
-      ? new Shadow({
-          member: routing.shadow,
-          percent: d.shadow!.percent,
-          model: d.shadow!.model,
-          timeoutMs: d.upstreamTimeoutMs,
-          log,
-          onResult: (r) => routingMetrics?.shadow(r),
-          onUsage: (t, model) => {
-            const tokens = { prompt: t.promptTokens ?? 0, cached: t.cachedTokens ?? 0, completion: t.completionTokens ?? 0 };
-            accounting.record({
-              upstream: routing.shadow!,
-              model: model ?? '',
-              tenant: '(shadow)',
-              keyId: '',
-              sessionStarted: false,
-              tokens,
-            });
-          },
-          prepare: (m, body) => bodyForUpstream(config, m, body),
-        })
-      : null,
+    shadow: routing.shadow ? shadowWithAccounting(config, routing.shadow, accounting, log, (r) => routingMetrics?.shadow(r)) : null,
     upstreamInfo: new UpstreamInfo(upstream),
     locks: new SessionLocks(),
     observers,
@@ -307,57 +253,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
   let draining = false;
   let onDrained: (() => void) | null = null;
 
-  const fail = (ctx: RequestContext, err: unknown) => {
-    if (err instanceof ApiError) {
-      if (ctx.record.outcome === 'ok') ctx.record.outcome = 'rejected';
-      if (err.code) ctx.record.errorCode = err.code;
-      if (ctx.res.headersSent) ctx.res.end();
-      else sendError(ctx.res, err);
-      return;
-    }
-    // A bug: a plain 500 for the client, the details only in the debug log.
-    log('request failed', err);
-    ctx.record.outcome = 'upstream_failed';
-    if (ctx.res.headersSent) ctx.res.destroy();
-    else
-      sendError(
-        ctx.res,
-        new ApiError(500, 'internal error in cs-llm daemon; rerun it with DEBUG=cs-llm:daemon for details', { code: 'internal_error' }),
-      );
-  };
-
-  // Whether any key exists, re-read at most once a second: a key created with `cs-llm keys create` (another
-  // process) is required from a second later on; revocation is immediate (verify reads the key's row).
-  let keysKnownAt = Number.NEGATIVE_INFINITY;
-  let keysGeneration = -1;
-  let keysExist = false;
-  const keysRequired = async (now: number): Promise<boolean> => {
-    if (!loopbackOnly) return true;
-    if (now - keysKnownAt > 1000 || keysGeneration !== store.keys.generation) {
-      keysGeneration = store.keys.generation;
-      keysExist = await store.keys.hasActiveKeys();
-      keysKnownAt = now;
-    }
-    return keysExist;
-  };
-
-  /**
-   * Who the request is (tenant, profiles, admin), from the same lookup that checks its key; null: no valid key.
-   * Without keys, the implicit default tenant with every right (as before keys existed).
-   */
-  const authorised = async (req: IncomingMessage, now: number, record: RequestContext['record']): Promise<Caller | null> => {
-    if (!(await keysRequired(now))) {
-      record.callerTenant = record.tenant = OPEN_CALLER.tenant;
-      return OPEN_CALLER;
-    }
-    const token = bearerToken(req.headers.authorization);
-    const key = token === null ? null : await store.keys.verify(token);
-    if (!key) return null;
-    // The audit log's "who": the key's public prefix (what keys list shows), never the key.
-    record.keyId = key.prefix;
-    record.callerTenant = record.tenant = key.tenant;
-    return callerOf(key);
-  };
+  const authenticate = createAuthenticator(store, loopbackOnly);
+  const dispatch = createDispatch({ route, allowedHosts, authenticate, audit, rateLimiter, quotas, draining: () => draining });
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const startedAt = performance.now();
@@ -393,60 +290,9 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       if (inFlight === 0 && onDrained) onDrained();
     };
     res.once('close', partDone);
-    serve(ctx, pathname)
-      .catch((err: unknown) => fail(ctx, err))
+    dispatch(ctx, pathname)
+      .catch((err: unknown) => failRequest(ctx, err, log))
       .finally(partDone);
-  };
-
-  /** Checks the request (Host, Origin, key, rate) and runs its route's handler. */
-  const serve = async (ctx: RequestContext, pathname: string): Promise<void> => {
-    const { req, res } = ctx;
-    {
-      if (draining) {
-        res.shouldKeepAlive = false;
-        throw new ApiError(503, 'the daemon is shutting down', { code: 'shutting_down', headers: { connection: 'close' } });
-      }
-      // Fail closed: while audit records cannot be written, nothing is served unaudited.
-      audit?.admit(pathname, ctx.record);
-      if (!hostAllowed(req.headers.host, allowedHosts)) {
-        throw new ApiError(
-          403,
-          `Host "${req.headers.host ?? ''}" is not allowed; add it to daemon.allowedHosts in the config if it is this daemon's name`,
-          {
-            code: 'host_not_allowed',
-          },
-        );
-      }
-      if (!originAllowed(req.headers.origin, req.headers.host, allowedHosts)) {
-        throw new ApiError(403, `Origin "${req.headers.origin}" is not allowed: browser pages from other sites may not use this daemon`, {
-          code: 'origin_not_allowed',
-        });
-      }
-      const caller = await authorised(req, ctx.startedAt, ctx.record);
-      if (!caller) {
-        throw new ApiError(401, 'a valid API key is required: send Authorization: Bearer <key> (create one with cs-llm keys create)', {
-          code: 'invalid_api_key',
-          headers: { 'www-authenticate': 'Bearer' },
-        });
-      }
-      ctx.caller = caller;
-      // Health checks and metrics stay answerable whatever a key's rate; the API is limited per key.
-      if (pathname.startsWith('/v1/')) {
-        if (rateLimiter.active) rateLimiter.check(ctx.record.keyId, Date.now());
-        if (quotas.limitsRequests) quotas.admitRequest(caller.tenant, Date.now());
-      }
-      const match = route(req.method ?? 'GET', pathname);
-      if (match.kind === 'not-found') throw new ApiError(404, `no route ${req.method} ${pathname}`, { code: 'unknown_route' });
-      if (match.kind === 'method-not-allowed') {
-        throw new ApiError(405, `${req.method} is not allowed on ${pathname}; allowed: ${match.allow.join(', ')}`, {
-          code: 'method_not_allowed',
-          headers: { allow: match.allow.join(', ') },
-        });
-      }
-      ctx.params = match.params;
-      ctx.record.route = match.route;
-      await match.handler(ctx);
-    }
   };
 
   const server = createServer({ keepAliveTimeout: 65_000 }, onRequest);
