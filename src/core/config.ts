@@ -181,6 +181,11 @@ export const configSchema = z
     store: z
       .object({
         path: z.string().optional(),
+        /** A PostgreSQL store shared by several daemons, e.g. postgres://cs@db-host:5432/cs (docs/scale-out.md); unset: SQLite at path. */
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//i, 'a postgres:// or postgresql:// URL')
+          .optional(),
         synchronous: z.enum(['NORMAL', 'FULL']).default('NORMAL'),
         busyTimeoutMs: z.number().int().min(0).default(5000),
         /** WAL checkpoint interval (on a worker thread, never inside a request; sooner when the WAL passes 4 MiB). */

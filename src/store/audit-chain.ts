@@ -89,10 +89,10 @@ export function keyedAuditHash(key: Buffer, prevHash: string, seq: number, entry
   return createHmac('sha256', key).update(prevHash).update('\n').update(canonicalAuditRecord(seq, entry)).digest('hex');
 }
 
-const segmentTag = (key: Buffer, fromSeq: number, prevHash: string) =>
+export const segmentTag = (key: Buffer, fromSeq: number, prevHash: string) =>
   createHmac('sha256', key).update(`cs-llm audit chain\n${fromSeq}\n${prevHash}`).digest('hex');
 
-const anchorTag = (key: Buffer, a: { seq: number; hash: string; prunedRecords: number; prunedAt: number }) =>
+export const anchorTag = (key: Buffer, a: { seq: number; hash: string; prunedRecords: number; prunedAt: number }) =>
   createHmac('sha256', key).update(`cs-llm audit anchor\n${a.seq}\n${a.hash}\n${a.prunedRecords}\n${a.prunedAt}`).digest('hex');
 
 /** Where one key's part of the chain starts. keyId and tag are null until the key is first used (schema 4). */

@@ -7,13 +7,13 @@
 import type { AuditKeyring } from './audit-key.js';
 import {
   anchorRow,
-  auditAnchor,
   chainSegments,
   checkAnchorTag,
   checkSegmentTag,
   GENESIS_HASH,
   keyedAuditHash,
   unkeyedAuditHash,
+  type AnchorRow,
   type AuditAnchor,
   type AuditRecord,
   type ChainSegment,
@@ -40,8 +40,32 @@ export interface ChainCheck {
 
 /** ring: the audit key file's keys (null when there is none): records under keys it lacks cannot be verified. */
 export function verifyAuditChain(db: SqliteDatabase, ring: AuditKeyring | null): ChainCheck {
-  const anchor = auditAnchor(db);
-  const segments = chainSegments(db);
+  const check = chainChecker(anchorRow(db), chainSegments(db), ring);
+  if (check.start) return check.start;
+  for (const row of db.prepare<[], AuditRow>('SELECT * FROM audit_log ORDER BY seq').iterate()) {
+    const broken = check.row(row);
+    if (broken) return broken;
+  }
+  return check.end();
+}
+
+/**
+ * The walk of verifyAuditChain over any source of records (the PostgreSQL store reads them in pages): `start`
+ * is the answer when the chain's start is already wrong, `row` takes the records in seq order and answers
+ * when one does not fit, `end` checks what follows the last one.
+ */
+export function chainChecker(
+  anchorSigned: AnchorRow | undefined,
+  segments: ChainSegment[],
+  ring: AuditKeyring | null,
+): { start: ChainCheck | null; row(row: AuditRow): ChainCheck | null; end(): ChainCheck } {
+  const anchor: AuditAnchor | undefined = anchorSigned && {
+    seq: anchorSigned.seq,
+    hash: anchorSigned.hash,
+    prunedRecords: anchorSigned.pruned_records,
+    prunedAt: anchorSigned.pruned_at,
+    keyId: anchorSigned.key_id,
+  };
   const keys = segments.map((s) => ({ fromSeq: s.fromSeq, keyId: s.keyId }));
   let records = 0;
   let unkeyedRecords = 0;
@@ -54,12 +78,15 @@ export function verifyAuditChain(db: SqliteDatabase, ring: AuditKeyring | null):
     unkeyedRecords,
   });
   const firstSeq = (anchor?.seq ?? 0) + 1;
+  const fail = (check: ChainCheck) => ({ start: check, row: () => check, end: () => check });
   if (segments.length === 0) {
-    return result({
-      seq: firstSeq,
-      reason:
-        'the record of where the keyed chain starts (table audit_chain) was removed, so no record can be checked against the audit key',
-    });
+    return fail(
+      result({
+        seq: firstSeq,
+        reason:
+          'the record of where the keyed chain starts (table audit_chain) was removed, so no record can be checked against the audit key',
+      }),
+    );
   }
   const keyed = segments.some((s) => s.tag !== null);
   const missing = (seq: number, keyId: string) => ({
@@ -69,20 +96,23 @@ export function verifyAuditChain(db: SqliteDatabase, ring: AuditKeyring | null):
   });
 
   // Once the chain is keyed, the anchor is signed: moving it forward to delete records needs the key.
-  const anchorSigned = anchorRow(db);
   if (anchorSigned && keyed) {
     const key = anchorSigned.key_id ? ring?.byId(anchorSigned.key_id) : undefined;
     if (anchorSigned.tag === null)
-      return result({
-        seq: firstSeq,
-        reason: `the retention anchor (records up to ${anchorSigned.seq} pruned) is not signed with the audit key: it was set outside cs-llm`,
-      });
-    if (!key) return result(missing(firstSeq, anchorSigned.key_id ?? '?'));
+      return fail(
+        result({
+          seq: firstSeq,
+          reason: `the retention anchor (records up to ${anchorSigned.seq} pruned) is not signed with the audit key: it was set outside cs-llm`,
+        }),
+      );
+    if (!key) return fail(result(missing(firstSeq, anchorSigned.key_id ?? '?')));
     if (!checkAnchorTag(anchorSigned, key))
-      return result({
-        seq: firstSeq,
-        reason: `the retention anchor (records up to ${anchorSigned.seq} pruned) was altered: its signature does not match`,
-      });
+      return fail(
+        result({
+          seq: firstSeq,
+          reason: `the retention anchor (records up to ${anchorSigned.seq} pruned) was altered: its signature does not match`,
+        }),
+      );
   }
 
   let prev = anchor?.hash ?? GENESIS_HASH;
@@ -109,7 +139,7 @@ export function verifyAuditChain(db: SqliteDatabase, ring: AuditKeyring | null):
     }
     return k;
   };
-  for (const row of db.prepare<[], AuditRow>('SELECT * FROM audit_log ORDER BY seq').iterate()) {
+  const row = (row: AuditRow): ChainCheck | null => {
     records++;
     const r: AuditRecord = auditRowToRecord(row);
     if (r.seq !== expectedSeq) {
@@ -150,30 +180,34 @@ export function verifyAuditChain(db: SqliteDatabase, ring: AuditKeyring | null):
     if (!key) unkeyedRecords++;
     prev = r.hash;
     expectedSeq++;
-  }
-  // A key's start that no record uses yet (just after audit new-key) is signed too, and binds the last record:
-  // records removed from the end before it are found.
-  for (const s of segments.slice(at + 1)) {
-    if (s.tag === null) continue;
-    const k = s.keyId ? ring?.byId(s.keyId) : undefined;
-    if (k && !checkSegmentTag(s, k)) {
-      return result({
-        seq: s.fromSeq,
-        reason: `the start of the chain under audit key ${s.keyId} (record ${s.fromSeq}) was altered: its signature does not match`,
-      });
+    return null;
+  };
+  const end = (): ChainCheck => {
+    // A key's start that no record uses yet (just after audit new-key) is signed too, and binds the last record:
+    // records removed from the end before it are found.
+    for (const s of segments.slice(at + 1)) {
+      if (s.tag === null) continue;
+      const k = s.keyId ? ring?.byId(s.keyId) : undefined;
+      if (k && !checkSegmentTag(s, k)) {
+        return result({
+          seq: s.fromSeq,
+          reason: `the start of the chain under audit key ${s.keyId} (record ${s.fromSeq}) was altered: its signature does not match`,
+        });
+      }
+      if (s.fromSeq > expectedSeq) {
+        return result({
+          seq: expectedSeq,
+          reason: `record ${expectedSeq} is missing (the chain under key ${s.keyId} starts at ${s.fromSeq})`,
+        });
+      }
+      if (s.fromSeq === expectedSeq && s.prevHash !== prev) {
+        return result({
+          seq: s.fromSeq - 1,
+          reason: `record ${s.fromSeq - 1} is not the one the chain under key ${s.keyId} was started after: it was altered or removed`,
+        });
+      }
     }
-    if (s.fromSeq > expectedSeq) {
-      return result({
-        seq: expectedSeq,
-        reason: `record ${expectedSeq} is missing (the chain under key ${s.keyId} starts at ${s.fromSeq})`,
-      });
-    }
-    if (s.fromSeq === expectedSeq && s.prevHash !== prev) {
-      return result({
-        seq: s.fromSeq - 1,
-        reason: `record ${s.fromSeq - 1} is not the one the chain under key ${s.keyId} was started after: it was altered or removed`,
-      });
-    }
-  }
-  return result();
+    return result();
+  };
+  return { start: null, row, end };
 }

@@ -3,6 +3,7 @@
 // SQLite one (sqlite-store.ts) answers with already-settled promises. No other folder touches a database
 // handle. store.ts opens one.
 
+import { EnvironmentError } from '../core/errors.js';
 import type { AuditAnchor, AuditRecord, AuditWriter, AuditWriterOptions } from './audit.js';
 import type { AuditKeyring } from './audit-key.js';
 import type { ChainCheck } from './audit-verify.js';
@@ -99,3 +100,11 @@ export type OpenStoreOptions = OpenDatabaseOptions & {
   /** Redaction, encryption and retention of stored messages (protectionFor(config) builds it). */
   protection?: ContentProtection;
 };
+
+/**
+ * The store cannot be reached (PostgreSQL down or unreachable): the daemon answers 503 store_unavailable and
+ * /readyz is not ready until it is back; nothing needs a restart.
+ */
+export class StoreUnavailableError extends EnvironmentError {
+  readonly code = 'store_unavailable';
+}

@@ -33,7 +33,8 @@ export interface MaintenanceOptions {
  * async stop function.
  */
 export function startMaintenance(
-  db: SqliteDatabase,
+  /** The SQLite handle for checkpoints; null for a store without a WAL of its own (PostgreSQL checkpoints itself). */
+  db: SqliteDatabase | null,
   work: {
     sessions: Pick<SessionStore, 'sweepExpired' | 'capRetention'>;
     /** Audit retention: deletes up to `limit` records before `before`, returns how many. */
@@ -49,7 +50,7 @@ export function startMaintenance(
 
   let checkpointer: Checkpointer | null = null;
   let inThread: NodeJS.Timeout | null = null;
-  if (options.file !== ':memory:') {
+  if (db && options.file !== ':memory:') {
     try {
       // The worker copies pages while this thread keeps appending, so under a steady write load the WAL is
       // never entirely copied at the moment of a write, never rewinds, and would grow without bound. Once it
@@ -81,7 +82,7 @@ export function startMaintenance(
       options.onError?.('checkpoint', err);
     }
   }
-  if (!checkpointer && options.file !== ':memory:') {
+  if (db && !checkpointer && options.file !== ':memory:') {
     // No worker threads here: checkpoint on this thread, still on a timer rather than in a commit.
     inThread = setInterval(() => {
       try {

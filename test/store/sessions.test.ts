@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/store.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import { WINDOW_SQL } from '../../src/store/sqlite-sessions.js';
+import { storeTest } from '../helpers/stores.js';
 
 /** The store, and its connection for looking at the rows. */
 function tempStore(t: { after(fn: () => Promise<void>): void }): SqliteStore {
@@ -20,8 +20,8 @@ const HOUR = 3_600_000;
 const user = (content: string) => ({ role: 'user', content });
 const assistant = (content: string) => ({ role: 'assistant', content });
 
-test('a session stores turns in order and loads the last N turns of them', async (t) => {
-  const { store, db } = tempStore(t);
+storeTest('a session stores turns in order and loads the last N turns of them', async (t, backend) => {
+  const store = await backend.open();
   for (let i = 1; i <= 5; i++)
     await store.sessions.appendTurn('default', 's1', 'default', [user(`q${i}`), assistant(`a${i}`)], HOUR, 1000 + i);
   const window = await store.sessions.loadWindow('default', 's1', 2, 2000);
@@ -42,8 +42,8 @@ test('a session stores turns in order and loads the last N turns of them', async
   assert.equal(whole.expiresAt, 1005 + HOUR);
 });
 
-test('tool calls, tool results and content parts come back as they were stored', async (t) => {
-  const { store, db } = tempStore(t);
+storeTest('tool calls, tool results and content parts come back as they were stored', async (t, backend) => {
+  const store = await backend.open();
   const call = { id: 'call_1', type: 'function', function: { name: 'track_order', arguments: '{"order_id":"12345"}' } };
   const parts = [{ type: 'text', text: 'look at this' }];
   await store.sessions.appendTurn(
@@ -74,8 +74,8 @@ test('tool calls, tool results and content parts come back as they were stored',
   ]);
 });
 
-test('an expired session is never served and a new turn on its id starts afresh', async (t) => {
-  const { store, db } = tempStore(t);
+storeTest('an expired session is never served and a new turn on its id starts afresh', async (t, backend) => {
+  const store = await backend.open();
   await store.sessions.appendTurn('default', 's', 'default', [user('old'), assistant('old reply')], 1000, 0);
   assert.equal((await store.sessions.loadWindow('default', 's', 10, 999)).length, 2);
   assert.deepEqual(await store.sessions.loadWindow('default', 's', 10, 1000), []);
@@ -91,26 +91,26 @@ test('an expired session is never served and a new turn on its id starts afresh'
   assert.equal(fresh.turns, 1);
 });
 
-test('each append renews the sliding expiry', async (t) => {
-  const { store, db } = tempStore(t);
+storeTest('each append renews the sliding expiry', async (t, backend) => {
+  const store = await backend.open();
   await store.sessions.appendTurn('default', 's', 'default', [user('a')], 1000, 0);
   await store.sessions.appendTurn('default', 's', 'default', [user('b')], 1000, 900);
   assert.equal((await store.sessions.get('default', 's', 1500))!.expiresAt, 1900);
 });
 
-test('the sweeper deletes expired sessions and their messages in batches, and leaves live ones', async (t) => {
-  const { store, db } = tempStore(t);
+storeTest('the sweeper deletes expired sessions and their messages in batches, and leaves live ones', async (t, backend) => {
+  const store = await backend.open();
   for (let i = 0; i < 7; i++) await store.sessions.appendTurn('default', `dead${i}`, 'default', [user('x'), assistant('y')], 10, 0);
   await store.sessions.appendTurn('default', 'alive', 'default', [user('x'), assistant('y')], HOUR, 0);
   assert.equal(await store.sessions.sweepExpired(100, 5), 5);
   assert.equal(await store.sessions.sweepExpired(100, 5), 2);
   assert.equal(await store.sessions.sweepExpired(100, 5), 0);
-  const rows = db.prepare('SELECT session_id, COUNT(*) AS n FROM messages GROUP BY session_id').all();
+  const rows = await backend.rows('SELECT session_id, COUNT(*) AS n FROM messages GROUP BY session_id');
   assert.deepEqual(rows, [{ session_id: 'alive', n: 2 }]);
 });
 
-test('listing pages through sessions, most recently updated first, with a cursor', async (t) => {
-  const { store, db } = tempStore(t);
+storeTest('listing pages through sessions, most recently updated first, with a cursor', async (t, backend) => {
+  const store = await backend.open();
   for (let i = 0; i < 5; i++) await store.sessions.appendTurn('default', `s${i}`, 'default', [user('x')], HOUR, 100 + i);
   const first = await store.sessions.list({ tenant: null, now: 200, limit: 2 });
   assert.deepEqual(
@@ -130,8 +130,8 @@ test('listing pages through sessions, most recently updated first, with a cursor
   assert.equal(third.nextCursor, null);
 });
 
-test('delete and prune remove whole sessions', async (t) => {
-  const { store, db } = tempStore(t);
+storeTest('delete and prune remove whole sessions', async (t, backend) => {
+  const store = await backend.open();
   await store.sessions.appendTurn('default', 'a', 'default', [user('x')], HOUR, 100);
   await store.sessions.appendTurn('default', 'b', 'default', [user('x')], HOUR, 200);
   await store.sessions.appendTurn('default', 'c', 'default', [user('x')], HOUR, 300);
@@ -142,7 +142,7 @@ test('delete and prune remove whole sessions', async (t) => {
     (await store.sessions.list({ tenant: null, now: 400, limit: 10 })).sessions.map((s) => s.id),
     ['c'],
   );
-  assert.equal((db.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 1);
+  assert.deepEqual(await backend.rows('SELECT COUNT(*) AS n FROM messages'), [{ n: 1 }]);
 });
 
 test('loading a window and appending a turn use the indexes, not a table scan or a sort', async (t) => {
@@ -192,19 +192,14 @@ test('the database is in WAL mode with synchronous NORMAL by default and FULL on
   await full.store.close();
 });
 
-test('a committed turn is visible to another connection at once (what the daemon promises before [DONE])', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-store-'));
-  const file = join(dir, 'cs-llm.db');
-  const store = await openStore({ file });
-  t.after(() => store.close());
+storeTest('a committed turn is visible to another connection at once (what the daemon promises before [DONE])', async (t, backend) => {
+  const store = await backend.open();
   await store.sessions.appendTurn('default', 's', 'default', [user('hello'), assistant('hi')], HOUR, Date.now());
-  const reader = new Database(file, { readonly: true });
-  t.after(() => reader.close());
-  assert.equal((reader.prepare("SELECT COUNT(*) AS n FROM messages WHERE session_id = 's'").get() as { n: number }).n, 2);
+  assert.deepEqual(await backend.rows("SELECT COUNT(*) AS n FROM messages WHERE session_id = 's'"), [{ n: 2 }]);
 });
 
-test('the same session id in two tenants is two sessions: windows, reads, deletes and listings never cross', async (t) => {
-  const { store } = tempStore(t);
+storeTest('the same session id in two tenants is two sessions: windows, reads, deletes and listings never cross', async (t, backend) => {
+  const store = await backend.open();
   await store.sessions.appendTurn('shop-a', 'c1', 'default', [user('a: my order'), assistant('a: shipped')], HOUR, 10);
   await store.sessions.appendTurn('shop-b', 'c1', 'default', [user('b: a refund')], HOUR, 20);
   await store.sessions.appendTurn('shop-b', 'c2', 'default', [user('b: hello')], HOUR, 30);
@@ -235,18 +230,24 @@ test('the same session id in two tenants is two sessions: windows, reads, delete
   assert.deepEqual(await ids(null), ['shop-a/c1']);
 });
 
-test("listing every tenant's sessions pages with one cursor across tenants; a cursor of another tenant's listing is refused", async (t) => {
-  const { store } = tempStore(t);
-  for (let i = 0; i < 5; i++) await store.sessions.appendTurn(i % 2 === 0 ? 'a' : 'b', `s${i}`, 'default', [user('x')], HOUR, 100 + i);
-  await store.sessions.appendTurn('a', 'same-time', 'default', [user('x')], HOUR, 104);
-  const seen: string[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: Awaited<ReturnType<typeof store.sessions.list>> = await store.sessions.list({ tenant: null, now: 200, limit: 2, cursor });
-    seen.push(...page.sessions.map((s) => `${s.tenant}/${s.id}`));
-    cursor = page.nextCursor;
-  } while (cursor);
-  assert.deepEqual(seen, ['a/same-time', 'a/s4', 'b/s3', 'a/s2', 'b/s1', 'a/s0']);
-  const first = await store.sessions.list({ tenant: 'a', now: 200, limit: 1 });
-  await assert.rejects(store.sessions.list({ tenant: 'b', now: 200, limit: 1, cursor: first.nextCursor }), /not one this server gave out/);
-});
+storeTest(
+  "listing every tenant's sessions pages with one cursor across tenants; a cursor of another tenant's listing is refused",
+  async (t, backend) => {
+    const store = await backend.open();
+    for (let i = 0; i < 5; i++) await store.sessions.appendTurn(i % 2 === 0 ? 'a' : 'b', `s${i}`, 'default', [user('x')], HOUR, 100 + i);
+    await store.sessions.appendTurn('a', 'same-time', 'default', [user('x')], HOUR, 104);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Awaited<ReturnType<typeof store.sessions.list>> = await store.sessions.list({ tenant: null, now: 200, limit: 2, cursor });
+      seen.push(...page.sessions.map((s) => `${s.tenant}/${s.id}`));
+      cursor = page.nextCursor;
+    } while (cursor);
+    assert.deepEqual(seen, ['a/same-time', 'a/s4', 'b/s3', 'a/s2', 'b/s1', 'a/s0']);
+    const first = await store.sessions.list({ tenant: 'a', now: 200, limit: 1 });
+    await assert.rejects(
+      store.sessions.list({ tenant: 'b', now: 200, limit: 1, cursor: first.nextCursor }),
+      /not one this server gave out/,
+    );
+  },
+);

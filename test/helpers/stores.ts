@@ -1,0 +1,73 @@
+// The store tests, run against both stores: storeTest registers each test twice, once on a SQLite file
+// and once on PostgreSQL (a schema of its own on this file's throwaway cluster; skipped with the reason
+// when the binaries are missing outside CI). The test gets an opener and a way to read rows with plain SQL
+// that both databases answer alike.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { openStore, type OpenStoreOptions, type Store } from '../../src/store/store.js';
+import { testCluster } from './postgres.js';
+
+const postgres = await testCluster();
+
+export interface StoreBackend {
+  name: 'SQLite' | 'PostgreSQL';
+  /** The store's location: a file path or a postgres:// URL. */
+  location: string;
+  /** Opens (again) the store at this test's location; closed when the test ends. */
+  open(options?: Omit<OpenStoreOptions, 'file'>): Promise<Store>;
+  /** Rows of a query, for looking at what is stored ($1-style parameters are not needed by the tests). */
+  rows<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+}
+
+export function storeTest(name: string, fn: (t: TestContext, backend: StoreBackend) => Promise<void>): void {
+  test(`${name} [SQLite]`, async (t) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-store-')), 'cs-llm.db');
+    await fn(t, {
+      name: 'SQLite',
+      location: file,
+      open: async (options = {}) => {
+        const store = await openStore({ ...options, file });
+        t.after(() => store.close());
+        return store;
+      },
+      rows: async <T>(sql: string) => {
+        const db = new Database(file, { readonly: true });
+        try {
+          return db.prepare(sql).all() as T[];
+        } finally {
+          db.close();
+        }
+      },
+    });
+  });
+  test(`${name} [PostgreSQL]`, { skip: postgres.skip }, async (t) => {
+    const url = await postgres.cluster!.database();
+    await fn(t, {
+      name: 'PostgreSQL',
+      location: url,
+      open: async (options = {}) => {
+        const store = await openStore({ ...options, file: url });
+        t.after(() => store.close());
+        return store;
+      },
+      rows: async <T>(sql: string) => {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          // COUNT(*) is a BIGINT there: as a number, as SQLite gives it.
+          return (await client.query(sql)).rows.map((r: Record<string, unknown>) =>
+            Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^n$|count/i.test(k) ? Number(v) : v])),
+          ) as T[];
+        } finally {
+          await client.end();
+        }
+      },
+    });
+  });
+}
+
+export { postgres };
