@@ -75,6 +75,11 @@ export async function testCluster(): Promise<ClusterOrSkip> {
   await admin.connect();
   await admin.query('CREATE DATABASE cs');
   await admin.end();
+  // pageinspect (contrib, in Debian's server package): the tests look at the tuples a table's pages still hold.
+  const cs = new pg.Client({ connectionString: base });
+  await cs.connect();
+  await cs.query('CREATE EXTENSION pageinspect SCHEMA public');
+  await cs.end();
   after(async () => {
     if (running) await stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore, type OpenStoreOptions, type Store } from '../../src/store/store.js';
 import { testCluster } from './postgres.js';
+import { foundIn } from './db-files.js';
 
 const postgres = await testCluster();
 
@@ -21,6 +22,11 @@ export interface StoreBackend {
   open(options?: Omit<OpenStoreOptions, 'file'>): Promise<Store>;
   /** Rows of a query, for looking at what is stored ($1-style parameters are not needed by the tests). */
   rows<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /**
+   * Where a text can still be read: SQLite, in the database file or its WAL ('db', 'wal'); PostgreSQL, in a
+   * tuple of a table's pages, live or dead ('table <name>'). [] when nowhere.
+   */
+  textFound(text: string): Promise<string[]>;
 }
 
 export function storeTest(name: string, fn: (t: TestContext, backend: StoreBackend) => Promise<void>): void {
@@ -34,6 +40,7 @@ export function storeTest(name: string, fn: (t: TestContext, backend: StoreBacke
         t.after(() => store.close());
         return store;
       },
+      textFound: (text) => Promise.resolve(foundIn(file, text)),
       rows: async <T>(sql: string) => {
         const db = new Database(file, { readonly: true });
         try {
@@ -53,6 +60,30 @@ export function storeTest(name: string, fn: (t: TestContext, backend: StoreBacke
         const store = await openStore({ ...options, file: url });
         t.after(() => store.close());
         return store;
+      },
+      async textFound(text) {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          const needle = Buffer.from(text, 'utf8');
+          const found: string[] = [];
+          const tables = await client.query<{ name: string; pages: string }>(
+            `SELECT c.oid::regclass::text AS name, pg_relation_size(c.oid) / 8192 AS pages FROM pg_class c
+             WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'`,
+          );
+          for (const { name, pages } of tables.rows) {
+            for (let page = 0; page < Number(pages); page++) {
+              const tuples = await client.query<{ t_data: Buffer | null }>(
+                'SELECT t_data FROM public.heap_page_items(public.get_raw_page($1, $2))',
+                [name, page],
+              );
+              if (tuples.rows.some((r) => r.t_data?.includes(needle))) found.push(`table ${name}`);
+            }
+          }
+          return [...new Set(found)];
+        } finally {
+          await client.end();
+        }
       },
       rows: async <T>(sql: string) => {
         const client = new pg.Client({ connectionString: url });

@@ -1,19 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import { storeTest } from '../helpers/stores.js';
 
-/** The store, and its connection for looking at the rows. */
-function tempStore(t: { after(fn: () => Promise<void>): void }) {
-  const opened = openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'cs-llm-keys-')), 'cs-llm.db') });
-  t.after(() => opened.store.close());
-  return opened;
-}
-
-test('a created key verifies, and only its hash and a short prefix are stored', async (t) => {
-  const { store, db } = tempStore(t);
+storeTest('a created key verifies, and only its hash and a short prefix are stored', async (t, backend) => {
+  const store = await backend.open();
   assert.equal(await store.keys.hasActiveKeys(), false);
   const { key, info } = await store.keys.create('frontend', 1000);
   assert.match(key, /^csk_[A-Za-z0-9_-]{40,}$/);
@@ -23,7 +12,7 @@ test('a created key verifies, and only its hash and a short prefix are stored', 
   assert.equal(await store.keys.verify(`${key}x`), null);
   assert.equal(await store.keys.verify(key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A')), null);
   assert.equal(await store.keys.verify('sk-something-else'), null);
-  const dump = JSON.stringify(db.prepare('SELECT * FROM api_keys').all());
+  const dump = JSON.stringify(await backend.rows('SELECT * FROM api_keys'));
   assert.equal(dump.includes(key), false);
   assert.deepEqual(
     (await store.keys.list()).map((k) => [k.name, k.prefix, k.revokedAt]),
@@ -31,8 +20,8 @@ test('a created key verifies, and only its hash and a short prefix are stored', 
   );
 });
 
-test('a revoked key stops verifying; revoking by prefix or id both work', async (t) => {
-  const { store } = tempStore(t);
+storeTest('a revoked key stops verifying; revoking by prefix or id both work', async (t, backend) => {
+  const store = await backend.open();
   const a = await store.keys.create('a', 1);
   const b = await store.keys.create('b', 2);
   assert.equal((await store.keys.revoke(a.info.prefix, 10))?.id, a.info.id);
@@ -47,8 +36,8 @@ test('a revoked key stops verifying; revoking by prefix or id both work', async 
   );
 });
 
-test("a key carries its tenant, profiles and admin flag, and verify answers them with the key's row", async (t) => {
-  const { store } = tempStore(t);
+storeTest("a key carries its tenant, profiles and admin flag, and verify answers them with the key's row", async (t, backend) => {
+  const store = await backend.open();
   const plain = await store.keys.create('web chat', 1);
   assert.deepEqual([plain.info.tenant, plain.info.profiles, plain.info.admin], ['default', null, false]);
   const scoped = await store.keys.create('shop app', 2, { tenant: 'shop-b', profiles: ['sales', 'support', 'sales'], admin: false });

@@ -1,9 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { test } from 'node:test';
-import { openStore } from '../../src/store/store.js';
+import { storeTest } from '../helpers/stores.js';
 import type { UsageRow } from '../../src/store/usage.js';
 
 const row = (over: Partial<UsageRow>): UsageRow => ({
@@ -22,16 +18,14 @@ const row = (over: Partial<UsageRow>): UsageRow => ({
   ...over,
 });
 
-test('usage rows are summed per key across flushes and across a reopen, money without drift', async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-usage-')), 'cs-llm.db');
-  let store = await openStore({ file });
+storeTest('usage rows are summed per key across flushes and across a reopen, money without drift', async (t, backend) => {
+  let store = await backend.open();
   // A thousand flushes of a tiny cost each: summed as integers of 1e-9, the total is exact.
   for (let i = 0; i < 1000; i++) await store.usage.add([row({})]);
   await store.usage.add([row({ keyId: 'csk_abcdefgh', sessions: 1 }), row({ day: '2026-03-02' })]);
   await store.close();
-  store = await openStore({ file });
+  store = await backend.open();
   const rows = await store.usage.query({ fromDay: '2026-03-01', toDay: '2026-03-01' });
-  await store.close();
   assert.equal(rows.length, 2);
   const plain = rows.find((r) => r.keyId === '')!;
   assert.equal(plain.requests, 1000);
@@ -40,9 +34,8 @@ test('usage rows are summed per key across flushes and across a reopen, money wi
   assert.equal(rows.find((r) => r.keyId !== '')!.sessions, 1);
 });
 
-test('a query covers the days asked for, the later ones when no end is given', async (t) => {
-  const store = await openStore({ file: join(mkdtempSync(join(tmpdir(), 'cs-llm-usage-')), 'cs-llm.db') });
-  t.after(() => store.close());
+storeTest('a query covers the days asked for, the later ones when no end is given', async (t, backend) => {
+  const store = await backend.open();
   await store.usage.add(['2026-02-28', '2026-03-01', '2026-03-02'].map((day) => row({ day })));
   assert.deepEqual(
     (await store.usage.query({ fromDay: '2026-03-01' })).map((r) => r.day),
