@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadConfig, type LoadedConfig } from '../core/config.js';
+import type { LoadedConfig } from '../core/config.js';
 import { createOutput, type Output } from './output.js';
 
 /** What every command gets: the config in force (file < env < flags) and the output channel. */
@@ -9,8 +9,13 @@ export interface CommandContext {
   verbose: boolean;
 }
 
-export function contextFor(command: Command, flags: Record<string, unknown> = {}): CommandContext {
+/**
+ * Async because the config's schema (zod) loads here, when a command runs, not when the program is built:
+ * `cs-llm --help` and a command's registration load nothing they do not print.
+ */
+export async function contextFor(command: Command, flags: Record<string, unknown> = {}): Promise<CommandContext> {
   const globals = command.optsWithGlobals() as { config?: string; verbose?: boolean };
+  const { loadConfig } = await import('../core/config.js');
   return {
     loaded: loadConfig({ flags, file: globals.config }),
     output: createOutput(),

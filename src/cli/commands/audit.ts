@@ -5,9 +5,7 @@ import { daemonProcess, readDaemonState } from '../../daemon/lifecycle.js';
 import type { AuditRecord } from '../../store/audit.js';
 import { addAuditKey, auditKeyFile, readAuditKeyring } from '../../store/audit-key.js';
 import type { ChainCheck } from '../../store/audit-verify.js';
-import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
-import { withStoreAdmin } from '../store-admin.js';
 import { formatTable } from '../output.js';
 import { parseDuration } from './sessions.js';
 
@@ -23,7 +21,8 @@ export function parseSince(text: string, now = Date.now(), option = '--since'): 
 }
 
 async function openFor(command: Command, db?: string, keyFile?: string) {
-  const { loaded, output } = contextFor(command, { store: { path: db } });
+  const { loaded, output } = await contextFor(command, { store: { path: db } });
+  const { openStore, storeFile } = await import('../../store/store.js');
   // The audit log holds no message contents: no encryption key or redaction is needed to read it.
   const store = await openStore({
     file: storeFile(loaded.config, loaded.paths),
@@ -93,10 +92,11 @@ export function register(program: Command): void {
     .option('--json', 'print {"pruned", "anchor"} as JSON')
     .action(async (opts: { db?: string; keyFile?: string; olderThan: string; json?: boolean }, command: Command) => {
       const before = parseSince(opts.olderThan, Date.now(), '--older-than');
-      const { loaded, output } = contextFor(command, { store: { path: opts.db } });
+      const { loaded, output } = await contextFor(command, { store: { path: opts.db } });
       const keyFile = opts.keyFile ?? auditKeyFile(loaded.config, loaded.paths);
       const open = async () => (await openFor(command, opts.db, opts.keyFile)).store;
       // The new anchor is signed with the audit key (created on first use, as the daemon would).
+      const { withStoreAdmin } = await import('../store-admin.js');
       const { pruned, scrubbed } = await withStoreAdmin(
         loaded,
         { open, auditKeyFile: keyFile, ...(opts.keyFile ? { explicitAuditKeyFile: opts.keyFile } : {}) },
@@ -153,8 +153,8 @@ export function register(program: Command): void {
     .command('key-id')
     .description('Print the ids of the keys in an audit key file, the one in force first (to find the backup that holds a key)')
     .option('--key-file <file>', 'the file to read (default: store.auditKeyFile, else audit.key in the state directory)')
-    .action((opts: { keyFile?: string }, command: Command) => {
-      const { loaded, output } = contextFor(command);
+    .action(async (opts: { keyFile?: string }, command: Command) => {
+      const { loaded, output } = await contextFor(command);
       const file = opts.keyFile ?? auditKeyFile(loaded.config, loaded.paths);
       const ring = readAuditKeyring(file);
       if (!ring)

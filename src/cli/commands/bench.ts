@@ -3,7 +3,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import type { StepRow } from '../../capacity/ramp.js';
-import { runCapacity, type CapacityEvent, type CapacityResult } from '../../capacity/run.js';
+import type { CapacityEvent, CapacityResult } from '../../capacity/run.js';
 import { latencyChart, rateText } from '../capacity-chart.js';
 import { cancellable } from '../cancellable.js';
 import { contextFor, intFlag } from '../context.js';
@@ -170,7 +170,8 @@ export function register(program: Command): void {
         throw new UsageError(`--arrivals "${flags.arrivals}" is not a kind of arrivals`, { next: 'Use poisson or even.' });
       }
       if (flags.sloP95 <= 0) throw new UsageError('--slo-p95 must be above 0', { next: 'For example --slo-p95 1.2s.' });
-      const { loaded, output } = contextFor(command);
+      const { loaded, output } = await contextFor(command);
+      const { runCapacity } = await import('../../capacity/run.js');
       const reporter = await createProgressReporter(output, progressAdapter(), { json: flags.json === true });
       let result: CapacityResult;
       try {

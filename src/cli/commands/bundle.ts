@@ -6,9 +6,9 @@
 
 import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../../core/errors.js';
-import { createBundle, type CreateBundleResult } from '../../bundle/create.js';
-import { loadBundle, type LoadBundleResult } from '../../bundle/load.js';
-import { BundleIntegrityError, inspectBundle, type InspectResult } from '../../bundle/verify.js';
+import type { CreateBundleResult } from '../../bundle/create.js';
+import type { LoadBundleResult } from '../../bundle/load.js';
+import type { InspectResult } from '../../bundle/verify.js';
 import { contextFor } from '../context.js';
 import { formatBytes, formatTable, paint, type Output } from '../output.js';
 import { bundleProgress, createProgressReporter } from '../progress.js';
@@ -99,7 +99,8 @@ export function register(program: Command): void {
       if (opts.pullPolicy !== undefined && !['if-missing', 'always', 'never'].includes(opts.pullPolicy)) {
         throw new UsageError(`--pull-policy must be if-missing, always or never, got "${opts.pullPolicy}"`);
       }
-      const { loaded, output } = contextFor(command, { engine: { pullPolicy: opts.pullPolicy } });
+      const { loaded, output } = await contextFor(command, { engine: { pullPolicy: opts.pullPolicy } });
+      const { createBundle } = await import('../../bundle/create.js');
       const renderer = await createProgressReporter(output, bundleProgress, { json: Boolean(opts.json) });
       let result: CreateBundleResult;
       try {
@@ -129,7 +130,8 @@ export function register(program: Command): void {
     .option('--no-verify', 'only show the manifest')
     .option('--json', 'print {manifest, verified, problems} as JSON')
     .action(async (file: string, opts: { verify?: boolean; json?: boolean }, command: Command) => {
-      const { output } = contextFor(command);
+      const { output } = await contextFor(command);
+      const { BundleIntegrityError, inspectBundle } = await import('../../bundle/verify.js');
       const renderer = await createProgressReporter(output, bundleProgress, { json: Boolean(opts.json) });
       let result: InspectResult;
       try {
@@ -164,7 +166,8 @@ export function register(program: Command): void {
     .argument('<file>', 'bundle file')
     .option('--json', 'print the result as one JSON object; progress as NDJSON on stderr')
     .action(async (file: string, opts: { json?: boolean }, command: Command) => {
-      const { loaded, output } = contextFor(command);
+      const { loaded, output } = await contextFor(command);
+      const { loadBundle } = await import('../../bundle/load.js');
       const renderer = await createProgressReporter(output, bundleProgress, { json: Boolean(opts.json) });
       let result: LoadBundleResult;
       try {

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import OpenAI from 'openai';
 import { EnvironmentError, UsageError } from '../../core/errors.js';
 import { readDaemonState } from '../../daemon/lifecycle.js';
 import { SESSION_ID_PATTERN } from '../../daemon/security.js';
@@ -30,7 +29,7 @@ export function register(program: Command): void {
     .option('--model <name>', 'model name (default: the first one the daemon lists)')
     .option('--profile <name>', 'profile (system prompt, window, TTL) to use')
     .action(async (opts: ChatFlags, command: Command) => {
-      const { loaded, output } = contextFor(command);
+      const { loaded, output } = await contextFor(command);
       const { config, paths } = loaded;
       const sessionId = opts.session ?? `chat-${randomBytes(6).toString('hex')}`;
       if (!SESSION_ID_PATTERN.test(sessionId)) throw new UsageError(`--session "${sessionId}" must be 1-128 letters, digits, or . _ : -`);
@@ -39,6 +38,7 @@ export function register(program: Command): void {
         .replace(/\/v1$/, '');
       const apiKey = opts.apiKey ?? process.env.CS_LLM_API_KEY ?? 'none';
       const headers: Record<string, string> = { 'X-Session-Id': sessionId, ...(opts.profile ? { 'X-Profile': opts.profile } : {}) };
+      const { default: OpenAI } = await import('openai');
       const client = new OpenAI({
         baseURL: `${base}/v1`,
         apiKey,

@@ -15,15 +15,15 @@ export function register(program: Command): void {
   config
     .command('show')
     .description('Print the merged configuration (defaults < config file < CS_LLM_* environment < flags) as JSON')
-    .action((_opts, command: Command) => {
-      const { loaded, output } = contextFor(command);
+    .action(async (_opts, command: Command) => {
+      const { loaded, output } = await contextFor(command);
       output.json({ file: loaded.file, paths: loaded.paths, config: maskSecrets(loaded.config) });
     });
   config
     .command('path')
     .description('Print the config file path')
-    .action((_opts, command: Command) => {
-      const { loaded, output } = contextFor(command);
+    .action(async (_opts, command: Command) => {
+      const { loaded, output } = await contextFor(command);
       output.out(loaded.paths.configFile);
     });
 }

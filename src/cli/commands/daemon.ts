@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { daemonStatus, startDaemonDetached, stopDaemon } from '../../daemon/lifecycle.js';
-import { runDaemonProcess } from '../../daemon/main.js';
-import { serviceUnit } from '../../daemon/service-account.js';
 import { contextFor, intFlag } from '../context.js';
 import { createOutput } from '../output.js';
 
@@ -36,7 +34,8 @@ function withRunFlags(command: Command): Command {
 async function runForeground(opts: RunFlags, command: Command): Promise<void> {
   // port 0 (a free port) is valid here but not in the config schema, which describes fixed ports.
   const { port, ...rest } = opts;
-  const { loaded } = contextFor(command, configFlags(port === 0 ? rest : opts));
+  const { loaded } = await contextFor(command, configFlags(port === 0 ? rest : opts));
+  const { runDaemonProcess } = await import('../../daemon/main.js');
   await runDaemonProcess({ config: loaded.config, paths: loaded.paths, ...(port === 0 ? { port: 0 } : {}) });
 }
 
@@ -51,7 +50,7 @@ export function register(program: Command): void {
     .description('Start the daemon in the background and wait until it answers')
     .option('--json', 'print {"pid", "url"} as JSON')
     .action(async (opts: RunFlags & { json?: boolean }, command: Command) => {
-      const { loaded, output } = contextFor(command, configFlags({ ...opts, port: opts.port === 0 ? undefined : opts.port }));
+      const { loaded, output } = await contextFor(command, configFlags({ ...opts, port: opts.port === 0 ? undefined : opts.port }));
       const started = await startDaemonDetached({ paths: loaded.paths, args: runArgs(opts) });
       if (opts.json) output.json(started);
       else
@@ -67,7 +66,7 @@ export function register(program: Command): void {
     .description('Stop the background daemon (SIGTERM: in-flight requests finish, then it exits)')
     .option('--json', 'print {"stopped", "pid", "forced"} as JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
-      const { loaded, output } = contextFor(command);
+      const { loaded, output } = await contextFor(command);
       const result = await stopDaemon(loaded.paths, { timeoutMs: loaded.config.daemon.shutdownTimeoutMs + 5000 });
       if (opts.json) output.json(result);
       else if (!result.stopped) output.out('daemon not running');
@@ -79,7 +78,7 @@ export function register(program: Command): void {
     .description('Is the background daemon running, where, and does it answer?')
     .option('--json', 'print {"running", "pid", "url", "startedAt", "healthy"} as JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
-      const { loaded, output } = contextFor(command);
+      const { loaded, output } = await contextFor(command);
       const status = await daemonStatus(loaded.paths);
       if (opts.json) output.json(status);
       else if (!status.running)
@@ -101,9 +100,10 @@ export function register(program: Command): void {
     .command('unit')
     .description('Print a systemd unit that runs this cs-llm daemon as an unprivileged user, sandboxed (creates its state directory)')
     .option('--user <name>', 'User= of the service (default: the user who ran sudo, else you)')
-    .action((opts: { user?: string }, command: Command) => {
+    .action(async (opts: { user?: string }, command: Command) => {
       const globals = command.optsWithGlobals() as { config?: string };
       const output = createOutput();
+      const { serviceUnit } = await import('../../daemon/service-account.js');
       const { unit, notes } = serviceUnit({
         ...(opts.user ? { user: opts.user } : {}),
         ...(globals.config ? { configFile: globals.config } : {}),

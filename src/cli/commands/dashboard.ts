@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .option('--api-key <key>', 'daemon API key (default: $CS_LLM_API_KEY); never shown')
     .option('--count <n>', 'without a terminal: stop after n lines', intFlag('--count', { min: 1 }))
     .action(async (opts: DashboardFlags, command: Command) => {
-      const { loaded, output } = contextFor(command);
+      const { loaded, output } = await contextFor(command);
       const intervalMs = parseInterval(opts.interval ?? '1s');
       // Loaded here, not at the top: Ink and React would cost every other command about a fifth of its start-up.
       const { runDashboard } = await import('../../dashboard/app.js');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../core/errors.js';
-import { blocksUp, runChecks, type CheckStatus } from '../../doctor/checks.js';
+import type { CheckStatus } from '../../doctor/checks.js';
 import { contextFor } from '../context.js';
 import { paint, type Style } from '../output.js';
 
@@ -27,7 +27,8 @@ export function register(program: Command): void {
     .description('Check this host for what `cs-llm up` needs: Node, Docker, NVIDIA runtime, GPUs, disk, ports')
     .option('--json', 'print {"checks": [{"name", "status", "detail", "fix"}]} as JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
-      const { loaded, output } = contextFor(command);
+      const { loaded, output } = await contextFor(command);
+      const { blocksUp, runChecks } = await import('../../doctor/checks.js');
       const checks = await runChecks({ config: loaded.config, paths: loaded.paths });
       if (blocksUp(checks)) process.exitCode = ExitCode.environment;
       if (opts.json) {

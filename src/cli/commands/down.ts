@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { engineDown } from '../../engine/manage.js';
 import { contextFor } from '../context.js';
 
 export function register(program: Command): void {
@@ -9,7 +8,8 @@ export function register(program: Command): void {
     .option('--purge', 'also remove the engine images they ran and the simulator process log (downloaded weights stay)')
     .option('--json', 'print what was removed as JSON')
     .action(async (opts: { purge?: boolean; json?: boolean }, command: Command) => {
-      const { loaded, output } = contextFor(command);
+      const { loaded, output } = await contextFor(command);
+      const { engineDown } = await import('../../engine/manage.js');
       const report = await engineDown({ paths: loaded.paths, purge: Boolean(opts.purge) });
       if (opts.json) {
         output.json(report);

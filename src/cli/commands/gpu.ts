@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { detectGpus } from '../../gpu/detect.js';
 import type { GpuInfo } from '../../gpu/parse.js';
 import { contextFor } from '../context.js';
 import { formatBytes, formatTable, paint } from '../output.js';
@@ -38,7 +37,8 @@ export function register(program: Command): void {
     .description('List the GPUs: memory, use, temperature, power, driver and compute capability (nvidia-smi)')
     .option('--json', 'print {"source", "gpus": [...]} as JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
-      const { output } = contextFor(command);
+      const { output } = await contextFor(command);
+      const { detectGpus } = await import('../../gpu/detect.js');
       const report = await detectGpus();
       if (opts.json) {
         output.json({

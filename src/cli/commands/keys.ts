@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { UsageError, NotFoundError } from '../../core/errors.js';
 import { DEFAULT_TENANT, isTenantName } from '../../core/tenant.js';
-import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
 import { formatTable } from '../output.js';
 
 async function openFor(command: Command, db?: string) {
-  const { loaded, output } = contextFor(command, { store: { path: db } });
+  const { loaded, output } = await contextFor(command, { store: { path: db } });
+  const { openStore, storeFile } = await import('../../store/store.js');
   const store = await openStore({
     file: storeFile(loaded.config, loaded.paths),
     synchronous: 'FULL',

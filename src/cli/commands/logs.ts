@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { engineLogs } from '../../engine/manage.js';
 import { contextFor, intFlag } from '../context.js';
 import { terminalStream } from '../output.js';
 
@@ -10,7 +9,8 @@ export function register(program: Command): void {
     .option('-f, --follow', 'keep printing new lines until Ctrl-C or the engine stops')
     .option('--tail <n>', 'only the last n lines', intFlag('--tail', { min: 0 }))
     .action(async (opts: { follow?: boolean; tail?: number }, command: Command) => {
-      const { loaded } = contextFor(command);
+      const { loaded } = await contextFor(command);
+      const { engineLogs } = await import('../../engine/manage.js');
       const abort = new AbortController();
       const onSignal = () => abort.abort();
       process.once('SIGINT', onSignal);

@@ -6,10 +6,8 @@
 
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { ggufDir, SHIPPED_MODELS_DIR } from '../../engine/cpu-plan.js';
-import { findModel, loadCatalog } from '../../models/catalog.js';
 import { resolveHfEndpoint } from '../../models/gguf-source.js';
-import { pullGguf, type PullGgufResult } from '../../models/pull.js';
+import type { PullGgufResult } from '../../models/pull.js';
 import { contextFor } from '../context.js';
 import { formatBytes, paint, type Output } from '../output.js';
 import { createProgressReporter, pullProgress } from '../progress.js';
@@ -40,7 +38,12 @@ export function registerPull(models: Command): void {
     .action(async (id: string, opts: { json?: boolean; endpoint?: string; dir?: string }, command: Command) => {
       // The parent `models` has a --json of its own, which commander fills when it follows the subcommand.
       const json = Boolean(opts.json ?? (command.optsWithGlobals() as { json?: boolean }).json);
-      const { loaded, output } = contextFor(command, { engine: { hfEndpoint: opts.endpoint } });
+      const { loaded, output } = await contextFor(command, { engine: { hfEndpoint: opts.endpoint } });
+      const [{ ggufDir, SHIPPED_MODELS_DIR }, { findModel, loadCatalog }, { pullGguf }] = await Promise.all([
+        import('../../engine/cpu-plan.js'),
+        import('../../models/catalog.js'),
+        import('../../models/pull.js'),
+      ]);
       const model = findModel(loadCatalog({ userModels: loaded.config.models }), id);
       const { endpoint } = resolveHfEndpoint(loaded.config.engine.hfEndpoint, process.env);
       const renderer = await createProgressReporter(output, pullProgress(), { json });

@@ -1,14 +1,11 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
-import { detectGpus } from '../../gpu/detect.js';
 import { selectGpus, selectorCount } from '../../gpu/select.js';
-import { loadCatalog } from '../../models/catalog.js';
 import { estimateCatalog, formatContext, formatGiB, recommendModel, type FitGpu } from '../../models/fit.js';
 import { contextFor, intFlag } from '../context.js';
 import { formatTable, paint, type Style } from '../output.js';
 import { readRamInfo } from '../../models/ram.js';
-import { estimateError, measuredKvLookup, readMeasurements } from '../../models/measurements.js';
-import { printCpuModels } from './models-cpu.js';
+import type { estimateError as EstimateError } from '../../models/measurements.js';
 import { registerPull } from './models-pull.js';
 
 const verdictStyle: Record<string, Style> = { fits: 'green', tight: 'yellow', no: 'red' };
@@ -46,13 +43,16 @@ export function parseRamBytes(value: string): number {
 }
 
 /** The estimate's error against vLLM's figure, to a tenth of a percent (0.083 = the formula said 8.3% more). */
-function roundedError(estimated: number, measured: number): number | null {
+function roundedError(estimateError: typeof EstimateError, estimated: number, measured: number): number | null {
   const error = estimateError(estimated, measured);
   return error === null ? null : Math.round(error * 1000) / 1000;
 }
 
 /** The KV cache column: the estimate alone, or vLLM's figure beside the estimate and the error. */
-function kvCell(fit: { kvCacheTokens: number; estimatedKvCacheTokens: number; measured: boolean; verdict: string }): string {
+function kvCell(
+  estimateError: typeof EstimateError,
+  fit: { kvCacheTokens: number; estimatedKvCacheTokens: number; measured: boolean; verdict: string },
+): string {
   const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
   if (!fit.measured) return fit.estimatedKvCacheTokens > 0 ? `${k(fit.estimatedKvCacheTokens)} est.` : '-';
   const error = estimateError(fit.estimatedKvCacheTokens, fit.kvCacheTokens);
@@ -94,12 +94,14 @@ export function register(program: Command): void {
         if (opts.ram !== undefined && opts.engine !== 'cpu') {
           throw new UsageError('--ram plans the cpu engine', { next: 'Add --engine cpu, or use --vram to plan for a GPU.' });
         }
-        const { loaded, output } = contextFor(command, {
+        const { loaded, output } = await contextFor(command, {
           engine: { gpus: opts.gpus, context: opts.context, gpuMemoryUtilization: opts.gpuMemoryUtilization },
         });
         const { config } = loaded;
+        const { loadCatalog } = await import('../../models/catalog.js');
         const catalog = loadCatalog({ userModels: config.models });
         if (opts.engine === 'cpu') {
+          const { printCpuModels } = await import('./models-cpu.js');
           const ram =
             opts.ram === undefined ? readRamInfo() : { totalBytes: parseRamBytes(opts.ram), availableBytes: parseRamBytes(opts.ram) };
           printCpuModels(output, catalog, ram, {
@@ -126,6 +128,7 @@ export function register(program: Command): void {
           }));
           planningFor = `${count} x ${formatGiB(mib * 1024 ** 2)} card (--vram; free memory at start not known)`;
         } else {
+          const { detectGpus } = await import('../../gpu/detect.js');
           const report = await detectGpus();
           const usable = report.usable ? report.gpus : [];
           gpus = selectGpus(usable, config.engine.gpus ?? 'all');
@@ -137,6 +140,7 @@ export function register(program: Command): void {
           if (report.problem) note = `${report.problem}${report.fix ? `. ${report.fix}` : ''}`;
         }
         // What vLLM reported on these GPUs before (cs-llm up keeps it) replaces the formula's KV cache.
+        const { estimateError, measuredKvLookup, readMeasurements } = await import('../../models/measurements.js');
         const measuredKvTokens = measuredKvLookup(readMeasurements(loaded.paths.stateDir), config.engine.gpuMemoryUtilization);
         const fitOptions = { gpuMemoryUtilization: config.engine.gpuMemoryUtilization, context: config.engine.context, measuredKvTokens };
         const fits = estimateCatalog(catalog, gpus, fitOptions);
@@ -155,7 +159,7 @@ export function register(program: Command): void {
               fitSource: fit.measured ? 'measured' : 'estimated',
               estimatedKvCacheTokens: fit.estimatedKvCacheTokens,
               measuredKvCacheTokens: fit.measured ? fit.kvCacheTokens : null,
-              estimateError: fit.measured ? roundedError(fit.estimatedKvCacheTokens, fit.kvCacheTokens) : null,
+              estimateError: fit.measured ? roundedError(estimateError, fit.estimatedKvCacheTokens, fit.kvCacheTokens) : null,
               reason: fit.reason,
             })),
             recommended,
@@ -175,7 +179,7 @@ export function register(program: Command): void {
           String(fit.tensorParallel),
           formatGiB(fit.requiredBytes),
           formatGiB(fit.usableBytes),
-          kvCell(fit),
+          kvCell(estimateError, fit),
         ]);
         if (output.isTTY) {
           // On a narrow terminal drop the least useful columns before cutting any cell (the id must stay whole).

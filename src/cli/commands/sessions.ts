@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
 import { EnvironmentError, NotFoundError, UsageError } from '../../core/errors.js';
-import { openConfiguredStore } from '../../store/protection.js';
 import type { ChatMessage } from '../../core/messages.js';
 import { DEFAULT_TENANT, isTenantName } from '../../core/tenant.js';
 import { contextFor, intFlag } from '../context.js';
-import { withStoreAdmin } from '../store-admin.js';
 import { formatTable } from '../output.js';
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -16,9 +14,19 @@ export function parseDuration(text: string): number {
   return Number(match[1]) * UNITS[match[2]!]!;
 }
 
+/** The store's modules, loaded when a command runs: `cs-llm --help` does not load the store. */
+async function storeModules() {
+  const [{ openConfiguredStore }, { withStoreAdmin }] = await Promise.all([
+    import('../../store/protection.js'),
+    import('../store-admin.js'),
+  ]);
+  return { openConfiguredStore, withStoreAdmin };
+}
+
 /** The store with the config's redaction, encryption key and retention: the same protection as the daemon's. */
 async function openFor(command: Command, db?: string) {
-  const { loaded, output } = contextFor(command, { store: { path: db } });
+  const { loaded, output } = await contextFor(command, { store: { path: db } });
+  const { openConfiguredStore } = await storeModules();
   const store = await openConfiguredStore(loaded.config, loaded.paths);
   return { store, output };
 }
@@ -145,7 +153,8 @@ export function register(program: Command): void {
         throw new UsageError('--all needs --tenant: name the tenant whose sessions to delete (e.g. --tenant default)');
       if (!opts.all && id === undefined) throw new UsageError('name the session to delete, or --tenant T --all for all of a tenant');
       const tenant = tenantFlag(opts.tenant, DEFAULT_TENANT);
-      const { loaded, output } = contextFor(command, { store: { path: opts.db } });
+      const { loaded, output } = await contextFor(command, { store: { path: opts.db } });
+      const { openConfiguredStore, withStoreAdmin } = await storeModules();
       const open = () => openConfiguredStore(loaded.config, loaded.paths);
       await withStoreAdmin(loaded, { open }, async (admin, { file }) => {
         if (opts.all) {
@@ -172,7 +181,8 @@ export function register(program: Command): void {
     .action(async (opts: { db?: string; olderThan?: string; tenant?: string; json?: boolean }, command: Command) => {
       const age = opts.olderThan === undefined ? null : parseDuration(opts.olderThan);
       const tenant = tenantFlag(opts.tenant, null);
-      const { loaded, output } = contextFor(command, { store: { path: opts.db } });
+      const { loaded, output } = await contextFor(command, { store: { path: opts.db } });
+      const { openConfiguredStore, withStoreAdmin } = await storeModules();
       const open = () => openConfiguredStore(loaded.config, loaded.paths);
       await withStoreAdmin(loaded, { open }, async (admin, { file }) => {
         const { expired, old, scrubbed } = await admin.pruneSessions({ olderThanMs: age, ...(tenant !== null ? { tenant } : {}) });

@@ -1,14 +1,8 @@
 import type { Command } from 'commander';
 import { EnvironmentError, UsageError } from '../../core/errors.js';
 import { createOutput } from '../output.js';
-import {
-  parseSimulatorArgs,
-  SimOptionsError,
-  simulatorFlagsHelp,
-  SimulatedCrash,
-  SimulatorListenError,
-  startSimulator,
-} from '../../sim/server.js';
+// The flags' parser and help are light; the simulator's server loads when it runs.
+import { parseSimulatorArgs, SimOptionsError, simulatorFlagsHelp } from '../../sim/options.js';
 
 export function register(program: Command): void {
   program
@@ -32,6 +26,7 @@ export function register(program: Command): void {
         throw err;
       }
 
+      const { SimulatedCrash, SimulatorListenError, startSimulator } = await import('../../sim/server.js');
       let sim;
       try {
         sim = await startSimulator({ ...parsed.options, log: (line) => output.out(line) }, parsed.ignored);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { engineStatus, type EngineStatus } from '../../engine/manage.js';
+import type { EngineStatus } from '../../engine/manage.js';
 import { contextFor } from '../context.js';
 import { formatTable, paint, type Output } from '../output.js';
 
@@ -22,7 +22,8 @@ export function register(program: Command): void {
     .description('Show the engine: state, restarts (a crash loop), health, model, port, uptime, GPUs')
     .option('--json', 'print {"engines": [...], "daemon", "dockerProblem"} as JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
-      const { loaded, output } = contextFor(command);
+      const { loaded, output } = await contextFor(command);
+      const { engineStatus } = await import('../../engine/manage.js');
       const report = await engineStatus({ paths: loaded.paths });
       if (opts.json) {
         output.json(report);

@@ -3,12 +3,12 @@ import type { Command } from 'commander';
 import type { LoadedConfig } from '../../core/config.js';
 import { ConfigError, EnvironmentError, UsageError } from '../../core/errors.js';
 import { configuredKey, createCipher, keyIdOf, newKeyText, readKeyFile } from '../../store/crypto.js';
-import { openStore, storeFile, type Store } from '../../store/store.js';
+import type { Store } from '../../store/store.js';
 import { contextFor } from '../context.js';
-import { withStoreAdmin } from '../store-admin.js';
 
 /** The store without redaction or a content key: what a rotation or a scrub needs. */
-function openPlain(loaded: LoadedConfig): Promise<Store> {
+async function openPlain(loaded: LoadedConfig): Promise<Store> {
+  const { openStore, storeFile } = await import('../../store/store.js');
   return openStore({
     file: storeFile(loaded.config, loaded.paths),
     synchronous: loaded.config.store.synchronous,
@@ -26,8 +26,8 @@ export function register(program: Command): void {
     .command('new-key')
     .description('Write a new random encryption key (base64 of 32 bytes) to a file readable only by you, and print its id')
     .requiredOption('--out <file>', 'the key file to create (never overwritten)')
-    .action((opts: { out: string }, command: Command) => {
-      const { output } = contextFor(command);
+    .action(async (opts: { out: string }, command: Command) => {
+      const { output } = await contextFor(command);
       const text = newKeyText();
       let fd: number;
       try {
@@ -58,8 +58,8 @@ export function register(program: Command): void {
     .command('key-id')
     .description('Print the id of the configured key (CS_LLM_STORE_KEY or store.encryption.keyFile), or of --key-file')
     .option('--key-file <file>', 'a key file to identify instead')
-    .action((opts: { keyFile?: string }, command: Command) => {
-      const { loaded, output } = contextFor(command);
+    .action(async (opts: { keyFile?: string }, command: Command) => {
+      const { loaded, output } = await contextFor(command);
       const key = opts.keyFile ? readKeyFile(opts.keyFile) : configuredKey(loaded.config.store);
       if (!key)
         throw new ConfigError('no encryption key is configured', {
@@ -72,11 +72,12 @@ export function register(program: Command): void {
     .description('Re-encrypt every stored message with a new key (plain-text rows too), then scrub the old values from the files')
     .requiredOption('--new-key-file <file>', 'the new key (cs-llm store new-key --out FILE)')
     .action(async (opts: { db?: string; newKeyFile: string }, command: Command) => {
-      const { loaded, output } = contextFor(command, { store: { path: opts.db } });
+      const { loaded, output } = await contextFor(command, { store: { path: opts.db } });
       // Read here: a bad key file is reported before anything changes, and a running daemon gets the key itself,
       // so it need not be able to read the file (a sandboxed service user cannot read a file under /root).
       const key = readKeyFile(opts.newKeyFile).toString('base64');
       const oldKey = configuredKey(loaded.config.store);
+      const { withStoreAdmin } = await import('../store-admin.js');
       const { result, daemon } = await withStoreAdmin(
         loaded,
         { open: () => openPlain(loaded), from: oldKey ? [createCipher(oldKey)] : [] },
@@ -102,7 +103,8 @@ export function register(program: Command): void {
   dbOption(store.command('scrub'))
     .description('Make deleted text gone from the files now: a TRUNCATE checkpoint (waits up to 10 s for other readers)')
     .action(async (opts: { db?: string }, command: Command) => {
-      const { loaded, output } = contextFor(command, { store: { path: opts.db } });
+      const { loaded, output } = await contextFor(command, { store: { path: opts.db } });
+      const { withStoreAdmin } = await import('../store-admin.js');
       await withStoreAdmin(loaded, { open: () => openPlain(loaded) }, async (admin, { file }) => {
         if (!(await admin.scrub()).scrubbed) {
           throw new EnvironmentError(`another process kept ${file} busy for 10 s; the WAL was not emptied`, {

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
-import { planEngine, up, type UpResult } from '../../engine/up.js';
-import { planLines, summarizePlan } from '../../engine/dry-run.js';
+import type { UpResult } from '../../engine/up.js';
 import { contextFor, intFlag } from '../context.js';
 import { paint, type Output } from '../output.js';
 import { createProgressReporter, upProgress } from '../progress.js';
@@ -139,7 +138,7 @@ export function register(program: Command): void {
         });
       }
       const extraEnv = parseEngineEnv(opts.engineEnv);
-      const { loaded, output } = contextFor(command, {
+      const { loaded, output } = await contextFor(command, {
         engine: {
           kind: opts.engine,
           model: opts.model,
@@ -152,7 +151,10 @@ export function register(program: Command): void {
           placement: opts.placement,
         },
       });
+      // The engine's modules (Docker's client among them) load when the command runs, not for its help.
+      const { planEngine, up } = await import('../../engine/up.js');
       if (opts.dryRun) {
+        const { planLines, summarizePlan } = await import('../../engine/dry-run.js');
         const plan = await planEngine({
           engine: loaded.config.engine,
           userModels: loaded.config.models,

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageDimension, type UsageLine, type UsageReport } from '../../daemon/accounting/report.js';
-import { openStore, storeFile } from '../../store/store.js';
 import { contextFor } from '../context.js';
 import { formatTable, type Output } from '../output.js';
 import { parseDuration } from './sessions.js';
@@ -90,7 +89,8 @@ export function register(program: Command): void {
       if (opts.json && opts.csv) throw new UsageError('--json and --csv exclude each other', { next: 'Pick one of them.' });
       const now = Date.now();
       const fromDay = sinceDay(opts.since, now);
-      const { loaded, output } = contextFor(command, { store: { path: opts.db } });
+      const { loaded, output } = await contextFor(command, { store: { path: opts.db } });
+      const { openStore, storeFile } = await import('../../store/store.js');
       const store = await openStore({ file: storeFile(loaded.config, loaded.paths), busyTimeoutMs: loaded.config.store.busyTimeoutMs });
       try {
         const rows = await store.usage.query({ fromDay });

@@ -1,0 +1,76 @@
+// `cs-llm --help` starts fast because building the program loads only the commands' registrations (#21): a
+// command loads the daemon, Docker's client, Ink, the store and the other heavy modules inside its action.
+// Checked on the static imports of src/cli/main.ts and everything it imports without `await import()`, so
+// the test needs no build and asserts no timing.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * Packages a command loads when it runs; `--help`, `--version` and the registrations never need them. They
+ * also stand for the modules that use them: the store (better-sqlite3), the engine (dockerode), the
+ * dashboard (ink), the daemon (undici, prom-client), the GPUs (systeminformation), the config (zod).
+ */
+const HEAVY_PACKAGES = [
+  'better-sqlite3',
+  'dockerode',
+  'execa',
+  'ink',
+  'openai',
+  'pg',
+  'prom-client',
+  'react',
+  'systeminformation',
+  'undici',
+  'zod',
+];
+
+/** The value imports (and re-exports) of a file; `import type` and `import()` load nothing at start. */
+function staticImports(source: string): string[] {
+  const out: string[] = [];
+  const pattern = /^(?:import|export)\s+(type\s+)?(?:([^;]*?)\s+from\s+)?'([^']+)'/gms;
+  for (const m of source.matchAll(pattern)) {
+    if (m[1]) continue;
+    const names = m[2]?.match(/^\{([^}]*)\}$/s)?.[1];
+    // `import { type A, type B } from` is erased by the compiler like `import type`.
+    if (names !== undefined && names.split(',').every((n) => n.trim() === '' || /^type\s/.test(n.trim()))) continue;
+    out.push(m[3]!);
+  }
+  return out;
+}
+
+function closure(entry: string): { files: Set<string>; packages: Map<string, string> } {
+  const files = new Set<string>();
+  const packages = new Map<string, string>(); // package -> the first file that imports it
+  const visit = (file: string) => {
+    const name = relative(ROOT, file).split('\\').join('/');
+    if (files.has(name)) return;
+    files.add(name);
+    for (const specifier of staticImports(readFileSync(file, 'utf8'))) {
+      if (specifier.startsWith('node:')) continue;
+      if (!specifier.startsWith('.')) {
+        const pkg = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!;
+        if (!packages.has(pkg)) packages.set(pkg, name);
+        continue;
+      }
+      const stem = resolve(dirname(file), specifier).replace(/\.js$/, '');
+      const target = [`${stem}.ts`, `${stem}.tsx`].find((candidate) => existsSync(candidate));
+      assert.ok(target, `${name} imports ${specifier}, which resolves to no source file`);
+      visit(target);
+    }
+  };
+  visit(entry);
+  return { files, packages };
+}
+
+test('building the CLI program loads no heavy package or service module (each command loads its own when it runs)', () => {
+  const { files, packages } = closure(join(ROOT, 'src', 'cli', 'main.ts'));
+  assert.ok(files.has('src/cli/program.ts') && files.has('src/cli/commands/status.ts'), 'the closure reaches the commands');
+  const heavy = HEAVY_PACKAGES.filter((p) => packages.has(p)).map((p) => `${p} (imported by ${packages.get(p)})`);
+  assert.deepEqual(heavy, [], 'move these imports into the command actions (await import())');
+});
