@@ -1,59 +1,47 @@
 #!/usr/bin/env node
 /*
- * `npm run bench` (after `npm run build`): the daemon's own cost per request. The simulator (zero delay) and
- * the daemon run as separate processes, the load generator in this one; each path is measured at
- * concurrency 1 and at saturation, and compared with going straight to the simulator:
+ * `npm run bench` (after `npm run build`): the daemon's own cost, side by side with what it is held to (#21).
+ * The simulator (zero delay, the fast mock engine), a bare relay (src/bench/relay.ts) and the daemon (default
+ * configuration: audit log, metrics, redaction on) run as separate processes, the load generator in this
+ * one, all on the same cores:
  *
- *   straight   load generator -> simulator
+ *   direct     load generator -> simulator
+ *   relay      load generator -> bare relay -> simulator
  *   stateless  load generator -> daemon (no X-Session-Id) -> simulator
- *   session    load generator -> daemon (X-Session-Id: history load + append in SQLite) -> simulator
- *   responses  load generator -> daemon (POST /v1/responses chained by previous_response_id: the same turn
- *              in the Responses shape, translated to a chat completion) -> simulator
+ *   session    load generator -> daemon (X-Session-Id: window load + turn append in SQLite, sessions of 10
+ *              turns, the database seeded with --sessions sessions of 10 turns) -> simulator
+ *   responses  load generator -> daemon (POST /v1/responses chained by previous_response_id) -> simulator
  *
- * Flags: --duration <s> (per measurement, default 5), --warmup <s> (default 1), --concurrency 1,32,
- * --store-sessions <n> (sessions in the store-only measurement, default 100000; 0 skips it),
- * --out <dir> (default bench-results), --only redaction (just the redaction cost, in this process).
- * Results go to <dir>/bench-<time>.json and a table on stdout.
+ * Non-streaming chat completions at 1 connection (added latency) and 50 (req/s); streams/s with 50 concurrent
+ * streams (and one stream compared byte for byte with the engine's); the daemon's RSS idle, after a minute of
+ * session load at 50 connections, and its peak. Flags: --duration <s> (per measurement, default 5),
+ * --warmup <s> (1), --load-seconds <s> (the session load before "RSS after load", 60), --sessions <n> (seeded,
+ * 100000), --store-sessions <n> (the store alone, 100000; 0 skips it), --quick (1 s each, 2,000 sessions, no
+ * store bench: to check it works), --out <dir> (bench-results), --only redaction. Results go to
+ * <dir>/bench-<time>.json and the table to stdout.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { runLoad, type LoadResult } from './load.js';
+import { runLoad } from './load.js';
 import { benchRedaction, type RedactionBenchResult } from './redaction.js';
-import { benchStore, type StoreBenchResult } from './store.js';
+import { benchStore, seedStore, type StoreBenchResult } from './store.js';
+import { speedTable, type SpeedFigures } from './table.js';
 
-const here = fileURLToPath(import.meta.url);
+// The child processes run role.js, which loads only what its role needs (the daemon's RSS is the daemon's).
+const ROLE_ENTRY = fileURLToPath(new URL('./role.js', import.meta.url));
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
 }
 
-/** Child roles: print {"url"} on stdout once listening, stop on SIGTERM. */
-async function runRole(role: string): Promise<void> {
-  let close: () => Promise<void>;
-  if (role === 'sim') {
-    const { startSimulator } = await import('../sim/server.js');
-    const sim = await startSimulator({ port: 0, ttftMs: 0, tokensPerSecond: 0, accessLog: false });
-    process.stdout.write(`${JSON.stringify({ url: sim.url })}\n`);
-    close = () => sim.close();
-  } else {
-    const { loadConfig } = await import('../core/config.js');
-    const { startDaemon } = await import('./../daemon/server.js');
-    const { config, paths } = loadConfig({ flags: { daemon: { upstream: flag('upstream', '') } } });
-    const daemon = await startDaemon({ config, paths, port: 0 });
-    process.stdout.write(`${JSON.stringify({ url: daemon.url })}\n`);
-    close = () => daemon.close('bench over');
-  }
-  await new Promise<void>((resolve) => process.once('SIGTERM', () => void close().then(resolve)));
-}
-
 function startRole(role: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [...process.execArgv, here, '--role', role, ...args], {
+  const child = spawn(process.execPath, [...process.execArgv, ROLE_ENTRY, '--role', role, ...args], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -70,16 +58,6 @@ function startRole(role: string, args: string[], env: NodeJS.ProcessEnv): Promis
   });
 }
 
-type PathName = 'straight' | 'straight+history' | 'stateless' | 'session' | 'responses';
-
-interface Row extends LoadResult {
-  path: PathName;
-  concurrency: number;
-  /** CPU the daemon process used per request (µs); null for straight paths. */
-  daemonCpuUsPerRequest: number | null;
-  simCpuUsPerRequest: number | null;
-}
-
 /** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); null elsewhere. */
 function cpuMs(pid: number | undefined): number | null {
   if (pid === undefined) return null;
@@ -93,15 +71,16 @@ function cpuMs(pid: number | undefined): number | null {
   }
 }
 
-/** A conversation shaped like a session's window: the system prompt, 10 earlier turns, the new message. */
-function historyBody(): string {
-  const messages: Array<{ role: string; content: string }> = [{ role: 'system', content: 'You are a helpful customer service assistant.' }];
-  for (let i = 1; i <= 10; i++) {
-    messages.push({ role: 'user', content: 'Hello, where is my parcel?' });
-    messages.push({ role: 'assistant', content: `Turn ${i}. You said: "Hello, where is my parcel?". I am the cs-llm simulator and I see` });
+/** A process's resident memory now and its peak (VmRSS, VmHWM), in MiB, from /proc (Linux); null elsewhere. */
+function rssMiB(pid: number | undefined): { now: number; peak: number } | null {
+  if (pid === undefined) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+  } catch {
+    return null;
   }
-  messages.push({ role: 'user', content: 'Hello, where is my parcel?' });
-  return JSON.stringify({ model: 'cs-llm-sim', max_tokens: 16, messages });
 }
 
 function redactionLines(results: readonly RedactionBenchResult[]): string[] {
@@ -112,17 +91,23 @@ function redactionLines(results: readonly RedactionBenchResult[]): string[] {
   );
 }
 
-const fmt = (n: number | null, digits = 3) => (n === null || Number.isNaN(n) ? '-' : n.toFixed(digits));
+/** One stream's bytes with the engine's per-request id and timestamp blanked: what must be identical. */
+async function streamText(url: string, body: string): Promise<string> {
+  const res = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const text = await res.text();
+  return text.replace(/"id":"chatcmpl-[0-9a-f]+"/g, '"id":"-"').replace(/"created":\d+/g, '"created":0');
+}
+
+const TURNS_PER_SESSION = 10;
 
 async function main(): Promise<void> {
-  const role = flag('role', '');
-  if (role) return runRole(role);
-
-  const durationMs = Number(flag('duration', '5')) * 1000;
-  const warmupMs = Number(flag('warmup', '1')) * 1000;
-  const levels = flag('concurrency', '1,32').split(',').map(Number);
+  const quick = process.argv.includes('--quick');
+  const durationMs = Number(flag('duration', quick ? '1' : '5')) * 1000;
+  const warmupMs = Number(flag('warmup', quick ? '0.3' : '1')) * 1000;
+  const loadMs = Math.max(durationMs, Number(flag('load-seconds', quick ? '3' : '60')) * 1000);
+  const seeded = Number(flag('sessions', quick ? '2000' : '100000'));
   const outDir = flag('out', 'bench-results');
-  const storeSessions = Number(flag('store-sessions', '100000'));
+  const storeSessions = Number(flag('store-sessions', quick ? '0' : '100000'));
   // Measured first, before the load has warmed anything else in this process.
   process.stderr.write('measuring redaction...\n');
   const redaction = benchRedaction();
@@ -134,92 +119,95 @@ async function main(): Promise<void> {
   const env = { ...process.env, CS_LLM_HOME: home, DEBUG: '' };
   const children: ChildProcess[] = [];
   try {
+    // The daemon's database holds `seeded` sessions of 10 turns before it starts (the session path's window
+    // loads and appends then work on a database of that size).
+    process.stderr.write(`seeding the daemon's database with ${seeded} sessions of ${TURNS_PER_SESSION} turns...\n`);
+    const db = join(home, 'bench.db');
+    await (await seedStore(db, seeded, TURNS_PER_SESSION)).close();
+
     const sim = await startRole('sim', [], env);
     children.push(sim.child);
-    const daemon = await startRole('daemon', ['--upstream', sim.url], env);
+    const relay = await startRole('relay', ['--upstream', sim.url], env);
+    children.push(relay.child);
+    const daemon = await startRole('daemon', ['--upstream', sim.url, '--db', db], env);
     children.push(daemon.child);
+    const pid = daemon.child.pid;
+    // Idle: started, the database open, one request served (what a daemon that has answered once holds).
+    await streamText(daemon.url, JSON.stringify({ model: 'cs-llm-sim', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] }));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const rssIdle = rssMiB(pid);
 
-    const body = JSON.stringify({
-      model: 'cs-llm-sim',
-      max_tokens: 16,
-      messages: [{ role: 'user', content: 'Hello, where is my parcel?' }],
-    });
-    const withHistory = historyBody();
-    // Each worker's chain: its next response continues its last (none before the first).
-    const previous = new Map<number, string>();
-    const responsesBody = (w: number) =>
-      JSON.stringify({
-        model: 'cs-llm-sim',
-        max_output_tokens: 16,
-        input: 'Hello, where is my parcel?',
-        previous_response_id: previous.get(w) ?? null,
-      });
-    const rows: Row[] = [];
-    let run = 0;
-    for (const concurrency of levels) {
-      for (const path of ['straight', 'straight+history', 'stateless', 'session', 'responses'] as const) {
-        run++;
-        const url = path.startsWith('straight') ? sim.url : daemon.url;
-        const requestBody = path === 'straight+history' ? withHistory : body;
-        const cpuBefore = [cpuMs(daemon.child.pid), cpuMs(sim.child.pid)];
-        previous.clear();
-        const result = await runLoad({
-          url,
-          path: path === 'responses' ? '/v1/responses' : '/v1/chat/completions',
-          concurrency,
-          durationMs,
-          warmupMs,
-          request: (w): { body: string; headers: Record<string, string> } => ({
-            body: path === 'responses' ? responsesBody(w) : requestBody,
-            headers: path === 'session' ? { 'x-session-id': `bench-${run}-${w}` } : {},
-          }),
-          ...(path === 'responses'
-            ? { onReply: (w: number, text: string) => void previous.set(w, (JSON.parse(text) as { id: string }).id) }
-            : {}),
-        });
-        const cpuAfter = [cpuMs(daemon.child.pid), cpuMs(sim.child.pid)];
-        // Warm-up requests are not counted, so CPU per request is over the whole phase's requests, estimated.
-        const total = result.requests * ((durationMs + warmupMs) / durationMs);
-        const perRequest = (i: number) =>
-          cpuBefore[i] === null || cpuAfter[i] === null || total === 0 ? null : ((cpuAfter[i]! - cpuBefore[i]!) * 1000) / total;
-        rows.push({
-          path,
-          concurrency,
-          ...result,
-          daemonCpuUsPerRequest: path.startsWith('straight') ? null : perRequest(0),
-          simCpuUsPerRequest: perRequest(1),
-        });
-        process.stderr.write(`measured ${path} at c=${concurrency}: ${result.requestsPerSecond.toFixed(0)} req/s\n`);
-      }
-    }
-
-    // The session path sends the engine a longer prompt (the window); its fair baseline is straight+history.
-    const baseline = (r: Row) =>
-      rows.find(
-        (b) =>
-          b.concurrency === r.concurrency &&
-          b.path === (r.path === 'session' || r.path === 'responses' || r.path === 'straight+history' ? 'straight+history' : 'straight'),
-      )!;
-    const table = rows.map((r) => {
-      const base = baseline(r);
-      return {
-        ...r,
-        baseline: base.path,
-        ratioToBaseline: r.requestsPerSecond / base.requestsPerSecond,
-        addedP50Ms: r.p50Ms - base.p50Ms,
-      };
-    });
-    // What the Responses shape adds over the same turn asked as a chat completion with X-Session-Id.
-    const responsesOverSession = levels.map((concurrency) => {
-      const at = (path: PathName) => rows.find((r) => r.concurrency === concurrency && r.path === path)!;
-      const [session, responses] = [at('session'), at('responses')];
-      const self = (r: Row) => r.reportedOverheadP50Ms;
-      return {
+    const message = { role: 'user', content: 'Hello, where is my parcel?' };
+    const body = JSON.stringify({ model: 'cs-llm-sim', max_tokens: 16, messages: [message] });
+    const streamBody = JSON.stringify({ model: 'cs-llm-sim', max_tokens: 16, stream: true, messages: [message] });
+    let phase = 0;
+    const measure = async (
+      name: string,
+      url: string,
+      concurrency: number,
+      options: { ms?: number; session?: boolean; stream?: boolean } = {},
+    ) => {
+      phase++;
+      const turns = new Map<number, number>();
+      const cpuBefore = cpuMs(pid);
+      const result = await runLoad({
+        url,
+        path: '/v1/chat/completions',
         concurrency,
-        addedP50Ms: responses.p50Ms - session.p50Ms,
-        addedSelfP50Ms: self(responses) === null || self(session) === null ? null : self(responses)! - self(session)!,
-      };
-    });
+        durationMs: options.ms ?? durationMs,
+        warmupMs,
+        request: (w): { body: string; headers: Record<string, string> } => {
+          if (!options.session) return { body: options.stream ? streamBody : body, headers: {} };
+          // Each worker holds sessions of 10 turns: turn k of its session n, then a new session.
+          const k = turns.get(w) ?? 0;
+          turns.set(w, k + 1);
+          return { body, headers: { 'x-session-id': `bench-${phase}-${w}-${Math.floor(k / TURNS_PER_SESSION)}` } };
+        },
+      });
+      const cpuAfter = cpuMs(pid);
+      const total = result.requests * (((options.ms ?? durationMs) + warmupMs) / (options.ms ?? durationMs));
+      const daemonCpuUs =
+        url === daemon.url && cpuBefore !== null && cpuAfter !== null && total > 0 ? ((cpuAfter - cpuBefore) * 1000) / total : null;
+      process.stderr.write(
+        `measured ${name} at c=${concurrency}: ${result.requestsPerSecond.toFixed(0)}/s, p50 ${result.p50Ms.toFixed(3)} ms\n`,
+      );
+      return { name, concurrency, ...result, daemonCpuUs };
+    };
+
+    const latency = {
+      direct: await measure('direct', sim.url, 1),
+      relay: await measure('relay', relay.url, 1),
+      stateless: await measure('stateless', daemon.url, 1),
+      session: await measure('session', daemon.url, 1, { session: true }),
+    };
+    const throughput = {
+      direct: await measure('direct', sim.url, 50),
+      relay: await measure('relay', relay.url, 50),
+      stateless: await measure('stateless', daemon.url, 50),
+    };
+    // The session load runs for a minute (--load-seconds): "RSS after load" is read right after it.
+    const session50 = await measure('session', daemon.url, 50, { session: true, ms: loadMs });
+    const rssAfterLoad = rssMiB(pid);
+
+    const [directStream, relayStream, daemonStream] = await Promise.all(
+      [sim.url, relay.url, daemon.url].map((u) => streamText(u, streamBody)),
+    );
+    const streams = {
+      direct: await measure('SSE direct', sim.url, 50, { stream: true }),
+      relay: await measure('SSE relay', relay.url, 50, { stream: true }),
+      daemon: await measure('SSE stateless', daemon.url, 50, { stream: true }),
+    };
+    const rssEnd = rssMiB(pid);
+
+    const figures: SpeedFigures = {
+      latency,
+      throughput: { ...throughput, session: session50 },
+      streams,
+      streamIdentical: daemonStream === directStream,
+      relayStreamIdentical: relayStream === directStream,
+      rss: { idle: rssIdle?.now ?? null, afterLoad: rssAfterLoad?.now ?? null, peak: rssEnd?.peak ?? null, loadSeconds: loadMs / 1000 },
+    };
+
     const store: StoreBenchResult[] = [];
     if (storeSessions > 0) {
       process.stderr.write(`filling a store with ${storeSessions} sessions of 4 turns...\n`);
@@ -230,12 +218,13 @@ async function main(): Promise<void> {
       node: process.version,
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? 'unknown',
+      loadAverage: loadavg(),
       durationMs,
       warmupMs,
+      seededSessions: seeded,
       request:
-        'POST /v1/chat/completions, non-streaming, max_tokens 16, one user message (session: each worker its own session, window 10 turns; straight+history: the same-size prompt sent straight; responses: POST /v1/responses, max_output_tokens 16, each worker its own chain)',
-      rows: table,
-      responsesOverSession,
+        'POST /v1/chat/completions, max_tokens 16, one user message; session: X-Session-Id, each worker its own sessions of 10 turns; SSE: the same with stream: true',
+      ...figures,
       store,
       redaction,
     };
@@ -243,45 +232,18 @@ async function main(): Promise<void> {
     const file = join(outDir, `bench-${result.date.replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 
-    const header = [
-      'path',
-      'c',
-      'req/s',
-      'p50 ms',
-      'p99 ms',
-      'vs',
-      'added p50 ms',
-      'x rps',
-      'daemon self p50 ms',
-      'daemon CPU us/req',
-      'errors',
-    ];
-    const lines = table.map((r) => [
-      r.path,
-      String(r.concurrency),
-      r.requestsPerSecond.toFixed(0),
-      fmt(r.p50Ms),
-      fmt(r.p99Ms),
-      r.path.startsWith('straight') ? '-' : r.baseline,
-      r.path.startsWith('straight') ? '-' : fmt(r.addedP50Ms),
-      r.path.startsWith('straight') ? '-' : r.ratioToBaseline.toFixed(2),
-      fmt(r.reportedOverheadP50Ms),
-      fmt(r.daemonCpuUsPerRequest, 0),
-      String(r.errors),
-    ]);
-    const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-    const out = [header, ...lines].map((l) => l.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
     const storeLines = store.map(
       (st) =>
         `store, ${st.sessions} sessions (${st.messages} messages), synchronous=${st.synchronous}: ` +
         `load 8 turns p50 ${st.loadWindow.p50Us.toFixed(1)} us / p99 ${st.loadWindow.p99Us.toFixed(1)} us; ` +
         `append a turn p50 ${st.appendTurn.p50Us.toFixed(1)} us / p99 ${st.appendTurn.p99Us.toFixed(1)} us`,
     );
-    const responsesLines = responsesOverSession.map(
-      (d) => `responses over session at c=${d.concurrency}: p50 ${fmt(d.addedP50Ms)} ms, daemon self p50 ${fmt(d.addedSelfP50Ms)} ms`,
-    );
+    const load = loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
     process.stdout.write(
-      `${out}\n\n${[...responsesLines, ...storeLines, ...redactionLines(redaction)].map((l) => `${l}\n`).join('')}\n${cpus().length} CPU(s), ${process.version}; results in ${file}\n`,
+      `${speedTable(figures)}\n\n${[...storeLines, ...redactionLines(redaction)].map((l) => `${l}\n`).join('')}\n` +
+        `${cpus().length} CPU(s) (${result.cpuModel}), ${process.version}, load average at the end ${load}; ${seeded} sessions seeded; results in ${file}\n`,
     );
   } finally {
     for (const child of children) child.kill('SIGTERM');

@@ -15,6 +15,16 @@ export interface StoreBenchResult {
   appendTurn: { p50Us: number; p99Us: number };
 }
 
+const TURN = (i: number) => [
+  { role: 'user', content: `Hello, this is message ${i}: where is my parcel? It was due on Monday.` },
+  { role: 'assistant', content: 'I am sorry to hear that. Let me check the status of your order; could you give me the order number?' },
+];
+
+/** A store file with `sessions` sessions of `turnsEach` turns (session-0 ...), a day to live: the daemon's database in the bench. */
+export function seedStore(file: string, sessions: number, turnsEach: number): Promise<Store> {
+  return openSeededStore({ file, synchronous: 'NORMAL' }, { sessions, turnsEach, turn: TURN, ttlMs: 86_400_000, now: Date.now() });
+}
+
 /**
  * The store on its own, at a size (`npm run bench`): `sessions` sessions of 4 turns, then the last 8 turns of
  * random sessions loaded and single turns appended (each in its own transaction, as the daemon does),
@@ -27,10 +37,7 @@ export async function benchStore(
 ): Promise<StoreBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-llm-bench-store-'));
   const now = Date.now();
-  const turn = (i: number) => [
-    { role: 'user', content: `Hello, this is message ${i}: where is my parcel? It was due on Monday.` },
-    { role: 'assistant', content: 'I am sorry to hear that. Let me check the status of your order; could you give me the order number?' },
-  ];
+  const turn = TURN;
   try {
     const store = await openSeededStore(
       { file: join(dir, 'bench.db'), synchronous },
