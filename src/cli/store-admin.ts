@@ -6,7 +6,7 @@ import type { LoadedConfig } from '../core/config.js';
 import { remoteAdmin, runningDaemonFor } from '../daemon/control-client.js';
 import { localAdmin, type StoreAdmin } from '../store/admin.js';
 import type { ContentCipher } from '../store/crypto.js';
-import { storeFile, type Store } from '../store/store.js';
+import { isPostgresUrl, storeFile, type Store } from '../store/store.js';
 
 export async function withStoreAdmin<T>(
   loaded: LoadedConfig,
@@ -24,7 +24,8 @@ export async function withStoreAdmin<T>(
   run: (admin: StoreAdmin, context: { file: string; daemon: number | null }) => Promise<T>,
 ): Promise<T> {
   const file = storeFile(loaded.config, loaded.paths);
-  const daemon = runningDaemonFor(loaded.paths, file);
+  // A PostgreSQL store takes writers from every host at once: the command writes it itself.
+  const daemon = isPostgresUrl(file) ? null : runningDaemonFor(loaded.paths, file);
   if (daemon !== null) {
     const admin = remoteAdmin(
       loaded.paths.controlSocket,

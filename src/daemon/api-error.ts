@@ -25,6 +25,11 @@ export class ApiError extends Error {
   }
 }
 
+/** The store (PostgreSQL) cannot be reached: 503 store_unavailable, which the client may retry. */
+export function storeUnavailable(err: { message: string }): ApiError {
+  return new ApiError(503, `${err.message}; retry in a moment`, { code: 'store_unavailable', headers: { 'retry-after': '1' } });
+}
+
 function defaultType(status: number): string {
   if (status === 401) return 'authentication_error';
   if (status === 403) return 'permission_error';

@@ -1,11 +1,12 @@
 import type { Logger } from '../core/log.js';
-import { ApiError, sendError } from './api-error.js';
+import { ApiError, sendError, storeUnavailable } from './api-error.js';
 import type { DaemonAudit } from './audit.js';
 import type { Authenticate } from './authenticate.js';
 import type { TenantQuotas } from './quotas.js';
 import type { KeyRateLimiter } from './rate-limit.js';
 import type { RequestContext, RouteMatch } from './routes.js';
 import { hostAllowed, originAllowed } from './security.js';
+import { StoreUnavailableError } from '../store/store.js';
 
 export interface DispatchOptions {
   route: (method: string, pathname: string) => RouteMatch;
@@ -76,6 +77,15 @@ export function failRequest(ctx: RequestContext, err: unknown, log: Logger): voi
     if (err.code) ctx.record.errorCode = err.code;
     if (ctx.res.headersSent) ctx.res.end();
     else sendError(ctx.res, err);
+    return;
+  }
+  if (err instanceof StoreUnavailableError) {
+    // PostgreSQL away: a 503 the client may retry, the daemon goes on and recovers when it is back.
+    log('store unavailable', err.message);
+    ctx.record.outcome = 'store_failed';
+    ctx.record.errorCode = 'store_unavailable';
+    if (ctx.res.headersSent) ctx.res.destroy();
+    else sendError(ctx.res, storeUnavailable(err));
     return;
   }
   log('request failed', err);

@@ -5,7 +5,8 @@
 import type { Profile } from '../core/config.js';
 import type { ChatMessage } from '../core/messages.js';
 import type { StoredMessage } from '../store/sessions.js';
-import { ApiError } from './api-error.js';
+import { StoreUnavailableError } from '../store/store.js';
+import { ApiError, storeUnavailable } from './api-error.js';
 import type { RequestContext } from './routes.js';
 import type { DaemonServices } from './services.js';
 import { SessionBusyError, SessionQueueFullError } from './session-lock.js';
@@ -156,6 +157,8 @@ export async function runTurn(
         } catch (err) {
           ctx.record.outcome = 'store_failed';
           services.log('storing a turn failed', (err as Error).message);
+          // Not stored, not acknowledged: the client hears it and may send the turn again.
+          if (err instanceof StoreUnavailableError) throw storeUnavailable(err);
           throw new ApiError(500, 'the reply could not be stored in the session database; the turn was not saved, retry it', {
             code: 'store_failed',
             headers: { 'x-session-id': sessionId },

@@ -21,7 +21,8 @@ import { createAuditKeyring, readAuditKeyring, type AuditKeyring } from './audit
 import { chainChecker } from './audit-verify.js';
 import { auditRowToRecord, type AuditRow, type AuditWriter, type AuditWriterOptions } from './audit.js';
 import type { AuditLog } from './interface.js';
-import { AUDIT_LOCK, LOCK_SPACE, redactUrl, type PgDatabase, type PgQueryable } from './postgres-db.js';
+import { redactUrl } from './location.js';
+import { AUDIT_LOCK, LOCK_SPACE, type PgDatabase, type PgQueryable } from './postgres-db.js';
 
 interface SegmentRow {
   id: number;
@@ -199,14 +200,16 @@ export function createPgAudit(db: PgDatabase): AuditLog & { drain(): Promise<voi
           options.onError?.(err);
         },
       );
-      writing = done.finally(() => {
-        writers.delete(writing!);
+      const current: Promise<void> = done.finally(() => {
+        writers.delete(current);
         writing = null;
         if (queue.length === 0) return;
-        if (!failing) schedule(0);
+        // The next batch starts before this one settles, so drain() (the store closing) waits for it too.
+        if (!failing) flush();
         else if (!closed) schedule(flushMs);
       });
-      writers.add(writing);
+      writing = current;
+      writers.add(current);
     };
     return {
       get queued() {

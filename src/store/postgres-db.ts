@@ -5,6 +5,7 @@
 import pg from 'pg';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { StoreUnavailableError } from './interface.js';
+import { redactUrl } from './location.js';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-schema.js';
 
 /** A pooled connection in a transaction, or the pool: what the helpers that run SQL take. */
@@ -22,21 +23,6 @@ const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
     oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
-
-export function isPostgresUrl(location: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(location);
-}
-
-/** The URL without its password, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://(unparsable URL)';
-  }
-}
 
 export interface PgOptions {
   url: string;

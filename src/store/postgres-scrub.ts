@@ -2,13 +2,10 @@
 // tuple) in the table's pages until VACUUM reclaims them, so after each deletion the tables that held text
 // are vacuumed (coalesced: one VACUUM serves every deletion before it, never inside a request). What no
 // VACUUM reaches: the text stays in WAL segments until PostgreSQL recycles them (after checkpoints), in WAL
-// archives and in base backups (docs/data-flow.md says what the operator does about those).
+// archives and in base backups (docs/data-flow.md says what the operator does about those); location.ts's
+// erasureNote says it to the operator.
 
 import type { PgDatabase } from './postgres-db.js';
-
-/** What remains after a VACUUM, for `sessions delete` and the docs. */
-export const PG_ERASURE_REMAINS =
-  'PostgreSQL: the rows were deleted and the tables vacuumed (no dead tuples left in them); the text still remains in WAL segments until PostgreSQL recycles them after checkpoints, and in any WAL archive or base backup taken before, until those expire';
 
 export interface PgScrubber {
   /** Asks for a VACUUM after everything deleted so far; true once one finished, false when waitMs passed first. */

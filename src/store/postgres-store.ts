@@ -11,6 +11,7 @@ import type { OpenStoreOptions, Store } from './interface.js';
 import { KEY_PREFIX, type KeyInfo, type KeyStore } from './keys.js';
 import { startMaintenance } from './maintenance.js';
 import { createPgAudit } from './postgres-audit.js';
+import { redactUrl } from './location.js';
 import { migratePostgres, openPool, type PgDatabase } from './postgres-db.js';
 import { createPgResponses } from './postgres-responses.js';
 import { createPgScrubber } from './postgres-scrub.js';
@@ -175,7 +176,7 @@ export async function openPostgresStore(options: OpenStoreOptions & { poolSize?:
   const count = async (sql: string, values: unknown[] = []) => (await db.query<{ n: number }>(sql, values)).rows[0]!.n;
   let closed = false;
   return {
-    file: options.file,
+    file: redactUrl(options.file),
     sessions,
     responses,
     keys: createPgKeys(db),

@@ -4,6 +4,7 @@ import type { ChatMessage } from '../../core/messages.js';
 import { DEFAULT_TENANT, isTenantName } from '../../core/tenant.js';
 import { contextFor, intFlag } from '../context.js';
 import { formatTable } from '../output.js';
+import { erasureNote, isPostgresUrl } from '../../store/location.js';
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -38,10 +39,20 @@ async function openFor(command: Command, db?: string) {
  */
 function scrubbedOrFail(scrubbed: boolean, file: string, what: string): void {
   if (scrubbed) return;
+  if (isPostgresUrl(file))
+    throw new EnvironmentError(
+      `${what}, but the VACUUM of its tables did not finish within 10 s: their dead row versions still hold the text`,
+      {
+        next: 'Run cs-llm store scrub --db <url> later (a running daemon also vacuums after its own deletions).',
+      },
+    );
   throw new EnvironmentError(`${what}, but the deleted text may still be in ${file}-wal: another process kept the database busy for 10 s`, {
     next: `Run cs-llm store scrub when the database is idle (a running daemon also keeps scrubbing after its own deletions).`,
   });
 }
+
+/** On PostgreSQL, the JSON says what a deletion leaves (erasureNote); on SQLite nothing is left to say. */
+const remains = (file: string) => (isPostgresUrl(file) ? { remains: erasureNote(file, 'its') } : {});
 
 function contentText(m: ChatMessage): string {
   if (typeof m.content === 'string') return m.content;
@@ -160,16 +171,16 @@ export function register(program: Command): void {
         if (opts.all) {
           const { deleted, scrubbed } = await admin.deleteTenant({ tenant });
           scrubbedOrFail(scrubbed, file, `deleted ${deleted} session(s) of tenant ${tenant}`);
-          if (opts.json) output.json({ tenant, deleted });
-          else output.out(`deleted ${deleted} session(s) of tenant ${tenant}; their text is gone from the database and WAL files`);
+          if (opts.json) output.json({ tenant, deleted, ...remains(file) });
+          else output.out(`deleted ${deleted} session(s) of tenant ${tenant}; ${erasureNote(file, 'their')}`);
           return;
         }
         // The tenant only when given: a daemon of the release before tenants then still does a plain delete.
         const { deleted, scrubbed } = await admin.deleteSession({ id: id!, ...(opts.tenant !== undefined ? { tenant } : {}) });
         if (!deleted) throw new NotFoundError(`no session "${id}"${inTenant(tenant)}`, { next: 'See cs-llm sessions list.' });
         scrubbedOrFail(scrubbed, file, `deleted session ${id}`);
-        if (opts.json) output.json({ tenant, deleted: 1 });
-        else output.out(`deleted session ${id}${inTenant(tenant)}; its text is gone from the database and WAL files`);
+        if (opts.json) output.json({ tenant, deleted: 1, ...remains(file) });
+        else output.out(`deleted session ${id}${inTenant(tenant)}; ${erasureNote(file, 'its')}`);
       });
     });
 
