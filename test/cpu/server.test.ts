@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -19,6 +19,19 @@ async function engineFor(
   t.after(() => engine.close());
   return engine;
 }
+
+/**
+ * One engine with the default options for the tests that only send requests to it (starting one costs seconds:
+ * node-llama-cpp tests its binary in a forked process each time), closed when the file ends.
+ */
+let shared: Promise<RunningCpuEngine> | null = null;
+function sharedEngine(): Promise<RunningCpuEngine> {
+  shared ??= startCpuEngine({ modelPath: TINY_MEMORY, port: 0, threads: 1, ctxSize: 512, log: () => {} });
+  return shared;
+}
+after(async () => {
+  if (shared) await (await shared).close();
+});
 
 function clientFor(engine: RunningCpuEngine): OpenAI {
   return new OpenAI({ baseURL: `${engine.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
@@ -49,7 +62,7 @@ function chatml(messages: Array<{ role: string; content: string }>): string {
 
 test('the tiny memory model answers from the history the client sends, at temperature 0', { timeout: 120_000 }, async (t) => {
   if (!requireCpuRuntime(t)) return;
-  const client = clientFor(await engineFor(t));
+  const client = clientFor(await sharedEngine());
   const messages = [
     { role: 'system' as const, content: SYSTEM },
     { role: 'user' as const, content: 'My name is Grace.' },
@@ -65,7 +78,7 @@ test('the tiny memory model answers from the history the client sends, at temper
 
 test('usage counts the rendered prompt and the generated tokens as the tokenizer does', { timeout: 120_000 }, async (t) => {
   if (!requireCpuRuntime(t)) return;
-  const client = clientFor(await engineFor(t));
+  const client = clientFor(await sharedEngine());
   const tokenize = await tokenizerFor(t);
   const messages = [
     { role: 'system', content: SYSTEM },
@@ -156,7 +169,7 @@ test(
 
 test('streaming and non-streaming give the same text, and max_tokens ends with length', { timeout: 120_000 }, async (t) => {
   if (!requireCpuRuntime(t)) return;
-  const client = clientFor(await engineFor(t));
+  const client = clientFor(await sharedEngine());
   const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', content: 'What is my name?' }];
   const whole = await client.chat.completions.create({ model: 'tiny-memory', messages, temperature: 0 });
   const stream = await client.chat.completions.create({
@@ -186,7 +199,7 @@ test('streaming and non-streaming give the same text, and max_tokens ends with l
 
 test('a stop string ends the reply before it, and the same seed gives the same sampled reply', { timeout: 120_000 }, async (t) => {
   if (!requireCpuRuntime(t)) return;
-  const client = clientFor(await engineFor(t));
+  const client = clientFor(await sharedEngine());
   const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', content: 'What is my name?' }];
   const stopped = await client.chat.completions.create({ model: 'tiny-memory', messages, temperature: 0, stop: ['told'] });
   assert.equal(stopped.choices[0]!.message.content, 'You have not ');
