@@ -111,7 +111,55 @@ export function register(program: Command): void {
             next: 'Try again when the database is idle.',
           });
         }
-        output.out(`scrubbed ${file}: the WAL is empty and deleted rows are zeroed in the database file`);
+        const { isPostgresUrl } = await import('../../store/location.js');
+        output.out(
+          isPostgresUrl(file)
+            ? `vacuumed the tables of ${file}: no dead row versions are left in them (WAL segments and backups still hold deleted text until they are recycled or expire)`
+            : `scrubbed ${file}: the WAL is empty and deleted rows are zeroed in the database file`,
+        );
       });
+    });
+
+  store
+    .command('migrate')
+    .description(
+      'Copy everything from a SQLite database to PostgreSQL (sessions, responses, conversations, keys, tenants, usage, the audit log), then verify the audit chain there',
+    )
+    .requiredOption('--from <file>', 'the SQLite database file (stop the daemon that uses it first)')
+    .requiredOption('--to <url>', 'the PostgreSQL database, postgres://user@host:5432/db (created beforehand, empty)')
+    .option('--replace', 'delete what the target already holds instead of refusing (stop every daemon on it first)')
+    .option(
+      '--key-file <file>',
+      'the audit key file to verify the chain with (default: store.auditKeyFile, else audit.key in the state directory)',
+    )
+    .option('--json', 'print {"copied": {table: rows}, "audit": {...}} as JSON')
+    .action(async (opts: { from: string; to: string; replace?: boolean; keyFile?: string; json?: boolean }, command: Command) => {
+      const { loaded, output } = await contextFor(command);
+      const [{ isPostgresUrl }, { auditKeyFile }] = await Promise.all([
+        import('../../store/location.js'),
+        import('../../store/audit-key.js'),
+      ]);
+      if (!isPostgresUrl(opts.to)) throw new UsageError(`--to must be a postgres:// URL, not "${opts.to}"`);
+      if (isPostgresUrl(opts.from)) throw new UsageError('--from is the SQLite database file to copy from');
+      const { migrateSqliteToPostgres } = await import('../../store/store-migrate.js');
+      const result = await migrateSqliteToPostgres({
+        from: opts.from,
+        to: opts.to,
+        ...(opts.replace ? { replace: true } : {}),
+        auditKeyFile: opts.keyFile ?? auditKeyFile(loaded.config, loaded.paths),
+        ...(opts.json ? {} : { onTable: (table, rows) => output.err(`copied ${rows} row(s) of ${table}`) }),
+      });
+      const { audit } = result;
+      if (opts.json) output.json({ copied: result.copied, audit: { ok: audit.ok, records: audit.records, broken: audit.broken ?? null } });
+      else if (audit.ok) output.out(`copied everything; the audit chain verifies on the target (${audit.records} record(s))`);
+      if (!audit.ok)
+        throw new EnvironmentError(
+          `copied everything, but the audit chain does not verify on the target at record ${audit.broken!.seq}: ${audit.broken!.reason}`,
+          {
+            next: audit.broken!.keyMissing
+              ? 'Pass the audit key file the source was chained with (--key-file), and run cs-llm audit verify --db <url>.'
+              : 'Run cs-llm audit verify on the SQLite file: if it fails there too, the source was already broken.',
+          },
+        );
     });
 }
