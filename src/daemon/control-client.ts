@@ -83,7 +83,7 @@ export function remoteAdmin(socketPath: string, extra: { auditKeyFile?: string }
     deleteTenant: (r) => call(socketPath, '/sessions/delete-tenant', r),
     pruneSessions: (r) => call(socketPath, '/sessions/prune', r),
     pruneAudit: (r) => call(socketPath, '/audit/prune', { ...r, ...(extra.auditKeyFile ? { keyFile: resolve(extra.auditKeyFile) } : {}) }),
-    scrub: () => call(socketPath, '/store/scrub', {}),
+    scrub: (r = {}) => call(socketPath, '/store/scrub', r),
     rotateKey: (r) => call(socketPath, '/store/rotate-key', r),
   };
 }

@@ -24,7 +24,7 @@ import type { SessionLocks } from './session-lock.js';
 const MAX_BODY = 64 * 1024;
 
 type Body = Record<string, unknown>;
-type Kind = 'string' | 'number' | 'number|null';
+type Kind = 'string' | 'number' | 'number|null' | 'boolean';
 
 /** The body's fields, checked against what the route knows; throws a usage error naming the first wrong one. */
 function fieldsOf<T>(route: string, body: Body, known: Record<string, { kind: Kind; required?: boolean }>): T {
@@ -43,7 +43,9 @@ function fieldsOf<T>(route: string, body: Body, known: Record<string, { kind: Ki
     const ok =
       kind === 'string'
         ? typeof value === 'string'
-        : (typeof value === 'number' && Number.isFinite(value)) || (kind === 'number|null' && value === null);
+        : kind === 'boolean'
+          ? typeof value === 'boolean'
+          : (typeof value === 'number' && Number.isFinite(value)) || (kind === 'number|null' && value === null);
     if (!ok) throw new UsageError(`the field "${name}" of ${route} must be a ${kind}`);
   }
   return body as T;
@@ -176,10 +178,8 @@ export async function startControlServer(options: {
           });
         return admin.pruneAudit({ before }, signal);
       },
-      '/store/scrub': (body, signal) => {
-        fieldsOf('/store/scrub', body, {});
-        return admin.scrub(signal);
-      },
+      '/store/scrub': (body, signal) =>
+        admin.scrub(fieldsOf<{ rewrite?: boolean }>('/store/scrub', body, { rewrite: { kind: 'boolean' } }), signal),
       '/store/rotate-key': (body, signal) =>
         admin.rotateKey(fieldsOf<{ key: string }>('/store/rotate-key', body, { key: { kind: 'string', required: true } }), signal),
     };

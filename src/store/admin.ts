@@ -38,6 +38,10 @@ export interface PruneAuditRequest {
   /** Records that finished before this time (ms) go. */
   before: number;
 }
+export interface ScrubRequest {
+  /** Rewrite the store from its live rows first (VACUUM): also removes copies in pages' free space. */
+  rewrite?: boolean;
+}
 export interface RotateKeyRequest {
   /** The new key: base64 of 32 bytes, as in a key file. */
   key: string;
@@ -52,8 +56,11 @@ export interface StoreAdmin {
   pruneSessions(request: PruneSessionsRequest, signal?: AbortSignal): Promise<{ expired: number; old: number; scrubbed: boolean }>;
   /** Deletes the audit records older than `before` behind a new anchor signed with the audit key. */
   pruneAudit(request: PruneAuditRequest, signal?: AbortSignal): Promise<{ pruned: number; scrubbed: boolean }>;
-  /** A TRUNCATE checkpoint: true once deleted text is gone from both files. */
-  scrub(signal?: AbortSignal): Promise<{ scrubbed: boolean }>;
+  /**
+   * A TRUNCATE checkpoint: true once deleted text is gone from both files. With `rewrite`, the store is
+   * rewritten from its live rows first (StoreMaintenance.rewrite).
+   */
+  scrub(request?: ScrubRequest, signal?: AbortSignal): Promise<{ scrubbed: boolean; rewritten: boolean }>;
   /** Re-encrypts every stored message with the new key; new turns are stored under it too. */
   rotateKey(request: RotateKeyRequest, signal?: AbortSignal): Promise<RotationResult & { keyId: string }>;
 }
@@ -111,7 +118,10 @@ export function localAdmin(
       // The deleted records name sessions and keys: out of the WAL file too, as for sessions.
       return { pruned, scrubbed: pruned === 0 || (await store.maintenance.scrub(SCRUB_WAIT_MS)) };
     },
-    scrub: async () => ({ scrubbed: await store.maintenance.scrub(SCRUB_WAIT_MS) }),
+    scrub: async ({ rewrite = false } = {}) => ({
+      scrubbed: await (rewrite ? store.maintenance.rewrite(SCRUB_WAIT_MS) : store.maintenance.scrub(SCRUB_WAIT_MS)),
+      rewritten: rewrite,
+    }),
     async rotateKey({ key }, signal) {
       const to = createCipher(parseKey(key, 'the new key'));
       const result = await store.maintenance.rotateKey({

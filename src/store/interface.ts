@@ -75,6 +75,13 @@ export interface StoreMaintenance {
    */
   scrub(timeoutMs?: number): Promise<boolean>;
   /**
+   * Rewrites the stored text's tables from their live rows (SQLite: VACUUM of the whole file; PostgreSQL:
+   * VACUUM FULL of the tables holding text), then scrubs: no copy a deletion could leave in the free space of
+   * a page survives it. Holds the store while it runs (seconds per GB): an operator's step, not the request
+   * path's. Resolves as scrub does.
+   */
+  rewrite(timeoutMs?: number): Promise<boolean>;
+  /**
    * Re-encrypts every stored message under `to` (plain-text rows too) in small batches, retires the old
    * keys and scrubs. New rows are stored under `to` from the start. `from`: keys that open the current rows
    * (default: the store's own).

@@ -18,6 +18,15 @@ export interface PgScrubber {
 /** The tables a deletion leaves dead text in. */
 const TABLES = ['messages', 'sessions', 'response_settings', 'threads'];
 
+/**
+ * VACUUM FULL of the tables that hold text: each is rewritten from its live rows, so no copy of deleted text
+ * stays in their pages' free space either (plain VACUUM only marks it reusable). It locks each table
+ * exclusively while it is rewritten.
+ */
+export async function vacuumFull(db: PgDatabase): Promise<void> {
+  for (const table of TABLES) await db.query(`VACUUM FULL ${table}`);
+}
+
 export function createPgScrubber(db: PgDatabase, onError?: (err: unknown) => void): PgScrubber {
   let waiters: Array<(done: boolean) => void> = [];
   let running = false;

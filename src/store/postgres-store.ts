@@ -14,7 +14,7 @@ import { createPgAudit } from './postgres-audit.js';
 import { redactUrl } from './location.js';
 import { migratePostgres, openPool, type PgDatabase } from './postgres-db.js';
 import { createPgResponses } from './postgres-responses.js';
-import { createPgScrubber } from './postgres-scrub.js';
+import { createPgScrubber, vacuumFull } from './postgres-scrub.js';
 import { createPgSessions } from './postgres-sessions.js';
 import { rotatePgContentKey } from './postgres-rotation.js';
 import { missingKeyError } from './sessions.js';
@@ -193,6 +193,10 @@ export async function openPostgresStore(options: OpenStoreOptions & { poolSize?:
           },
         ),
       scrub: (timeoutMs) => scrubber.request(timeoutMs),
+      rewrite: async (timeoutMs) => {
+        await vacuumFull(db);
+        return scrubber.request(timeoutMs);
+      },
       rotateKey: async ({ to, from, batch, signal }) => {
         const old = from ?? [...keyring];
         await sessions.encryptWith(to);

@@ -146,6 +146,13 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
           { ...maintenanceOptions, file: options.file },
         ),
       scrub: (timeoutMs) => scrubber.request(timeoutMs),
+      rewrite: async (timeoutMs) => {
+        // VACUUM builds the file anew from the live rows, so a deleted row's copy that a page rebuild left in
+        // the page's free space (which secure_delete does not reach) is gone; the scrub then empties the WAL,
+        // through which the new pages were written.
+        await write(() => db.exec('VACUUM'));
+        return scrubber.request(timeoutMs);
+      },
       rotateKey: async ({ to, from, batch, signal }) => {
         const old = from ?? [...keyring];
         // New turns go under the new key from now on (a daemon rotating while it serves); the old still opens.

@@ -89,9 +89,12 @@ test('while the daemon runs, sessions delete and prune, audit prune, store scrub
   assert.equal(auditPruned.exitCode, 0, auditPruned.stderr);
   assert.equal((JSON.parse(auditPruned.stdout) as { pruned: number }).pruned, 2);
 
-  const scrubbed = await cli(['store', 'scrub'], { env });
+  const scrubbed = await cli(['store', 'scrub', '--rewrite'], { env });
   assert.equal(scrubbed.exitCode, 0, scrubbed.stderr);
-  assert.match(scrubbed.stdout, /^scrubbed .*cs-llm\.db: the WAL is empty/);
+  assert.match(
+    scrubbed.stdout,
+    /^rewrote .*cs-llm\.db from its live rows \([\d.]+ MiB -> [\d.]+ MiB\)\nscrubbed .*cs-llm\.db: the WAL is empty/,
+  );
 
   const keyFile = join(home, 'b.key');
   writeFileSync(keyFile, `${KEY_B}\n`, { mode: 0o600 });

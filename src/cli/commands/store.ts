@@ -1,10 +1,12 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { LoadedConfig } from '../../core/config.js';
 import { ConfigError, EnvironmentError, UsageError } from '../../core/errors.js';
 import { configuredKey, createCipher, keyIdOf, newKeyText, readKeyFile } from '../../store/crypto.js';
 import type { Store } from '../../store/store.js';
 import { contextFor } from '../context.js';
+
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
 
 /** The store without redaction or a content key: what a rotation or a scrub needs. */
 async function openPlain(loaded: LoadedConfig): Promise<Store> {
@@ -102,16 +104,33 @@ export function register(program: Command): void {
 
   dbOption(store.command('scrub'))
     .description('Make deleted text gone from the files now: a TRUNCATE checkpoint (waits up to 10 s for other readers)')
-    .action(async (opts: { db?: string }, command: Command) => {
+    .option(
+      '--rewrite',
+      "first rewrite the database from its live rows (SQLite: VACUUM; PostgreSQL: VACUUM FULL of the tables holding text): also removes copies of deleted rows left in pages' free space; holds the database while it runs, seconds per GB",
+    )
+    .action(async (opts: { db?: string; rewrite?: boolean }, command: Command) => {
       const { loaded, output } = await contextFor(command, { store: { path: opts.db } });
       const { withStoreAdmin } = await import('../store-admin.js');
+      const sizeOf = (file: string) => statSync(file, { throwIfNoEntry: false })?.size;
+      let before: number | undefined;
       await withStoreAdmin(loaded, { open: () => openPlain(loaded) }, async (admin, { file }) => {
-        if (!(await admin.scrub()).scrubbed) {
+        before = sizeOf(file);
+        // An older daemon refuses a field it does not know, so the field goes only when asked for.
+        if (!(await admin.scrub(opts.rewrite ? { rewrite: true } : {})).scrubbed) {
           throw new EnvironmentError(`another process kept ${file} busy for 10 s; the WAL was not emptied`, {
             next: 'Try again when the database is idle.',
           });
         }
         const { isPostgresUrl } = await import('../../store/location.js');
+        if (opts.rewrite) {
+          const after = sizeOf(file);
+          const sizes = before !== undefined && after !== undefined ? ` (${mib(before)} -> ${mib(after)})` : '';
+          output.out(
+            isPostgresUrl(file)
+              ? `rewrote the tables of ${file} from their live rows (VACUUM FULL)`
+              : `rewrote ${file} from its live rows${sizes}`,
+          );
+        }
         output.out(
           isPostgresUrl(file)
             ? `vacuumed the tables of ${file}: no dead row versions are left in them (WAL segments and backups still hold deleted text until they are recycled or expire)`
