@@ -25,7 +25,7 @@ export function erasureNote(location: string, it: 'its' | 'their'): string {
   if (!isPostgresUrl(location)) return `${it} text is gone from the database and WAL files`;
   return (
     `the tables were vacuumed, so no row version holds ${it} text any more; PostgreSQL still has it in WAL segments until they are ` +
-    'recycled after checkpoints, possibly in the free space of table pages until it is reused (VACUUM FULL rewrites a table), and in ' +
+    'recycled after checkpoints, possibly in the free space of table pages until it is reused (cs-llm store scrub --rewrite runs VACUUM FULL), and in ' +
     'any WAL archive or base backup taken before (docs/data-flow.md)'
   );
 }
