@@ -17,7 +17,8 @@
  * session load at 50 connections, and its peak. Flags: --duration <s> (per measurement, default 5),
  * --warmup <s> (1), --load-seconds <s> (the session load before "RSS after load", 60), --sessions <n> (seeded,
  * 100000), --store-sessions <n> (the store alone, 100000; 0 skips it), --quick (1 s each, 2,000 sessions, no
- * store bench: to check it works), --out <dir> (bench-results), --only redaction. Results go to
+ * store bench: to check it works), --out <dir> (bench-results), --only redaction, --postgres-url <url> (session
+ * turns on PostgreSQL in that database instead of a throwaway cluster). Results go to
  * <dir>/bench-<time>.json and the table to stdout.
  */
 
@@ -29,7 +30,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runLoad } from './load.js';
 import { benchRedaction, type RedactionBenchResult } from './redaction.js';
-import { benchStore, seedStore, type StoreBenchResult } from './store.js';
+import { postgresForBench } from './postgres.js';
+import { benchStore, seedPostgres, seedStore, type StoreBenchResult } from './store.js';
 import { speedTable, type SpeedFigures } from './table.js';
 
 // The child processes run role.js, which loads only what its role needs (the daemon's RSS is the daemon's).
@@ -199,6 +201,33 @@ async function main(): Promise<void> {
     };
     const rssEnd = rssMiB(pid);
 
+    // Session turns on PostgreSQL over loopback (#20): a second daemon on a PostgreSQL store seeded alike, and
+    // the SQLite daemon again for the same time, so the two figures are taken side by side. Skipped without
+    // the PostgreSQL binaries (--postgres-url: a database of yours instead of a throwaway cluster).
+    process.stderr.write(`seeding a PostgreSQL store with ${seeded} sessions of ${TURNS_PER_SESSION} turns...\n`);
+    const pgStore = await postgresForBench(flag('postgres-url', ''), (url) => seedPostgres(url, seeded, TURNS_PER_SESSION));
+    let postgres: {
+      where: string;
+      latency: Awaited<ReturnType<typeof measure>>;
+      sqlite: Awaited<ReturnType<typeof measure>>;
+      throughput: Awaited<ReturnType<typeof measure>>;
+    } | null = null;
+    if (pgStore) {
+      try {
+        const pgDaemon = await startRole('daemon', ['--upstream', sim.url, '--db', pgStore.url], env);
+        children.push(pgDaemon.child);
+        postgres = {
+          where: pgStore.where,
+          latency: await measure('session on PostgreSQL', pgDaemon.url, 1, { session: true }),
+          throughput: await measure('session on PostgreSQL', pgDaemon.url, 50, { session: true }),
+          sqlite: await measure('session on SQLite', daemon.url, 50, { session: true }),
+        };
+        pgDaemon.child.kill('SIGTERM');
+      } finally {
+        await pgStore.remove();
+      }
+    }
+
     const figures: SpeedFigures = {
       latency,
       throughput: { ...throughput, session: session50 },
@@ -226,6 +255,7 @@ async function main(): Promise<void> {
         'POST /v1/chat/completions, max_tokens 16, one user message; session: X-Session-Id, each worker its own sessions of 10 turns; SSE: the same with stream: true',
       ...figures,
       store,
+      postgres,
       redaction,
     };
     mkdirSync(outDir, { recursive: true });
@@ -238,11 +268,19 @@ async function main(): Promise<void> {
         `load 8 turns p50 ${st.loadWindow.p50Us.toFixed(1)} us / p99 ${st.loadWindow.p99Us.toFixed(1)} us; ` +
         `append a turn p50 ${st.appendTurn.p50Us.toFixed(1)} us / p99 ${st.appendTurn.p99Us.toFixed(1)} us`,
     );
+    const postgresLines = postgres
+      ? [
+          `session turns at 50 connections: SQLite ${postgres.sqlite.requestsPerSecond.toFixed(0)}/s (p50 ${postgres.sqlite.p50Ms.toFixed(2)} ms), ` +
+            `PostgreSQL ${postgres.throughput.requestsPerSecond.toFixed(0)}/s (p50 ${postgres.throughput.p50Ms.toFixed(2)} ms) on ${postgres.where}: ` +
+            `${(postgres.throughput.requestsPerSecond / postgres.sqlite.requestsPerSecond).toFixed(2)}x (goal >= 0.5x); ` +
+            `at 1 connection PostgreSQL p50 ${postgres.latency.p50Ms.toFixed(2)} ms`,
+        ]
+      : ['session turns on PostgreSQL: skipped (no PostgreSQL binaries; --postgres-url URL to use a database of yours)'];
     const load = loadavg()
       .map((l) => l.toFixed(2))
       .join(' ');
     process.stdout.write(
-      `${speedTable(figures)}\n\n${[...storeLines, ...redactionLines(redaction)].map((l) => `${l}\n`).join('')}\n` +
+      `${speedTable(figures)}\n\n${[...postgresLines, ...storeLines, ...redactionLines(redaction)].map((l) => `${l}\n`).join('')}\n` +
         `${cpus().length} CPU(s) (${result.cpuModel}), ${process.version}, load average at the end ${load}; ${seeded} sessions seeded; results in ${file}\n`,
     );
   } finally {

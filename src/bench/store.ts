@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_TENANT } from '../core/tenant.js';
 import { openSeededStore } from '../store/seed.js';
+import { seedPostgresStore } from '../store/postgres-seed.js';
 import type { Store } from '../store/store.js';
 import { percentile } from '../metrics/quantile.js';
 
@@ -23,6 +24,11 @@ const TURN = (i: number) => [
 /** A store file with `sessions` sessions of `turnsEach` turns (session-0 ...), a day to live: the daemon's database in the bench. */
 export function seedStore(file: string, sessions: number, turnsEach: number): Promise<Store> {
   return openSeededStore({ file, synchronous: 'NORMAL' }, { sessions, turnsEach, turn: TURN, ttlMs: 86_400_000, now: Date.now() });
+}
+
+/** The same sessions in a PostgreSQL store (the bench's PostgreSQL daemon). */
+export function seedPostgres(url: string, sessions: number, turnsEach: number): Promise<void> {
+  return seedPostgresStore(url, { sessions, turnsEach, turn: TURN, ttlMs: 86_400_000, now: Date.now() });
 }
 
 /**

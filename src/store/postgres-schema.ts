@@ -39,9 +39,10 @@ export const PG_MIGRATIONS: ReadonlyArray<{ version: number; description: string
         created_at    BIGINT NOT NULL,
         key_id        TEXT,
         response      TEXT,
+        -- The only index, as on SQLite: a turn costs one index entry per message. A message found by its seq
+        -- (the Responses API) is a scan of its session's range; seqs are unique by construction (next_seq).
         PRIMARY KEY (tenant, session_id, turn, seq)
       );
-      CREATE UNIQUE INDEX messages_by_seq ON messages (tenant, session_id, seq);
 
       CREATE TABLE api_keys (
         id          TEXT PRIMARY KEY,

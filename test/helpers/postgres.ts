@@ -1,26 +1,11 @@
-// A throwaway PostgreSQL cluster for the tests of one file: initdb in a temporary directory, a loopback
-// port, its socket in that directory, no system service. It starts once per file (under a second), each
-// test gets a database of its own, and it is stopped when the file's tests end. Without the binaries the
-// tests are skipped with the reason, except in CI (CI=true), where .ci/run installs them and their absence
-// is a failure.
-import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+// A throwaway PostgreSQL cluster for the tests of one file (src/bench/postgres.ts starts it: initdb in a
+// temporary directory, a loopback port, no system service). It starts once per file (about a second), each
+// test gets a place of its own, and it is removed when the file's tests end. Without the binaries the tests
+// are skipped with the reason, except in CI (CI=true), where .ci/run installs them and their absence is a
+// failure.
 import { after } from 'node:test';
 import pg from 'pg';
-import { freePort } from './ports.js';
-
-const run = promisify(execFile);
-
-/** Where Debian's postgresql package puts the server's binaries (docs/ci.md); CS_LLM_PG_BIN overrides. */
-export function postgresBinDir(): string | null {
-  const candidates = [process.env.CS_LLM_PG_BIN, '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin'].filter(
-    (d): d is string => typeof d === 'string' && d.length > 0,
-  );
-  return candidates.find((d) => existsSync(join(d, 'initdb')) && existsSync(join(d, 'pg_ctl'))) ?? null;
-}
+import { postgresBinDir, startThrowawayCluster } from '../../src/bench/postgres.js';
 
 export interface TestCluster {
   port: number;
@@ -50,44 +35,23 @@ export async function testCluster(): Promise<ClusterOrSkip> {
     if (process.env.CI === 'true') throw new Error(`${reason}: CI installs them (.ci/run)`);
     return { cluster: null, skip: reason };
   }
-  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-pg-'));
-  // initdb refuses root: as root the cluster runs as the postgres user, who must own the directory.
-  const asRoot = userInfo().uid === 0;
-  const as = async (cmd: string, args: string[]) =>
-    asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]) : run(join(bin, cmd), args);
-  if (asRoot) {
-    const { stdout } = await run('id', ['-u', 'postgres']);
-    const { stdout: gid } = await run('id', ['-g', 'postgres']);
-    chownSync(dir, Number(stdout.trim()), Number(gid.trim()));
-  }
-  const data = join(dir, 'data');
-  const user = asRoot ? 'postgres' : userInfo().username;
-  await as('initdb', ['-D', data, '-A', 'trust', '-U', user, '--no-sync', '-E', 'UTF8', '--locale=C']);
-  const port = await freePort();
-  // fsync off: a test cluster is thrown away, and it makes each commit and CREATE DATABASE cheap.
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`;
-  const start = () => as('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-o', options, '-w', 'start']).then(() => undefined);
-  const stop = () => as('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']).then(() => undefined);
-  await start();
-  let running = true;
-  const base = `postgres://${user}@127.0.0.1:${port}/cs`;
-  const admin = new pg.Client({ connectionString: `postgres://${user}@127.0.0.1:${port}/postgres` });
+  // fsync off: a test cluster is thrown away, and it makes each commit cheap.
+  const cluster = await startThrowawayCluster({ bin, settings: { fsync: 'off', full_page_writes: 'off' } });
+  after(() => cluster.remove());
+  const admin = new pg.Client({ connectionString: cluster.url('postgres') });
   await admin.connect();
   await admin.query('CREATE DATABASE cs');
   await admin.end();
+  const base = cluster.url('cs');
   // pageinspect (contrib, in Debian's server package): the tests look at the tuples a table's pages still hold.
   const cs = new pg.Client({ connectionString: base });
   await cs.connect();
   await cs.query('CREATE EXTENSION pageinspect SCHEMA public');
   await cs.end();
-  after(async () => {
-    if (running) await stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  });
   return {
     skip: false,
     cluster: {
-      port,
+      port: cluster.port,
       async database() {
         const name = `t${++counter}`;
         const client = new pg.Client({ connectionString: base });
@@ -99,14 +63,8 @@ export async function testCluster(): Promise<ClusterOrSkip> {
         }
         return `${base}?options=${encodeURIComponent(`-c search_path=${name}`)}`;
       },
-      async stop() {
-        await stop();
-        running = false;
-      },
-      async start() {
-        await start();
-        running = true;
-      },
+      stop: () => cluster.stop(),
+      start: () => cluster.start(),
     },
   };
 }
