@@ -14,7 +14,7 @@ import { loadConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 import { resolvePaths, type Paths } from '../core/paths.js';
 import { PACKAGE_ROOT } from '../core/version.js';
-import { storeFile } from '../store/store.js';
+import { isPostgresUrl, storeFile } from '../store/store.js';
 import { cliCommand } from './lifecycle.js';
 import { isWildcardHost } from './security.js';
 import { systemdUnit } from './unit.js';
@@ -118,7 +118,9 @@ export function serviceUnit(options: ServiceUnitOptions = {}): { unit: string; n
       `${passed.join(', ')} ${passed.length === 1 ? 'is' : 'are'} not passed to the service: put settings in ${configFile ?? paths.configFile}`,
     );
   const { config } = loadConfig({ env: { ...env, HOME: account.home, ...environment }, ...(configFile ? { file: configFile } : {}) });
-  const dbDir = dirname(resolve(storeFile(config, paths)));
+  const store = storeFile(config, paths);
+  // A PostgreSQL store (a URL) has no directory here: the state directory is the only one the service writes.
+  const dbDir = isPostgresUrl(store) ? paths.stateDir : dirname(resolve(store));
   for (const dir of [paths.stateDir, dbDir]) ensureDir(dir, account, notes);
   const keyFile = config.store.encryption.keyFile;
   const { command, args } = cliCommand();
