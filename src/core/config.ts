@@ -186,6 +186,11 @@ export const configSchema = z
           .string()
           .regex(/^postgres(ql)?:\/\//i, 'a postgres:// or postgresql:// URL')
           .optional(),
+        /**
+         * Connections each daemon keeps to a PostgreSQL store. A few per core of the database host: more only
+         * queue inside it (measured on 2 shared cores: 8 served 25-40% more turns/s than 20).
+         */
+        poolSize: z.number().int().min(1).max(1000).default(10),
         synchronous: z.enum(['NORMAL', 'FULL']).default('NORMAL'),
         busyTimeoutMs: z.number().int().min(0).default(5000),
         /** WAL checkpoint interval (on a worker thread, never inside a request; sooner when the WAL passes 4 MiB). */

@@ -110,6 +110,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       file: options.dbFile ?? storeFile(config, options.paths),
       synchronous: config.store.synchronous,
       busyTimeoutMs: config.store.busyTimeoutMs,
+      poolSize: config.store.poolSize,
       protection,
     }));
   if (ownsStore) {

@@ -24,6 +24,8 @@ export interface OpenDatabaseOptions {
   synchronous?: 'NORMAL' | 'FULL';
   /** How long a writer waits for another connection's lock before SQLITE_BUSY. */
   busyTimeoutMs?: number;
+  /** PostgreSQL (a postgres:// file): connections in the pool (default 10). */
+  poolSize?: number;
 }
 
 /**

@@ -26,7 +26,7 @@ const types = {
 
 export interface PgOptions {
   url: string;
-  /** Connections in the pool (default 20). */
+  /** Connections in the pool (default 10). */
   max?: number;
   /** How long a new connection may take before the call fails with store_unavailable (default 1000 ms). */
   connectMs?: number;
@@ -66,7 +66,7 @@ export function openPool(options: PgOptions): PgDatabase {
   const { url } = options;
   const pool = new pg.Pool({
     connectionString: url,
-    max: options.max ?? 20,
+    max: options.max ?? 10,
     connectionTimeoutMillis: options.connectMs ?? 1000,
     idleTimeoutMillis: 30_000,
     keepAlive: true,

@@ -159,8 +159,8 @@ function createPgUsage(db: PgDatabase): UsageStore {
 }
 
 /** Opens the store at a postgres:// URL, with the schema migrated (once, whoever starts first). */
-export async function openPostgresStore(options: OpenStoreOptions & { poolSize?: number }): Promise<Store> {
-  const db = openPool({ url: options.file, ...(options.poolSize ? { max: options.poolSize } : {}) });
+export async function openPostgresStore(options: OpenStoreOptions): Promise<Store> {
+  const db = openPool({ url: options.file, max: options.poolSize ?? 10 });
   try {
     await migratePostgres(db);
   } catch (err) {
