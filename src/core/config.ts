@@ -181,15 +181,9 @@ export const configSchema = z
     store: z
       .object({
         path: z.string().optional(),
-        /** A PostgreSQL store shared by several daemons, e.g. postgres://cs@db-host:5432/cs (docs/scale-out.md); unset: SQLite at path. */
-        url: z
-          .string()
-          .regex(/^postgres(ql)?:\/\//i, 'a postgres:// or postgresql:// URL')
-          .optional(),
-        /**
-         * Connections each daemon keeps to a PostgreSQL store. A few per core of the database host: more only
-         * queue inside it (measured on 2 shared cores: 8 served 25-40% more turns/s than 20).
-         */
+        /** A PostgreSQL store shared by several daemons (docs/scale-out.md), e.g. postgres://cs@db:5432/cs; unset: SQLite at path. */
+        url: z.optional(z.string().regex(/^postgres(ql)?:\/\//i, 'a postgres:// URL')),
+        /** Connections to a PostgreSQL store: a few per core of its host (on 2 cores 8 served 25-40% more than 20). */
         poolSize: z.number().int().min(1).max(1000).default(10),
         synchronous: z.enum(['NORMAL', 'FULL']).default('NORMAL'),
         busyTimeoutMs: z.number().int().min(0).default(5000),
