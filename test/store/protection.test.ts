@@ -10,6 +10,7 @@ import { openStore } from '../../src/store/store.js';
 import { startHarness, text } from '../daemon/harness.js';
 import { runCli } from '../helpers/cli.js';
 import { foundIn } from '../helpers/db-files.js';
+import { storeTest } from '../helpers/stores.js';
 
 const KEY_A = Buffer.alloc(32, 7).toString('base64');
 const KEY_B = Buffer.alloc(32, 9).toString('base64');
@@ -30,35 +31,28 @@ const turn = (marker: string) => [
   { role: 'tool', tool_call_id: 'c1', content: `${marker}-result` },
 ];
 
-test('with a key, the files hold no plaintext of stored messages, and they read back with the key', async (t) => {
-  const { file } = tempFile();
+storeTest('with a key, the files hold no plaintext of stored messages, and they read back with the key', async (t, backend) => {
   const cipher = createCipher(parseKey(KEY_A, 'test'));
-  const store = await openStore({ file, protection: { cipher } });
-  t.after(() => store.close());
+  const store = await backend.open({ protection: { cipher } });
   await store.sessions.appendTurn('default', 'enc', 'default', turn('SECRET1'), HOUR, Date.now());
   for (const where of ['-content', '-args', '-result'])
-    assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the WAL`);
+    assert.deepEqual(await backend.textFound(`SECRET1${where}`), [], `no SECRET1${where} in the WAL`);
   assert.equal(await store.maintenance.scrub(5000), true);
   for (const where of ['-content', '-args', '-result'])
-    assert.deepEqual(foundIn(file, `SECRET1${where}`), [], `no SECRET1${where} in the database file`);
+    assert.deepEqual(await backend.textFound(`SECRET1${where}`), [], `no SECRET1${where} in the database file`);
   const back = (await store.sessions.get('default', 'enc', Date.now()))!.messages;
   assert.deepEqual(back, turn('SECRET1'));
   assert.deepEqual(
     (await store.sessions.loadWindow('default', 'enc', 10, Date.now())).map((m) => m.message),
     turn('SECRET1'),
   );
-  const reader = new Database(file, { readonly: true });
-  const row = reader.prepare('SELECT key_id FROM messages LIMIT 1').get() as { key_id: string };
-  reader.close();
-  assert.equal(row.key_id, cipher.keyId);
+  assert.deepEqual(await backend.rows('SELECT DISTINCT key_id FROM messages'), [{ key_id: cipher.keyId }]);
   assert.equal(cipher.keyId, keyIdOf(parseKey(KEY_A, 'test')));
   assert.equal(cipher.keyId.length, 12);
 });
 
-test('a deleted or expired encrypted session never reads back its old text under a reused id', async (t) => {
-  const { file } = tempFile();
-  const store = await openStore({ file, protection: { cipher: createCipher(parseKey(KEY_A, 'test')) } });
-  t.after(() => store.close());
+storeTest('a deleted or expired encrypted session never reads back its old text under a reused id', async (t, backend) => {
+  const store = await backend.open({ protection: { cipher: createCipher(parseKey(KEY_A, 'test')) } });
   const now = Date.now();
   await store.sessions.appendTurn('default', 'reused', 'default', [{ role: 'user', content: 'first life' }], HOUR, now);
   assert.equal((await store.sessions.loadWindow('default', 'reused', 10, now))[0]!.message.content, 'first life');
@@ -94,15 +88,13 @@ test('an encrypted value copied to the same session id and position of another t
   assert.equal((await reopened.sessions.get('shop-a', 'c1', now))!.messages[0]!.content, 'shop-a text');
 });
 
-test('opening encrypted rows without the key, or with another, is a clear error naming the key id and the fix', async (t) => {
-  const { file } = tempFile();
+storeTest('opening encrypted rows without the key, or with another, is a clear error naming the key id and the fix', async (t, backend) => {
   const a = createCipher(parseKey(KEY_A, 'test'));
-  const store = await openStore({ file, protection: { cipher: a } });
+  const store = await backend.open({ protection: { cipher: a } });
   await store.sessions.appendTurn('default', 'enc', 'default', turn('S2'), HOUR, Date.now());
   await store.close();
 
-  const bare = await openStore({ file });
-  t.after(() => bare.close());
+  const bare = await backend.open();
   await assert.rejects(
     () => bare.sessions.get('default', 'enc', Date.now()),
     (err: unknown) =>
@@ -112,14 +104,12 @@ test('opening encrypted rows without the key, or with another, is a clear error 
   );
   await assert.rejects(() => bare.maintenance.requireContentKeys(), /no encryption key is configured/);
   const b = createCipher(parseKey(KEY_B, 'test'));
-  const withB = await openStore({ file, protection: { cipher: b } });
-  t.after(() => withB.close());
+  const withB = await backend.open({ protection: { cipher: b } });
   await assert.rejects(
     () => withB.maintenance.requireContentKeys(),
     new RegExp(`encrypted with key ${a.keyId}, but the key in force is ${b.keyId}`),
   );
-  const withA = await openStore({ file, protection: { cipher: a } });
-  t.after(() => withA.close());
+  const withA = await backend.open({ protection: { cipher: a } });
   await withA.maintenance.requireContentKeys();
 });
 
@@ -143,16 +133,17 @@ test('the daemon encrypts what it stores and refuses to start on encrypted rows 
   await assert.rejects(startDaemon({ config, paths, port: 0 }), /no encryption key is configured/);
 });
 
-test('rotate-key re-encrypts every row (plain-text ones too) so that only the new key opens them', async (t) => {
-  const { home, file } = tempFile();
-  const plain = await openStore({ file });
+storeTest('rotate-key re-encrypts every row (plain-text ones too) so that only the new key opens them', async (t, backend) => {
+  const { home } = tempFile();
+  const file = backend.location;
+  const plain = await backend.open();
   await plain.sessions.appendTurn('default', 'before', 'default', turn('PLAIN'), HOUR, Date.now());
   await plain.close();
   const a = createCipher(parseKey(KEY_A, 'test'));
-  const withA = await openStore({ file, protection: { cipher: a } });
+  const withA = await backend.open({ protection: { cipher: a } });
   for (let i = 0; i < 30; i++) await withA.sessions.appendTurn('default', `s${i}`, 'default', turn(`ROT${i}`), HOUR, Date.now());
   await withA.close();
-  assert.ok(foundIn(file, 'PLAIN-content').length > 0, 'stored before encryption was turned on');
+  assert.ok((await backend.textFound('PLAIN-content')).length > 0, 'stored before encryption was turned on');
 
   const keyFile = join(home, 'new.key');
   writeFileSync(keyFile, `${KEY_B}\n`, { mode: 0o600 });
@@ -165,15 +156,13 @@ test('rotate-key re-encrypts every row (plain-text ones too) so that only the ne
     String(rotated.stdout),
     new RegExp(`re-encrypted 93 message\\(s\\) with key ${b.keyId}; key ${a.keyId} no longer opens them`),
   );
-  assert.deepEqual(foundIn(file, 'PLAIN-content'), []);
+  assert.deepEqual(await backend.textFound('PLAIN-content'), []);
 
-  const withB = await openStore({ file, protection: { cipher: b } });
-  t.after(() => withB.close());
+  const withB = await backend.open({ protection: { cipher: b } });
   await withB.maintenance.requireContentKeys();
   assert.deepEqual((await withB.sessions.get('default', 'before', Date.now()))!.messages, turn('PLAIN'));
   assert.deepEqual((await withB.sessions.get('default', 's17', Date.now()))!.messages, turn('ROT17'));
-  const oldKey = await openStore({ file, protection: { cipher: a } });
-  t.after(() => oldKey.close());
+  const oldKey = await backend.open({ protection: { cipher: a } });
   await assert.rejects(
     () => oldKey.sessions.get('default', 's17', Date.now()),
     new RegExp(`encrypted with key ${b.keyId}, but the key in force is ${a.keyId}`),
