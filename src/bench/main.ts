@@ -43,7 +43,9 @@ function flag(name: string, fallback: string): string {
 }
 
 function startRole(role: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [...process.execArgv, ROLE_ENTRY, '--role', role, ...args], {
+  // CS_LLM_BENCH_DAEMON_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=prof": node flags for the daemon's process alone.
+  const extra = role === 'daemon' ? (process.env.CS_LLM_BENCH_DAEMON_NODE_OPTIONS ?? '').split(' ').filter(Boolean) : [];
+  const child = spawn(process.execPath, [...process.execArgv, ...extra, ROLE_ENTRY, '--role', role, ...args], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
