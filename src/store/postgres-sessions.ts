@@ -192,6 +192,25 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
     return n;
   };
   const refs = async (sql: string, values: unknown[]) => (await db.query<{ tenant: string; id: string }>(sql, values)).rows;
+  /**
+   * Deletes up to `batch` sessions matching `condition` ($1 its value) in one statement that checks the
+   * condition again on each row it deletes: a session another daemon renewed a moment ago stays.
+   */
+  const deleteWhere = async (condition: string, value: number, batch: number, tenant: string | null): Promise<number> => {
+    const ofTenant = tenant === null ? '' : ' AND tenant = $3';
+    const n = (
+      await db.query<{ n: number }>(
+        `WITH gone AS (
+           DELETE FROM sessions s WHERE (s.tenant, s.id) IN (SELECT tenant, id FROM sessions WHERE ${condition}${ofTenant} LIMIT $2)
+             AND s.${condition} RETURNING s.tenant, s.id),
+         messages_gone AS (DELETE FROM messages m USING gone WHERE m.tenant = gone.tenant AND m.session_id = gone.id)
+         SELECT COUNT(*)::integer AS n FROM gone`,
+        tenant === null ? [value, batch] : [value, batch, tenant],
+      )
+    ).rows[0]!.n;
+    if (n > 0) void scrubber.request();
+    return n;
+  };
   const allMessages = async (tenant: string, id: string) =>
     (
       await db.query({
@@ -252,22 +271,13 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
         if (n < 200) return total;
       }
     },
-    sweepExpired: async (now, batch = 500, tenant = null) =>
-      deleteAndScrub(
-        tenant === null
-          ? await refs('SELECT tenant, id FROM sessions WHERE expires_at <= $1 LIMIT $2', [now, batch])
-          : await refs('SELECT tenant, id FROM sessions WHERE tenant = $1 AND expires_at <= $2 LIMIT $3', [tenant, now, batch]),
-      ),
+    sweepExpired: (now, batch = 500, tenant = null) => deleteWhere('expires_at <= $1', now, batch, tenant),
     async pruneOlderThan(before, tenant = null) {
       let total = 0;
       for (;;) {
-        const found =
-          tenant === null
-            ? await refs('SELECT tenant, id FROM sessions WHERE updated_at < $1 LIMIT 200', [before])
-            : await refs('SELECT tenant, id FROM sessions WHERE tenant = $1 AND updated_at < $2 LIMIT 200', [tenant, before]);
-        const n = await deleteAndScrub(found);
+        const n = await deleteWhere('updated_at < $1', before, 200, tenant);
         total += n;
-        if (found.length < 200) return total;
+        if (n < 200) return total;
       }
     },
     scrubbed: (waitMs) => (scrubber.pending ? scrubber.request(waitMs) : Promise.resolve(true)),
@@ -286,7 +296,8 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
       }
       if (caps.length > 0) {
         await db.query(
-          `UPDATE sessions s SET retain_until = c.u, expires_at = LEAST(s.expires_at, c.u)
+          // LEAST: a cap only shrinks, whatever a turn on another daemon set meanwhile.
+          `UPDATE sessions s SET retain_until = LEAST(COALESCE(s.retain_until, c.u), c.u), expires_at = LEAST(s.expires_at, c.u)
            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c(t, i, u) WHERE s.tenant = c.t AND s.id = c.i`,
           [caps.map((c) => c.tenant), caps.map((c) => c.id), caps.map((c) => c.until)],
         );
