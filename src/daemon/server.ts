@@ -19,7 +19,7 @@ import { chatCompletions } from './handlers/chat-completions.js';
 import { healthz, readyz } from './handlers/health.js';
 import { models } from './handlers/models.js';
 import { deleteSession, getSession, listSessions } from './handlers/sessions.js';
-import { RequestObservers, type RequestListener } from './observers.js';
+import { RequestObservers, type RequestListener, type RequestRecord } from './observers.js';
 import { responsesRoutes } from './responses/routes.js';
 import { createRouter, type RequestContext, type Route } from './routes.js';
 import { allowedHostsFor, isLoopbackHost } from './security.js';
@@ -279,14 +279,14 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
       if (--pendingParts > 0) return;
       inFlight--;
       if (observers.active) {
-        const totalMs = performance.now() - startedAt;
-        observers.emit({
-          ...ctx.record,
-          method: req.method ?? '',
-          status: res.statusCode,
-          totalMs,
-          overheadMs: totalMs - ctx.record.upstreamMs,
-        });
+        // The request's own record completed in place (no copy of it per request, #21): nothing writes to it
+        // after this point, and listeners take what they keep from it synchronously.
+        const record = ctx.record as RequestRecord;
+        record.method = req.method ?? '';
+        record.status = res.statusCode;
+        record.totalMs = performance.now() - startedAt;
+        record.overheadMs = record.totalMs - record.upstreamMs;
+        observers.emit(record);
       }
       if (inFlight === 0 && onDrained) onDrained();
     };
