@@ -16,6 +16,11 @@ export interface PgQueryable {
 /** Advisory lock keys, two int4 (a space apart from the one-bigint keys of the sessions' locks). */
 export const LOCK_SPACE = 0x63736c6d; // 'cslm'
 export const MIGRATE_LOCK = 1;
+/**
+ * The longest a request's query waits for its answer (a server that stopped answering without closing the
+ * connection: a network partition): then it fails as store_unavailable and its connection is dropped.
+ */
+export const REQUEST_QUERY_MS = 5000;
 export const AUDIT_LOCK = 2;
 
 /** BIGINT columns hold ms times and counters well inside 2^53: numbers, not the strings pg gives by default. */
@@ -37,7 +42,7 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EH
 export function isConnectionError(err: unknown): boolean {
   const code = String((err as { code?: unknown }).code ?? '');
   if (CONNECTION_CODES.has(code) || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query read timeout/i.test(
     errorMessage(err),
   );
 }
@@ -54,7 +59,8 @@ export interface PgDatabase {
   url: string;
   /** A query on any pooled connection; connection failures reject with StoreUnavailableError. */
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    config: pg.QueryConfig | pg.QueryArrayConfig | string,
+    // query_timeout: node-postgres reads it per query too (its types list it for the client only).
+    config: ((pg.QueryConfig | pg.QueryArrayConfig) & { query_timeout?: number }) | string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>>;
   /** Runs fn in one transaction on one connection (READ COMMITTED); rolled back when it throws. */

@@ -10,7 +10,7 @@ import type { ChatMessage } from '../core/messages.js';
 import { buildDetectors } from '../compliance/detectors.js';
 import { redactMessage } from '../compliance/redact.js';
 import type { ContentCipher } from './crypto.js';
-import { bytes, type PgDatabase, type PgQueryable } from './postgres-db.js';
+import { bytes, REQUEST_QUERY_MS, type PgDatabase, type PgQueryable } from './postgres-db.js';
 import type { PgScrubber } from './postgres-scrub.js';
 import { InvalidCursorError } from './sessions.js';
 import {
@@ -128,6 +128,7 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
       await db.query({
         name: 'cs_llm_append',
         text: APPEND_SQL,
+        query_timeout: REQUEST_QUERY_MS,
         values: [
           ...head,
           rows.map((r) => r.role),
@@ -230,7 +231,13 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
     },
     async loadWindow(tenant, id, turns, now) {
       if (turns <= 0) return [];
-      const result = await db.query({ name: 'cs_llm_window', text: WINDOW_SQL, values: [turns, tenant, id, now], rowMode: 'array' });
+      const result = await db.query({
+        name: 'cs_llm_window',
+        text: WINDOW_SQL,
+        values: [turns, tenant, id, now],
+        rowMode: 'array',
+        query_timeout: REQUEST_QUERY_MS,
+      });
       const rows = result.rows as Row[];
       const out: StoredMessage[] = new Array<StoredMessage>(rows.length);
       for (let i = 0; i < rows.length; i++) out[i] = { turn: rows[i]![0], message: messageOf(tenant, id, rows[i]!) };

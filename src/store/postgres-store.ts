@@ -12,7 +12,7 @@ import { KEY_PREFIX, type KeyInfo, type KeyStore } from './keys.js';
 import { startMaintenance } from './maintenance.js';
 import { createPgAudit } from './postgres-audit.js';
 import { redactUrl } from './location.js';
-import { migratePostgres, openPool, type PgDatabase } from './postgres-db.js';
+import { migratePostgres, openPool, REQUEST_QUERY_MS, type PgDatabase } from './postgres-db.js';
 import { createPgResponses } from './postgres-responses.js';
 import { createPgScrubber, vacuumFull } from './postgres-scrub.js';
 import { createPgSessions } from './postgres-sessions.js';
@@ -87,7 +87,9 @@ function createPgKeys(db: PgDatabase): KeyStore {
       generation++;
       return { ...keyInfo(rows[0]!), revokedAt: now };
     },
-    hasActiveKeys: async () => ((await db.query('SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1')).rowCount ?? 0) > 0,
+    hasActiveKeys: async () =>
+      ((await db.query({ text: 'SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1', query_timeout: REQUEST_QUERY_MS })).rowCount ??
+        0) > 0,
     async verify(key) {
       if (!key.startsWith(KEY_PREFIX) || key.length < PREFIX_LENGTH) return null;
       const hash = hashKey(key);
@@ -95,6 +97,7 @@ function createPgKeys(db: PgDatabase): KeyStore {
       const rows = await db.query<KeyRow>({
         name: 'cs_llm_key',
         text: 'SELECT * FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL',
+        query_timeout: REQUEST_QUERY_MS,
         values: [key.slice(0, PREFIX_LENGTH)],
       });
       for (const row of rows.rows) if (row.hash.length === hash.length && timingSafeEqual(row.hash, hash)) found = row;
@@ -232,8 +235,9 @@ export async function openPostgresStore(options: OpenStoreOptions): Promise<Stor
       // SQLite's lock waits; PostgreSQL's row and advisory locks wait inside the server.
       lockWaits: () => Promise.resolve({ waiting: 0, waits: 0, timeouts: 0 }),
     },
+    // Readiness answers within a second, however the server fails.
     ping: async () => {
-      await db.query('SELECT 1');
+      await db.query({ text: 'SELECT 1', query_timeout: 1000 });
     },
     async close() {
       if (closed) return;
