@@ -7,7 +7,8 @@
 
 import { performance } from 'node:perf_hooks';
 import type { ChatMessage } from '../../core/messages.js';
-import { ApiError, sendJson } from '../api-error.js';
+import { StoreUnavailableError } from '../../store/store.js';
+import { ApiError, sendJson, storeUnavailable } from '../api-error.js';
 import { bodyFor, maxTokensOf, replyHeaders, UpstreamExchange } from '../relay.js';
 import type { RequestContext } from '../routes.js';
 import type { Routed } from '../routing/failover.js';
@@ -237,7 +238,12 @@ async function completeStream(
   try {
     await input.save(outcome);
   } catch (err) {
-    const e = err instanceof ApiError ? err : new ApiError(500, 'the response could not be stored', { code: 'store_failed' });
+    const e =
+      err instanceof ApiError
+        ? err
+        : err instanceof StoreUnavailableError
+          ? storeUnavailable(err)
+          : new ApiError(500, 'the response could not be stored', { code: 'store_failed' });
     ctx.record.errorCode = e.code ?? 'store_failed';
     res.end(events.event('error', { code: e.code, message: e.message, param: null }));
     return;
