@@ -13,7 +13,7 @@ export interface PollerOptions {
   intervalMs: number;
   /** Sent as Authorization: Bearer; never shown. */
   apiKey?: string | undefined;
-  /** Per scrape (default: the interval, at least 1 s and at most 5 s). */
+  /** Per scrape (default: the interval, at least 1 s and at most 5 s; the first scrape 5 s). */
   timeoutMs?: number;
   onState: (state: DashboardState) => void;
   /** Injected for tests. */
@@ -56,6 +56,8 @@ export function daemonBaseUrl(url: string): string {
   return url.replace(/\/+$/, '').replace(/\/(v1|metrics)$/, '');
 }
 
+const FIRST_SCRAPE_TIMEOUT_MS = 5000;
+
 export function startPoller(options: PollerOptions): Poller {
   const url = daemonBaseUrl(options.url);
   const now = options.now ?? Date.now;
@@ -63,6 +65,7 @@ export function startPoller(options: PollerOptions): Poller {
   // scrape, and a daemon that is only slow is not "unreachable". One scrape at a time, so a slow one delays
   // the next instead of piling up.
   const timeoutMs = options.timeoutMs ?? Math.min(Math.max(options.intervalMs, 1000), 5000);
+  const firstTimeoutMs = options.timeoutMs ?? Math.max(timeoutMs, FIRST_SCRAPE_TIMEOUT_MS);
   const headers: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
   const fetchMetrics = options.fetchMetrics ?? fetchDaemonMetrics;
   let state = initialState(url, options.intervalMs);
@@ -73,7 +76,9 @@ export function startPoller(options: PollerOptions): Poller {
   const poll = (): Promise<DashboardState> => {
     running ??= (async () => {
       try {
-        const metrics = await fetchMetrics(url, headers, timeoutMs);
+        // The first scrape of a cold process on a busy machine can take seconds (module loading, the first
+        // connection): the first scrape gets 5 s before the daemon is called unreachable.
+        const metrics = await fetchMetrics(url, headers, state.reachable === null ? firstTimeoutMs : timeoutMs);
         state = applyScrape(state, metrics, now());
       } catch (err) {
         state = applyFailure(state, (err as Error).message, now());
