@@ -75,13 +75,16 @@ function cpuMs(pid: number | undefined): number | null {
   }
 }
 
-/** A process's resident memory now and its peak (VmRSS, VmHWM), in MiB, from /proc (Linux); null elsewhere. */
-function rssMiB(pid: number | undefined): { now: number; peak: number } | null {
+/**
+ * A process's resident memory now, its peak (VmRSS, VmHWM) and the part of it that is its own (RssAnon: not
+ * the database file's pages mapped with mmap_size, which the kernel can drop), in MiB, from /proc (Linux).
+ */
+function rssMiB(pid: number | undefined): { now: number; peak: number; anon: number } | null {
   if (pid === undefined) return null;
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+    return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
   } catch {
     return null;
   }
@@ -236,7 +239,14 @@ async function main(): Promise<void> {
       streams,
       streamIdentical: daemonStream === directStream,
       relayStreamIdentical: relayStream === directStream,
-      rss: { idle: rssIdle?.now ?? null, afterLoad: rssAfterLoad?.now ?? null, peak: rssEnd?.peak ?? null, loadSeconds: loadMs / 1000 },
+      rss: {
+        idle: rssIdle?.now ?? null,
+        afterLoad: rssAfterLoad?.now ?? null,
+        peak: rssEnd?.peak ?? null,
+        idleAnon: rssIdle?.anon ?? null,
+        afterLoadAnon: rssAfterLoad?.anon ?? null,
+        loadSeconds: loadMs / 1000,
+      },
     };
 
     const store: StoreBenchResult[] = [];

@@ -16,7 +16,15 @@ export interface SpeedFigures {
   streamIdentical: boolean;
   relayStreamIdentical: boolean;
   /** The daemon's, in MiB. */
-  rss: { idle: number | null; afterLoad: number | null; peak: number | null; loadSeconds: number };
+  rss: {
+    idle: number | null;
+    afterLoad: number | null;
+    peak: number | null;
+    /** Of idle and afterLoad, the process's own memory (RssAnon), without mapped files (node's binary, the database file). */
+    idleAnon: number | null;
+    afterLoadAnon: number | null;
+    loadSeconds: number;
+  };
 }
 
 const rate = (n: number) => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
@@ -97,6 +105,7 @@ export function speedTable(f: SpeedFigures): string {
     '',
     `daemon CPU us per request: ${cpu}`,
     `1-connection p50 / p99 ms as measured: direct ${ms(l.direct.p50Ms)} / ${ms(l.direct.p99Ms)}, relay ${ms(l.relay.p50Ms)} / ${ms(l.relay.p99Ms)}, stateless ${ms(l.stateless.p50Ms)} / ${ms(l.stateless.p99Ms)}, session ${ms(l.session.p50Ms)} / ${ms(l.session.p99Ms)}`,
+    `daemon RSS without mapped files (RssAnon: node itself and the database file under mmap_size are file pages): idle ${mib(rss.idleAnon)}, after load ${mib(rss.afterLoadAnon)} MiB`,
     `stream through the relay identical to the engine's: ${f.relayStreamIdentical}; through the daemon: ${f.streamIdentical} (id and created blanked); errors in all rows: ${errors}`,
   ].join('\n');
 }
