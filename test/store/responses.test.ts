@@ -77,6 +77,13 @@ storeTest(
       { role: 'assistant', content: 'reply' },
     ];
     await store.responses.commit('t1', 'chain_b', 'default', turn, HOUR, now, record({ metadata: { k: 'Settings-Marker' } }, now));
+    // A response whose settings are all defaults: its record goes in with the messages alone (one statement on PostgreSQL).
+    const other = turn.map((m) => ({ ...m, content: `other ${m.role}` }));
+    await store.responses.commit('t1', 'chain_c', 'default', other, HOUR, now, record({}, now));
+    await store.responses.commit('t1', 'chain_c', 'default', other, HOUR, now + 1, record({}, now + 1));
+    const plain = (await store.responses.get('t1', 'chain_c', 2, now + 1))!;
+    assert.deepEqual([plain.firstSeq, plain.inputs, plain.outputSeq, plain.settings], [3, 1, 5, {}]);
+    assert.equal((await store.responses.continuation('t1', 'chain_c', 2, now + 1))?.head.turns, 2);
     // The last message holds the record: deleting it moves the record to what is left of the turn.
     assert.equal(await store.responses.deleteRow('t1', 'chain_b', 2), true);
     assert.equal((await store.responses.get('t1', 'chain_b', 1, now))!.outputSeq, 2);
