@@ -96,7 +96,9 @@ test(
       assert.match(readiness.store, /^failed: the PostgreSQL store at .* is not reachable/);
       const down = await chat(daemon, 's', 'while down');
       assert.deepEqual([down.status, down.code], [503, 'store_unavailable']);
-      assert.ok(down.ms < 1000, `answered in ${down.ms} ms`);
+      // Not hung: refused at once (a refused connection fails in milliseconds; the pool's connect timeout
+      // bounds a silent server at 1 s). The bound here leaves room for a loaded CI machine.
+      assert.ok(down.ms < 5000, `answered in ${down.ms} ms`);
     } finally {
       await cluster!.start();
     }
