@@ -23,6 +23,9 @@ export interface LoadResult {
   meanMs: number;
   /** The daemon's own X-CS-LLM-Overhead-Ms, p50, when it sent one. */
   reportedOverheadP50Ms: number | null;
+  /** Every request's latency, sorted, and the measured time: to merge several runs of one path. */
+  latencies: number[];
+  elapsedMs: number;
 }
 
 /**
@@ -82,6 +85,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       p99Ms: percentile(latencies, 99),
       meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
       reportedOverheadP50Ms: overheads.length > 0 ? percentile(overheads, 50) : null,
+      latencies,
+      elapsedMs,
     };
   } finally {
     await pool.close();

@@ -10,11 +10,11 @@
  *   stateless  load generator -> daemon (no X-Session-Id) -> simulator
  *   session    load generator -> daemon (X-Session-Id: window load + turn append in SQLite, sessions of 10
  *              turns, the database seeded with --sessions sessions of 10 turns) -> simulator
- *   responses  load generator -> daemon (POST /v1/responses chained by previous_response_id) -> simulator
  *
  * Non-streaming chat completions at 1 connection (added latency) and 50 (req/s); streams/s with 50 concurrent
  * streams (and one stream compared byte for byte with the engine's); the daemon's RSS idle, after a minute of
- * session load at 50 connections, and its peak. Flags: --duration <s> (per measurement, default 5),
+ * session load at 50 connections, and its peak. The paths compared take turns in --rounds slices (5). Flags:
+ * --duration <s> (per measurement, default 5),
  * --warmup <s> (1), --load-seconds <s> (the session load before "RSS after load", 60), --sessions <n> (seeded,
  * 100000), --store-sessions <n> (the store alone, 100000; 0 skips it), --quick (1 s each, 2,000 sessions, no
  * store bench: to check it works), --out <dir> (bench-results), --only redaction, --postgres-url <url> (session
@@ -28,11 +28,12 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { percentile } from '../metrics/quantile.js';
 import { runLoad } from './load.js';
 import { benchRedaction, type RedactionBenchResult } from './redaction.js';
 import { postgresForBench } from './postgres.js';
 import { benchStore, seedPostgres, seedStore, type StoreBenchResult } from './store.js';
-import { speedTable, type SpeedFigures } from './table.js';
+import { speedTable, type Measured, type SpeedFigures } from './table.js';
 
 // The child processes run role.js, which loads only what its role needs (the daemon's RSS is the daemon's).
 const ROLE_ENTRY = fileURLToPath(new URL('./role.js', import.meta.url));
@@ -109,6 +110,7 @@ const TURNS_PER_SESSION = 10;
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  const rounds = Math.max(1, Number(flag('rounds', quick ? '2' : '5')));
   const durationMs = Number(flag('duration', quick ? '1' : '5')) * 1000;
   const warmupMs = Number(flag('warmup', quick ? '0.3' : '1')) * 1000;
   const loadMs = Math.max(durationMs, Number(flag('load-seconds', quick ? '3' : '60')) * 1000);
@@ -148,62 +150,108 @@ async function main(): Promise<void> {
     const body = JSON.stringify({ model: 'cs-llm-sim', max_tokens: 16, messages: [message] });
     const streamBody = JSON.stringify({ model: 'cs-llm-sim', max_tokens: 16, stream: true, messages: [message] });
     let phase = 0;
-    const measure = async (
-      name: string,
-      url: string,
+    interface Path {
+      name: string;
+      url: string;
+      session?: boolean;
+      stream?: boolean;
+    }
+    // The paths of one comparison take turns in short slices (--rounds), so that the load other processes put
+    // on the machine while it runs falls on all of them alike: measured one after the other, a path that ran
+    // while the machine was busier came out slower than the one it is compared with.
+    const compare = async <K extends string>(
       concurrency: number,
-      options: { ms?: number; session?: boolean; stream?: boolean } = {},
-    ) => {
-      phase++;
-      const turns = new Map<number, number>();
-      const cpuBefore = cpuMs(pid);
-      const result = await runLoad({
-        url,
-        path: '/v1/chat/completions',
-        concurrency,
-        durationMs: options.ms ?? durationMs,
-        warmupMs,
-        request: (w): { body: string; headers: Record<string, string> } => {
-          if (!options.session) return { body: options.stream ? streamBody : body, headers: {} };
+      paths: Record<K, Path>,
+      ms = durationMs,
+    ): Promise<Record<K, Measured>> => {
+      const entries = Object.entries(paths) as Array<[K, Path]>;
+      const state = entries.map(([, path]) => {
+        phase++;
+        const turns = new Map<number, number>();
+        const id = phase;
+        const request = (w: number): { body: string; headers: Record<string, string> } => {
+          if (!path.session) return { body: path.stream ? streamBody : body, headers: {} };
           // Each worker holds sessions of 10 turns: turn k of its session n, then a new session.
           const k = turns.get(w) ?? 0;
           turns.set(w, k + 1);
-          return { body, headers: { 'x-session-id': `bench-${phase}-${w}-${Math.floor(k / TURNS_PER_SESSION)}` } };
-        },
+          return { body, headers: { 'x-session-id': `bench-${id}-${w}-${Math.floor(k / TURNS_PER_SESSION)}` } };
+        };
+        return { request, latencies: [] as number[], overheads: [] as number[], requests: 0, errors: 0, elapsedMs: 0, cpuMs: 0, sent: 0 };
       });
-      const cpuAfter = cpuMs(pid);
-      const total = result.requests * (((options.ms ?? durationMs) + warmupMs) / (options.ms ?? durationMs));
-      const daemonCpuUs =
-        url === daemon.url && cpuBefore !== null && cpuAfter !== null && total > 0 ? ((cpuAfter - cpuBefore) * 1000) / total : null;
-      process.stderr.write(
-        `measured ${name} at c=${concurrency}: ${result.requestsPerSecond.toFixed(0)}/s, p50 ${result.p50Ms.toFixed(3)} ms\n`,
-      );
-      return { name, concurrency, ...result, daemonCpuUs };
+      for (let round = 0; round < rounds; round++) {
+        for (const [i, [, path]] of entries.entries()) {
+          const s = state[i]!;
+          const warm = round === 0 ? warmupMs : Math.min(warmupMs, 200);
+          const cpuBefore = cpuMs(pid);
+          const r = await runLoad({
+            url: path.url,
+            path: '/v1/chat/completions',
+            concurrency,
+            durationMs: ms / rounds,
+            warmupMs: warm,
+            request: s.request,
+          });
+          const cpuAfter = cpuMs(pid);
+          s.latencies.push(...r.latencies);
+          if (r.reportedOverheadP50Ms !== null) s.overheads.push(r.reportedOverheadP50Ms);
+          s.requests += r.requests;
+          s.errors += r.errors;
+          s.elapsedMs += r.elapsedMs;
+          // Warm-up requests are not counted: CPU per request is over the slice's requests, estimated.
+          if (cpuBefore !== null && cpuAfter !== null) {
+            s.cpuMs += cpuAfter - cpuBefore;
+            s.sent += r.requests * ((ms / rounds + warm) / (ms / rounds));
+          }
+        }
+      }
+      const out = {} as Record<K, Measured>;
+      for (const [i, [key, path]] of entries.entries()) {
+        const s = state[i]!;
+        const latencies = s.latencies.sort((a, b) => a - b);
+        const m: Measured = {
+          name: path.name,
+          concurrency,
+          requests: s.requests,
+          errors: s.errors,
+          requestsPerSecond: s.requests / (s.elapsedMs / 1000),
+          p50Ms: percentile(latencies, 50),
+          p99Ms: percentile(latencies, 99),
+          meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
+          reportedOverheadP50Ms:
+            s.overheads.length > 0
+              ? percentile(
+                  s.overheads.sort((a, b) => a - b),
+                  50,
+                )
+              : null,
+          latencies: [],
+          elapsedMs: s.elapsedMs,
+          daemonCpuUs: path.url === daemon.url && s.sent > 0 ? (s.cpuMs * 1000) / s.sent : null,
+        };
+        process.stderr.write(`measured ${m.name} at c=${concurrency}: ${m.requestsPerSecond.toFixed(0)}/s, p50 ${m.p50Ms.toFixed(3)} ms\n`);
+        out[key] = m;
+      }
+      return out;
     };
 
-    const latency = {
-      direct: await measure('direct', sim.url, 1),
-      relay: await measure('relay', relay.url, 1),
-      stateless: await measure('stateless', daemon.url, 1),
-      session: await measure('session', daemon.url, 1, { session: true }),
-    };
-    const throughput = {
-      direct: await measure('direct', sim.url, 50),
-      relay: await measure('relay', relay.url, 50),
-      stateless: await measure('stateless', daemon.url, 50),
-    };
-    // The session load runs for a minute (--load-seconds): "RSS after load" is read right after it.
-    const session50 = await measure('session', daemon.url, 50, { session: true, ms: loadMs });
+    const direct: Path = { name: 'direct', url: sim.url };
+    const bare: Path = { name: 'relay', url: relay.url };
+    const stateless: Path = { name: 'stateless', url: daemon.url };
+    const session: Path = { name: 'session', url: daemon.url, session: true };
+    const latency = await compare(1, { direct, relay: bare, stateless, session });
+    const throughput = await compare(50, { direct, relay: bare, stateless, session });
+    // A minute of session load (--load-seconds): "RSS after load" is read right after it.
+    const minute = await compare(50, { session: { ...session, name: 'session (the minute)' } }, loadMs);
     const rssAfterLoad = rssMiB(pid);
 
     const [directStream, relayStream, daemonStream] = await Promise.all(
       [sim.url, relay.url, daemon.url].map((u) => streamText(u, streamBody)),
     );
-    const streams = {
-      direct: await measure('SSE direct', sim.url, 50, { stream: true }),
-      relay: await measure('SSE relay', relay.url, 50, { stream: true }),
-      daemon: await measure('SSE stateless', daemon.url, 50, { stream: true }),
-    };
+    const streams = await compare(50, {
+      direct: { name: 'SSE direct', url: sim.url, stream: true },
+      relay: { name: 'SSE relay', url: relay.url, stream: true },
+      daemon: { name: 'SSE stateless', url: daemon.url, stream: true },
+    });
     const rssEnd = rssMiB(pid);
 
     // Session turns on PostgreSQL over loopback (#20): a second daemon on a PostgreSQL store seeded alike, and
@@ -213,20 +261,18 @@ async function main(): Promise<void> {
     const pgStore = await postgresForBench(flag('postgres-url', ''), (url) => seedPostgres(url, seeded, TURNS_PER_SESSION));
     let postgres: {
       where: string;
-      latency: Awaited<ReturnType<typeof measure>>;
-      sqlite: Awaited<ReturnType<typeof measure>>;
-      throughput: Awaited<ReturnType<typeof measure>>;
+      latency: Measured;
+      sqlite: Measured;
+      throughput: Measured;
     } | null = null;
     if (pgStore) {
       try {
         const pgDaemon = await startRole('daemon', ['--upstream', sim.url, '--db', pgStore.url], env);
         children.push(pgDaemon.child);
-        postgres = {
-          where: pgStore.where,
-          latency: await measure('session on PostgreSQL', pgDaemon.url, 1, { session: true }),
-          throughput: await measure('session on PostgreSQL', pgDaemon.url, 50, { session: true }),
-          sqlite: await measure('session on SQLite', daemon.url, 50, { session: true }),
-        };
+        const onPostgres: Path = { name: 'session on PostgreSQL', url: pgDaemon.url, session: true };
+        const latencyPg = await compare(1, { postgres: onPostgres });
+        const side = await compare(50, { postgres: onPostgres, sqlite: { name: 'session on SQLite', url: daemon.url, session: true } });
+        postgres = { where: pgStore.where, latency: latencyPg.postgres, throughput: side.postgres, sqlite: side.sqlite };
         pgDaemon.child.kill('SIGTERM');
       } finally {
         await pgStore.remove();
@@ -235,7 +281,8 @@ async function main(): Promise<void> {
 
     const figures: SpeedFigures = {
       latency,
-      throughput: { ...throughput, session: session50 },
+      throughput,
+      minute: minute.session,
       streams,
       streamIdentical: daemonStream === directStream,
       relayStreamIdentical: relayStream === directStream,
