@@ -19,6 +19,7 @@ export const CHECK_NAMES = [
   'disk',
   'engine-port',
   'daemon-port',
+  'store',
   'state-files',
 ] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];

@@ -7,6 +7,7 @@ import { modelCacheDir } from '../engine/model-files.js';
 import type { Check, CheckName } from './check.js';
 import { CDI_DIRS, checkNvidiaRuntime } from './nvidia-runtime.js';
 import { checkStateFiles } from './state-files.js';
+import { checkStore } from './store.js';
 import { LABEL, instanceIdFor } from '../engine/spec.js';
 import { detectGpus, gpuStackBroken, type GpuReport } from '../gpu/detect.js';
 import { loadCatalog } from '../models/catalog.js';
@@ -288,7 +289,9 @@ export async function runChecks(options: RunChecksOptions): Promise<Check[]> {
     const { port, host } = options.config.daemon;
     checks.push(await checkPort('daemon-port', port, host, () => ownDaemonOnPort(options.paths, port)));
   }
-  if (wanted('state-files')) checks.push(checkStateFiles(options.paths.stateDir, storeFile(options.config, options.paths)));
+  const store = storeFile(options.config, options.paths);
+  if (wanted('store')) checks.push(await checkStore(store));
+  if (wanted('state-files')) checks.push(checkStateFiles(options.paths.stateDir, store));
   // One key order for every check, whatever order each was built in.
   return checks.map(({ name, status, detail, fix, neededByUp }) => ({ name, status, detail, fix, neededByUp }));
 }
