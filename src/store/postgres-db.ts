@@ -100,6 +100,11 @@ export function openPool(options: PgOptions): PgDatabase {
         throw wrap(err);
       }
       let broken = false;
+      // A checked-out client has no listener of the pool's: a server that ends the connection between two
+      // statements of this transaction (a restart, pg_terminate_backend) would otherwise be an uncaught
+      // 'error' event that ends the process. The next statement fails with it instead.
+      const onError = () => (broken = true);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn(client);
@@ -110,6 +115,7 @@ export function openPool(options: PgOptions): PgDatabase {
         if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
         throw wrap(err);
       } finally {
+        client.removeListener('error', onError);
         client.release(broken);
       }
     },
