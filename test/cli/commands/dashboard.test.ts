@@ -188,11 +188,13 @@ test('in a terminal the live dashboard shows requests rising and a VRAM bar, red
 
   // A narrower terminal: the next frames draw shorter bars.
   await tmux('resize-window', '-x', '100', '-y', '40');
-  for (let i = 0; i < 100 && barWidth(screen) >= wide; i++) {
+  // A capture can fall mid-redraw (the header drawn, the bars not yet): wait for a frame with a shorter bar.
+  const redrawn = () => barWidth(screen) > 0 && barWidth(screen) < wide;
+  for (let i = 0; i < 100 && !redrawn(); i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     screen = (await tmux('capture-pane', '-p')).stdout;
   }
-  assert.ok(barWidth(screen) > 0 && barWidth(screen) < wide, `redrawn for 100 columns: ${barWidth(screen)} < ${wide}\n${screen}`);
+  assert.ok(redrawn(), `redrawn for 100 columns: ${barWidth(screen)} < ${wide}\n${screen}`);
 
   await tmux('send-keys', 'q');
   for (let i = 0; i < 100 && !existsSync(exitFile); i++) await new Promise((resolve) => setTimeout(resolve, 100));
