@@ -52,7 +52,8 @@ function hashKey(key: string): Buffer {
   return createHash('sha256').update(key, 'utf8').digest();
 }
 
-interface KeyRow {
+/** A key's row as both stores keep it (api_keys). */
+export interface KeyRow {
   id: string;
   name: string;
   prefix: string;
@@ -64,7 +65,7 @@ interface KeyRow {
   revoked_at: number | null;
 }
 
-function toInfo(row: KeyRow): KeyInfo {
+export function toInfo(row: KeyRow): KeyInfo {
   return {
     id: row.id,
     name: row.name,
@@ -75,6 +76,41 @@ function toInfo(row: KeyRow): KeyInfo {
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
   };
+}
+
+/** A new key and its row: the key is shown once; only its hash and public prefix are stored. */
+export function newKey(name: string, now: number, scope: KeyScope = {}): { key: string; row: KeyRow } {
+  const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+  const tenant = scope.tenant ?? DEFAULT_TENANT;
+  if (!isTenantName(tenant)) throw new UsageError(`tenant "${tenant}" must be 1-64 letters, digits, ".", "_" or "-"`);
+  const profiles = scope.profiles && scope.profiles.length > 0 ? [...new Set(scope.profiles)] : null;
+  return {
+    key,
+    row: {
+      id: randomUUID(),
+      name,
+      prefix: key.slice(0, PREFIX_LENGTH),
+      hash: hashKey(key),
+      tenant,
+      profiles: profiles && JSON.stringify(profiles),
+      admin: scope.admin ? 1 : 0,
+      created_at: now,
+      revoked_at: null,
+    },
+  };
+}
+
+/** The public prefix to look a presented key up by; null when it cannot be one of ours. */
+export function prefixOf(key: string): string | null {
+  return key.startsWith(KEY_PREFIX) && key.length >= PREFIX_LENGTH ? key.slice(0, PREFIX_LENGTH) : null;
+}
+
+/** Which of the active rows with the key's prefix the key is: the hashes compared in constant time, every row. */
+export function matchKey(key: string, rows: readonly KeyRow[]): KeyInfo | null {
+  const hash = hashKey(key);
+  let found: KeyRow | null = null;
+  for (const row of rows) if (row.hash.length === hash.length && timingSafeEqual(row.hash, hash)) found = row;
+  return found && toInfo(found);
 }
 
 /** KeyStore on SQLite, answering directly (sqlite-store.ts puts it behind the promises). */
@@ -94,21 +130,7 @@ export function createSqliteKeys(db: SqliteDatabase): Synchronous<KeyStore> {
       return generation;
     },
     create(name, now, scope = {}) {
-      const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
-      const tenant = scope.tenant ?? DEFAULT_TENANT;
-      if (!isTenantName(tenant)) throw new UsageError(`tenant "${tenant}" must be 1-64 letters, digits, ".", "_" or "-"`);
-      const profiles = scope.profiles && scope.profiles.length > 0 ? [...new Set(scope.profiles)] : null;
-      const row: KeyRow = {
-        id: randomUUID(),
-        name,
-        prefix: key.slice(0, PREFIX_LENGTH),
-        hash: hashKey(key),
-        tenant,
-        profiles: profiles && JSON.stringify(profiles),
-        admin: scope.admin ? 1 : 0,
-        created_at: now,
-        revoked_at: null,
-      };
+      const { key, row } = newKey(name, now, scope);
       insert.run(row.id, row.name, row.prefix, row.hash, row.tenant, row.profiles, row.admin, row.created_at);
       generation++;
       return { key, info: toInfo(row) };
@@ -127,14 +149,8 @@ export function createSqliteKeys(db: SqliteDatabase): Synchronous<KeyStore> {
       return anyActive.get()!.n === 1;
     },
     verify(key) {
-      if (!key.startsWith(KEY_PREFIX) || key.length < PREFIX_LENGTH) return null;
-      const hash = hashKey(key);
-      let found: KeyRow | null = null;
-      // Look up by the public prefix, then compare the hashes in constant time (every row, not the first match).
-      for (const row of activeByPrefix.all(key.slice(0, PREFIX_LENGTH))) {
-        if (row.hash.length === hash.length && timingSafeEqual(row.hash, hash)) found = row;
-      }
-      return found && toInfo(found);
+      const prefix = prefixOf(key);
+      return prefix === null ? null : matchKey(key, activeByPrefix.all(prefix));
     },
   };
 }

@@ -8,23 +8,10 @@ import type { ContentCipher } from './crypto.js';
 import { bytes, type PgDatabase, type PgQueryable } from './postgres-db.js';
 import type { PgScrubber } from './postgres-scrub.js';
 import type { PgSessions } from './postgres-sessions.js';
-import { recordContext, redactSettings } from './response-records.js';
+import { recordContext, recordFrom, redactSettings, type RecordJson } from './response-records.js';
 import type { ResponseRecord, ResponseStore, StoredRow } from './responses.js';
 import { missingKeyError, type ContentProtection } from './sessions.js';
 import { messageFrom } from './session-rows.js';
-
-interface RecordJson {
-  previous: string | null;
-  conversation: boolean;
-  inputs: number;
-  first: number;
-  out: number;
-  created: number;
-  model: string;
-  status: string;
-  usage: [number, number] | null;
-  settings: boolean;
-}
 
 interface MessageRow {
   turn: number;
@@ -133,21 +120,7 @@ export function createPgResponses(
         ).rows[0];
         if (row) settings = open(row.settings, row.key_id, recordContext('responses', tenant, sessionId, row.created_at));
       }
-      return {
-        sessionId,
-        turn,
-        firstSeq: r.first,
-        inputs: r.inputs,
-        outputSeq: r.out,
-        previousId: r.previous,
-        conversation: r.conversation,
-        createdAt: r.created,
-        model: r.model,
-        status: r.status,
-        inputTokens: r.usage?.[0] ?? null,
-        outputTokens: r.usage?.[1] ?? null,
-        settings,
-      };
+      return recordFrom(sessionId, turn, r, settings);
     },
     async rows(tenant, sessionId, fromTurn, toTurn, now) {
       const rows = (

@@ -3,12 +3,9 @@
 // a call that cannot reach the server rejects with StoreUnavailableError (the daemon's 503 store_unavailable)
 // within the pool's connect timeout, and the pool reconnects by itself once the server is back.
 
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { UsageError } from '../core/errors.js';
-import { DEFAULT_TENANT, isTenantName } from '../core/tenant.js';
 import type { ContentCipher } from './crypto.js';
 import type { OpenStoreOptions, Store } from './interface.js';
-import { KEY_PREFIX, type KeyInfo, type KeyStore } from './keys.js';
+import { matchKey, newKey, prefixOf, toInfo, type KeyRow, type KeyStore } from './keys.js';
 import { startMaintenance } from './maintenance.js';
 import { createPgAudit } from './postgres-audit.js';
 import { redactUrl } from './location.js';
@@ -20,33 +17,7 @@ import { rotatePgContentKey } from './postgres-rotation.js';
 import { missingKeyError } from './sessions.js';
 import type { UsageRow, UsageStore } from './usage.js';
 
-const PREFIX_LENGTH = KEY_PREFIX.length + 8;
 const NANOS = 1e9;
-
-interface KeyRow {
-  id: string;
-  name: string;
-  prefix: string;
-  hash: Buffer;
-  tenant: string;
-  profiles: string | null;
-  admin: number;
-  created_at: number;
-  revoked_at: number | null;
-}
-
-const keyInfo = (row: KeyRow): KeyInfo => ({
-  id: row.id,
-  name: row.name,
-  prefix: row.prefix,
-  tenant: row.tenant,
-  profiles: row.profiles === null ? null : (JSON.parse(row.profiles) as string[]),
-  admin: row.admin === 1,
-  createdAt: row.created_at,
-  revokedAt: row.revoked_at,
-});
-
-const hashKey = (key: string) => createHash('sha256').update(key, 'utf8').digest();
 
 /** KeyStore on PostgreSQL: the SQLite one's rules (keys.ts), its rows shared by every daemon. */
 function createPgKeys(db: PgDatabase): KeyStore {
@@ -56,52 +27,36 @@ function createPgKeys(db: PgDatabase): KeyStore {
       return generation;
     },
     async create(name, now, scope = {}) {
-      const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
-      const tenant = scope.tenant ?? DEFAULT_TENANT;
-      if (!isTenantName(tenant)) throw new UsageError(`tenant "${tenant}" must be 1-64 letters, digits, ".", "_" or "-"`);
-      const profiles = scope.profiles && scope.profiles.length > 0 ? [...new Set(scope.profiles)] : null;
-      const row: KeyRow = {
-        id: randomUUID(),
-        name,
-        prefix: key.slice(0, PREFIX_LENGTH),
-        hash: hashKey(key),
-        tenant,
-        profiles: profiles && JSON.stringify(profiles),
-        admin: scope.admin ? 1 : 0,
-        created_at: now,
-        revoked_at: null,
-      };
+      const { key, row } = newKey(name, now, scope);
       await db.query(
         'INSERT INTO api_keys (id, name, prefix, hash, tenant, profiles, admin, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)',
         [row.id, row.name, row.prefix, row.hash, row.tenant, row.profiles, row.admin, row.created_at],
       );
       generation++;
-      return { key, info: keyInfo(row) };
+      return { key, info: toInfo(row) };
     },
-    list: async () => (await db.query<KeyRow>('SELECT * FROM api_keys ORDER BY created_at, id')).rows.map(keyInfo),
+    list: async () => (await db.query<KeyRow>('SELECT * FROM api_keys ORDER BY created_at, id')).rows.map(toInfo),
     async revoke(idOrPrefix, now) {
       const rows = (await db.query<KeyRow>('SELECT * FROM api_keys WHERE (id = $1 OR prefix = $1) AND revoked_at IS NULL', [idOrPrefix]))
         .rows;
       if (rows.length !== 1) return null;
       await db.query('UPDATE api_keys SET revoked_at = $1 WHERE id = $2', [now, rows[0]!.id]);
       generation++;
-      return { ...keyInfo(rows[0]!), revokedAt: now };
+      return { ...toInfo(rows[0]!), revokedAt: now };
     },
     hasActiveKeys: async () =>
       ((await db.query({ text: 'SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1', query_timeout: REQUEST_QUERY_MS })).rowCount ??
         0) > 0,
     async verify(key) {
-      if (!key.startsWith(KEY_PREFIX) || key.length < PREFIX_LENGTH) return null;
-      const hash = hashKey(key);
-      let found: KeyRow | null = null;
+      const prefix = prefixOf(key);
+      if (prefix === null) return null;
       const rows = await db.query<KeyRow>({
         name: 'cs_llm_key',
         text: 'SELECT * FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL',
         query_timeout: REQUEST_QUERY_MS,
-        values: [key.slice(0, PREFIX_LENGTH)],
+        values: [prefix],
       });
-      for (const row of rows.rows) if (row.hash.length === hash.length && timingSafeEqual(row.hash, hash)) found = row;
-      return found && keyInfo(found);
+      return matchKey(key, rows.rows);
     },
   };
 }

@@ -7,6 +7,7 @@ import { rewriteRecord, rewriteText } from '../compliance/records.js';
 import type { ContentCipher } from './crypto.js';
 import type { SqliteDatabase } from './database.js';
 import { missingKeyError } from './sessions.js';
+import type { ResponseRecord } from './responses.js';
 
 /**
  * Additional data of an encrypted value: a response's settings are bound to its session and creation time
@@ -89,4 +90,39 @@ export function recordKeyInUse(db: SqliteDatabase, keyId: string): boolean {
       )
       .get(keyId, keyId)!.n === 1
   );
+}
+
+/** What messages.response holds (JSON): a response's record, on the last message of its turn. */
+export interface RecordJson {
+  previous: string | null;
+  conversation: boolean;
+  inputs: number;
+  /** Seqs of the turn's first message and of its first output message (set by the statement that writes it). */
+  first: number;
+  out: number;
+  created: number;
+  model: string;
+  status: string;
+  usage: [number, number] | null;
+  /** A response_settings row holds its settings. */
+  settings: boolean;
+}
+
+/** The ResponseRecord a stored record describes, with its settings (read by the store, {} when it has none). */
+export function recordFrom(sessionId: string, turn: number, r: RecordJson, settings: Record<string, unknown>): ResponseRecord {
+  return {
+    sessionId,
+    turn,
+    firstSeq: r.first,
+    inputs: r.inputs,
+    outputSeq: r.out,
+    previousId: r.previous,
+    conversation: r.conversation,
+    createdAt: r.created,
+    model: r.model,
+    status: r.status,
+    inputTokens: r.usage?.[0] ?? null,
+    outputTokens: r.usage?.[1] ?? null,
+    settings,
+  };
 }

@@ -16,25 +16,9 @@ import type { ResponseRecord, ResponseStore, SessionHead, StoredRow, ThreadRecor
 import { contentContext, missingKeyError, type ContentProtection, type EncryptedField } from './sessions.js';
 import { messageFrom } from './session-rows.js';
 import type { SqliteSessions } from './sqlite-sessions.js';
-import { recordContext, redactSettings } from './response-records.js';
+import { recordContext, recordFrom, redactSettings, type RecordJson } from './response-records.js';
 
 export type SqliteResponses = Synchronous<ResponseStore>;
-
-/** What messages.response holds (JSON): a response's record, on the last message of its turn. */
-interface RecordJson {
-  previous: string | null;
-  conversation: boolean;
-  inputs: number;
-  /** Seqs of the turn's first message and of its first output message (set by the statement that writes it). */
-  first: number;
-  out: number;
-  created: number;
-  model: string;
-  status: string;
-  usage: [number, number] | null;
-  /** A response_settings row holds its settings. */
-  settings: boolean;
-}
 
 interface ThreadRow {
   kind: 'conversation' | 'branch';
@@ -177,21 +161,7 @@ export function createSqliteResponses(
       const row = selectSettings.get(tenant, sessionId, turn);
       if (row) settings = open(row.settings, row.key_id, recordContext('responses', tenant, sessionId, row.created_at));
     }
-    return {
-      sessionId,
-      turn,
-      firstSeq: r.first,
-      inputs: r.inputs,
-      outputSeq: r.out,
-      previousId: r.previous,
-      conversation: r.conversation,
-      createdAt: r.created,
-      model: r.model,
-      status: r.status,
-      inputTokens: r.usage?.[0] ?? null,
-      outputTokens: r.usage?.[1] ?? null,
-      settings,
-    };
+    return recordFrom(sessionId, turn, r, settings);
   };
 
   // The record goes in with the turn's last message (no statement, no page of its own); the rare settings row
