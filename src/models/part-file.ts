@@ -5,12 +5,13 @@
  * in place of the model. The lock appears whole and at once: its content (pid, start time, boot id) is
  * written to a file of our own (O_CREAT | O_EXCL | O_NOFOLLOW) that is then hard-linked to the lock's name,
  * which fails if a lock is there (link(2) is atomic). A lock whose process is gone, or whose pid another
- * process holds now, is moved away by rename, and only if it is still the very file that was judged stale.
+ * process holds now, is removed by one breaker at a time, and only if it is still the very file that was
+ * judged stale.
  */
 
 import { randomBytes } from 'node:crypto';
 import { constants, lstatSync } from 'node:fs';
-import { link, lstat, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, rm, type FileHandle } from 'node:fs/promises';
 import { processStamp, recordedProcess, type ProcessStamp } from '../core/process-identity.js';
 import { ConflictError } from '../core/errors.js';
 
@@ -97,19 +98,33 @@ async function readLock(lockPath: string): Promise<{ ino: number; record: LockRe
   }
 }
 
-/** Moves the stale lock away, but only the file judged stale: a fresh lock taken meanwhile is put back. */
+/** How long a breaker file may stay before it counts as left by a pull that died while breaking a lock. */
+const BREAKER_STALE_MS = 10_000;
+
+/**
+ * Removes the stale lock, but only the file judged stale. Breakers take turns through `<lock>.break`
+ * (O_EXCL), so no two remove at once: a lock taken meanwhile by another pull has another inode and stays.
+ * (Moving the lock aside and putting a fresh one back, as before, left a moment with no lock at all, in which
+ * a third pull could take it while the put-back failed: two pulls on one part file.)
+ */
 async function removeStale(lockPath: string, staleIno: number): Promise<void> {
-  const aside = `${lockPath}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const breaker = `${lockPath}.break`;
+  let handle: FileHandle;
   try {
-    await rename(lockPath, aside);
+    handle = await open(breaker, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // Another pull is breaking it (a few milliseconds); a breaker file that old was left by one that died.
+    const stats = await lstat(breaker).catch(() => null);
+    if (stats && Date.now() - stats.mtimeMs > BREAKER_STALE_MS) await rm(breaker, { force: true });
+    else await new Promise((resolve) => setTimeout(resolve, 10));
+    return;
   }
+  await handle.close();
   try {
-    if ((await lstat(aside)).ino !== staleIno) await link(aside, lockPath).catch(() => undefined);
+    if ((await lstat(lockPath).catch(() => null))?.ino === staleIno) await rm(lockPath, { force: true });
   } finally {
-    await rm(aside, { force: true });
+    await rm(breaker, { force: true });
   }
 }
 
@@ -125,7 +140,8 @@ export async function takePartLock(lockPath: string, part: string): Promise<() =
   }
   const ownIno = (await lstat(mine)).ino;
   try {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    // Each round either takes the lock, refuses, or removes (or waits out) a stale one: a few dozen are plenty.
+    for (let attempt = 0; attempt < 50; attempt++) {
       try {
         await link(mine, lockPath);
         return async () => {
