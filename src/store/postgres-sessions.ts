@@ -22,6 +22,7 @@ import {
   type StoredMessage,
 } from './sessions.js';
 import { messageFrom, toInfo, type SessionRow } from './session-rows.js';
+import { decodeCursor, encodeCursor } from './session-listing.js';
 
 /** What a Responses API turn stores with its messages (postgres-responses.ts). */
 export interface PgTurnExtra {
@@ -315,20 +316,7 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
   };
 }
 
-// Keyset-paged listing, newest expiry first, as session-listing.ts does it on SQLite (the same cursor).
-function encodeCursor(row: { expires_at: number; tenant: string; id: string }): string {
-  return Buffer.from(`${row.expires_at}:${row.tenant}:${row.id}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): { expiresAt: number; tenant: string; id: string } | null {
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const first = text.indexOf(':');
-  const second = first < 1 ? -1 : text.indexOf(':', first + 1);
-  if (second < 0) return null;
-  const expiresAt = Number(text.slice(0, first));
-  if (!Number.isInteger(expiresAt)) return null;
-  return { expiresAt, tenant: text.slice(first + 1, second), id: text.slice(second + 1) };
-}
+// Keyset-paged listing, newest expiry first, with session-listing.ts's cursor (one format for both stores).
 
 async function listSessions(db: PgDatabase, { tenant, now, limit, cursor }: Parameters<SessionStore['list']>[0]) {
   let sql: string;

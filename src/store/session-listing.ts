@@ -7,11 +7,11 @@ import type { SqliteDatabase, Synchronous } from './database.js';
 // sessions_by_expiry (expires_at, tenant, id).
 
 // A listing's cursor: the last row's (expires_at, tenant, id). A tenant name has no ':', a session id may.
-function encodeCursor(row: { expires_at: number; tenant: string; id: string }): string {
+export function encodeCursor(row: { expires_at: number; tenant: string; id: string }): string {
   return Buffer.from(`${row.expires_at}:${row.tenant}:${row.id}`, 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string): { expiresAt: number; tenant: string; id: string } | null {
+export function decodeCursor(cursor: string): { expiresAt: number; tenant: string; id: string } | null {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const first = text.indexOf(':');
   const second = first < 1 ? -1 : text.indexOf(':', first + 1);

@@ -13,13 +13,12 @@ import { bodyFor, maxTokensOf, replyHeaders, UpstreamExchange } from '../relay.j
 import type { RequestContext } from '../routes.js';
 import type { Routed } from '../routing/failover.js';
 import type { DaemonServices } from '../services.js';
-import { replyMessage } from '../sse.js';
 import type { SessionTurn } from '../turn.js';
 import { itemId, itemsOf, replyRows, type Item } from './items.js';
 import type { ResponseSettings } from './request.js';
 import { responseObject, type ResponseState } from './response-object.js';
 import { ResponseEvents } from './stream-events.js';
-import { toolRounds, type ServerTools } from './tool-rounds.js';
+import { completionOf, toolRounds, type ServerTools } from './tool-rounds.js';
 
 /** What a response is before its output: everything its object shows but output, status and usage. */
 export interface Draft {
@@ -103,20 +102,7 @@ export async function answer(services: DaemonServices, ctx: RequestContext, inpu
     const reply = await exchange.collect(routed);
     if (reply === null || exchange.clientLeft()) return;
     if (upstream.statusCode !== 200) return engineError(ctx, routed, reply);
-    let completion: unknown = null;
-    try {
-      completion = JSON.parse(reply.toString('utf8'));
-    } catch {
-      completion = null;
-    }
-    const message = replyMessage(completion);
-    if (!message) {
-      ctx.record.outcome = 'upstream_failed';
-      throw new ApiError(502, 'the upstream engine answered without a chat completion message; nothing was stored', {
-        code: 'upstream_bad_reply',
-      });
-    }
-    const finish = (completion as { choices?: Array<{ finish_reason?: unknown }> }).choices?.[0]?.finish_reason;
+    const { message, finishReason: finish } = completionOf(reply, ctx);
     await whole(services, ctx, exchange, routed, input, message, finish, []);
   } finally {
     exchange.dispose();

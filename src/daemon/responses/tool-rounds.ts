@@ -28,6 +28,24 @@ export type RoundsResult =
   /** The client went away. */
   | { kind: 'gone' };
 
+/** The message and finish reason of an engine's non-streamed reply; 502 upstream_bad_reply when it has none. */
+export function completionOf(reply: Buffer, ctx: RequestContext): { message: ChatMessage; finishReason: unknown } {
+  let completion: unknown = null;
+  try {
+    completion = JSON.parse(reply.toString('utf8'));
+  } catch {
+    completion = null;
+  }
+  const message = replyMessage(completion);
+  if (!message) {
+    ctx.record.outcome = 'upstream_failed';
+    throw new ApiError(502, 'the upstream engine answered without a chat completion message; nothing was stored', {
+      code: 'upstream_bad_reply',
+    });
+  }
+  return { message, finishReason: (completion as { choices?: Array<{ finish_reason?: unknown }> }).choices?.[0]?.finish_reason };
+}
+
 export async function toolRounds(
   services: DaemonServices,
   ctx: RequestContext,
@@ -59,20 +77,7 @@ export async function toolRounds(
         code: 'upstream_failed',
       });
     }
-    let completion: unknown = null;
-    try {
-      completion = JSON.parse(reply.toString('utf8'));
-    } catch {
-      completion = null;
-    }
-    const message = replyMessage(completion);
-    if (!message) {
-      ctx.record.outcome = 'upstream_failed';
-      throw new ApiError(502, 'the upstream engine answered without a chat completion message; nothing was stored', {
-        code: 'upstream_bad_reply',
-      });
-    }
-    const finishReason = (completion as { choices?: Array<{ finish_reason?: unknown }> }).choices?.[0]?.finish_reason;
+    const { message, finishReason } = completionOf(reply, ctx);
     if (!offer || !message.tool_calls || message.tool_calls.length === 0)
       return { kind: 'answer', message, finishReason, produced, routed };
     const calls = callsOf(message);
