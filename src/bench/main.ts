@@ -78,7 +78,7 @@ function cpuMs(pid: number | undefined): number | null {
 
 /**
  * A process's resident memory now, its peak (VmRSS, VmHWM) and the part of it that is its own (RssAnon: not
- * the database file's pages mapped with mmap_size, which the kernel can drop), in MiB, from /proc (Linux).
+ * the file pages of node's binary and the libraries it maps, which the kernel can drop), in MiB, from /proc (Linux).
  */
 function rssMiB(pid: number | undefined): { now: number; peak: number; anon: number } | null {
   if (pid === undefined) return null;

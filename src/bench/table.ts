@@ -108,7 +108,7 @@ export function speedTable(f: SpeedFigures): string {
     `daemon CPU us per request: ${cpu}`,
     `session turns during the ${rss.loadSeconds} s of load: ${rate(f.minute.requestsPerSecond)}/s, p50 ${ms(f.minute.p50Ms)} ms, errors ${f.minute.errors}`,
     `1-connection p50 / p99 ms as measured: direct ${ms(l.direct.p50Ms)} / ${ms(l.direct.p99Ms)}, relay ${ms(l.relay.p50Ms)} / ${ms(l.relay.p99Ms)}, stateless ${ms(l.stateless.p50Ms)} / ${ms(l.stateless.p99Ms)}, session ${ms(l.session.p50Ms)} / ${ms(l.session.p99Ms)}`,
-    `daemon RSS without mapped files (RssAnon: node itself and the database file under mmap_size are file pages): idle ${mib(rss.idleAnon)}, after load ${mib(rss.afterLoadAnon)} MiB`,
+    `daemon RSS without mapped files (RssAnon: node's binary and its libraries are file pages): idle ${mib(rss.idleAnon)}, after load ${mib(rss.afterLoadAnon)} MiB`,
     `stream through the relay identical to the engine's: ${f.relayStreamIdentical}; through the daemon: ${f.streamIdentical} (id and created blanked); errors in all rows: ${errors}`,
   ].join('\n');
 }

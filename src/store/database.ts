@@ -93,8 +93,11 @@ export function openDatabase(options: OpenDatabaseOptions): SqliteDatabase {
       });
     }
     db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
-    // Reads through a memory map instead of a read() per page: window loads stay cheap as the file grows.
-    db.pragma('mmap_size = 268435456');
+    // No memory map (SQLite's default, stated): pages read through a map count in the daemon's RSS, and the
+    // start-up retention pass alone maps the whole sessions table (25 MiB at 100k sessions, 120 MiB after a
+    // minute of session load). With read() the OS page cache holds them outside the process; session turns
+    // at 50 connections measured within noise of the mapped file side by side (#21, docs/performance.md).
+    db.pragma('mmap_size = 0');
     // Checkpoints run on a timer (see maintenance.ts), never inside a request's commit.
     db.pragma('wal_autocheckpoint = 0');
     // After a checkpoint lets the WAL restart, trim a file that a burst grew large.
