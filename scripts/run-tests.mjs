@@ -77,7 +77,10 @@ function counts(output) {
 function runFile(file) {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', file], {
+    // The file runs as the script itself, not under `--test`, which would start a second node (with tsx
+    // loaded again) to run it: 0.4 s of CPU per file, about 65 s of a two-core CI run. node:test still runs
+    // every test, prints the spec reporter's counts and sets a failing exit code.
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test-reporter=spec', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group, so a timeout also ends what the file started
     });
