@@ -17,7 +17,8 @@
  * --duration <s> (per measurement, default 5),
  * --warmup <s> (1), --load-seconds <s> (the session load before "RSS after load", 60), --sessions <n> (seeded,
  * 100000), --store-sessions <n> (the store alone, 100000; 0 skips it), --quick (1 s each, 2,000 sessions, no
- * store bench: to check it works), --out <dir> (bench-results), --only redaction, --postgres-url <url> (session
+ * store bench: to check it works), --out <dir> (bench-results), --only redaction, --only postgres (the
+ * PostgreSQL comparison alone), --postgres-url <url> (session
  * turns on PostgreSQL in that database instead of a throwaway cluster). Results go to
  * <dir>/bench-<time>.json and the table to stdout.
  */
@@ -105,6 +106,29 @@ async function streamText(url: string, body: string): Promise<string> {
   const text = await res.text();
   return text.replace(/"id":"chatcmpl-[0-9a-f]+"/g, '"id":"-"').replace(/"created":\d+/g, '"created":0');
 }
+
+interface PostgresFigures {
+  where: string;
+  latency: Measured;
+  sqlite: Measured;
+  throughput: Measured;
+}
+
+function postgresLines(postgres: PostgresFigures | null): string[] {
+  return postgres
+    ? [
+        `session turns at 50 connections: SQLite ${postgres.sqlite.requestsPerSecond.toFixed(0)}/s (p50 ${postgres.sqlite.p50Ms.toFixed(2)} ms), ` +
+          `PostgreSQL ${postgres.throughput.requestsPerSecond.toFixed(0)}/s (p50 ${postgres.throughput.p50Ms.toFixed(2)} ms) on ${postgres.where}: ` +
+          `${(postgres.throughput.requestsPerSecond / postgres.sqlite.requestsPerSecond).toFixed(2)}x (goal >= 0.5x); ` +
+          `at 1 connection PostgreSQL p50 ${postgres.latency.p50Ms.toFixed(2)} ms`,
+      ]
+    : ['session turns on PostgreSQL: skipped (no PostgreSQL binaries; --postgres-url URL to use a database of yours)'];
+}
+
+const loadLine = () =>
+  `load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`;
 
 const TURNS_PER_SESSION = 10;
 
@@ -234,6 +258,31 @@ async function main(): Promise<void> {
       return out;
     };
 
+    // Session turns on PostgreSQL over loopback (#20): a second daemon on a PostgreSQL store seeded alike, and
+    // the SQLite daemon again for the same time, so the two figures are taken side by side. Skipped without
+    // the PostgreSQL binaries (--postgres-url: a database of yours instead of a throwaway cluster).
+    const onPostgres = async () => {
+      process.stderr.write(`seeding a PostgreSQL store with ${seeded} sessions of ${TURNS_PER_SESSION} turns...\n`);
+      const pgStore = await postgresForBench(flag('postgres-url', ''), (url) => seedPostgres(url, seeded, TURNS_PER_SESSION));
+      if (!pgStore) return null;
+      try {
+        const pgDaemon = await startRole('daemon', ['--upstream', sim.url, '--db', pgStore.url], env);
+        children.push(pgDaemon.child);
+        const onPostgres: Path = { name: 'session on PostgreSQL', url: pgDaemon.url, session: true };
+        const latencyPg = await compare(1, { postgres: onPostgres });
+        const side = await compare(50, { postgres: onPostgres, sqlite: { name: 'session on SQLite', url: daemon.url, session: true } });
+        pgDaemon.child.kill('SIGTERM');
+        return { where: pgStore.where, latency: latencyPg.postgres, throughput: side.postgres, sqlite: side.sqlite };
+      } finally {
+        await pgStore.remove();
+      }
+    };
+    if (flag('only', '') === 'postgres') {
+      const figures = await onPostgres();
+      process.stdout.write(`${postgresLines(figures).join('\n')}\n${loadLine()}\n`);
+      return;
+    }
+
     const direct: Path = { name: 'direct', url: sim.url };
     const bare: Path = { name: 'relay', url: relay.url };
     const stateless: Path = { name: 'stateless', url: daemon.url };
@@ -254,30 +303,7 @@ async function main(): Promise<void> {
     });
     const rssEnd = rssMiB(pid);
 
-    // Session turns on PostgreSQL over loopback (#20): a second daemon on a PostgreSQL store seeded alike, and
-    // the SQLite daemon again for the same time, so the two figures are taken side by side. Skipped without
-    // the PostgreSQL binaries (--postgres-url: a database of yours instead of a throwaway cluster).
-    process.stderr.write(`seeding a PostgreSQL store with ${seeded} sessions of ${TURNS_PER_SESSION} turns...\n`);
-    const pgStore = await postgresForBench(flag('postgres-url', ''), (url) => seedPostgres(url, seeded, TURNS_PER_SESSION));
-    let postgres: {
-      where: string;
-      latency: Measured;
-      sqlite: Measured;
-      throughput: Measured;
-    } | null = null;
-    if (pgStore) {
-      try {
-        const pgDaemon = await startRole('daemon', ['--upstream', sim.url, '--db', pgStore.url], env);
-        children.push(pgDaemon.child);
-        const onPostgres: Path = { name: 'session on PostgreSQL', url: pgDaemon.url, session: true };
-        const latencyPg = await compare(1, { postgres: onPostgres });
-        const side = await compare(50, { postgres: onPostgres, sqlite: { name: 'session on SQLite', url: daemon.url, session: true } });
-        postgres = { where: pgStore.where, latency: latencyPg.postgres, throughput: side.postgres, sqlite: side.sqlite };
-        pgDaemon.child.kill('SIGTERM');
-      } finally {
-        await pgStore.remove();
-      }
-    }
+    const postgres = await onPostgres();
 
     const figures: SpeedFigures = {
       latency,
@@ -327,19 +353,11 @@ async function main(): Promise<void> {
         `load 8 turns p50 ${st.loadWindow.p50Us.toFixed(1)} us / p99 ${st.loadWindow.p99Us.toFixed(1)} us; ` +
         `append a turn p50 ${st.appendTurn.p50Us.toFixed(1)} us / p99 ${st.appendTurn.p99Us.toFixed(1)} us`,
     );
-    const postgresLines = postgres
-      ? [
-          `session turns at 50 connections: SQLite ${postgres.sqlite.requestsPerSecond.toFixed(0)}/s (p50 ${postgres.sqlite.p50Ms.toFixed(2)} ms), ` +
-            `PostgreSQL ${postgres.throughput.requestsPerSecond.toFixed(0)}/s (p50 ${postgres.throughput.p50Ms.toFixed(2)} ms) on ${postgres.where}: ` +
-            `${(postgres.throughput.requestsPerSecond / postgres.sqlite.requestsPerSecond).toFixed(2)}x (goal >= 0.5x); ` +
-            `at 1 connection PostgreSQL p50 ${postgres.latency.p50Ms.toFixed(2)} ms`,
-        ]
-      : ['session turns on PostgreSQL: skipped (no PostgreSQL binaries; --postgres-url URL to use a database of yours)'];
     const load = loadavg()
       .map((l) => l.toFixed(2))
       .join(' ');
     process.stdout.write(
-      `${speedTable(figures)}\n\n${[...postgresLines, ...storeLines, ...redactionLines(redaction)].map((l) => `${l}\n`).join('')}\n` +
+      `${speedTable(figures)}\n\n${[...postgresLines(postgres), ...storeLines, ...redactionLines(redaction)].map((l) => `${l}\n`).join('')}\n` +
         `${cpus().length} CPU(s) (${result.cpuModel}), ${process.version}, load average at the end ${load}; ${seeded} sessions seeded; results in ${file}\n`,
     );
   } finally {
