@@ -14,15 +14,30 @@ export type Authenticate = (req: IncomingMessage, now: number, record: RequestCo
 export function createAuthenticator(store: Store, loopbackOnly: boolean): Authenticate {
   // Whether any key exists, re-read at most once a second: a key created with `cs-llm keys create` (another
   // process) is required from a second later on; revocation is immediate (verify reads the key's row).
+  // The requests that find it stale while it is being re-read share that one read: on PostgreSQL each read is
+  // a round trip, and 50 requests in flight each sent their own (a third of a query per session turn).
   let keysKnownAt = Number.NEGATIVE_INFINITY;
   let keysGeneration = -1;
   let keysExist = false;
+  // A read started before a key was created here (the generation moved) is not shared: it may miss the key.
+  let reading: { generation: number; exist: Promise<boolean> } | null = null;
   const keysRequired = async (now: number): Promise<boolean> => {
     if (!loopbackOnly) return true;
     if (now - keysKnownAt > 1000 || keysGeneration !== store.keys.generation) {
-      keysGeneration = store.keys.generation;
-      keysExist = await store.keys.hasActiveKeys();
-      keysKnownAt = now;
+      const generation = store.keys.generation;
+      if (reading?.generation !== generation) {
+        const read = store.keys.hasActiveKeys().finally(() => {
+          if (reading === current) reading = null;
+        });
+        const current = { generation, exist: read };
+        reading = current;
+        const exist = await read;
+        keysGeneration = generation;
+        keysExist = exist;
+        keysKnownAt = now;
+        return exist;
+      }
+      return reading.exist;
     }
     return keysExist;
   };
