@@ -216,6 +216,34 @@ export const PG_MIGRATIONS: ReadonlyArray<{ version: number; description: string
       END $$;
     `,
   },
+  {
+    version: 2,
+    description: 'several turns in one call (the turns of concurrent requests, batched by postgres-batch.ts)',
+    sql: `
+      -- The turns of one batch in one transaction, each as cs_llm_append_turn does it, in the order given (two
+      -- turns of one session keep theirs). Every session's lock is taken first, in the order of the lock keys:
+      -- two daemons' batches that share sessions then wait for each other in one direction only, never in a
+      -- cycle. The messages of all turns are in one set of arrays, p_ns[i] of them for turn i.
+      CREATE FUNCTION cs_llm_append_turns(
+        p_tenants text[], p_ids text[], p_profiles text[], p_nows bigint[], p_expires bigint[], p_keeps bigint[], p_ns integer[],
+        p_roles text[], p_contents bytea[], p_parts smallint[], p_tool_calls bytea[], p_tool_call_ids text[],
+        p_names bytea[], p_records text[], p_outputs integer[])
+        RETURNS TABLE (o_turn integer, o_first integer) LANGUAGE plpgsql AS $$
+      DECLARE v_from integer := 1; v_to integer;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(l.k)
+          FROM (SELECT DISTINCT hashtextextended(u.t || chr(31) || u.i, 0) AS k FROM unnest(p_tenants, p_ids) AS u(t, i) ORDER BY 1) l;
+        FOR n IN 1 .. cardinality(p_ids) LOOP
+          v_to := v_from + p_ns[n] - 1;
+          SELECT a.o_turn, a.o_first INTO o_turn, o_first FROM cs_llm_append_turn(p_tenants[n], p_ids[n], p_profiles[n], p_nows[n],
+            p_expires[n], p_keeps[n], p_ns[n], p_roles[v_from:v_to], p_contents[v_from:v_to], p_parts[v_from:v_to],
+            p_tool_calls[v_from:v_to], p_tool_call_ids[v_from:v_to], p_names[v_from:v_to], p_records[n], p_outputs[n]) a;
+          RETURN NEXT;
+          v_from := v_to + 1;
+        END LOOP;
+      END $$;
+    `,
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]!.version;

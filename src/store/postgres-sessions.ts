@@ -1,9 +1,10 @@
 // SessionStore on PostgreSQL. A turn is one round trip in the common case (cs_llm_append_turn in
 // postgres-schema.ts: an advisory lock on the session's key serialises the turns of one session however many
-// daemons write it, then the bump and the inserts); an encrypted turn needs its seqs before it encrypts, so it
-// reserves them and inserts in a second statement of the same transaction. Redaction and encryption are the
-// SQLite store's (the same contexts, so rows copied by `cs-llm store migrate` open here). No decrypted-window
-// cache: another daemon may change a session between two turns of this one.
+// daemons write it, then the bump and the inserts), shared with the turns of other requests made meanwhile
+// (postgres-batch.ts: cs_llm_append_turns, and one query for the windows they load); an encrypted turn needs
+// its seqs before it encrypts, so it reserves them and inserts in a second statement of the same transaction.
+// Redaction and encryption are the SQLite store's (the same contexts, so rows copied by `cs-llm store migrate`
+// open here). No decrypted-window cache: another daemon may change a session between two turns of this one.
 
 import type pg from 'pg';
 import type { ChatMessage } from '../core/messages.js';
@@ -12,6 +13,7 @@ import { redactMessage } from '../compliance/redact.js';
 import type { ContentCipher } from './crypto.js';
 import { bytes, REQUEST_QUERY_MS, type PgDatabase, type PgQueryable } from './postgres-db.js';
 import type { PgScrubber } from './postgres-scrub.js';
+import { plainTurns, type PreparedMessage, type Row } from './postgres-batch.js';
 import { InvalidCursorError } from './sessions.js';
 import {
   contentContext,
@@ -48,13 +50,8 @@ export type PgSessions = SessionStore & {
 };
 
 const MESSAGE_COLUMNS = 'turn, role, content, content_parts, tool_calls, tool_call_id, name, seq, key_id, created_at';
-type Row = [number, string, Buffer | null, number, Buffer | null, string | null, Buffer | null, number, string | null, number];
 
-const WINDOW_SQL = `SELECT m.turn, m.role, m.content, m.content_parts, m.tool_calls, m.tool_call_id, m.name, m.seq, m.key_id, m.created_at
-  FROM sessions s JOIN messages m ON m.tenant = s.tenant AND m.session_id = s.id AND m.turn > s.turns - $1
-  WHERE s.tenant = $2 AND s.id = $3 AND s.expires_at > $4 ORDER BY m.turn, m.seq`;
-
-const APPEND_SQL = 'SELECT o_turn, o_first FROM cs_llm_append_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)';
+import { APPEND_SQL } from './postgres-batch.js';
 
 /** Deletes the sessions (and, by trigger, their Responses rows); returns how many were there. */
 async function removeSessions(q: PgQueryable, refs: Array<{ tenant: string; id: string }>): Promise<number> {
@@ -105,7 +102,7 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
     );
 
   /** The messages redacted, as the texts of their columns. */
-  const prepare = (messages: ChatMessage[]) =>
+  const prepare = (messages: ChatMessage[]): PreparedMessage[] =>
     messages.map((original) => {
       const m = redactMessage(original, detectors, { attachments });
       const parts = Array.isArray(m.content);
@@ -119,6 +116,8 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
       };
     });
 
+  const { appendPlain, loadWindows } = plainTurns(db);
+
   const append: PgSessions['append'] = async (tenant, id, profile, messages, ttlMs, now, extra = {}) => {
     const keep = retentionMs(profile);
     const rows = prepare(messages);
@@ -126,21 +125,11 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
     const head = [tenant, id, profile, now, now + ttlMs, keep, n];
     const sealer = cipher;
     if (!sealer && !extra.then) {
-      await db.query({
-        name: 'cs_llm_append',
-        text: APPEND_SQL,
-        query_timeout: REQUEST_QUERY_MS,
-        values: [
-          ...head,
-          rows.map((r) => r.role),
-          rows.map((r) => bytes(r.content)),
-          rows.map((r) => r.parts),
-          rows.map((r) => bytes(r.toolCalls)),
-          rows.map((r) => r.toolCallId),
-          rows.map((r) => bytes(r.name)),
-          extra.record ? JSON.stringify(extra.record.json) : null,
-          extra.record?.outputs ?? 0,
-        ],
+      await appendPlain({
+        head: [tenant, id, profile, now, now + ttlMs, keep, n],
+        rows,
+        record: extra.record ? JSON.stringify(extra.record.json) : null,
+        outputs: extra.record?.outputs ?? 0,
       });
       return;
     }
@@ -232,14 +221,7 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
     },
     async loadWindow(tenant, id, turns, now) {
       if (turns <= 0) return [];
-      const result = await db.query({
-        name: 'cs_llm_window',
-        text: WINDOW_SQL,
-        values: [turns, tenant, id, now],
-        rowMode: 'array',
-        query_timeout: REQUEST_QUERY_MS,
-      });
-      const rows = result.rows as Row[];
+      const rows = await loadWindows([tenant, id, turns, now]);
       const out: StoredMessage[] = new Array<StoredMessage>(rows.length);
       for (let i = 0; i < rows.length; i++) out[i] = { turn: rows[i]![0], message: messageOf(tenant, id, rows[i]!) };
       return out;

@@ -251,3 +251,47 @@ storeTest(
     );
   },
 );
+
+storeTest(
+  'turns of many sessions at once, two on each, are stored whole and in order, and their windows load apart',
+  async (t, backend) => {
+    const store = await backend.open();
+    const ids = Array.from({ length: 20 }, (_, i) => `many-${i}`);
+    // Not awaited one by one: the PostgreSQL store sends the turns made meanwhile together (postgres-batch.ts).
+    await Promise.all(
+      ids.flatMap((id) => [
+        store.sessions.appendTurn('default', id, 'default', [user(`${id} q1`), assistant(`${id} a1`)], HOUR, 10),
+        store.sessions.appendTurn('default', id, 'default', [user(`${id} q2`), assistant(`${id} a2`)], HOUR, 11),
+      ]),
+    );
+    const windows = await Promise.all(ids.map((id) => store.sessions.loadWindow('default', id, 5, 20)));
+    windows.forEach((window, i) =>
+      assert.deepEqual(
+        window.map((m) => [m.turn, m.message.content]),
+        [
+          [1, `${ids[i]} q1`],
+          [1, `${ids[i]} a1`],
+          [2, `${ids[i]} q2`],
+          [2, `${ids[i]} a2`],
+        ],
+      ),
+    );
+  },
+);
+
+storeTest('a turn the database refuses fails alone: the turns sent with it are stored', async (t, backend) => {
+  const store = await backend.open();
+  // PostgreSQL's text holds no NUL character (SQLite's does): this tool result's id is refused there.
+  const refused = { role: 'tool', content: 'ok', tool_call_id: 'call\u0000' };
+  const outcomes = await Promise.allSettled([
+    store.sessions.appendTurn('default', 'ok-1', 'default', [user('one')], HOUR, 10),
+    store.sessions.appendTurn('default', 'bad', 'default', [refused], HOUR, 10),
+    store.sessions.appendTurn('default', 'ok-2', 'default', [user('two')], HOUR, 10),
+  ]);
+  assert.deepEqual(
+    outcomes.map((o) => o.status),
+    ['fulfilled', backend.name === 'PostgreSQL' ? 'rejected' : 'fulfilled', 'fulfilled'],
+  );
+  assert.deepEqual((await store.sessions.get('default', 'ok-1', 20))!.messages, [user('one')]);
+  assert.deepEqual((await store.sessions.get('default', 'ok-2', 20))!.messages, [user('two')]);
+});
