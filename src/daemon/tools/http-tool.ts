@@ -1,4 +1,4 @@
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { ToolConfig } from '../../core/config.js';
 import type { ToolRequest } from './tool-request.js';
 
@@ -63,6 +63,8 @@ export async function runHttpTool(tool: ToolConfig, req: ToolRequest, signal?: A
   const timeoutMs = tool.http.timeoutMs;
   const timeout = AbortSignal.timeout(timeoutMs);
   try {
+    // undici in full only once a tool is called: a daemon without tools never loads it (#21, its RSS).
+    const { request } = await import('undici');
     const res = await request(req.url, {
       method: req.method as 'GET',
       headers: req.headers,
