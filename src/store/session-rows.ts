@@ -61,6 +61,24 @@ export type Reveal = (value: string | Uint8Array | null, keyId: string | null, s
 /** Where a decrypted value is kept in a session's cache: three fields per message. */
 export const slotOf = (seq: number, field: EncryptedField): number => seq * 3 + (field === 'content' ? 0 : field === 'tool_calls' ? 1 : 2);
 
+/** A stored value as text: from the session's cache of decrypted values, else opened and kept there. */
+export function openCached(
+  cache: Map<number, string | null>,
+  open: Reveal,
+  value: string | Uint8Array | null,
+  keyId: string | null,
+  seq: number,
+  field: EncryptedField,
+): string | null {
+  if (value === null || keyId === null) return value as string | null;
+  const slot = slotOf(seq, field);
+  const hit = cache.get(slot);
+  if (hit !== undefined) return hit;
+  const text = open(value, keyId, seq, field);
+  cache.set(slot, text);
+  return text;
+}
+
 export function toInfo(row: SessionRow): SessionInfo {
   return {
     tenant: row.tenant,

@@ -4,6 +4,7 @@ import { buildDetectors } from '../compliance/detectors.js';
 import { redactMessage } from '../compliance/redact.js';
 import type { ContentCipher } from './crypto.js';
 import type { SqliteDatabase, Synchronous } from './database.js';
+import { isLockError } from './lock-wait.js';
 import type { Scrubber } from './retention.js';
 import { createSessionListing } from './session-listing.js';
 import {
@@ -16,6 +17,7 @@ import {
   type StoredMessage,
 } from './sessions.js';
 import { messageFrom, slotOf, toInfo, type MessageRow, type RawMessageRow, type Reveal, type SessionRow } from './session-rows.js';
+import { openCached } from './session-rows.js';
 
 // SessionStore on SQLite (better-sqlite3, synchronous). sqlite-store.ts puts it behind the interface's
 // promises; the statements here run to completion on the calling thread.
@@ -31,6 +33,8 @@ export interface TurnExtra {
 export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed' | 'pruneOlderThan' | 'deleteTenant' | 'appendTurn'>> & {
   /** SessionStore.appendTurn; `then` runs in the same transaction (rows of the caller's that go with the turn). */
   appendTurn(tenant: string, id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number, extra?: TurnExtra): void;
+  /** Several turns in one transaction, each in a savepoint: the error of each turn kept out (group-commit.ts). */
+  appendTurns(turns: readonly TurnArgs[]): unknown[];
   /** Deletes up to `batch` sessions (of `tenant`, or of every tenant) not updated since `before`; returns how many went. */
   pruneStale(before: number, batch: number, tenant: string | null): number;
   /** Deletes up to `batch` sessions of `tenant`; returns how many went. */
@@ -38,6 +42,9 @@ export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed' | 'pruneO
   /** From now on new rows are encrypted with `next`; rows under the keys in use so far still open. */
   encryptWith(next: ContentCipher): void;
 };
+
+/** appendTurn's arguments: tenant, id, profile, messages, ttlMs, now. */
+export type TurnArgs = [string, string, string, ChatMessage[], number, number];
 
 interface BumpParams {
   tenant: string;
@@ -93,22 +100,6 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     }
     opened.set(key, session);
     return session;
-  };
-  const openCached = (
-    cache: Map<number, string | null>,
-    open: Reveal,
-    value: string | Uint8Array | null,
-    keyId: string | null,
-    seq: number,
-    field: EncryptedField,
-  ): string | null => {
-    if (value === null || keyId === null) return value as string | null;
-    const slot = slotOf(seq, field);
-    const hit = cache.get(slot);
-    if (hit !== undefined) return hit;
-    const text = open(value, keyId, seq, field);
-    cache.set(slot, text);
-    return text;
   };
   const reveal =
     (tenant: string, id: string): Reveal =>
@@ -270,6 +261,19 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     );
   };
 
+  // Nested in this transaction, each appendTurn is a savepoint: a turn that fails is rolled back alone. An error
+  // that ended the transaction (some I/O errors) or another connection's lock (lock-wait.ts retries) fails all.
+  const appendGroup = db.transaction((turns: readonly TurnArgs[], errors: unknown[]) => {
+    for (let i = 0; i < turns.length; i++) {
+      try {
+        appendTurn(...turns[i]!);
+      } catch (err) {
+        if (!db.inTransaction || isLockError(err)) throw err;
+        opened.delete(sessionKey(turns[i]![0], turns[i]![1]));
+        errors[i] = err;
+      }
+    }
+  });
   const deleteRows = db.transaction((refs: SessionRef[]) => {
     let n = 0;
     for (const r of refs) if (removeSession(r.tenant, r.id)) n++;
@@ -326,6 +330,16 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
         opened.delete(sessionKey(tenant, id));
         throw err;
       }
+    },
+    appendTurns(turns) {
+      const errors = new Array<unknown>(turns.length).fill(undefined);
+      try {
+        appendGroup(turns, errors);
+      } catch (err) {
+        for (const t of turns) opened.delete(sessionKey(t[0], t[1]));
+        throw err;
+      }
+      return errors;
     },
     get(tenant, id, now) {
       const session = selectLive.get(tenant, id, now);

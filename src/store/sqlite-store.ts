@@ -8,7 +8,8 @@ import { createSqliteKeys } from './keys.js';
 import { startMaintenance } from './maintenance.js';
 import { createScrubber } from './retention.js';
 import type { SessionStore } from './sessions.js';
-import { createSqliteSessions, type SqliteSessions } from './sqlite-sessions.js';
+import { createGroupCommit } from './group-commit.js';
+import { createSqliteSessions, type SqliteSessions, type TurnArgs } from './sqlite-sessions.js';
 import { createSqliteResponses, type SqliteResponses } from './sqlite-responses.js';
 import type { ResponseStore } from './responses.js';
 import type { OpenStoreOptions, Store } from './interface.js';
@@ -71,9 +72,14 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
       await new Promise((resolve) => setImmediate(resolve));
     }
   };
+  const turns = createGroupCommit<TurnArgs>(
+    write,
+    (t) => core.appendTurn(...t),
+    (group) => core.appendTurns(group),
+  );
   const sessions: SessionStore = {
     loadWindow: (tenant, id, turns, now) => read(() => core.loadWindow(tenant, id, turns, now)),
-    appendTurn: (tenant, id, profile, messages, ttlMs, now) => write(() => core.appendTurn(tenant, id, profile, messages, ttlMs, now)),
+    appendTurn: (tenant, id, profile, messages, ttlMs, now) => turns.append([tenant, id, profile, messages, ttlMs, now]),
     get: (tenant, id, now) => read(() => core.get(tenant, id, now)),
     list: (options) => read(() => core.list(options)),
     liveSessions: (tenant, id, now, atMost) => read(() => core.liveSessions(tenant, id, now, atMost)),
@@ -181,6 +187,7 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
     ping: () => read(() => void ping.get()),
     close() {
       if (closed) return Promise.resolve();
+      turns.flush();
       closed = true;
       lock.close();
       try {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/store.js';
@@ -294,4 +294,37 @@ storeTest('a turn the database refuses fails alone: the turns sent with it are s
   );
   assert.deepEqual((await store.sessions.get('default', 'ok-1', 20))!.messages, [user('one')]);
   assert.deepEqual((await store.sessions.get('default', 'ok-2', 20))!.messages, [user('two')]);
+});
+
+test('turns appended at the same time are committed together, each kept or refused on its own', async (t) => {
+  const { store } = tempStore(t);
+  const walBytes = () => statSync(`${store.file}-wal`).size;
+  const ids = ['p1', 'p2', 'p3', 'p4', 'q1', 'q2', 'q3', 'q4'];
+  for (const id of ids) await store.sessions.appendTurn('default', id, 'default', [user('hi'), assistant('hello')], HOUR, 1);
+  // The same four turns one after the other, then at the same time: the group writes the pages they share once.
+  const w0 = walBytes();
+  for (const id of ids.slice(0, 4)) await store.sessions.appendTurn('default', id, 'default', [user('q'), assistant('a')], HOUR, 2);
+  const w1 = walBytes();
+  await Promise.all(ids.slice(4).map((id) => store.sessions.appendTurn('default', id, 'default', [user('q'), assistant('a')], HOUR, 2)));
+  assert.ok(walBytes() - w1 < w1 - w0, `WAL growth: ${walBytes() - w1} bytes at once, ${w1 - w0} one by one`);
+
+  // A message with no role breaks the table's NOT NULL: that turn alone is rolled back (its savepoint).
+  const bad = { role: null, content: 'x' } as unknown as { role: string; content: string };
+  const results = await Promise.allSettled([
+    store.sessions.appendTurn('default', 'a', 'default', [user('a1'), assistant('r1')], HOUR, 2),
+    store.sessions.appendTurn('default', 'b', 'default', [user('b1'), bad], HOUR, 2),
+    store.sessions.appendTurn('default', 'c', 'default', [user('c1'), assistant('s1')], HOUR, 2),
+    store.sessions.appendTurn('default', 'a', 'default', [user('a2'), assistant('r2')], HOUR, 3),
+  ]);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+  );
+  assert.match(String((results[1] as PromiseRejectedResult).reason), /NOT NULL/);
+  assert.deepEqual(
+    (await store.sessions.get('default', 'a', 4))!.messages.map((m) => m.content),
+    ['a1', 'r1', 'a2', 'r2'],
+  );
+  assert.equal(await store.sessions.get('default', 'b', 4), null);
+  assert.equal((await store.sessions.get('default', 'c', 4))!.turns, 1);
 });
