@@ -4,7 +4,7 @@
  * itself (chain, key, writer, verify) is src/store/audit*.ts.
  */
 
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../metrics/prom-client.js';
 import type { AuditKeyring } from '../store/audit-key.js';
 import type { AuditEntry } from '../store/audit.js';
 import type { AuditLog } from '../store/store.js';

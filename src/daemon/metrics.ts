@@ -4,7 +4,7 @@
  * rest (sessions, GPUs, the engine's own figures) is read when scraped, never per request.
  */
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from '../metrics/prom-client.js';
 import type { Store } from '../store/store.js';
 import type { GpuSample, GpuSamplerOptions } from '../gpu/sampler.js';
 import { createGpuMetrics } from '../metrics/gpu-metrics.js';

@@ -6,7 +6,7 @@
  */
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../metrics/prom-client.js';
 import type { Store } from '../store/store.js';
 
 /** Sampling interval of the event-loop delay monitor: finer than the 50 ms a request may be held up. */

@@ -5,7 +5,7 @@
  * Counted in plain maps on the request path and read when scraped.
  */
 
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../metrics/prom-client.js';
 import type { RequestObservers } from './observers.js';
 import type { TenantQuotas } from './quotas.js';
 

@@ -3,7 +3,7 @@
  * latest sample into them at scrape time, never per request.
  */
 
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from './prom-client.js';
 import { startGpuSampler, type GpuSample, type GpuSamplerOptions } from '../gpu/sampler.js';
 
 export interface GpuMetrics {

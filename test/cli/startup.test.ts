@@ -30,7 +30,7 @@ const HEAVY_PACKAGES = [
   'zod',
 ];
 
-/** The value imports (and re-exports) of a file; `import type` and `import()` load nothing at start. */
+/** The value imports (and re-exports) and require() calls of a file; `import type` and `import()` load nothing at start. */
 function staticImports(source: string): string[] {
   const out: string[] = [];
   const pattern = /^(?:import|export)\s+(type\s+)?(?:([^;]*?)\s+from\s+)?'([^']+)'/gms;
@@ -41,6 +41,8 @@ function staticImports(source: string): string[] {
     if (names !== undefined && names.split(',').every((n) => n.trim() === '' || /^type\s/.test(n.trim()))) continue;
     out.push(m[3]!);
   }
+  // A package loaded through createRequire (undici's and prom-client's own files, #21) counts as well.
+  for (const m of source.matchAll(/\brequire\('([^']+)'\)/g)) out.push(m[1]!);
   return out;
 }
 

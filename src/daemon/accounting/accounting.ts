@@ -5,7 +5,7 @@
  * /metrics reads the running totals when scraped.
  */
 
-import { Counter, type Registry } from 'prom-client';
+import { Counter, type Registry } from '../../metrics/prom-client.js';
 import type { PriceConfig } from '../../core/upstream-config.js';
 import type { Store } from '../../store/store.js';
 import { hasTimeCost, timeCost, tokenCost, type TokenCounts } from './cost.js';

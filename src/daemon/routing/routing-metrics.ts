@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../../metrics/prom-client.js';
 import type { ShadowComparison } from '../shadow.js';
 import type { RoutingEvents } from './failover.js';
 import type { UpstreamSet } from './upstream-set.js';
