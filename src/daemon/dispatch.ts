@@ -29,6 +29,11 @@ export function createDispatch(o: DispatchOptions): (ctx: RequestContext, pathna
       res.shouldKeepAlive = false;
       throw new ApiError(503, 'the daemon is shutting down', { code: 'shutting_down', headers: { connection: 'close' } });
     }
+    // The route is known before the checks below so that a request they refuse (host, key, rate, an
+    // unreachable key store) is audited under the route it asked for; a missing route still answers only
+    // after the key check, so a caller without a key learns nothing of the routes.
+    const match = o.route(req.method ?? 'GET', pathname);
+    if (match.kind === 'found') ctx.record.route = match.route;
     // Fail closed: while audit records cannot be written, nothing is served unaudited.
     o.audit?.admit(pathname, ctx.record);
     if (!hostAllowed(req.headers.host, o.allowedHosts)) {
@@ -56,7 +61,6 @@ export function createDispatch(o: DispatchOptions): (ctx: RequestContext, pathna
       if (o.rateLimiter.active) o.rateLimiter.check(ctx.record.keyId, Date.now());
       if (o.quotas.limitsRequests) o.quotas.admitRequest(caller.tenant, Date.now());
     }
-    const match = o.route(req.method ?? 'GET', pathname);
     if (match.kind === 'not-found') throw new ApiError(404, `no route ${req.method} ${pathname}`, { code: 'unknown_route' });
     if (match.kind === 'method-not-allowed') {
       throw new ApiError(405, `${req.method} is not allowed on ${pathname}; allowed: ${match.allow.join(', ')}`, {
@@ -65,7 +69,6 @@ export function createDispatch(o: DispatchOptions): (ctx: RequestContext, pathna
       });
     }
     ctx.params = match.params;
-    ctx.record.route = match.route;
     await match.handler(ctx);
   };
 }

@@ -69,7 +69,7 @@ test('every request is audited without contents in a hash chain that verifies, a
       ['POST', '/v1/chat/completions', 'audited', prefix, 200],
       ['POST', '/v1/chat/completions', 'audited', prefix, 200],
       ['GET', '/v1/sessions/:id', 'audited', prefix, 200],
-      ['GET', 'unmatched', null, null, 401],
+      ['GET', '/v1/sessions', null, null, 401],
     ],
   );
   assert.equal(rows[0]!.upstream, 'local');
