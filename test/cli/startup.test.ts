@@ -28,6 +28,10 @@ const HEAVY_PACKAGES = [
   'systeminformation',
   'undici',
   'zod',
+  // node's own modules that are not loaded by node's start (nor by commander, which loads node:child_process):
+  // compiling them costs every command's start (#21).
+  'node:crypto',
+  'node:readline',
 ];
 
 /** The value imports (and re-exports) and require() calls of a file; `import type` and `import()` load nothing at start. */
@@ -54,7 +58,10 @@ function closure(entry: string): { files: Set<string>; packages: Map<string, str
     if (files.has(name)) return;
     files.add(name);
     for (const specifier of staticImports(readFileSync(file, 'utf8'))) {
-      if (specifier.startsWith('node:')) continue;
+      if (specifier.startsWith('node:')) {
+        if (!packages.has(specifier)) packages.set(specifier, name);
+        continue;
+      }
       if (!specifier.startsWith('.')) {
         const pkg = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!;
         if (!packages.has(pkg)) packages.set(pkg, name);

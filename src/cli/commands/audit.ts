@@ -1,13 +1,15 @@
 import type { Command } from 'commander';
 import { ConfigError, ConflictError, EnvironmentError, UsageError } from '../../core/errors.js';
 import { isTenantName } from '../../core/tenant.js';
-import { daemonProcess, readDaemonState } from '../../daemon/lifecycle.js';
 import type { AuditRecord } from '../../store/audit.js';
-import { addAuditKey, auditKeyFile, readAuditKeyring } from '../../store/audit-key.js';
 import type { ChainCheck } from '../../store/audit-verify.js';
 import { contextFor } from '../context.js';
 import { formatTable } from '../output.js';
 import { parseDuration } from './sessions.js';
+
+// The audit key's module (node:crypto) and the daemon's state (node:child_process) load in the actions that
+// use them, not at every command's start (#21).
+const auditKeys = () => import('../../store/audit-key.js');
 
 /** "30d" (that long ago) or a date/time Date.parse understands ("2026-01-31", "2026-01-31T12:00:00Z"). */
 export function parseSince(text: string, now = Date.now(), option = '--since'): number {
@@ -29,7 +31,7 @@ async function openFor(command: Command, db?: string, keyFile?: string) {
     synchronous: loaded.config.store.synchronous,
     busyTimeoutMs: loaded.config.store.busyTimeoutMs,
   });
-  return { store, output, loaded, keyFile: keyFile ?? auditKeyFile(loaded.config, loaded.paths) };
+  return { store, output, loaded, keyFile: keyFile ?? (await auditKeys()).auditKeyFile(loaded.config, loaded.paths) };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -62,7 +64,7 @@ export function register(program: Command): void {
     .action(async (opts: { db?: string; keyFile?: string; json?: boolean }, command: Command) => {
       const { store, output, keyFile } = await openFor(command, opts.db, opts.keyFile);
       try {
-        const check = await store.audit.verify(readAuditKeyring(keyFile));
+        const check = await store.audit.verify((await auditKeys()).readAuditKeyring(keyFile));
         if (opts.json) output.json(check);
         if (!check.ok) {
           const { seq, reason, keyMissing } = check.broken!;
@@ -93,6 +95,7 @@ export function register(program: Command): void {
     .action(async (opts: { db?: string; keyFile?: string; olderThan: string; json?: boolean }, command: Command) => {
       const before = parseSince(opts.olderThan, Date.now(), '--older-than');
       const { loaded, output } = await contextFor(command, { store: { path: opts.db } });
+      const { auditKeyFile, readAuditKeyring } = await auditKeys();
       const keyFile = opts.keyFile ?? auditKeyFile(loaded.config, loaded.paths);
       const open = async () => (await openFor(command, opts.db, opts.keyFile)).store;
       // The new anchor is signed with the audit key (created on first use, as the daemon would).
@@ -125,13 +128,14 @@ export function register(program: Command): void {
       const { store, output, loaded, keyFile } = await openFor(command, opts.db, opts.keyFile);
       try {
         // A running daemon holds the old key in memory and would go on chaining with it.
+        const { daemonProcess, readDaemonState } = await import('../../daemon/lifecycle.js');
         const state = readDaemonState(loaded.paths);
         if (state && daemonProcess(state) === 'running') {
           throw new ConflictError(`the daemon (pid ${state.pid}) is running and chains the audit log with the current key`, {
             next: 'Stop it first (cs-llm daemon stop), run cs-llm audit new-key, and start it again.',
           });
         }
-        const ring = addAuditKey(keyFile);
+        const ring = (await auditKeys()).addAuditKey(keyFile);
         const { fromSeq, previousKeyId } = await store.audit.startKey(ring);
         const previousKeyHeld = previousKeyId === null || ring.byId(previousKeyId) !== undefined;
         if (opts.json) {
@@ -155,6 +159,7 @@ export function register(program: Command): void {
     .option('--key-file <file>', 'the file to read (default: store.auditKeyFile, else audit.key in the state directory)')
     .action(async (opts: { keyFile?: string }, command: Command) => {
       const { loaded, output } = await contextFor(command);
+      const { auditKeyFile, readAuditKeyring } = await auditKeys();
       const file = opts.keyFile ?? auditKeyFile(loaded.config, loaded.paths);
       const ring = readAuditKeyring(file);
       if (!ring)

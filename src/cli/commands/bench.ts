@@ -172,12 +172,13 @@ export function register(program: Command): void {
       if (flags.sloP95 <= 0) throw new UsageError('--slo-p95 must be above 0', { next: 'For example --slo-p95 1.2s.' });
       const { loaded, output } = await contextFor(command);
       const { runCapacity } = await import('../../capacity/run.js');
+      const url = await daemonUrlFor(loaded.config, loaded.paths, flags.url);
       const reporter = await createProgressReporter(output, progressAdapter(), { json: flags.json === true });
       let result: CapacityResult;
       try {
         result = await cancellable((signal) =>
           runCapacity({
-            url: daemonUrlFor(loaded.config, loaded.paths, flags.url),
+            url,
             apiKey: flags.apiKey ?? process.env.CS_LLM_API_KEY,
             model: flags.model,
             sloP95Ms: flags.sloP95,

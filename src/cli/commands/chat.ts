@@ -1,9 +1,5 @@
 import type { Command } from 'commander';
-import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { EnvironmentError, UsageError } from '../../core/errors.js';
-import { readDaemonState } from '../../daemon/lifecycle.js';
-import { SESSION_ID_PATTERN } from '../../daemon/security.js';
 import { contextFor } from '../context.js';
 import { paint } from '../output.js';
 
@@ -29,6 +25,14 @@ export function register(program: Command): void {
     .option('--model <name>', 'model name (default: the first one the daemon lists)')
     .option('--profile <name>', 'profile (system prompt, window, TTL) to use')
     .action(async (opts: ChatFlags, command: Command) => {
+      // Loaded here, not at the top: node:crypto, node:readline and node:child_process (the daemon's state
+      // file) cost every other command's start, `--help` included (#21).
+      const [{ randomBytes }, { createInterface }, { readDaemonState }, { SESSION_ID_PATTERN }] = await Promise.all([
+        import('node:crypto'),
+        import('node:readline'),
+        import('../../daemon/lifecycle.js'),
+        import('../../daemon/security.js'),
+      ]);
       const { loaded, output } = await contextFor(command);
       const { config, paths } = loaded;
       const sessionId = opts.session ?? `chat-${randomBytes(6).toString('hex')}`;

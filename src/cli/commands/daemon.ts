@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
-import { daemonStatus, startDaemonDetached, stopDaemon } from '../../daemon/lifecycle.js';
 import { contextFor, intFlag } from '../context.js';
 import { createOutput } from '../output.js';
+
+// The daemon's state file and its start/stop load node:child_process: in these actions, not at every
+// command's start (#21).
+const lifecycle = () => import('../../daemon/lifecycle.js');
 
 interface RunFlags {
   host?: string;
@@ -51,6 +54,7 @@ export function register(program: Command): void {
     .option('--json', 'print {"pid", "url"} as JSON')
     .action(async (opts: RunFlags & { json?: boolean }, command: Command) => {
       const { loaded, output } = await contextFor(command, configFlags({ ...opts, port: opts.port === 0 ? undefined : opts.port }));
+      const { startDaemonDetached } = await lifecycle();
       const started = await startDaemonDetached({ paths: loaded.paths, args: runArgs(opts) });
       if (opts.json) output.json(started);
       else
@@ -67,6 +71,7 @@ export function register(program: Command): void {
     .option('--json', 'print {"stopped", "pid", "forced"} as JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
       const { loaded, output } = await contextFor(command);
+      const { stopDaemon } = await lifecycle();
       const result = await stopDaemon(loaded.paths, { timeoutMs: loaded.config.daemon.shutdownTimeoutMs + 5000 });
       if (opts.json) output.json(result);
       else if (!result.stopped) output.out('daemon not running');
@@ -79,6 +84,7 @@ export function register(program: Command): void {
     .option('--json', 'print {"running", "pid", "url", "startedAt", "healthy"} as JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
       const { loaded, output } = await contextFor(command);
+      const { daemonStatus } = await lifecycle();
       const status = await daemonStatus(loaded.paths);
       if (opts.json) output.json(status);
       else if (!status.running)

@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import type { Config } from '../../core/config.js';
 import type { Paths } from '../../core/paths.js';
-import { readDaemonState } from '../../daemon/lifecycle.js';
 import { contextFor, intFlag } from '../context.js';
 
 interface DashboardFlags {
@@ -23,8 +22,10 @@ export function parseInterval(text: string): number {
 }
 
 /** The daemon to watch: --url, else the running daemon's own URL, else daemon.host:daemon.port. */
-export function daemonUrlFor(config: Config, paths: Paths, flag?: string): string {
+export async function daemonUrlFor(config: Config, paths: Paths, flag?: string): Promise<string> {
   if (flag) return flag;
+  // The state file's module loads node:child_process: here, not at every command's start (#21).
+  const { readDaemonState } = await import('../../daemon/lifecycle.js');
   const running = readDaemonState(paths)?.url;
   if (running) return running;
   const host = config.daemon.host === '0.0.0.0' || config.daemon.host === '::' ? '127.0.0.1' : config.daemon.host;
@@ -45,7 +46,7 @@ export function register(program: Command): void {
       // Loaded here, not at the top: Ink and React would cost every other command about a fifth of its start-up.
       const { runDashboard } = await import('../../dashboard/app.js');
       await runDashboard({
-        url: daemonUrlFor(loaded.config, loaded.paths, opts.url),
+        url: await daemonUrlFor(loaded.config, loaded.paths, opts.url),
         intervalMs,
         apiKey: opts.apiKey ?? process.env.CS_LLM_API_KEY,
         interactive: output.interactive,

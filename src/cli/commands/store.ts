@@ -2,9 +2,11 @@ import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { LoadedConfig } from '../../core/config.js';
 import { ConfigError, EnvironmentError, UsageError } from '../../core/errors.js';
-import { configuredKey, createCipher, keyIdOf, newKeyText, readKeyFile } from '../../store/crypto.js';
 import type { Store } from '../../store/store.js';
 import { contextFor } from '../context.js';
+
+// The key handling loads node:crypto: in the commands that need it, not at every command's start (#21).
+const storeCrypto = () => import('../../store/crypto.js');
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
 
@@ -30,6 +32,7 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'the key file to create (never overwritten)')
     .action(async (opts: { out: string }, command: Command) => {
       const { output } = await contextFor(command);
+      const { keyIdOf, newKeyText } = await storeCrypto();
       const text = newKeyText();
       let fd: number;
       try {
@@ -62,6 +65,7 @@ export function register(program: Command): void {
     .option('--key-file <file>', 'a key file to identify instead')
     .action(async (opts: { keyFile?: string }, command: Command) => {
       const { loaded, output } = await contextFor(command);
+      const { configuredKey, keyIdOf, readKeyFile } = await storeCrypto();
       const key = opts.keyFile ? readKeyFile(opts.keyFile) : configuredKey(loaded.config.store);
       if (!key)
         throw new ConfigError('no encryption key is configured', {
@@ -75,6 +79,7 @@ export function register(program: Command): void {
     .requiredOption('--new-key-file <file>', 'the new key (cs-llm store new-key --out FILE)')
     .action(async (opts: { db?: string; newKeyFile: string }, command: Command) => {
       const { loaded, output } = await contextFor(command, { store: { path: opts.db } });
+      const { configuredKey, createCipher, readKeyFile } = await storeCrypto();
       // Read here: a bad key file is reported before anything changes, and a running daemon gets the key itself,
       // so it need not be able to read the file (a sandboxed service user cannot read a file under /root).
       const key = readKeyFile(opts.newKeyFile).toString('base64');
