@@ -436,39 +436,51 @@ test('an upstream event over 1 MiB ends the stream with an error event, and noth
   assert.equal(storedCount(h, 'huge-line'), 0);
 });
 
-test('a stream whose engine is slow to its first event still gets its headers to the client before that event', async (t) => {
-  // The headers normally leave with the first event (one write, #21); an engine that holds its first event
-  // (a long prefill) must not hold the client's headers too.
-  let sendFirst: () => void = () => {};
-  const engine = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      if (req.method !== 'POST') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ object: 'list', data: [{ id: 'slow', object: 'model', max_model_len: 4096 }] }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.flushHeaders();
-      const chunk = { id: 'chatcmpl-slow', object: 'chat.completion.chunk', created: 1, model: 'slow' };
-      sendFirst = () => {
-        res.write(`data: ${JSON.stringify({ ...chunk, choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: 'stop' }] })}\n\n`);
-        res.end('data: [DONE]\n\n');
-      };
+test(
+  'a stream whose engine is slow to its first event, or to its end after [DONE], gets each part to the client as it comes',
+  { timeout: 30_000 },
+  async (t) => {
+    // The headers normally leave with the first event (one write, #21); an engine that holds its first event
+    // (a long prefill) must not hold the client's headers too. Likewise [DONE] normally leaves with the end of
+    // the body (pass-through.ts); an engine that holds its end must not hold [DONE].
+    let sendFirst: () => void = () => {};
+    let sendEnd: () => void = () => {};
+    const engine = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.method !== 'POST') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ object: 'list', data: [{ id: 'slow', object: 'model', max_model_len: 4096 }] }));
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.flushHeaders();
+        const chunk = { id: 'chatcmpl-slow', object: 'chat.completion.chunk', created: 1, model: 'slow' };
+        sendFirst = () => {
+          res.write(`data: ${JSON.stringify({ ...chunk, choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: 'stop' }] })}\n\n`);
+          res.write('data: [DONE]\n\n');
+          sendEnd = () => res.end();
+        };
+      });
     });
-  });
-  await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => engine.close(() => resolve())));
-  const h = await startHarness(t, { config: { daemon: { upstream: `http://127.0.0.1:${(engine.address() as AddressInfo).port}` } } });
-  const res = await request(`${h.daemon.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'slow', stream: true, messages: [{ role: 'user', content: 'hello' }] }),
-  });
-  // The engine has not sent its first event yet: it sends it only now.
-  assert.equal(res.statusCode, 200);
-  assert.equal(res.headers['content-type'], 'text/event-stream');
-  sendFirst();
-  const text = await res.body.text();
-  assert.ok(text.includes('"content":"hi"') && text.endsWith('data: [DONE]\n\n'), text);
-});
+    await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => engine.close(() => resolve())));
+    const h = await startHarness(t, { config: { daemon: { upstream: `http://127.0.0.1:${(engine.address() as AddressInfo).port}` } } });
+    const res = await request(`${h.daemon.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow', stream: true, messages: [{ role: 'user', content: 'hello' }] }),
+    });
+    // The engine has not sent its first event yet: it sends it only now.
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['content-type'], 'text/event-stream');
+    sendFirst();
+    let text = '';
+    for await (const chunk of res.body) {
+      text += (chunk as Buffer).toString();
+      // The engine ends its body only once the client has [DONE] (a daemon that held it would wait forever).
+      if (text.endsWith('data: [DONE]\n\n')) sendEnd();
+    }
+    assert.ok(text.includes('"content":"hi"') && text.endsWith('data: [DONE]\n\n'), text);
+  },
+);
