@@ -1,6 +1,7 @@
 // The audit log on PostgreSQL: the chain of audit-chain.ts (the same hashes, segments, anchor and checks),
 // written by any number of daemons as one chain. Each write transaction takes an advisory lock first, then
-// reads the tail and extends it, so two writers never chain from the same record. The writer queues records
+// reads the tail and extends it, so two writers never chain from the same record (a writer that knows the tail
+// sends its batch chained from it, and the server checks it under the lock: cs_llm_audit_append). The writer queues records
 // off the request path like the SQLite one; its writes are asynchronous, one at a time.
 
 import { ConfigError, EnvironmentError } from '../core/errors.js';
@@ -37,7 +38,12 @@ const lastSegment = async (q: PgQueryable) => (await q.query<SegmentRow>('SELECT
 const anchorOf = async (q: PgQueryable) => (await q.query<AnchorRow>('SELECT * FROM audit_anchor WHERE id = 1')).rows[0];
 const lockChain = (q: PgQueryable) => q.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_SPACE, AUDIT_LOCK]);
 
-async function tail(q: PgQueryable): Promise<{ seq: number; hash: string }> {
+interface Tail {
+  seq: number;
+  hash: string;
+}
+
+async function tail(q: PgQueryable): Promise<Tail> {
   return (
     (await q.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1')).rows[0] ??
     (await q.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_anchor WHERE id = 1')).rows[0] ?? {
@@ -136,37 +142,69 @@ export function createPgAudit(db: PgDatabase): AuditLog & { drain(): Promise<voi
     const maxQueue = options.maxQueue ?? Number.POSITIVE_INFINITY;
     const key = ring.current.key;
     let keyed = false;
-    const write = (entries: AuditEntry[]) =>
+    const moved = (chainKey: string | null) =>
+      new Error(`the audit chain is now under key ${chainKey} (cs-llm audit new-key?), not ${ring.current.id}: restart the daemon`);
+    /** The batch's rows chained from `after`, as columns, and the new tail. */
+    const chained = (entries: AuditEntry[], after: Tail) => {
+      let seq = after.seq;
+      let prev = after.hash;
+      const rows = entries.map((e) => {
+        seq++;
+        const hash = keyedAuditHash(key, prev, seq, e);
+        const row = [seq, e.at, e.keyId, e.method, e.route, e.sessionId, e.upstream, e.status, e.outcome, e.errorCode];
+        const more = [e.promptTokens, e.completionTokens, auditMs(e.latencyMs), auditMs(e.upstreamMs), prev, hash, e.tenant ?? null];
+        prev = hash;
+        return [...row, ...more];
+      });
+      return { columns: Array.from({ length: 17 }, (_, i) => rows.map((r) => r[i])), tail: { seq, hash: prev } };
+    };
+    /** The first batch, and after a failure: the chain keyed and its tail read under the lock, in one transaction. */
+    const writeLocked = (entries: AuditEntry[]) =>
       db.tx(async (client) => {
         await lockChain(client);
         if (!keyed) await keyChain(client, ring);
         const chainKey = (await lastSegment(client))?.key_id ?? null;
-        if (chainKey !== ring.current.id) {
-          throw new Error(
-            `the audit chain is now under key ${chainKey} (cs-llm audit new-key?), not ${ring.current.id}: restart the daemon`,
-          );
-        }
-        const t = await tail(client);
-        let seq = t.seq;
-        let prev = t.hash;
-        const rows = entries.map((e) => {
-          seq++;
-          const hash = keyedAuditHash(key, prev, seq, e);
-          const row = [seq, e.at, e.keyId, e.method, e.route, e.sessionId, e.upstream, e.status, e.outcome, e.errorCode];
-          const more = [e.promptTokens, e.completionTokens, auditMs(e.latencyMs), auditMs(e.upstreamMs), prev, hash, e.tenant ?? null];
-          prev = hash;
-          return [...row, ...more];
-        });
-        const column = (i: number) => rows.map((r) => r[i]);
+        if (chainKey !== ring.current.id) throw moved(chainKey);
+        const batch = chained(entries, await tail(client));
         await client.query(
           `INSERT INTO audit_log (seq, at, key_id, method, route, session_id, upstream, status, outcome, error_code, prompt_tokens,
              completion_tokens, latency_ms, upstream_ms, prev_hash, hash, tenant)
            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::integer[],
              $9::text[], $10::text[], $11::integer[], $12::integer[], $13::float8[], $14::float8[], $15::text[], $16::text[], $17::text[])`,
-          Array.from({ length: 17 }, (_, i) => column(i)),
+          batch.columns,
         );
         keyed = true;
+        return batch.tail;
       });
+    // The tail this writer last wrote (null: not known, after a failure whose commit may or may not have
+    // happened). Chained from it, a batch is one round trip (cs_llm_audit_append in postgres-schema.ts)
+    // instead of six; another daemon's records in between send it round again from the tail they left.
+    let known: Tail | null = null;
+    const write = async (entries: AuditEntry[]) => {
+      try {
+        for (let tries = 0; known && tries < 3; tries++) {
+          const batch = chained(entries, known);
+          const answer = (
+            await db.query<{ o_status: string; o_seq: number; o_hash: string | null }>({
+              name: 'cs_llm_audit_append',
+              text: `SELECT o_status, o_seq, o_hash FROM cs_llm_audit_append($1, $2, $3, ${Array.from({ length: 17 }, (_, i) => `$${i + 4}`).join(', ')})`,
+              values: [ring.current.id, known.seq, known.hash, ...batch.columns],
+            })
+          ).rows[0]!;
+          if (answer.o_status === 'ok') {
+            known = batch.tail;
+            return;
+          }
+          if (answer.o_status === 'key') throw moved(answer.o_hash);
+          known = { seq: answer.o_seq, hash: answer.o_hash! };
+        }
+        known = null;
+        known = await writeLocked(entries);
+      } catch (err) {
+        known = null;
+        throw err;
+      }
+    };
     let queue: AuditEntry[] = [];
     let timer: NodeJS.Timeout | null = null;
     let writing: Promise<void> | null = null;

@@ -6,22 +6,19 @@ import pg from 'pg';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { StoreUnavailableError } from './interface.js';
 import { redactUrl } from './location.js';
-import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-schema.js';
+import { LOCK_SPACE, MIGRATE_LOCK, PG_MIGRATIONS, PG_SCHEMA_VERSION } from './postgres-schema.js';
 
 /** A pooled connection in a transaction, or the pool: what the helpers that run SQL take. */
 export interface PgQueryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
-/** Advisory lock keys, two int4 (a space apart from the one-bigint keys of the sessions' locks). */
-export const LOCK_SPACE = 0x63736c6d; // 'cslm'
-export const MIGRATE_LOCK = 1;
+export { AUDIT_LOCK, LOCK_SPACE, MIGRATE_LOCK } from './postgres-schema.js';
 /**
  * The longest a request's query waits for its answer (a server that stopped answering without closing the
  * connection: a network partition): then it fails as store_unavailable and its connection is dropped.
  */
 export const REQUEST_QUERY_MS = 5000;
-export const AUDIT_LOCK = 2;
 
 /** BIGINT columns hold ms times and counters well inside 2^53: numbers, not the strings pg gives by default. */
 const types = {

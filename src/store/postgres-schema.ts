@@ -5,6 +5,11 @@
 // Versions are rows of cs_llm_schema; postgres-db.ts applies them once, under an advisory lock, however
 // many daemons start together.
 
+/** Advisory lock keys, two int4 (a space apart from the one-bigint keys of the sessions' locks). */
+export const LOCK_SPACE = 0x63736c6d; // 'cslm'
+export const MIGRATE_LOCK = 1;
+export const AUDIT_LOCK = 2;
+
 export const PG_MIGRATIONS: ReadonlyArray<{ version: number; description: string; sql: string }> = [
   {
     version: 1,
@@ -241,6 +246,41 @@ export const PG_MIGRATIONS: ReadonlyArray<{ version: number; description: string
           RETURN NEXT;
           v_from := v_to + 1;
         END LOOP;
+      END $$;
+    `,
+  },
+  {
+    version: 3,
+    description: "an audit batch in one round trip when the writer knows the chain's tail",
+    sql: `
+      -- An audit batch chained by the daemon (postgres-audit.ts: the HMAC key never leaves it) from the tail it
+      -- last wrote: under the audit lock, inserted only when the chain is still under p_key and its tail is
+      -- still (p_after, p_after_hash). Otherwise nothing is written and the answer says why: 'moved' (another
+      -- daemon wrote since; o_seq and o_hash are the tail to chain from now) or 'key' (cs-llm audit new-key;
+      -- o_hash is the chain's key now).
+      -- Each statement of a volatile function reads what was committed before it ran: the tail read after
+      -- the lock is the one every writer sees.
+      CREATE FUNCTION cs_llm_audit_append(p_key text, p_after bigint, p_after_hash text,
+        p_seq bigint[], p_at bigint[], p_key_id text[], p_method text[], p_route text[], p_session_id text[], p_upstream text[],
+        p_status integer[], p_outcome text[], p_error_code text[], p_prompt_tokens integer[], p_completion_tokens integer[],
+        p_latency_ms float8[], p_upstream_ms float8[], p_prev_hash text[], p_hash text[], p_tenant text[],
+        OUT o_status text, OUT o_seq bigint, OUT o_hash text) LANGUAGE plpgsql AS $$
+      DECLARE v_key text;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(${LOCK_SPACE}, ${AUDIT_LOCK});
+        SELECT c.key_id INTO v_key FROM audit_chain c ORDER BY c.id DESC LIMIT 1;
+        SELECT l.seq, l.hash INTO o_seq, o_hash FROM audit_log l ORDER BY l.seq DESC LIMIT 1;
+        IF NOT FOUND THEN
+          SELECT a.seq, a.hash INTO o_seq, o_hash FROM audit_anchor a WHERE a.id = 1;
+          IF NOT FOUND THEN o_seq := 0; o_hash := repeat('0', 64); END IF;
+        END IF;
+        IF v_key IS DISTINCT FROM p_key THEN o_status := 'key'; o_hash := v_key; RETURN; END IF;
+        IF o_seq <> p_after OR o_hash <> p_after_hash THEN o_status := 'moved'; RETURN; END IF;
+        INSERT INTO audit_log (seq, at, key_id, method, route, session_id, upstream, status, outcome, error_code, prompt_tokens,
+            completion_tokens, latency_ms, upstream_ms, prev_hash, hash, tenant)
+          SELECT * FROM unnest(p_seq, p_at, p_key_id, p_method, p_route, p_session_id, p_upstream, p_status, p_outcome, p_error_code,
+            p_prompt_tokens, p_completion_tokens, p_latency_ms, p_upstream_ms, p_prev_hash, p_hash, p_tenant);
+        o_status := 'ok';
       END $$;
     `,
   },

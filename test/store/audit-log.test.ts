@@ -79,3 +79,42 @@ storeTest('audit records chain, read back, prune behind a signed anchor and go o
   assert.equal(check.ok, false);
   assert.equal(check.broken?.keyMissing, ring.current.id);
 });
+
+storeTest(
+  "two writers on one log chain each other's records; a writer whose chain moved to a new key writes nothing",
+  async (t, backend) => {
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'cs-llm-audit-')), 'audit.key');
+    // Two daemons' stores on one database or file, each with its writer.
+    const a = await backend.open();
+    const b = await backend.open();
+    const ring = await a.audit.keyring(keyFile);
+    const errors: string[] = [];
+    const writerA = a.audit.writer(ring, { flushMs: 5, onError: (err) => errors.push((err as Error).message) });
+    const writerB = b.audit.writer(ring, { flushMs: 5 });
+    const written = async (writer: typeof writerA) => {
+      writer.flush();
+      while (writer.queued > 0 && errors.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    // A, then B after it, then A again: A's next batch is chained from B's record, not from A's own last.
+    for (const [writer, d] of [
+      [writerA, 1],
+      [writerB, 2],
+      [writerA, 3],
+      [writerB, 4],
+    ] as const) {
+      writer.append(entry(T0 + d * DAY, `s${d}`, null));
+      await written(writer);
+    }
+    assert.deepEqual(errors, []);
+    let check = await b.audit.verify(ring);
+    assert.deepEqual([check.ok, check.records], [true, 4]);
+
+    // `cs-llm audit new-key` while A runs on the old key: A's records wait (the daemon says to restart it).
+    await b.audit.startKey(addAuditKey(keyFile));
+    writerA.append(entry(T0 + 5 * DAY, 's5', null));
+    await written(writerA);
+    assert.match(errors[0] ?? '', /the audit chain is now under key .* restart the daemon/);
+    check = await b.audit.verify((await b.audit.keyring(keyFile))!);
+    assert.deepEqual([check.ok, check.records], [true, 4]);
+  },
+);
