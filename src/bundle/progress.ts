@@ -27,7 +27,9 @@ export function byteCounter(
   let reported = -Infinity;
   const report = () => {
     reported = done;
-    onProgress?.({ type: 'bytes', part, label, doneBytes: done, totalBytes });
+    // A total that is an estimate (an image's size before `docker save` adds its tar headers and config)
+    // can be passed: past it the total is unknown, never a share over 100%.
+    onProgress?.({ type: 'bytes', part, label, doneBytes: done, totalBytes: totalBytes !== null && done > totalBytes ? null : totalBytes });
   };
   report();
   return {
@@ -36,6 +38,7 @@ export function byteCounter(
       if (done - reported >= everyBytes) report();
     },
     finish(message) {
+      totalBytes = done;
       report();
       onProgress?.({ type: 'part-done', part, message });
     },

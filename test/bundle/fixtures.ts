@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
+import { tarHeader } from '../../src/core/tar.js';
 import { ArchiveWriter } from '../../src/bundle/archive.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST_MEMBER, type BundleManifest } from '../../src/bundle/manifest.js';
 
@@ -79,6 +81,38 @@ export async function pullIfMissing(docker: Docker, ref: string): Promise<void> 
       else resolve();
     });
   });
+}
+
+/**
+ * A one-layer image of one small file, made here with `docker import` and tagged `ref`: what bundle create
+ * and load do with an image does not depend on its size, and the simulator's 100 MB cost each save, load and
+ * hash of the bundle seconds. Its id is its own (the content is random).
+ */
+export async function tinyImage(docker: Docker, ref: string): Promise<string> {
+  const content = Buffer.from(`tiny image ${randomBytes(8).toString('hex')}\n`);
+  const rootfs = Buffer.concat([
+    tarHeader({ path: 'hello.txt', type: 'file', size: content.length, mode: 0o644, mtime: 0 }),
+    content,
+    Buffer.alloc(512 - (content.length % 512)),
+    Buffer.alloc(1024),
+  ]);
+  const at = ref.lastIndexOf(':');
+  const stream = (await docker.importImage(
+    Readable.from([rootfs]) as never,
+    {
+      repo: ref.slice(0, at),
+      tag: ref.slice(at + 1),
+      changes: ['LABEL cs-llm.test=bundle'],
+    } as never,
+  )) as unknown as NodeJS.ReadableStream;
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(stream, (err: Error | null, events: Array<{ error?: string }>) => {
+      const failed = events?.find((e) => e.error);
+      if (err || failed) reject(err ?? new Error(failed!.error));
+      else resolve();
+    });
+  });
+  return (await docker.getImage(ref).inspect()).Id;
 }
 
 /** An image with its own id (the simulator plus a label), tagged `ref`. */

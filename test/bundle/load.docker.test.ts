@@ -1,8 +1,8 @@
 /*
  * Offline bundles against the real dockerd: create, take the image and the files away, load, check they
  * are back identical, serve with `up --offline`; damaged bundles are refused naming the member and change
- * nothing. The image is our own (the simulator plus a label, so it has its own id): removing it never
- * touches the simulator image other suites use.
+ * nothing. The images are our own, so removing them never touches the simulator image other suites use: a
+ * tiny one made here for everything but serving, and the simulator plus a label (its own id) for `up`.
  */
 
 import assert from 'node:assert/strict';
@@ -44,6 +44,7 @@ import {
   removeImage,
   sha256,
   TINY_PREFIX,
+  tinyImage,
   writeFakeHfRepo,
   writeHandMadeBundle,
   type FakeRepo,
@@ -70,6 +71,8 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
   let env: Record<string, string> = {};
   let image = '';
   let originalId = '';
+  let simImage = '';
+  let simImageId = '';
   let fake: FakeRepo;
   let originalFiles: Record<string, string> = {};
   let vllmBundle = '';
@@ -83,8 +86,11 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     env = { CS_LLM_HOME: home, CS_LLM_ENGINE_HF_CACHE_DIR: cache };
     if (!docker) return;
     await pullIfMissing(docker, SIM_IMAGE);
-    image = `127.0.0.1:5000/cs-llm/bundle-test:t${randomBytes(4).toString('hex')}`;
-    originalId = await deriveImage(docker, SIM_IMAGE, image);
+    const tag = randomBytes(4).toString('hex');
+    image = `127.0.0.1:5000/cs-llm/bundle-test:t${tag}`;
+    originalId = await tinyImage(docker, image);
+    simImage = `127.0.0.1:5000/cs-llm/bundle-test:sim${tag}`;
+    simImageId = await deriveImage(docker, SIM_IMAGE, simImage);
     fake = writeFakeHfRepo(cache, REPO);
     originalFiles = fingerprint(fake.repoDir);
   });
@@ -93,6 +99,7 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
     if (docker) {
       await cli(['down'], { env }).catch(() => undefined);
       await removeImage(docker, image);
+      await removeImage(docker, simImage);
     }
     rmSync(dir, { recursive: true, force: true });
   });
@@ -274,25 +281,29 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
 
   test('a sim bundle loaded on a host without the image lets up --offline serve, then down stops it', async (t) => {
     if (!docker) return t.skip('no Docker engine');
-    // Bring the image back from the good bundle, then bundle it for the simulator (no model files).
+    // The tiny image back from the good bundle (the truncated one took it away), for the tests after this one.
     assert.equal((await cli(['bundle', 'load', vllmBundle], { env, timeoutMs: 300_000 })).exitCode, 0);
+    // A bundle for the simulator (no model files) of an image that can serve.
     simBundle = join(dir, 'sim.tar');
-    const created = await cli(['bundle', 'create', '--model', MODEL, '--engine', 'sim', '--image', image, '--out', simBundle, '--gzip'], {
-      env,
-      timeoutMs: 300_000,
-    });
+    const created = await cli(
+      ['bundle', 'create', '--model', MODEL, '--engine', 'sim', '--image', simImage, '--out', simBundle, '--gzip'],
+      {
+        env,
+        timeoutMs: 300_000,
+      },
+    );
     assert.equal(created.exitCode, 0, created.stderr);
     const listing = (await execa('tar', ['-tf', simBundle])).stdout.split('\n');
     assert.deepEqual(listing, ['manifest.json', 'image.tar.gz']);
 
-    await removeImage(docker, image);
+    await removeImage(docker, simImage);
     const loaded = await cli(['bundle', 'load', simBundle], { env, timeoutMs: 300_000 });
     assert.equal(loaded.exitCode, 0, loaded.stderr);
-    assert.equal(await imageId(docker, image), originalId);
+    assert.equal(await imageId(docker, simImage), simImageId);
 
     const port = await freePort();
     const up = await cli(
-      ['up', '--offline', '--engine', 'sim', '--gpus', 'none', '--image', image, '--no-daemon', '--port', String(port), '--json'],
+      ['up', '--offline', '--engine', 'sim', '--gpus', 'none', '--image', simImage, '--no-daemon', '--port', String(port), '--json'],
       { env, timeoutMs: 300_000 },
     );
     assert.equal(up.exitCode, 0, up.stderr);
@@ -309,7 +320,7 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
       [served.servedName],
     );
     // The engine runs with the hub switched off.
-    const [container] = await docker.listContainers({ filters: { ancestor: [image] } });
+    const [container] = await docker.listContainers({ filters: { ancestor: [simImage] } });
     const info = await docker.getContainer(container!.Id).inspect();
     assert.ok(
       info.Config.Env.includes('HF_HUB_OFFLINE=1') && info.Config.Env.includes('TRANSFORMERS_OFFLINE=1'),
@@ -318,7 +329,7 @@ describe('offline bundles on the real Docker engine', { timeout: 600_000 }, () =
 
     const down = await cli(['down'], { env, timeoutMs: 120_000 });
     assert.equal(down.exitCode, 0, down.stderr);
-    assert.equal((await docker.listContainers({ all: true, filters: { ancestor: [image] } })).length, 0);
+    assert.equal((await docker.listContainers({ all: true, filters: { ancestor: [simImage] } })).length, 0);
   });
 
   test('a snapshot downloaded by revision (no refs/main) is bundled with a refs/main naming it, so the engine finds it offline', async (t) => {
