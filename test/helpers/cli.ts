@@ -8,7 +8,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let distFresh: boolean | undefined;
 
 /** Every source file has its compiled file in dist/, written after the source was last changed. */
-function distIsFresh(): boolean {
+export function distIsFresh(): boolean {
   const from = process.env.CS_LLM_TEST_ENTRY;
   if (from === 'src' || from === 'dist') return from === 'dist';
   const fresh = (dir: string): boolean =>
