@@ -203,6 +203,7 @@ export function createSqliteResponses(
   };
 
   const removeResponse = db.transaction((tenant: string, sessionId: string, turn: number): boolean => {
+    sessions.forget(tenant, sessionId);
     if (!selectRecord.get(tenant, sessionId, turn, tenant, sessionId, Number.MIN_SAFE_INTEGER)?.response) return false;
     blankSettings.run(tenant, sessionId, turn);
     deleteSettings.run(tenant, sessionId, turn);
@@ -212,6 +213,7 @@ export function createSqliteResponses(
   });
 
   const removeRow = db.transaction((tenant: string, sessionId: string, seq: number): boolean => {
+    sessions.forget(tenant, sessionId);
     const holder = selectHolder.get(tenant, sessionId, seq);
     if (!holder) return false;
     blankRow.run(tenant, sessionId, seq);

@@ -6,6 +6,8 @@ import type { ContentCipher } from './crypto.js';
 import type { SqliteDatabase, Synchronous } from './database.js';
 import { isLockError } from './lock-wait.js';
 import type { Scrubber } from './retention.js';
+import type { BumpParams, SqliteSessions, TurnArgs, TurnExtra } from './sqlite-session-types.js';
+import { createWindowCache } from './window-cache.js';
 import { createSessionListing } from './session-listing.js';
 import {
   contentContext,
@@ -22,43 +24,10 @@ import { openCached } from './session-rows.js';
 // SessionStore on SQLite (better-sqlite3, synchronous). sqlite-store.ts puts it behind the interface's
 // promises; the statements here run to completion on the calling thread.
 
-/** What a caller stores with a turn besides its messages, in the same transaction (the Responses API's records). */
-export interface TurnExtra {
-  /** The value of the turn's last message's `response` column, from the turn's number and its first message's seq. */
-  record?: (turn: number, firstSeq: number) => string;
-  /** Runs after the messages are in. */
-  then?: () => void;
-}
-
-export type SqliteSessions = Synchronous<Omit<SessionStore, 'scrubbed' | 'pruneOlderThan' | 'deleteTenant' | 'appendTurn'>> & {
-  /** SessionStore.appendTurn; `then` runs in the same transaction (rows of the caller's that go with the turn). */
-  appendTurn(tenant: string, id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number, extra?: TurnExtra): void;
-  /** Several turns in one transaction, each in a savepoint: the error of each turn kept out (group-commit.ts). */
-  appendTurns(turns: readonly TurnArgs[]): unknown[];
-  /** Deletes up to `batch` sessions (of `tenant`, or of every tenant) not updated since `before`; returns how many went. */
-  pruneStale(before: number, batch: number, tenant: string | null): number;
-  /** Deletes up to `batch` sessions of `tenant`; returns how many went. */
-  deleteOfTenant(tenant: string, batch: number): number;
-  /** From now on new rows are encrypted with `next`; rows under the keys in use so far still open. */
-  encryptWith(next: ContentCipher): void;
-};
-
-/** appendTurn's arguments: tenant, id, profile, messages, ttlMs, now. */
-export type TurnArgs = [string, string, string, ChatMessage[], number, number];
-
-interface BumpParams {
-  tenant: string;
-  profile: string;
-  now: number;
-  expires: number;
-  /** The profile's retention in ms, or null when it keeps sessions as long as they are used. */
-  keep: number | null;
-  added: number;
-  id: string;
-}
+export type { SqliteSessions, TurnArgs, TurnExtra } from './sqlite-session-types.js';
 
 /** The window query (turns, tenant, id, now): exported so a test can check its plan stays an index range scan. */
-export const WINDOW_SQL = `SELECT m.turn, m.role, m.content, m.content_parts, m.tool_calls, m.tool_call_id, m.name, m.seq, m.key_id
+export const WINDOW_SQL = `SELECT m.turn, m.role, m.content, m.content_parts, m.tool_calls, m.tool_call_id, m.name, m.seq, m.key_id, s.turns
   FROM sessions s JOIN messages m ON m.tenant = s.tenant AND m.session_id = s.id AND m.turn > s.turns - ?
   WHERE s.tenant = ? AND s.id = ? AND s.expires_at > ?
   ORDER BY m.turn, m.seq`;
@@ -160,8 +129,14 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     'SELECT tenant, id FROM sessions WHERE tenant = ? AND updated_at < ? LIMIT ?',
   );
 
-  const removeSession = (tenant: string, id: string): boolean => {
+  // What is kept of a session in memory (its decrypted text, its window), dropped when its rows change.
+  const windows = createWindowCache(db);
+  const forget = (tenant: string, id: string): void => {
     opened.delete(sessionKey(tenant, id));
+    windows.forget(tenant, id);
+  };
+  const removeSession = (tenant: string, id: string): boolean => {
+    forget(tenant, id);
     // The text first, in place: a shorter row is rewritten where it is (secure_delete zeroes the old bytes)
     // and never moves a cell. Deleting several rows of a page can rebalance it, and SQLite rebuilds a page
     // without zeroing the gap the moved cells leave, so rows still holding text when their neighbours go
@@ -184,6 +159,7 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     const last = firstSeq + messages.length - 1;
     // The key in force for this turn (a rotation may put another in force later: encryptWith).
     const sealer = cipher;
+    const rows: RawMessageRow[] = [];
     for (const original of messages) {
       // Redaction of every text field before anything is written: the placeholders are all the database
       // ever sees, and attachments are a placeholder too unless kept.
@@ -219,8 +195,10 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
         sealer ? sealer.keyId : null,
         record && seq === last ? record(turn, firstSeq) : null,
       );
+      rows.push([turn, m.role, content, parts ? 1 : 0, toolCalls, m.tool_call_id ?? null, name, seq, sealer ? sealer.keyId : null]);
       seq++;
     }
+    windows.appended(tenant, id, turn, rows);
     return seq;
   };
 
@@ -269,7 +247,7 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
         appendTurn(...turns[i]!);
       } catch (err) {
         if (!db.inTransaction || isLockError(err)) throw err;
-        opened.delete(sessionKey(turns[i]![0], turns[i]![1]));
+        forget(turns[i]![0], turns[i]![1]);
         errors[i] = err;
       }
     }
@@ -300,7 +278,12 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     liveSessions,
     loadWindow(tenant, id, turns, now) {
       if (turns <= 0) return [];
-      const rows = selectWindow.all(turns, tenant, id, now) as unknown as RawMessageRow[];
+      let rows = windows.rows(tenant, id, turns, now);
+      if (rows === null) {
+        rows = selectWindow.all(turns, tenant, id, now) as unknown as RawMessageRow[];
+        // Each row ends with the session's turn count (the window query's last column).
+        if (rows.length > 0) windows.loaded(tenant, id, turns, rows, (rows[0] as unknown[])[9] as number);
+      }
       const out: StoredMessage[] = new Array<StoredMessage>(rows.length);
       const cache = keyring.size > 0 || rows.some((r) => r[8] !== null) ? openedFor(tenant, id) : null;
       const open = cache ? reveal(tenant, id) : null;
@@ -327,16 +310,17 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
         appendTurn(tenant, id, profile, messages, ttlMs, now, extra);
       } catch (err) {
         // Rolled back: the cached text of this turn belongs to seqs the next turn will reuse.
-        opened.delete(sessionKey(tenant, id));
+        forget(tenant, id);
         throw err;
       }
     },
+    forget,
     appendTurns(turns) {
       const errors = new Array<unknown>(turns.length).fill(undefined);
       try {
         appendGroup(turns, errors);
       } catch (err) {
-        for (const t of turns) opened.delete(sessionKey(t[0], t[1]));
+        for (const t of turns) forget(t[0], t[1]);
         throw err;
       }
       return errors;

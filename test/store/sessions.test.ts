@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -327,4 +328,41 @@ test('turns appended at the same time are committed together, each kept or refus
   );
   assert.equal(await store.sessions.get('default', 'b', 4), null);
   assert.equal((await store.sessions.get('default', 'c', 4))!.turns, 1);
+});
+
+test('a window kept in memory is never served stale: a deletion by another connection, a rolled-back turn, a deleted session started again', async (t) => {
+  const { store, sessions } = tempStore(t);
+  const contents = async (id: string) => (await store.sessions.loadWindow('default', id, 10, 5)).map((m) => m.message.content);
+  for (const turn of [1, 2, 3])
+    await store.sessions.appendTurn('default', 'w', 'default', [user(`q${turn}`), assistant(`a${turn}`)], HOUR, 1);
+  assert.deepEqual(await contents('w'), ['q1', 'a1', 'q2', 'a2', 'q3', 'a3']);
+  // Kept now; the next turn extends what is kept.
+  await store.sessions.appendTurn('default', 'w', 'default', [user('q4'), assistant('a4')], HOUR, 2);
+  assert.deepEqual((await contents('w')).slice(-2), ['q4', 'a4']);
+
+  // Another process deletes one turn's rows: the session's turn count stays, PRAGMA data_version moves.
+  const other = new Database(store.file);
+  other.prepare("DELETE FROM messages WHERE session_id = 'w' AND turn = 2").run();
+  other.close();
+  assert.deepEqual(await contents('w'), ['q1', 'a1', 'q3', 'a3', 'q4', 'a4']);
+
+  // A turn whose transaction is rolled back after its rows went in (here the caller's own step fails).
+  assert.throws(() =>
+    sessions.appendTurn('default', 'w', 'default', [user('never')], HOUR, 3, {
+      then: () => {
+        throw new Error('the caller gave up');
+      },
+    }),
+  );
+  assert.deepEqual(await contents('w'), ['q1', 'a1', 'q3', 'a3', 'q4', 'a4']);
+
+  // Deleted and started again: the new session's first turn is turn 1, as the old one's was.
+  await store.sessions.appendTurn('default', 'x', 'default', [user('old')], HOUR, 1);
+  assert.deepEqual(await contents('x'), ['old']);
+  assert.equal(await store.sessions.delete('default', 'x'), true);
+  assert.deepEqual(await contents('x'), []);
+  await store.sessions.appendTurn('default', 'x', 'default', [user('new')], HOUR, 4);
+  assert.deepEqual(await contents('x'), ['new']);
+  // Expired: no window, as the query says.
+  assert.deepEqual(await store.sessions.loadWindow('default', 'x', 10, 4 + HOUR), []);
 });
