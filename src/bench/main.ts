@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { percentile } from '../metrics/quantile.js';
+import { BENCH_USAGE, parseBenchArgs, type BenchArgs } from './args.js';
 import { runLoad } from './load.js';
 import { benchRedaction, type RedactionBenchResult } from './redaction.js';
 import { postgresForBench } from './postgres.js';
@@ -39,9 +40,21 @@ import { speedTable, type Measured, type SpeedFigures } from './table.js';
 // The child processes run role.js, which loads only what its role needs (the daemon's RSS is the daemon's).
 const ROLE_ENTRY = fileURLToPath(new URL('./role.js', import.meta.url));
 
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+const args = (() => {
+  try {
+    return parseBenchArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`npm run bench: ${(err as Error).message}\n\n${BENCH_USAGE}\n`);
+    process.exit(2);
+  }
+})();
+if (args.help) {
+  process.stdout.write(`${BENCH_USAGE}\n`);
+  process.exit(0);
+}
+
+function flag(name: Exclude<keyof BenchArgs, 'quick' | 'help'>, fallback: string): string {
+  return args[name] ?? fallback;
 }
 
 function startRole(role: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
@@ -133,7 +146,7 @@ const loadLine = () =>
 const TURNS_PER_SESSION = 10;
 
 async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick');
+  const quick = args.quick;
   const rounds = Math.max(1, Number(flag('rounds', quick ? '2' : '5')));
   const durationMs = Number(flag('duration', quick ? '1' : '5')) * 1000;
   const warmupMs = Number(flag('warmup', quick ? '0.3' : '1')) * 1000;
