@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts(x) with node's test runner through tsx, one process per file, in two pools:
+// Runs every test/**/*.test.ts(x) with node's test runner, one process per file (src/ from dist/ when it is fresh, else through tsx), in two pools:
 // files that drive dockerd run one at a time (they share the engine, its registry and, in CI, restart it),
 // the others run alongside them, a few at a time. Each file's output is printed whole when it ends, and the
 // run ends with the slowest files. Node 20's --test takes no globs, so the file list is built here.
@@ -8,7 +8,7 @@
 //   CS_LLM_TEST_JOBS=1 npm test       one file at a time (default: one more than the CPUs, at most 4)
 //   CS_LLM_TEST_REPORT=out.json       also write every file's duration and counts there
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
@@ -50,6 +50,26 @@ function parseJobs(value) {
 // A file that hangs would hold CI until its 90-minute limit: past this, its process group is killed.
 const FILE_TIMEOUT_MS = Number(process.env.CS_LLM_TEST_FILE_TIMEOUT_MS ?? 15 * 60_000);
 
+/** Every source file has its compiled file in dist/, written after the source was last changed. */
+function distIsFresh() {
+  const from = process.env.CS_LLM_TEST_ENTRY;
+  if (from === 'src' || from === 'dist') return from === 'dist';
+  const fresh = (dir) =>
+    readdirSync(join('src', dir), { withFileTypes: true }).every((entry) => {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) return fresh(path);
+      if (!/\.tsx?$/.test(entry.name)) return true;
+      const built = statSync(join('dist', path.replace(/\.tsx?$/, '.js')), { throwIfNoEntry: false });
+      return built !== undefined && built.mtimeMs >= statSync(join('src', path)).mtimeMs;
+    });
+  return existsSync('dist') && fresh('.');
+}
+// With dist/ up to date (CI builds before it tests), the test files' imports of src/ load the compiled
+// modules and only the test files are compiled (scripts/test-loader): about 0.45 s less CPU per file than
+// tsx, which resolves and compiles every module. Else tsx runs the sources, so a test never runs stale code.
+const fromDist = distIsFresh();
+const LOADER = fromDist ? './scripts/test-loader/register.mjs' : 'tsx';
+
 const filters = process.argv.slice(2);
 const files = findTests('test')
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
@@ -80,7 +100,7 @@ function runFile(file) {
     // The file runs as the script itself, not under `--test`, which would start a second node (with tsx
     // loaded again) to run it: 0.4 s of CPU per file, about 65 s of a two-core CI run. node:test still runs
     // every test, prints the spec reporter's counts and sets a failing exit code.
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test-reporter=spec', file], {
+    const child = spawn(process.execPath, ['--import', LOADER, '--test-reporter=spec', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group, so a timeout also ends what the file started
     });
@@ -172,6 +192,9 @@ const weight = (file) => {
 const longestFirst = (list) => [...list].sort((a, b) => weight(b) - weight(a));
 
 const started = performance.now();
+console.log(
+  fromDist ? 'src/ from dist/ (up to date), test files compiled by esbuild' : 'src/ through tsx (dist/ is missing or older than src/)',
+);
 console.log(
   jobs === 1
     ? `${files.length} test files, one at a time\n`
