@@ -183,6 +183,19 @@ export class TurnEvents {
   }
 }
 
+/** The message and finish reason of an engine's non-streamed reply body, or null when it holds no message. */
+export function parseCompletion(reply: Buffer): { message: ChatMessage; finishReason: unknown } | null {
+  let completion: unknown = null;
+  try {
+    completion = JSON.parse(reply.toString('utf8'));
+  } catch {
+    return null;
+  }
+  const message = replyMessage(completion);
+  if (!message) return null;
+  return { message, finishReason: (completion as { choices?: Array<{ finish_reason?: unknown }> }).choices?.[0]?.finish_reason };
+}
+
 /** The assistant message of a non-streaming chat.completion body (choice 0), or null if it has none. */
 export function replyMessage(completion: unknown): ChatMessage | null {
   const choices = (completion as { choices?: unknown } | null)?.choices;

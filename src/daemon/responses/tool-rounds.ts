@@ -13,7 +13,7 @@ import { bodyFor, maxTokensOf, type UpstreamExchange } from '../relay.js';
 import type { RequestContext } from '../routes.js';
 import type { Routed } from '../routing/failover.js';
 import type { DaemonServices } from '../services.js';
-import { replyMessage } from '../sse.js';
+import { parseCompletion } from '../sse.js';
 import { callsOf } from '../tools/tool-turn.js';
 
 export interface ServerTools {
@@ -30,20 +30,14 @@ export type RoundsResult =
 
 /** The message and finish reason of an engine's non-streamed reply; 502 upstream_bad_reply when it has none. */
 export function completionOf(reply: Buffer, ctx: RequestContext): { message: ChatMessage; finishReason: unknown } {
-  let completion: unknown = null;
-  try {
-    completion = JSON.parse(reply.toString('utf8'));
-  } catch {
-    completion = null;
-  }
-  const message = replyMessage(completion);
-  if (!message) {
+  const parsed = parseCompletion(reply);
+  if (!parsed) {
     ctx.record.outcome = 'upstream_failed';
     throw new ApiError(502, 'the upstream engine answered without a chat completion message; nothing was stored', {
       code: 'upstream_bad_reply',
     });
   }
-  return { message, finishReason: (completion as { choices?: Array<{ finish_reason?: unknown }> }).choices?.[0]?.finish_reason };
+  return parsed;
 }
 
 export async function toolRounds(

@@ -13,7 +13,7 @@ import { ApiError, sseErrorEvent } from '../api-error.js';
 import { bodyFor, DONE, UpstreamExchange } from '../relay.js';
 import type { RequestContext } from '../routes.js';
 import type { DaemonServices } from '../services.js';
-import { replyMessage, TurnEvents } from '../sse.js';
+import { parseCompletion, TurnEvents } from '../sse.js';
 import type { SessionTurn } from '../turn.js';
 import type { ChatRequest } from '../validate.js';
 import type { ToolCallRequest } from './tool-set.js';
@@ -119,13 +119,7 @@ export async function toolTurn(services: DaemonServices, ctx: RequestContext, in
           res.end(reply);
           return;
         }
-        let completion: unknown = null;
-        try {
-          completion = JSON.parse(reply.toString('utf8'));
-        } catch {
-          completion = null;
-        }
-        const message = replyMessage(completion);
+        const message = parseCompletion(reply)?.message;
         if (!message)
           return fail(
             new ApiError(502, 'the upstream engine answered without a chat completion message; nothing was stored', {
