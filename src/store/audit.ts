@@ -5,17 +5,7 @@
  */
 
 import type { AuditKeyring } from './audit-key.js';
-import {
-  anchorRow,
-  auditMs,
-  chainKeyId,
-  chainTail,
-  keyChain,
-  keyedAuditHash,
-  writeAnchor,
-  type AuditEntry,
-  type AuditRecord,
-} from './audit-chain.js';
+import { anchorRow, auditMs, chainReads, keyChain, keyedAuditHash, writeAnchor, type AuditEntry, type AuditRecord } from './audit-chain.js';
 import { DEFAULT_TENANT } from '../core/tenant.js';
 import type { SqliteDatabase } from './database.js';
 
@@ -93,6 +83,10 @@ export interface AuditWriterOptions {
   onDrained?: () => void;
 }
 
+/** Columns of an audit_log row, and rows per multi-row INSERT (16 x 17 parameters, under SQLite's limit of 32,766). */
+const AUDIT_COLUMNS = 17;
+const INSERT_GROUP = 16;
+
 /**
  * Writes audit records off the request path: the observer only pushes to an array; a timer writes the queue
  * in transactions of maxBatch, reading the last hash inside each so that two writers (a daemon restarted over
@@ -104,23 +98,30 @@ export function createAuditWriter(db: SqliteDatabase, ring: AuditKeyring, option
   const maxQueue = options.maxQueue ?? Number.POSITIVE_INFINITY;
   const key = ring.current.key;
   db.transaction(() => keyChain(db, ring)).immediate();
-  const insert = db.prepare(
-    `INSERT INTO audit_log (seq, at, key_id, method, route, session_id, upstream, status, outcome, error_code, prompt_tokens,
-       completion_tokens, latency_ms, upstream_ms, prev_hash, hash, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  const columns = `INSERT INTO audit_log (seq, at, key_id, method, route, session_id, upstream, status, outcome, error_code,
+       prompt_tokens, completion_tokens, latency_ms, upstream_ms, prev_hash, hash, tenant) VALUES `;
+  const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  const insert = db.prepare(columns + row);
+  // Whole groups of rows in one statement: a statement's run() is a call into SQLite's VM with its own setup,
+  // and the writer stores a row per request (#21).
+  const insertGroup = db.prepare(columns + Array<string>(INSERT_GROUP).fill(row).join(', '));
+  const reads = chainReads(db);
+  const params: unknown[] = [];
   const write = db.transaction((entries: AuditEntry[]) => {
     // Another process may have started a new key (cs-llm audit new-key): never chain under the wrong one.
-    const chainKey = chainKeyId(db);
+    const chainKey = reads.keyId();
     if (chainKey !== ring.current.id) {
       throw new Error(`the audit chain is now under key ${chainKey} (cs-llm audit new-key?), not ${ring.current.id}: restart the daemon`);
     }
-    const tail = chainTail(db);
+    const tail = reads.tail();
     let seq = tail.seq;
     let prev = tail.hash;
-    for (const e of entries) {
+    params.length = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       seq++;
       const hash = keyedAuditHash(key, prev, seq, e);
-      insert.run(
+      params.push(
         seq,
         e.at,
         e.keyId,
@@ -140,7 +141,13 @@ export function createAuditWriter(db: SqliteDatabase, ring: AuditKeyring, option
         e.tenant ?? null,
       );
       prev = hash;
+      if (params.length === INSERT_GROUP * AUDIT_COLUMNS) {
+        insertGroup.run(params);
+        params.length = 0;
+      }
     }
+    for (let at = 0; at < params.length; at += AUDIT_COLUMNS) insert.run(params.slice(at, at + AUDIT_COLUMNS));
+    params.length = 0;
   });
   let queue: AuditEntry[] = [];
   let timer: NodeJS.Timeout | null = null;

@@ -332,3 +332,49 @@ test('an audit key file other users may read is refused with the chmod that fixe
     (err: Error & { next?: string }) => /has mode 0644: other users could read it/.test(err.message) && err.next === `chmod 600 ${keyFile}`,
   );
 });
+
+test('a flush of more records than one multi-row insert holds stores each record with its own fields, in order, and verifies', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-audit-group-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = openStore({ file: join(dir, 'cs-llm.db') });
+  const ring = createAuditKeyring(join(dir, 'audit.key'));
+  const writer = createAuditWriter(store.db, ring, { flushMs: 60_000 });
+  // 37: two whole groups of the writer's multi-row insert and 5 rows alone, in one transaction.
+  const entries: AuditEntry[] = Array.from({ length: 37 }, (_, i) => ({
+    at: 1_765_000_000_000 + i,
+    keyId: i % 2 === 0 ? `key${i}` : null,
+    method: 'POST',
+    route: '/v1/chat/completions',
+    sessionId: i % 3 === 0 ? `s${i}` : null,
+    upstream: 'engine',
+    status: 200 + i,
+    outcome: 'ok',
+    errorCode: null,
+    promptTokens: i,
+    completionTokens: 2 * i,
+    latencyMs: i + 0.1234567,
+    upstreamMs: i / 2,
+    tenant: i % 4 === 0 ? 'shop-a' : null,
+  }));
+  for (const e of entries) writer.append(e);
+  writer.close();
+  const check = verifyAuditChain(store.db, ring);
+  assert.deepEqual([check.ok, check.records], [true, 37]);
+  const rows = store.db
+    .prepare('SELECT seq, at, key_id, session_id, status, completion_tokens, latency_ms, tenant FROM audit_log ORDER BY seq')
+    .all();
+  assert.deepEqual(
+    rows,
+    entries.map((e, i) => ({
+      seq: i + 1,
+      at: e.at,
+      key_id: e.keyId,
+      session_id: e.sessionId,
+      status: e.status,
+      completion_tokens: e.completionTokens,
+      latency_ms: Math.round(e.latencyMs * 1000) / 1000,
+      tenant: e.tenant,
+    })),
+  );
+  await store.close();
+});
