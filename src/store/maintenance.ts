@@ -1,7 +1,7 @@
 import type { SqliteDatabase } from './database.js';
 import type { SessionRef, SessionStore } from './sessions.js';
 import type { AuditKeyring } from './audit-key.js';
-import { startCheckpointWorker, type Checkpointer } from './checkpointer.js';
+import { startCheckpointer, type Checkpointer } from './checkpointer.js';
 
 /** WAL length (pages; 32,768 pages of 4 KiB = 128 MiB) past which this thread checkpoints once so the WAL can rewind. */
 export const WAL_REWIND_FRAMES = 32_768;
@@ -24,11 +24,13 @@ export interface MaintenanceOptions {
   /** WAL length in pages that triggers the rewind checkpoint on this thread (default WAL_REWIND_FRAMES). */
   walRewindFrames?: number;
   onRewind?: () => void;
+  /** The checkpoint thread started (true) or ended (false): it runs only while the database is written. */
+  onCheckpointThread?: (running: boolean) => void;
 }
 
 /**
- * Background upkeep, off the request path: WAL checkpoints on a worker thread (automatic ones are disabled,
- * so no commit pays for one), and deletion of expired sessions in small batches, yielding to the event loop
+ * Background upkeep, off the request path: WAL checkpoints on a worker thread while the database is written
+ * (automatic ones are disabled, so no commit pays for one), and deletion of expired sessions in small batches, yielding to the event loop
  * between batches so requests are never stalled for long. Nothing here keeps a process alive. Returns an
  * async stop function.
  */
@@ -68,16 +70,14 @@ export function startMaintenance(
           options.onError?.('checkpoint', err);
         }
       };
-      checkpointer = startCheckpointWorker(
-        options.file,
-        interval,
-        (err) => options.onError?.('checkpoint', err),
-        (frames) => {
+      checkpointer = startCheckpointer(db, options.file, interval, (err) => options.onError?.('checkpoint', err), {
+        onPass: (frames) => {
           if (frames < (options.walRewindFrames ?? WAL_REWIND_FRAMES) || rewinding || stopped) return;
           rewinding = true;
           setImmediate(rewind);
         },
-      );
+        ...(options.onCheckpointThread ? { onThread: options.onCheckpointThread } : {}),
+      });
     } catch (err) {
       options.onError?.('checkpoint', err);
     }

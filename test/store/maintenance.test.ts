@@ -22,6 +22,34 @@ test('checkpoints copy the WAL into the database file from a worker thread, on a
   assert.ok(statSync(file).size > 100_000);
 });
 
+test('the checkpoint thread runs only while the database is written: it ends when quiet, starts at the next write', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-maint-')), 'cs-llm.db');
+  const store = await openStore({ file });
+  t.after(() => store.close());
+  const threads: boolean[] = [];
+  const until = async (ok: () => boolean) => {
+    while (!ok()) await new Promise((r) => setTimeout(r, 20));
+  };
+  const errors: unknown[] = [];
+  const stop = store.maintenance.start({
+    checkpointIntervalMs: 20,
+    onError: (_what, err) => errors.push(err),
+    onCheckpointThread: (running) => threads.push(running),
+  });
+  t.after(stop);
+  // Started at once (the migrations' pages), ended after 10 quiet intervals.
+  await until(() => threads.length === 2);
+  assert.deepEqual(threads, [true, false]);
+  const before = statSync(file).size;
+  for (let i = 0; i < 200; i++)
+    await store.sessions.appendTurn('default', `s${i}`, 'default', [{ role: 'user', content: 'x'.repeat(500) }], 3_600_000, Date.now());
+  // The writes start it again, it copies them into the database file and ends once more.
+  await until(() => threads.length === 4);
+  assert.deepEqual(threads, [true, false, true, false]);
+  assert.ok(statSync(file).size > before + 100_000, 'the turns were copied into the database file');
+  assert.deepEqual(errors, []);
+});
+
 test('the sweeper deletes expired sessions on its timer', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'cs-llm-maint-')), 'cs-llm.db');
   const store = await openStore({ file });
