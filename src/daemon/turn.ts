@@ -151,7 +151,11 @@ export async function runTurn(
           : [...request.newMessages, ...produced, reply as ChatMessage];
         try {
           if (record) await record.append(messages, ttlMs, services.now());
-          else await services.store.sessions.appendTurn(tenant, sessionId, request.profileName, messages, ttlMs, services.now());
+          else {
+            // The only session held is this one: no other turn is under way that could share its commit.
+            const alone = services.locks.size === 1;
+            await services.store.sessions.appendTurn(tenant, sessionId, request.profileName, messages, ttlMs, services.now(), alone);
+          }
           // Message text is logged only when the operator turned it on (daemon.logContent).
           if (config.daemon.logContent) services.log(`session ${sessionId} stored`, messages);
         } catch (err) {

@@ -3,14 +3,15 @@
 // every page it changed, the file locks); turns of other sessions share the messages table's last page and
 // the ends of the expiry indexes, so a group writes those once. Each caller's promise still settles only
 // after the transaction holding its turn committed (or with the error that kept its turn out), so a turn is
-// stored before its reply's last byte as before. A turn alone goes straight through (no savepoint, no wait).
+// stored before its reply's last byte as before. A turn alone goes straight through (no savepoint), and one
+// that its caller knows has no company (no other turn under way) without waiting for the poll phase either.
 
 /** Runs the turns in one transaction; the error of each turn that was kept out (undefined: stored). */
 export type AppendGroup<T> = (turns: readonly T[]) => Array<unknown>;
 
 export interface GroupCommit<T> {
-  /** Settles once `turn` is committed, or with its error. */
-  append(turn: T): Promise<void>;
+  /** Settles once `turn` is committed, or with its error; `alone`: nothing can join it, commit now. */
+  append(turn: T, alone?: boolean): Promise<void>;
   /** Commits what is waiting now (the store is closing). */
   flush(): void;
 }
@@ -46,11 +47,13 @@ export function createGroupCommit<T>(write: <R>(op: () => R) => Promise<R>, one:
     );
   };
   return {
-    append(turn) {
+    append(turn, alone = false) {
       return new Promise<void>((resolve, reject) => {
         waiting.push({ turn, resolve, reject });
+        // Alone, waiting would only add a turn of the event loop to the reply (at one connection, every turn).
+        if (alone) flush();
         // After the poll phase: the replies that arrived with this one have queued their turns by then.
-        scheduled ??= setImmediate(flush);
+        else scheduled ??= setImmediate(flush);
       });
     },
     flush,

@@ -40,8 +40,20 @@ export interface SessionPage {
 export interface SessionStore {
   /** The messages of the last `turns` turns, oldest first; [] for an absent or expired session. */
   loadWindow(tenant: string, id: string, turns: number, now: number): Promise<StoredMessage[]>;
-  /** Stores one turn (the request's new messages and the reply) in one transaction and renews the TTL. */
-  appendTurn(tenant: string, id: string, profile: string, messages: ChatMessage[], ttlMs: number, now: number): Promise<void>;
+  /**
+   * Stores one turn (the request's new messages and the reply) in one transaction and renews the TTL. `alone`:
+   * no other turn is under way in this process, so none can share this one's commit (the SQLite store's
+   * group-commit.ts then commits it at once instead of after the current poll phase).
+   */
+  appendTurn(
+    tenant: string,
+    id: string,
+    profile: string,
+    messages: ChatMessage[],
+    ttlMs: number,
+    now: number,
+    alone?: boolean,
+  ): Promise<void>;
   get(tenant: string, id: string, now: number): Promise<(SessionInfo & { messages: ChatMessage[] }) | null>;
   /**
    * Live sessions, the latest to expire (the most recently used, within a TTL) first: one tenant's, or with

@@ -79,7 +79,7 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
   );
   const sessions: SessionStore = {
     loadWindow: (tenant, id, turns, now) => read(() => core.loadWindow(tenant, id, turns, now)),
-    appendTurn: (tenant, id, profile, messages, ttlMs, now) => turns.append([tenant, id, profile, messages, ttlMs, now]),
+    appendTurn: (tenant, id, profile, messages, ttlMs, now, alone) => turns.append([tenant, id, profile, messages, ttlMs, now], alone),
     get: (tenant, id, now) => read(() => core.get(tenant, id, now)),
     list: (options) => read(() => core.list(options)),
     liveSessions: (tenant, id, now, atMost) => read(() => core.liveSessions(tenant, id, now, atMost)),

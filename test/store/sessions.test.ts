@@ -330,6 +330,19 @@ test('turns appended at the same time are committed together, each kept or refus
   assert.equal((await store.sessions.get('default', 'c', 4))!.turns, 1);
 });
 
+test('a turn appended alone is committed at once; others wait for the turns arriving with them', async (t) => {
+  const { store, sessions } = tempStore(t);
+  // Alone (no other turn under way in the daemon): in the database before appendTurn returns its promise.
+  const alone = store.sessions.appendTurn('default', 'solo', 'default', [user('q'), assistant('a')], HOUR, 1, true);
+  assert.equal(sessions.get('default', 'solo', 2)?.turns, 1);
+  await alone;
+  // Otherwise it waits for the end of the poll phase, when the turns that came with it join its commit.
+  const grouped = store.sessions.appendTurn('default', 'group', 'default', [user('q'), assistant('a')], HOUR, 1);
+  assert.equal(sessions.get('default', 'group', 2), null);
+  await grouped;
+  assert.equal(sessions.get('default', 'group', 2)?.turns, 1);
+});
+
 test('a window kept in memory is never served stale: a deletion by another connection, a rolled-back turn, a deleted session started again', async (t) => {
   const { store, sessions } = tempStore(t);
   const contents = async (id: string) => (await store.sessions.loadWindow('default', id, 10, 5)).map((m) => m.message.content);
