@@ -10,6 +10,7 @@ import { bodyForUpstream, maskerFor } from '../compliance/upstream-redaction.js'
 import { readUsage, StreamMeter, type TokenFields } from '../metrics/usage.js';
 import { ApiError, sseErrorEvent } from './api-error.js';
 import type { RequestContext } from './routes.js';
+import { ClientAbort } from './client-abort.js';
 import { MaskedStream } from './masked-stream.js';
 import { ClientGoneError, type Routed } from './routing/failover.js';
 import type { UpstreamMember } from './routing/upstream-set.js';
@@ -91,7 +92,7 @@ const NO_SESSION: ExchangeUsage = { model: undefined, sessionStarted: false };
  * the request's upstreamMs, so the daemon's overhead is what remains.
  */
 export class UpstreamExchange {
-  private readonly controller = new AbortController();
+  private readonly abort = new ClientAbort();
   private gone = false;
   private stalled = false;
   private mark = 0;
@@ -116,12 +117,13 @@ export class UpstreamExchange {
   private readonly onClose = (): void => {
     if (!this.ctx.res.writableFinished) {
       this.gone = true;
-      this.controller.abort();
+      this.abort.abort();
     }
   };
 
+  /** For tool calls: an AbortSignal, made on first use (see ClientAbort). */
   get signal(): AbortSignal {
-    return this.controller.signal;
+    return this.abort.signal;
   }
 
   /** Whether the client went away (or was cut) before its reply was complete; if so the request's outcome says so. */
@@ -213,17 +215,17 @@ export class UpstreamExchange {
     const { services, ctx } = this;
     this.mark = performance.now();
     if (this.firstSentAt < 0) this.firstSentAt = this.mark;
-    const signal = this.controller.signal;
+    const abort = this.abort;
     try {
       const routed = await services.router.send({
         sessionId: this.sessionId,
-        signal,
+        abort,
         ...(size ? { estimate: () => ({ prompt: estimateTokensOfBytes(size.body), completion: size.maxTokens ?? null }) } : {}),
         build: (member) => {
           const masker = member.mask ? (this.masker ??= maskerFor(services.config)) : undefined;
           const body = bodyForUpstream(services.config, member, bytes(member), masker);
           this.lastBody = body;
-          return { method: 'POST', path: '/v1/chat/completions', headers: upstreamHeaders(ctx.req, body), body, signal };
+          return { method: 'POST', path: '/v1/chat/completions', headers: upstreamHeaders(ctx.req, body), body, signal: abort };
         },
       });
       ctx.record.upstream = routed.member.name;

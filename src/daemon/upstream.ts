@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { ApiError } from './api-error.js';
+import type { ClientAbort } from './client-abort.js';
 
 // undici's Pool and its request() from their own files: the package's index also loads fetch, WebSocket,
 // the cache, the mocks and the proxy agents (110 modules), about 9 MiB of the daemon's RSS that the upstream
@@ -27,7 +28,8 @@ export interface UpstreamRequest {
   path: string;
   headers?: Record<string, string>;
   body?: Buffer | string;
-  signal?: AbortSignal;
+  /** An AbortSignal, or a ClientAbort (cheaper: see client-abort.ts); undici takes either. */
+  signal?: AbortSignal | ClientAbort;
   /** Overrides the configured timeout (for readiness probes). */
   timeoutMs?: number;
 }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError } from '../api-error.js';
+import type { ClientAbort } from '../client-abort.js';
 import type { UpstreamRequest, UpstreamResponse } from '../upstream.js';
 import { isTimeout, upstreamFailure } from '../upstream.js';
 import type { BudgetEntry } from './budget.js';
@@ -42,7 +43,8 @@ export interface RouteRequest {
   sessionId: string | null;
   /** The request for one upstream (its model name mapped when it has a mapping). */
   build: (member: UpstreamMember) => UpstreamRequest;
-  signal: AbortSignal;
+  /** The client went away: stop waiting, do not retry. */
+  abort: ClientAbort;
   /** The request's size, asked only when an upstream limits tokens or routing is cheapest. */
   estimate?: () => TokenEstimate;
 }
@@ -88,7 +90,7 @@ export class Router {
     this.budget.recordRequest(set.now());
     const estimate = set.needsEstimate && r.estimate ? r.estimate() : null;
     if (this.queue) {
-      const wait = this.queue.admit(estimate, r.signal);
+      const wait = this.queue.admit(estimate, r.abort.signal);
       // After the wait nothing awaits before the pick below counts the request in a budget.
       if (wait) await wait;
     }
@@ -106,8 +108,8 @@ export class Router {
         if (!this.budget.tryRetry(set.now())) break;
         events?.retry?.(member.name);
         // Short, jittered backoff: a burst of failovers does not all land on the next upstream at once.
-        await sleep(Math.round(5 * 2 ** (attempt - 2) * (0.5 + Math.random())), undefined, { signal: r.signal }).catch(() => {});
-        if (r.signal.aborted) throw new ClientGoneError('the client went away');
+        await sleep(Math.round(5 * 2 ** (attempt - 2) * (0.5 + Math.random())), undefined, { signal: r.abort.signal }).catch(() => {});
+        if (r.abort.aborted) throw new ClientGoneError('the client went away');
       }
       if (last?.response) drain(last.response);
       set.begin(member);
@@ -118,7 +120,7 @@ export class Router {
         response = await member.client.request(r.build(member));
         if (entry) member.budget!.answered(entry, set.now());
       } catch (err) {
-        if (r.signal.aborted) {
+        if (r.abort.aborted) {
           set.release(member);
           throw new ClientGoneError('the client went away');
         }
