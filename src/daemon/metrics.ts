@@ -4,13 +4,15 @@
  * rest (sessions, GPUs, the engine's own figures) is read when scraped, never per request.
  */
 
-import { Counter, Gauge, Histogram, Registry } from '../metrics/prom-client.js';
+import { Counter, Gauge, Registry } from '../metrics/prom-client.js';
 import type { Store } from '../store/store.js';
 import type { GpuSample, GpuSamplerOptions } from '../gpu/sampler.js';
 import { createGpuMetrics } from '../metrics/gpu-metrics.js';
+import { TallyCounter, TallyHistogram, type CounterSeries } from '../metrics/tally.js';
 import { parsePrometheusText, sumOf, type ParsedMetrics } from '../metrics/prom-text.js';
 import { VERSION } from '../core/version.js';
 import type { RequestRecord } from './observers.js';
+import { RequestSeries } from './request-series.js';
 import type { RequestContext } from './routes.js';
 import type { Upstream } from './upstream.js';
 import { readAll, type UpstreamInfo } from './upstream-info.js';
@@ -83,6 +85,7 @@ export function upstreamFailureReason(record: Pick<RequestRecord, 'status' | 'er
 }
 
 /** Label objects reused per combination, so the hot path allocates none once a combination was seen. */
+
 class LabelCache<T> {
   private readonly map = new Map<string, T>();
   constructor(private readonly make: (key: string) => T) {}
@@ -132,52 +135,53 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
   });
   startTime.set(Date.now() / 1000);
 
-  const requests = new Counter({
+  // What every request updates: tallies (src/metrics/tally.ts), not prom-client's own classes.
+  const requests = new TallyCounter({
     name: 'cs_llm_http_requests_total',
     help: 'HTTP requests answered, by route, method and status.',
-    labelNames: ['route', 'method', 'status'],
-    registers,
+    registry,
+    labelled: true,
   });
-  const duration = new Histogram({
+  const duration = new TallyHistogram({
     name: 'cs_llm_http_request_duration_seconds',
     help: 'Time from request arrival to the end of the response, by route and whether it streamed.',
-    labelNames: ['route', 'stream'],
     buckets: DURATION_BUCKETS,
-    registers,
+    registry,
+    labelled: true,
   });
-  const ttft = new Histogram({
+  const ttft = new TallyHistogram({
     name: 'cs_llm_time_to_first_token_seconds',
     help: 'Streamed chat completions: time from request arrival to the first byte relayed to the client.',
     buckets: TTFT_BUCKETS,
-    registers,
-  });
-  const overhead = new Histogram({
+    registry,
+  }).only;
+  const overhead = new TallyHistogram({
     name: 'cs_llm_daemon_overhead_seconds',
     help: "The daemon's own time per proxied request: total time minus time waiting on the upstream engine.",
     buckets: OVERHEAD_BUCKETS,
-    registers,
-  });
-  const promptTokens = new Counter({
+    registry,
+  }).only;
+  const promptTokens = new TallyCounter({
     name: 'cs_llm_prompt_tokens_total',
     help: 'Prompt tokens of completed chat requests (from the reply usage).',
-    registers,
-  });
-  const completionTokens = new Counter({
+    registry,
+  }).only;
+  const completionTokens = new TallyCounter({
     name: 'cs_llm_completion_tokens_total',
     help: 'Completion tokens relayed (from the reply usage, or streamed deltas counted when a stream has no usage).',
-    registers,
-  });
+    registry,
+  }).only;
   const rateLimited = new Counter({
     name: 'cs_llm_rate_limited_responses_total',
     help: 'HTTP 429 responses sent to clients, by who refused: the daemon itself or the upstream engine.',
     labelNames: ['source'],
     registers,
   });
-  const upstreamRequests = new Counter({
+  const upstreamRequests = new TallyCounter({
     name: 'cs_llm_upstream_requests_total',
     help: 'Requests sent to an upstream engine (attempts).',
-    labelNames: ['upstream'],
-    registers,
+    registry,
+    labelled: true,
   });
   const upstreamFailures = new Counter({
     name: 'cs_llm_upstream_failures_total',
@@ -243,24 +247,18 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     registers,
   });
 
-  // Hot path: cached label objects, then prom-client's inc/observe.
-  const requestLabels = new LabelCache((key) => {
-    const [route, method, status] = key.split('\u0000');
-    return { route: route!, method: method!, status: status! };
-  });
-  const durationLabels = new LabelCache((key) => {
-    const [route, stream] = key.split('\u0000');
-    return { route: route!, stream: stream! };
-  });
+  // Hot path: the tallies' series kept per route, method and status; cached label objects for the rare ones.
+  const series = new RequestSeries(requests, duration);
   const failureLabels = new LabelCache((reason) => ({ upstream: upstreamName, reason }));
   const abortLabels = new LabelCache((reason) => ({ reason }));
-  const upstreamLabel = { upstream: upstreamName };
+  // Made by the first request that reached the upstream: until then /metrics shows no series.
+  let upstreamSeries: CounterSeries | null = null;
   const fromDaemon = { source: 'daemon' };
   const fromUpstream = { source: 'upstream' };
 
   const observe = (r: RequestRecord): void => {
-    requests.inc(requestLabels.get(`${r.route}\u0000${r.method}\u0000${r.status}`));
-    duration.observe(durationLabels.get(r.stream ? `${r.route}\u0000true` : `${r.route}\u0000false`), r.totalMs / 1000);
+    series.requests(r).inc();
+    series.duration(r).observe(r.totalMs / 1000);
     if (r.ttftMs !== undefined) ttft.observe(r.ttftMs / 1000);
     if (r.promptTokens) promptTokens.inc(r.promptTokens);
     if (r.completionTokens) completionTokens.inc(r.completionTokens);
@@ -269,7 +267,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources, options: Daem
     if (r.status === 429) rateLimited.inc(r.errorCode && r.errorCode !== 'upstream_overloaded' ? fromDaemon : fromUpstream);
     if (r.upstreamMs > 0) {
       overhead.observe(r.overheadMs / 1000);
-      upstreamRequests.inc(upstreamLabel);
+      (upstreamSeries ??= upstreamRequests.series(upstreamName, () => ({ upstream: upstreamName }))).inc();
       if (r.outcome === 'upstream_failed') upstreamFailures.inc(failureLabels.get(upstreamFailureReason(r)));
     }
   };

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from '../../metrics/prom-client.js';
+import { TallyCounter } from '../../metrics/tally.js';
 import type { ShadowComparison } from '../shadow.js';
 import type { RoutingEvents } from './failover.js';
 import type { UpstreamSet } from './upstream-set.js';
@@ -32,11 +33,12 @@ export function createRoutingMetrics(registry: Registry, set?: UpstreamSet): Rou
       },
     });
   }
-  const attempts = new Counter({
+  // Counted for every request: a tally (src/metrics/tally.ts), its series kept per upstream.
+  const attempts = new TallyCounter({
     name: 'cs_llm_upstream_attempts_total',
     help: 'Attempts sent to each upstream, retries included.',
-    labelNames: ['upstream'],
-    registers,
+    registry,
+    labelled: true,
   });
   const attemptFailures = new Counter({
     name: 'cs_llm_upstream_attempt_failures_total',
@@ -85,7 +87,7 @@ export function createRoutingMetrics(registry: Registry, set?: UpstreamSet): Rou
   };
   return {
     events: {
-      attempt: (upstream) => attempts.inc(label(upstream)),
+      attempt: (upstream) => attempts.series(upstream, () => ({ upstream })).inc(),
       failure: (upstream, reason) => attemptFailures.inc({ upstream, reason }),
       retry: (upstream) => retries.inc(label(upstream)),
       ejected: (upstream) => ejections.inc(label(upstream)),
