@@ -3,28 +3,38 @@
  * temperature, response_format, stream_options, ...) goes to the upstream untouched, which validates it.
  */
 
-import { z } from 'zod';
+import type { z as Zod } from 'zod';
+import { zod } from '../core/zod-sync.js';
 import { ApiError } from './api-error.js';
 
-const contentPart = z.looseObject({ type: z.string() });
-const message = z.looseObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
-  content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
-  tool_calls: z.array(z.looseObject({})).optional(),
-  tool_call_id: z.string().optional(),
-  name: z.string().optional(),
-});
-const tokens = z.number().int().positive().nullable().optional();
+function buildSchema(z: typeof Zod) {
+  const contentPart = z.looseObject({ type: z.string() });
+  const message = z.looseObject({
+    role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
+    content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+    tool_calls: z.array(z.looseObject({})).optional(),
+    tool_call_id: z.string().optional(),
+    name: z.string().optional(),
+  });
+  const tokens = z.number().int().positive().nullable().optional();
 
-export const chatRequestSchema = z.looseObject({
-  messages: z.array(message).min(1),
-  model: z.string().min(1).optional(),
-  stream: z.boolean().nullable().optional(),
-  max_tokens: tokens,
-  max_completion_tokens: tokens,
-});
+  const chatRequestSchema = z.looseObject({
+    messages: z.array(message).min(1),
+    model: z.string().min(1).optional(),
+    stream: z.boolean().nullable().optional(),
+    max_tokens: tokens,
+    max_completion_tokens: tokens,
+  });
+  return chatRequestSchema;
+}
 
-export type ChatRequest = z.infer<typeof chatRequestSchema>;
+let schema: ReturnType<typeof buildSchema> | undefined;
+/** The schema, zod loaded on first use: only for a body that plainlyValid refuses. */
+export function chatRequestSchema(): ReturnType<typeof buildSchema> {
+  return (schema ??= buildSchema(zod()));
+}
+
+export type ChatRequest = Zod.infer<ReturnType<typeof buildSchema>>;
 
 /** messages[2].content style, as OpenAI names a parameter. */
 export function paramName(path: readonly PropertyKey[]): string {
@@ -74,7 +84,7 @@ export function validateChatRequest(body: unknown): ChatRequest {
     throw new ApiError(400, 'the request body must be a JSON object', { code: 'invalid_body' });
   }
   if (plainlyValid(body)) return body as ChatRequest;
-  const result = chatRequestSchema.safeParse(body);
+  const result = chatRequestSchema().safeParse(body);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const param = paramName(issue.path);

@@ -83,3 +83,14 @@ test('building the CLI program loads no heavy package or service module (each co
   const heavy = HEAVY_PACKAGES.filter((p) => packages.has(p)).map((p) => `${p} (imported by ${packages.get(p)})`);
   assert.deepEqual(heavy, [], 'move these imports into the command actions (await import())');
 });
+
+test('a daemon and its config load no zod: the hand-written checks accept what is valid, zod names what is not', () => {
+  for (const entry of ['src/daemon/main.ts', 'src/daemon/server.ts', 'src/core/config.ts']) {
+    const { packages } = closure(join(ROOT, entry));
+    assert.equal(
+      packages.get('zod'),
+      undefined,
+      `${entry} reaches zod (through ${packages.get('zod')}): load it with src/core/zod-sync.ts`,
+    );
+  }
+});

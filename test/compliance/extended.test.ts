@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildDetectors, redactText } from '../../src/compliance/detectors.js';
 import { EXTENDED_DETECTORS, type ExtendedType } from '../../src/compliance/extended.js';
-import { configSchema } from '../../src/core/config.js';
+import { zodSchemas } from '../../src/core/config-schema.js';
 
 const redact = (text: string, settings = {}) => redactText(text, buildDetectors(settings));
 
@@ -52,7 +52,7 @@ test('each extended type can be switched off, and the config defaults are the de
   assert.equal(redact(text), '我叫[NAME]，车牌号[PLATE]');
   assert.equal(redact(text, { name: false }), '我叫王大锤，车牌号[PLATE]');
   assert.equal(redact(text, { plate: false, name: false }), text);
-  const defaults = configSchema.parse({}).store.redaction as unknown as Record<ExtendedType, boolean>;
+  const defaults = zodSchemas().configSchema.parse({}).store.redaction as unknown as Record<ExtendedType, boolean>;
   for (const [type, detector] of Object.entries(EXTENDED_DETECTORS) as Array<[ExtendedType, { defaultOn: boolean }]>) {
     assert.equal(defaults[type], detector.defaultOn, `store.redaction.${type} defaults to the detector's own`);
   }

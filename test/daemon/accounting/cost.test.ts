@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { priceSchema } from '../../../src/core/upstream-config.js';
+import { zodSchemas } from '../../../src/core/config-schema.js';
 import { HOURS_PER_MONTH, marginalCost, timeCost, tokenCost } from '../../../src/daemon/accounting/cost.js';
+
+const { priceSchema } = zodSchemas();
 
 const near = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) < 1e-12, `${actual} is not ${expected}`);
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { priceSchema } from '../../../src/core/upstream-config.js';
+import { zodSchemas } from '../../../src/core/config-schema.js';
 import { UpstreamBudget } from '../../../src/daemon/routing/budget.js';
 import { UpstreamMember, UpstreamSet, type MemberSpec } from '../../../src/daemon/routing/upstream-set.js';
 import type { Upstream } from '../../../src/daemon/upstream.js';
+
+const { priceSchema } = zodSchemas();
 
 const client = (url: string) => ({ url }) as unknown as Upstream;
 
