@@ -46,12 +46,17 @@ const walSize = () => {
     return 0;
   }
 };
-// On the interval, and sooner when the WAL has grown past the threshold: a long WAL makes every read
-// search a longer wal-index, so under a heavy write load it must not wait for the timer.
+// On the interval, and sooner when the WAL has grown by the threshold since the last pass: a long WAL makes
+// every read search a longer wal-index, so under a heavy write load it must not wait for the timer. Growth,
+// not size: the file stays long (a rewind reuses it from its beginning; journal_size_limit trims it only past
+// 128 MiB), so its size alone made a pass, two fsyncs and the pages copied again, of every 100 ms tick (#21).
 let last = Date.now();
+let sizeAtPass = walSize();
 const timer = setInterval(() => {
-  if (Date.now() - last >= workerData.intervalMs || walSize() >= workerData.walBytes) {
+  const size = walSize();
+  if (Date.now() - last >= workerData.intervalMs || size - sizeAtPass >= workerData.walBytes) {
     last = Date.now();
+    sizeAtPass = size;
     checkpoint();
   }
 }, Math.min(100, workerData.intervalMs));
@@ -74,7 +79,7 @@ export interface Checkpointer {
   stop(): Promise<void>;
 }
 
-/** Checkpoint early once the WAL file is this large (SQLite's own automatic threshold is about 4 MiB). */
+/** Checkpoint early once the WAL has grown this much since the last pass (SQLite's own threshold: about 4 MiB). */
 export const WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024;
 
 /** The checkpoint thread ends after this many checkpoint intervals without a write (10 s by default). */
