@@ -40,6 +40,17 @@ await esbuild.build({
       name: 'packages-external-but-commander',
       setup(build) {
         build.onResolve({ filter: /^[^./]/ }, (args) => (args.path === 'commander' ? undefined : { path: args.path, external: true }));
+        // commander requires node:child_process at load, for subcommands that are executables of their own,
+        // which cs-llm has none of: loaded then, it and what it pulls in (net, dgram, streams: 10 of node's
+        // modules) were about 5 ms of every start, `--help` included. Required on first spawn instead. If the
+        // line is not there (another commander), the file is left as it is.
+        build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
+          const { readFile } = await import('node:fs/promises');
+          const source = await readFile(args.path, 'utf8');
+          const eager = "const childProcess = require('node:child_process');";
+          const lazy = "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };";
+          return { contents: source.replace(eager, lazy), loader: 'js' };
+        });
       },
     },
   ],

@@ -6,7 +6,6 @@
 
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { resolveHfEndpoint } from '../../models/gguf-source.js';
 import type { PullGgufResult } from '../../models/pull.js';
 import { contextFor } from '../context.js';
 import { formatBytes, paint, type Output } from '../output.js';
@@ -45,6 +44,7 @@ export function registerPull(models: Command): void {
         import('../../models/pull.js'),
       ]);
       const model = findModel(loadCatalog({ userModels: loaded.config.models }), id);
+      const { resolveHfEndpoint } = await import('../../models/gguf-source.js');
       const { endpoint } = resolveHfEndpoint(loaded.config.engine.hfEndpoint, process.env);
       const renderer = await createProgressReporter(output, pullProgress(), { json });
       let result: PullGgufResult;

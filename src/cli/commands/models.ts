@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
-import { selectGpus, selectorCount } from '../../gpu/select.js';
-import { estimateCatalog, formatContext, formatGiB, recommendModel, type FitGpu } from '../../models/fit.js';
+import type { FitGpu } from '../../models/fit.js';
 import { contextFor, intFlag } from '../context.js';
 import { formatTable, paint, type Style } from '../output.js';
-import { readRamInfo } from '../../models/ram.js';
 import type { estimateError as EstimateError } from '../../models/measurements.js';
 import { registerPull } from './models-pull.js';
 
@@ -98,7 +96,11 @@ export function register(program: Command): void {
           engine: { gpus: opts.gpus, context: opts.context, gpuMemoryUtilization: opts.gpuMemoryUtilization },
         });
         const { config } = loaded;
+        // Here, not at the top: `cs-llm --help` loads every command's registration (#21).
         const { loadCatalog } = await import('../../models/catalog.js');
+        const { estimateCatalog, formatContext, formatGiB, recommendModel } = await import('../../models/fit.js');
+        const { selectGpus, selectorCount } = await import('../../gpu/select.js');
+        const { readRamInfo } = await import('../../models/ram.js');
         const catalog = loadCatalog({ userModels: config.models });
         if (opts.engine === 'cpu') {
           const { printCpuModels } = await import('./models-cpu.js');
