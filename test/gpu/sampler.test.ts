@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { ROOT } from '../helpers/cli.js';
 import { startGpuSampler, type GpuSample, type GpuSampler } from '../../src/gpu/sampler.js';
 
@@ -73,6 +75,29 @@ test('without nvidia-smi the sampler holds no figures and keeps trying quietly',
   assert.match(info.error ?? '', /not found/);
   assert.equal(info.restartInMs, 50);
   assert.deepEqual(sampler.current(), []);
+});
+
+test('without nvidia-smi on PATH the sampler says so, and one that appears there later is found at the next try', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-llm-smi-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const bin = join(dir, 'bin');
+  let onExit: (info: { error?: string }) => void = () => {};
+  const missing = nextEvent<{ error?: string }>((fn) => (onExit = fn));
+  let onSample: () => void = () => {};
+  const sampled = nextEvent<void>((fn) => (onSample = fn));
+  const sampler = startGpuSampler({
+    env: { PATH: bin },
+    intervalMs: 100,
+    backoffMs: 50,
+    onExit: (info) => onExit(info),
+    onSample: () => onSample(),
+  });
+  t.after(() => sampler.stop());
+  assert.match((await missing).error ?? '', /nvidia-smi not found/);
+  // The driver arrives: the looping stand-in (with its samples beside it) under the PATH's directory.
+  symlinkSync(dirname(LOOP), bin);
+  await sampled;
+  assert.ok(sampler.current().length > 0);
 });
 
 test('stop ends the nvidia-smi process and no restart follows', async () => {
