@@ -7,7 +7,7 @@ import { buildProgram, translateCommanderError } from './program.js';
 async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose') || /(^|,)cs-llm:/.test(process.env.DEBUG ?? '');
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv)).parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (raw) {
     const err = translateCommanderError(raw);

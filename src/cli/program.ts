@@ -1,52 +1,25 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help, type OutputConfiguration } from 'commander';
 import { UsageError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
-import * as configCommand from './commands/config.js';
-import * as gpuCommand from './commands/gpu.js';
-import * as doctorCommand from './commands/doctor.js';
-import * as modelsCommand from './commands/models.js';
-import * as simCommand from './commands/sim.js';
-import * as upCommand from './commands/up.js';
-import * as statusCommand from './commands/status.js';
-import * as logsCommand from './commands/logs.js';
-import * as downCommand from './commands/down.js';
-import * as daemonCommand from './commands/daemon.js';
-import * as chatCommand from './commands/chat.js';
-import * as sessionsCommand from './commands/sessions.js';
-import * as usageCommand from './commands/usage.js';
-import * as benchCommand from './commands/bench.js';
-import * as keysCommand from './commands/keys.js';
-import * as auditCommand from './commands/audit.js';
-import * as storeCommand from './commands/store.js';
-import * as bundleCommand from './commands/bundle.js';
-import * as dashboardCommand from './commands/dashboard.js';
+import { COMMANDS } from './command-table.js';
 
-/** Every command module exports register(program). One line per command, in help order. */
-const commands: Array<{ register(program: Command): void }> = [
-  // commands: keep this list sorted by the order a newcomer meets them
-  configCommand,
-  doctorCommand,
-  gpuCommand,
-  modelsCommand,
-  upCommand,
-  statusCommand,
-  dashboardCommand,
-  logsCommand,
-  downCommand,
-  chatCommand,
-  daemonCommand,
-  sessionsCommand,
-  usageCommand,
-  benchCommand,
-  keysCommand,
-  auditCommand,
-  storeCommand,
-  bundleCommand,
-  simCommand,
-];
+export interface BuildOptions {
+  /** build every command in full, whatever argv names (the reference the lazy build is tested against) */
+  full?: boolean;
+  /** where commander writes help and errors; set before the commands are made, which copy it */
+  output?: OutputConfiguration;
+}
 
-export function buildProgram(): Command {
+/**
+ * The program for this command line: the commands that argv names (anywhere: a global option's value that
+ * happens to be a command's name only costs a full build) are built in full, with their options,
+ * subcommands and actions; every other one is a line of the top-level help from src/cli/command-table.ts
+ * (#21). commander only ever runs or shows the help of a command that argv names, so what it prints is the
+ * same as from a program built in full.
+ */
+export async function buildProgram(argv: readonly string[], options: BuildOptions = {}): Promise<Command> {
   const program = new Command();
+  if (options.output) program.configureOutput(options.output);
   program
     .name('cs-llm')
     .description('Private LLM inference on your own GPU box: detect GPUs, pick a model that fits, run the engine, serve multi-turn chat.')
@@ -55,8 +28,23 @@ export function buildProgram(): Command {
     .option('--verbose', 'show causes and stack traces of errors', false)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  // exitOverride is inherited by commands created after it: they throw, and main.ts renders.
-  for (const command of commands) command.register(program);
+  const words = new Set(argv.slice(2));
+  const named = (entry: (typeof COMMANDS)[number]) =>
+    options.full === true || words.has(entry.name) || (entry.aliases ?? []).some((alias) => words.has(alias));
+  const modules = await Promise.all(COMMANDS.map((entry) => (named(entry) ? entry.load() : null)));
+  // The stubs' terms: commander derives a command's from its options and arguments, which a stub has not.
+  const terms = new WeakMap<Command, string>();
+  COMMANDS.forEach((entry, i) => {
+    // exitOverride is inherited by commands created after it: they throw, and main.ts renders.
+    const module = modules[i];
+    if (module) return module.register(program);
+    const stub = program.command(entry.name).description(entry.description);
+    if (entry.aliases) stub.aliases(entry.aliases);
+    terms.set(stub, entry.term);
+  });
+  const plain = new Help();
+  // Set after the commands are made, so that only the top-level help reads the stubs' terms.
+  program.configureHelp({ subcommandTerm: (cmd) => terms.get(cmd) ?? plain.subcommandTerm(cmd) });
   return program;
 }
 
