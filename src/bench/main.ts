@@ -25,7 +25,7 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,6 +35,7 @@ import { BENCH_USAGE, parseBenchArgs, type BenchArgs } from './args.js';
 import { runLoad } from './load.js';
 import { benchRedaction, type RedactionBenchResult } from './redaction.js';
 import { postgresForBench } from './postgres.js';
+import { cpuMs, rssMiB } from './proc.js';
 import { benchStore, seedPostgres, seedStore, type StoreBenchResult } from './store.js';
 import { speedTable, type Measured, type SpeedFigures } from './table.js';
 
@@ -76,34 +77,6 @@ function startRole(role: string, args: string[], env: NodeJS.ProcessEnv): Promis
     });
     child.once('exit', (code) => reject(new Error(`${role} exited with ${code} before it listened`)));
   });
-}
-
-/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); null elsewhere. */
-function cpuMs(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of the file, 12 and 13 after the command name; in clock ticks (100/s).
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * A process's resident memory now, its peak (VmRSS, VmHWM) and the part of it that is its own (RssAnon: not
- * the file pages of node's binary and the libraries it maps, which the kernel can drop), in MiB, from /proc (Linux).
- */
-function rssMiB(pid: number | undefined): { now: number; peak: number; anon: number } | null {
-  if (pid === undefined) return null;
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
-  } catch {
-    return null;
-  }
 }
 
 function redactionLines(results: readonly RedactionBenchResult[]): string[] {
