@@ -77,6 +77,8 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
   for (const k of protection.readKeys ?? []) keyring.set(k.keyId, k);
   if (cipher) keyring.set(cipher.keyId, cipher);
   const retentionMs = protection.retentionMs ?? (() => null);
+  // No retention anywhere: the start-up pass over every session has nothing to cap (ContentProtection).
+  const anyRetention = protection.retentionMs !== undefined && protection.anyRetention !== false;
   const recordKey = (id: string) =>
     db.query('INSERT INTO content_keys (id, first_used_at, retired_at) VALUES ($1, $2, NULL) ON CONFLICT (id) DO NOTHING', [
       id,
@@ -272,6 +274,7 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
     },
     scrubbed: (waitMs) => (scrubber.pending ? scrubber.request(waitMs) : Promise.resolve(true)),
     async capRetention(after, batch = 500) {
+      if (!anyRetention) return { next: null, capped: 0 };
       const rows = (
         await db.query<{ tenant: string; id: string; profile: string; created_at: number; retain_until: number | null }>(
           'SELECT tenant, id, profile, created_at, retain_until FROM sessions WHERE (tenant, id) > ($1, $2) ORDER BY tenant, id LIMIT $3',

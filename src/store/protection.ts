@@ -28,6 +28,8 @@ export function cipherFor(config: Config): ContentCipher | null {
 export function protectionFor(config: Config, options: { onScrubError?: (err: unknown) => void } = {}): ContentProtection {
   // Asked on every append: resolved once per profile name.
   const retention = new Map<string, number | null>();
+  // A name that is no profile gets the defaults (profileFor), whose retention is null.
+  const anyRetention = Object.keys(config.profiles).some((name) => profileFor(config, name).retentionSeconds !== null);
   return {
     detectors: detectorsFor(config),
     attachments: config.store.attachments,
@@ -41,6 +43,7 @@ export function protectionFor(config: Config, options: { onScrubError?: (err: un
       }
       return ms;
     },
+    anyRetention,
     ...(options.onScrubError ? { onScrubError: options.onScrubError } : {}),
   };
 }

@@ -122,6 +122,12 @@ export interface ContentProtection {
   readKeys?: readonly ContentCipher[];
   /** The longest a session of this profile may be kept, from its first turn, in ms; null: its TTL alone. */
   retentionMs?: (profile: string) => number | null;
+  /**
+   * False when retentionMs is null for every profile: the start-up pass that caps stored sessions
+   * (capRetention) then has nothing to cap and reads none (at 100k sessions it held 15-25 MiB of the idle
+   * daemon's RSS). Absent: there is a retention when retentionMs is given.
+   */
+  anyRetention?: boolean;
   onScrubError?: (err: unknown) => void;
 }
 

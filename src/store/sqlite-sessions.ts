@@ -50,6 +50,8 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   for (const k of protection.readKeys ?? []) keyring.set(k.keyId, k);
   if (cipher) keyring.set(cipher.keyId, cipher);
   const retentionMs = protection.retentionMs ?? (() => null);
+  // No retention anywhere: the start-up pass over every session has nothing to cap (ContentProtection).
+  const anyRetention = protection.retentionMs !== undefined && protection.anyRetention !== false;
   const recordKey = db.prepare('INSERT OR IGNORE INTO content_keys (id, first_used_at, retired_at) VALUES (?, ?, NULL)');
   if (cipher) recordKey.run(cipher.keyId, Date.now());
   // The window of an encrypted session is read again on every turn: its messages are decrypted once and
@@ -362,6 +364,7 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       return { ...toInfo(session), messages };
     },
     capRetention(after, batch = 500) {
+      if (!anyRetention) return { next: null, capped: 0 };
       const rows = selectChunk.all(after?.tenant ?? '', after?.id ?? '', batch);
       let capped = 0;
       db.transaction(() => {

@@ -4,6 +4,8 @@ import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '../../src/core/config.js';
+import { protectionFor } from '../../src/store/protection.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { runCli } from '../helpers/cli.js';
 import { foundIn } from '../helpers/db-files.js';
@@ -116,6 +118,25 @@ storeTest(
     assert.notDeepEqual(await backend.textFound('MARKER-fresh-'), []);
   },
 );
+
+test('the start-up retention pass reads no session when no profile has a retention, and goes through them when one has', async (t) => {
+  const { store: seed, file, home } = await tempStore(t);
+  await fill(seed, ['a', 'b', 'c'], Date.now());
+  await seed.close();
+  const none = loadConfig({ env: { CS_LLM_HOME: home }, flags: {} }).config;
+  const brief = loadConfig({ env: { CS_LLM_HOME: home }, flags: { profiles: { brief: { retentionSeconds: 3600 } } } }).config;
+  assert.equal(protectionFor(none).anyRetention, false);
+  assert.equal(protectionFor(brief).anyRetention, true);
+  // One session a step: with a retention the pass goes on after the first; without one it is done at once.
+  for (const [config, next] of [
+    [none, null],
+    [brief, { tenant: 'default', id: 'a' }],
+  ] as const) {
+    const store = await openStore({ file, protection: protectionFor(config) });
+    assert.deepEqual(await store.sessions.capRetention(null, 1), { next, capped: 0 });
+    await store.close();
+  }
+});
 
 test('a retention set after sessions were stored applies to them when the daemon starts its upkeep', async (t) => {
   const { store: before, file } = await tempStore(t);
