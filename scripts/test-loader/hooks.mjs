@@ -33,7 +33,13 @@ export async function resolve(specifier, context, next) {
     }
     if (TS.test(url.pathname)) return { url: url.href, format: 'module', shortCircuit: true };
   }
-  return next(specifier, context);
+  const resolved = await next(specifier, context);
+  // dist/cli/package.json makes the bundled CLI's entry CommonJS (scripts/bundle-cli.mjs); tsc's files beside
+  // it, which the tests load, are ES modules all the same.
+  if (resolved.format === 'commonjs' && resolved.url.startsWith(distPrefix) && resolved.url.endsWith('.js')) {
+    return { ...resolved, format: 'module' };
+  }
+  return resolved;
 }
 
 export async function load(url, context, next) {

@@ -4,10 +4,11 @@
 // the test needs no build and asserts no timing.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -102,4 +103,20 @@ test('a daemon and its config load no zod: the hand-written checks accept what i
       `${entry} reaches zod (through ${packages.get('zod')}): load it with src/core/zod-sync.ts`,
     );
   }
+});
+
+test('the built CLI starts from CommonJS and holds each error class once (after npm run build)', async (t) => {
+  // node starts a CommonJS entry without its ES module loader (scripts/bundle-cli.mjs); the commands' ES
+  // chunks take the error classes from the same module as the entry, which recognises them with instanceof.
+  const cli = join(ROOT, 'dist', 'cli');
+  if (!existsSync(join(cli, 'main.js'))) return t.skip('no build in dist/ (npm run build)');
+  assert.equal(JSON.parse(readFileSync(join(cli, 'package.json'), 'utf8')).type, 'commonjs');
+  assert.doesNotMatch(readFileSync(join(cli, 'main.js'), 'utf8'), /^import /m, 'main.js has no ES import');
+  const definers = readdirSync(cli).filter(
+    (name) => /\.(c|m)?js$/.test(name) && /\bCsLlmError = class\b/.test(readFileSync(join(cli, name), 'utf8')),
+  );
+  assert.deepEqual(definers, ['shared.cjs']);
+  const fromCjs = createRequire(import.meta.url)(join(cli, 'shared.cjs')) as { CsLlmError: unknown };
+  const fromEsm = (await import(pathToFileURL(join(cli, 'shared.mjs')).href)) as { CsLlmError: unknown };
+  assert.equal(fromEsm.CsLlmError, fromCjs.CsLlmError);
 });
