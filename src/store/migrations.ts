@@ -282,6 +282,30 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
       END;
     `,
   },
+  {
+    version: 9,
+    description: "the expiry indexes keyed by the expiry's minute, so that a turn moves them once a minute at most",
+    sql: `
+      -- The minute of expires_at (expiry-bucket.ts: integer division by 60000), which the two expiry indexes
+      -- hold instead of expires_at itself: expires_at slides with each turn, and an indexed column rewritten
+      -- by an UPDATE moves its index entries (a page write each) even when its value stays the same.
+      ALTER TABLE sessions ADD COLUMN expiry_bucket INTEGER NOT NULL DEFAULT 0;
+      UPDATE sessions SET expiry_bucket = expires_at / 60000;
+      DROP INDEX sessions_by_expiry;
+      DROP INDEX sessions_by_tenant;
+      CREATE INDEX sessions_by_expiry ON sessions (expiry_bucket, tenant, id);
+      CREATE INDEX sessions_by_tenant ON sessions (tenant, expiry_bucket, id);
+      -- The bucket is always expires_at's, whoever writes the row: a turn's UPDATE sets only expires_at and
+      -- these move the bucket when it changed (so the indexes only then). An INSERT that leaves it out (a
+      -- daemon of the previous version on a file this one migrated) gets it here too.
+      CREATE TRIGGER sessions_bucket_on_insert AFTER INSERT ON sessions
+        WHEN NEW.expiry_bucket IS NOT NEW.expires_at / 60000
+        BEGIN UPDATE sessions SET expiry_bucket = NEW.expires_at / 60000 WHERE tenant = NEW.tenant AND id = NEW.id; END;
+      CREATE TRIGGER sessions_bucket_on_update AFTER UPDATE OF expires_at, expiry_bucket ON sessions
+        WHEN NEW.expiry_bucket IS NOT NEW.expires_at / 60000
+        BEGIN UPDATE sessions SET expiry_bucket = NEW.expires_at / 60000 WHERE tenant = NEW.tenant AND id = NEW.id; END;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,5 +1,5 @@
-// The PostgreSQL store's schema: the tables of the SQLite store at its schema 8 (migrations.ts says what each
-// column means), in PostgreSQL's types. Times are BIGINT milliseconds as there; message text, tool calls,
+// The PostgreSQL store's schema: the tables of the SQLite store at its schema 9 (since version 4 here;
+// migrations.ts says what each column means), in PostgreSQL's types. Times are BIGINT milliseconds as there; message text, tool calls,
 // names, settings and metadata are BYTEA, holding UTF-8 text when key_id is NULL and AES-256-GCM ciphertext
 // when it is set (SQLite tells the two apart by the value's type; PostgreSQL columns have one type).
 // Versions are rows of cs_llm_schema; postgres-db.ts applies them once, under an advisory lock, however
@@ -282,6 +282,21 @@ export const PG_MIGRATIONS: ReadonlyArray<{ version: number; description: string
             p_prompt_tokens, p_completion_tokens, p_latency_ms, p_upstream_ms, p_prev_hash, p_hash, p_tenant);
         o_status := 'ok';
       END $$;
+    `,
+  },
+  {
+    version: 4,
+    description: "the expiry indexes keyed by the expiry's minute (the SQLite schema 9)",
+    sql: `
+      -- The minute of expires_at (expiry-bucket.ts), which the expiry indexes hold instead of expires_at: a
+      -- turn's UPDATE then changes no indexed column unless its expiry crossed into another minute, and
+      -- PostgreSQL can make it a HOT update (no new entry in any index, the primary key's included) when the
+      -- row's page has room. Generated, so every writer keeps it exact.
+      ALTER TABLE sessions ADD COLUMN expiry_bucket BIGINT GENERATED ALWAYS AS (expires_at / 60000) STORED;
+      DROP INDEX sessions_by_expiry;
+      DROP INDEX sessions_by_tenant;
+      CREATE INDEX sessions_by_expiry ON sessions (expiry_bucket, tenant, id);
+      CREATE INDEX sessions_by_tenant ON sessions (tenant, expiry_bucket, id);
     `,
   },
 ];

@@ -25,6 +25,7 @@ import {
 } from './sessions.js';
 import { messageFrom, toInfo, type SessionRow } from './session-rows.js';
 import { decodeCursor, encodeCursor } from './session-listing.js';
+import { bucketOf, EXPIRY_BUCKET_MS } from './expiry-bucket.js';
 
 /** What a Responses API turn stores with its messages (postgres-responses.ts). */
 export interface PgTurnExtra {
@@ -244,15 +245,20 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
     },
     list: (options) => listSessions(db, options),
     async liveSessions(tenant, id, now, atMost) {
+      // As on SQLite (session-listing.ts): the buckets after now's from the index, now's own row by row; the
+      // first expiry from the first bucket holding a live session.
       const row = (
-        await db.query<{ live: number; next: number | null; present: boolean }>(
-          `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM sessions WHERE tenant = $1 AND expires_at > $3 LIMIT $4) l)::integer AS live,
-                  (SELECT MIN(expires_at) FROM sessions WHERE tenant = $1 AND expires_at > $3) AS next,
+        await db.query<{ later: number; current: number; next: number | null; present: boolean }>(
+          `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM sessions WHERE tenant = $1 AND expiry_bucket > $5 LIMIT $4) l)::integer AS later,
+                  (SELECT COUNT(*) FROM (SELECT 1 FROM sessions WHERE tenant = $1 AND expiry_bucket = $5 AND expires_at > $3 LIMIT $4) c)::integer AS current,
+                  (SELECT MIN(expires_at) FROM sessions WHERE tenant = $1 AND expires_at > $3 AND expiry_bucket =
+                     (SELECT expiry_bucket FROM sessions WHERE tenant = $1 AND expiry_bucket >= $5 AND expires_at > $3
+                      ORDER BY expiry_bucket LIMIT 1)) AS next,
                   EXISTS (SELECT 1 FROM sessions WHERE tenant = $1 AND id = $2 AND expires_at > $3) AS present`,
-          [tenant, id, now, atMost],
+          [tenant, id, now, atMost, bucketOf(now)],
         )
       ).rows[0]!;
-      return { live: row.live, nextExpiry: row.next, exists: row.present };
+      return { live: Math.min(atMost, row.later + row.current), nextExpiry: row.next, exists: row.present };
     },
     delete: async (tenant, id) => (await deleteAndScrub([{ tenant, id }])) > 0,
     async deleteTenant(tenant) {
@@ -263,7 +269,9 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
         if (n < 200) return total;
       }
     },
-    sweepExpired: (now, batch = 500, tenant = null) => deleteWhere('expires_at <= $1', now, batch, tenant),
+    // Through the expiry indexes: an expired session's bucket is at most now's (expiry-bucket.ts).
+    sweepExpired: (now, batch = 500, tenant = null) =>
+      deleteWhere(`expiry_bucket <= $1::bigint / ${EXPIRY_BUCKET_MS} AND expires_at <= $1`, now, batch, tenant),
     async pruneOlderThan(before, tenant = null) {
       let total = 0;
       for (;;) {
@@ -301,30 +309,35 @@ export async function createPgSessions(db: PgDatabase, scrubber: PgScrubber, pro
   };
 }
 
-// Keyset-paged listing, newest expiry first, with session-listing.ts's cursor (one format for both stores).
+// Keyset-paged listing, newest expiry first, with session-listing.ts's cursor (one format for both stores): the
+// index ranges of the live buckets up to the cursor's, the exact expiry sorting the rows of the buckets a page reaches.
 
 async function listSessions(db: PgDatabase, { tenant, now, limit, cursor }: Parameters<SessionStore['list']>[0]) {
   let sql: string;
   let values: unknown[];
+  const from = bucketOf(now);
   if (cursor) {
     const after = decodeCursor(cursor);
     if (!after || (tenant !== null && after.tenant !== tenant))
       throw new InvalidCursorError(`cursor "${cursor}" is not one this server gave out for this listing`);
+    const to = bucketOf(after.expiresAt);
     if (tenant === null) {
-      sql = `SELECT * FROM sessions WHERE expires_at > $1 AND (expires_at, tenant, id) < ($2, $3, $4)
-             ORDER BY expires_at DESC, tenant DESC, id DESC LIMIT $5`;
-      values = [now, after.expiresAt, after.tenant, after.id, limit + 1];
+      sql = `SELECT * FROM sessions WHERE expiry_bucket BETWEEN $1 AND $2 AND expires_at > $3 AND (expires_at, tenant, id) < ($4, $5, $6)
+             ORDER BY expiry_bucket DESC, expires_at DESC, tenant DESC, id DESC LIMIT $7`;
+      values = [from, to, now, after.expiresAt, after.tenant, after.id, limit + 1];
     } else {
-      sql = `SELECT * FROM sessions WHERE tenant = $1 AND expires_at > $2 AND (expires_at, id) < ($3, $4)
-             ORDER BY expires_at DESC, id DESC LIMIT $5`;
-      values = [tenant, now, after.expiresAt, after.id, limit + 1];
+      sql = `SELECT * FROM sessions WHERE tenant = $1 AND expiry_bucket BETWEEN $2 AND $3 AND expires_at > $4 AND (expires_at, id) < ($5, $6)
+             ORDER BY expiry_bucket DESC, expires_at DESC, id DESC LIMIT $7`;
+      values = [tenant, from, to, now, after.expiresAt, after.id, limit + 1];
     }
   } else if (tenant === null) {
-    sql = 'SELECT * FROM sessions WHERE expires_at > $1 ORDER BY expires_at DESC, tenant DESC, id DESC LIMIT $2';
-    values = [now, limit + 1];
+    sql = `SELECT * FROM sessions WHERE expiry_bucket >= $1 AND expires_at > $2
+           ORDER BY expiry_bucket DESC, expires_at DESC, tenant DESC, id DESC LIMIT $3`;
+    values = [from, now, limit + 1];
   } else {
-    sql = 'SELECT * FROM sessions WHERE tenant = $1 AND expires_at > $2 ORDER BY expires_at DESC, id DESC LIMIT $3';
-    values = [tenant, now, limit + 1];
+    sql = `SELECT * FROM sessions WHERE tenant = $1 AND expiry_bucket >= $2 AND expires_at > $3
+           ORDER BY expiry_bucket DESC, expires_at DESC, id DESC LIMIT $4`;
+    values = [tenant, from, now, limit + 1];
   }
   const rows = (await db.query<SessionRow>(sql, values)).rows;
   const more = rows.length > limit;

@@ -16,6 +16,7 @@ import { createPgSessions } from './postgres-sessions.js';
 import { rotatePgContentKey } from './postgres-rotation.js';
 import { missingKeyError } from './sessions.js';
 import type { UsageRow, UsageStore } from './usage.js';
+import { bucketOf } from './expiry-bucket.js';
 
 const NANOS = 1e9;
 
@@ -183,7 +184,12 @@ export async function openPostgresStore(options: OpenStoreOptions): Promise<Stor
     },
     stats: {
       sessionCounts: async (now) => ({
-        live: await count('SELECT COUNT(*)::bigint AS n FROM sessions WHERE expires_at > $1', [now]),
+        // The buckets after now's hold only live sessions; now's own is checked row by row (expiry-bucket.ts).
+        live: await count(
+          `SELECT (SELECT COUNT(*) FROM sessions WHERE expiry_bucket > $1)
+                + (SELECT COUNT(*) FROM sessions WHERE expiry_bucket = $1 AND expires_at > $2) AS n`,
+          [bucketOf(now), now],
+        ),
         stored: await count('SELECT COUNT(*)::bigint AS n FROM sessions'),
       }),
       messageCount: () => count('SELECT COUNT(*)::bigint AS n FROM messages'),

@@ -9,6 +9,7 @@ import type { Scrubber } from './retention.js';
 import type { BumpParams, SqliteSessions, TurnArgs, TurnExtra } from './sqlite-session-types.js';
 import { createWindowCache } from './window-cache.js';
 import { createSessionListing } from './session-listing.js';
+import { bucketOf } from './expiry-bucket.js';
 import {
   contentContext,
   type EncryptedField,
@@ -106,8 +107,10 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   const selectCounts = db
     .prepare<[string, string], [number, number]>('SELECT turns, next_seq FROM sessions WHERE tenant = ? AND id = ?')
     .raw(true);
+  // The bump above sets expires_at only: the schema's trigger moves expiry_bucket (and so the indexes) when
+  // the expiry crossed into another bucket. A new row gets its bucket here, so the trigger has nothing to do.
   const insertSession = db.prepare(
-    'INSERT INTO sessions (tenant, id, profile, created_at, updated_at, expires_at, turns, next_seq, retain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO sessions (tenant, id, profile, created_at, updated_at, expires_at, turns, next_seq, retain_until, expiry_bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const insertMessage = db.prepare(
     'INSERT INTO messages (tenant, session_id, seq, turn, role, content, content_parts, tool_calls, tool_call_id, name, created_at, key_id, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -118,9 +121,13 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
   );
   const deleteMessages = db.prepare<[string, string]>('DELETE FROM messages WHERE tenant = ? AND session_id = ?');
   const deleteSession = db.prepare<[string, string]>('DELETE FROM sessions WHERE tenant = ? AND id = ?');
-  const selectExpired = db.prepare<[number, number], SessionRef>('SELECT tenant, id FROM sessions WHERE expires_at <= ? LIMIT ?');
-  const selectExpiredOfTenant = db.prepare<[string, number, number], SessionRef>(
-    'SELECT tenant, id FROM sessions WHERE tenant = ? AND expires_at <= ? LIMIT ?',
+  // Expired sessions through the expiry indexes: their buckets are at most now's (expiry-bucket.ts), and the
+  // exact expiry leaves the live ones of now's bucket (parameters: bucketOf(now), now).
+  const selectExpired = db.prepare<[number, number, number], SessionRef>(
+    'SELECT tenant, id FROM sessions WHERE expiry_bucket <= ? AND expires_at <= ? LIMIT ?',
+  );
+  const selectExpiredOfTenant = db.prepare<[string, number, number, number], SessionRef>(
+    'SELECT tenant, id FROM sessions WHERE tenant = ? AND expiry_bucket <= ? AND expires_at <= ? LIMIT ?',
   );
   const selectOfTenant = db.prepare<[string, number], SessionRef>('SELECT tenant, id FROM sessions WHERE tenant = ? LIMIT ?');
   const selectChunk = db.prepare<
@@ -232,17 +239,8 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
     // New, or expired: an expired session was never served, and a new turn on its id starts afresh.
     removeSession(tenant, id);
     const next = insertMessages(tenant, id, 1, 0, messages, now, record);
-    insertSession.run(
-      tenant,
-      id,
-      profile,
-      now,
-      now,
-      Math.min(now + ttlMs, now + (keepMs ?? Infinity)),
-      1,
-      next,
-      keepMs === null ? null : now + keepMs,
-    );
+    const expires = Math.min(now + ttlMs, now + (keepMs ?? Infinity));
+    insertSession.run(tenant, id, profile, now, now, expires, 1, next, keepMs === null ? null : now + keepMs, bucketOf(expires));
   };
 
   // Nested in this transaction, each appendTurn is a savepoint: a turn that fails is rolled back alone. An error
@@ -344,7 +342,9 @@ export function createSqliteSessions(db: SqliteDatabase, scrubber: Scrubber, pro
       return deleteBatch(selectOfTenant.all(tenant, batch));
     },
     sweepExpired(now, batch = 500, tenant = null) {
-      return deleteBatch(tenant === null ? selectExpired.all(now, batch) : selectExpiredOfTenant.all(tenant, now, batch));
+      const refs =
+        tenant === null ? selectExpired.all(bucketOf(now), now, batch) : selectExpiredOfTenant.all(tenant, bucketOf(now), now, batch);
+      return deleteBatch(refs);
     },
     pruneStale(before, batch, tenant) {
       return deleteBatch(tenant === null ? selectStale.all(before, batch) : selectStaleOfTenant.all(tenant, before, batch));

@@ -14,6 +14,7 @@ import { createSqliteResponses, type SqliteResponses } from './sqlite-responses.
 import type { ResponseStore } from './responses.js';
 import type { OpenStoreOptions, Store } from './interface.js';
 import { createSqliteUsage } from './usage.js';
+import { bucketOf } from './expiry-bucket.js';
 
 // The Store on one SQLite connection. The handle stays in here (and the modules of src/store/ it hands it
 // to); everything else sees the Store's promise-returning interfaces. Each call runs at once and settles its
@@ -104,7 +105,11 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
     createConversation: (...args) => write(() => chains.createConversation(...args)),
     setMetadata: (tenant, id, metadata, now) => write(() => chains.setMetadata(tenant, id, metadata, now)),
   };
-  const countLive = db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?');
+  // Live sessions: the buckets after now's from the index alone, now's own row by row (expiry-bucket.ts).
+  const countLive = db.prepare<[{ bucket: number; now: number }], { n: number }>(
+    `SELECT (SELECT COUNT(*) FROM sessions WHERE expiry_bucket > @bucket)
+          + (SELECT COUNT(*) FROM sessions WHERE expiry_bucket = @bucket AND expires_at > @now) AS n`,
+  );
   const countStored = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM sessions');
   const countMessages = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages');
   const ping = db.prepare('SELECT 1');
@@ -176,7 +181,7 @@ export function openSqliteStore(options: OpenStoreOptions): SqliteStore {
       requireContentKeys: (now) => write(() => requireContentKeys(db, protection.cipher ?? null, now)),
     },
     stats: {
-      sessionCounts: (now) => read(() => ({ live: countLive.get(now)!.n, stored: countStored.get()!.n })),
+      sessionCounts: (now) => read(() => ({ live: countLive.get({ bucket: bucketOf(now), now })!.n, stored: countStored.get()!.n })),
       messageCount: () => read(() => countMessages.get()!.n),
       lockWaits: () => Promise.resolve(lock.stats()),
     },

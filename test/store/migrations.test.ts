@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { loadConfig } from '../../src/core/config.js';
 import { readAuditKeyring } from '../../src/store/audit-key.js';
 import { SCHEMA_VERSION } from '../../src/store/migrations.js';
+import { bucketOf } from '../../src/store/expiry-bucket.js';
 import { protectionFor } from '../../src/store/protection.js';
 import { openStore } from '../../src/store/store.js';
 import { ROOT } from '../helpers/cli.js';
@@ -50,6 +51,12 @@ test('a database of the release before tenants opens with its sessions, keys and
   const db = new Database(file, { readonly: true });
   t.after(() => db.close());
   assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  // Schema 9: the expiry indexes' bucket, the minute of each stored expiry (expiry-bucket.ts).
+  for (const row of db.prepare('SELECT expires_at, expiry_bucket FROM sessions').all() as Array<{
+    expires_at: number;
+    expiry_bucket: number;
+  }>)
+    assert.equal(row.expiry_bucket, bucketOf(row.expires_at));
 
   const page = await store.sessions.list({ tenant: null, now, limit: 10 });
   assert.deepEqual(

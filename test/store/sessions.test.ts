@@ -8,6 +8,7 @@ import { openStore } from '../../src/store/store.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import { WINDOW_SQL } from '../../src/store/sqlite-sessions.js';
 import { storeTest } from '../helpers/stores.js';
+import { EXPIRY_BUCKET_MS as B, bucketOf } from '../../src/store/expiry-bucket.js';
 
 /** The store, and its connection for looking at the rows. */
 function tempStore(t: { after(fn: () => Promise<void>): void }): SqliteStore {
@@ -131,6 +132,77 @@ storeTest('listing pages through sessions, most recently updated first, with a c
   assert.equal(third.nextCursor, null);
 });
 
+// The expiry indexes hold the expiry's bucket (expiry-bucket.ts), the rows the exact expiry: every read stays exact
+// at a bucket's edges. Expiries: 10B - 1 (the last moment of bucket 9), 10B (the first of bucket 10), 10B + 1, 12B.
+storeTest('expiries on both sides of a bucket boundary are exact in reads, listings, counts and the sweep', async (t, backend) => {
+  const store = await backend.open();
+  const at = { before: 10 * B - 1, edge: 10 * B, after: 10 * B + 1, far: 12 * B };
+  for (const [id, expires] of Object.entries(at)) await store.sessions.appendTurn('t', id, 'default', [user(id)], B, expires - B);
+  const listed = async (now: number, tenant: string | null = 't') => {
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Awaited<ReturnType<typeof store.sessions.list>> = await store.sessions.list({ tenant, now, limit: 1, cursor });
+      ids.push(...page.sessions.map((s) => s.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    return ids;
+  };
+  // A moment before the first expiry every session is live, listed newest expiry first across the buckets.
+  assert.deepEqual(await listed(10 * B - 2), ['far', 'after', 'edge', 'before']);
+  assert.deepEqual(await listed(10 * B - 2, null), ['far', 'after', 'edge', 'before']);
+  assert.equal(await store.sessions.sweepExpired(10 * B - 2), 0);
+  // At an expiry the session is gone from every read, though its bucket is still now's or the next one.
+  assert.equal(await store.sessions.get('t', 'before', 10 * B - 1), null);
+  assert.deepEqual(await listed(10 * B - 1), ['far', 'after', 'edge']);
+  assert.deepEqual(await store.sessions.liveSessions('t', 'before', 10 * B - 1, 3), { live: 3, nextExpiry: 10 * B, exists: false });
+  assert.deepEqual(await listed(10 * B), ['far', 'after']);
+  assert.equal((await store.sessions.liveSessions('t', 'after', 10 * B, 10)).live, 2);
+  assert.equal((await store.sessions.get('t', 'after', 10 * B))!.expiresAt, 10 * B + 1);
+  // The sweep at 10B takes the two expired ones (buckets 9 and 10) and leaves 'after' in bucket 10.
+  assert.equal(await store.sessions.sweepExpired(10 * B), 2);
+  assert.deepEqual(
+    (await backend.rows<{ id: string }>('SELECT id FROM sessions ORDER BY id')).map((r) => r.id),
+    ['after', 'far'],
+  );
+  assert.equal(await store.sessions.sweepExpired(10 * B + 1, 500, 't'), 1);
+  assert.deepEqual(await listed(10 * B + 1, null), ['far']);
+});
+
+storeTest("a turn's sliding expiry: listing order exact within a bucket and across one, the bucket the expiry's", async (t, backend) => {
+  const store = await backend.open();
+  const turn = (id: string, expires: number) => store.sessions.appendTurn('t', id, 'default', [user('x')], B, expires - B);
+  await turn('s1', 10 * B + 100);
+  await turn('s2', 10 * B + 200);
+  const ids = async () => (await store.sessions.list({ tenant: 't', now: 9 * B, limit: 10 })).sessions.map((s) => s.id);
+  assert.deepEqual(await ids(), ['s2', 's1']);
+  // s1's expiry moves past s2's within the bucket, then s2's into the next bucket.
+  await turn('s1', 10 * B + 300);
+  assert.deepEqual(await ids(), ['s1', 's2']);
+  await turn('s2', 11 * B + 5);
+  assert.deepEqual(await ids(), ['s2', 's1']);
+  const rows = await backend.rows<{ id: string; expires_at: number; expiry_bucket: number }>(
+    'SELECT id, expires_at, expiry_bucket FROM sessions ORDER BY id',
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.id, Number(r.expires_at), Number(r.expiry_bucket)]),
+    [
+      ['s1', 10 * B + 300, 10],
+      ['s2', 11 * B + 5, 11],
+    ],
+  );
+  // A retention cap moves the expiry back (here into an earlier bucket): the bucket follows.
+  const capped = await backend.open({ protection: { retentionMs: () => B / 2 } });
+  await capped.sessions.capRetention(null);
+  assert.deepEqual(
+    (await backend.rows<{ expires_at: number; expiry_bucket: number }>('SELECT expires_at, expiry_bucket FROM sessions')).map(
+      (r) => Number(r.expiry_bucket) === bucketOf(Number(r.expires_at)),
+    ),
+    [true, true],
+  );
+  assert.deepEqual(await ids(), ['s2', 's1']);
+});
+
 storeTest('delete and prune remove whole sessions', async (t, backend) => {
   const store = await backend.open();
   await store.sessions.appendTurn('default', 'a', 'default', [user('x')], HOUR, 100);
@@ -158,28 +230,63 @@ test('loading a window and appending a turn use the indexes, not a table scan or
     plan('UPDATE sessions SET turns = turns + 1 WHERE tenant = ? AND id = ? AND expires_at > ?', 'default', 's', 1),
     /USING PRIMARY KEY \(tenant=\? AND id=\?\)/,
   );
-  // One tenant's listing pages through its own index range; every tenant's (an operator's) through the expiry index.
+  // One tenant's listing pages through its own index range; every tenant's (an operator's) through the expiry
+  // index; both sort only within the buckets they reach, never the listing.
   const tenantPage = plan(
-    'SELECT * FROM sessions WHERE tenant = ? AND expires_at > ? AND (expires_at < ? OR (expires_at = ? AND id < ?)) ORDER BY expires_at DESC, id DESC LIMIT ?',
+    `SELECT * FROM sessions WHERE tenant = ? AND expiry_bucket BETWEEN ? AND ? AND expires_at > ?
+       AND (expires_at < ? OR (expires_at = ? AND id < ?)) ORDER BY expiry_bucket DESC, expires_at DESC, id DESC LIMIT ?`,
     'a',
+    0,
+    1,
     1,
     5,
     5,
     'x',
     10,
   );
-  assert.match(tenantPage, /USING (COVERING )?INDEX sessions_by_tenant \(tenant=\? AND expires_at>\?/);
-  assert.doesNotMatch(tenantPage, /SCAN|TEMP B-TREE/);
+  assert.match(tenantPage, /USING INDEX sessions_by_tenant \(tenant=\? AND expiry_bucket>\? AND expiry_bucket<\?\)/);
+  assert.match(tenantPage, /TEMP B-TREE FOR LAST 2 TERMS OF ORDER BY/);
+  assert.doesNotMatch(tenantPage, /SCAN/);
   const allPage = plan(
-    'SELECT * FROM sessions WHERE expires_at > ? AND (expires_at, tenant, id) < (?, ?, ?) ORDER BY expires_at DESC, tenant DESC, id DESC LIMIT ?',
+    `SELECT * FROM sessions WHERE expiry_bucket BETWEEN ? AND ? AND expires_at > ? AND (expires_at, tenant, id) < (?, ?, ?)
+     ORDER BY expiry_bucket DESC, expires_at DESC, tenant DESC, id DESC LIMIT ?`,
+    0,
+    1,
     1,
     5,
     'a',
     'x',
     10,
   );
-  assert.match(allPage, /USING (COVERING )?INDEX sessions_by_expiry/);
-  assert.doesNotMatch(allPage, /SCAN|TEMP B-TREE/);
+  assert.match(allPage, /USING INDEX sessions_by_expiry \(expiry_bucket>\? AND expiry_bucket<\?\)/);
+  assert.match(allPage, /TEMP B-TREE FOR LAST 3 TERMS OF ORDER BY/);
+  assert.doesNotMatch(allPage, /SCAN/);
+  // A turn's UPDATE sets expires_at, not the bucket: its program (up to its Halt; the bucket's trigger is a
+  // program of its own after it) writes the row in the primary key's b-tree and no index entry.
+  const ops = db.prepare("EXPLAIN UPDATE sessions SET expires_at = ? WHERE tenant = 'a' AND id = 'x'").all(1) as Array<{ opcode: string }>;
+  const main = ops.slice(
+    0,
+    ops.findIndex((op) => op.opcode === 'Halt'),
+  );
+  assert.deepEqual(
+    main.filter((op) => op.opcode.startsWith('Idx') && op.opcode !== 'IdxGT').map((op) => op.opcode),
+    ['IdxInsert'],
+  );
+});
+
+test('a writer that leaves the bucket out (a daemon of the previous version) gets it from the schema', async (t) => {
+  const { db, store } = tempStore(t);
+  db.prepare(
+    "INSERT INTO sessions (tenant, id, profile, created_at, updated_at, expires_at) VALUES ('default', 'old', 'default', 1, 1, ?)",
+  ).run(5 * B + 7);
+  const bucket = () => (db.prepare("SELECT expiry_bucket AS b FROM sessions WHERE id = 'old'").get() as { b: number }).b;
+  assert.equal(bucket(), 5);
+  db.prepare("UPDATE sessions SET expires_at = ? WHERE id = 'old'").run(7 * B);
+  assert.equal(bucket(), 7);
+  assert.deepEqual(
+    (await store.sessions.list({ tenant: null, now: 7 * B - 1, limit: 10 })).sessions.map((s) => s.id),
+    ['old'],
+  );
 });
 
 test('the database is in WAL mode with synchronous NORMAL by default and FULL on request', async () => {
