@@ -11,5 +11,9 @@
 /** The bucket's width. The migrations that made the column (SQLite 9, PostgreSQL 4) spell it out as 60000. */
 export const EXPIRY_BUCKET_MS = 60_000;
 
-/** The bucket of an expiry (milliseconds since the epoch, as stored). */
-export const bucketOf = (ms: number): number => Math.floor(ms / EXPIRY_BUCKET_MS);
+/**
+ * The bucket of an expiry (milliseconds since the epoch, as stored). Truncated as SQLite's and PostgreSQL's
+ * integer division truncates, so that the readers' bucket of now is the schema's for any time: what the
+ * readers rely on is only that the bucket never decreases as the time grows.
+ */
+export const bucketOf = (ms: number): number => Math.trunc(ms / EXPIRY_BUCKET_MS);
