@@ -132,12 +132,10 @@ const entry = await esbuild.build({
   ],
 });
 if (commands.size === 0) throw new Error('bundle-cli: main.js loads no command (src/cli/command-table.ts changed?)');
-// A module in both main.js and the commands' chunks would be two copies (two classes of the same name).
-const own = Object.keys(entry.metafile.inputs).filter((input) => !/^dist\/cli\/(main|program|command-table)\.js$/.test(input));
-if (own.length > 0) throw new Error(`bundle-cli: main.js would hold its own copy of ${own.join(', ')}: add it to sharedModules`);
 
-await esbuild.build({
+const chunks = await esbuild.build({
   ...common,
+  metafile: true,
   entryPoints: [...commands],
   outdir: dir,
   splitting: true,
@@ -151,6 +149,11 @@ await esbuild.build({
   },
   plugins: [{ name: 'externals', setup: externals('./shared.mjs') }],
 });
+
+// A module in both main.js and the commands' chunks would be two copies (two classes of the same name).
+const twice = Object.keys(entry.metafile.inputs).filter((input) => input in chunks.metafile.inputs);
+if (twice.length > 0)
+  throw new Error(`bundle-cli: main.js and the commands' chunks both hold ${twice.join(', ')}: add it to sharedModules`);
 
 // Last: while it exists, tsc's ES module files beside main.js would read as CommonJS (nothing loads them).
 writeFileSync(join(dir, 'package.json'), '{ "type": "commonjs" }\n');
