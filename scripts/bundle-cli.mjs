@@ -18,10 +18,12 @@
 // Packages stay external (node_modules as installed), commander aside: it is what --help runs. Without
 // esbuild (it comes with tsx, a devDependency) the build keeps tsc's files, which work the same, slower.
 
+import { createHash } from 'node:crypto';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const dist = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', 'dist');
 const dir = join(dist, 'cli');
@@ -34,6 +36,7 @@ try {
 }
 // tsc's ES module files are the input: no package.json of a previous build may make them CommonJS.
 rmSync(join(dir, 'package.json'), { force: true });
+rmSync(join(dir, 'help.json'), { force: true });
 for (const name of readdirSync(dir)) {
   if (/^(chunk-.*\.m?js|cmd-.*\.mjs|shared\.[cm]js)(\.map)?$/.test(name)) rmSync(join(dir, name));
 }
@@ -109,6 +112,31 @@ writeFileSync(
     `export const { ${names.join(', ')} } = createRequire(import.meta.url)('./shared.cjs');\n`,
 );
 
+// help.json: the top-level help as commander prints it (tsc's program.js), at each width where its wrapping
+// changes, from 0 to where nothing wraps any more; main.js answers --help from it (src/cli/prebuilt-help.ts).
+const { buildProgram } = await import(pathToFileURL(join(dir, 'program.js')).href);
+async function helpAtWidth(width) {
+  let text = '';
+  const argv = ['node', 'cs-llm', '--help'];
+  const output = { writeOut: (s) => (text += s), getOutHelpWidth: () => width, getOutHasColors: () => false };
+  try {
+    await (await buildProgram(argv, { output })).parseAsync(argv);
+  } catch (err) {
+    if (err?.code !== 'commander.helpDisplayed') throw err;
+  }
+  return text;
+}
+const unwrapped = await helpAtWidth(1e6);
+const help = { id: '', widths: [], texts: [] };
+const widest = Math.max(...unwrapped.split('\n').map((line) => line.length));
+for (let width = 0; width <= widest; width++) {
+  const text = await helpAtWidth(width);
+  if (text !== help.texts.at(-1)) (help.widths.push(width), help.texts.push(text));
+}
+if (help.texts.at(-1) !== unwrapped) throw new Error('bundle-cli: the help still wraps at its longest line');
+help.id = createHash('sha256').update(JSON.stringify(help)).digest('hex').slice(0, 16);
+writeFileSync(join(dir, 'help.json'), JSON.stringify(help));
+
 // main.js: the command table's import('./commands/x.js') becomes import('./cmd-x.mjs'), built next.
 const entry = await esbuild.build({
   ...common,
@@ -117,6 +145,7 @@ const entry = await esbuild.build({
   outfile: join(dir, 'main.js'),
   allowOverwrite: true,
   format: 'cjs',
+  define: { __CS_LLM_HELP_ID__: JSON.stringify(help.id) },
   plugins: [
     {
       name: 'commands',

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { renderError, exitCodeOf, isCsLlmError } from '../core/errors.js';
 import { terminalText } from '../core/terminal-text.js';
 import { buildProgram, translateCommanderError } from './program.js';
@@ -23,12 +22,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
+/** Runs the command line and sets the exit code; src/cli/main.ts loads this unless the build's help answers. */
+export async function run(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await main(argv);
+  } catch (err) {
     process.stderr.write(terminalText(`${renderError(err, { verbose: true })}\n`));
     process.exitCode = 1;
-  },
-);
+  }
+}

@@ -1,7 +1,7 @@
 /*
  * One error family for everything cs-llm reports to a person. Each error says what happened (message),
  * what to do next (next), and which exit code a script sees. Anything that is not a CsLlmError is a bug and
- * is rendered as one by the top-level handler in src/cli/main.ts.
+ * is rendered as one by the top-level handler in src/cli/run.ts.
  */
 
 export const ExitCode = {
