@@ -19,7 +19,7 @@
 // esbuild (it comes with tsx, a devDependency) the build keeps tsc's files, which work the same, slower.
 
 import { createHash } from 'node:crypto';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -36,9 +36,9 @@ try {
 }
 // tsc's ES module files are the input: no package.json of a previous build may make them CommonJS.
 rmSync(join(dir, 'package.json'), { force: true });
-rmSync(join(dir, 'help.json'), { force: true });
 for (const name of readdirSync(dir)) {
-  if (/^(chunk-.*\.m?js|cmd-.*\.mjs|shared\.[cm]js)(\.map)?$/.test(name)) rmSync(join(dir, name));
+  if (/^(chunk-.*\.m?js|cmd-.*\.mjs|shared\.[cm]js)(\.map)?$|^help-[0-9a-f]+$|^help\.json$/.test(name))
+    rmSync(join(dir, name), { recursive: true });
 }
 
 const sharedModules = new Set(['errors.js', 'terminal-text.js', 'version.js'].map((name) => join(dist, 'core', name)));
@@ -112,8 +112,9 @@ writeFileSync(
     `export const { ${names.join(', ')} } = createRequire(import.meta.url)('./shared.cjs');\n`,
 );
 
-// help.json: the top-level help as commander prints it (tsc's program.js), at each width where its wrapping
-// changes, from 0 to where nothing wraps any more; main.js answers --help from it (src/cli/prebuilt-help.ts).
+// help-<id>/<width>.txt: the top-level help as commander prints it (tsc's program.js), at each width where its
+// wrapping changes, from 0 to where nothing wraps any more; main.js answers --help from the file for its width
+// (src/cli/prebuilt-help.ts). The id, a hash of the texts, names the folder for this main.js only.
 const { buildProgram } = await import(pathToFileURL(join(dir, 'program.js')).href);
 async function helpAtWidth(width) {
   let text = '';
@@ -127,15 +128,23 @@ async function helpAtWidth(width) {
   return text;
 }
 const unwrapped = await helpAtWidth(1e6);
-const help = { id: '', widths: [], texts: [] };
+const widths = [];
+const texts = [];
 const widest = Math.max(...unwrapped.split('\n').map((line) => line.length));
 for (let width = 0; width <= widest; width++) {
   const text = await helpAtWidth(width);
-  if (text !== help.texts.at(-1)) (help.widths.push(width), help.texts.push(text));
+  if (text !== texts.at(-1)) (widths.push(width), texts.push(text));
 }
-if (help.texts.at(-1) !== unwrapped) throw new Error('bundle-cli: the help still wraps at its longest line');
-help.id = createHash('sha256').update(JSON.stringify(help)).digest('hex').slice(0, 16);
-writeFileSync(join(dir, 'help.json'), JSON.stringify(help));
+if (texts.at(-1) !== unwrapped) throw new Error('bundle-cli: the help still wraps at its longest line');
+const help = {
+  id: createHash('sha256')
+    .update(JSON.stringify([widths, texts]))
+    .digest('hex')
+    .slice(0, 12),
+  widths,
+};
+mkdirSync(join(dir, `help-${help.id}`));
+widths.forEach((width, i) => writeFileSync(join(dir, `help-${help.id}`, `${width}.txt`), texts[i]));
 
 // main.js: the command table's import('./commands/x.js') becomes import('./cmd-x.mjs'), built next.
 const entry = await esbuild.build({
@@ -145,7 +154,7 @@ const entry = await esbuild.build({
   outfile: join(dir, 'main.js'),
   allowOverwrite: true,
   format: 'cjs',
-  define: { __CS_LLM_HELP_ID__: JSON.stringify(help.id) },
+  define: { __CS_LLM_HELP__: JSON.stringify(help) },
   plugins: [
     {
       name: 'commands',
