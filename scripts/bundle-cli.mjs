@@ -2,9 +2,9 @@
 // by esbuild into files beside dist/cli/main.js (#21). Starting the CLI from ~45 files of its own plus
 // commander's cost about 60 ms of CPU over node's start for `cs-llm --help`; from one file, a few.
 //
-// Three parts:
+// Four parts:
 // - dist/cli/main.js, CommonJS (dist/cli/package.json says so): the entry, the program and the command table,
-//   everything `cs-llm --help`, `--version` and a usage error run. node starts a CommonJS entry without its
+//   all that `cs-llm --help`, `--version` and a usage error run. node starts a CommonJS entry without its
 //   ES module loader, which was about 20 ms of `--help`. (A V8 code cache for the same file, tried with
 //   vm.Script's cachedData, gained nothing more; see docs/performance.md.)
 // - dist/cli/shared.cjs, CommonJS: what the entry and the commands both use, once: the error classes (which
@@ -12,6 +12,7 @@
 // - dist/cli/cmd-<command>.mjs and chunk-<hash>.mjs, ES modules: each command and what it imports, loaded
 //   with import() when the command line names the command. They take the shared modules from shared.mjs,
 //   which requires shared.cjs: one copy of each class in both worlds.
+// - dist/cli/help-<id>/<width>.txt: the top-level help, which main.js prints without loading commander.
 // Every module is in the bundle exactly once (a dynamic import is a chunk, not a second copy), so classes such
 // as the errors stay one class. Every file sits in dist/cli/, at the depth of every other dist/ folder, so
 // paths built from import.meta.url (the package root, dist/cli/main.js for `daemon start`) are unchanged.
