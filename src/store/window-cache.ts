@@ -13,8 +13,30 @@ import { sessionKey } from '../core/tenant.js';
 import type { SqliteDatabase } from './database.js';
 import type { RawMessageRow } from './session-rows.js';
 
-/** Sessions whose window is kept (least recently used dropped first): a few KiB each. */
-const WINDOWS = 1024;
+/**
+ * What is kept at most (least recently used dropped first): so many sessions' windows, a few KiB each in
+ * a customer-service chat, and so many bytes of their rows in all, so that long histories or large messages
+ * cannot grow the daemon's memory past it (a window over the whole budget is not kept).
+ */
+export interface WindowLimits {
+  windows: number;
+  bytes: number;
+}
+const LIMITS: WindowLimits = { windows: 1024, bytes: 8 * 1024 * 1024 };
+
+/** A row's size as counted against the budget: its text and bytes, and about what the row's array costs. */
+const ROW_OVERHEAD = 96;
+function sizeOf(rows: readonly RawMessageRow[]): number {
+  let bytes = 0;
+  for (const row of rows) {
+    bytes += ROW_OVERHEAD;
+    for (const value of row) {
+      if (typeof value === 'string') bytes += value.length;
+      else if (value instanceof Uint8Array) bytes += value.byteLength;
+    }
+  }
+  return bytes;
+}
 
 interface Kept {
   /** The session's turn count the rows are the window of. */
@@ -22,6 +44,8 @@ interface Kept {
   /** How many turns back the rows reach (the largest window asked for). */
   depth: number;
   rows: RawMessageRow[];
+  /** sizeOf(rows) */
+  bytes: number;
 }
 
 export interface WindowCache {
@@ -34,7 +58,7 @@ export interface WindowCache {
   forget(tenant: string, id: string): void;
 }
 
-export function createWindowCache(db: SqliteDatabase): WindowCache {
+export function createWindowCache(db: SqliteDatabase, limits: WindowLimits = LIMITS): WindowCache {
   // One statement, so one read transaction (its locks are most of a read's cost): the connection's view of
   // commits by others, and the session's turn count if it is live.
   const check = db
@@ -44,6 +68,21 @@ export function createWindowCache(db: SqliteDatabase): WindowCache {
     .raw(true);
   let version = check.get('', '', 0)![0];
   const kept = new Map<string, Kept>();
+  let keptBytes = 0;
+  const drop = (key: string): void => {
+    const k = kept.get(key);
+    if (!k) return;
+    keptBytes -= k.bytes;
+    kept.delete(key);
+  };
+  // Least recently used first: a Map iterates in insertion order, and a window read is inserted again.
+  const keep = (key: string, k: Kept): void => {
+    drop(key);
+    if (k.bytes > limits.bytes) return;
+    while (kept.size > 0 && (kept.size >= limits.windows || keptBytes + k.bytes > limits.bytes)) drop(kept.keys().next().value as string);
+    kept.set(key, k);
+    keptBytes += k.bytes;
+  };
   return {
     rows(tenant, id, turns, now) {
       const key = sessionKey(tenant, id);
@@ -54,12 +93,13 @@ export function createWindowCache(db: SqliteDatabase): WindowCache {
         // Another connection wrote (since this one last looked): nothing kept can be trusted.
         version = v;
         kept.clear();
+        keptBytes = 0;
         return null;
       }
       // Expired or gone: no window, as the query would say.
       if (live === null) return [];
       if (live !== k.turns) {
-        kept.delete(key);
+        drop(key);
         return null;
       }
       kept.delete(key);
@@ -68,25 +108,22 @@ export function createWindowCache(db: SqliteDatabase): WindowCache {
       return k.rows[0] !== undefined && k.rows[0][0] > from ? k.rows : k.rows.filter((r) => r[0] > from);
     },
     loaded(tenant, id, turns, rows, sessionTurns) {
-      const key = sessionKey(tenant, id);
-      kept.delete(key);
-      if (kept.size >= WINDOWS) kept.delete(kept.keys().next().value as string);
-      kept.set(key, { turns: sessionTurns, depth: turns, rows });
+      keep(sessionKey(tenant, id), { turns: sessionTurns, depth: turns, rows, bytes: sizeOf(rows) });
     },
     appended(tenant, id, turn, rows) {
       const key = sessionKey(tenant, id);
       const k = kept.get(key);
       if (!k) return;
       if (k.turns !== turn - 1) {
-        kept.delete(key);
+        drop(key);
         return;
       }
       const from = turn - k.depth;
-      k.rows = [...k.rows.filter((r) => r[0] > from), ...rows];
-      k.turns = turn;
+      const next = [...k.rows.filter((r) => r[0] > from), ...rows];
+      keep(key, { turns: turn, depth: k.depth, rows: next, bytes: sizeOf(next) });
     },
     forget(tenant, id) {
-      kept.delete(sessionKey(tenant, id));
+      drop(sessionKey(tenant, id));
     },
   };
 }
