@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { endOnClosedPipe } from './closed-pipe.js';
 
 /**
  * `cs-llm --help` (`-h`, `help`) and `--version` answered without commander or the command table (#21):
@@ -33,6 +34,7 @@ export function answerFromBuild(argv: readonly string[]): boolean {
   if (typeof __CS_LLM_HELP__ === 'undefined' || argv.length !== 3) return false;
   const word = argv[2]!;
   try {
+    endOnClosedPipe(process.stdout);
     if (VERSION.has(word)) {
       const { version } = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
       process.stdout.write(`${version}\n`);

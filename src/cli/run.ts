@@ -1,5 +1,6 @@
 import { renderError, exitCodeOf, isCsLlmError } from '../core/errors.js';
 import { terminalText } from '../core/terminal-text.js';
+import { endOnClosedPipe } from './closed-pipe.js';
 import { buildProgram, translateCommanderError } from './program.js';
 
 // The one place that turns errors into what a person sees and an exit code.
@@ -24,6 +25,8 @@ async function main(argv: string[]): Promise<number> {
 
 /** Runs the command line and sets the exit code; src/cli/main.ts loads this unless the build's help answers. */
 export async function run(argv: string[]): Promise<void> {
+  endOnClosedPipe(process.stdout);
+  endOnClosedPipe(process.stderr);
   try {
     process.exitCode = await main(argv);
   } catch (err) {
