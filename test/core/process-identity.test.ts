@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { processStamp, recordedProcess, signalRecorded } from '../../src/core/process-identity.js';
 
 /** A process that is not ours in spirit: what a reused PID points at after a crash or a reboot. */
@@ -9,6 +10,13 @@ async function stranger(t: { after(fn: () => void): void }) {
   const child = spawn('sleep', ['300'], { stdio: 'ignore' });
   await once(child, 'spawn');
   t.after(() => child.kill('SIGKILL'));
+  // 'spawn' comes once exec has begun, but the kernel fills in the new command line a little later (the
+  // close-on-exec pipe libuv waits on closes before the arguments are mapped): on a loaded box the window is hit
+  // and /proc/PID/cmdline reads empty. Wait until it shows the command, as any later reader would see it.
+  for (const deadline = Date.now() + 5000; !readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').startsWith('sleep');) {
+    assert.ok(Date.now() < deadline, 'the stranger shows its command line');
+    await new Promise((r) => setTimeout(r, 5));
+  }
   return child;
 }
 
