@@ -23,6 +23,7 @@ import { RequestObservers, type RequestListener, type RequestRecord } from './ob
 import { responsesRoutes } from './responses/routes.js';
 import { createRouter, type RequestContext, type Route } from './routes.js';
 import { allowedHostsFor, isLoopbackHost } from './security.js';
+import { storedTurnLogger } from './stored-turn-log.js';
 import type { DaemonServices } from './services.js';
 import { SessionLocks } from './session-lock.js';
 import { TenantQuotas, tokensTodayByTenant } from './quotas.js';
@@ -216,6 +217,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<Daemon> 
     observers,
     audit,
     log,
+    logStoredTurn: config.daemon.logContent ? storedTurnLogger(config, protection, log) : null,
     now: options.now ?? Date.now,
   };
   const metrics = createDaemonMetrics(

@@ -1,5 +1,6 @@
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/log.js';
+import type { ChatMessage } from '../core/messages.js';
 import type { Store } from '../store/store.js';
 import type { Accounting } from './accounting/accounting.js';
 import type { Admission } from './admission.js';
@@ -37,6 +38,11 @@ export interface DaemonServices {
   /** The audit log's queue and gate; null when store.audit is off. */
   audit: DaemonAudit | null;
   log: Logger;
+  /**
+   * Logs a stored turn as the store keeps it, redacted (daemon.logContent, a debugging switch): the raw text
+   * would put what redaction keeps out of the database into the log file. null when the switch is off.
+   */
+  logStoredTurn: ((sessionId: string, messages: readonly ChatMessage[]) => void) | null;
   /** The clock for TTLs (ms since the epoch). */
   now: () => number;
 }

@@ -156,8 +156,7 @@ export async function runTurn(
             const alone = services.locks.size === 1;
             await services.store.sessions.appendTurn(tenant, sessionId, request.profileName, messages, ttlMs, services.now(), alone);
           }
-          // Message text is logged only when the operator turned it on (daemon.logContent).
-          if (config.daemon.logContent) services.log(`session ${sessionId} stored`, messages);
+          services.logStoredTurn?.(sessionId, messages);
         } catch (err) {
           ctx.record.outcome = 'store_failed';
           services.log('storing a turn failed', (err as Error).message);

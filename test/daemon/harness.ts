@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { deepMerge, loadConfig, type Config } from '../../src/core/config.js';
+import type { Logger } from '../../src/core/log.js';
 import { resolvePaths, type Paths } from '../../src/core/paths.js';
 import { readDaemonState, type DaemonState } from '../../src/daemon/lifecycle.js';
 import { startDaemon, type Daemon } from '../../src/daemon/server.js';
@@ -33,6 +34,8 @@ export async function startHarness(
     sim?: SimOptions;
     config?: Record<string, unknown>;
     now?: () => number;
+    /** The daemon's log (default: the debug logger, silent unless DEBUG asks). */
+    log?: Logger;
     beforeStart?: (paths: Paths, config: Config) => void | Promise<void>;
   } = {},
 ): Promise<Harness> {
@@ -44,7 +47,13 @@ export async function startHarness(
     flags: deepMerge({ daemon: { upstream: sim.url } }, options.config ?? {}),
   });
   await options.beforeStart?.(paths, config);
-  const daemon = await startDaemon({ config, paths, port: 0, ...(options.now ? { now: options.now } : {}) });
+  const daemon = await startDaemon({
+    config,
+    paths,
+    port: 0,
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.log ? { log: options.log } : {}),
+  });
   t.after(() => daemon.close('test over'));
   return {
     home,

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type OpenAI from 'openai';
+import { lifecycleLogger } from '../../src/daemon/main.js';
 import { startHarness } from './harness.js';
 import { foundIn } from '../helpers/db-files.js';
 
@@ -88,4 +89,23 @@ test('store.attachments "keep" stores the image as sent; with names not redacted
   await h.daemon.close('test over');
   assert.deepEqual(foundIn(file, '张伟'), [], 'the name is encrypted with the content');
   assert.deepEqual(foundIn(file, IMAGE_MARKER), [], 'and so is the kept image');
+});
+
+test('daemon.logContent logs each stored turn as it was stored: redacted, the image a placeholder', async (t) => {
+  const lines: string[] = [];
+  // The logger the daemon process writes daemon.log with.
+  const h = await startHarness(t, { config: { daemon: { logContent: true } }, log: lifecycleLogger((line) => lines.push(line)) });
+  await h.client({ sessionId: 'logged' }).chat.completions.create({ model: 'cs-llm-sim', messages: customerTurn });
+  await h.client({ sessionId: 'logged' }).chat.completions.create({ model: 'cs-llm-sim', messages: toolRound });
+  const stored = lines.filter((line) => line.includes('session logged stored'));
+  assert.equal(stored.length, 2, 'one line per stored turn');
+  assert.ok(
+    stored[0]!.includes('这是包裹照片，我的手机[PHONE]') && stored[0]!.includes('[IMAGE]') && stored[0]!.includes('"name":"[NAME]"'),
+    stored[0],
+  );
+  assert.ok(stored[1]!.includes('收件人：[NAME]'), stored[1]);
+  const log = lines.join('');
+  for (const secret of ['张伟', '13812345678', '13987654321', '王大锤', '世纪大道', IMAGE_MARKER]) {
+    assert.ok(!log.includes(secret), `${secret} is not in the log`);
+  }
 });
