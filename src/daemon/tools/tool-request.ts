@@ -2,10 +2,11 @@
  * The HTTP request a tool call becomes, built from the tool's URL template and the model's arguments. Pure.
  * The model writes the arguments, so they can only fill the template's placeholders and the arguments the
  * schema declares: a value cannot move the request to another host or up the path, and an argument the
- * schema does not name is never sent.
+ * schema does not name is never sent, at any depth (declared-only.ts).
  */
 
 import type { ToolConfig } from '../../core/config.js';
+import { declaredOnly } from './declared-only.js';
 
 export interface ToolRequest {
   url: string;
@@ -87,16 +88,23 @@ function queryValue(value: unknown): string {
 /**
  * The request for one call. {arg} placeholders in the URL take the URL-encoded argument; the other arguments
  * the schema declares go in the query string (GET, DELETE), or all declared ones as the JSON body (POST, PUT,
- * PATCH); undeclared ones are dropped. Throws ToolArgumentError for a value the URL cannot take, Error for a header
- * naming an unset environment variable.
+ * PATCH); undeclared ones are dropped, and so are undeclared names inside declared objects. Throws
+ * ToolArgumentError for a value the URL cannot take, Error for a header naming an unset environment variable.
  */
 export function toolRequest(tool: ToolConfig, args: Record<string, unknown>, env: NodeJS.ProcessEnv): ToolRequest {
+  // Only what the schema declares goes out: the model may add any name (customer_id, admin) to its arguments,
+  // at the top (dropped even where additionalProperties lets it through) or inside a declared object.
+  const declared = declaredProperties(tool);
+  const sent = new Map<string, unknown>();
+  for (const [name, value] of Object.entries(args)) {
+    if (Object.hasOwn(declared, name) && value !== undefined) sent.set(name, declaredOnly(value, declared[name], tool.parameters));
+  }
   const template = tool.http.url;
   const used = new Set<string>();
   const url = new URL(
     template.replace(PLACEHOLDER, (_, name: string) => {
       used.add(name);
-      return placeholderValue(name, args[name]);
+      return placeholderValue(name, sent.get(name));
     }),
   );
   // The substituted URL must keep the template's scheme, host, port and the path up to the first placeholder.
@@ -108,9 +116,7 @@ export function toolRequest(tool: ToolConfig, args: Record<string, unknown>, env
       throw new ToolArgumentError(`the arguments would take the request outside the tool's URL ${base.origin}${base.pathname}`);
     }
   }
-  // Only what the schema declares goes out: the model may add any name (customer_id, admin) to its arguments.
-  const declared = declaredProperties(tool);
-  const forwarded = Object.entries(args).filter(([name, value]) => Object.hasOwn(declared, name) && value !== undefined);
+  const forwarded = [...sent];
   const headers: Record<string, string> = { accept: 'application/json' };
   for (const [name, value] of Object.entries(tool.http.headers)) headers[name.toLowerCase()] = expandEnv(value, env);
   const method = tool.http.method;

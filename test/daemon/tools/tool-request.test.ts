@@ -57,3 +57,61 @@ test('a URL template with a placeholder in its scheme or host, or naming no decl
   assert.deepEqual(at('file:///etc/{order_id}'), ['http.url must start with http:// or https://']);
   assert.deepEqual(at('not a url'), ['http.url is not a URL: not a url']);
 });
+
+test('inside a declared object or array only declared names go out, through $ref and anyOf; an opened or free-form object goes as sent', () => {
+  const parameters = {
+    type: 'object',
+    $defs: { address: { type: 'object', properties: { city: { type: 'string' }, street: { type: 'string' } } } },
+    properties: {
+      order: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          shipTo: { $ref: '#/$defs/address' },
+          lines: { type: 'array', items: { type: 'object', properties: { sku: { type: 'string' } } } },
+        },
+        anyOf: [{ properties: { email: { type: 'string' } } }, { properties: { phone: { type: 'string' } } }],
+        patternProperties: { '^x-': { type: 'string' } },
+      },
+      labels: { type: 'object', properties: { a: { type: 'string' } }, additionalProperties: { type: 'object', properties: { v: {} } } },
+      metadata: { type: 'object' },
+    },
+  };
+  const tool = {
+    name: 'create_ticket',
+    description: '',
+    parameters,
+    http: { method: 'POST' as const, url: 'http://127.0.0.1:9/tickets', headers: {}, timeoutMs: 15000 },
+  };
+  const args = {
+    order: {
+      id: 'A-1',
+      admin: true,
+      email: 'a@example.com',
+      phone: '1',
+      'x-trace': 't',
+      shipTo: { city: '上海', street: '1', internal_flag: true },
+      lines: [{ sku: 's1', price_override: 0 }, { sku: 's2' }],
+    },
+    labels: { a: 'x', free: { v: 1, w: 2 } },
+    metadata: { anything: { goes: true } },
+    customer_id: '999',
+  };
+  const body = JSON.parse(toolRequest(tool, args, {}).body!);
+  assert.deepEqual(body, {
+    order: {
+      id: 'A-1',
+      email: 'a@example.com',
+      phone: '1',
+      'x-trace': 't',
+      shipTo: { city: '上海', street: '1' },
+      lines: [{ sku: 's1' }, { sku: 's2' }],
+    },
+    labels: { a: 'x', free: { v: 1 } },
+    metadata: { anything: { goes: true } },
+  });
+  // A placeholder and a query value are cut the same way before they are encoded.
+  const get = toolRequest({ ...tool, http: { ...tool.http, method: 'GET', url: 'http://127.0.0.1:9/t/{order}' } }, args, {});
+  assert.ok(!decodeURIComponent(get.url).includes('admin') && !decodeURIComponent(get.url).includes('internal_flag'), get.url);
+  assert.ok(decodeURIComponent(get.url).includes('"shipTo":{"city":"上海","street":"1"}'), get.url);
+});
