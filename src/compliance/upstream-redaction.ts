@@ -1,8 +1,30 @@
 import type { Config } from '../core/config.js';
 import type { ChatMessage } from '../core/messages.js';
-import { buildDetectors, type Detector } from './detectors.js';
+import { buildDetectors, redactText, type Detector } from './detectors.js';
 import { Masker } from './masking.js';
+import { rewriteRecord, type Rewrite } from './records.js';
 import { redactMessages, shouldRedactUpstream, type UpstreamKind } from './redact.js';
+
+/**
+ * Request fields beside the messages that clients fill with who the customer is: OpenAI asks for a stable id
+ * in `user` (now `safety_identifier`), and many send an email or a phone; `metadata` holds whatever the client
+ * tags a request with. They leave masked or redacted with the messages. (The operator's own `tools` are not
+ * customer data and go as configured.)
+ */
+const IDENTITY_FIELDS = ['user', 'safety_identifier', 'metadata'] as const;
+
+function withIdentityRewritten(body: Record<string, unknown>, rewrite: Rewrite): Record<string, unknown> {
+  let out = body;
+  for (const field of IDENTITY_FIELDS) {
+    if (!Object.hasOwn(body, field)) continue;
+    const rewritten = rewriteRecord(body[field], rewrite, 'keep');
+    if (rewritten !== body[field]) {
+      if (out === body) out = { ...body };
+      out[field] = rewritten;
+    }
+  }
+  return out;
+}
 
 const detectorsByConfig = new WeakMap<Config, Detector[]>();
 const maskDetectorsByConfig = new WeakMap<Config, Detector[]>();
@@ -51,17 +73,19 @@ export function bodyForUpstream(config: Config, upstream: UpstreamTarget, body: 
   if (!mask && !shouldRedactUpstream(config.store.redactUpstream, upstream)) return body;
   const detectors = mask ? maskDetectorsOf(config) : detectorsOf(config);
   if (detectors.length === 0 && !mask) return body;
-  let parsed: { messages?: unknown };
+  let parsed: Record<string, unknown> & { messages?: unknown };
   try {
-    parsed = JSON.parse(body.toString('utf8')) as { messages?: unknown };
+    parsed = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
   } catch {
     return body;
   }
-  if (!Array.isArray(parsed.messages)) return body;
+  if (typeof parsed !== 'object' || parsed === null || !Array.isArray(parsed.messages)) return body;
   const messages = parsed.messages as ChatMessage[];
   if (mask) {
     const m = masker ?? maskerFor(config);
-    return Buffer.from(JSON.stringify({ ...parsed, messages: messages.map((message) => m.maskMessage(message)) }));
+    const masked = { ...parsed, messages: messages.map((message) => m.maskMessage(message)) };
+    return Buffer.from(JSON.stringify(withIdentityRewritten(masked, (t) => m.maskText(t))));
   }
-  return Buffer.from(JSON.stringify({ ...parsed, messages: redactMessages(messages, detectors, { attachments: 'keep' }) }));
+  const redacted = { ...parsed, messages: redactMessages(messages, detectors, { attachments: 'keep' }) };
+  return Buffer.from(JSON.stringify(withIdentityRewritten(redacted, (t) => redactText(t, detectors))));
 }

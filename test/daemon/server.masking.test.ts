@@ -59,13 +59,15 @@ const PHONE = '13812345678';
 const MAIL = 'li.wei@example.com';
 const SAID = `我的手机${PHONE}，邮箱${MAIL}，再说一遍${PHONE}`;
 
-async function maskedHarness(t: Parameters<typeof startHarness>[0]): Promise<{ h: Harness; tap: Wiretap }> {
+async function maskedHarness(t: Parameters<typeof startHarness>[0], mask = true): Promise<{ h: Harness; tap: Wiretap }> {
   let tap: Wiretap | null = null;
   const h = await startHarness(t, {
+    // Unmasked, the remote upstream gets redacted text (store.redactUpstream "remote").
+    ...(mask ? {} : { config: { store: { redactUpstream: 'remote' } } }),
     beforeStart: async (_paths, config) => {
       tap = await wiretap(t, config.daemon.upstream);
       config.daemon.allowRemote = true;
-      config.daemon.upstreams = [{ name: 'cloud', url: tap.url, kind: 'remote', mask: true, models: {}, weight: 1 }];
+      config.daemon.upstreams = [{ name: 'cloud', url: tap.url, kind: 'remote', mask, models: {}, weight: 1 }];
     },
   });
   return { h, tap: tap! };
@@ -135,4 +137,26 @@ test("tool results and a participant's name are masked too, and the reply quotin
   const sent = JSON.parse(tap.sent[0]!) as { messages: Array<{ name?: string; tool_calls?: Array<{ function: { arguments: string } }> }> };
   assert.equal(sent.messages[0]!.name, '<NAME_1>');
   assert.deepEqual(JSON.parse(sent.messages[1]!.tool_calls![0]!.function.arguments), { phone: '<PHONE_1>' });
+});
+
+test('who the customer is (user, safety_identifier, metadata) leaves masked, or redacted, with the messages', async (t) => {
+  for (const mask of [true, false]) {
+    const { h, tap } = await maskedHarness(t, mask);
+    await h.client({ sessionId: `identity-${mask}` }).chat.completions.create({
+      model: 'cs-llm-sim',
+      messages: [{ role: 'user', content: SAID }],
+      user: MAIL,
+      safety_identifier: `phone:${PHONE}`,
+      metadata: { callback: PHONE, channel: 'web' },
+    });
+    assertNeverSent(tap);
+    const sent = JSON.parse(tap.sent[0]!) as Record<string, unknown>;
+    assert.deepEqual(
+      [sent.user, sent.safety_identifier, sent.metadata],
+      mask
+        ? ['<EMAIL_1>', 'phone:<PHONE_1>', { callback: '<PHONE_1>', channel: 'web' }]
+        : ['[EMAIL]', 'phone:[PHONE]', { callback: '[PHONE]', channel: 'web' }],
+      mask ? 'the same placeholders as the messages' : 'redacted as the store redacts',
+    );
+  }
 });
