@@ -3,7 +3,7 @@ import { ConfigError } from '../../core/errors.js';
 import { CircuitBreaker } from './breaker.js';
 import { ABORTED, errorResult, runHttpTool, type ToolOutcome, type ToolResult } from './http-tool.js';
 import { compileArgumentsSchema, SchemaError, type ArgumentsValidator } from './json-schema.js';
-import { ToolArgumentError, toolRequest, urlTemplateProblems, type ToolRequest } from './tool-request.js';
+import { expandEnv, ToolArgumentError, toolRequest, urlTemplateProblems, type ToolRequest } from './tool-request.js';
 
 /** The metric label of a call naming no declared tool (not a valid tool name, so it cannot collide). */
 export const UNKNOWN_TOOL_LABEL = '(unknown)';
@@ -57,6 +57,17 @@ export class ToolSet {
         throw new ConfigError(`daemon.tools: "${tool.name}" has an unusable URL: ${urlProblems.join('; ')}`, {
           next: 'Put {placeholders} only in the path or the query, each naming a property of parameters.properties.',
         });
+      }
+      // A header's ${VAR} is read at every call (a rotated token is picked up), but one that is not set at
+      // all would fail every call of the tool: the operator hears it now, not from the first customer.
+      for (const [header, value] of Object.entries(tool.http.headers)) {
+        try {
+          expandEnv(value, this.env);
+        } catch (err) {
+          throw new ConfigError(`daemon.tools: "${tool.name}" header ${header}: ${(err as Error).message} in the daemon's environment`, {
+            next: "Set it where the daemon starts (the shell, or the systemd unit's EnvironmentFile), or remove the header.",
+          });
+        }
       }
       let validate: ArgumentsValidator;
       try {

@@ -447,7 +447,7 @@ test('arguments the schema does not declare are never sent to the endpoint, in t
   assert.deepEqual(JSON.parse(tools.posted[0]!.body), { order_id: '12345', address: '1 Main St' });
 });
 
-test('a profile naming an undeclared tool, a schema with a keyword the daemon cannot check, or a URL the model could steer is refused at start', async (t) => {
+test('a profile naming an undeclared tool, a schema with a keyword the daemon cannot check, a URL the model could steer, or a header naming an unset variable is refused at start', async (t) => {
   await assert.rejects(
     startHarness(t, { config: { profiles: { default: { tools: ['nope'] } } } }),
     /profiles\.default\.tools names "nope"/,
@@ -465,5 +465,12 @@ test('a profile naming an undeclared tool, a schema with a keyword the daemon ca
   await assert.rejects(
     startHarness(t, { config: { daemon: { tools: [hostFromModel] } } }),
     /"get_logistics" has an unusable URL: http\.url: \{order_id\} may stand in the path or the query only/,
+  );
+  const unsetToken = logisticsTool('http://127.0.0.1:1', {
+    http: { url: 'http://127.0.0.1:1/x', headers: { 'X-Token': '${CS_LLM_TEST_UNSET_TOKEN}' } },
+  });
+  await assert.rejects(
+    startHarness(t, { config: { daemon: { tools: [unsetToken] } } }),
+    /"get_logistics" header X-Token: environment variable CS_LLM_TEST_UNSET_TOKEN is not set in the daemon's environment/,
   );
 });
