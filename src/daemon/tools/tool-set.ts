@@ -58,8 +58,8 @@ export class ToolSet {
           next: 'Put {placeholders} only in the path or the query, each naming a property of parameters.properties.',
         });
       }
-      // A header's ${VAR} is read at every call (a rotated token is picked up), but one that is not set at
-      // all would fail every call of the tool: the operator hears it now, not from the first customer.
+      // A header's ${VAR} that is not set would fail every call of the tool: the operator hears it at start,
+      // not from the first customer's turn.
       for (const [header, value] of Object.entries(tool.http.headers)) {
         try {
           expandEnv(value, this.env);
