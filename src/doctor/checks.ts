@@ -3,6 +3,7 @@ import type { Config } from '../core/config.js';
 import type { Paths } from '../core/paths.js';
 import { createDockerClient, probeDocker, type DockerProbe } from '../engine/docker.js';
 import { probeGpuRuntime, type GpuRuntimeProbe } from '../engine/gpu-preflight.js';
+import { runningLocalEngine } from '../engine/local.js';
 import { modelCacheDir } from '../engine/model-files.js';
 import type { Check, CheckName } from './check.js';
 import { CDI_DIRS, checkNvidiaRuntime } from './nvidia-runtime.js';
@@ -213,8 +214,15 @@ export async function checkPort(
   };
 }
 
-/** A running engine container of ours that holds the port, described; null when none (or no Docker). */
-async function ownEngineOnPort(docker: Docker | null, port: number): Promise<string | null> {
+/**
+ * The running engine of ours that holds the port, described; null when none: the local process `up` runs
+ * without Docker (the CPU engine, the simulator), found by its state file, or a container found by its labels.
+ */
+async function ownEngineOnPort(docker: Docker | null, paths: Paths, port: number): Promise<string | null> {
+  const local = runningLocalEngine(paths.stateDir);
+  if (local && local.port === port) {
+    return `cs-llm's running engine (local process ${local.pid}, model ${local.model}); up reuses or replaces it, cs-llm down stops it`;
+  }
   if (!docker) return null;
   try {
     const containers = await Promise.race([
@@ -282,7 +290,7 @@ export async function runChecks(options: RunChecksOptions): Promise<Check[]> {
   if (wanted('disk')) checks.push(await checkDisk(modelCacheDir(options.config, env), catalog));
   if (wanted('engine-port')) {
     const port = options.config.engine.port;
-    const ours = () => (probe && !probe.reachable ? null : ownEngineOnPort(docker, port));
+    const ours = () => ownEngineOnPort(probe && !probe.reachable ? null : docker, options.paths, port);
     checks.push(await checkPort('engine-port', port, '127.0.0.1', ours));
   }
   if (wanted('daemon-port')) {

@@ -340,6 +340,12 @@ export interface LocalStatus {
   logFile: string;
 }
 
+/** The engine process `up` started and that still runs (its recorded PID still that process), or null. */
+export function runningLocalEngine(stateDir: string): LocalEngineState | null {
+  const state = readLocalState(localPaths(stateDir));
+  return state && recorded(state) === 'running' ? state : null;
+}
+
 export async function localStatus(stateDir: string, now = Date.now()): Promise<LocalStatus | null> {
   const state = readLocalState(localPaths(stateDir));
   if (!state) return null;

@@ -294,6 +294,27 @@ test("a port held by cs-llm's own engine container passes, found by its labels",
   assert.deepEqual(asked, [{ filters: { label: ['cs-llm.managed=true', `cs-llm.port=${port}`] } }]);
 });
 
+test("a port held by cs-llm's own engine process (the CPU engine or the simulator without Docker) passes; a stale record does not", async (t) => {
+  const port = await occupyPort(t);
+  const home = tempDir('home');
+  const { config, paths } = loadConfig({ env: { CS_LLM_HOME: home, CS_LLM_ENGINE_PORT: String(port) } });
+  const noContainers = { listContainers: async () => [] } as unknown as Docker;
+  mkdirSync(paths.stateDir, { recursive: true });
+  const stateFile = join(paths.stateDir, 'engine-process.json');
+  const record = { pid: process.pid, ...processStamp(process.pid), port, model: 'tiny-memory', command: process.argv };
+  writeFileSync(stateFile, JSON.stringify(record));
+  const [ours] = await runChecks({ config, paths, docker: noContainers, only: ['engine-port'] });
+  assert.equal(ours!.status, 'ok', ours!.detail);
+  assert.match(ours!.detail, new RegExp(`cs-llm's running engine \\(local process ${process.pid}, model tiny-memory\\)`));
+
+  writeFileSync(stateFile, JSON.stringify({ ...record, startTicks: '1' }));
+  const [stale] = await runChecks({ config, paths, docker: noContainers, only: ['engine-port'] });
+  assert.equal(stale!.status, 'fail', 'a PID that is another process now does not make the port ours');
+  writeFileSync(stateFile, JSON.stringify({ ...record, port: port + 1 }));
+  const [otherPort] = await runChecks({ config, paths, docker: noContainers, only: ['engine-port'] });
+  assert.equal(otherPort!.status, 'fail', 'our engine on another port does not explain this one');
+});
+
 test("Docker's own answer to a GPU request wins over the host files", () => {
   const gpus = { ...noGpu, gpus: [{ index: 0 } as never], usable: true };
   const bin = tempDir('bin');
