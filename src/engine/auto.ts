@@ -39,10 +39,11 @@ export async function chooseAutoEngine(
   }
   const names = report.gpus.map((g) => g.name).join(', ');
   const probe = await probeDocker(docker, env);
+  // A GPU box falls back to the CPU only with the way back in the same line: the operator most likely wanted the GPU.
   if (!probe.reachable)
     return {
       kind: 'cpu',
-      why: `engine auto: cpu, because Docker is not usable (${probe.detail}), and vllm runs only in Docker (GPU: ${names})`,
+      why: `engine auto: cpu, because Docker is not usable (${probe.detail}), and vllm runs only in Docker (GPU: ${names}); to serve on the GPU: ${withoutStop(probe.fix ?? 'start Docker')}, then cs-llm up again`,
     };
   const runtime = await probeGpuRuntime(docker, { mode: 'all' }, instance).catch((err: unknown) => ({
     verdict: 'unknown' as const,
@@ -51,8 +52,13 @@ export async function chooseAutoEngine(
   if (runtime.verdict === 'missing') {
     return {
       kind: 'cpu',
-      why: `engine auto: cpu, because Docker cannot give the GPU (${names}) to containers: ${runtime.diagnosis.summary}`,
+      why: `engine auto: cpu, because Docker cannot give the GPU (${names}) to containers: ${runtime.diagnosis.summary}; to serve on the GPU: install the NVIDIA Container Toolkit, run sudo nvidia-ctk runtime configure --runtime=docker and restart Docker, then cs-llm up again`,
     };
   }
   return { kind: 'vllm', why: `engine auto: vllm, on ${names}${runtime.verdict === 'ok' ? ' (Docker accepts GPU requests)' : ''}` };
+}
+
+/** "Do this." -> "do this", to go on inside a sentence. */
+function withoutStop(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1).replace(/\.$/, '');
 }

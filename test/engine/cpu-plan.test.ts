@@ -129,6 +129,22 @@ test('--engine auto: cpu without a usable GPU, with the reason in one line', asy
   assert.doesNotMatch(choice.why, /\n/);
 });
 
+test('--engine auto on a GPU box falls back to cpu only with the way to the GPU in the same line', async () => {
+  const gpu = async () =>
+    ({ source: 'nvidia-smi', gpus: [{ name: 'NVIDIA GeForce RTX 4090' }], usable: true, driverVersion: '550.120' }) as never;
+  const denied = Object.assign(new Error('connect EACCES /var/run/docker.sock'), { code: 'EACCES' });
+  const noAccess = { ping: () => Promise.reject(denied) } as unknown as Docker;
+  const choice = await chooseAutoEngine({ DOCKER_HOST: 'unix:///var/run/docker.sock' }, gpu, noAccess, 'x');
+  assert.equal(choice.kind, 'cpu');
+  assert.equal(
+    choice.why,
+    'engine auto: cpu, because Docker is not usable (permission denied on unix:///var/run/docker.sock), and vllm runs only in Docker ' +
+      '(GPU: NVIDIA GeForce RTX 4090); to serve on the GPU: add your user to the docker group (sudo usermod -aG docker $USER, ' +
+      'then log in again), or run as root, then cs-llm up again',
+  );
+  assert.doesNotMatch(choice.why, /\n/);
+});
+
 test('the engine command line: --threads is required, vLLM names are accepted, unknown flags are refused', () => {
   assert.throws(
     () => parseCpuArgs(['--model', 'm.gguf'], {}),
