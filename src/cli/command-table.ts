@@ -72,7 +72,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'down',
     term: 'down [options]',
-    description: 'Stop the chat daemon and remove the engine (our containers, found by label, or the local simulator process)',
+    description: 'Stop the chat daemon and remove the engine (our containers, found by label, or the local engine process)',
     load: () => import('./commands/down.js'),
   },
   {

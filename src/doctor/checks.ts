@@ -83,13 +83,17 @@ export function checkNode(version: string): Check {
   };
 }
 
-export function checkDocker(probe: DockerProbe): Check {
+/**
+ * Docker is needed by `up` only for vllm: without it, `up` runs the cpu engine and the simulator as local
+ * processes (and engine auto chooses cpu), so for those kinds a missing Docker fails the check, not `up`.
+ */
+export function checkDocker(probe: DockerProbe, engineKind: Config['engine']['kind'] = 'vllm'): Check {
   return {
     name: 'docker',
     status: probe.reachable ? 'ok' : 'fail',
     detail: probe.detail,
     fix: probe.reachable ? null : (probe.fix ?? 'Start the Docker daemon.'),
-    neededByUp: true,
+    neededByUp: engineKind === 'vllm',
   };
 }
 
@@ -275,7 +279,7 @@ export async function runChecks(options: RunChecksOptions): Promise<Check[]> {
   }
   const checks: Check[] = [];
   if (wanted('node')) checks.push(checkNode(options.nodeVersion ?? process.versions.node));
-  if (wanted('docker')) checks.push(checkDocker(probe!));
+  if (wanted('docker')) checks.push(checkDocker(probe!, options.config.engine.kind));
   if (wanted('docker-api')) checks.push(checkDockerApi(probe!));
   if (wanted('nvidia-runtime')) {
     let dockerAnswer: GpuRuntimeProbe | null = null;

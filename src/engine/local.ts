@@ -193,6 +193,8 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
   const endpoint = { mode: 'process' as const, baseUrl: `${baseUrl}/v1`, port: input.port, servedName: input.model.servedName };
   const timeouts = { ...engineKindInfo(input.kind === 'cpu' ? 'cpu' : 'sim').timeouts, ...options.timeouts };
   const previous = readLocalState(paths);
+  // The configuration (kind included) decides reuse, so a reused process is of this kind too.
+  const what = input.kind === 'cpu' ? 'cpu engine' : 'simulator';
 
   const keyId = input.apiKey ? engineKeyId(input.apiKey) : undefined;
   if (
@@ -202,7 +204,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
     keyId !== undefined &&
     previous.keyId === keyId
   ) {
-    options.onNote?.(`reusing the running simulator process ${previous.pid} (same configuration)`);
+    options.onNote?.(`reusing the running ${what} process ${previous.pid} (same configuration)`);
     const target = processTarget(
       previous.pid,
       { code: null, exited: false },
@@ -214,7 +216,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
     const ready = await waitForReady(target, {
       servedName: input.model.servedName,
       timeouts,
-      label: `simulator process ${previous.pid}`,
+      label: `${what} process ${previous.pid}`,
       onProgress: options.onProgress,
       signal: options.signal,
     }).catch(() => null);
@@ -229,15 +231,15 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
         readyInMs: ready.elapsedMs,
         apiKey: input.apiKey ?? null,
       };
-    options.onNote?.('the running simulator does not answer; replacing it');
+    options.onNote?.(`the running ${what} does not answer; replacing it`);
   }
   if (previous) {
-    if (recorded(previous) === 'running') options.onNote?.(`stopping the previous simulator process ${previous.pid} (other configuration)`);
+    if (recorded(previous) === 'running') options.onNote?.(`stopping the previous engine process ${previous.pid} (other configuration)`);
     await stopRecorded(previous);
     rmSync(paths.stateFile, { force: true });
   }
   if (!(await isPortFree(input.port))) {
-    throw new ConflictError(`port ${input.port} on 127.0.0.1 is already in use, so the simulator cannot listen there`, {
+    throw new ConflictError(`port ${input.port} on 127.0.0.1 is already in use, so the ${what} cannot listen there`, {
       next: `Pick another port with --port, or stop what listens on ${input.port} (ss -ltnp | grep :${input.port}).`,
     });
   }
@@ -280,12 +282,12 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
     child.once('error', (err) => resolve(err));
   });
   if (spawned || child.pid === undefined) {
-    throw new EnvironmentError(`cannot start the simulator process: ${spawned?.message ?? 'no pid'}`, {
+    throw new EnvironmentError(`cannot start the ${what} process: ${spawned?.message ?? 'no pid'}`, {
       next: `Run ${command.join(' ')} by hand to see why.`,
     });
   }
   const pid = child.pid;
-  log('simulator process %d: %s', pid, command.join(' '));
+  log('%s process %d: %s', what, pid, command.join(' '));
   const state: LocalEngineState = {
     pid,
     port: input.port,
@@ -304,7 +306,7 @@ export async function upLocalProcess(stateDir: string, input: EngineSpecInput, o
     const ready = await waitForReady(target, {
       servedName: input.model.servedName,
       timeouts,
-      label: `simulator process ${pid}`,
+      label: `${what} process ${pid}`,
       onProgress: options.onProgress,
       signal: options.signal,
     });
@@ -365,7 +367,7 @@ export async function localStatus(stateDir: string, now = Date.now()): Promise<L
   };
 }
 
-/** Stops the simulator process; true when there was one. */
+/** Stops the engine process (the cpu engine or the simulator); its pid when there was one. */
 export async function downLocalProcess(stateDir: string, purge: boolean): Promise<{ pid: number } | null> {
   const paths = localPaths(stateDir);
   const state = readLocalState(paths);

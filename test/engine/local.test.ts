@@ -80,7 +80,7 @@ test('without a Docker engine, the CLI runs the simulator as a local process tha
   assert.match(String(logs.stdout), /Uvicorn running on http:\/\/127\.0\.0\.1:/);
 
   const down = await runCli(['down'], { env: cliEnv });
-  assert.match(String(down.stdout), new RegExp(`stopped simulator process ${state.pid}`));
+  assert.match(String(down.stdout), new RegExp(`stopped engine process ${state.pid}`));
   assert.equal(isAlive(state.pid), false);
   assert.equal(existsSync(keyFile), false, 'the key goes with its engine');
   assert.equal(existsSync(localPaths(loadConfig({ env }).paths.stateDir).stateFile), false);

@@ -52,6 +52,11 @@ export function register(program: Command): void {
       if (withFix.length) output.out('');
       for (const c of withFix) output.out(`fix ${c.name}: ${c.fix}`);
       const failing = checks.filter((c) => c.neededByUp && c.status === 'fail').map((c) => c.name);
-      output.out(failing.length ? `cs-llm up cannot run yet: ${failing.join(', ')} failed` : 'nothing stops cs-llm up');
+      const noDocker = checks.some((c) => c.name === 'docker' && c.status === 'fail');
+      if (failing.length) output.out(`cs-llm up cannot run yet: ${failing.join(', ')} failed`);
+      else if (noDocker) {
+        const local = loaded.config.engine.kind === 'sim' ? 'the simulator' : 'the cpu engine';
+        output.out(`nothing stops cs-llm up; without Docker it runs ${local} as a local process (vllm needs Docker)`);
+      } else output.out('nothing stops cs-llm up');
     });
 }

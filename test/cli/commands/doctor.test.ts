@@ -79,3 +79,20 @@ test('doctor on a GPU box whose driver is broken exits 4 with the gpu check fail
   assert.match(gpu.detail, /Driver\/library version mismatch/);
   assert.match(gpu.fix, /Reboot/);
 });
+
+test('without Docker, doctor fails the docker check but not up, except when the engine is vllm', async () => {
+  const env = {
+    CS_LLM_HOME: mkdtempSync(join(tmpdir(), 'cs-llm-doctor-cli-')),
+    CS_LLM_ENGINE_PORT: String(await freePort()),
+    CS_LLM_DAEMON_PORT: String(await freePort()),
+    DOCKER_HOST: `unix://${join(tmpdir(), 'cs-llm-no-docker.sock')}`,
+  };
+  const auto = await runCli(['doctor'], { env });
+  const out = String(auto.stdout);
+  assert.match(out, /^fail {2}docker {2}no Docker Engine socket at unix:\/\/.*cs-llm-no-docker\.sock$/m);
+  assert.match(out, /^nothing stops cs-llm up; without Docker it runs the cpu engine as a local process \(vllm needs Docker\)$/m);
+  assert.equal(auto.exitCode, 0, out);
+  const vllm = await runCli(['doctor'], { env: { ...env, CS_LLM_ENGINE_KIND: 'vllm' } });
+  assert.equal(vllm.exitCode, 4);
+  assert.match(String(vllm.stdout), /^cs-llm up cannot run yet: docker failed$/m);
+});
