@@ -74,12 +74,15 @@ function cutObject(value: Record<string, unknown>, branches: Record<string, unkn
       }
     }
   }
+  if (!declaresNames && !open) return value;
   const out: Record<string, unknown> = {};
+  // Defined, not assigned: a model's "__proto__" key stays a key (assigning it would set the prototype).
+  const keep = (name: string, v: unknown) =>
+    Object.defineProperty(out, name, { value: v, enumerable: true, writable: true, configurable: true });
   for (const [name, v] of Object.entries(value)) {
     const subs = [...(named.get(name) ?? []), ...patterns.filter(([p]) => p.test(name)).map(([, s]) => s)];
-    if (subs.length > 0) out[name] = cut(v, subs, root);
-    else if (open) out[name] = cut(v, extra, root);
-    else if (!declaresNames) out[name] = v;
+    if (subs.length > 0) keep(name, cut(v, subs, root));
+    else if (open) keep(name, cut(v, extra, root));
   }
   return out;
 }

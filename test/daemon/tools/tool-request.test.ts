@@ -97,6 +97,8 @@ test('inside a declared object or array only declared names go out, through $ref
     metadata: { anything: { goes: true } },
     customer_id: '999',
   };
+  // As JSON.parse gives it: an own "__proto__" key in an opened object stays a key, nothing is polluted.
+  args.labels = JSON.parse('{"a": "x", "free": {"v": 1, "w": 2}, "__proto__": {"v": 3}}') as typeof args.labels;
   const body = JSON.parse(toolRequest(tool, args, {}).body!);
   assert.deepEqual(body, {
     order: {
@@ -107,9 +109,10 @@ test('inside a declared object or array only declared names go out, through $ref
       shipTo: { city: '上海', street: '1' },
       lines: [{ sku: 's1' }, { sku: 's2' }],
     },
-    labels: { a: 'x', free: { v: 1 } },
+    labels: JSON.parse('{"a": "x", "free": {"v": 1}, "__proto__": {"v": 3}}'),
     metadata: { anything: { goes: true } },
   });
+  assert.equal(({} as Record<string, unknown>).v, undefined);
   // A placeholder and a query value are cut the same way before they are encoded.
   const get = toolRequest({ ...tool, http: { ...tool.http, method: 'GET', url: 'http://127.0.0.1:9/t/{order}' } }, args, {});
   assert.ok(!decodeURIComponent(get.url).includes('admin') && !decodeURIComponent(get.url).includes('internal_flag'), get.url);
