@@ -128,6 +128,7 @@ const daemon = object({
   port: def(port, () => 8080),
   upstream: def(str({ url: true }), () => 'http://127.0.0.1:8000'),
   bodyLimitBytes: def(int(1024), () => 1024 * 1024),
+  upstreamReplyLimitBytes: def(int(64 * 1024), () => 64 * 1024 * 1024),
   allowedHosts: def(array(str()), () => []),
   upstreamTimeoutMs: def(int(100), () => 120_000),
   logContent: def(bool, () => false),

@@ -103,6 +103,15 @@ export function configSchemas(z: typeof Zod) {
             .int()
             .min(1024)
             .default(1024 * 1024),
+          /**
+           * The largest whole (non-streamed) reply taken from an upstream: a broken or hostile one could
+           * otherwise fill the daemon's memory. 64 MiB holds a 128k-token completion; logprobs can need more.
+           */
+          upstreamReplyLimitBytes: z
+            .number()
+            .int()
+            .min(64 * 1024)
+            .default(64 * 1024 * 1024),
           /** Extra Host header values accepted besides loopback names (DNS-rebinding defence). */
           allowedHosts: z.array(z.string()).default([]),
           upstreamTimeoutMs: z.number().int().min(100).default(120_000),

@@ -18,7 +18,7 @@ import type { DaemonServices } from './services.js';
 import { passThrough } from './pass-through.js';
 import { SseEventTooLongError } from './sse.js';
 import { estimateTokensOfBytes } from './token-estimate.js';
-import { collectBody, idleWatch, upstreamFailure, type UpstreamResponse } from './upstream.js';
+import { collectBody, idleWatch, upstreamFailure, UpstreamReplyTooLargeError, type UpstreamResponse } from './upstream.js';
 
 /** How long an event stream's headers may wait for its first event to go out with (startEventStream). */
 const HEADERS_FLUSH_MS = 10;
@@ -249,7 +249,7 @@ export class UpstreamExchange {
    */
   async collect(routed: Routed): Promise<Buffer | null> {
     try {
-      const reply = await collectBody(routed.response.body);
+      const reply = await collectBody(routed.response.body, this.services.config.daemon.upstreamReplyLimitBytes);
       this.account();
       if (routed.response.statusCode === 200) {
         const tokens: TokenFields = {};
@@ -309,6 +309,9 @@ export class UpstreamExchange {
     const body = routed.response.body;
     const tokenMeter = meter ?? new StreamMeter(ctx.startedAt);
     const idle = idleWatch(body, services.config.daemon.streamIdleTimeoutMs);
+    // A transform rebuilds the reply to store or translate it, so what it reads is held in memory: bounded
+    // like a whole reply. A plain relay (no transform) holds nothing and may run as long as the engine does.
+    const accumulates = transform !== undefined;
     if (routed.member.mask && this.masker !== null && this.masker.size > 0) {
       // Placeholders restored before anything else reads the events (the turn's accumulator stores values).
       const masked = new MaskedStream(this.masker);
@@ -316,6 +319,16 @@ export class UpstreamExchange {
       transform = (chunk) => {
         const restored = masked.push(chunk);
         return restored === null || !then ? restored : then(restored);
+      };
+    }
+    if (accumulates) {
+      const limit = services.config.daemon.upstreamReplyLimitBytes;
+      const read = transform!;
+      let received = 0;
+      transform = (chunk) => {
+        received += chunk.length;
+        if (received > limit) throw new UpstreamReplyTooLargeError(limit);
+        return read(chunk);
       };
     }
     let failure: ApiError | null = null;

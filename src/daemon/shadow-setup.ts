@@ -22,6 +22,7 @@ export function shadowWithAccounting(
     percent: shadow.percent,
     model: shadow.model,
     timeoutMs: config.daemon.upstreamTimeoutMs,
+    replyLimitBytes: config.daemon.upstreamReplyLimitBytes,
     log,
     onResult,
     onUsage: (t, model) => {

@@ -30,6 +30,8 @@ export interface ShadowOptions {
   /** Model name sent to the shadow upstream; unset: the request's. */
   model?: string | undefined;
   timeoutMs: number;
+  /** The largest reply read (daemon.upstreamReplyLimitBytes); a larger one counts as failed. */
+  replyLimitBytes?: number;
   log: Logger;
   /** The body as it may leave for this upstream (the compliance redaction hook); default unchanged. */
   prepare?: (member: UpstreamMember, body: Buffer) => Buffer;
@@ -111,7 +113,7 @@ export class Shadow {
         body,
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
-      const reply = await collectBody(res.body);
+      const reply = await collectBody(res.body, this.options.replyLimitBytes);
       if (res.statusCode !== 200) failed = `status_${res.statusCode}`;
       else {
         const tokens: TokenFields = {};

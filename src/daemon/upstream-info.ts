@@ -52,8 +52,17 @@ export class UpstreamInfo {
   }
 }
 
-export async function readAll(body: AsyncIterable<Buffer>): Promise<string> {
+/** An engine's model list or metrics page, which are kilobytes: past this the engine is broken, not verbose. */
+const SMALL_REPLY_LIMIT_BYTES = 8 * 1024 * 1024;
+
+/** A small reply read whole; throws past limitBytes rather than buffering whatever the engine sends. */
+export async function readAll(body: AsyncIterable<Buffer>, limitBytes = SMALL_REPLY_LIMIT_BYTES): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk);
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limitBytes) throw new Error(`the reply is larger than ${limitBytes} bytes`);
+    chunks.push(chunk);
+  }
   return Buffer.concat(chunks).toString('utf8');
 }

@@ -96,13 +96,27 @@ export function createPooledUpstream(options: PooledUpstreamOptions): Upstream {
  * The whole body as one Buffer, from 'data'/'end' events: cheaper than an async iterator (no promise per
  * chunk) on the non-streaming path, where every microsecond is overhead.
  */
-export function collectBody(body: Readable): Promise<Buffer> {
+/** An upstream's whole reply grew past the limit (daemon.upstreamReplyLimitBytes): refused, not buffered. */
+export class UpstreamReplyTooLargeError extends Error {
+  constructor(readonly limitBytes: number) {
+    super(`the upstream's reply is larger than ${limitBytes} bytes`);
+    this.name = 'UpstreamReplyTooLargeError';
+  }
+}
+
+export function collectBody(body: Readable, limitBytes = Infinity): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     body.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
       size += chunk.length;
+      if (size > limitBytes) {
+        chunks.length = 0;
+        reject(new UpstreamReplyTooLargeError(limitBytes));
+        body.destroy();
+        return;
+      }
+      chunks.push(chunk);
     });
     let ended = false;
     body.once('end', () => {
@@ -136,6 +150,15 @@ export function isTimeout(err: unknown): boolean {
 
 /** 504 for a timeout, 502 for anything else that kept the upstream from answering. */
 export function upstreamFailure(err: unknown, upstreamUrl: string, timeoutMs: number): ApiError {
+  if (err instanceof UpstreamReplyTooLargeError) {
+    return new ApiError(
+      502,
+      `the upstream engine at ${upstreamUrl} sent a reply larger than ${err.limitBytes} bytes (daemon.upstreamReplyLimitBytes): it was cut there and nothing of it was stored`,
+      {
+        code: 'upstream_reply_too_large',
+      },
+    );
+  }
   if (errorCode(err) === 'UND_ERR_BODY_TIMEOUT') {
     return new ApiError(504, `the upstream engine at ${upstreamUrl} went silent in the middle of its reply (idle timeout)`, {
       code: 'upstream_idle_timeout',

@@ -31,6 +31,7 @@ const full = {
     port: 9090,
     upstream: 'http://127.0.0.1:8001',
     bodyLimitBytes: 2048,
+    upstreamReplyLimitBytes: 1048576,
     allowedHosts: ['cs.example.com'],
     upstreamTimeoutMs: 5000,
     logContent: true,

@@ -9,7 +9,7 @@ export function models(services: DaemonServices) {
     const started = performance.now();
     try {
       const upstream = await services.upstream.request({ method: 'GET', path: '/v1/models', headers: { accept: 'application/json' } });
-      const body = await collectBody(upstream.body);
+      const body = await collectBody(upstream.body, services.config.daemon.upstreamReplyLimitBytes);
       ctx.record.upstreamMs = performance.now() - started;
       ctx.res.writeHead(upstream.statusCode, {
         'content-type': String(upstream.headers['content-type'] ?? 'application/json'),
