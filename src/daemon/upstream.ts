@@ -92,10 +92,6 @@ export function createPooledUpstream(options: PooledUpstreamOptions): Upstream {
   };
 }
 
-/**
- * The whole body as one Buffer, from 'data'/'end' events: cheaper than an async iterator (no promise per
- * chunk) on the non-streaming path, where every microsecond is overhead.
- */
 /** An upstream's whole reply grew past the limit (daemon.upstreamReplyLimitBytes): refused, not buffered. */
 export class UpstreamReplyTooLargeError extends Error {
   constructor(readonly limitBytes: number) {
@@ -104,6 +100,11 @@ export class UpstreamReplyTooLargeError extends Error {
   }
 }
 
+/**
+ * The whole body as one Buffer, from 'data'/'end' events: cheaper than an async iterator (no promise per
+ * chunk) on the non-streaming path, where every microsecond is overhead. Past limitBytes it is destroyed and
+ * the promise rejects with UpstreamReplyTooLargeError.
+ */
 export function collectBody(body: Readable, limitBytes = Infinity): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
