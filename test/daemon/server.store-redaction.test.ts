@@ -97,6 +97,21 @@ test('daemon.logContent logs each stored turn as it was stored: redacted, the im
   const h = await startHarness(t, { config: { daemon: { logContent: true } }, log: lifecycleLogger((line) => lines.push(line)) });
   await h.client({ sessionId: 'logged' }).chat.completions.create({ model: 'cs-llm-sim', messages: customerTurn });
   await h.client({ sessionId: 'logged' }).chat.completions.create({ model: 'cs-llm-sim', messages: toolRound });
+  // Items added to a conversation are stored messages too.
+  const created = await fetch(`${h.daemon.url}/v1/conversations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ items: [{ type: 'message', role: 'user', content: '我的手机13812345678' }] }),
+  });
+  const { id } = (await created.json()) as { id: string };
+  await fetch(`${h.daemon.url}/v1/conversations/${id}/items`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ items: [{ type: 'message', role: 'user', content: '另一个号码13987654321' }] }),
+  });
+  const conversation = lines.filter((line) => line.includes(`session ${id} stored`));
+  assert.equal(conversation.length, 2, 'the created conversation and its added item');
+  assert.ok(conversation[0]!.includes('我的手机[PHONE]') && conversation[1]!.includes('另一个号码[PHONE]'), conversation.join(''));
   const stored = lines.filter((line) => line.includes('session logged stored'));
   assert.equal(stored.length, 2, 'one line per stored turn');
   assert.ok(

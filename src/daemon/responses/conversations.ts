@@ -63,6 +63,7 @@ export function createConversation(services: DaemonServices) {
     const id = newSessionId('conv');
     ctx.record.sessionId = id;
     await services.store.responses.createConversation(tenant, id, name, metadata, messages, profile.ttlSeconds * 1000, now);
+    if (messages.length > 0) services.logStoredTurn?.(id, messages);
     sendJson(ctx.res, 200, { id, object: 'conversation', created_at: Math.floor(now / 1000), metadata });
   };
 }
@@ -118,6 +119,7 @@ export function addItems(services: DaemonServices) {
       const head = await services.store.responses.head(tenant, id, now);
       if (!head) throw conversationNotFound(id);
       await services.store.responses.commit(tenant, id, name, messages, profile.ttlSeconds * 1000, now, null);
+      services.logStoredTurn?.(id, messages);
       const data = messages.flatMap((m, i) => itemsOf(m, head.nextSeq + i, id));
       sendJson(ctx.res, 200, {
         object: 'list',
