@@ -6,6 +6,7 @@
 
 export type DiagnosisKind =
   | 'cuda-oom'
+  | 'gpu-too-old'
   | 'kv-cache-too-small'
   | 'free-memory-below-utilization'
   | 'no-nvidia-runtime'
@@ -92,6 +93,23 @@ const RULES: Rule[] = [
       fix: 'Use a smaller --context or a smaller --model, or lower the utilization (CS_LLM_ENGINE_GPU_MEMORY_UTILIZATION=0.85).',
       environment: false,
     }),
+  },
+  {
+    // vLLM refuses a quantization its kernels do not support on this GPU (vllm/config: "The quantization method
+    // awq is not supported for the current GPU. Minimum capability: 75. Current capability: 70."; compressed
+    // tensors: "Quantization scheme is not supported ... Min capability: 89."). Capabilities are major*10+minor.
+    // The plan refuses this before a pull when nvidia-smi reports compute_cap; older drivers do not.
+    kind: 'gpu-too-old',
+    test: /(?:quantization method (\S+)|Quantization scheme) is not supported for the current GPU\.\s*Min(?:imum)? capability: (\d+)\.\s*Current capability: (\d+)/i,
+    explain: (m) => {
+      const dotted = (c: string) => `${Math.floor(Number(c) / 10)}.${Number(c) % 10}`;
+      const what = m[1] ? `${m[1].toUpperCase()} kernels` : "the model's quantization kernels";
+      return {
+        summary: `this GPU (compute capability ${dotted(m[3]!)}) is too old for ${what}, which need ${dotted(m[2]!)} or newer`,
+        fix: `Run it on a GPU of compute capability ${dotted(m[2]!)} or newer, or serve a GGUF model on the CPU: cs-llm up --engine cpu.`,
+        environment: true,
+      };
+    },
   },
   {
     kind: 'no-nvidia-runtime',

@@ -28,6 +28,23 @@ test('free memory below the utilization is its own diagnosis, ahead of a later O
   assert.equal(d?.kind, 'free-memory-below-utilization');
 });
 
+test('a GPU too old for the quantization (vLLM refuses it at config time) names both capabilities and the CPU way', () => {
+  const awq = diagnose([
+    'ValueError: The quantization method awq is not supported for the current GPU. Minimum capability: 75. Current capability: 70.',
+  ]);
+  assert.equal(awq?.kind, 'gpu-too-old');
+  assert.equal(awq!.summary, 'this GPU (compute capability 7.0) is too old for AWQ kernels, which need 7.5 or newer');
+  assert.match(awq!.fix, /compute capability 7\.5 or newer.*--engine cpu/);
+  assert.equal(awq!.environment, true);
+  const scheme = diagnose([
+    'ValueError: Quantization scheme is not supported for the current GPU. Min capability: 89. Current capability: 86.',
+  ]);
+  assert.equal(
+    scheme!.summary,
+    "this GPU (compute capability 8.6) is too old for the model's quantization kernels, which need 8.9 or newer",
+  );
+});
+
 test('a GPU request without the NVIDIA runtime names the toolkit and the no-GPU way', () => {
   const err = Object.assign(
     new Error('(HTTP code 500) server error - could not select device driver "nvidia" with capabilities: [[gpu]]'),
