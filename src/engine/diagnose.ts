@@ -4,9 +4,12 @@
  * unit-tested against the exact lines vLLM and dockerd print.
  */
 
+import { VLLM_IMAGE, VLLM_IMAGE_CUDA, VLLM_IMAGE_MIN_DRIVER } from './kinds.js';
+
 export type DiagnosisKind =
   | 'cuda-oom'
   | 'gpu-too-old'
+  | 'driver-too-old'
   | 'kv-cache-too-small'
   | 'free-memory-below-utilization'
   | 'no-nvidia-runtime'
@@ -107,6 +110,26 @@ const RULES: Rule[] = [
       return {
         summary: `this GPU (compute capability ${dotted(m[3]!)}) is too old for ${what}, which need ${dotted(m[2]!)} or newer`,
         fix: `Run it on a GPU of compute capability ${dotted(m[2]!)} or newer, or serve a GGUF model on the CPU: cs-llm up --engine cpu.`,
+        environment: true,
+      };
+    },
+  },
+  {
+    // The host driver supports an older CUDA than the image's. Seen three ways (vLLM issues #5635, #4940, #5283):
+    // the container toolkit refuses to start it ("nvidia-container-cli: requirement error: unsatisfied condition:
+    // cuda>=12.4"), PyTorch refuses at CUDA init ("The NVIDIA driver on your system is too old (found version
+    // 12040)"), or a consumer GPU is refused CUDA's forward compatibility ("Error 804: forward compatibility was
+    // attempted on non supported HW").
+    kind: 'driver-too-old',
+    test: /requirement error: unsatisfied condition: cuda>=([\d.]+)|NVIDIA driver on your system is too old \(found version (\d+)\)|forward compatibility was attempted on non supported HW/i,
+    explain: (m) => {
+      const found = m[2] ? ` (it supports CUDA ${Math.floor(Number(m[2]) / 1000)}.${Math.floor((Number(m[2]) % 1000) / 10)})` : '';
+      const summary = m[1]
+        ? `the host's NVIDIA driver is older than CUDA ${m[1]}, which the engine image needs`
+        : `the host's NVIDIA driver${found} is older than the CUDA the engine image is built for (${VLLM_IMAGE_CUDA} for the default ${VLLM_IMAGE})`;
+      return {
+        summary,
+        fix: `Update the NVIDIA driver to one whose CUDA version (the top line of nvidia-smi) is at least that (CUDA ${VLLM_IMAGE_CUDA} needs driver ${VLLM_IMAGE_MIN_DRIVER} or newer), or pass --image with a vLLM image built for the CUDA your driver supports.`,
         environment: true,
       };
     },

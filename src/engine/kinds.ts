@@ -58,6 +58,12 @@ export const NOBODY = '65534:65534';
 
 /** vLLM's OpenAI-compatible server, pinned so that a given cs-llm version always runs the same engine. */
 export const VLLM_IMAGE = 'vllm/vllm-openai:v0.10.1.1';
+/**
+ * The CUDA that image is built with (vLLM's install docs for 0.10: "pre-compiled C++ and CUDA (12.8) binaries"),
+ * and the first driver branch that supports it (R570 ships CUDA 12.8): what a "driver too old" failure asks for.
+ */
+export const VLLM_IMAGE_CUDA = '12.8';
+export const VLLM_IMAGE_MIN_DRIVER = '570';
 
 /** The simulator image: CI pushes it to the loopback registry; `up` builds it locally when it cannot be pulled. */
 export const SIM_IMAGE_DEFAULT = `127.0.0.1:5000/cs-llm/sim:${VERSION}`;

@@ -45,6 +45,27 @@ test('a GPU too old for the quantization (vLLM refuses it at config time) names 
   );
 });
 
+test("a host driver older than the image's CUDA is recognised in its three forms, with the driver it needs", () => {
+  const toolkit = diagnose([
+    'nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.4, please update your driver to a newer version, or use an earlier cuda container: unknown.',
+  ]);
+  assert.equal(toolkit?.kind, 'driver-too-old');
+  assert.equal(toolkit!.summary, "the host's NVIDIA driver is older than CUDA 12.4, which the engine image needs");
+  assert.equal(toolkit!.environment, true);
+  const torch = diagnose([
+    '(EngineCore pid=546) ERROR 08-12 03:12:29 [core.py:1202] RuntimeError: The NVIDIA driver on your system is too old (found version 12040). Please update your GPU driver',
+  ]);
+  assert.equal(
+    torch!.summary,
+    "the host's NVIDIA driver (it supports CUDA 12.4) is older than the CUDA the engine image is built for (12.8 for the default vllm/vllm-openai:v0.10.1.1)",
+  );
+  assert.match(torch!.fix, /driver 570 or newer.*--image/);
+  const forward = diagnose([
+    'RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 804: forward compatibility was attempted on non supported HW',
+  ]);
+  assert.equal(forward?.kind, 'driver-too-old');
+});
+
 test('a GPU request without the NVIDIA runtime names the toolkit and the no-GPU way', () => {
   const err = Object.assign(
     new Error('(HTTP code 500) server error - could not select device driver "nvidia" with capabilities: [[gpu]]'),
