@@ -3,6 +3,7 @@ import type { Config } from '../core/config.js';
 import type { Paths } from '../core/paths.js';
 import { createDockerClient, probeDocker, type DockerProbe } from '../engine/docker.js';
 import { probeGpuRuntime, type GpuRuntimeProbe } from '../engine/gpu-preflight.js';
+import { OLD_DRIVER_FIX, oldDriverWarning } from '../engine/driver-cuda.js';
 import { runningLocalEngine } from '../engine/local.js';
 import { modelCacheDir } from '../engine/model-files.js';
 import type { Check, CheckName } from './check.js';
@@ -151,6 +152,8 @@ export function checkGpu(report: GpuReport): Check {
   if (report.problem) {
     return { ...base, status: 'warn', detail: `${names.join('; ')}${driver}; ${report.problem}`, fix: report.fix ?? null };
   }
+  const oldDriver = oldDriverWarning(report.driverVersion);
+  if (oldDriver) return { ...base, status: 'warn', detail: `${names.join('; ')}; ${oldDriver}`, fix: OLD_DRIVER_FIX };
   return { ...base, status: 'ok', detail: `${names.join('; ')}${driver}`, fix: null };
 }
 

@@ -15,6 +15,7 @@ import { refuseBusyGpus, type ComputeAppsQuery } from './busy-gpu.js';
 import { planCpuEngine } from './cpu-plan.js';
 import type { CpuPlan } from './cpu-spec.js';
 import { createDockerClient } from './docker.js';
+import { OLD_DRIVER_FIX, oldDriverWarning } from './driver-cuda.js';
 import { engineKindInfo, type EngineKind } from './kinds.js';
 import { formatGpuSelection, instanceIdFor, parseGpuSelection, type EngineModel, type GpuSelection } from './spec.js';
 
@@ -145,6 +146,10 @@ export async function planEngine(request: PlanRequest, deps: PlanDeps = {}): Pro
       });
     }
     chosenGpus = selectGpus(report.gpus, formatGpuSelection(gpus));
+    const oldDriver =
+      kind === 'vllm' ? oldDriverWarning(report.driverVersion, request.engine.image ?? engineKindInfo(kind).defaultImage) : null;
+    if (oldDriver)
+      notes.push(`${oldDriver}: if the engine does not start, ${OLD_DRIVER_FIX.charAt(0).toLowerCase()}${OLD_DRIVER_FIX.slice(1)}`);
     // GPUs asked for by index must have the memory vLLM wants free; with "all" the fit passes over busy ones.
     if (gpus.mode === 'ids') await refuseBusyGpus(chosenGpus, request.engine.gpuMemoryUtilization, env, deps.computeApps);
   }

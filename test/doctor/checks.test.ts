@@ -110,8 +110,16 @@ test('GPUs without any NVIDIA runtime warn with the toolkit fix; no GPU means no
 
 test('the GPU check names the cards, the driver, a display in use and MIG', async () => {
   const display = checkGpu(await detectGpus({ env: envWithScenario('rtx4090-display') }));
-  assert.equal(display.status, 'ok');
-  assert.match(display.detail, /GPU 0 NVIDIA GeForce RTX 4090 24\.0 GiB \(compute 8\.9, drives a display\); driver 550\.120/);
+  // 550 is older than the R570 the pinned vLLM image's CUDA 12.8 needs: a warning before the pull, with the fix.
+  assert.equal(display.status, 'warn');
+  assert.match(
+    display.detail,
+    /GPU 0 NVIDIA GeForce RTX 4090 24\.0 GiB \(compute 8\.9, drives a display\); driver 550\.120 is older than R570/,
+  );
+  assert.match(display.fix!, /Update the NVIDIA driver to R570 or newer.*--image/);
+  const newDriver = checkGpu({ ...(await detectGpus({ env: envWithScenario('rtx4090-display') })), driverVersion: '570.172.08' });
+  assert.equal(newDriver.status, 'ok');
+  assert.match(newDriver.detail, /; driver 570\.172\.08$/);
   const mig = checkGpu(await detectGpus({ env: envWithScenario('mig') }));
   assert.equal(mig.status, 'warn');
   assert.match(mig.detail, /MIG is enabled/);
@@ -202,7 +210,7 @@ test('with no Docker engine at DOCKER_HOST the docker check fails with a fix and
   assert.match(docker.detail, /no-docker\.sock/);
   assert.ok(docker.fix);
   assert.equal(checks.find((c) => c.name === 'docker-api')!.status, 'warn');
-  assert.equal(checks.find((c) => c.name === 'gpu')!.status, 'ok');
+  assert.equal(checks.find((c) => c.name === 'gpu')!.status, 'warn', 'its driver 550 is older than the engine image wants');
   // engine auto (the default) then runs the cpu engine as a local process: only vllm needs Docker.
   assert.equal(blocksUp(checks), false);
   const forVllm = await runChecks({ config: { ...config, engine: { ...config.engine, kind: 'vllm' } }, paths, env, cdiDirs: [] });
