@@ -17,5 +17,14 @@ export function oldDriverWarning(driverVersion: string | null, image: string = V
   return `driver ${driverVersion} is older than R${VLLM_IMAGE_MIN_DRIVER}, which ${VLLM_IMAGE} (CUDA ${VLLM_IMAGE_CUDA}) needs on GeForce and RTX cards (datacenter GPUs may run it through CUDA forward compatibility)`;
 }
 
-/** What to do about it. */
-export const OLD_DRIVER_FIX = `Update the NVIDIA driver to R${VLLM_IMAGE_MIN_DRIVER} or newer before cs-llm up pulls the engine image, or pass --image with a vLLM image built for the CUDA your driver supports (the top line of nvidia-smi).`;
+/** What to do about it, as a clause (the plan's note goes on after "if the engine does not start, "). */
+const OLD_DRIVER_NEXT = `update the NVIDIA driver to R${VLLM_IMAGE_MIN_DRIVER} or newer, or pass --image with a vLLM image built for the CUDA your driver supports (the top line of nvidia-smi)`;
+
+/** The plan's note before the pull, or null. */
+export function oldDriverNote(driverVersion: string | null, image: string): string | null {
+  const warning = oldDriverWarning(driverVersion, image);
+  return warning ? `${warning}: if the engine does not start, ${OLD_DRIVER_NEXT}` : null;
+}
+
+/** The doctor's fix. */
+export const OLD_DRIVER_FIX = `Before cs-llm up pulls the engine image, ${OLD_DRIVER_NEXT}.`;

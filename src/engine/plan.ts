@@ -15,7 +15,7 @@ import { refuseBusyGpus, type ComputeAppsQuery } from './busy-gpu.js';
 import { planCpuEngine } from './cpu-plan.js';
 import type { CpuPlan } from './cpu-spec.js';
 import { createDockerClient } from './docker.js';
-import { OLD_DRIVER_FIX, oldDriverWarning } from './driver-cuda.js';
+import { oldDriverNote } from './driver-cuda.js';
 import { engineKindInfo, type EngineKind } from './kinds.js';
 import { formatGpuSelection, instanceIdFor, parseGpuSelection, type EngineModel, type GpuSelection } from './spec.js';
 
@@ -147,9 +147,8 @@ export async function planEngine(request: PlanRequest, deps: PlanDeps = {}): Pro
     }
     chosenGpus = selectGpus(report.gpus, formatGpuSelection(gpus));
     const oldDriver =
-      kind === 'vllm' ? oldDriverWarning(report.driverVersion, request.engine.image ?? engineKindInfo(kind).defaultImage) : null;
-    if (oldDriver)
-      notes.push(`${oldDriver}: if the engine does not start, ${OLD_DRIVER_FIX.charAt(0).toLowerCase()}${OLD_DRIVER_FIX.slice(1)}`);
+      kind === 'vllm' ? oldDriverNote(report.driverVersion, request.engine.image ?? engineKindInfo(kind).defaultImage) : null;
+    if (oldDriver) notes.push(oldDriver);
     // GPUs asked for by index must have the memory vLLM wants free; with "all" the fit passes over busy ones.
     if (gpus.mode === 'ids') await refuseBusyGpus(chosenGpus, request.engine.gpuMemoryUtilization, env, deps.computeApps);
   }
@@ -190,9 +189,25 @@ export async function planEngine(request: PlanRequest, deps: PlanDeps = {}): Pro
   if (chosenGpus.length === 0) {
     const maxModelLen = Math.min(request.engine.context ?? NO_GPU_DEFAULT_CONTEXT, model.maxContext);
     const engines = [{ gpus, chosenGpus, tensorParallel: 1, port: request.engine.port }];
-    return { placement: 'single', engines, kind, gpus, chosenGpus, model, maxModelLen, maxNumSeqs: NO_GPU_DEFAULT_SEQS, tensorParallel: 1 };
+    const plan: EnginePlan = {
+      placement: 'single',
+      engines,
+      kind,
+      gpus,
+      chosenGpus,
+      model,
+      maxModelLen,
+      maxNumSeqs: NO_GPU_DEFAULT_SEQS,
+      tensorParallel: 1,
+    };
+    return withNotes(plan, notes);
   }
-  return placeOnGpus(request, catalog, model, kind, gpus, chosenGpus, fitOptions);
+  return withNotes(placeOnGpus(request, catalog, model, kind, gpus, chosenGpus, fitOptions), notes);
+}
+
+/** The plan with the notes gathered on the way to it (engine auto's choice, an old driver) ahead of its own. */
+function withNotes(plan: EnginePlan, notes: string[]): EnginePlan {
+  return notes.length === 0 ? plan : { ...plan, notes: [...notes, ...(plan.notes ?? [])] };
 }
 
 /**

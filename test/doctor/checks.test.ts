@@ -116,7 +116,7 @@ test('the GPU check names the cards, the driver, a display in use and MIG', asyn
     display.detail,
     /GPU 0 NVIDIA GeForce RTX 4090 24\.0 GiB \(compute 8\.9, drives a display\); driver 550\.120 is older than R570/,
   );
-  assert.match(display.fix!, /Update the NVIDIA driver to R570 or newer.*--image/);
+  assert.match(display.fix!, /^Before cs-llm up pulls the engine image, update the NVIDIA driver to R570 or newer.*--image/);
   const newDriver = checkGpu({ ...(await detectGpus({ env: envWithScenario('rtx4090-display') })), driverVersion: '570.172.08' });
   assert.equal(newDriver.status, 'ok');
   assert.match(newDriver.detail, /; driver 570\.172\.08$/);

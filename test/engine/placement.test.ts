@@ -106,7 +106,18 @@ test('up --dry-run --json prints the plan and starts nothing: engines, GPUs, por
   );
   assert.deepEqual(plan.daemon.upstreams, ['http://127.0.0.1:9100', 'http://127.0.0.1:9101']);
   assert.equal(plan.daemon.sticky, true);
+  // The fixture's driver 550.120 is older than the pinned image's CUDA 12.8 wants: said before anything is pulled.
+  assert.deepEqual(
+    (plan as unknown as { notes: string[] }).notes.map((n) => n.replace(/\).*/, ')')),
+    ['driver 550.120 is older than R570, which vllm/vllm-openai:v0.10.1.1 (CUDA 12.8)'],
+  );
+  const ownImage = await runCli(
+    ['up', '--engine', 'vllm', '--model', 'qwen3-8b-awq', '--image', 'vllm/vllm-openai:cu124', '--dry-run', '--json'],
+    { env },
+  );
+  assert.deepEqual((JSON.parse(String(ownImage.stdout)) as { notes: string[] }).notes, [], 'another image may be built for an older CUDA');
   const text = await runCli(['up', '--engine', 'vllm', '--model', 'qwen3-8b-awq', '--dry-run'], { env });
+  assert.match(String(text.stdout), /^note: driver 550\.120 is older than R570.*if the engine does not start, update the NVIDIA driver/m);
   assert.match(String(text.stdout), /^plan \(dry run: nothing pulled or started\)$/m);
   assert.match(String(text.stdout), /^placement: replicas \(2 engines\)$/m);
   const bad = await runCli(['up', '--placement', 'spread', '--dry-run'], { env });
